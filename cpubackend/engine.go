@@ -1,0 +1,88 @@
+package cpubackend
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Engine is Gorgonia's standard engine with matrix products done by a BLAS. It serves two
+// callers: Gorgonia's own matrix ops, through tensor.MatMuler, and gochat's custom ops, which
+// call Sgemm and Dgemm on raw slices (layers.Gemm).
+type Engine struct {
+	G.StandardEngine
+	BLAS
+}
+
+// New returns an engine over b, or over the process default when b is nil.
+func New(b BLAS) *Engine {
+	if b == nil {
+		b = Default()
+	}
+	return &Engine{BLAS: b}
+}
+
+// String names the engine and its BLAS.
+func (e *Engine) String() string { return "cpu(" + e.BLAS.Name() + ")" }
+
+// MatMul implements tensor.MatMuler: prealloc = a·b for matrices, where a and b may be
+// transposed views (Gorgonia passes transposes un-materialised and batched products as one
+// call per slice). prealloc must be contiguous and row-major.
+func (e *Engine) MatMul(a, b, prealloc tensor.Tensor) error {
+	am, err := decode(a)
+	if err != nil {
+		return fmt.Errorf("matmul left operand: %w", err)
+	}
+	bm, err := decode(b)
+	if err != nil {
+		return fmt.Errorf("matmul right operand: %w", err)
+	}
+	cm, err := decode(prealloc)
+	if err != nil || cm.trans {
+		return fmt.Errorf("matmul result must be a contiguous row-major matrix")
+	}
+	if am.cols != bm.rows || cm.rows != am.rows || cm.cols != bm.cols {
+		return fmt.Errorf("matmul shapes %v·%v into %v do not fit", a.Shape(), b.Shape(), prealloc.Shape())
+	}
+	m, n, k := am.rows, bm.cols, am.cols
+	switch c := cm.data.(type) {
+	case []float32:
+		e.Sgemm(am.trans, bm.trans, m, n, k, 1, am.data.([]float32), am.ld, bm.data.([]float32), bm.ld, 0, c, cm.ld)
+	case []float64:
+		e.Dgemm(am.trans, bm.trans, m, n, k, 1, am.data.([]float64), am.ld, bm.data.([]float64), bm.ld, 0, c, cm.ld)
+	default:
+		return e.StandardEngine.MatMul(a, b, prealloc)
+	}
+	return nil
+}
+
+// matrix is a 2-D operand as BLAS sees it: logical rows×cols, stored transposed or not, with
+// row stride ld in its backing slice.
+type matrix struct {
+	rows, cols int
+	trans      bool
+	ld         int
+	data       any
+}
+
+// decode reads a 2-D dense tensor or view. A stride of 1 on the last axis means plain
+// row-major storage with row stride strides[0]; a stride of 1 on the first axis means a
+// transposed view of a row-major matrix whose row stride is strides[1].
+func decode(t tensor.Tensor) (matrix, error) {
+	d, ok := t.(tensor.DenseTensor)
+	if !ok || t.Dims() != 2 {
+		return matrix{}, fmt.Errorf("want a 2-D dense tensor, got %T of shape %v", t, t.Shape())
+	}
+	shape, strides := t.Shape(), t.Strides()
+	mat := matrix{rows: shape[0], cols: shape[1], data: d.Data()}
+	switch {
+	case strides[1] == 1 || shape[1] == 1:
+		mat.ld = max(strides[0], shape[1])
+	case strides[0] == 1 || shape[0] == 1:
+		mat.trans, mat.ld = true, max(strides[1], shape[0])
+	default:
+		return matrix{}, fmt.Errorf("strides %v are not those of a matrix or its transpose", strides)
+	}
+	return mat, nil
+}

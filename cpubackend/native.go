@@ -1,0 +1,124 @@
+//go:build linux || darwin
+
+package cpubackend
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/ebitengine/purego"
+)
+
+// CBLAS constants (cblas.h).
+const (
+	cblasRowMajor = 101
+	cblasNoTrans  = 111
+	cblasTrans    = 112
+)
+
+// nativeLibraries lists where each system keeps its BLAS; GOCHAT_BLAS_LIB, when set, is tried
+// first.
+func nativeLibraries() []string {
+	var libs []string
+	if p := os.Getenv("GOCHAT_BLAS_LIB"); p != "" {
+		libs = append(libs, p)
+	}
+	switch runtime.GOOS {
+	case "darwin":
+		libs = append(libs, "/System/Library/Frameworks/Accelerate.framework/Accelerate")
+	default:
+		libs = append(libs, "libopenblas.so.0", "libopenblas.so", "libblas.so.3")
+	}
+	return libs
+}
+
+// Native is a system BLAS library loaded with purego.
+type Native struct {
+	path  string
+	sgemm func(order, transA, transB, m, n, k int32, alpha float32, a *float32, lda int32, b *float32, ldb int32, beta float32, c *float32, ldc int32)
+	dgemm func(order, transA, transB, m, n, k int32, alpha float64, a *float64, lda int32, b *float64, ldb int32, beta float64, c *float64, ldc int32)
+}
+
+// LoadNative opens the first system BLAS that has cblas_sgemm and cblas_dgemm.
+func LoadNative() (*Native, error) {
+	var tried []string
+	for _, path := range nativeLibraries() {
+		lib, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+		if err != nil {
+			tried = append(tried, path)
+			continue
+		}
+		n := &Native{path: path}
+		if err := n.bind(lib); err != nil {
+			tried = append(tried, fmt.Sprintf("%s (%v)", path, err))
+			continue
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("no system BLAS found (tried %s)", strings.Join(tried, ", "))
+}
+
+func (n *Native) bind(lib uintptr) error {
+	for _, name := range []string{"cblas_sgemm", "cblas_dgemm"} {
+		if _, err := purego.Dlsym(lib, name); err != nil {
+			return errors.New("no " + name)
+		}
+	}
+	purego.RegisterLibFunc(&n.sgemm, lib, "cblas_sgemm")
+	purego.RegisterLibFunc(&n.dgemm, lib, "cblas_dgemm")
+	if t := threads(); t > 0 {
+		if _, err := purego.Dlsym(lib, "openblas_set_num_threads"); err == nil {
+			var set func(int32)
+			purego.RegisterLibFunc(&set, lib, "openblas_set_num_threads")
+			set(int32(t))
+		}
+	}
+	return nil
+}
+
+// Name implements BLAS.
+func (n *Native) Name() string { return "native:" + n.path }
+
+// Sgemm implements BLAS.
+func (n *Native) Sgemm(transA, transB bool, m, n_, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n_ == 0 {
+		return
+	}
+	checkGemm(transA, transB, m, n_, k, len(a), lda, len(b), ldb, len(c), ldc)
+	n.sgemm(cblasRowMajor, cblasOp(transA), cblasOp(transB), int32(m), int32(n_), int32(k),
+		alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
+	runtime.KeepAlive(c)
+}
+
+// Dgemm implements BLAS.
+func (n *Native) Dgemm(transA, transB bool, m, n_, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	if m == 0 || n_ == 0 {
+		return
+	}
+	checkGemm(transA, transB, m, n_, k, len(a), lda, len(b), ldb, len(c), ldc)
+	n.dgemm(cblasRowMajor, cblasOp(transA), cblasOp(transB), int32(m), int32(n_), int32(k),
+		alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
+	runtime.KeepAlive(c)
+}
+
+func cblasOp(t bool) int32 {
+	if t {
+		return cblasTrans
+	}
+	return cblasNoTrans
+}
+
+// first returns a pointer to s[0], or nil for an empty operand (k == 0).
+func first[T float32 | float64](s []T) *T {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[0]
+}

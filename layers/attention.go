@@ -1,0 +1,289 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// AttnShape describes one causal self-attention call: Batch rows, Heads query heads sharing
+// KVHeads key/value heads (nanochat's repeat_kv: query head h reads kv head h/(Heads/KVHeads)),
+// HeadDim elements per head, and Tq queries that are the last Tq of Tk positions. Tq == Tk
+// is training and prefill; Tq == 1 is one decoded token; anything between is a chunk after a
+// cached prefix. Query i attends to keys 0..Tk−Tq+i.
+type AttnShape struct {
+	Batch, Heads, KVHeads, HeadDim int
+	Tq, Tk                         int
+}
+
+func (s AttnShape) check() error {
+	if s.Batch <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.HeadDim <= 0 || s.Tq <= 0 || s.Tk < s.Tq {
+		return fmt.Errorf("attention: invalid shape %+v", s)
+	}
+	if s.Heads%s.KVHeads != 0 {
+		return fmt.Errorf("attention: %d kv heads do not divide %d heads", s.KVHeads, s.Heads)
+	}
+	return nil
+}
+
+// View locates a (batch, position, head, dim) array in memory: element (b, t, h, d) is
+// Data[b·Batch + t·Row + h·HeadDim + d]. It lets one kernel read q, k and v out of a fused
+// q|k|v row or out of a KV cache without copying.
+type View[T Float] struct {
+	Data       []T
+	Batch, Row int
+}
+
+// at returns the slice starting at (b, t, head h) for heads of size d.
+func (v View[T]) at(b, t, h, d int) []T { return v.Data[b*v.Batch+t*v.Row+h*d:] }
+
+// attnBlock is the number of query rows scored at once: a block of attnBlock×Tk scores is
+// all the kernels hold, and a causal block needs only the keys up to its last row.
+const attnBlock = 128
+
+// AttnScratch is the number of elements of scratch AttentionForward (one block) and
+// AttentionBackward (two blocks) need for keys of length tk.
+func AttnScratch(tk int) int { return 2 * attnBlock * tk }
+
+// AttentionForward sets y = softmax(q·kᵀ/√D, causal)·v for every batch row and query head,
+// and writes the log-sum-exp of every score row to lse, ordered (b, h, t) with Tq rows.
+func AttentionForward[T Float](e Gemm, s AttnShape, q, k, v, y View[T], lse, scratch []T) {
+	d, rep := s.HeadDim, s.Heads/s.KVHeads
+	scale := T(1 / math.Sqrt(float64(d)))
+	for b := 0; b < s.Batch; b++ {
+		for h := 0; h < s.Heads; h++ {
+			g := h / rep
+			rowLSE := lse[(b*s.Heads+h)*s.Tq:]
+			for i0 := 0; i0 < s.Tq; i0 += attnBlock {
+				rows, nc := attnBlockSize(s, i0)
+				p := scratch[:rows*nc]
+				gemm(e, false, true, rows, nc, d, scale, q.at(b, i0, h, d), q.Row, k.at(b, 0, g, d), k.Row, 0, p, nc)
+				causalSoftmax(p, rowLSE[i0:i0+rows], s.Tk-s.Tq+i0, nc)
+				gemm(e, false, false, rows, d, nc, 1, p, nc, v.at(b, 0, g, d), v.Row, 0, y.at(b, i0, h, d), y.Row)
+			}
+		}
+	}
+}
+
+// AttentionBackward overwrites dq, dk and dv with the gradients of AttentionForward, given
+// the gradient dy of its output y and the log-sum-exps it saved.
+func AttentionBackward[T Float](e Gemm, s AttnShape, q, k, v, y, dy, dq, dk, dv View[T], lse, scratch []T) {
+	d, rep := s.HeadDim, s.Heads/s.KVHeads
+	scale := T(1 / math.Sqrt(float64(d)))
+	for b := 0; b < s.Batch; b++ {
+		for t := 0; t < s.Tk; t++ {
+			clear(dk.at(b, t, 0, d)[:s.KVHeads*d])
+			clear(dv.at(b, t, 0, d)[:s.KVHeads*d])
+		}
+	}
+	for b := 0; b < s.Batch; b++ {
+		for h := 0; h < s.Heads; h++ {
+			g := h / rep
+			rowLSE := lse[(b*s.Heads+h)*s.Tq:]
+			for i0 := 0; i0 < s.Tq; i0 += attnBlock {
+				rows, nc := attnBlockSize(s, i0)
+				p, ds := scratch[:rows*nc], scratch[rows*nc:2*rows*nc]
+				qi, dyi := q.at(b, i0, h, d), dy.at(b, i0, h, d)
+				// Recompute the probabilities from the saved log-sum-exp.
+				gemm(e, false, true, rows, nc, d, scale, qi, q.Row, k.at(b, 0, g, d), k.Row, 0, p, nc)
+				causalProbs(p, rowLSE[i0:i0+rows], s.Tk-s.Tq+i0, nc)
+				// dP = dY·Vᵀ, then dS = P ⊙ (dP − rowsum(dY ⊙ Y)).
+				gemm(e, false, true, rows, nc, d, 1, dyi, dy.Row, v.at(b, 0, g, d), v.Row, 0, ds, nc)
+				softmaxGrad(ds, p, dyi, dy.Row, y.at(b, i0, h, d), y.Row, d, nc)
+				gemm(e, false, false, rows, d, nc, scale, ds, nc, k.at(b, 0, g, d), k.Row, 0, dq.at(b, i0, h, d), dq.Row)
+				gemm(e, true, false, nc, d, rows, scale, ds, nc, qi, q.Row, 1, dk.at(b, 0, g, d), dk.Row)
+				gemm(e, true, false, nc, d, rows, 1, p, nc, dyi, dy.Row, 1, dv.at(b, 0, g, d), dv.Row)
+			}
+		}
+	}
+}
+
+// attnBlockSize gives the rows of the query block starting at i0 and the keys they see.
+func attnBlockSize(s AttnShape, i0 int) (rows, keys int) {
+	rows = min(attnBlock, s.Tq-i0)
+	return rows, s.Tk - s.Tq + i0 + rows
+}
+
+// causalSoftmax turns each row of scores (row i sees keys 0..off+i) into probabilities in
+// place, zeroing the keys it may not see, and records each row's log-sum-exp.
+func causalSoftmax[T Float](p, lse []T, off, nc int) {
+	parallelFor(len(lse), 3*nc, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row, n := p[i*nc:(i+1)*nc], off+i+1
+			m := row[0]
+			for _, x := range row[1:n] {
+				m = max(m, x)
+			}
+			var sum T
+			for j, x := range row[:n] {
+				e := expf(x - m)
+				row[j] = e
+				sum += e
+			}
+			inv := 1 / sum
+			for j := range row[:n] {
+				row[j] *= inv
+			}
+			clear(row[n:])
+			lse[i] = m + logf(sum)
+		}
+	})
+}
+
+// causalProbs recomputes probabilities from scores and saved log-sum-exps.
+func causalProbs[T Float](p, lse []T, off, nc int) {
+	parallelFor(len(lse), 2*nc, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row, n := p[i*nc:(i+1)*nc], off+i+1
+			for j, x := range row[:n] {
+				row[j] = expf(x - lse[i])
+			}
+			clear(row[n:])
+		}
+	})
+}
+
+// softmaxGrad turns dP into dS = P ⊙ (dP − δ) in place, δ_i = Σ_d dY_i,d·Y_i,d.
+func softmaxGrad[T Float](ds, p, dy []T, ldy int, y []T, ldyy, d, nc int) {
+	rows := len(ds) / nc
+	parallelFor(rows, 2*nc, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			var delta T
+			gy, yy := dy[i*ldy:i*ldy+d], y[i*ldyy:i*ldyy+d]
+			for j, g := range gy {
+				delta += g * yy[j]
+			}
+			pr, dr := p[i*nc:(i+1)*nc], ds[i*nc:(i+1)*nc]
+			for j, pj := range pr {
+				dr[j] = pj * (dr[j] - delta)
+			}
+		}
+	})
+}
+
+// Attention applies causal self-attention to a fused q|k|v matrix of shape
+// (Batch·T, (Heads + 2·KVHeads)·HeadDim), rows ordered batch-major, with rotary and QK norm
+// already applied. The result is (Batch·T, Heads·HeadDim).
+func Attention(qkv *G.Node, s AttnShape) (*G.Node, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if s.Tq != s.Tk {
+		return nil, fmt.Errorf("attention: the graph op attends a whole sequence (Tq %d != Tk %d)", s.Tq, s.Tk)
+	}
+	want := tensor.Shape{s.Batch * s.Tq, (s.Heads + 2*s.KVHeads) * s.HeadDim}
+	if !qkv.Shape().Eq(want) {
+		return nil, fmt.Errorf("attention: want q|k|v of shape %v, got %v", want, qkv.Shape())
+	}
+	name := fmt.Sprintf("Attention{B%d T%d H%d/%d D%d}", s.Batch, s.Tq, s.Heads, s.KVHeads, s.HeadDim)
+	return G.ApplyOp(&attentionOp{opInfo: opInfo{name: name, arity: 1}, shape: s}, qkv)
+}
+
+// attentionOp keeps the log-sum-exps of its last forward run for its gradient op.
+type attentionOp struct {
+	opInfo
+	shape             AttnShape
+	out, lse, scratch buffer
+}
+
+// views splits a fused q|k|v row layout, and the per-head layout of y, into Views.
+func attnViews[T Float](s AttnShape, qkv []T, y []T) (q, k, v, out View[T]) {
+	w := (s.Heads + 2*s.KVHeads) * s.HeadDim
+	q = View[T]{Data: qkv, Batch: s.Tq * w, Row: w}
+	k, v = q, q
+	k.Data = qkv[s.Heads*s.HeadDim:]
+	v.Data = qkv[(s.Heads+s.KVHeads)*s.HeadDim:]
+	out = View[T]{Data: y, Batch: s.Tq * s.Heads * s.HeadDim, Row: s.Heads * s.HeadDim}
+	return q, k, v, out
+}
+
+func (op *attentionOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
+
+func (op *attentionOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{in[0].(tensor.Shape)[0], op.shape.Heads * op.shape.HeadDim}, nil
+}
+
+func (op *attentionOp) Do(in ...G.Value) (G.Value, error) {
+	s := op.shape
+	qkv, err := dense("attention input", in[0], s.Batch*s.Tq, (s.Heads+2*s.KVHeads)*s.HeadDim)
+	if err != nil {
+		return nil, err
+	}
+	dt, eng := qkv.Dtype(), qkv.Engine()
+	y := op.out.get(dt, eng, s.Batch*s.Tq, s.Heads*s.HeadDim)
+	lse := op.lse.get(dt, eng, s.Batch*s.Heads*s.Tq)
+	scratch := op.scratch.get(dt, eng, AttnScratch(s.Tk))
+	switch dt {
+	case tensor.Float32:
+		attentionDo[float32](gemmOf(qkv), s, qkv, y, lse, scratch)
+	case tensor.Float64:
+		attentionDo[float64](gemmOf(qkv), s, qkv, y, lse, scratch)
+	}
+	return y, nil
+}
+
+func attentionDo[T Float](e Gemm, s AttnShape, qkv, y, lse, scratch *tensor.Dense) {
+	q, k, v, out := attnViews(s, floats[T](qkv), floats[T](y))
+	AttentionForward(e, s, q, k, v, out, floats[T](lse), floats[T](scratch))
+}
+
+func (op *attentionOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	g := &attentionGradOp{opInfo: opInfo{name: "Grad" + op.name, arity: 3}, fwd: op}
+	d, err := G.ApplyOp(g, in[0], out, grad)
+	return G.Nodes{d}, err
+}
+
+// attentionGradOp computes d(q|k|v) from (q|k|v, y, dy) and its forward op's log-sum-exps.
+type attentionGradOp struct {
+	opInfo
+	fwd          *attentionOp
+	out, scratch buffer
+}
+
+func (op *attentionGradOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a, a)
+}
+
+func (op *attentionGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+
+func (op *attentionGradOp) Do(in ...G.Value) (G.Value, error) {
+	s := op.fwd.shape
+	qkv, err := dense("attention input", in[0], s.Batch*s.Tq, (s.Heads+2*s.KVHeads)*s.HeadDim)
+	if err != nil {
+		return nil, err
+	}
+	y, err := dense("attention output", in[1], s.Batch*s.Tq, s.Heads*s.HeadDim)
+	if err != nil {
+		return nil, err
+	}
+	dy, err := dense("attention output gradient", in[2], y.Shape()...)
+	if err != nil {
+		return nil, err
+	}
+	lse := op.fwd.lse.t
+	if lse == nil || lse.Dtype() != qkv.Dtype() {
+		return nil, fmt.Errorf("%v: the forward op has not run", op)
+	}
+	dt, eng := qkv.Dtype(), qkv.Engine()
+	d := op.out.get(dt, eng, qkv.Shape()...)
+	scratch := op.scratch.get(dt, eng, AttnScratch(s.Tk))
+	switch dt {
+	case tensor.Float32:
+		attentionGradDo[float32](gemmOf(qkv), s, qkv, y, dy, d, lse, scratch)
+	case tensor.Float64:
+		attentionGradDo[float64](gemmOf(qkv), s, qkv, y, dy, d, lse, scratch)
+	}
+	return d, nil
+}
+
+func attentionGradDo[T Float](e Gemm, s AttnShape, qkv, y, dy, d, lse, scratch *tensor.Dense) {
+	q, k, v, yv := attnViews(s, floats[T](qkv), floats[T](y))
+	dq, dk, dv, dyv := attnViews(s, floats[T](d), floats[T](dy))
+	AttentionBackward(e, s, q, k, v, yv, dyv, dq, dk, dv, floats[T](lse), floats[T](scratch))
+}

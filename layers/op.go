@@ -1,0 +1,74 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"gorgonia.org/tensor"
+)
+
+// Float is the element type of every kernel.
+type Float interface{ ~float32 | ~float64 }
+
+// opInfo supplies the Gorgonia Op methods that every op here answers the same way. name
+// must hold every parameter of the op: Gorgonia merges nodes whose ops hash alike.
+type opInfo struct {
+	name  string
+	arity int
+}
+
+func (o opInfo) Arity() int            { return o.arity }
+func (o opInfo) ReturnsPtr() bool      { return false }
+func (o opInfo) CallsExtern() bool     { return false }
+func (o opInfo) OverwritesInput() int  { return -1 }
+func (o opInfo) WriteHash(h hash.Hash) { fmt.Fprint(h, o.name) }
+func (o opInfo) String() string        { return o.name }
+func (o opInfo) Hashcode() uint32      { h := fnv.New32a(); o.WriteHash(h); return h.Sum32() }
+func (o opInfo) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = true
+	}
+	return d
+}
+
+// buffer is an output tensor an op keeps across runs: Gorgonia's TapeMachine reallocates
+// every value on every run otherwise. It is reallocated only when the shape, dtype or engine
+// changes. Each op node owns its buffers, so no two live values share one.
+type buffer struct{ t *tensor.Dense }
+
+func (b *buffer) get(dt tensor.Dtype, eng tensor.Engine, shape ...int) *tensor.Dense {
+	if b.t == nil || b.t.Dtype() != dt || !b.t.Shape().Eq(tensor.Shape(shape)) || b.t.Engine() != eng {
+		b.t = tensor.New(tensor.Of(dt), tensor.WithShape(shape...), tensor.WithEngine(eng))
+	}
+	return b.t
+}
+
+// dense checks that v is a dense float tensor of the given shape (nil: any shape).
+func dense(what string, v any, shape ...int) (*tensor.Dense, error) {
+	t, ok := v.(*tensor.Dense)
+	if !ok {
+		return nil, fmt.Errorf("%s: want a dense tensor, got %T", what, v)
+	}
+	if dt := t.Dtype(); dt != tensor.Float32 && dt != tensor.Float64 {
+		return nil, fmt.Errorf("%s: want float32 or float64, got %v", what, dt)
+	}
+	if shape != nil && !t.Shape().Eq(tensor.Shape(shape)) {
+		return nil, fmt.Errorf("%s: want shape %v, got %v", what, tensor.Shape(shape), t.Shape())
+	}
+	return t, nil
+}
+
+// sameDtype checks that every tensor has the dtype of the first.
+func sameDtype(ts ...*tensor.Dense) error {
+	for _, t := range ts[1:] {
+		if t.Dtype() != ts[0].Dtype() {
+			return fmt.Errorf("mixed dtypes %v and %v", ts[0].Dtype(), t.Dtype())
+		}
+	}
+	return nil
+}
+
+// floats returns a tensor's backing slice as []T.
+func floats[T Float](t *tensor.Dense) []T { return t.Data().([]T) }

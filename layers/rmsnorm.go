@@ -1,0 +1,152 @@
+package layers
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// NormEps is nanochat's RMSNorm epsilon: F.rms_norm with eps=None uses the machine epsilon
+// of float32, its training dtype. gochat uses it for float64 too, as the golden files do.
+const NormEps = 1.1920929e-07
+
+// RMSNorm normalises each row of x (N, C) to unit root mean square, with no weights.
+func RMSNorm(x *G.Node) (*G.Node, error) {
+	if x.Dims() != 2 {
+		return nil, fmt.Errorf("RMSNorm: want a matrix, got shape %v", x.Shape())
+	}
+	return HeadRMSNorm(x, x.Shape()[1], 1)
+}
+
+// HeadRMSNorm normalises, in every row of x, the first heads chunks of size elements each
+// and copies the rest of the row: nanochat's QK norm on a fused q|k|v row.
+func HeadRMSNorm(x *G.Node, size, heads int) (*G.Node, error) {
+	s := rmsShape{size: size, heads: heads}
+	if x.Dims() != 2 || size <= 0 || heads <= 0 || heads*size > x.Shape()[1] {
+		return nil, fmt.Errorf("RMSNorm: %d heads of %d do not fit rows of shape %v", heads, size, x.Shape())
+	}
+	return G.ApplyOp(&rmsNormOp{opInfo: opInfo{name: "RMSNorm" + s.label(), arity: 1}, rmsShape: s}, x)
+}
+
+// rmsShape says which parts of a row are normalised.
+type rmsShape struct{ size, heads int }
+
+func (s rmsShape) label() string { return fmt.Sprintf("{%d×%d}", s.heads, s.size) }
+
+// RMSNormForward sets y to x with the first heads chunks of size elements of every row of
+// width elements normalised; the rest of each row is copied.
+func RMSNormForward[T Float](y, x []T, width, size, heads int) {
+	parallelFor(len(x)/width, width, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row, out := x[r*width:(r+1)*width], y[r*width:(r+1)*width]
+			for h := 0; h < heads; h++ {
+				xs, ys := row[h*size:(h+1)*size], out[h*size:(h+1)*size]
+				rstd := invRMS(xs)
+				for i, v := range xs {
+					ys[i] = v * rstd
+				}
+			}
+			copy(out[heads*size:], row[heads*size:])
+		}
+	})
+}
+
+// RMSNormBackward sets dx to the gradient through RMSNormForward:
+// dx = rstd·dy − x·rstd³·mean(dy⊙x) on normalised chunks, dx = dy elsewhere.
+func RMSNormBackward[T Float](dx, x, dy []T, width, size, heads int) {
+	parallelFor(len(x)/width, 2*width, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row, g, out := x[r*width:(r+1)*width], dy[r*width:(r+1)*width], dx[r*width:(r+1)*width]
+			for h := 0; h < heads; h++ {
+				xs, gs, ds := row[h*size:(h+1)*size], g[h*size:(h+1)*size], out[h*size:(h+1)*size]
+				rstd := invRMS(xs)
+				var dot T
+				for i, v := range xs {
+					dot += gs[i] * v
+				}
+				c := rstd * rstd * rstd * dot / T(size)
+				for i, v := range xs {
+					ds[i] = rstd*gs[i] - c*v
+				}
+			}
+			copy(out[heads*size:], g[heads*size:])
+		}
+	})
+}
+
+// invRMS is 1/sqrt(mean(x²) + eps).
+func invRMS[T Float](x []T) T {
+	var ss T
+	for _, v := range x {
+		ss += v * v
+	}
+	return 1 / sqrtf(ss/T(len(x))+NormEps)
+}
+
+type rmsNormOp struct {
+	opInfo
+	rmsShape
+	out buffer
+}
+
+func (op *rmsNormOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
+
+func (op *rmsNormOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+
+func (op *rmsNormOp) Do(in ...G.Value) (G.Value, error) {
+	x, err := dense("RMSNorm input", in[0])
+	if err != nil {
+		return nil, err
+	}
+	w := x.Shape()[1]
+	y := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		RMSNormForward(floats[float32](y), floats[float32](x), w, op.size, op.heads)
+	case tensor.Float64:
+		RMSNormForward(floats[float64](y), floats[float64](x), w, op.size, op.heads)
+	}
+	return y, nil
+}
+
+func (op *rmsNormOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&rmsNormGradOp{opInfo: opInfo{name: "RMSNormGrad" + op.rmsShape.label(), arity: 2}, rmsShape: op.rmsShape}, in[0], grad)
+	return G.Nodes{dx}, err
+}
+
+// rmsNormGradOp computes dx from (x, dy).
+type rmsNormGradOp struct {
+	opInfo
+	rmsShape
+	out buffer
+}
+
+func (op *rmsNormGradOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a, a) }
+
+func (op *rmsNormGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+
+func (op *rmsNormGradOp) Do(in ...G.Value) (G.Value, error) {
+	x, err := dense("RMSNorm input", in[0])
+	if err != nil {
+		return nil, err
+	}
+	dy, err := dense("RMSNorm gradient", in[1], x.Shape()...)
+	if err != nil {
+		return nil, err
+	}
+	w := x.Shape()[1]
+	dx := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		RMSNormBackward(floats[float32](dx), floats[float32](x), floats[float32](dy), w, op.size, op.heads)
+	case tensor.Float64:
+		RMSNormBackward(floats[float64](dx), floats[float64](x), floats[float64](dy), w, op.size, op.heads)
+	}
+	return dx, nil
+}
