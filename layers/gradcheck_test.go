@@ -33,7 +33,7 @@ func randTensor(r *rand.Rand, shape ...int) *tensor.Dense {
 }
 
 // intTensor returns a vector of Go ints.
-func intTensor(v []int) *tensor.Dense { return tensor.New(tensor.WithBacking(v)) }
+func intTensor(v []int) *tensor.Dense { return tensor.New(tensor.WithShape(len(v)), tensor.WithBacking(v)) }
 
 // checkGradients compares G.Grad's gradient of loss = Σ out ⊙ R (R random, fixed) with
 // central differences of the same loss.
@@ -43,7 +43,7 @@ func checkGradients(t *testing.T, c gradCase) {
 	g := G.NewGraph()
 	nodes := make([]*G.Node, len(c.inputs))
 	for i, v := range c.inputs {
-		nodes[i] = G.NodeFromAny(g, v, G.WithName(string(rune('a'+i))))
+		nodes[i] = G.NewTensor(g, v.Dtype(), v.Dims(), G.WithShape(v.Shape()...), G.WithValue(v), G.WithName(string(rune('a'+i))))
 	}
 	out, err := c.build(nodes)
 	if err != nil {

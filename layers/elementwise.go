@@ -1,0 +1,143 @@
+package layers
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ReLU2 is nanochat's MLP activation relu(x)².
+func ReLU2(x *G.Node) (*G.Node, error) { return applyElementwise(x, nil, pointwise{kind: "ReLU2"}) }
+
+// Softcap is cap·tanh(x/cap), nanochat's logit softcap (cap 15).
+func Softcap(x *G.Node, cap float64) (*G.Node, error) {
+	if cap <= 0 {
+		return nil, fmt.Errorf("softcap: cap must be positive, got %g", cap)
+	}
+	return applyElementwise(x, nil, pointwise{kind: "Softcap", cap: cap})
+}
+
+// ReLU2Forward sets y = relu(x)².
+func ReLU2Forward[T Float](y, x []T) {
+	parallelFor(len(x), 1, func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			v = max(v, 0)
+			y[lo+i] = v * v
+		}
+	})
+}
+
+// ReLU2Backward sets dx = 2·relu(x)·dy.
+func ReLU2Backward[T Float](dx, x, dy []T) {
+	parallelFor(len(x), 1, func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			dx[lo+i] = 2 * max(v, 0) * dy[lo+i]
+		}
+	})
+}
+
+// SoftcapForward sets y = cap·tanh(x/cap).
+func SoftcapForward[T Float](y, x []T, cap T) {
+	parallelFor(len(x), 8, func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			y[lo+i] = cap * tanhf(v/cap)
+		}
+	})
+}
+
+// SoftcapBackward sets dx = (1 − tanh²(x/cap))·dy.
+func SoftcapBackward[T Float](dx, x, dy []T, cap T) {
+	parallelFor(len(x), 8, func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			t := tanhf(v / cap)
+			dx[lo+i] = (1 - t*t) * dy[lo+i]
+		}
+	})
+}
+
+// pointwise names an elementwise function and its parameter.
+type pointwise struct {
+	kind string
+	cap  float64
+}
+
+// run applies the function (dy == nil) or its gradient to x.
+func runPointwise[T Float](f pointwise, out, x, dy []T) {
+	switch {
+	case f.kind == "ReLU2" && dy == nil:
+		ReLU2Forward(out, x)
+	case f.kind == "ReLU2":
+		ReLU2Backward(out, x, dy)
+	case dy == nil:
+		SoftcapForward(out, x, T(f.cap))
+	default:
+		SoftcapBackward(out, x, dy, T(f.cap))
+	}
+}
+
+// elementwiseOp applies f to its one input, or with two inputs (x, dy) f's gradient.
+type elementwiseOp struct {
+	opInfo
+	f   pointwise
+	out buffer
+}
+
+func applyElementwise(x, dy *G.Node, f pointwise) (*G.Node, error) {
+	name := fmt.Sprintf("%s{%g}", f.kind, f.cap)
+	if dy == nil {
+		return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name, arity: 1}, f: f}, x)
+	}
+	return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name + "Grad", arity: 2}, f: f}, x, dy)
+}
+
+func (op *elementwiseOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	if op.arity == 1 {
+		return hm.NewFnType(a, a)
+	}
+	return hm.NewFnType(a, a, a)
+}
+
+func (op *elementwiseOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+
+func (op *elementwiseOp) Do(in ...G.Value) (G.Value, error) {
+	x, err := dense(op.name+" input", in[0])
+	if err != nil {
+		return nil, err
+	}
+	var dy *tensor.Dense
+	if op.arity == 2 {
+		if dy, err = dense(op.name+" gradient", in[1], x.Shape()...); err != nil {
+			return nil, err
+		}
+	}
+	out := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	switch x.Dtype() {
+	case tensor.Float32:
+		runPointwise(op.f, floats[float32](out), floats[float32](x), optionalFloats[float32](dy))
+	case tensor.Float64:
+		runPointwise(op.f, floats[float64](out), floats[float64](x), optionalFloats[float64](dy))
+	}
+	return out, nil
+}
+
+// SymDiff of the function applies its gradient op; the gradient op is not differentiated.
+func (op *elementwiseOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	if op.arity != 1 {
+		return nil, fmt.Errorf("%v: second derivatives are not implemented", op)
+	}
+	dx, err := applyElementwise(in[0], grad, op.f)
+	return G.Nodes{dx}, err
+}
+
+// optionalFloats is floats for a tensor that may be nil.
+func optionalFloats[T Float](t *tensor.Dense) []T {
+	if t == nil {
+		return nil
+	}
+	return floats[T](t)
+}
