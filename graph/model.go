@@ -1,0 +1,152 @@
+package graph
+
+import (
+	"fmt"
+
+	"gochat/layers"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Mode says what a built graph computes.
+type Mode int
+
+const (
+	// Train computes the loss with the chosen reduction and the gradient of every parameter.
+	Train Mode = iota
+	// Infer computes softcapped logits (B·T, vocab) and no gradients.
+	Infer
+)
+
+// Options fix the shapes and the work of a graph: Gorgonia graphs have static shapes, so
+// each (Batch, SeqLen) needs its own.
+type Options struct {
+	Batch, SeqLen int
+	Mode          Mode
+	Reduction     layers.Reduction // Train only
+	Engine        tensor.Engine    // nil: cpubackend with the process's BLAS
+}
+
+// Model is nanochat's GPT compiled for one batch shape: parameters bound to tensors that
+// persist across runs, input tensors that each run copies a batch into, and a TapeMachine.
+type Model struct {
+	Config Config
+	Options
+	g       *G.ExprGraph
+	params  []*G.Node // in Config.Params order
+	ids     *G.Node   // (B·T) token ids
+	targets *G.Node   // (B·T) targets, Train only
+	out     *G.Node   // loss (Train) or logits (Infer)
+	vm      G.VM
+}
+
+// Build constructs the graph and its machine. Weights start at zero: Load them.
+func Build(cfg Config, opt Options) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opt.Batch <= 0 || opt.SeqLen <= 0 {
+		return nil, fmt.Errorf("batch %d and sequence length %d must be positive", opt.Batch, opt.SeqLen)
+	}
+	if opt.SeqLen > cfg.RotaryLen() {
+		return nil, fmt.Errorf("sequence length %d is beyond the rotary table of %d positions", opt.SeqLen, cfg.RotaryLen())
+	}
+	if opt.Engine == nil {
+		opt.Engine = defaultEngine()
+	}
+	m := &Model{Config: cfg, Options: opt, g: G.NewGraph()}
+	n := opt.Batch * opt.SeqLen
+	for _, p := range cfg.Params() {
+		v := tensor.New(tensor.WithShape(p.Shape[0], p.Shape[1]), tensor.Of(tensor.Float32), tensor.WithEngine(opt.Engine))
+		m.params = append(m.params, G.NewMatrix(m.g, tensor.Float32, G.WithShape(p.Shape[0], p.Shape[1]), G.WithName(p.Name), G.WithValue(v)))
+	}
+	m.ids = intInput(m.g, "idx", n)
+	logits, err := m.logits()
+	if err != nil {
+		return nil, err
+	}
+	var machineOpts []G.VMOpt
+	switch opt.Mode {
+	case Infer:
+		if m.out, err = layers.Softcap(logits, LogitSoftcap); err != nil {
+			return nil, err
+		}
+	case Train:
+		m.targets = intInput(m.g, "targets", n)
+		if m.out, err = layers.SoftcapCrossEntropy(logits, m.targets, LogitSoftcap, opt.Reduction); err != nil {
+			return nil, err
+		}
+		loss := m.out
+		if opt.Reduction == layers.PerToken {
+			if loss, err = G.Sum(m.out); err != nil {
+				return nil, err
+			}
+		}
+		if _, err = G.Grad(loss, m.params...); err != nil {
+			return nil, fmt.Errorf("gradients: %w", err)
+		}
+		machineOpts = append(machineOpts, G.BindDualValues(m.params...))
+	default:
+		return nil, fmt.Errorf("unknown mode %d", opt.Mode)
+	}
+	m.vm, err = newMachine(m.g, append(machineOpts, G.WithEngine(opt.Engine))...)
+	return m, err
+}
+
+// logits builds the network up to lm_head: embedding, norm, blocks, final norm, lm_head.
+func (m *Model) logits() (*G.Node, error) {
+	c, B, T := m.Config, m.Batch, m.SeqLen
+	table, err := layers.NewRotaryTable(c.RotaryLen(), c.HeadDim(), RotaryBase)
+	if err != nil {
+		return nil, err
+	}
+	p := m.params
+	b := builder{}
+	x := b.do(layers.Embedding(p[0], m.ids))
+	x = b.do(layers.RMSNorm(x))
+	shape := layers.AttnShape{Batch: B, Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim(), Tq: T, Tk: T}
+	qk := c.NHead + c.NKVHead
+	for i := 0; i < c.NLayer; i++ {
+		q, k, v, proj, fc, mproj := p[1+6*i], p[2+6*i], p[3+6*i], p[4+6*i], p[5+6*i], p[6+6*i]
+		// Attention: one product for q|k|v, rotary and QK norm on the q and k heads.
+		h := b.do(layers.RMSNorm(x))
+		qkv := b.do(layers.Linear(h, b.do(G.Concat(0, q, k, v))))
+		qkv = b.do(layers.Rotary(qkv, layers.Rotation{Table: table, SeqLen: T, Heads: qk}))
+		qkv = b.do(layers.HeadRMSNorm(qkv, c.HeadDim(), qk))
+		y := b.do(layers.Attention(qkv, shape))
+		x = b.do(G.Add(x, b.do(layers.Linear(y, proj))))
+		// MLP.
+		h = b.do(layers.RMSNorm(x))
+		h = b.do(layers.ReLU2(b.do(layers.Linear(h, fc))))
+		x = b.do(G.Add(x, b.do(layers.Linear(h, mproj))))
+	}
+	x = b.do(layers.RMSNorm(x))
+	logits := b.do(layers.Linear(x, p[len(p)-1]))
+	return logits, b.err
+}
+
+// builder keeps the first error of a chain of node constructors.
+type builder struct{ err error }
+
+func (b *builder) do(n *G.Node, err error) *G.Node {
+	if b.err == nil {
+		b.err = err
+	}
+	return n
+}
+
+func intInput(g *G.ExprGraph, name string, n int) *G.Node {
+	v := tensor.New(tensor.WithShape(n), tensor.WithBacking(make([]int, n)))
+	return G.NewVector(g, tensor.Int, G.WithShape(n), G.WithName(name), G.WithValue(v))
+}
+
+// newMachine compiles the graph, turning a compiler panic into an error.
+func newMachine(g *G.ExprGraph, opts ...G.VMOpt) (vm G.VM, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("compiling the graph: %v", r)
+		}
+	}()
+	return G.NewTapeMachine(g, opts...), nil
+}

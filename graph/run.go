@@ -1,0 +1,122 @@
+package graph
+
+import (
+	"fmt"
+
+	"gochat/cpubackend"
+	"gochat/layers"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+func defaultEngine() tensor.Engine { return cpubackend.New(nil) }
+
+// Load copies weights into the parameter tensors.
+func (m *Model) Load(w Weights) error {
+	if err := m.Config.Check(w); err != nil {
+		return err
+	}
+	for i, p := range m.Config.Params() {
+		copy(m.params[i].Value().Data().([]float32), w[p.Name])
+	}
+	return nil
+}
+
+// Weights returns the parameter tensors' data (not copies: an optimizer updates them in
+// place).
+func (m *Model) Weights() Weights {
+	w := Weights{}
+	for i, p := range m.Config.Params() {
+		w[p.Name] = m.params[i].Value().Data().([]float32)
+	}
+	return w
+}
+
+// Grads returns each parameter's gradient buffer after a Train run. Gradients add up over
+// runs until ZeroGrads, which is how micro-batches accumulate.
+func (m *Model) Grads() (Weights, error) {
+	if m.Mode != Train {
+		return nil, fmt.Errorf("an inference graph has no gradients")
+	}
+	w := Weights{}
+	for i, p := range m.Config.Params() {
+		g, err := m.params[i].Grad()
+		if err != nil {
+			return nil, fmt.Errorf("gradient of %s: %w", p.Name, err)
+		}
+		w[p.Name] = g.Data().([]float32)
+	}
+	return w, nil
+}
+
+// ZeroGrads clears the accumulated gradients.
+func (m *Model) ZeroGrads() error {
+	grads, err := m.Grads()
+	for _, g := range grads {
+		clear(g)
+	}
+	return err
+}
+
+// Run computes the graph on one batch: ids and targets hold Batch·SeqLen values, row-major
+// (targets are ignored by an inference graph and may be nil). Ids must lie in
+// [0, vocab_size); targets too, or be -1 to be ignored.
+func (m *Model) Run(ids, targets []int) error {
+	n := m.Batch * m.SeqLen
+	if len(ids) != n {
+		return fmt.Errorf("got %d token ids, want batch %d × sequence %d = %d", len(ids), m.Batch, m.SeqLen, n)
+	}
+	if err := checkIDs("token id", ids, m.Config.VocabSize, false); err != nil {
+		return err
+	}
+	copy(m.ids.Value().Data().([]int), ids)
+	if m.Mode == Train {
+		if len(targets) != n {
+			return fmt.Errorf("got %d targets, want %d", len(targets), n)
+		}
+		if err := checkIDs("target", targets, m.Config.VocabSize, true); err != nil {
+			return err
+		}
+		copy(m.targets.Value().Data().([]int), targets)
+	}
+	m.vm.Reset()
+	return m.vm.RunAll()
+}
+
+func checkIDs(what string, ids []int, vocab int, ignorable bool) error {
+	for i, id := range ids {
+		if id >= vocab || (id < 0 && !(ignorable && id == layers.IgnoreIndex)) {
+			return fmt.Errorf("%s %d at position %d is outside the vocabulary of %d", what, id, i, vocab)
+		}
+	}
+	return nil
+}
+
+// Loss is the last Train run's loss: mean or sum by the reduction, or the sum of the
+// per-token losses.
+func (m *Model) Loss() float64 {
+	switch v := m.out.Value().(type) {
+	case *G.F32:
+		return float64(*v)
+	case tensor.Tensor:
+		var s float64
+		for _, x := range v.Data().([]float32) {
+			s += float64(x)
+		}
+		return s
+	}
+	return 0
+}
+
+// Output is the last run's output data: logits (B·T·vocab) for Infer, per-token losses
+// for a PerToken Train graph. It is overwritten by the next run.
+func (m *Model) Output() []float32 {
+	if t, ok := m.out.Value().(tensor.Tensor); ok {
+		return t.Data().([]float32)
+	}
+	return nil
+}
+
+// Close releases the machine.
+func (m *Model) Close() { m.vm.Close() }
