@@ -33,7 +33,9 @@ func randTensor(r *rand.Rand, shape ...int) *tensor.Dense {
 }
 
 // intTensor returns a vector of Go ints.
-func intTensor(v []int) *tensor.Dense { return tensor.New(tensor.WithShape(len(v)), tensor.WithBacking(v)) }
+func intTensor(v []int) *tensor.Dense {
+	return tensor.New(tensor.WithShape(len(v)), tensor.WithBacking(v))
+}
 
 // checkGradients compares G.Grad's gradient of loss = Σ out ⊙ R (R random, fixed) with
 // central differences of the same loss.

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -26,8 +27,9 @@ const (
 func (r Reduction) String() string { return [...]string{"mean", "sum", "none"}[r] }
 
 // SoftcapCrossEntropy is nanochat's loss head: cross-entropy of softcapped logits
-// z = cap·tanh(l/cap) (cap 0: no softcap) against int targets. It never stores z: the
-// forward keeps one log-sum-exp per row and the backward recomputes z from the logits.
+// z = cap·tanh(l/cap) (cap 0: no softcap) against int targets. When the graph
+// differentiates it, the forward run also prepares the logits' gradient in the one
+// logits-sized buffer the backward pass needs anyway; z itself is never stored.
 func SoftcapCrossEntropy(logits, targets *G.Node, cap float64, r Reduction) (*G.Node, error) {
 	if logits.Dims() != 2 || targets.Dims() != 1 || targets.Shape()[0] != logits.Shape()[0] {
 		return nil, fmt.Errorf("cross-entropy: want logits (N, V) and targets (N), got %v and %v", logits.Shape(), targets.Shape())
@@ -39,70 +41,76 @@ func SoftcapCrossEntropy(logits, targets *G.Node, cap float64, r Reduction) (*G.
 	return G.ApplyOp(&xentOp{opInfo: opInfo{name: name, arity: 2}, cap: cap, reduction: r}, logits, targets)
 }
 
-// CrossEntropyForward writes each row's loss lse(z) − z[target] and log-sum-exp, for
-// softcapped z (cap 0: z = l). Ignored rows get loss 0. It fails on a target outside
-// [0, V) that is not IgnoreIndex.
-func CrossEntropyForward[T Float](losses, lse, logits []T, targets []int, vocab int, cap T) error {
+// CrossEntropyForward writes each row's loss lse(z) − z[target] for softcapped logits
+// z = cap·tanh(l/cap) (cap 0: z = l); ignored rows get loss 0. When grad is not nil it also
+// writes there each row's gradient of its own loss with respect to its logits,
+// (softmax(z) − onehot(target))·dz/dl, so that the backward pass only scales rows: one tanh
+// and one exp per logit in all. It fails on a target outside [0, V) that is not IgnoreIndex.
+func CrossEntropyForward[T Float](losses, logits []T, targets []int, vocab int, cap T, grad []T) error {
 	if err := checkTargets(targets, vocab); err != nil {
 		return err
 	}
-	parallelFor(len(targets), 2*vocab, func(lo, hi int) {
+	parallelFor(len(targets), 4*vocab, func(lo, hi int) {
+		z, dz := make([]T, vocab), make([]T, vocab)
 		for i := lo; i < hi; i++ {
-			row := logits[i*vocab : (i+1)*vocab]
-			// tanh is increasing, so the largest z is the softcap of the largest logit.
-			m := row[0]
-			for _, l := range row[1:] {
-				m = max(m, l)
+			if grad != nil {
+				z = grad[i*vocab : (i+1)*vocab]
 			}
-			m = softcap(m, cap)
+			t := targets[i]
+			if t == IgnoreIndex && grad != nil {
+				losses[i] = 0
+				clear(z)
+				continue
+			}
+			m := softcapRow(z, dz, logits[i*vocab:(i+1)*vocab], cap)
+			zt := z[max(t, 0)]
 			var sum T
-			for _, l := range row {
-				sum += expf(softcap(l, cap) - m)
+			for j, x := range z {
+				e := expf(x - m)
+				z[j] = e
+				sum += e
 			}
-			lse[i] = m + logf(sum)
 			losses[i] = 0
-			if t := targets[i]; t != IgnoreIndex {
-				losses[i] = lse[i] - softcap(row[t], cap)
+			if t != IgnoreIndex {
+				losses[i] = m + logf(sum) - zt
+			}
+			if grad != nil {
+				inv := 1 / sum
+				for j := range z {
+					z[j] *= inv * dz[j]
+				}
+				z[t] -= dz[t]
 			}
 		}
 	})
 	return nil
 }
 
-// CrossEntropyBackward writes dl = g_i·(softmax(z) − onehot(target))·dz/dl for each row,
-// where g_i is the gradient of row i's loss; ignored rows get 0.
-func CrossEntropyBackward[T Float](dlogits, logits, lse []T, targets []int, g []T, vocab int, cap T) {
-	parallelFor(len(targets), 2*vocab, func(lo, hi int) {
+// softcapRow sets z = cap·tanh(l/cap) and dz = dz/dl, and returns max z.
+func softcapRow[T Float](z, dz, l []T, cap T) T {
+	m := T(math.Inf(-1))
+	for j, x := range l {
+		if cap == 0 {
+			z[j], dz[j] = x, 1
+		} else {
+			th := tanhf(x / cap)
+			z[j], dz[j] = cap*th, 1-th*th
+		}
+		m = max(m, z[j])
+	}
+	return m
+}
+
+// ScaleRows multiplies row i of x (rows of width elements) by g[i]: the backward pass of
+// the cross-entropy, given the per-row gradients CrossEntropyForward prepared.
+func ScaleRows[T Float](x, g []T, width int) {
+	parallelFor(len(g), width, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			row, out := logits[i*vocab:(i+1)*vocab], dlogits[i*vocab:(i+1)*vocab]
-			t := targets[i]
-			if t == IgnoreIndex {
-				clear(out)
-				continue
-			}
-			for j, l := range row {
-				if cap == 0 {
-					out[j] = g[i] * expf(l-lse[i])
-					continue
-				}
-				th := tanhf(l / cap)
-				out[j] = g[i] * expf(cap*th-lse[i]) * (1 - th*th)
-			}
-			if cap == 0 {
-				out[t] -= g[i]
-			} else {
-				th := tanhf(row[t] / cap)
-				out[t] -= g[i] * (1 - th*th)
+			for j := range x[i*width : (i+1)*width] {
+				x[i*width+j] *= g[i]
 			}
 		}
 	})
-}
-
-func softcap[T Float](x, cap T) T {
-	if cap == 0 {
-		return x
-	}
-	return cap * tanhf(x/cap)
 }
 
 func checkTargets(targets []int, vocab int) error {
@@ -125,12 +133,13 @@ func validCount(targets []int) int {
 	return n
 }
 
-// xentOp keeps the log-sum-exps of its last forward run for its gradient op.
+// xentOp prepares, when it is differentiated, each row's loss gradient for its gradient op.
 type xentOp struct {
 	opInfo
-	cap         float64
-	reduction   Reduction
-	losses, lse buffer
+	cap            float64
+	reduction      Reduction
+	differentiated bool // set by SymDiff: the forward then fills grad
+	losses, grad   buffer
 }
 
 func (op *xentOp) Type() hm.Type {
@@ -151,7 +160,7 @@ func (op *xentOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 
 func (op *xentOp) DiffWRT(int) []bool { return []bool{true, false} }
 
-// inputs checks logits (N, V) and int targets (N).
+// xentInputs checks logits (N, V) and int targets (N).
 func xentInputs(l, t G.Value) (*tensor.Dense, []int, error) {
 	logits, err := dense("cross-entropy logits", l)
 	if err != nil {
@@ -171,12 +180,16 @@ func (op *xentOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	n, v := logits.Shape()[0], logits.Shape()[1]
 	dt, eng := logits.Dtype(), logits.Engine()
-	losses, lse := op.losses.get(dt, eng, n), op.lse.get(dt, eng, n)
+	losses := op.losses.get(dt, eng, n)
+	var grad *tensor.Dense
+	if op.differentiated {
+		grad = op.grad.get(dt, eng, n, v)
+	}
 	switch dt {
 	case tensor.Float32:
-		err = CrossEntropyForward(floats[float32](losses), floats[float32](lse), floats[float32](logits), targets, v, float32(op.cap))
+		err = CrossEntropyForward(floats[float32](losses), floats[float32](logits), targets, v, float32(op.cap), optionalFloats[float32](grad))
 	case tensor.Float64:
-		err = CrossEntropyForward(floats[float64](losses), floats[float64](lse), floats[float64](logits), targets, v, op.cap)
+		err = CrossEntropyForward(floats[float64](losses), floats[float64](logits), targets, v, op.cap, optionalFloats[float64](grad))
 	}
 	if err != nil {
 		return nil, err
@@ -195,16 +208,18 @@ func (op *xentOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 func (op *xentOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	op.differentiated = true
 	g := &xentGradOp{opInfo: opInfo{name: "Grad" + op.name, arity: 3}, fwd: op}
 	d, err := G.ApplyOp(g, in[0], in[1], grad)
 	return G.Nodes{d, nil}, err
 }
 
-// xentGradOp computes dlogits from (logits, targets, dloss).
+// xentGradOp scales the row gradients its forward op prepared by each row's loss gradient,
+// from (logits, targets, dloss); it returns the forward op's buffer.
 type xentGradOp struct {
 	opInfo
-	fwd        *xentOp
-	out, scale buffer
+	fwd   *xentOp
+	scale buffer
 }
 
 func (op *xentGradOp) Type() hm.Type {
@@ -225,21 +240,18 @@ func (op *xentGradOp) Do(in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	lse := op.fwd.lse.t
-	if lse == nil || lse.Dtype() != logits.Dtype() {
+	out := op.fwd.grad.t
+	if out == nil || !out.Shape().Eq(logits.Shape()) || out.Dtype() != logits.Dtype() {
 		return nil, fmt.Errorf("%v: the forward op has not run", op)
 	}
 	n, v := logits.Shape()[0], logits.Shape()[1]
-	dt, eng := logits.Dtype(), logits.Engine()
-	// Per-row loss gradients g_i from the reduction.
-	scale := op.scale.get(dt, eng, n)
+	dt := logits.Dtype()
+	scale := op.scale.get(dt, logits.Engine(), n)
 	switch op.fwd.reduction {
 	case PerToken:
-		gv, err := dense("cross-entropy loss gradient", in[2], n)
-		if err != nil {
+		if scale, err = dense("cross-entropy loss gradient", in[2], n); err != nil {
 			return nil, err
 		}
-		scale = gv
 	default:
 		s, ok := in[2].(G.Scalar)
 		if !ok {
@@ -253,12 +265,11 @@ func (op *xentGradOp) Do(in ...G.Value) (G.Value, error) {
 			scale.SetAt(castTo(dt, g), i)
 		}
 	}
-	out := op.out.get(dt, eng, n, v)
 	switch dt {
 	case tensor.Float32:
-		CrossEntropyBackward(floats[float32](out), floats[float32](logits), floats[float32](lse), targets, floats[float32](scale), v, float32(op.fwd.cap))
+		ScaleRows(floats[float32](out), floats[float32](scale), v)
 	case tensor.Float64:
-		CrossEntropyBackward(floats[float64](out), floats[float64](logits), floats[float64](lse), targets, floats[float64](scale), v, op.fwd.cap)
+		ScaleRows(floats[float64](out), floats[float64](scale), v)
 	}
 	return out, nil
 }
