@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+
+	"gochat/benchmarks"
+
+	"github.com/urfave/cli/v2"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure gochat on this machine",
+		Subcommands: []*cli.Command{{
+			Name:  "model",
+			Usage: "training-step throughput (tok/s, GFLOP/s, ratio to SGEMM, peak RSS)",
+			Description: "Without --depth, runs the standard configurations (d4 T=256 B=8 V=8192, d6 T=512 B=8\n" +
+				"V=8192, d12 T=2048 B=1 V=65536), each in a fresh process so that its peak RSS is its own.",
+			Flags: []cli.Flag{depthFlag, seqLenFlag, batchFlag, vocabFlag, engineFlag, blasFlag,
+				&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed steps after one warm-up step"},
+				&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON line"},
+			},
+			Action: runBenchModel,
+		}},
+	}
+}
+
+func runBenchModel(c *cli.Context) error {
+	if err := positive(c, "steps"); err != nil {
+		return err
+	}
+	if !c.IsSet("depth") {
+		return benchStandard(c)
+	}
+	if err := positive(c, "depth", "max-seq-len", "device-batch-size", "vocab-size"); err != nil {
+		return err
+	}
+	blas, err := cpuBLAS(c)
+	if err != nil {
+		return err
+	}
+	spec := benchmarks.ModelSpec{Depth: c.Int("depth"), SeqLen: c.Int("max-seq-len"), Batch: c.Int("device-batch-size"), Vocab: c.Int("vocab-size")}
+	steps := c.Int("steps")
+	fmt.Fprintf(os.Stderr, "%v: %d steps\n", spec, steps)
+	res, err := benchmarks.RunModel(spec, steps, blas, func(step int, seconds, loss float64) {
+		fmt.Fprintf(os.Stderr, "  step %d/%d  %.3f s  loss %.4f\n", step, steps, seconds, loss)
+	})
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	benchmarks.WriteTable(os.Stdout, []benchmarks.ModelResult{res})
+	return nil
+}
+
+// benchStandard runs each standard configuration in a child process.
+func benchStandard(c *cli.Context) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var results []benchmarks.ModelResult
+	for _, s := range benchmarks.StandardModels {
+		cmd := exec.Command(self, "bench", "model", "--json",
+			"--depth", strconv.Itoa(s.Depth), "--max-seq-len", strconv.Itoa(s.SeqLen),
+			"--device-batch-size", strconv.Itoa(s.Batch), "--vocab-size", strconv.Itoa(s.Vocab),
+			"--steps", strconv.Itoa(c.Int("steps")), "--engine", c.String("engine"), "--blas", c.String("blas"))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("benchmark %v: %w", s, err)
+		}
+		var r benchmarks.ModelResult
+		if err := json.Unmarshal(out, &r); err != nil {
+			return fmt.Errorf("benchmark %v: reading its result: %w", s, err)
+		}
+		results = append(results, r)
+	}
+	benchmarks.WriteTable(os.Stdout, results)
+	return nil
+}
