@@ -1,0 +1,136 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var binary string
+
+// TestMain builds the real gochat binary once; the tests run it as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gochat-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "gochat")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func gochat(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+var small = []string{"--depth", "2", "--vocab-size", "300", "--max-seq-len", "24", "--device-batch-size", "2"}
+
+func TestModelCommand(t *testing.T) {
+	out, stderr, err := gochat(t, append([]string{"model"}, small...)...)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	for _, want := range []string{
+		"n_layer 2, n_embd 128, n_head 1, n_kv_head 1, head_dim 128, vocab_size 300",
+		"loss: 5.70378", "(a fresh model must give ln 300 = 5.703782)",
+		"tok/s",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestWeightsRoundTrip saves a model's weights and loads them back through the binary:
+// the loaded model computes the same loss.
+func TestWeightsRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.safetensors")
+	out1, stderr, err := gochat(t, append([]string{"model", "--seed", "3", "--save", path}, small...)...)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	out2, stderr, err := gochat(t, append([]string{"model", "--load", path}, small...)...)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	if l1, l2 := lineWith(out1, "loss:"), lineWith(out2, "loss:"); !strings.HasPrefix(l1, l2) || l2 == "" {
+		t.Errorf("saved %q, loaded %q", l1, l2)
+	}
+}
+
+func lineWith(s, prefix string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return strings.TrimSpace(strings.SplitN(l, "(", 2)[0])
+		}
+	}
+	return ""
+}
+
+// TestUserErrors: bad flags and bad files give one clear line and a failing exit status,
+// never a panic.
+func TestUserErrors(t *testing.T) {
+	dir := t.TempDir()
+	truncated := filepath.Join(dir, "truncated.safetensors")
+	if _, stderr, err := gochat(t, append([]string{"model", "--save", truncated}, small...)...); err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	raw, _ := os.ReadFile(truncated)
+	os.WriteFile(truncated, raw[:len(raw)/2], 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"model", "--depth", "0"}, "--depth must be positive"},
+		{[]string{"model", "--engine", "tpu"}, "--engine"},
+		{[]string{"model", "--blas", "mkl"}, "unknown BLAS"},
+		{[]string{"model", "--vocab-size", "100"}, "at least 256"},
+		{append([]string{"model", "--load", truncated}, small...), "truncated"},
+		{append([]string{"model", "--load", filepath.Join(dir, "missing")}, small...), "no such file"},
+		{[]string{"model", "--depth", "3", "--vocab-size", "300", "--max-seq-len", "24", "--load", truncated + "x"}, "no such file"},
+		{[]string{"model", "--nope"}, "flag provided but not defined"},
+		{[]string{"bench", "model", "--steps", "0"}, "--steps must be positive"},
+	} {
+		_, stderr, err := gochat(t, c.args...)
+		if err == nil {
+			t.Errorf("%v: succeeded", c.args)
+			continue
+		}
+		if !strings.Contains(stderr, c.want) || strings.Contains(stderr, "goroutine") || strings.Contains(stderr, "panic") {
+			t.Errorf("%v: stderr %q, want a line with %q and no panic", c.args, stderr, c.want)
+		}
+	}
+}
+
+// TestLoadRejectsOtherShapes: weights of another depth are refused with the parameter named.
+func TestLoadRejectsOtherShapes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.safetensors")
+	if _, stderr, err := gochat(t, append([]string{"model", "--save", path}, small...)...); err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	_, stderr, err := gochat(t, "model", "--depth", "3", "--vocab-size", "300", "--max-seq-len", "24", "--load", path)
+	if err == nil || !strings.Contains(stderr, "transformer.") {
+		t.Fatalf("loading d2 weights into d3: %v %q", err, stderr)
+	}
+}
+
+func TestBenchModelCommand(t *testing.T) {
+	out, stderr, err := gochat(t, append([]string{"bench", "model", "--steps", "2"}, small...)...)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	if !strings.Contains(out, "| d2 T=24 B=2 V=300 |") || !strings.Contains(stderr, "step 2/2") {
+		t.Fatalf("stdout %q stderr %q", out, stderr)
+	}
+}

@@ -1,0 +1,153 @@
+package graph
+
+import (
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+
+	"gochat/layers"
+)
+
+var tinyConfig = Config{SequenceLen: 16, VocabSize: 64, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 32}
+
+func buildTiny(t *testing.T, opt Options) *Model {
+	t.Helper()
+	m, err := Build(tinyConfig, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Load(InitWeights(tinyConfig, 1)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+func tokens(n, vocab int) []int {
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = (7*i + 3) % vocab
+	}
+	return ids
+}
+
+// TestFreshLossIsLnVocab: nanochat zero-initialises lm_head, so every logit is 0 and the
+// first loss is ln(vocab_size), whatever the batch.
+func TestFreshLossIsLnVocab(t *testing.T) {
+	m := buildTiny(t, Options{Batch: 2, SeqLen: 16, Mode: Train, Reduction: layers.Mean})
+	if err := m.Run(tokens(32, 64), tokens(33, 64)[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Loss(), math.Log(64); math.Abs(got-want) > 1e-5 {
+		t.Fatalf("loss %v, want ln 64 = %v", got, want)
+	}
+}
+
+// TestPerTokenLossesMatchMean checks the per-token reduction against the mean one on a model
+// with random lm_head, with ignored targets.
+func TestPerTokenLossesMatchMean(t *testing.T) {
+	w := InitWeights(tinyConfig, 3)
+	for i := range w["lm_head.weight"] {
+		w["lm_head.weight"][i] = float32(math.Sin(float64(i)))
+	}
+	targets := tokens(33, 64)[1:]
+	targets[4], targets[9] = layers.IgnoreIndex, layers.IgnoreIndex
+	losses := map[layers.Reduction]*Model{}
+	for _, r := range []layers.Reduction{layers.Mean, layers.PerToken} {
+		m := buildTiny(t, Options{Batch: 2, SeqLen: 16, Mode: Train, Reduction: r})
+		m.Load(w)
+		if err := m.Run(tokens(32, 64), targets); err != nil {
+			t.Fatal(err)
+		}
+		losses[r] = m
+	}
+	per := losses[layers.PerToken].Output()
+	if per[4] != 0 || per[9] != 0 {
+		t.Errorf("ignored positions have losses %v, %v", per[4], per[9])
+	}
+	if mean := losses[layers.PerToken].Loss() / 30; math.Abs(mean-losses[layers.Mean].Loss()) > 1e-5 {
+		t.Errorf("per-token mean %v, mean reduction %v", mean, losses[layers.Mean].Loss())
+	}
+}
+
+// TestBadInputsGiveErrors: what a user can get wrong is reported, never a panic.
+func TestBadInputsGiveErrors(t *testing.T) {
+	m := buildTiny(t, Options{Batch: 1, SeqLen: 8, Mode: Train})
+	ok := tokens(8, 64)
+	for name, c := range map[string]struct{ ids, targets []int }{
+		"id = vocab":       {append(ok[:7:7], 64), ok},
+		"negative id":      {append(ok[:7:7], -1), ok},
+		"target = vocab":   {ok, append(ok[:7:7], 64)},
+		"target -2":        {ok, append(ok[:7:7], -2)},
+		"too few ids":      {ok[:5], ok},
+		"too many targets": {ok, append(ok, 1)},
+	} {
+		if err := m.Run(c.ids, c.targets); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if _, err := Build(tinyConfig, Options{Batch: 1, SeqLen: tinyConfig.RotaryLen() + 1}); err == nil || !strings.Contains(err.Error(), "rotary") {
+		t.Errorf("sequence beyond the rotary table: %v", err)
+	}
+	if _, err := Build(tinyConfig, Options{Batch: 0, SeqLen: 4}); err == nil {
+		t.Error("batch 0 built")
+	}
+	w := InitWeights(tinyConfig, 1)
+	w["lm_head.weight"] = w["lm_head.weight"][:10]
+	if err := m.Load(w); err == nil {
+		t.Error("short lm_head loaded")
+	}
+	delete(w, "lm_head.weight")
+	if err := m.Load(w); err == nil {
+		t.Error("weights without lm_head loaded")
+	}
+	w = InitWeights(tinyConfig, 1)
+	w["transformer.h.9.attn.c_q.weight"] = make([]float32, 4)
+	if err := m.Load(w); err == nil {
+		t.Error("a parameter of a deeper model loaded")
+	}
+}
+
+// TestGradientsAccumulateUntilZeroed: two runs add their gradients (micro-batches), and
+// ZeroGrads clears them.
+func TestGradientsAccumulateUntilZeroed(t *testing.T) {
+	m := buildTiny(t, Options{Batch: 1, SeqLen: 8, Mode: Train})
+	ids, targets := tokens(8, 64), tokens(9, 64)[1:]
+	m.Run(ids, targets)
+	g, _ := m.Grads()
+	once := g["lm_head.weight"][3]
+	m.Run(ids, targets)
+	if twice := g["lm_head.weight"][3]; math.Abs(float64(twice-2*once)) > 1e-6 || once == 0 {
+		t.Fatalf("after two runs %v, after one %v", twice, once)
+	}
+	m.ZeroGrads()
+	if g["lm_head.weight"][3] != 0 {
+		t.Fatal("ZeroGrads left a gradient")
+	}
+}
+
+// TestStepsDoNotGrowMemory runs 100 training steps and checks the live heap after the last
+// is within 1 MiB of the live heap after the tenth.
+func TestStepsDoNotGrowMemory(t *testing.T) {
+	m := buildTiny(t, Options{Batch: 2, SeqLen: 16, Mode: Train})
+	ids, targets := tokens(32, 64), tokens(33, 64)[1:]
+	var ms runtime.MemStats
+	var after10 uint64
+	for step := 1; step <= 100; step++ {
+		if err := m.Run(ids, targets); err != nil {
+			t.Fatal(err)
+		}
+		m.ZeroGrads()
+		if step == 10 || step == 100 {
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			if step == 10 {
+				after10 = ms.HeapAlloc
+			}
+		}
+	}
+	if growth := int64(ms.HeapAlloc) - int64(after10); growth > 1<<20 {
+		t.Fatalf("live heap grew by %d bytes over 90 steps", growth)
+	}
+}
