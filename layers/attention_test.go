@@ -22,18 +22,31 @@ func TestAttentionGradients(t *testing.T) {
 		{Batch: 1, Heads: 3, KVHeads: 3, HeadDim: 2, Tq: 1, Tk: 1},
 		{Batch: 1, Heads: 2, KVHeads: 1, HeadDim: 1, Tq: attnBlock + 3, Tk: attnBlock + 3},
 	} {
-		// Scale inputs up so that the softmax is far from uniform.
-		qkv := randTensor(r, s.Batch*s.Tq, (s.Heads+2*s.KVHeads)*s.HeadDim)
-		for i, x := range qkv.Data().([]float64) {
-			qkv.Data().([]float64)[i] = 3 * x
-		}
-		checkGradients(t, gradCase{
-			name:   fmt.Sprintf("attention %+v", s),
-			inputs: []tensor.Tensor{qkv},
-			wrt:    []int{0},
-			build:  func(in []*G.Node) (*G.Node, error) { return Attention(in[0], s) },
-		})
+		checkAttentionGradients(t, r, s)
 	}
+	// And random shapes: odd sizes and every divisor ratio of kv heads.
+	for range 6 {
+		kv := 1 + r.IntN(3)
+		s := AttnShape{Batch: 1 + r.IntN(3), KVHeads: kv, Heads: kv * (1 + r.IntN(3)), HeadDim: 1 + r.IntN(4)}
+		s.Tq = 1 + r.IntN(9)
+		s.Tk = s.Tq
+		checkAttentionGradients(t, r, s)
+	}
+}
+
+func checkAttentionGradients(t *testing.T, r *rand.Rand, s AttnShape) {
+	t.Helper()
+	// Scale inputs up so that the softmax is far from uniform.
+	qkv := randTensor(r, s.Batch*s.Tq, (s.Heads+2*s.KVHeads)*s.HeadDim)
+	for i, x := range qkv.Data().([]float64) {
+		qkv.Data().([]float64)[i] = 3 * x
+	}
+	checkGradients(t, gradCase{
+		name:   fmt.Sprintf("attention %+v", s),
+		inputs: []tensor.Tensor{qkv},
+		wrt:    []int{0},
+		build:  func(in []*G.Node) (*G.Node, error) { return Attention(in[0], s) },
+	})
 }
 
 // naiveAttention is the textbook definition, for comparison: every query of every head
