@@ -29,11 +29,12 @@ func ReLU2Forward[T Float](y, x []T) {
 	})
 }
 
-// ReLU2Backward sets dx = 2·relu(x)·dy.
-func ReLU2Backward[T Float](dx, x, dy []T) {
-	parallelFor(len(x), 1, func(lo, hi int) {
-		for i, v := range x[lo:hi] {
-			dx[lo+i] = 2 * max(v, 0) * dy[lo+i]
+// ReLU2Backward sets dx = 2·relu(x)·dy from the forward output y = relu(x)²:
+// relu(x) = √y. dx may be dy.
+func ReLU2Backward[T Float](dx, y, dy []T) {
+	parallelFor(len(y), 8, func(lo, hi int) {
+		for i, v := range y[lo:hi] {
+			dx[lo+i] = 2 * sqrtf(v) * dy[lo+i]
 		}
 	})
 }
@@ -47,11 +48,12 @@ func SoftcapForward[T Float](y, x []T, cap T) {
 	})
 }
 
-// SoftcapBackward sets dx = (1 − tanh²(x/cap))·dy.
-func SoftcapBackward[T Float](dx, x, dy []T, cap T) {
-	parallelFor(len(x), 8, func(lo, hi int) {
-		for i, v := range x[lo:hi] {
-			t := tanhf(v / cap)
+// SoftcapBackward sets dx = (1 − tanh²(x/cap))·dy from the forward output
+// y = cap·tanh(x/cap). dx may be dy.
+func SoftcapBackward[T Float](dx, y, dy []T, cap T) {
+	parallelFor(len(y), 1, func(lo, hi int) {
+		for i, v := range y[lo:hi] {
+			t := v / cap
 			dx[lo+i] = (1 - t*t) * dy[lo+i]
 		}
 	})
@@ -63,7 +65,8 @@ type pointwise struct {
 	cap  float64
 }
 
-// run applies the function (dy == nil) or its gradient to x.
+// runPointwise applies the function to x (dy == nil) or, with x the function's output,
+// its gradient.
 func runPointwise[T Float](f pointwise, out, x, dy []T) {
 	switch {
 	case f.kind == "ReLU2" && dy == nil:
@@ -77,7 +80,8 @@ func runPointwise[T Float](f pointwise, out, x, dy []T) {
 	}
 }
 
-// elementwiseOp applies f to its one input, or with two inputs (x, dy) f's gradient.
+// elementwiseOp applies f to its one input x, or with two inputs (y, dy), y = f(x), f's
+// gradient. Both can write over their last input: neither needs it afterwards.
 type elementwiseOp struct {
 	opInfo
 	f   pointwise
@@ -87,9 +91,9 @@ type elementwiseOp struct {
 func applyElementwise(x, dy *G.Node, f pointwise) (*G.Node, error) {
 	name := fmt.Sprintf("%s{%g}", f.kind, f.cap)
 	if dy == nil {
-		return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name, arity: 1}, f: f}, x)
+		return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name, arity: 1, inPlace: 1}, f: f}, x)
 	}
-	return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name + "Grad", arity: 2}, f: f}, x, dy)
+	return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name + "Grad", arity: 2, inPlace: 2}, f: f}, x, dy)
 }
 
 func (op *elementwiseOp) Type() hm.Type {
@@ -104,7 +108,12 @@ func (op *elementwiseOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-func (op *elementwiseOp) Do(in ...G.Value) (G.Value, error) {
+func (op *elementwiseOp) Do(in ...G.Value) (G.Value, error) { return op.do(in, false) }
+
+// UnsafeDo writes the result over the last input.
+func (op *elementwiseOp) UnsafeDo(in ...G.Value) (G.Value, error) { return op.do(in, true) }
+
+func (op *elementwiseOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 	x, err := dense(op.name+" input", in[0])
 	if err != nil {
 		return nil, err
@@ -115,7 +124,15 @@ func (op *elementwiseOp) Do(in ...G.Value) (G.Value, error) {
 			return nil, err
 		}
 	}
-	out := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	var out *tensor.Dense
+	switch {
+	case inPlace && dy != nil:
+		out = dy
+	case inPlace:
+		out = x
+	default:
+		out = op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	}
 	switch x.Dtype() {
 	case tensor.Float32:
 		runPointwise(op.f, floats[float32](out), floats[float32](x), optionalFloats[float32](dy))
@@ -125,12 +142,13 @@ func (op *elementwiseOp) Do(in ...G.Value) (G.Value, error) {
 	return out, nil
 }
 
-// SymDiff of the function applies its gradient op; the gradient op is not differentiated.
-func (op *elementwiseOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+// SymDiff of the function applies its gradient op to its output; the gradient op is not
+// differentiated.
+func (op *elementwiseOp) SymDiff(_ G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	if op.arity != 1 {
 		return nil, fmt.Errorf("%v: second derivatives are not implemented", op)
 	}
-	dx, err := applyElementwise(in[0], grad, op.f)
+	dx, err := applyElementwise(out, grad, op.f)
 	return G.Nodes{dx}, err
 }
 

@@ -13,15 +13,19 @@ type Float interface{ ~float32 | ~float64 }
 
 // opInfo supplies the Gorgonia Op methods that every op here answers the same way. name
 // must hold every parameter of the op: Gorgonia merges nodes whose ops hash alike.
+// inPlace, when not 0, is 1 + the index of an input the op can overwrite with its result:
+// where Gorgonia's compiler sees that input die at the op, it calls the op's UnsafeDo,
+// which writes there instead of into a buffer of its own.
 type opInfo struct {
-	name  string
-	arity int
+	name    string
+	arity   int
+	inPlace int
 }
 
 func (o opInfo) Arity() int            { return o.arity }
 func (o opInfo) ReturnsPtr() bool      { return false }
 func (o opInfo) CallsExtern() bool     { return false }
-func (o opInfo) OverwritesInput() int  { return -1 }
+func (o opInfo) OverwritesInput() int  { return o.inPlace - 1 }
 func (o opInfo) WriteHash(h hash.Hash) { fmt.Fprint(h, o.name) }
 func (o opInfo) String() string        { return o.name }
 func (o opInfo) Hashcode() uint32      { h := fnv.New32a(); o.WriteHash(h); return h.Sum32() }

@@ -54,7 +54,7 @@ func RMSNormForward[T Float](y, x []T, width, size, heads int) {
 }
 
 // RMSNormBackward sets dx to the gradient through RMSNormForward:
-// dx = rstd·dy − x·rstd³·mean(dy⊙x) on normalised chunks, dx = dy elsewhere.
+// dx = rstd·dy − x·rstd³·mean(dy⊙x) on normalised chunks, dx = dy elsewhere. dx may be dy.
 func RMSNormBackward[T Float](dx, x, dy []T, width, size, heads int) {
 	parallelFor(len(x)/width, 2*width, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -114,7 +114,7 @@ func (op *rmsNormOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 func (op *rmsNormOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&rmsNormGradOp{opInfo: opInfo{name: "RMSNormGrad" + op.rmsShape.label(), arity: 2}, rmsShape: op.rmsShape}, in[0], grad)
+	dx, err := G.ApplyOp(&rmsNormGradOp{opInfo: opInfo{name: "RMSNormGrad" + op.rmsShape.label(), arity: 2, inPlace: 2}, rmsShape: op.rmsShape}, in[0], grad)
 	return G.Nodes{dx}, err
 }
 
@@ -131,7 +131,12 @@ func (op *rmsNormGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-func (op *rmsNormGradOp) Do(in ...G.Value) (G.Value, error) {
+func (op *rmsNormGradOp) Do(in ...G.Value) (G.Value, error) { return op.do(in, false) }
+
+// UnsafeDo writes dx over dy.
+func (op *rmsNormGradOp) UnsafeDo(in ...G.Value) (G.Value, error) { return op.do(in, true) }
+
+func (op *rmsNormGradOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 	x, err := dense("RMSNorm input", in[0])
 	if err != nil {
 		return nil, err
@@ -141,7 +146,10 @@ func (op *rmsNormGradOp) Do(in ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	w := x.Shape()[1]
-	dx := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	dx := dy
+	if !inPlace {
+		dx = op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	}
 	switch x.Dtype() {
 	case tensor.Float32:
 		RMSNormBackward(floats[float32](dx), floats[float32](x), floats[float32](dy), w, op.size, op.heads)

@@ -79,7 +79,7 @@ func applyRotary(x *G.Node, r Rotation, inverse bool) (*G.Node, error) {
 		return nil, err
 	}
 	name := fmt.Sprintf("Rotary{T%d pos%d h%d×%d inv%t}", r.SeqLen, r.Pos0, r.Heads, r.Table.HeadDim, inverse)
-	return G.ApplyOp(&rotaryOp{opInfo: opInfo{name: name, arity: 1}, Rotation: r, inverse: inverse}, x)
+	return G.ApplyOp(&rotaryOp{opInfo: opInfo{name: name, arity: 1, inPlace: 1}, Rotation: r, inverse: inverse}, x)
 }
 
 // RotaryForward writes x rotated into y; inverse rotates by +θ instead, which is the
@@ -123,13 +123,22 @@ func (op *rotaryOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-func (op *rotaryOp) Do(in ...G.Value) (G.Value, error) {
-	x, err := dense("rotary input", in[0])
+func (op *rotaryOp) Do(in ...G.Value) (G.Value, error) { return op.do(in[0], false) }
+
+// UnsafeDo rotates its input in place: a rotation needs no copy of what it rotates, forward
+// or backward.
+func (op *rotaryOp) UnsafeDo(in ...G.Value) (G.Value, error) { return op.do(in[0], true) }
+
+func (op *rotaryOp) do(in G.Value, inPlace bool) (G.Value, error) {
+	x, err := dense("rotary input", in)
 	if err != nil {
 		return nil, err
 	}
 	w := x.Shape()[1]
-	y := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	y := x
+	if !inPlace {
+		y = op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	}
 	switch x.Dtype() {
 	case tensor.Float32:
 		RotaryForward(floats[float32](y), floats[float32](x), w, op.Rotation, op.inverse)
