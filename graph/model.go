@@ -62,19 +62,22 @@ func Build(cfg Config, opt Options) (*Model, error) {
 		m.params = append(m.params, G.NewMatrix(m.g, tensor.Float32, G.WithShape(p.Shape[0], p.Shape[1]), G.WithName(p.Name), G.WithValue(v)))
 	}
 	m.ids = intInput(m.g, "idx", n)
-	logits, err := m.logits()
+	x, err := m.trunk()
 	if err != nil {
 		return nil, err
 	}
+	lmHead := m.params[len(m.params)-1]
 	var machineOpts []G.VMOpt
 	switch opt.Mode {
 	case Infer:
-		if m.out, err = layers.Softcap(logits, LogitSoftcap); err != nil {
-			return nil, err
+		b := builder{}
+		m.out = b.do(layers.Softcap(b.do(layers.Linear(x, lmHead)), LogitSoftcap))
+		if b.err != nil {
+			return nil, b.err
 		}
 	case Train:
 		m.targets = intInput(m.g, "targets", n)
-		if m.out, err = layers.SoftcapCrossEntropy(logits, m.targets, LogitSoftcap, opt.Reduction); err != nil {
+		if m.out, err = layers.LinearCrossEntropy(x, lmHead, m.targets, LogitSoftcap, opt.Reduction); err != nil {
 			return nil, err
 		}
 		loss := m.out
@@ -94,8 +97,8 @@ func Build(cfg Config, opt Options) (*Model, error) {
 	return m, err
 }
 
-// logits builds the network up to lm_head: embedding, norm, blocks, final norm, lm_head.
-func (m *Model) logits() (*G.Node, error) {
+// trunk builds the network up to lm_head: embedding, norm, blocks, final norm.
+func (m *Model) trunk() (*G.Node, error) {
 	c, B, T := m.Config, m.Batch, m.SeqLen
 	table, err := layers.NewRotaryTable(c.RotaryLen(), c.HeadDim(), RotaryBase)
 	if err != nil {
@@ -122,8 +125,7 @@ func (m *Model) logits() (*G.Node, error) {
 		x = b.do(G.Add(x, b.do(layers.Linear(h, mproj))))
 	}
 	x = b.do(layers.RMSNorm(x))
-	logits := b.do(layers.Linear(x, p[len(p)-1]))
-	return logits, b.err
+	return x, b.err
 }
 
 // builder keeps the first error of a chain of node constructors.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -25,21 +24,6 @@ const (
 )
 
 func (r Reduction) String() string { return [...]string{"mean", "sum", "none"}[r] }
-
-// SoftcapCrossEntropy is nanochat's loss head: cross-entropy of softcapped logits
-// z = cap·tanh(l/cap) (cap 0: no softcap) against int targets. When the graph
-// differentiates it, the forward run also prepares the logits' gradient in the one
-// logits-sized buffer the backward pass needs anyway; z itself is never stored.
-func SoftcapCrossEntropy(logits, targets *G.Node, cap float64, r Reduction) (*G.Node, error) {
-	if logits.Dims() != 2 || targets.Dims() != 1 || targets.Shape()[0] != logits.Shape()[0] {
-		return nil, fmt.Errorf("cross-entropy: want logits (N, V) and targets (N), got %v and %v", logits.Shape(), targets.Shape())
-	}
-	if cap < 0 || r < Mean || r > PerToken {
-		return nil, fmt.Errorf("cross-entropy: invalid cap %g or reduction %d", cap, r)
-	}
-	name := fmt.Sprintf("SoftcapXent{%g,%v}", cap, r)
-	return G.ApplyOp(&xentOp{opInfo: opInfo{name: name, arity: 2}, cap: cap, reduction: r}, logits, targets)
-}
 
 // CrossEntropyForward writes each row's loss lse(z) − z[target] for softcapped logits
 // z = cap·tanh(l/cap) (cap 0: z = l); ignored rows get loss 0. When grad is not nil it also
@@ -131,147 +115,6 @@ func validCount(targets []int) int {
 		}
 	}
 	return n
-}
-
-// xentOp prepares, when it is differentiated, each row's loss gradient for its gradient op.
-type xentOp struct {
-	opInfo
-	cap            float64
-	reduction      Reduction
-	differentiated bool // set by SymDiff: the forward then fills grad
-	losses, grad   buffer
-}
-
-func (op *xentOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	out := hm.Type(a)
-	if op.reduction == PerToken {
-		out = G.TensorType{Dims: 1, Of: a}
-	}
-	return hm.NewFnType(G.TensorType{Dims: 2, Of: a}, G.TensorType{Dims: 1, Of: tensor.Int}, out)
-}
-
-func (op *xentOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	if op.reduction == PerToken {
-		return tensor.Shape{in[0].(tensor.Shape)[0]}, nil
-	}
-	return tensor.ScalarShape(), nil
-}
-
-func (op *xentOp) DiffWRT(int) []bool { return []bool{true, false} }
-
-// xentInputs checks logits (N, V) and int targets (N).
-func xentInputs(l, t G.Value) (*tensor.Dense, []int, error) {
-	logits, err := dense("cross-entropy logits", l)
-	if err != nil {
-		return nil, nil, err
-	}
-	tt, ok := t.(*tensor.Dense)
-	if !ok || tt.Dtype() != tensor.Int || !tt.Shape().Eq(tensor.Shape{logits.Shape()[0]}) {
-		return nil, nil, fmt.Errorf("cross-entropy: want %d int targets, got %v", logits.Shape()[0], t)
-	}
-	return logits, tt.Ints(), nil
-}
-
-func (op *xentOp) Do(in ...G.Value) (G.Value, error) {
-	logits, targets, err := xentInputs(in[0], in[1])
-	if err != nil {
-		return nil, err
-	}
-	n, v := logits.Shape()[0], logits.Shape()[1]
-	dt, eng := logits.Dtype(), logits.Engine()
-	losses := op.losses.get(dt, eng, n)
-	var grad *tensor.Dense
-	if op.differentiated {
-		grad = op.grad.get(dt, eng, n, v)
-	}
-	switch dt {
-	case tensor.Float32:
-		err = CrossEntropyForward(floats[float32](losses), floats[float32](logits), targets, v, float32(op.cap), optionalFloats[float32](grad))
-	case tensor.Float64:
-		err = CrossEntropyForward(floats[float64](losses), floats[float64](logits), targets, v, op.cap, optionalFloats[float64](grad))
-	}
-	if err != nil {
-		return nil, err
-	}
-	if op.reduction == PerToken {
-		return losses, nil
-	}
-	total := sumFloats(losses)
-	if op.reduction == Mean {
-		total /= float64(max(validCount(targets), 1))
-	}
-	if dt == tensor.Float32 {
-		return G.NewF32(float32(total)), nil
-	}
-	return G.NewF64(total), nil
-}
-
-func (op *xentOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	op.differentiated = true
-	g := &xentGradOp{opInfo: opInfo{name: "Grad" + op.name, arity: 3}, fwd: op}
-	d, err := G.ApplyOp(g, in[0], in[1], grad)
-	return G.Nodes{d, nil}, err
-}
-
-// xentGradOp scales the row gradients its forward op prepared by each row's loss gradient,
-// from (logits, targets, dloss); it returns the forward op's buffer.
-type xentGradOp struct {
-	opInfo
-	fwd   *xentOp
-	scale buffer
-}
-
-func (op *xentGradOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	m, g := G.TensorType{Dims: 2, Of: a}, hm.Type(a)
-	if op.fwd.reduction == PerToken {
-		g = G.TensorType{Dims: 1, Of: a}
-	}
-	return hm.NewFnType(m, G.TensorType{Dims: 1, Of: tensor.Int}, g, m)
-}
-
-func (op *xentGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
-}
-
-func (op *xentGradOp) Do(in ...G.Value) (G.Value, error) {
-	logits, targets, err := xentInputs(in[0], in[1])
-	if err != nil {
-		return nil, err
-	}
-	out := op.fwd.grad.t
-	if out == nil || !out.Shape().Eq(logits.Shape()) || out.Dtype() != logits.Dtype() {
-		return nil, fmt.Errorf("%v: the forward op has not run", op)
-	}
-	n, v := logits.Shape()[0], logits.Shape()[1]
-	dt := logits.Dtype()
-	scale := op.scale.get(dt, logits.Engine(), n)
-	switch op.fwd.reduction {
-	case PerToken:
-		if scale, err = dense("cross-entropy loss gradient", in[2], n); err != nil {
-			return nil, err
-		}
-	default:
-		s, ok := in[2].(G.Scalar)
-		if !ok {
-			return nil, fmt.Errorf("%v: want a scalar loss gradient, got %T", op, in[2])
-		}
-		g := scalarFloat(s)
-		if op.fwd.reduction == Mean {
-			g /= float64(max(validCount(targets), 1))
-		}
-		for i := 0; i < n; i++ {
-			scale.SetAt(castTo(dt, g), i)
-		}
-	}
-	switch dt {
-	case tensor.Float32:
-		ScaleRows(floats[float32](out), floats[float32](scale), v)
-	case tensor.Float64:
-		ScaleRows(floats[float64](out), floats[float64](scale), v)
-	}
-	return out, nil
 }
 
 // scalarFloat reads a Gorgonia float scalar.

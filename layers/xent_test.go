@@ -10,31 +10,64 @@ import (
 	"gorgonia.org/tensor"
 )
 
-func TestCrossEntropyGradients(t *testing.T) {
+func TestLinearCrossEntropyGradients(t *testing.T) {
 	r := rand.New(rand.NewPCG(14, 15))
 	for _, red := range []Reduction{Mean, Sum, PerToken} {
 		for _, c := range []struct {
-			rows, vocab int
-			cap         float64
-			targets     []int
+			rows, width, vocab int
+			cap                float64
+			targets            []int
 		}{
-			{1, 1, 15, []int{0}},
-			{4, 7, 15, []int{3, IgnoreIndex, 0, 6}},
-			{3, 5, 0, []int{1, 1, IgnoreIndex}},
-			{5, 11, 2, []int{10, 0, 4, 4, IgnoreIndex}},
+			{1, 1, 1, 15, []int{0}},
+			{4, 3, 7, 15, []int{3, IgnoreIndex, 0, 6}},
+			{3, 2, 5, 0, []int{1, 1, IgnoreIndex}},
+			{5, 4, 11, 2, []int{10, 0, 4, 4, IgnoreIndex}},
 		} {
-			logits := randTensor(r, c.rows, c.vocab)
-			for i, v := range logits.Data().([]float64) {
-				logits.Data().([]float64)[i] = 8 * v
+			x, w := randTensor(r, c.rows, c.width), randTensor(r, c.vocab, c.width)
+			for i, v := range w.Data().([]float64) {
+				w.Data().([]float64)[i] = 4 * v
 			}
 			checkGradients(t, gradCase{
-				name:   fmt.Sprintf("xent %v rows%d V%d cap%g", red, c.rows, c.vocab, c.cap),
-				inputs: []tensor.Tensor{logits, intTensor(c.targets)},
-				wrt:    []int{0},
+				name:   fmt.Sprintf("lm head %v rows%d C%d V%d cap%g", red, c.rows, c.width, c.vocab, c.cap),
+				inputs: []tensor.Tensor{x, w, intTensor(c.targets)},
+				wrt:    []int{0, 1},
 				build: func(in []*G.Node) (*G.Node, error) {
-					return SoftcapCrossEntropy(in[0], in[1], c.cap, red)
+					return LinearCrossEntropy(in[0], in[1], in[2], c.cap, red)
 				},
 			})
+		}
+	}
+}
+
+// TestLinearCrossEntropyChunks checks a vocabulary large enough to take several chunks of
+// rows against the same computation done one row at a time.
+func TestLinearCrossEntropyChunks(t *testing.T) {
+	r := rand.New(rand.NewPCG(20, 21))
+	const n, c, v = 7, 3, 3 << 20 // lmHeadRows(v) = 2: four chunks
+	x, w := randTensor(r, n, c).Data().([]float64), randTensor(r, v, c).Data().([]float64)
+	targets := []int{5, IgnoreIndex, v - 1, 0, 17, 17, 3}
+	e := gemmOf(tensor.New(tensor.WithShape(1), tensor.Of(tensor.Float64)))
+	losses, scale := make([]float64, n), []float64{1, 2, 3, 4, 5, 6, 7}
+	dx, dw := make([]float64, n*c), make([]float64, v*c)
+	if err := LinearCrossEntropyPass(e, x, w, targets, c, v, 15, losses, scale, dx, dw, make([]float64, lmHeadRows(v)*v)); err != nil {
+		t.Fatal(err)
+	}
+	rowsDW, scratch := make([]float64, v*c), make([]float64, v)
+	for i := 0; i < n; i++ {
+		one, dxi := make([]float64, 1), make([]float64, c)
+		LinearCrossEntropyPass(e, x[i*c:(i+1)*c], w, targets[i:i+1], c, v, 15, one, scale[i:i+1], dxi, rowsDW, scratch)
+		if math.Abs(one[0]-losses[i]) > 1e-12 {
+			t.Fatalf("row %d: loss %v in chunks, %v alone", i, losses[i], one[0])
+		}
+		for j := range dxi {
+			if math.Abs(dxi[j]-dx[i*c+j]) > 1e-12 {
+				t.Fatalf("row %d: dx differs", i)
+			}
+		}
+	}
+	for j := range dw {
+		if math.Abs(dw[j]-rowsDW[j]) > 1e-12 {
+			t.Fatalf("dW[%d] is %v in chunks, %v row by row", j, dw[j], rowsDW[j])
 		}
 	}
 }

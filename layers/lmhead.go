@@ -1,0 +1,267 @@
+package layers
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// LinearCrossEntropy is nanochat's training head in one op: lm_head (x·Wᵀ for x (N, C) and
+// W (V, C)), the logit softcap, and the cross-entropy against int targets with the given
+// reduction. It works through the rows in chunks, so the (N, V) logits never exist whole:
+// at d12 with 2048 tokens and a 65,536 vocabulary that is 512 MiB not held, twice (logits
+// and their gradient). When the graph differentiates it, the forward pass also computes
+// the gradients for a unit loss gradient, and the gradient ops only scale them.
+func LinearCrossEntropy(x, w, targets *G.Node, cap float64, r Reduction) (*G.Node, error) {
+	if x.Dims() != 2 || w.Dims() != 2 || targets.Dims() != 1 || x.Shape()[1] != w.Shape()[1] || targets.Shape()[0] != x.Shape()[0] {
+		return nil, fmt.Errorf("lm head: want x (N, C), W (V, C) and targets (N), got %v, %v and %v", x.Shape(), w.Shape(), targets.Shape())
+	}
+	if cap < 0 || r < Mean || r > PerToken {
+		return nil, fmt.Errorf("lm head: invalid cap %g or reduction %d", cap, r)
+	}
+	name := fmt.Sprintf("LinearCrossEntropy{%g,%v}", cap, r)
+	return G.ApplyOp(&lmHeadOp{opInfo: opInfo{name: name, arity: 3}, cap: cap, reduction: r}, x, w, targets)
+}
+
+// lmHeadRows is how many rows of logits exist at once: about 8 Mi values (32 MiB).
+func lmHeadRows(vocab int) int { return max(1, (8<<20)/vocab) }
+
+// LinearCrossEntropyPass computes, chunk by chunk, the logits x·Wᵀ, their softcap and
+// cross-entropy: losses (when not nil) receives every row's loss. When scale is not nil,
+// dx and dw receive the gradients of Σ_i scale_i·loss_i; dw is accumulated into, so clear
+// it first. scratch holds lmHeadRows(vocab)·vocab values.
+func LinearCrossEntropyPass[T Float](e Gemm, x, w []T, targets []int, width, vocab int, cap T, losses, scale, dx, dw, scratch []T) error {
+	if err := checkTargets(targets, vocab); err != nil {
+		return err
+	}
+	n, rows := len(targets), lmHeadRows(vocab)
+	chunkLosses := make([]T, rows)
+	for r0 := 0; r0 < n; r0 += rows {
+		r := min(rows, n-r0)
+		logits, xs := scratch[:r*vocab], x[r0*width:]
+		gemm(e, false, true, r, vocab, width, 1, xs, width, w, width, 0, logits, vocab)
+		var grad []T
+		if scale != nil {
+			grad = logits // the gradient overwrites the logits row by row
+		}
+		out := chunkLosses[:r]
+		if losses != nil {
+			out = losses[r0 : r0+r]
+		}
+		if err := CrossEntropyForward(out, logits, targets[r0:r0+r], vocab, cap, grad); err != nil {
+			return err
+		}
+		if scale == nil {
+			continue
+		}
+		ScaleRows(grad, scale[r0:r0+r], vocab)
+		gemm(e, false, false, r, width, vocab, 1, grad, vocab, w, width, 0, dx[r0*width:], width)
+		gemm(e, true, false, vocab, width, r, 1, grad, vocab, xs, width, 1, dw, width)
+	}
+	return nil
+}
+
+// lmHeadOp keeps the gradients its forward pass computes for its gradient ops.
+type lmHeadOp struct {
+	opInfo
+	cap                            float64
+	reduction                      Reduction
+	differentiated                 bool // set by SymDiff
+	losses, dx, dw, scale, scratch buffer
+}
+
+func (op *lmHeadOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	m := G.TensorType{Dims: 2, Of: a}
+	out := hm.Type(a)
+	if op.reduction == PerToken {
+		out = G.TensorType{Dims: 1, Of: a}
+	}
+	return hm.NewFnType(m, m, G.TensorType{Dims: 1, Of: tensor.Int}, out)
+}
+
+func (op *lmHeadOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if op.reduction == PerToken {
+		return tensor.Shape{in[0].(tensor.Shape)[0]}, nil
+	}
+	return tensor.ScalarShape(), nil
+}
+
+func (op *lmHeadOp) DiffWRT(int) []bool { return []bool{true, true, false} }
+
+// lmHeadInputs checks x (N, C), W (V, C) and N int targets.
+func lmHeadInputs(in []G.Value) (x, w *tensor.Dense, targets []int, err error) {
+	if x, err = dense("lm head input", in[0]); err != nil {
+		return
+	}
+	if w, err = dense("lm head weight", in[1]); err != nil {
+		return
+	}
+	if err = sameDtype(x, w); err != nil || x.Shape()[1] != w.Shape()[1] {
+		return nil, nil, nil, fmt.Errorf("lm head: input %v and weight %v do not fit (%v)", x.Shape(), w.Shape(), err)
+	}
+	t, ok := in[2].(*tensor.Dense)
+	if !ok || t.Dtype() != tensor.Int || !t.Shape().Eq(tensor.Shape{x.Shape()[0]}) {
+		return nil, nil, nil, fmt.Errorf("lm head: want %d int targets, got %v", x.Shape()[0], in[2])
+	}
+	return x, w, t.Ints(), nil
+}
+
+// pass runs LinearCrossEntropyPass on the op's buffers; scale nil computes no gradients.
+func (op *lmHeadOp) pass(x, w *tensor.Dense, targets []int, losses, scale *tensor.Dense) error {
+	n, c, v := x.Shape()[0], x.Shape()[1], w.Shape()[0]
+	dt, eng := x.Dtype(), x.Engine()
+	scratch := op.scratch.get(dt, eng, min(lmHeadRows(v), n)*v)
+	var dx, dw *tensor.Dense
+	if scale != nil {
+		dx, dw = op.dx.get(dt, eng, n, c), op.dw.get(dt, eng, v, c)
+		dw.Zero()
+	}
+	switch dt {
+	case tensor.Float32:
+		return LinearCrossEntropyPass(gemmOf(x), floats[float32](x), floats[float32](w), targets, c, v, float32(op.cap),
+			optionalFloats[float32](losses), optionalFloats[float32](scale), optionalFloats[float32](dx), optionalFloats[float32](dw), floats[float32](scratch))
+	default:
+		return LinearCrossEntropyPass(gemmOf(x), floats[float64](x), floats[float64](w), targets, c, v, op.cap,
+			optionalFloats[float64](losses), optionalFloats[float64](scale), optionalFloats[float64](dx), optionalFloats[float64](dw), floats[float64](scratch))
+	}
+}
+
+// unitScale is each row's loss weight in the reduced loss: 1/count for the mean, 1 for the
+// sum.
+func (op *lmHeadOp) unitScale(targets []int) float64 {
+	if op.reduction == Mean {
+		return 1 / float64(max(validCount(targets), 1))
+	}
+	return 1
+}
+
+func (op *lmHeadOp) Do(in ...G.Value) (G.Value, error) {
+	x, w, targets, err := lmHeadInputs(in)
+	if err != nil {
+		return nil, err
+	}
+	n, dt := x.Shape()[0], x.Dtype()
+	losses := op.losses.get(dt, x.Engine(), n)
+	var scale *tensor.Dense
+	if op.differentiated && op.reduction != PerToken {
+		scale = op.scale.get(dt, x.Engine(), n)
+		fill(scale, op.unitScale(targets))
+	}
+	if err := op.pass(x, w, targets, losses, scale); err != nil {
+		return nil, err
+	}
+	if op.reduction == PerToken {
+		return losses, nil
+	}
+	total := sumFloats(losses) * op.unitScale(targets)
+	if dt == tensor.Float32 {
+		return G.NewF32(float32(total)), nil
+	}
+	return G.NewF64(total), nil
+}
+
+func (op *lmHeadOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	op.differentiated = true
+	dx, err := G.ApplyOp(&lmHeadGradOp{opInfo: opInfo{name: "Grad" + op.name, arity: 4}, fwd: op}, in[0], in[1], in[2], grad)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := G.ApplyOp(&lmHeadWeightGradOp{opInfo: opInfo{name: "WeightGrad" + op.name, arity: 2}, fwd: op}, dx, in[1])
+	return G.Nodes{dx, dw, nil}, err
+}
+
+// lmHeadGradOp computes dx from (x, W, targets, dloss), and dW with it: for the mean and
+// the sum it scales what the forward pass computed by the scalar dloss; for per-token losses
+// it runs the pass again with each row's loss gradient.
+type lmHeadGradOp struct {
+	opInfo
+	fwd *lmHeadOp
+}
+
+func (op *lmHeadGradOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	m, g := G.TensorType{Dims: 2, Of: a}, hm.Type(a)
+	if op.fwd.reduction == PerToken {
+		g = G.TensorType{Dims: 1, Of: a}
+	}
+	return hm.NewFnType(m, m, G.TensorType{Dims: 1, Of: tensor.Int}, g, m)
+}
+
+func (op *lmHeadGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+
+func (op *lmHeadGradOp) Do(in ...G.Value) (G.Value, error) {
+	x, w, targets, err := lmHeadInputs(in)
+	if err != nil {
+		return nil, err
+	}
+	if op.fwd.reduction == PerToken {
+		g, err := dense("lm head loss gradient", in[3], x.Shape()[0])
+		if err != nil {
+			return nil, err
+		}
+		if err := op.fwd.pass(x, w, targets, nil, g); err != nil {
+			return nil, err
+		}
+		return op.fwd.dx.t, nil
+	}
+	s, ok := in[3].(G.Scalar)
+	if !ok {
+		return nil, fmt.Errorf("%v: want a scalar loss gradient, got %T", op, in[3])
+	}
+	dx, dw := op.fwd.dx.t, op.fwd.dw.t
+	if dx == nil || !dx.Shape().Eq(x.Shape()) || dx.Dtype() != x.Dtype() {
+		return nil, fmt.Errorf("%v: the forward op has not run", op)
+	}
+	if g := scalarFloat(s); g != 1 {
+		for _, t := range []*tensor.Dense{dx, dw} {
+			if _, err := t.MulScalar(castTo(t.Dtype(), g), true, tensor.UseUnsafe()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return dx, nil
+}
+
+// lmHeadWeightGradOp returns the dW its sibling computed; it reads the sibling's output so
+// that Gorgonia runs it after.
+type lmHeadWeightGradOp struct {
+	opInfo
+	fwd *lmHeadOp
+}
+
+func (op *lmHeadWeightGradOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a)
+}
+
+func (op *lmHeadWeightGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[1].(tensor.Shape).Clone(), nil
+}
+
+func (op *lmHeadWeightGradOp) Do(in ...G.Value) (G.Value, error) {
+	w, ok := in[1].(*tensor.Dense)
+	dw := op.fwd.dw.t
+	if !ok || dw == nil || !dw.Shape().Eq(w.Shape()) {
+		return nil, fmt.Errorf("%v: the gradient op has not run", op)
+	}
+	return dw, nil
+}
+
+// fill sets every element of a float tensor to x.
+func fill(t *tensor.Dense, x float64) {
+	switch d := t.Data().(type) {
+	case []float32:
+		for i := range d {
+			d[i] = float32(x)
+		}
+	case []float64:
+		for i := range d {
+			d[i] = x
+		}
+	}
+}
