@@ -1,4 +1,4 @@
-package graph
+package graph_test
 
 import (
 	"encoding/json"
@@ -10,37 +10,63 @@ import (
 	"testing"
 
 	"gochat/checkpoint"
+	"gochat/cpubackend"
+	"gochat/graph"
 	"gochat/layers"
+	"gochat/optimizers"
 )
 
-// goldenTol bounds ‖got − want‖ / ‖want‖ for logits, losses and gradients: float32 against
-// nanochat's float64 reference (shared/golden/README.md).
-const goldenTol = 1e-4
+// goldenTol bounds ‖got − want‖ / ‖want‖ for logits, losses, gradients, gradient norms and
+// Newton-Schulz outputs: float32 against nanochat's float64 reference
+// (shared/golden/README.md). Weights after optimizer steps get stepTol.
+const (
+	goldenTol = 1e-4
+	stepTol   = 1e-3
+)
 
 // goldenCase is one folder of golden files.
 type goldenCase struct {
 	name, dir string
 	meta      struct {
-		Config  Config  `json:"config"`
-		B       int     `json:"B"`
-		T       int     `json:"T"`
-		Loss    float64 `json:"loss"`
-		LossSum float64 `json:"loss_sum"`
+		Config    graph.Config `json:"config"`
+		B         int          `json:"B"`
+		T         int          `json:"T"`
+		Loss      float64      `json:"loss"`
+		LossSum   float64      `json:"loss_sum"`
+		Optimizer struct {
+			UnembeddingLR float64 `json:"unembedding_lr"`
+			EmbeddingLR   float64 `json:"embedding_lr"`
+			MatrixLR      float64 `json:"matrix_lr"`
+			WeightDecay   float64 `json:"weight_decay"`
+			GradClip      float64 `json:"grad_clip"`
+			Steps         []struct {
+				StepIndex     int     `json:"step_index"`
+				NumIterations int     `json:"num_iterations"`
+				GradNorm      float64 `json:"grad_norm_before_clip"`
+				LRMultiplier  float64 `json:"lr_multiplier"`
+				MuonMomentum  float64 `json:"muon_momentum"`
+			} `json:"steps"`
+		} `json:"optimizer"`
 	}
-	weights Weights
+	weights graph.Weights
 	inputs  map[string]checkpoint.Tensor
 	outputs map[string]checkpoint.Tensor
 }
 
-// goldenDirs lists the case folders: every subfolder of testdata/golden and of
-// $GOCHAT_GOLDEN_DIR that holds a weights.safetensors.
-func goldenDirs(t *testing.T) []string {
+// goldenRoots are testdata/golden and $GOCHAT_GOLDEN_DIR when set.
+func goldenRoots() []string {
 	roots := []string{"../testdata/golden"}
 	if extra := os.Getenv("GOCHAT_GOLDEN_DIR"); extra != "" {
 		roots = append(roots, extra)
 	}
+	return roots
+}
+
+// goldenDirs lists the case folders: every subfolder of a golden root that holds a
+// weights.safetensors.
+func goldenDirs(t *testing.T) []string {
 	var dirs []string
-	for _, root := range roots {
+	for _, root := range goldenRoots() {
 		entries, err := os.ReadDir(root)
 		if err != nil {
 			t.Fatalf("golden folder: %v", err)
@@ -75,14 +101,24 @@ func loadGolden(t *testing.T, dir string) *goldenCase {
 		}
 		return ts
 	}
-	c.weights = Weights{}
-	for name, ts := range read("weights.safetensors") {
-		if c.weights[name], err = ts.Float32s(); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	c.weights = readWeights(t, filepath.Join(dir, "weights.safetensors"))
 	c.inputs, c.outputs = read("inputs.safetensors"), read("outputs.safetensors")
 	return c
+}
+
+// readWeights reads a safetensors file of parameters as float32.
+func readWeights(t *testing.T, path string) graph.Weights {
+	ts, _, err := checkpoint.ReadSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := graph.Weights{}
+	for name, x := range ts {
+		if w[name], err = x.Float32s(); err != nil {
+			t.Fatalf("%s: %s: %v", path, name, err)
+		}
+	}
+	return w
 }
 
 func (c *goldenCase) ints(t *testing.T, name string) []int {
@@ -112,10 +148,16 @@ func (c *goldenCase) floats(t *testing.T, name string) []float64 {
 // check prints the required line and fails above the tolerance.
 func (c *goldenCase) check(t *testing.T, check string, got []float32, want []float64, tol float64) {
 	t.Helper()
+	report(t, c.name, check, got, want, tol)
+}
+
+// report prints the line for one check and fails above the tolerance.
+func report(t *testing.T, name, check string, got []float32, want []float64, tol float64) {
+	t.Helper()
 	rel := relErr(got, want)
-	fmt.Printf("golden %s %s relerr=%.3g tol=%g\n", c.name, check, rel, tol)
+	fmt.Printf("golden %s %s relerr=%.3g tol=%g\n", name, check, rel, tol)
 	if !(rel <= tol) {
-		t.Errorf("golden %s %s: relative error %.3g > %g", c.name, check, rel, tol)
+		t.Errorf("golden %s %s: relative error %.3g > %g", name, check, rel, tol)
 	}
 }
 
@@ -134,9 +176,12 @@ func relErr(got []float32, want []float64) float64 {
 }
 
 // build compiles a graph for the case and loads its weights.
-func (c *goldenCase) build(t *testing.T, opt Options) *Model {
-	opt.Batch, opt.SeqLen = c.meta.B, c.meta.T
-	m, err := Build(c.meta.Config, opt)
+func (c *goldenCase) build(t *testing.T, opt graph.Options) *graph.Model {
+	if opt.Batch == 0 {
+		opt.Batch = c.meta.B
+	}
+	opt.SeqLen = c.meta.T
+	m, err := graph.Build(c.meta.Config, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,15 +191,17 @@ func (c *goldenCase) build(t *testing.T, opt Options) *Model {
 	return m
 }
 
-// TestGolden compares the model with nanochat's own outputs on every golden case: the
-// inference logits, the mean and the summed loss, and the gradient of every parameter.
+// TestGolden compares gochat with nanochat's own outputs on every golden case: the inference
+// logits, the mean and the summed loss, the gradient of every parameter, and two optimizer
+// steps (gradient norms and every parameter after each); and Newton-Schulz on its own.
 func TestGolden(t *testing.T) {
+	checkNewtonSchulz(t)
 	for _, dir := range goldenDirs(t) {
 		c := loadGolden(t, dir)
 		t.Run(c.name, func(t *testing.T) {
 			ids, targets := c.ints(t, "idx"), c.ints(t, "targets")
 
-			infer := c.build(t, Options{Mode: Infer})
+			infer := c.build(t, graph.Options{Mode: graph.Infer})
 			defer infer.Close()
 			if err := infer.Run(ids, nil); err != nil {
 				t.Fatal(err)
@@ -166,7 +213,7 @@ func TestGolden(t *testing.T) {
 				check string
 				want  float64
 			}{{layers.Sum, "loss_sum", c.meta.LossSum}, {layers.Mean, "loss", c.meta.Loss}} {
-				m := c.build(t, Options{Mode: Train, Reduction: r.red})
+				m := c.build(t, graph.Options{Mode: graph.Train, Reduction: r.red})
 				defer m.Close()
 				if err := m.Run(ids, targets); err != nil {
 					t.Fatal(err)
@@ -183,6 +230,118 @@ func TestGolden(t *testing.T) {
 					c.check(t, "grad."+p.Name, grads[p.Name], c.floats(t, "grad."+p.Name), goldenTol)
 				}
 			}
+			c.checkSteps(t)
 		})
+	}
+}
+
+// checkSteps does base_train's two optimizer steps the golden README describes: each batch
+// split into micro-batches of rows 0,2,... and 1,3,..., clipping, AdamW then Muon.
+func (c *goldenCase) checkSteps(t *testing.T) {
+	o := c.meta.Optimizer
+	if len(o.Steps) != 2 || c.meta.B%2 != 0 {
+		t.Fatalf("%s: want two optimizer steps on an even batch, got %d steps, B=%d", c.dir, len(o.Steps), c.meta.B)
+	}
+	m := c.build(t, graph.Options{Batch: c.meta.B / 2, Mode: graph.Train, Reduction: layers.Mean})
+	defer m.Close()
+	s := optimizers.Settings{MatrixLR: o.MatrixLR, EmbeddingLR: o.EmbeddingLR, UnembeddingLR: o.UnembeddingLR,
+		WeightDecay: o.WeightDecay, GradClip: o.GradClip,
+		Schedule: optimizers.Schedule{NumIterations: o.Steps[0].NumIterations, WarmdownRatio: 0.2}}
+	tr, err := optimizers.NewTrainer(m, s, cpubackend.New(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Iter = o.Steps[0].StepIndex
+	before := graph.Weights{}
+	for name, w := range c.weights {
+		before[name] = append([]float32(nil), w...)
+	}
+	for k, batch := range []string{"", "2"} {
+		step := o.Steps[k]
+		if tr.Iter != step.StepIndex {
+			t.Fatalf("step %d at iteration %d, golden %d", k+1, tr.Iter, step.StepIndex)
+		}
+		res, err := tr.Step(evenOddRows(c.ints(t, "idx"+batch), c.ints(t, "targets"+batch), c.meta.B, c.meta.T))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(res.LRMultiplier-step.LRMultiplier) > 1e-12 || math.Abs(res.Momentum-step.MuonMomentum) > 1e-12 {
+			t.Errorf("step %d: lr multiplier %v momentum %v, golden %v %v", k+1, res.LRMultiplier, res.Momentum, step.LRMultiplier, step.MuonMomentum)
+		}
+		name := fmt.Sprintf("step%d", k+1)
+		c.check(t, name+".grad_norm", []float32{float32(res.GradNorm)}, []float64{step.GradNorm}, goldenTol)
+		// Every parameter after the step, and (stricter, since weights dwarf their updates)
+		// every update.
+		want := readWeights(t, filepath.Join(c.dir, name+".safetensors"))
+		got := m.Weights()
+		for _, p := range c.meta.Config.Params() {
+			c.check(t, name+"."+p.Name, got[p.Name], float64s(want[p.Name]), stepTol)
+			c.check(t, name+".update."+p.Name, diff(got[p.Name], before[p.Name]), float64s(diff(want[p.Name], before[p.Name])), stepTol)
+			before[p.Name] = append([]float32(nil), want[p.Name]...)
+		}
+	}
+}
+
+// evenOddRows splits a batch into the micro-batches of rows 0,2,4,... and 1,3,5,...
+func evenOddRows(ids, targets []int, b, t int) []optimizers.Batch {
+	var out []optimizers.Batch
+	for first := 0; first < 2; first++ {
+		var mb optimizers.Batch
+		for row := first; row < b; row += 2 {
+			mb.IDs = append(mb.IDs, ids[row*t:(row+1)*t]...)
+			mb.Targets = append(mb.Targets, targets[row*t:(row+1)*t]...)
+		}
+		out = append(out, mb)
+	}
+	return out
+}
+
+// diff is a − b.
+func diff(a, b []float32) []float32 {
+	d := make([]float32, len(a))
+	for i := range a {
+		d[i] = a[i] - b[i]
+	}
+	return d
+}
+
+func float64s(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// checkNewtonSchulz compares Muon's orthogonalisation with nanochat's on every matrix of
+// each root's muon/newton_schulz.safetensors.
+func checkNewtonSchulz(t *testing.T) {
+	for _, root := range goldenRoots() {
+		path := filepath.Join(root, "muon", "newton_schulz.safetensors")
+		if _, err := os.Stat(path); err != nil && root != goldenRoots()[0] {
+			continue // a case folder without Newton-Schulz cases
+		}
+		ts, _, err := checkpoint.ReadSafetensors(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; ; i++ {
+			in, ok := ts[fmt.Sprintf("in%d", i)]
+			if !ok {
+				if i == 0 {
+					t.Fatalf("%s holds no in0", path)
+				}
+				break
+			}
+			out, ok := ts[fmt.Sprintf("out%d", i)]
+			if !ok || len(in.Shape) != 2 {
+				t.Fatalf("%s: in%d has no out%d or is not a matrix", path, i, i)
+			}
+			g, _ := in.Float32s()
+			want, _ := out.Float64s()
+			got := make([]float32, len(g))
+			optimizers.NewtonSchulz(cpubackend.New(nil), got, g, in.Shape[0], in.Shape[1], optimizers.NSSteps)
+			report(t, "muon", fmt.Sprintf("newton_schulz.%d(%dx%d)", i, in.Shape[0], in.Shape[1]), got, want, goldenTol)
+		}
 	}
 }

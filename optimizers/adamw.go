@@ -1,0 +1,50 @@
+package optimizers
+
+import (
+	"fmt"
+	"math"
+)
+
+// AdamW is PyTorch's AdamW with nanochat's settings: betas (0.8, 0.95), eps 1e-10, bias
+// correction, decoupled weight decay.
+type AdamW struct {
+	Beta1, Beta2, Eps, WeightDecay float64
+	steps                          int
+	expAvg, expAvgSq               map[string][]float32
+}
+
+// NewAdamW returns nanochat's AdamW with the given weight decay.
+func NewAdamW(weightDecay float64) *AdamW {
+	return &AdamW{Beta1: 0.8, Beta2: 0.95, Eps: 1e-10, WeightDecay: weightDecay,
+		expAvg: map[string][]float32{}, expAvgSq: map[string][]float32{}}
+}
+
+// Step updates every parameter with its own learning rate lrs[i], as PyTorch does:
+// p ← p·(1 − lr·wd); m ← lerp(m, g, 1−β1); v ← β2·v + (1−β2)·g²;
+// p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + eps).
+func (a *AdamW) Step(params []Param, lrs []float64) error {
+	a.steps++
+	bc1 := 1 - math.Pow(a.Beta1, float64(a.steps))
+	bc2 := math.Sqrt(1 - math.Pow(a.Beta2, float64(a.steps)))
+	for k, p := range params {
+		if len(p.Value) != len(p.Grad) {
+			return fmt.Errorf("adamw: %s has %d values and %d gradients", p.Name, len(p.Value), len(p.Grad))
+		}
+		m, ok := a.expAvg[p.Name]
+		if !ok {
+			m = make([]float32, len(p.Value))
+			a.expAvg[p.Name], a.expAvgSq[p.Name] = m, make([]float32, len(p.Value))
+		}
+		v := a.expAvgSq[p.Name]
+		lr := lrs[k]
+		decay := float32(1 - lr*a.WeightDecay)
+		b1, b2 := float32(1-a.Beta1), float32(a.Beta2)
+		step, invBC2, eps := float32(lr/bc1), float32(1/bc2), float32(a.Eps)
+		for i, g := range p.Grad {
+			m[i] += b1 * (g - m[i])
+			v[i] = b2*v[i] + (1-b2)*g*g
+			p.Value[i] = p.Value[i]*decay - step*m[i]/(float32(math.Sqrt(float64(v[i])))*invBC2+eps)
+		}
+	}
+	return nil
+}

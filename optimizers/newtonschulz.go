@@ -1,0 +1,87 @@
+// Package optimizers holds nanochat's optimisation recipe: Muon (momentum orthogonalised by
+// Newton-Schulz) for the transformer's matrices, AdamW for the embedding and lm_head, the
+// learning-rate and momentum schedules, global-norm clipping, and the training step that
+// combines them over micro-batches.
+package optimizers
+
+import (
+	"math"
+
+	"gochat/layers"
+)
+
+// Coefficients of the quintic Newton-Schulz iteration (Keller Jordan's Muon).
+const (
+	nsA, nsB, nsC = 3.4445, -4.7750, 2.0315
+	// NSSteps is the number of iterations nanochat runs.
+	NSSteps = 5
+)
+
+// nsWork holds the matrices of one Newton-Schulz shape, reused across steps.
+type nsWork struct{ x, next, a, b []float32 }
+
+func newNSWork(r, c int) *nsWork {
+	return &nsWork{x: make([]float32, r*c), next: make([]float32, r*c), a: make([]float32, r*r), b: make([]float32, r*r)}
+}
+
+// NewtonSchulz writes into out (rows×cols, row-major) the approximate orthogonalisation of
+// g that nanochat's zeropower_via_newtonschulz5 computes: g is scaled to unit Frobenius
+// norm (plus 1e-7), a tall matrix is transposed so that the iteration works on the wide
+// orientation, and steps of X ← aX + (bA + cA²)X with A = XXᵀ follow, in float32. Its
+// matrix products go through the engine e.
+func NewtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int) {
+	newtonSchulz(e, out, g, rows, cols, steps, nil)
+}
+
+func newtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int, w *nsWork) {
+	tall := rows > cols
+	r, c := rows, cols
+	if tall {
+		r, c = cols, rows
+	}
+	if w == nil {
+		w = newNSWork(r, c)
+	}
+	x := w.x
+	if tall {
+		transpose(x, g, rows, cols)
+	} else {
+		copy(x, g)
+	}
+	var ss float64
+	for _, v := range x {
+		ss += float64(v) * float64(v)
+	}
+	inv := float32(1 / (math.Sqrt(ss) + 1e-7))
+	for i := range x {
+		x[i] *= inv
+	}
+	next, a, b := w.next, w.a, w.b
+	for range steps {
+		e.Sgemm(false, true, r, r, c, 1, x, c, x, c, 0, a, r) // A = X·Xᵀ
+		for i, v := range a {
+			b[i] = nsB * v
+		}
+		e.Sgemm(false, false, r, r, r, nsC, a, r, a, r, 1, b, r) // B = bA + cA·A
+		for i, v := range x {
+			next[i] = nsA * v
+		}
+		e.Sgemm(false, false, r, c, r, 1, b, r, x, c, 1, next, c) // X = aX + B·X
+		x, next = next, x
+	}
+	if tall {
+		transpose(out, x, r, c)
+	} else {
+		copy(out, x)
+	}
+	w.x, w.next = x, next
+}
+
+// transpose writes the transpose of src (rows×cols) into dst (cols×rows).
+func transpose(dst, src []float32, rows, cols int) {
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			dst[j*rows+i] = src[i*cols+j]
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package optimizers
+
+import "math"
+
+// Schedule is base_train's learning-rate schedule over NumIterations steps: a linear
+// warmup over round(WarmupRatio·N) steps, a flat part, and a linear warmdown over the last
+// round(WarmdownRatio·N) steps to FinalLRFrac.
+type Schedule struct {
+	NumIterations                           int
+	WarmupRatio, WarmdownRatio, FinalLRFrac float64
+}
+
+// LRMultiplier is the factor on every group's initial learning rate at iteration it.
+func (s Schedule) LRMultiplier(it int) float64 {
+	n := float64(s.NumIterations)
+	warmup, warmdown := math.Round(s.WarmupRatio*n), math.Round(s.WarmdownRatio*n)
+	switch {
+	case float64(it) < warmup:
+		return float64(it+1) / warmup
+	case float64(it) <= n-warmdown:
+		return 1
+	default:
+		progress := (n - float64(it)) / warmdown
+		return progress + (1-progress)*s.FinalLRFrac
+	}
+}
+
+// MuonMomentum is base_train's momentum ramp: 0.85 to 0.95 over the first 300 steps.
+func MuonMomentum(it int) float64 {
+	frac := math.Min(float64(it)/300, 1)
+	return (1-frac)*0.85 + frac*0.95
+}
+
+// ClipGradNorm scales the gradients so that their global L2 norm is at most maxNorm, as
+// torch.nn.utils.clip_grad_norm_ does (coefficient maxNorm/(norm + 1e-6), capped at 1), and
+// returns the norm before clipping. maxNorm ≤ 0 only measures.
+func ClipGradNorm(grads [][]float32, maxNorm float64) float64 {
+	var ss float64
+	for _, g := range grads {
+		for _, x := range g {
+			ss += float64(x) * float64(x)
+		}
+	}
+	norm := math.Sqrt(ss)
+	if maxNorm > 0 {
+		if coef := maxNorm / (norm + 1e-6); coef < 1 {
+			c := float32(coef)
+			for _, g := range grads {
+				for i := range g {
+					g[i] *= c
+				}
+			}
+		}
+	}
+	return norm
+}

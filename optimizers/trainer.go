@@ -1,0 +1,131 @@
+package optimizers
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"gochat/graph"
+	"gochat/layers"
+)
+
+// Settings are base_train's optimisation knobs.
+type Settings struct {
+	MatrixLR, EmbeddingLR, UnembeddingLR, WeightDecay float64
+	GradClip                                          float64 // 0: no clipping
+	Schedule
+}
+
+// DefaultSettings are nanochat's defaults for a run of numIterations steps.
+func DefaultSettings(numIterations int) Settings {
+	return Settings{MatrixLR: 0.02, EmbeddingLR: 0.2, UnembeddingLR: 0.004, GradClip: 1,
+		Schedule: Schedule{NumIterations: numIterations, WarmdownRatio: 0.2}}
+}
+
+// Batch is one micro-batch: Batch·SeqLen ids and targets of the model's shape.
+type Batch struct{ IDs, Targets []int }
+
+// StepResult reports one optimizer step.
+type StepResult struct {
+	Loss         float64 // mean of the micro-batches' mean losses
+	GradNorm     float64 // global gradient norm before clipping
+	LRMultiplier float64
+	Momentum     float64
+}
+
+// Trainer is nanochat's training step over a graph.Model built in Train mode with the mean
+// reduction: Muon on every block matrix at MatrixLR; AdamW on wte at EmbeddingLR·s and on
+// lm_head at UnembeddingLR·s, s = (n_embd/768)^−½.
+type Trainer struct {
+	Model    *graph.Model
+	Settings Settings
+	// Iter is the iteration the next Step takes its schedules at.
+	Iter int
+
+	muon   *Muon
+	adam   *AdamW
+	matrix []graph.ParamSpec // Muon's parameters, in the model's order
+	embed  []graph.ParamSpec // AdamW's: wte, lm_head
+}
+
+// NewTrainer prepares the optimizers; matrix products of Muon run on e.
+func NewTrainer(m *graph.Model, s Settings, e layers.Gemm) (*Trainer, error) {
+	if m.Mode != graph.Train || m.Reduction != layers.Mean {
+		return nil, fmt.Errorf("trainer: the model must be a training graph with the mean loss")
+	}
+	if s.NumIterations <= 0 {
+		return nil, fmt.Errorf("trainer: the schedule needs a positive number of iterations, got %d", s.NumIterations)
+	}
+	t := &Trainer{Model: m, Settings: s, muon: NewMuon(e), adam: NewAdamW(s.WeightDecay)}
+	for _, p := range m.Config.Params() {
+		if strings.HasPrefix(p.Name, "transformer.h.") {
+			t.matrix = append(t.matrix, p)
+		} else {
+			t.embed = append(t.embed, p)
+		}
+	}
+	return t, nil
+}
+
+// scale is nanochat's dmodel_lr_scale for the AdamW groups.
+func (t *Trainer) scale() float64 { return math.Pow(float64(t.Model.Config.NEmbd)/768, -0.5) }
+
+// Step runs one optimizer step over the micro-batches: each micro-batch's mean loss is
+// divided by their count and its gradient accumulated; the gradients are clipped; AdamW
+// then Muon update the weights with the schedules at t.Iter; gradients are zeroed.
+func (t *Trainer) Step(batches []Batch) (StepResult, error) {
+	if len(batches) == 0 {
+		return StepResult{}, fmt.Errorf("trainer: no micro-batches")
+	}
+	m := t.Model
+	var res StepResult
+	for _, b := range batches {
+		if err := m.Run(b.IDs, b.Targets); err != nil {
+			return res, err
+		}
+		res.Loss += m.Loss() / float64(len(batches))
+	}
+	grads, err := m.Grads()
+	if err != nil {
+		return res, err
+	}
+	weights := m.Weights()
+	all := make([][]float32, 0, len(grads))
+	inv := float32(1 / float64(len(batches)))
+	for _, p := range m.Config.Params() {
+		g := grads[p.Name]
+		if len(batches) > 1 {
+			for i := range g {
+				g[i] *= inv
+			}
+		}
+		all = append(all, g)
+	}
+	res.GradNorm = ClipGradNorm(all, t.Settings.GradClip)
+	res.LRMultiplier = t.Settings.LRMultiplier(t.Iter)
+	res.Momentum = MuonMomentum(t.Iter)
+
+	params := func(specs []graph.ParamSpec) []Param {
+		ps := make([]Param, len(specs))
+		for i, p := range specs {
+			ps[i] = Param{Name: p.Name, Value: weights[p.Name], Grad: grads[p.Name], Rows: p.Shape[0], Cols: p.Shape[1]}
+		}
+		return ps
+	}
+	lrs := make([]float64, len(t.embed))
+	for i, p := range t.embed {
+		base := t.Settings.UnembeddingLR
+		if p.Name == "transformer.wte.weight" {
+			base = t.Settings.EmbeddingLR
+		}
+		lrs[i] = base * t.scale() * res.LRMultiplier
+	}
+	if err := t.adam.Step(params(t.embed), lrs); err != nil {
+		return res, err
+	}
+	if err := t.muon.Step(params(t.matrix), t.Settings.MatrixLR*res.LRMultiplier, res.Momentum); err != nil {
+		return res, err
+	}
+	t.Iter++
+	return res, m.ZeroGrads()
+}
