@@ -1,0 +1,90 @@
+package optimizers
+
+import (
+	"fmt"
+	"strings"
+
+	"gochat/checkpoint"
+	"gochat/graph"
+)
+
+// State returns everything the optimizers carry between steps, as named tensors for a
+// safetensors file: the iteration, AdamW's step count and moments, and Muon's momentum
+// buffers (parameters that have not been stepped yet have none).
+func (t *Trainer) State() map[string]checkpoint.Tensor {
+	s := map[string]checkpoint.Tensor{
+		"iter":       checkpoint.I64([]int{t.Iter}, 1),
+		"adamw.step": checkpoint.I64([]int{t.adam.steps}, 1),
+	}
+	for _, p := range t.embed {
+		if m, ok := t.adam.expAvg[p.Name]; ok {
+			s["adamw.exp_avg."+p.Name] = checkpoint.F32(m, p.Shape[0], p.Shape[1])
+			s["adamw.exp_avg_sq."+p.Name] = checkpoint.F32(t.adam.expAvgSq[p.Name], p.Shape[0], p.Shape[1])
+		}
+	}
+	for _, p := range t.matrix {
+		if b, ok := t.muon.momentum[p.Name]; ok {
+			s["muon.momentum_buffer."+p.Name] = checkpoint.F32(b, p.Shape[0], p.Shape[1])
+		}
+	}
+	return s
+}
+
+// LoadState restores what State returned, checking every tensor against the model.
+func (t *Trainer) LoadState(s map[string]checkpoint.Tensor) error {
+	scalar := func(name string) (int, error) {
+		x, ok := s[name]
+		if !ok {
+			return 0, fmt.Errorf("optimizer state: missing %s", name)
+		}
+		v, err := x.Ints()
+		if err != nil || len(v) != 1 {
+			return 0, fmt.Errorf("optimizer state: %s is not one integer", name)
+		}
+		return v[0], nil
+	}
+	iter, err := scalar("iter")
+	if err != nil {
+		return err
+	}
+	steps, err := scalar("adamw.step")
+	if err != nil {
+		return err
+	}
+	shapes := map[string][2]int{}
+	for _, p := range append(append([]graph.ParamSpec(nil), t.embed...), t.matrix...) {
+		shapes[p.Name] = p.Shape
+	}
+	adamM, adamV, muon := map[string][]float32{}, map[string][]float32{}, map[string][]float32{}
+	for name, x := range s {
+		var dst map[string][]float32
+		var param string
+		switch {
+		case name == "iter" || name == "adamw.step":
+			continue
+		case strings.HasPrefix(name, "adamw.exp_avg_sq."):
+			dst, param = adamV, strings.TrimPrefix(name, "adamw.exp_avg_sq.")
+		case strings.HasPrefix(name, "adamw.exp_avg."):
+			dst, param = adamM, strings.TrimPrefix(name, "adamw.exp_avg.")
+		case strings.HasPrefix(name, "muon.momentum_buffer."):
+			dst, param = muon, strings.TrimPrefix(name, "muon.momentum_buffer.")
+		default:
+			return fmt.Errorf("optimizer state: unexpected tensor %s", name)
+		}
+		shape, ok := shapes[param]
+		if !ok || x.DType != "F32" || x.Len() != shape[0]*shape[1] {
+			return fmt.Errorf("optimizer state: %s (%s %v) does not fit this model", name, x.DType, x.Shape)
+		}
+		if dst[param], err = x.Float32s(); err != nil {
+			return err
+		}
+	}
+	for name := range adamM {
+		if _, ok := adamV[name]; !ok {
+			return fmt.Errorf("optimizer state: %s has a first moment but no second", name)
+		}
+	}
+	t.Iter, t.adam.steps = iter, steps
+	t.adam.expAvg, t.adam.expAvgSq, t.muon.momentum = adamM, adamV, muon
+	return nil
+}

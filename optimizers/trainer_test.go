@@ -1,0 +1,245 @@
+package optimizers
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"gochat/checkpoint"
+	"gochat/cpubackend"
+	"gochat/graph"
+	"gochat/layers"
+)
+
+func TestSchedules(t *testing.T) {
+	s := Schedule{NumIterations: 10, WarmupRatio: 0.2, WarmdownRatio: 0.4, FinalLRFrac: 0.1}
+	// warmup 2 steps, flat while it <= 6, then linear from 1 to 0.1 at it = 10.
+	for it, want := range []float64{0.5, 1, 1, 1, 1, 1, 1, 0.775, 0.55, 0.325, 0.1} {
+		if got := s.LRMultiplier(it); math.Abs(got-want) > 1e-12 {
+			t.Errorf("lr multiplier at %d: %v, want %v", it, got, want)
+		}
+	}
+	for it, want := range map[int]float64{0: 0.85, 150: 0.9, 300: 0.95, 1000: 0.95} {
+		if got := MuonMomentum(it); math.Abs(got-want) > 1e-12 {
+			t.Errorf("momentum at %d: %v, want %v", it, got, want)
+		}
+	}
+}
+
+func TestClipGradNorm(t *testing.T) {
+	g := [][]float32{{3, 0}, {4}}
+	if n := ClipGradNorm(g, 10); n != 5 || g[0][0] != 3 {
+		t.Fatalf("under the limit: norm %v, grads %v", n, g)
+	}
+	if n := ClipGradNorm(g, 1); n != 5 || math.Abs(float64(g[0][0])-0.6) > 1e-6 || math.Abs(float64(g[1][0])-0.8) > 1e-6 {
+		t.Fatalf("clipped: norm %v, grads %v", n, g)
+	}
+}
+
+// TestAdamWFirstStep: after bias correction the first update is lr·g/(|g| + eps).
+func TestAdamWFirstStep(t *testing.T) {
+	a := NewAdamW(0.1)
+	p := Param{Name: "w", Value: []float32{1, -2}, Grad: []float32{0.5, -0.001}}
+	if err := a.Step([]Param{p}, []float64{0.01}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []float64{1*(1-0.001) - 0.01, -2*(1-0.001) + 0.01} {
+		if math.Abs(float64(p.Value[i])-want) > 1e-6 {
+			t.Errorf("value %d: %v, want %v", i, p.Value[i], want)
+		}
+	}
+}
+
+// tinyModel builds a 2-layer training graph with nanochat's initialisation.
+func tinyModel(t *testing.T, batch, seqLen int) *graph.Model {
+	cfg := graph.Config{SequenceLen: seqLen, VocabSize: 64, NLayer: 2, NHead: 2, NKVHead: 1, NEmbd: 64}
+	m, err := graph.Build(cfg, graph.Options{Batch: batch, SeqLen: seqLen, Mode: graph.Train, Reduction: layers.Mean})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Load(graph.InitWeights(cfg, 5)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// sequence is a fixed random token sequence to memorise, as one micro-batch of batch rows.
+func sequence(batch, seqLen int) Batch {
+	r := rand.New(rand.NewPCG(3, 3))
+	var b Batch
+	for row := 0; row < batch; row++ {
+		seq := make([]int, seqLen+1)
+		for i := range seq {
+			seq[i] = r.IntN(64)
+		}
+		b.IDs, b.Targets = append(b.IDs, seq[:seqLen]...), append(b.Targets, seq[1:]...)
+	}
+	return b
+}
+
+// TestConvergence trains with nanochat's default recipe until a 2-layer model has
+// memorised a short sequence: the loss goes from ln 64 to below 0.1 in 60 steps.
+func TestConvergence(t *testing.T) {
+	m := tinyModel(t, 2, 16)
+	tr, err := NewTrainer(m, DefaultSettings(60), cpubackend.New(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sequence(2, 16)
+	var first, last StepResult
+	for step := 0; step < 60; step++ {
+		if last, err = tr.Step([]Batch{b}); err != nil {
+			t.Fatal(err)
+		}
+		if step == 0 {
+			first = last
+		}
+	}
+	t.Logf("loss %.4f → %.4f", first.Loss, last.Loss)
+	if math.Abs(first.Loss-math.Log(64)) > 1e-4 || last.Loss > 0.1 {
+		t.Fatalf("loss %v at the first step (want ln 64 = %v), %v at the last (want < 0.1)", first.Loss, math.Log(64), last.Loss)
+	}
+}
+
+// TestAccumulationEqualsOneBatch: two micro-batches of one row step like one batch of two.
+func TestAccumulationEqualsOneBatch(t *testing.T) {
+	b := sequence(2, 8)
+	half := func(row int) Batch {
+		return Batch{IDs: b.IDs[row*8 : (row+1)*8], Targets: b.Targets[row*8 : (row+1)*8]}
+	}
+	whole, micro := tinyModel(t, 2, 8), tinyModel(t, 1, 8)
+	tw, _ := NewTrainer(whole, DefaultSettings(10), cpubackend.New(nil))
+	tm, _ := NewTrainer(micro, DefaultSettings(10), cpubackend.New(nil))
+	rw, err := tw.Step([]Batch{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, err := tm.Step([]Batch{half(0), half(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(rw.Loss-rm.Loss) > 1e-5 || math.Abs(rw.GradNorm-rm.GradNorm) > 1e-5*rw.GradNorm {
+		t.Fatalf("one batch: loss %v norm %v; two micro-batches: loss %v norm %v", rw.Loss, rw.GradNorm, rm.Loss, rm.GradNorm)
+	}
+	ww, wm := whole.Weights(), micro.Weights()
+	for name, w := range ww {
+		for i := range w {
+			if math.Abs(float64(w[i]-wm[name][i])) > 1e-5 {
+				t.Fatalf("%s[%d]: %v after one batch, %v after two micro-batches", name, i, w[i], wm[name][i])
+			}
+		}
+	}
+}
+
+// saveRun writes a trainer's weights and optimizer state to dir.
+func saveRun(t *testing.T, tr *Trainer, dir string) {
+	ws := map[string]checkpoint.Tensor{}
+	for _, p := range tr.Model.Config.Params() {
+		ws[p.Name] = checkpoint.F32(tr.Model.Weights()[p.Name], p.Shape[0], p.Shape[1])
+	}
+	if err := checkpoint.WriteSafetensors(filepath.Join(dir, "model.safetensors"), ws, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.WriteSafetensors(filepath.Join(dir, "optim.safetensors"), tr.State(), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restoreRun loads what saveRun wrote into a fresh model and trainer.
+func restoreRun(t *testing.T, dir string) *Trainer {
+	m := tinyModel(t, 2, 8)
+	ws, _, err := checkpoint.ReadSafetensors(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := graph.Weights{}
+	for name, x := range ws {
+		w[name], _ = x.Float32s()
+	}
+	if err := m.Load(w); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := NewTrainer(m, DefaultSettings(10), cpubackend.New(nil))
+	state, _, err := checkpoint.ReadSafetensors(filepath.Join(dir, "optim.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.LoadState(state); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestSaveRestoreContinue: two steps, save, restore in a fresh process, two more steps give
+// bit for bit the weights of four uninterrupted steps.
+func TestSaveRestoreContinue(t *testing.T) {
+	if dir := os.Getenv("GOCHAT_TEST_RESUME_DIR"); dir != "" {
+		// The fresh process: restore, step twice, save.
+		tr := restoreRun(t, dir)
+		b := sequence(2, 8)
+		for range 2 {
+			if _, err := tr.Step([]Batch{b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		saveRun(t, tr, dir)
+		return
+	}
+	b := sequence(2, 8)
+	straight, _ := NewTrainer(tinyModel(t, 2, 8), DefaultSettings(10), cpubackend.New(nil))
+	resumed, _ := NewTrainer(tinyModel(t, 2, 8), DefaultSettings(10), cpubackend.New(nil))
+	for step := 0; step < 4; step++ {
+		if _, err := straight.Step([]Batch{b}); err != nil {
+			t.Fatal(err)
+		}
+		if step < 2 {
+			resumed.Step([]Batch{b})
+		}
+	}
+	dir := t.TempDir()
+	saveRun(t, resumed, dir)
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestSaveRestoreContinue$")
+	cmd.Env = append(os.Environ(), "GOCHAT_TEST_RESUME_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("fresh process: %v\n%s", err, out)
+	}
+	final := restoreRun(t, dir)
+	if final.Iter != 4 {
+		t.Fatalf("restored iteration %d, want 4", final.Iter)
+	}
+	want, got := straight.Model.Weights(), final.Model.Weights()
+	for name, w := range want {
+		for i := range w {
+			if math.Float32bits(w[i]) != math.Float32bits(got[name][i]) {
+				t.Fatalf("%s[%d]: %v uninterrupted, %v resumed", name, i, w[i], got[name][i])
+			}
+		}
+	}
+}
+
+func TestLoadStateRejectsMismatches(t *testing.T) {
+	tr, _ := NewTrainer(tinyModel(t, 2, 8), DefaultSettings(10), cpubackend.New(nil))
+	tr.Step([]Batch{sequence(2, 8)})
+	good := tr.State()
+	for name, edit := range map[string]func(map[string]checkpoint.Tensor){
+		"missing iter": func(s map[string]checkpoint.Tensor) { delete(s, "iter") },
+		"unknown":      func(s map[string]checkpoint.Tensor) { s["sgd.velocity"] = checkpoint.F32([]float32{1}, 1) },
+		"wrong shape": func(s map[string]checkpoint.Tensor) {
+			s["muon.momentum_buffer.transformer.h.0.attn.c_q.weight"] = checkpoint.F32([]float32{1}, 1)
+		},
+		"no 2nd moment": func(s map[string]checkpoint.Tensor) { delete(s, "adamw.exp_avg_sq.lm_head.weight") },
+	} {
+		s := map[string]checkpoint.Tensor{}
+		for k, v := range good {
+			s[k] = v
+		}
+		edit(s)
+		if err := tr.LoadState(s); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+}
