@@ -5,15 +5,18 @@
 package benchmarks
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"time"
 
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/layers"
+	"gochat/optimizers"
 )
 
 // ModelSpec is one benchmark configuration.
@@ -35,27 +38,40 @@ var StandardModels = []ModelSpec{
 
 // ModelResult is what one configuration measured.
 type ModelResult struct {
-	Spec          ModelSpec
-	BLAS          string
-	Steps         int
-	StepSeconds   float64 // median over the timed steps
-	TokensPerSec  float64
-	ModelGFLOPs   float64 // nanochat's estimate_flops × tokens / step time
-	SgemmGFLOPs   float64 // this process's SGEMM at 1024×768×3072
-	Ratio         float64 // ModelGFLOPs / SgemmGFLOPs
-	PeakRSS       uint64  // bytes, whole process
-	HeapGrowth    int64   // live heap after the last step minus after the first timed step
-	AllocsPerStep float64
+	Spec             ModelSpec
+	BLAS             string
+	Threads          int // GOMAXPROCS
+	Steps            int
+	FwdBwdSeconds    float64 // forward + backward, median over the timed steps
+	OptimizerSeconds float64 // clipping, AdamW, Muon and zeroing, median
+	StepSeconds      float64 // the whole training step, median
+	TokensPerSec     float64 // of the whole step
+	ModelGFLOPs      float64 // nanochat's estimate_flops × tokens / forward+backward time
+	SgemmGFLOPs      float64 // this process's SGEMM at 1024×768×3072
+	Ratio            float64 // ModelGFLOPs / SgemmGFLOPs
+	PeakRSS          uint64  // bytes, whole process
+	HeapGrowth       int64   // live heap after the last step minus after the first timed step
+	AllocsPerStep    float64
+	Breakdown        []Share `json:",omitempty"` // CPU time by kind of work, when profiled
 }
 
-// RunModel builds the model for spec with nanochat's initialisation, runs one warm-up step
-// and then steps timed forward+backward steps on random tokens, reporting each through
-// progress (may be nil).
-func RunModel(spec ModelSpec, steps int, blas cpubackend.BLAS, progress func(step int, seconds, loss float64)) (ModelResult, error) {
+// Options of RunModel.
+type Options struct {
+	Steps    int
+	BLAS     cpubackend.BLAS
+	Profile  bool                                  // CPU-profile the timed steps into Breakdown
+	Progress func(step int, seconds, loss float64) // may be nil
+}
+
+// RunModel builds the model for spec with nanochat's initialisation and times full
+// training steps (forward, backward, clipping, AdamW and Muon, with nanochat's default
+// settings) on random tokens, after one warm-up step.
+func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	cfg := graph.ConfigForDepth(spec.Depth, spec.Vocab, spec.SeqLen)
-	res := ModelResult{Spec: spec, BLAS: blas.Name(), Steps: steps}
+	res := ModelResult{Spec: spec, BLAS: opt.BLAS.Name(), Threads: runtime.GOMAXPROCS(0), Steps: opt.Steps}
+	engine := cpubackend.New(opt.BLAS)
 	m, err := graph.Build(cfg, graph.Options{Batch: spec.Batch, SeqLen: spec.SeqLen, Mode: graph.Train,
-		Reduction: layers.Mean, Engine: cpubackend.New(blas)})
+		Reduction: layers.Mean, Engine: engine})
 	if err != nil {
 		return res, err
 	}
@@ -63,52 +79,68 @@ func RunModel(spec ModelSpec, steps int, blas cpubackend.BLAS, progress func(ste
 	if err := m.Load(graph.InitWeights(cfg, 1)); err != nil {
 		return res, err
 	}
-	r := rand.New(rand.NewPCG(1, 2))
-	n := spec.Batch * spec.SeqLen
-	ids, targets := make([]int, n), make([]int, n)
-	for i := range ids {
-		ids[i], targets[i] = r.IntN(spec.Vocab), r.IntN(spec.Vocab)
-	}
-	step := func() (float64, error) {
-		start := time.Now()
-		if err := m.Run(ids, targets); err != nil {
-			return 0, err
-		}
-		if err := m.ZeroGrads(); err != nil {
-			return 0, err
-		}
-		return time.Since(start).Seconds(), nil
-	}
-	if _, err := step(); err != nil { // warm-up: first-touch allocations
+	tr, err := optimizers.NewTrainer(m, optimizers.DefaultSettings(1<<30), engine)
+	if err != nil {
 		return res, err
 	}
-	var ms runtime.MemStats
-	times := make([]float64, steps)
-	var heap0 uint64
-	var mallocs0 uint64
-	for i := range times {
-		if times[i], err = step(); err != nil {
+	r := rand.New(rand.NewPCG(1, 2))
+	n := spec.Batch * spec.SeqLen
+	batch := optimizers.Batch{IDs: make([]int, n), Targets: make([]int, n)}
+	for i := range batch.IDs {
+		batch.IDs[i], batch.Targets[i] = r.IntN(spec.Vocab), r.IntN(spec.Vocab)
+	}
+	step := func() (fwdBwd, optim, loss float64, err error) {
+		start := time.Now()
+		if loss, err = tr.Accumulate([]optimizers.Batch{batch}); err != nil {
+			return
+		}
+		mid := time.Now()
+		_, err = tr.Update(1)
+		return mid.Sub(start).Seconds(), time.Since(mid).Seconds(), loss, err
+	}
+	if _, _, _, err := step(); err != nil { // warm-up: first-touch allocations
+		return res, err
+	}
+	var profile bytes.Buffer
+	if opt.Profile {
+		if err := pprof.StartCPUProfile(&profile); err != nil {
 			return res, err
 		}
+	}
+	var ms runtime.MemStats
+	fb, op, total := make([]float64, opt.Steps), make([]float64, opt.Steps), make([]float64, opt.Steps)
+	var heap0, mallocs0 uint64
+	for i := range total {
+		var loss float64
+		if fb[i], op[i], loss, err = step(); err != nil {
+			return res, err
+		}
+		total[i] = fb[i] + op[i]
 		if i == 0 {
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
 			heap0, mallocs0 = ms.HeapAlloc, ms.Mallocs
 		}
-		if progress != nil {
-			progress(i+1, times[i], m.Loss())
+		if opt.Progress != nil {
+			opt.Progress(i+1, total[i], loss)
+		}
+	}
+	if opt.Profile {
+		pprof.StopCPUProfile()
+		if res.Breakdown, err = Breakdown(profile.Bytes()); err != nil {
+			return res, err
 		}
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	res.HeapGrowth = int64(ms.HeapAlloc) - int64(heap0)
-	if steps > 1 {
-		res.AllocsPerStep = float64(ms.Mallocs-mallocs0) / float64(steps-1)
+	if opt.Steps > 1 {
+		res.AllocsPerStep = float64(ms.Mallocs-mallocs0) / float64(opt.Steps-1)
 	}
-	res.StepSeconds = median(times)
+	res.FwdBwdSeconds, res.OptimizerSeconds, res.StepSeconds = median(fb), median(op), median(total)
 	res.TokensPerSec = float64(n) / res.StepSeconds
-	res.ModelGFLOPs = cfg.FLOPsPerToken() * float64(n) / res.StepSeconds / 1e9
-	res.SgemmGFLOPs = SgemmGFLOPs(blas, 1024, 768, 3072, time.Second)
+	res.ModelGFLOPs = cfg.FLOPsPerToken() * float64(n) / res.FwdBwdSeconds / 1e9
+	res.SgemmGFLOPs = SgemmGFLOPs(opt.BLAS, 1024, 768, 3072, time.Second)
 	res.Ratio = res.ModelGFLOPs / res.SgemmGFLOPs
 	res.PeakRSS = PeakRSS()
 	return res, nil

@@ -7,12 +7,13 @@ import (
 	"gochat/cpubackend"
 )
 
-// BenchmarkModel runs the standard configurations; each reports tokens/s, the model's
-// GFLOP/s, its ratio to SGEMM in the same process, and peak RSS. b.N is the timed steps.
+// BenchmarkModel runs the standard configurations; each reports the training step's time and
+// tokens/s, the forward+backward GFLOP/s and its ratio to SGEMM in the same process, and
+// peak RSS. b.N is the number of timed steps.
 func BenchmarkModel(b *testing.B) {
 	for _, spec := range StandardModels {
 		b.Run(fmt.Sprintf("d%d_T%d_B%d_V%d", spec.Depth, spec.SeqLen, spec.Batch, spec.Vocab), func(b *testing.B) {
-			res, err := RunModel(spec, max(b.N, 1), cpubackend.Default(), nil)
+			res, err := RunModel(spec, Options{Steps: max(b.N, 1), BLAS: cpubackend.Default()})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -7,11 +7,24 @@ import (
 
 // WriteTable prints results as a Markdown table.
 func WriteTable(w io.Writer, results []ModelResult) {
-	fmt.Fprintln(w, "| config | BLAS | step (s) | tok/s | model GFLOP/s | SGEMM GFLOP/s | ratio | peak RSS (MiB) | heap growth (KiB) | allocs/step |")
-	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(w, "| config | BLAS, threads | fwd+bwd (s) | optimizer (s) | step (s) | tok/s | fwd+bwd GFLOP/s | SGEMM GFLOP/s | ratio | peak RSS (MiB) | heap growth (KiB) | allocs/step |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range results {
-		fmt.Fprintf(w, "| %v | %s | %.3f | %.0f | %.1f | %.1f | %.1f%% | %d | %d | %.0f |\n",
-			r.Spec, r.BLAS, r.StepSeconds, r.TokensPerSec, r.ModelGFLOPs, r.SgemmGFLOPs, 100*r.Ratio,
-			r.PeakRSS>>20, r.HeapGrowth>>10, r.AllocsPerStep)
+		fmt.Fprintf(w, "| %v | %s, %d | %.3f | %.3f | %.3f | %.0f | %.1f | %.1f | %.1f%% | %d | %d | %.0f |\n",
+			r.Spec, r.BLAS, r.Threads, r.FwdBwdSeconds, r.OptimizerSeconds, r.StepSeconds, r.TokensPerSec,
+			r.ModelGFLOPs, r.SgemmGFLOPs, 100*r.Ratio, r.PeakRSS>>20, r.HeapGrowth>>10, r.AllocsPerStep)
+	}
+}
+
+// WriteBreakdowns prints, for the results that were profiled, where the CPU time went.
+func WriteBreakdowns(w io.Writer, results []ModelResult) {
+	for _, r := range results {
+		if len(r.Breakdown) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%v: share of CPU time\n\n| work | CPU time |\n| --- | --- |\n", r.Spec)
+		for _, s := range r.Breakdown {
+			fmt.Fprintf(w, "| %s | %.1f%% |\n", s.Kind, s.Percent)
+		}
 	}
 }

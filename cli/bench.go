@@ -24,6 +24,7 @@ func benchCommand() *cli.Command {
 			Flags: []cli.Flag{depthFlag, seqLenFlag, batchFlag, vocabFlag, engineFlag, blasFlag,
 				&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed steps after one warm-up step"},
 				&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON line"},
+				&cli.BoolFlag{Name: "profile", Usage: "also show where the CPU time goes, from a CPU profile of the timed steps"},
 			},
 			Action: runBenchModel,
 		}},
@@ -47,9 +48,10 @@ func runBenchModel(c *cli.Context) error {
 	spec := benchmarks.ModelSpec{Depth: c.Int("depth"), SeqLen: c.Int("max-seq-len"), Batch: c.Int("device-batch-size"), Vocab: c.Int("vocab-size")}
 	steps := c.Int("steps")
 	fmt.Fprintf(os.Stderr, "%v: %d steps\n", spec, steps)
-	res, err := benchmarks.RunModel(spec, steps, blas, func(step int, seconds, loss float64) {
-		fmt.Fprintf(os.Stderr, "  step %d/%d  %.3f s  loss %.4f\n", step, steps, seconds, loss)
-	})
+	res, err := benchmarks.RunModel(spec, benchmarks.Options{Steps: steps, BLAS: blas, Profile: c.Bool("profile"),
+		Progress: func(step int, seconds, loss float64) {
+			fmt.Fprintf(os.Stderr, "  step %d/%d  %.3f s  loss %.4f\n", step, steps, seconds, loss)
+		}})
 	if err != nil {
 		return err
 	}
@@ -57,6 +59,7 @@ func runBenchModel(c *cli.Context) error {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	benchmarks.WriteTable(os.Stdout, []benchmarks.ModelResult{res})
+	benchmarks.WriteBreakdowns(os.Stdout, []benchmarks.ModelResult{res})
 	return nil
 }
 
@@ -71,7 +74,8 @@ func benchStandard(c *cli.Context) error {
 		cmd := exec.Command(self, "bench", "model", "--json",
 			"--depth", strconv.Itoa(s.Depth), "--max-seq-len", strconv.Itoa(s.SeqLen),
 			"--device-batch-size", strconv.Itoa(s.Batch), "--vocab-size", strconv.Itoa(s.Vocab),
-			"--steps", strconv.Itoa(c.Int("steps")), "--engine", c.String("engine"), "--blas", c.String("blas"))
+			"--steps", strconv.Itoa(c.Int("steps")), "--engine", c.String("engine"), "--blas", c.String("blas"),
+			"--profile="+strconv.FormatBool(c.Bool("profile")))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -84,5 +88,6 @@ func benchStandard(c *cli.Context) error {
 		results = append(results, r)
 	}
 	benchmarks.WriteTable(os.Stdout, results)
+	benchmarks.WriteBreakdowns(os.Stdout, results)
 	return nil
 }

@@ -70,31 +70,49 @@ func NewTrainer(m *graph.Model, s Settings, e layers.Gemm) (*Trainer, error) {
 // scale is nanochat's dmodel_lr_scale for the AdamW groups.
 func (t *Trainer) scale() float64 { return math.Pow(float64(t.Model.Config.NEmbd)/768, -0.5) }
 
-// Step runs one optimizer step over the micro-batches: each micro-batch's mean loss is
-// divided by their count and its gradient accumulated; the gradients are clipped; AdamW
-// then Muon update the weights with the schedules at t.Iter; gradients are zeroed.
+// Step runs one optimizer step over the micro-batches: Accumulate, then Update.
 func (t *Trainer) Step(batches []Batch) (StepResult, error) {
-	if len(batches) == 0 {
-		return StepResult{}, fmt.Errorf("trainer: no micro-batches")
+	loss, err := t.Accumulate(batches)
+	if err != nil {
+		return StepResult{}, err
 	}
+	res, err := t.Update(len(batches))
+	res.Loss = loss
+	return res, err
+}
+
+// Accumulate runs forward and backward on each micro-batch, adding up the gradients, and
+// returns the mean of their mean losses.
+func (t *Trainer) Accumulate(batches []Batch) (float64, error) {
+	if len(batches) == 0 {
+		return 0, fmt.Errorf("trainer: no micro-batches")
+	}
+	var loss float64
+	for _, b := range batches {
+		if err := t.Model.Run(b.IDs, b.Targets); err != nil {
+			return 0, err
+		}
+		loss += t.Model.Loss() / float64(len(batches))
+	}
+	return loss, nil
+}
+
+// Update finishes a step whose gradients were accumulated over micro micro-batches: each
+// micro-batch's loss counts 1/micro; the gradients are clipped; AdamW then Muon update the
+// weights with the schedules at t.Iter; the gradients are zeroed and t.Iter advances.
+func (t *Trainer) Update(micro int) (StepResult, error) {
 	m := t.Model
 	var res StepResult
-	for _, b := range batches {
-		if err := m.Run(b.IDs, b.Targets); err != nil {
-			return res, err
-		}
-		res.Loss += m.Loss() / float64(len(batches))
-	}
 	grads, err := m.Grads()
 	if err != nil {
 		return res, err
 	}
 	weights := m.Weights()
 	all := make([][]float32, 0, len(grads))
-	inv := float32(1 / float64(len(batches)))
+	inv := float32(1 / float64(micro))
 	for _, p := range m.Config.Params() {
 		g := grads[p.Name]
-		if len(batches) > 1 {
+		if micro > 1 {
 			for i := range g {
 				g[i] *= inv
 			}
