@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"time"
 
 	"gochat/benchmarks"
 
@@ -27,8 +28,28 @@ func benchCommand() *cli.Command {
 				&cli.BoolFlag{Name: "profile", Usage: "also show where the CPU time goes, from a CPU profile of the timed steps"},
 			},
 			Action: runBenchModel,
+		}, {
+			Name:  "sgemm",
+			Usage: "the CPU BLAS's single-precision matrix product rate, C = A·B for A m×k and B k×n",
+			Flags: []cli.Flag{engineFlag, blasFlag,
+				&cli.IntFlag{Name: "m", Value: 1024}, &cli.IntFlag{Name: "n", Value: 3072}, &cli.IntFlag{Name: "k", Value: 768},
+			},
+			Action: runBenchSgemm,
 		}},
 	}
+}
+
+func runBenchSgemm(c *cli.Context) error {
+	if err := positive(c, "m", "n", "k"); err != nil {
+		return err
+	}
+	blas, err := cpuBLAS(c)
+	if err != nil {
+		return err
+	}
+	rate := benchmarks.SgemmGFLOPs(blas, c.Int("m"), c.Int("n"), c.Int("k"), 2*time.Second)
+	fmt.Printf("sgemm %d×%d×%d on %s: %.1f GFLOP/s\n", c.Int("m"), c.Int("k"), c.Int("n"), blas.Name(), rate)
+	return nil
 }
 
 func runBenchModel(c *cli.Context) error {

@@ -44,6 +44,12 @@ type Native struct {
 
 // LoadNative opens the first system BLAS that has cblas_sgemm and cblas_dgemm.
 func LoadNative() (*Native, error) {
+	if os.Getenv("OPENBLAS_CORETYPE") == "" {
+		if ct := openblasCoreType(); ct != "" {
+			// Read by OpenBLAS when it is loaded; other libraries ignore it.
+			os.Setenv("OPENBLAS_CORETYPE", ct)
+		}
+	}
 	var tried []string
 	for _, path := range nativeLibraries() {
 		lib, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
@@ -79,8 +85,14 @@ func (n *Native) bind(lib uintptr) error {
 	return nil
 }
 
-// Name implements BLAS.
-func (n *Native) Name() string { return "native:" + n.path }
+// Name implements BLAS: the library, and the OpenBLAS kernels in use when they were chosen
+// by OPENBLAS_CORETYPE.
+func (n *Native) Name() string {
+	if ct := os.Getenv("OPENBLAS_CORETYPE"); ct != "" && strings.Contains(n.path, "openblas") {
+		return "native:" + n.path + " (" + ct + ")"
+	}
+	return "native:" + n.path
+}
 
 // Sgemm implements BLAS.
 func (n *Native) Sgemm(transA, transB bool, m, n_, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
