@@ -10,7 +10,6 @@ package cpubackend
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -86,13 +85,4 @@ func Default() BLAS {
 		defaultBLAS = b
 	})
 	return defaultBLAS
-}
-
-// threads is how many threads a native BLAS should use: OPENBLAS_NUM_THREADS when the user
-// set it, otherwise every processor Go may use.
-func threads() int {
-	if os.Getenv("OPENBLAS_NUM_THREADS") != "" {
-		return 0
-	}
-	return runtime.GOMAXPROCS(0)
 }

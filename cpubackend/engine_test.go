@@ -3,6 +3,7 @@ package cpubackend
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -170,4 +171,50 @@ type countingBLAS struct {
 func (c *countingBLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
 	c.calls++
 	c.BLAS.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+}
+
+// TestSplitProductsMatch runs products large enough to be split across goroutines, in row
+// slabs (tall C) and column slabs (wide C), with every transpose and padded strides, against
+// gonum computing them whole.
+func TestSplitProductsMatch(t *testing.T) {
+	native, err := LoadNative()
+	if err != nil {
+		t.Skipf("no native BLAS: %v", err)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, dims := range [][3]int{{200, 40, 300}, {40, 200, 300}, {97, 113, 401}} {
+		m, n, k := dims[0], dims[1], dims[2]
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				ar, ac := m, k
+				if ta {
+					ar, ac = k, m
+				}
+				br, bc := k, n
+				if tb {
+					br, bc = n, k
+				}
+				lda, ldb, ldc := ac+3, bc+1, n+2
+				a, b := make([]float32, ar*lda), make([]float32, br*ldb)
+				for i := range a {
+					a[i] = r.Float32() - 0.5
+				}
+				for i := range b {
+					b[i] = r.Float32() - 0.5
+				}
+				got, want := make([]float32, m*ldc), make([]float32, m*ldc)
+				for i := range got {
+					got[i], want[i] = 1, 1
+				}
+				native.Sgemm(ta, tb, m, n, k, 1.5, a, lda, b, ldb, 0.25, got, ldc)
+				Gonum{}.Sgemm(ta, tb, m, n, k, 1.5, a, lda, b, ldb, 0.25, want, ldc)
+				for i := range want {
+					if math.Abs(float64(got[i]-want[i])) > 1e-4 {
+						t.Fatalf("%v ta=%t tb=%t: element %d is %v, gonum %v", dims, ta, tb, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
 }

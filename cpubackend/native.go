@@ -35,9 +35,13 @@ func nativeLibraries() []string {
 	return libs
 }
 
-// Native is a system BLAS library loaded with purego.
+// Native is a system BLAS library loaded with purego. With OpenBLAS, gochat runs the
+// library's kernels single-threaded and splits large products across goroutines itself:
+// OpenBLAS's own threads spin between calls, and on 16 cores they took the processors from
+// the Go kernels that run between matrix products.
 type Native struct {
 	path  string
+	split bool
 	sgemm func(order, transA, transB, m, n, k int32, alpha float32, a *float32, lda int32, b *float32, ldb int32, beta float32, c *float32, ldc int32)
 	dgemm func(order, transA, transB, m, n, k int32, alpha float64, a *float64, lda int32, b *float64, ldb int32, beta float64, c *float64, ldc int32)
 }
@@ -75,12 +79,11 @@ func (n *Native) bind(lib uintptr) error {
 	}
 	purego.RegisterLibFunc(&n.sgemm, lib, "cblas_sgemm")
 	purego.RegisterLibFunc(&n.dgemm, lib, "cblas_dgemm")
-	if t := threads(); t > 0 {
-		if _, err := purego.Dlsym(lib, "openblas_set_num_threads"); err == nil {
-			var set func(int32)
-			purego.RegisterLibFunc(&set, lib, "openblas_set_num_threads")
-			set(int32(t))
-		}
+	if _, err := purego.Dlsym(lib, "openblas_set_num_threads"); err == nil {
+		var set func(int32)
+		purego.RegisterLibFunc(&set, lib, "openblas_set_num_threads")
+		set(1)
+		n.split = true
 	}
 	return nil
 }
@@ -100,8 +103,11 @@ func (n *Native) Sgemm(transA, transB bool, m, n_, k int, alpha float32, a []flo
 		return
 	}
 	checkGemm(transA, transB, m, n_, k, len(a), lda, len(b), ldb, len(c), ldc)
-	n.sgemm(cblasRowMajor, cblasOp(transA), cblasOp(transB), int32(m), int32(n_), int32(k),
-		alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
+	n.run(m, n_, k, func(i0, i1, j0, j1 int) {
+		oa, ob, oc := slabOffsets(transA, transB, i0, j0, lda, ldb, ldc)
+		n.sgemm(cblasRowMajor, cblasOp(transA), cblasOp(transB), int32(i1-i0), int32(j1-j0), int32(k),
+			alpha, first(a[min(oa, len(a)):]), int32(lda), first(b[min(ob, len(b)):]), int32(ldb), beta, &c[oc], int32(ldc))
+	})
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(b)
 	runtime.KeepAlive(c)
@@ -113,11 +119,23 @@ func (n *Native) Dgemm(transA, transB bool, m, n_, k int, alpha float64, a []flo
 		return
 	}
 	checkGemm(transA, transB, m, n_, k, len(a), lda, len(b), ldb, len(c), ldc)
-	n.dgemm(cblasRowMajor, cblasOp(transA), cblasOp(transB), int32(m), int32(n_), int32(k),
-		alpha, first(a), int32(lda), first(b), int32(ldb), beta, &c[0], int32(ldc))
+	n.run(m, n_, k, func(i0, i1, j0, j1 int) {
+		oa, ob, oc := slabOffsets(transA, transB, i0, j0, lda, ldb, ldc)
+		n.dgemm(cblasRowMajor, cblasOp(transA), cblasOp(transB), int32(i1-i0), int32(j1-j0), int32(k),
+			alpha, first(a[min(oa, len(a)):]), int32(lda), first(b[min(ob, len(b)):]), int32(ldb), beta, &c[oc], int32(ldc))
+	})
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(b)
 	runtime.KeepAlive(c)
+}
+
+// run computes a product whole or, for OpenBLAS, in slabs on several goroutines.
+func (n *Native) run(m, n_, k int, gemm func(i0, i1, j0, j1 int)) {
+	if n.split {
+		splitGemm(m, n_, k, gemm)
+	} else {
+		gemm(0, m, 0, n_)
+	}
 }
 
 func cblasOp(t bool) int32 {

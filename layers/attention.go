@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"gochat/internal/parallel"
+
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -41,21 +43,38 @@ type View[T Float] struct {
 func (v View[T]) at(b, t, h, d int) []T { return v.Data[b*v.Batch+t*v.Row+h*d:] }
 
 // attnBlock is the number of query rows scored at once: a block of attnBlock×Tk scores is
-// all the kernels hold, and a causal block needs only the keys up to its last row.
+// all a worker holds, and a causal block needs only the keys up to its last row.
 const attnBlock = 128
 
-// AttnScratch is the number of elements of scratch AttentionForward (one block) and
-// AttentionBackward (two blocks) need for keys of length tk.
-func AttnScratch(tk int) int { return 2 * attnBlock * tk }
+// The kernels split the work by (batch row, kv group): the query heads that share a kv head
+// are done by one worker, which alone then writes that group's dk and dv. Each worker holds
+// two score blocks (probabilities and their gradient); there are at most one worker per
+// processor, and never a (B, H, T, T) score tensor.
+func attnWorkers(s AttnShape) int { return min(parallel.Workers(), s.Batch*s.KVHeads) }
+
+func attnPerWorker(tk int) int { return 2 * attnBlock * tk }
+
+// AttnScratch is the number of elements of scratch AttentionForward and AttentionBackward
+// need for s.
+func AttnScratch(s AttnShape) int { return attnWorkers(s) * attnPerWorker(s.Tk) }
+
+// forGroups calls fn for every (batch row, kv group) on the workers scratch allows, each
+// with its own part of scratch.
+func forGroups[T Float](s AttnShape, scratch []T, fn func(b, g int, scratch []T)) {
+	per := attnPerWorker(s.Tk)
+	workers := max(1, min(attnWorkers(s), len(scratch)/per))
+	parallel.Each(s.Batch*s.KVHeads, workers, func(unit, w int) {
+		fn(unit/s.KVHeads, unit%s.KVHeads, scratch[w*per:(w+1)*per])
+	})
+}
 
 // AttentionForward sets y = softmax(q·kᵀ/√D, causal)·v for every batch row and query head,
 // and writes the log-sum-exp of every score row to lse, ordered (b, h, t) with Tq rows.
 func AttentionForward[T Float](e Gemm, s AttnShape, q, k, v, y View[T], lse, scratch []T) {
 	d, rep := s.HeadDim, s.Heads/s.KVHeads
 	scale := T(1 / math.Sqrt(float64(d)))
-	for b := 0; b < s.Batch; b++ {
-		for h := 0; h < s.Heads; h++ {
-			g := h / rep
+	forGroups(s, scratch, func(b, g int, scratch []T) {
+		for h := g * rep; h < (g+1)*rep; h++ {
 			rowLSE := lse[(b*s.Heads+h)*s.Tq:]
 			for i0 := 0; i0 < s.Tq; i0 += attnBlock {
 				rows, nc := attnBlockSize(s, i0)
@@ -65,7 +84,7 @@ func AttentionForward[T Float](e Gemm, s AttnShape, q, k, v, y View[T], lse, scr
 				gemm(e, false, false, rows, d, nc, 1, p, nc, v.at(b, 0, g, d), v.Row, 0, y.at(b, i0, h, d), y.Row)
 			}
 		}
-	}
+	})
 }
 
 // AttentionBackward overwrites dq, dk and dv with the gradients of AttentionForward, given
@@ -73,15 +92,12 @@ func AttentionForward[T Float](e Gemm, s AttnShape, q, k, v, y View[T], lse, scr
 func AttentionBackward[T Float](e Gemm, s AttnShape, q, k, v, y, dy, dq, dk, dv View[T], lse, scratch []T) {
 	d, rep := s.HeadDim, s.Heads/s.KVHeads
 	scale := T(1 / math.Sqrt(float64(d)))
-	for b := 0; b < s.Batch; b++ {
+	forGroups(s, scratch, func(b, g int, scratch []T) {
 		for t := 0; t < s.Tk; t++ {
-			clear(dk.at(b, t, 0, d)[:s.KVHeads*d])
-			clear(dv.at(b, t, 0, d)[:s.KVHeads*d])
+			clear(dk.at(b, t, g, d)[:d])
+			clear(dv.at(b, t, g, d)[:d])
 		}
-	}
-	for b := 0; b < s.Batch; b++ {
-		for h := 0; h < s.Heads; h++ {
-			g := h / rep
+		for h := g * rep; h < (g+1)*rep; h++ {
 			rowLSE := lse[(b*s.Heads+h)*s.Tq:]
 			for i0 := 0; i0 < s.Tq; i0 += attnBlock {
 				rows, nc := attnBlockSize(s, i0)
@@ -98,7 +114,7 @@ func AttentionBackward[T Float](e Gemm, s AttnShape, q, k, v, y, dy, dq, dk, dv 
 				gemm(e, true, false, nc, d, rows, 1, p, nc, dyi, dy.Row, 1, dv.at(b, 0, g, d), dv.Row)
 			}
 		}
-	}
+	})
 }
 
 // attnBlockSize gives the rows of the query block starting at i0 and the keys they see.
@@ -110,7 +126,7 @@ func attnBlockSize(s AttnShape, i0 int) (rows, keys int) {
 // causalSoftmax turns each row of scores (row i sees keys 0..off+i) into probabilities in
 // place, zeroing the keys it may not see, and records each row's log-sum-exp.
 func causalSoftmax[T Float](p, lse []T, off, nc int) {
-	parallelFor(len(lse), 3*nc, func(lo, hi int) {
+	parallel.For(len(lse), 3*nc, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			row, n := p[i*nc:(i+1)*nc], off+i+1
 			m := row[0]
@@ -135,7 +151,7 @@ func causalSoftmax[T Float](p, lse []T, off, nc int) {
 
 // causalProbs recomputes probabilities from scores and saved log-sum-exps.
 func causalProbs[T Float](p, lse []T, off, nc int) {
-	parallelFor(len(lse), 2*nc, func(lo, hi int) {
+	parallel.For(len(lse), 2*nc, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			row, n := p[i*nc:(i+1)*nc], off+i+1
 			for j, x := range row[:n] {
@@ -149,7 +165,7 @@ func causalProbs[T Float](p, lse []T, off, nc int) {
 // softmaxGrad turns dP into dS = P ⊙ (dP − δ) in place, δ_i = Σ_d dY_i,d·Y_i,d.
 func softmaxGrad[T Float](ds, p, dy []T, ldy int, y []T, ldyy, d, nc int) {
 	rows := len(ds) / nc
-	parallelFor(rows, 2*nc, func(lo, hi int) {
+	parallel.For(rows, 2*nc, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			var delta T
 			gy, yy := dy[i*ldy:i*ldy+d], y[i*ldyy:i*ldyy+d]
@@ -215,7 +231,7 @@ func (op *attentionOp) Do(in ...G.Value) (G.Value, error) {
 	dt, eng := qkv.Dtype(), qkv.Engine()
 	y := op.out.get(dt, eng, s.Batch*s.Tq, s.Heads*s.HeadDim)
 	lse := op.lse.get(dt, eng, s.Batch*s.Heads*s.Tq)
-	scratch := op.scratch.get(dt, eng, AttnScratch(s.Tk))
+	scratch := op.scratch.get(dt, eng, AttnScratch(s))
 	switch dt {
 	case tensor.Float32:
 		attentionDo[float32](gemmOf(qkv), s, qkv, y, lse, scratch)
@@ -272,7 +288,7 @@ func (op *attentionGradOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	dt, eng := qkv.Dtype(), qkv.Engine()
 	d := op.out.get(dt, eng, qkv.Shape()...)
-	scratch := op.scratch.get(dt, eng, AttnScratch(s.Tk))
+	scratch := op.scratch.get(dt, eng, AttnScratch(s))
 	switch dt {
 	case tensor.Float32:
 		attentionGradDo[float32](gemmOf(qkv), s, qkv, y, dy, d, lse, scratch)

@@ -99,7 +99,7 @@ func TestAttentionCachedCases(t *testing.T) {
 		v := View[float64]{Data: randTensor(r, s.Batch*capacity*kvw).Data().([]float64), Batch: capacity * kvw, Row: kvw}
 		y := View[float64]{Data: make([]float64, len(q.Data)), Batch: q.Batch, Row: q.Row}
 		lse := make([]float64, s.Batch*s.Heads*s.Tq)
-		AttentionForward(e, s, q, k, v, y, lse, make([]float64, AttnScratch(s.Tk)))
+		AttentionForward(e, s, q, k, v, y, lse, make([]float64, AttnScratch(s)))
 		want := naiveAttention(s, q, k, v)
 		var worst float64
 		for i := range want {

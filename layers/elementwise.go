@@ -3,6 +3,8 @@ package layers
 import (
 	"fmt"
 
+	"gochat/internal/parallel"
+
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -21,7 +23,7 @@ func Softcap(x *G.Node, cap float64) (*G.Node, error) {
 
 // ReLU2Forward sets y = relu(x)².
 func ReLU2Forward[T Float](y, x []T) {
-	parallelFor(len(x), 1, func(lo, hi int) {
+	parallel.For(len(x), 1, func(lo, hi int) {
 		for i, v := range x[lo:hi] {
 			v = max(v, 0)
 			y[lo+i] = v * v
@@ -32,7 +34,7 @@ func ReLU2Forward[T Float](y, x []T) {
 // ReLU2Backward sets dx = 2·relu(x)·dy from the forward output y = relu(x)²:
 // relu(x) = √y. dx may be dy.
 func ReLU2Backward[T Float](dx, y, dy []T) {
-	parallelFor(len(y), 8, func(lo, hi int) {
+	parallel.For(len(y), 8, func(lo, hi int) {
 		for i, v := range y[lo:hi] {
 			dx[lo+i] = 2 * sqrtf(v) * dy[lo+i]
 		}
@@ -41,7 +43,7 @@ func ReLU2Backward[T Float](dx, y, dy []T) {
 
 // SoftcapForward sets y = cap·tanh(x/cap).
 func SoftcapForward[T Float](y, x []T, cap T) {
-	parallelFor(len(x), 8, func(lo, hi int) {
+	parallel.For(len(x), 8, func(lo, hi int) {
 		for i, v := range x[lo:hi] {
 			y[lo+i] = cap * tanhf(v/cap)
 		}
@@ -51,7 +53,7 @@ func SoftcapForward[T Float](y, x []T, cap T) {
 // SoftcapBackward sets dx = (1 − tanh²(x/cap))·dy from the forward output
 // y = cap·tanh(x/cap). dx may be dy.
 func SoftcapBackward[T Float](dx, y, dy []T, cap T) {
-	parallelFor(len(y), 1, func(lo, hi int) {
+	parallel.For(len(y), 1, func(lo, hi int) {
 		for i, v := range y[lo:hi] {
 			t := v / cap
 			dx[lo+i] = (1 - t*t) * dy[lo+i]

@@ -3,6 +3,8 @@ package layers
 import (
 	"fmt"
 
+	"gochat/internal/parallel"
+
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -24,7 +26,7 @@ func EmbeddingForward[T Float](y, table []T, ids []int, width int) error {
 			return fmt.Errorf("token id %d at position %d is outside the vocabulary of %d", id, i, vocab)
 		}
 	}
-	parallelFor(len(ids), width, func(lo, hi int) {
+	parallel.For(len(ids), width, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			copy(y[i*width:(i+1)*width], table[ids[i]*width:(ids[i]+1)*width])
 		}
@@ -35,7 +37,7 @@ func EmbeddingForward[T Float](y, table []T, ids []int, width int) error {
 // EmbeddingBackward sets dtable to the sum, per id, of the rows of dy that looked it up.
 // Work is split by columns so that repeated ids never race.
 func EmbeddingBackward[T Float](dtable, dy []T, ids []int, width int) {
-	parallelFor(width, len(ids), func(lo, hi int) {
+	parallel.For(width, len(ids), func(lo, hi int) {
 		for r := 0; r < len(dtable)/width; r++ {
 			clear(dtable[r*width+lo : r*width+hi])
 		}

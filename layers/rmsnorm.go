@@ -3,6 +3,8 @@ package layers
 import (
 	"fmt"
 
+	"gochat/internal/parallel"
+
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -38,7 +40,7 @@ func (s rmsShape) label() string { return fmt.Sprintf("{%d×%d}", s.heads, s.siz
 // RMSNormForward sets y to x with the first heads chunks of size elements of every row of
 // width elements normalised; the rest of each row is copied.
 func RMSNormForward[T Float](y, x []T, width, size, heads int) {
-	parallelFor(len(x)/width, width, func(lo, hi int) {
+	parallel.For(len(x)/width, width, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row, out := x[r*width:(r+1)*width], y[r*width:(r+1)*width]
 			for h := 0; h < heads; h++ {
@@ -56,7 +58,7 @@ func RMSNormForward[T Float](y, x []T, width, size, heads int) {
 // RMSNormBackward sets dx to the gradient through RMSNormForward:
 // dx = rstd·dy − x·rstd³·mean(dy⊙x) on normalised chunks, dx = dy elsewhere. dx may be dy.
 func RMSNormBackward[T Float](dx, x, dy []T, width, size, heads int) {
-	parallelFor(len(x)/width, 2*width, func(lo, hi int) {
+	parallel.For(len(x)/width, 2*width, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row, g, out := x[r*width:(r+1)*width], dy[r*width:(r+1)*width], dx[r*width:(r+1)*width]
 			for h := 0; h < heads; h++ {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"gochat/internal/parallel"
+
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -91,7 +93,7 @@ func RotaryForward[T Float](y, x []T, width int, r Rotation, inverse bool) {
 	if inverse {
 		s = -1
 	}
-	parallelFor(len(x)/width, width, func(lo, hi int) {
+	parallel.For(len(x)/width, width, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			t := r.Pos0 + row%r.SeqLen
 			c, sn := cos[t*half:(t+1)*half], sin[t*half:(t+1)*half]

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"gochat/internal/parallel"
+
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -34,7 +36,7 @@ func CrossEntropyForward[T Float](losses, logits []T, targets []int, vocab int, 
 	if err := checkTargets(targets, vocab); err != nil {
 		return err
 	}
-	parallelFor(len(targets), 4*vocab, func(lo, hi int) {
+	parallel.For(len(targets), 4*vocab, func(lo, hi int) {
 		z, dz := make([]T, vocab), make([]T, vocab)
 		for i := lo; i < hi; i++ {
 			if grad != nil {
@@ -88,7 +90,7 @@ func softcapRow[T Float](z, dz, l []T, cap T) T {
 // ScaleRows multiplies row i of x (rows of width elements) by g[i]: the backward pass of
 // the cross-entropy, given the per-row gradients CrossEntropyForward prepared.
 func ScaleRows[T Float](x, g []T, width int) {
-	parallelFor(len(g), width, func(lo, hi int) {
+	parallel.For(len(g), width, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for j := range x[i*width : (i+1)*width] {
 				x[i*width+j] *= g[i]

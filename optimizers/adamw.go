@@ -3,6 +3,8 @@ package optimizers
 import (
 	"fmt"
 	"math"
+
+	"gochat/internal/parallel"
 )
 
 // AdamW is PyTorch's AdamW with nanochat's settings: betas (0.8, 0.95), eps 1e-10, bias
@@ -40,11 +42,14 @@ func (a *AdamW) Step(params []Param, lrs []float64) error {
 		decay := float32(1 - lr*a.WeightDecay)
 		b1, b2 := float32(1-a.Beta1), float32(a.Beta2)
 		step, invBC2, eps := float32(lr/bc1), float32(1/bc2), float32(a.Eps)
-		for i, g := range p.Grad {
-			m[i] += b1 * (g - m[i])
-			v[i] = b2*v[i] + (1-b2)*g*g
-			p.Value[i] = p.Value[i]*decay - step*m[i]/(float32(math.Sqrt(float64(v[i])))*invBC2+eps)
-		}
+		parallel.For(len(p.Grad), 16, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				g := p.Grad[i]
+				m[i] += b1 * (g - m[i])
+				v[i] = b2*v[i] + (1-b2)*g*g
+				p.Value[i] = p.Value[i]*decay - step*m[i]/(float32(math.Sqrt(float64(v[i])))*invBC2+eps)
+			}
+		})
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"gochat/internal/parallel"
 	"gochat/layers"
 )
 
@@ -46,10 +47,12 @@ func (m *Muon) Step(params []Param, lr, mu float64) error {
 		}
 		g, upd := p.Grad, m.update[:n]
 		keep, take := float32(mu), float32(1-mu)
-		for i := range buf {
-			buf[i] += take * (g[i] - buf[i])   // buf.lerp_(g, 1 − μ)
-			upd[i] = g[i] + keep*(buf[i]-g[i]) // g.lerp_(buf, μ)
-		}
+		parallel.For(n, 4, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				buf[i] += take * (g[i] - buf[i])   // buf.lerp_(g, 1 − μ)
+				upd[i] = g[i] + keep*(buf[i]-g[i]) // g.lerp_(buf, μ)
+			}
+		})
 		key := [2]int{min(p.Rows, p.Cols), max(p.Rows, p.Cols)}
 		w, ok := m.work[key]
 		if !ok {
@@ -58,9 +61,11 @@ func (m *Muon) Step(params []Param, lr, mu float64) error {
 		}
 		newtonSchulz(m.engine, upd, upd, p.Rows, p.Cols, NSSteps, w)
 		step := float32(lr * math.Sqrt(math.Max(1, float64(p.Rows)/float64(p.Cols))))
-		for i, u := range upd {
-			p.Value[i] -= step * u
-		}
+		parallel.For(n, 2, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				p.Value[i] -= step * upd[i]
+			}
+		})
 	}
 	return nil
 }

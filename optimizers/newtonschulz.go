@@ -7,6 +7,7 @@ package optimizers
 import (
 	"math"
 
+	"gochat/internal/parallel"
 	"gochat/layers"
 )
 
@@ -48,14 +49,12 @@ func newtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int, w *nsW
 	} else {
 		copy(x, g)
 	}
-	var ss float64
-	for _, v := range x {
-		ss += float64(v) * float64(v)
-	}
-	inv := float32(1 / (math.Sqrt(ss) + 1e-7))
-	for i := range x {
-		x[i] *= inv
-	}
+	inv := float32(1 / (math.Sqrt(sumSquares(x)) + 1e-7))
+	parallel.For(len(x), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x[i] *= inv
+		}
+	})
 	next, a, b := w.next, w.a, w.b
 	for range steps {
 		e.Sgemm(false, true, r, r, c, 1, x, c, x, c, 0, a, r) // A = X·Xᵀ
@@ -63,9 +62,11 @@ func newtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int, w *nsW
 			b[i] = nsB * v
 		}
 		e.Sgemm(false, false, r, r, r, nsC, a, r, a, r, 1, b, r) // B = bA + cA·A
-		for i, v := range x {
-			next[i] = nsA * v
-		}
+		parallel.For(len(x), 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				next[i] = nsA * x[i]
+			}
+		})
 		e.Sgemm(false, false, r, c, r, 1, b, r, x, c, 1, next, c) // X = aX + B·X
 		x, next = next, x
 	}

@@ -1,6 +1,10 @@
 package optimizers
 
-import "math"
+import (
+	"math"
+
+	"gochat/internal/parallel"
+)
 
 // Schedule is base_train's learning-rate schedule over NumIterations steps: a linear
 // warmup over round(WarmupRatio·N) steps, a flat part, and a linear warmdown over the last
@@ -37,20 +41,41 @@ func MuonMomentum(it int) float64 {
 func ClipGradNorm(grads [][]float32, maxNorm float64) float64 {
 	var ss float64
 	for _, g := range grads {
-		for _, x := range g {
-			ss += float64(x) * float64(x)
-		}
+		ss += sumSquares(g)
 	}
 	norm := math.Sqrt(ss)
 	if maxNorm > 0 {
 		if coef := maxNorm / (norm + 1e-6); coef < 1 {
 			c := float32(coef)
 			for _, g := range grads {
-				for i := range g {
-					g[i] *= c
-				}
+				parallel.For(len(g), 1, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						g[i] *= c
+					}
+				})
 			}
 		}
 	}
 	return norm
+}
+
+// sumSquares is Σx² in float64, over fixed chunks of 4096 so that the result does not
+// depend on the number of processors.
+func sumSquares(x []float32) float64 {
+	const chunk = 4096
+	parts := make([]float64, (len(x)+chunk-1)/chunk)
+	parallel.For(len(parts), chunk, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			var s float64
+			for _, v := range x[c*chunk : min((c+1)*chunk, len(x))] {
+				s += float64(v) * float64(v)
+			}
+			parts[c] = s
+		}
+	})
+	var s float64
+	for _, p := range parts {
+		s += p
+	}
+	return s
 }
