@@ -49,7 +49,6 @@ type ModelResult struct {
 	ModelGFLOPs      float64 // nanochat's estimate_flops × tokens / forward+backward time
 	SgemmGFLOPs      float64 // this process's SGEMM at 1024×768×3072
 	Ratio            float64 // ModelGFLOPs / SgemmGFLOPs
-	BLASShare        float64 // share of the step's wall time spent inside BLAS calls
 	PeakRSS          uint64  // bytes, whole process
 	HeapGrowth       int64   // live heap after the last step minus after the first timed step
 	AllocsPerStep    float64
@@ -70,8 +69,7 @@ type Options struct {
 func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	cfg := graph.ConfigForDepth(spec.Depth, spec.Vocab, spec.SeqLen)
 	res := ModelResult{Spec: spec, BLAS: opt.BLAS.Name(), Threads: runtime.GOMAXPROCS(0), Steps: opt.Steps}
-	timed := &timedBLAS{BLAS: opt.BLAS}
-	engine := cpubackend.New(timed)
+	engine := cpubackend.New(opt.BLAS)
 	m, err := graph.Build(cfg, graph.Options{Batch: spec.Batch, SeqLen: spec.SeqLen, Mode: graph.Train,
 		Reduction: layers.Mean, Engine: engine})
 	if err != nil {
@@ -112,7 +110,6 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	var ms runtime.MemStats
 	fb, op, total := make([]float64, opt.Steps), make([]float64, opt.Steps), make([]float64, opt.Steps)
 	var heap0, mallocs0 uint64
-	timed.elapsed = 0
 	for i := range total {
 		var loss float64
 		if fb[i], op[i], loss, err = step(); err != nil {
@@ -141,7 +138,6 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 		res.AllocsPerStep = float64(ms.Mallocs-mallocs0) / float64(opt.Steps-1)
 	}
 	res.FwdBwdSeconds, res.OptimizerSeconds, res.StepSeconds = median(fb), median(op), median(total)
-	res.BLASShare = timed.elapsed.Seconds() / sum(total)
 	res.TokensPerSec = float64(n) / res.StepSeconds
 	res.ModelGFLOPs = cfg.FLOPsPerToken() * float64(n) / res.FwdBwdSeconds / 1e9
 	res.SgemmGFLOPs = SgemmGFLOPs(opt.BLAS, 1024, 768, 3072, time.Second)
@@ -168,27 +164,6 @@ func SgemmGFLOPs(blas cpubackend.BLAS, m, n, k int, duration time.Duration) floa
 		best = max(best, 2*float64(m)*float64(n)*float64(k)/time.Since(t).Seconds()/1e9)
 	}
 	return best
-}
-
-// timedBLAS adds up the wall time spent in its matrix products (called from one goroutine
-// at a time, as the graph runs its ops one after another).
-type timedBLAS struct {
-	cpubackend.BLAS
-	elapsed time.Duration
-}
-
-func (t *timedBLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	start := time.Now()
-	t.BLAS.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-	t.elapsed += time.Since(start)
-}
-
-func sum(xs []float64) float64 {
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	return s
 }
 
 func median(xs []float64) float64 {

@@ -1,9 +1,6 @@
 package cpubackend
 
-import (
-	"runtime"
-	"sync"
-)
+import "gochat/internal/parallel"
 
 // minSplitFLOPs is the work below which a matrix product runs on one thread: about 20 µs
 // of one core, against about 1 µs to start and join a goroutine.
@@ -13,32 +10,21 @@ const minSplitFLOPs = 4 << 20
 // several goroutines: row slabs when C is tall, column slabs when it is wide. gemm computes
 // one slab: rows [i0, i1) and columns [j0, j1) of C.
 func splitGemm(m, n, k int, gemm func(i0, i1, j0, j1 int)) {
-	workers := min(runtime.GOMAXPROCS(0), 2*m*n*k/minSplitFLOPs)
 	rows := m >= n
 	extent := n
 	if rows {
 		extent = m
 	}
 	// Slabs of at least 16 rows or columns keep the BLAS kernels efficient.
-	workers = min(workers, extent/16)
-	if workers <= 1 {
-		gemm(0, m, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		lo, hi := extent*w/workers, extent*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if rows {
-				gemm(lo, hi, 0, n)
-			} else {
-				gemm(0, m, lo, hi)
-			}
-		}()
-	}
-	wg.Wait()
+	want := min(parallel.Workers(), 2*m*n*k/minSplitFLOPs, extent/16)
+	parallel.Split(want, func(part, parts int) {
+		lo, hi := extent*part/parts, extent*(part+1)/parts
+		if rows {
+			gemm(lo, hi, 0, n)
+		} else {
+			gemm(0, m, lo, hi)
+		}
+	})
 }
 
 // slab offsets of the operands for the slab of C at rows i0.., columns j0..: the rows of

@@ -3,6 +3,7 @@ package optimizers
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"gochat/internal/parallel"
 	"gochat/layers"
@@ -17,17 +18,18 @@ type Param struct {
 }
 
 // Muon is nanochat's Muon for 2-D matrices: a momentum buffer updated by lerp, a Nesterov
-// step, Newton-Schulz orthogonalisation, and an update scaled by √max(1, rows/cols).
+// step, Newton-Schulz orthogonalisation, and an update scaled by √max(1, rows/cols). It
+// updates several matrices at once; their Newton-Schulz workspaces are pooled by shape.
 type Muon struct {
 	engine   layers.Gemm
 	momentum map[string][]float32
-	work     map[[2]int]*nsWork
-	update   []float32
+	mu       sync.Mutex
+	free     map[[2]int][]*nsWork
 }
 
 // NewMuon returns a Muon whose Newton-Schulz products run on e.
 func NewMuon(e layers.Gemm) *Muon {
-	return &Muon{engine: e, momentum: map[string][]float32{}, work: map[[2]int]*nsWork{}}
+	return &Muon{engine: e, momentum: map[string][]float32{}, free: map[[2]int][]*nsWork{}}
 }
 
 // Step updates every parameter with learning rate lr and momentum mu (nesterov).
@@ -37,35 +39,51 @@ func (m *Muon) Step(params []Param, lr, mu float64) error {
 		if len(p.Value) != n || len(p.Grad) != n {
 			return fmt.Errorf("muon: %s has %d values and %d gradients, want %d×%d", p.Name, len(p.Value), len(p.Grad), p.Rows, p.Cols)
 		}
-		buf, ok := m.momentum[p.Name]
-		if !ok {
-			buf = make([]float32, n)
-			m.momentum[p.Name] = buf
+		if _, ok := m.momentum[p.Name]; !ok {
+			m.momentum[p.Name] = make([]float32, n)
 		}
-		if cap(m.update) < n {
-			m.update = make([]float32, n)
-		}
-		g, upd := p.Grad, m.update[:n]
-		keep, take := float32(mu), float32(1-mu)
-		parallel.For(n, 4, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				buf[i] += take * (g[i] - buf[i])   // buf.lerp_(g, 1 − μ)
-				upd[i] = g[i] + keep*(buf[i]-g[i]) // g.lerp_(buf, μ)
-			}
-		})
-		key := [2]int{min(p.Rows, p.Cols), max(p.Rows, p.Cols)}
-		w, ok := m.work[key]
-		if !ok {
-			w = newNSWork(key[0], key[1])
-			m.work[key] = w
-		}
-		newtonSchulz(m.engine, upd, upd, p.Rows, p.Cols, NSSteps, w)
-		step := float32(lr * math.Sqrt(math.Max(1, float64(p.Rows)/float64(p.Cols))))
-		parallel.For(n, 2, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				p.Value[i] -= step * upd[i]
-			}
-		})
 	}
+	parallel.Each(len(params), parallel.Workers(), func(i, _ int) {
+		m.update(params[i], m.momentum[params[i].Name], lr, mu)
+	})
 	return nil
+}
+
+// update steps one parameter.
+func (m *Muon) update(p Param, buf []float32, lr, mu float64) {
+	w := m.take(p.Rows, p.Cols)
+	defer m.put(w)
+	g, upd := p.Grad, w.upd
+	keep, take := float32(mu), float32(1-mu)
+	parallel.For(len(buf), 4, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			buf[i] += take * (g[i] - buf[i])   // buf.lerp_(g, 1 − μ)
+			upd[i] = g[i] + keep*(buf[i]-g[i]) // g.lerp_(buf, μ)
+		}
+	})
+	newtonSchulz(m.engine, upd, upd, p.Rows, p.Cols, NSSteps, w)
+	step := float32(lr * math.Sqrt(math.Max(1, float64(p.Rows)/float64(p.Cols))))
+	parallel.For(len(upd), 2, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			p.Value[i] -= step * upd[i]
+		}
+	})
+}
+
+// take returns a workspace for a rows×cols matrix from the pool, or a new one.
+func (m *Muon) take(rows, cols int) *nsWork {
+	key := [2]int{min(rows, cols), max(rows, cols)}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ws := m.free[key]; len(ws) > 0 {
+		m.free[key] = ws[:len(ws)-1]
+		return ws[len(ws)-1]
+	}
+	return newNSWork(key[0], key[1])
+}
+
+func (m *Muon) put(w *nsWork) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.free[w.shape] = append(m.free[w.shape], w)
 }

@@ -18,11 +18,16 @@ const (
 	NSSteps = 5
 )
 
-// nsWork holds the matrices of one Newton-Schulz shape, reused across steps.
-type nsWork struct{ x, next, a, b []float32 }
+// nsWork holds the matrices of one Newton-Schulz shape (r ≤ c), reused across steps, and
+// the Muon update being orthogonalised.
+type nsWork struct {
+	shape              [2]int
+	x, next, a, b, upd []float32
+}
 
 func newNSWork(r, c int) *nsWork {
-	return &nsWork{x: make([]float32, r*c), next: make([]float32, r*c), a: make([]float32, r*r), b: make([]float32, r*r)}
+	return &nsWork{shape: [2]int{r, c}, x: make([]float32, r*c), next: make([]float32, r*c),
+		a: make([]float32, r*r), b: make([]float32, r*r), upd: make([]float32, r*c)}
 }
 
 // NewtonSchulz writes into out (rows×cols, row-major) the approximate orthogonalisation of

@@ -1,4 +1,7 @@
-// Package parallel splits loops across goroutines, one chunk per processor Go may use.
+// Package parallel runs loops on several goroutines while keeping the number of busy
+// goroutines near the number of processors Go may use, however the loops nest: a loop only
+// gets helpers that are idle at that moment, and otherwise runs on its caller. So attention
+// split by head can call a matrix product that splits by rows without oversubscribing.
 package parallel
 
 import (
@@ -7,62 +10,76 @@ import (
 	"sync/atomic"
 )
 
-// minParallelWork is the number of element operations below which a loop stays on one
-// goroutine: starting goroutines costs more than it saves.
-const minParallelWork = 1 << 15
+// minWork is the number of element operations below which a loop stays on one goroutine:
+// starting goroutines costs more than it saves.
+const minWork = 1 << 15
 
-// For calls fn over contiguous chunks of [0, n), one chunk per processor when n items of
-// the given cost (element operations per item) are worth splitting.
-func For(n, cost int, fn func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers > n {
-		workers = n
-	}
-	if workers <= 1 || n*cost < minParallelWork {
-		fn(0, n)
-		return
-	}
-	chunk := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
-}
+// helpers counts the goroutines lent to loops right now.
+var helpers atomic.Int64
 
-// Each calls fn(item, worker) for every item in [0, n) on up to workers goroutines; worker
-// in [0, workers) tells which goroutine runs it, so that each can own a scratch buffer.
-// Items are handed out one at a time.
-func Each(n, workers int, fn func(item, worker int)) {
-	workers = min(workers, n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			fn(i, 0)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				fn(i, w)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-// Workers is the number of goroutines worth using: one per processor Go may use.
+// Workers is the number of processors Go may use.
 func Workers() int { return runtime.GOMAXPROCS(0) }
+
+// borrow takes up to want idle helpers and returns how many it got.
+func borrow(want int) int {
+	for {
+		busy := helpers.Load()
+		got := min(want, Workers()-1-int(busy))
+		if got <= 0 {
+			return 0
+		}
+		if helpers.CompareAndSwap(busy, busy+int64(got)) {
+			return got
+		}
+	}
+}
+
+// Split runs fn(part, parts) for every part of [0, parts) on the caller and as many idle
+// helpers as there are, up to want goroutines in all; parts is the number of goroutines it
+// got, so fn divides the work by it.
+func Split(want int, fn func(part, parts int)) {
+	extra := 0
+	if want > 1 {
+		extra = borrow(want - 1)
+	}
+	if extra == 0 {
+		fn(0, 1)
+		return
+	}
+	var wg sync.WaitGroup
+	for p := 1; p <= extra; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(p, extra+1)
+		}()
+	}
+	fn(0, extra+1)
+	wg.Wait()
+	helpers.Add(-int64(extra))
+}
+
+// For calls fn over contiguous chunks of [0, n), one chunk per goroutine Split gets, when
+// n items of the given cost (element operations per item) are worth splitting.
+func For(n, cost int, fn func(lo, hi int)) {
+	want := min(Workers(), n, max(1, n*cost/minWork))
+	Split(want, func(part, parts int) {
+		fn(n*part/parts, n*(part+1)/parts)
+	})
+}
+
+// Each calls fn(item, worker) for every item in [0, n) on up to workers goroutines, handing
+// items out one at a time; worker in [0, workers) tells which goroutine runs it, so that
+// each can own a scratch buffer.
+func Each(n, workers int, fn func(item, worker int)) {
+	var next atomic.Int64
+	Split(min(workers, n), func(w, _ int) {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			fn(i, w)
+		}
+	})
+}
