@@ -7,6 +7,7 @@ package benchmarks
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"runtime/pprof"
@@ -60,6 +61,7 @@ type Options struct {
 	Steps    int
 	BLAS     cpubackend.BLAS
 	Profile  bool                                  // CPU-profile the timed steps into Breakdown
+	Write    io.Writer                             // when Profile, also receives the raw profile
 	Progress func(step int, seconds, loss float64) // may be nil
 }
 
@@ -129,6 +131,11 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 		pprof.StopCPUProfile()
 		if res.Breakdown, err = Breakdown(profile.Bytes()); err != nil {
 			return res, err
+		}
+		if opt.Write != nil {
+			if _, err := opt.Write.Write(profile.Bytes()); err != nil {
+				return res, err
+			}
 		}
 	}
 	runtime.GC()

@@ -26,6 +26,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed steps after one warm-up step"},
 				&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON line"},
 				&cli.BoolFlag{Name: "profile", Usage: "also show where the CPU time goes, from a CPU profile of the timed steps"},
+				&cli.StringFlag{Name: "cpuprofile", Usage: "write that CPU profile to `FILE` (implies --profile)"},
 			},
 			Action: runBenchModel,
 		}, {
@@ -69,10 +70,19 @@ func runBenchModel(c *cli.Context) error {
 	spec := benchmarks.ModelSpec{Depth: c.Int("depth"), SeqLen: c.Int("max-seq-len"), Batch: c.Int("device-batch-size"), Vocab: c.Int("vocab-size")}
 	steps := c.Int("steps")
 	fmt.Fprintf(os.Stderr, "%v: %d steps\n", spec, steps)
-	res, err := benchmarks.RunModel(spec, benchmarks.Options{Steps: steps, BLAS: blas, Profile: c.Bool("profile"),
+	opt := benchmarks.Options{Steps: steps, BLAS: blas, Profile: c.Bool("profile"),
 		Progress: func(step int, seconds, loss float64) {
 			fmt.Fprintf(os.Stderr, "  step %d/%d  %.3f s  loss %.4f\n", step, steps, seconds, loss)
-		}})
+		}}
+	if path := c.String("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		opt.Profile, opt.Write = true, f
+	}
+	res, err := benchmarks.RunModel(spec, opt)
 	if err != nil {
 		return err
 	}
