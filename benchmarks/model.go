@@ -58,16 +58,19 @@ type ModelResult struct {
 
 // Options of RunModel.
 type Options struct {
-	Steps    int
-	BLAS     cpubackend.BLAS
-	Profile  bool                                  // CPU-profile the timed steps into Breakdown
-	Write    io.Writer                             // when Profile, also receives the raw profile
-	Progress func(step int, seconds, loss float64) // may be nil
+	Steps int
+	BLAS  cpubackend.BLAS
+	// ForwardBackward times forward and backward alone: no optimizer and no optimizer state
+	// (the "optimizer" column is then the zeroing of the gradients).
+	ForwardBackward bool
+	Profile         bool                                  // CPU-profile the timed steps into Breakdown
+	Write           io.Writer                             // when Profile, also receives the raw profile
+	Progress        func(step int, seconds, loss float64) // may be nil
 }
 
 // RunModel builds the model for spec with nanochat's initialisation and times full
 // training steps (forward, backward, clipping, AdamW and Muon, with nanochat's default
-// settings) on random tokens, after one warm-up step.
+// settings, or forward and backward alone) on random tokens, after one warm-up step.
 func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	cfg := graph.ConfigForDepth(spec.Depth, spec.Vocab, spec.SeqLen)
 	res := ModelResult{Spec: spec, BLAS: opt.BLAS.Name(), Threads: runtime.GOMAXPROCS(0), Steps: opt.Steps}
@@ -97,7 +100,11 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 			return
 		}
 		mid := time.Now()
-		_, err = tr.Update(1)
+		if opt.ForwardBackward {
+			err = m.ZeroGrads()
+		} else {
+			_, err = tr.Update(1)
+		}
 		return mid.Sub(start).Seconds(), time.Since(mid).Seconds(), loss, err
 	}
 	if _, _, _, err := step(); err != nil { // warm-up: first-touch allocations

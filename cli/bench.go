@@ -27,6 +27,7 @@ func benchCommand() *cli.Command {
 				&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON line"},
 				&cli.BoolFlag{Name: "profile", Usage: "also show where the CPU time goes, from a CPU profile of the timed steps"},
 				&cli.StringFlag{Name: "cpuprofile", Usage: "write that CPU profile to `FILE` (implies --profile)"},
+				&cli.BoolFlag{Name: "forward-backward", Usage: "time forward and backward alone, without the optimizer and its state"},
 			},
 			Action: runBenchModel,
 		}, {
@@ -70,7 +71,7 @@ func runBenchModel(c *cli.Context) error {
 	spec := benchmarks.ModelSpec{Depth: c.Int("depth"), SeqLen: c.Int("max-seq-len"), Batch: c.Int("device-batch-size"), Vocab: c.Int("vocab-size")}
 	steps := c.Int("steps")
 	fmt.Fprintf(os.Stderr, "%v: %d steps\n", spec, steps)
-	opt := benchmarks.Options{Steps: steps, BLAS: blas, Profile: c.Bool("profile"),
+	opt := benchmarks.Options{Steps: steps, BLAS: blas, Profile: c.Bool("profile"), ForwardBackward: c.Bool("forward-backward"),
 		Progress: func(step int, seconds, loss float64) {
 			fmt.Fprintf(os.Stderr, "  step %d/%d  %.3f s  loss %.4f\n", step, steps, seconds, loss)
 		}}
@@ -106,7 +107,7 @@ func benchStandard(c *cli.Context) error {
 			"--depth", strconv.Itoa(s.Depth), "--max-seq-len", strconv.Itoa(s.SeqLen),
 			"--device-batch-size", strconv.Itoa(s.Batch), "--vocab-size", strconv.Itoa(s.Vocab),
 			"--steps", strconv.Itoa(c.Int("steps")), "--engine", c.String("engine"), "--blas", c.String("blas"),
-			"--profile="+strconv.FormatBool(c.Bool("profile")))
+			"--profile="+strconv.FormatBool(c.Bool("profile")), "--forward-backward="+strconv.FormatBool(c.Bool("forward-backward")))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
