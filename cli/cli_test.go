@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,10 +42,14 @@ func TestModelCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
+	if first, last := stepLoss(t, out, 1), stepLoss(t, out, 10); !(last < first/2) {
+		t.Errorf("ten optimizer steps took the loss from %v to %v, want it at least halved", first, last)
+	}
 	for _, want := range []string{
 		"n_layer 2, n_embd 128, n_head 1, n_kv_head 1, head_dim 128, vocab_size 300",
 		"loss: 5.70378", "(a fresh model must give ln 300 = 5.703782)",
 		"tok/s",
+		"step 10/10: loss",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -56,17 +61,31 @@ func TestModelCommand(t *testing.T) {
 // the loaded model computes the same loss.
 func TestWeightsRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.safetensors")
-	out1, stderr, err := gochat(t, append([]string{"model", "--seed", "3", "--save", path}, small...)...)
+	out1, stderr, err := gochat(t, append([]string{"model", "--seed", "3", "--steps", "0", "--save", path}, small...)...)
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
-	out2, stderr, err := gochat(t, append([]string{"model", "--load", path}, small...)...)
+	out2, stderr, err := gochat(t, append([]string{"model", "--steps", "0", "--load", path}, small...)...)
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
 	if l1, l2 := lineWith(out1, "loss:"), lineWith(out2, "loss:"); !strings.HasPrefix(l1, l2) || l2 == "" {
 		t.Errorf("saved %q, loaded %q", l1, l2)
 	}
+}
+
+// stepLoss reads the loss printed for a training step.
+func stepLoss(t *testing.T, out string, step int) float64 {
+	t.Helper()
+	var loss float64
+	for _, l := range strings.Split(out, "\n") {
+		var n, total int
+		if _, err := fmt.Sscanf(l, "step %d/%d: loss %f", &n, &total, &loss); err == nil && n == step {
+			return loss
+		}
+	}
+	t.Fatalf("no loss for step %d in:\n%s", step, out)
+	return 0
 }
 
 func lineWith(s, prefix string) string {

@@ -10,6 +10,7 @@ import (
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/layers"
+	"gochat/optimizers"
 
 	"github.com/urfave/cli/v2"
 )
@@ -22,14 +23,17 @@ const sampleText = "The capital of France is Paris. The chemical symbol of gold 
 func modelCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "model",
-		Usage: "build a GPT with nanochat's depth rule and initialisation, and run one forward and backward pass",
-		Description: "Prints the configuration and the numbers nanochat's base_train derives from it, then runs\n" +
-			"the training graph on one batch of sample text and checks the loss a fresh model must have\n" +
-			"(ln vocab_size: nanochat zero-initialises lm_head). --load takes weights from a safetensors\n" +
-			"file with nanochat's parameter names; --save writes the model's weights to one.",
+		Usage: "build a GPT with nanochat's depth rule and initialisation, check it, and train it on sample text",
+		Description: "Prints the configuration and the numbers nanochat's base_train derives from it, runs the\n" +
+			"training graph on one batch of sample text and checks the loss a fresh model must have\n" +
+			"(ln vocab_size: nanochat zero-initialises lm_head), then takes --steps optimizer steps with\n" +
+			"nanochat's recipe (Muon, AdamW, warmdown, clipping) on that batch, which the model learns by\n" +
+			"heart. --load takes weights from a safetensors file with nanochat's parameter names; --save\n" +
+			"writes the model's weights to one.",
 		Flags: []cli.Flag{depthFlag, seqLenFlag, batchFlag, vocabFlag, seedFlag, engineFlag, blasFlag,
 			&cli.StringFlag{Name: "load", Usage: "safetensors `FILE` of weights to use instead of a fresh initialisation"},
 			&cli.StringFlag{Name: "save", Usage: "write the weights to safetensors `FILE`"},
+			&cli.IntFlag{Name: "steps", Value: 10, Usage: "optimizer steps on the sample batch after the check (0: none)"},
 		},
 		Action: runModel,
 	}
@@ -98,11 +102,39 @@ func runModel(c *cli.Context) error {
 	if fresh && math.Abs(loss-math.Log(float64(cfg.VocabSize))) > 1e-4*loss {
 		return fmt.Errorf("a fresh model's loss %.6f is not ln vocab_size", loss)
 	}
+	if err := m.ZeroGrads(); err != nil {
+		return err
+	}
+	if err := trainSample(m, blas, ids, targets, c.Int("steps")); err != nil {
+		return err
+	}
 	if path := c.String("save"); path != "" {
 		if err := saveWeights(path, cfg, m.Weights()); err != nil {
 			return err
 		}
 		fmt.Println("saved weights to", path)
+	}
+	return nil
+}
+
+// trainSample takes steps optimizer steps on one batch, printing each step's loss.
+func trainSample(m *graph.Model, blas cpubackend.BLAS, ids, targets []int, steps int) error {
+	if steps <= 0 {
+		return nil
+	}
+	tr, err := optimizers.NewTrainer(m, optimizers.DefaultSettings(steps), cpubackend.New(blas))
+	if err != nil {
+		return err
+	}
+	batch := []optimizers.Batch{{IDs: ids, Targets: targets}}
+	for step := 0; step < steps; step++ {
+		start := time.Now()
+		res, err := tr.Step(batch)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("step %d/%d: loss %.4f, grad norm %.3f, lr ×%.2f, %.3f s\n",
+			step+1, steps, res.Loss, res.GradNorm, res.LRMultiplier, time.Since(start).Seconds())
 	}
 	return nil
 }
