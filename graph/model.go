@@ -114,15 +114,15 @@ func (m *Model) trunk() (*G.Node, error) {
 		q, k, v, proj, fc, mproj := p[1+6*i], p[2+6*i], p[3+6*i], p[4+6*i], p[5+6*i], p[6+6*i]
 		// Attention: one product for q|k|v, rotary and QK norm on the q and k heads.
 		h := b.do(layers.RMSNorm(x))
-		qkv := b.do(layers.Linear(h, b.do(G.Concat(0, q, k, v))))
+		qkv := b.do(layers.Linear(h, b.do(layers.ConcatRows(q, k, v))))
 		qkv = b.do(layers.Rotary(qkv, layers.Rotation{Table: table, SeqLen: T, Heads: qk}))
 		qkv = b.do(layers.HeadRMSNorm(qkv, c.HeadDim(), qk))
 		y := b.do(layers.Attention(qkv, shape))
-		x = b.do(G.Add(x, b.do(layers.Linear(y, proj))))
+		x = b.do(layers.Add(x, b.do(layers.Linear(y, proj))))
 		// MLP.
 		h = b.do(layers.RMSNorm(x))
 		h = b.do(layers.ReLU2(b.do(layers.Linear(h, fc))))
-		x = b.do(G.Add(x, b.do(layers.Linear(h, mproj))))
+		x = b.do(layers.Add(x, b.do(layers.Linear(h, mproj))))
 	}
 	x = b.do(layers.RMSNorm(x))
 	return x, b.err

@@ -22,3 +22,11 @@ func TestElementwiseGradients(t *testing.T) {
 			build: func(in []*G.Node) (*G.Node, error) { return Softcap(in[0], 15) }})
 	}
 }
+
+func TestAddGradients(t *testing.T) {
+	r := rand.New(rand.NewPCG(30, 31))
+	for _, shape := range [][]int{{1, 1}, {3, 7}} {
+		checkGradients(t, gradCase{name: "add", inputs: []tensor.Tensor{randTensor(r, shape...), randTensor(r, shape...)}, wrt: []int{0, 1},
+			build: func(in []*G.Node) (*G.Node, error) { return Add(in[0], in[1]) }})
+	}
+}

@@ -40,3 +40,20 @@ func TestMatMulShapeErrors(t *testing.T) {
 		t.Fatal("3×4 · 5×6 built without error")
 	}
 }
+
+func TestConcatRowsGradients(t *testing.T) {
+	r := rand.New(rand.NewPCG(40, 41))
+	checkGradients(t, gradCase{
+		name:   "concat rows",
+		inputs: []tensor.Tensor{randTensor(r, 2, 3), randTensor(r, 1, 3), randTensor(r, 4, 3)},
+		wrt:    []int{0, 1, 2},
+		build: func(in []*G.Node) (*G.Node, error) {
+			w, err := ConcatRows(in...)
+			if err != nil {
+				return nil, err
+			}
+			x := G.NewMatrix(in[0].Graph(), tensor.Float64, G.WithName("x"), G.WithValue(randTensor(r, 5, 3)))
+			return Linear(x, w) // the model's use: one product for several weights
+		},
+	})
+}

@@ -1,0 +1,75 @@
+package layers
+
+import (
+	"fmt"
+
+	"gochat/internal/parallel"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Add is the residual connection a + b. Unlike Gorgonia's own Add, it keeps its output
+// buffer across runs, splits the work across processors, and writes over a when Gorgonia
+// sees a die here; its gradient passes the incoming gradient to both inputs.
+func Add(a, b *G.Node) (*G.Node, error) {
+	if !a.Shape().Eq(b.Shape()) {
+		return nil, fmt.Errorf("add: shapes %v and %v differ", a.Shape(), b.Shape())
+	}
+	return G.ApplyOp(&addOp{opInfo: opInfo{name: "Add", arity: 2, inPlace: 1}}, a, b)
+}
+
+// AddForward sets y = a + b; y may be a or b.
+func AddForward[T Float](y, a, b []T) {
+	parallel.For(len(y), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			y[i] = a[i] + b[i]
+		}
+	})
+}
+
+type addOp struct {
+	opInfo
+	out buffer
+}
+
+func (op *addOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a, a) }
+
+func (op *addOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return in[0].(tensor.Shape).Clone(), nil
+}
+
+func (op *addOp) Do(in ...G.Value) (G.Value, error) { return op.do(in, false) }
+
+// UnsafeDo writes the sum over a.
+func (op *addOp) UnsafeDo(in ...G.Value) (G.Value, error) { return op.do(in, true) }
+
+func (op *addOp) do(in []G.Value, inPlace bool) (G.Value, error) {
+	a, err := dense("add operand", in[0])
+	if err != nil {
+		return nil, err
+	}
+	b, err := dense("add operand", in[1], a.Shape()...)
+	if err != nil {
+		return nil, err
+	}
+	if err := sameDtype(a, b); err != nil {
+		return nil, err
+	}
+	y := a
+	if !inPlace {
+		y = op.out.get(a.Dtype(), a.Engine(), a.Shape()...)
+	}
+	switch a.Dtype() {
+	case tensor.Float32:
+		AddForward(floats[float32](y), floats[float32](a), floats[float32](b))
+	case tensor.Float64:
+		AddForward(floats[float64](y), floats[float64](a), floats[float64](b))
+	}
+	return y, nil
+}
+
+func (op *addOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	return G.Nodes{grad, grad}, nil
+}
