@@ -49,14 +49,8 @@ func TestGemmMatchesDefinition(t *testing.T) {
 	for _, b := range blases(t) {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
-				ar, ac := m, k
-				if ta {
-					ar, ac = k, m
-				}
-				br, bc := k, n
-				if tb {
-					br, bc = n, k
-				}
+				ar, ac := stored(ta, m, k)
+				br, bc := stored(tb, k, n)
 				lda, ldb, ldc := ac+pad, bc+pad, n+pad
 				a64, b64 := make([]float64, ar*lda), make([]float64, br*ldb)
 				for i := range a64 {
@@ -187,14 +181,8 @@ func TestSplitProductsMatch(t *testing.T) {
 		m, n, k := dims[0], dims[1], dims[2]
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
-				ar, ac := m, k
-				if ta {
-					ar, ac = k, m
-				}
-				br, bc := k, n
-				if tb {
-					br, bc = n, k
-				}
+				ar, ac := stored(ta, m, k)
+				br, bc := stored(tb, k, n)
 				lda, ldb, ldc := ac+3, bc+1, n+2
 				a, b := make([]float32, ar*lda), make([]float32, br*ldb)
 				for i := range a {
