@@ -99,29 +99,24 @@ func (n *Native) Name() string {
 
 // Sgemm implements BLAS.
 func (n *Native) Sgemm(transA, transB bool, m, n_, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 0 || n_ == 0 {
-		return
-	}
-	checkGemm(transA, transB, m, n_, k, len(a), lda, len(b), ldb, len(c), ldc)
-	n.run(m, n_, k, func(i0, i1, j0, j1 int) {
-		oa, ob, oc := slabOffsets(transA, transB, i0, j0, lda, ldb, ldc)
-		n.sgemm(cblasRowMajor, cblasOp(transA), cblasOp(transB), int32(i1-i0), int32(j1-j0), int32(k),
-			alpha, first(a[min(oa, len(a)):]), int32(lda), first(b[min(ob, len(b)):]), int32(ldb), beta, &c[oc], int32(ldc))
-	})
-	runtime.KeepAlive(a)
-	runtime.KeepAlive(b)
-	runtime.KeepAlive(c)
+	nativeGemm(n, n.sgemm, transA, transB, m, n_, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // Dgemm implements BLAS.
 func (n *Native) Dgemm(transA, transB bool, m, n_, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	nativeGemm(n, n.dgemm, transA, transB, m, n_, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// nativeGemm checks the operands and calls the library's cblas_?gemm, whole or in slabs.
+func nativeGemm[T float32 | float64](n *Native, gemm func(order, transA, transB, m, n, k int32, alpha T, a *T, lda int32, b *T, ldb int32, beta T, c *T, ldc int32),
+	transA, transB bool, m, n_, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n_ == 0 {
 		return
 	}
 	checkGemm(transA, transB, m, n_, k, len(a), lda, len(b), ldb, len(c), ldc)
 	n.run(m, n_, k, func(i0, i1, j0, j1 int) {
 		oa, ob, oc := slabOffsets(transA, transB, i0, j0, lda, ldb, ldc)
-		n.dgemm(cblasRowMajor, cblasOp(transA), cblasOp(transB), int32(i1-i0), int32(j1-j0), int32(k),
+		gemm(cblasRowMajor, cblasOp(transA), cblasOp(transB), int32(i1-i0), int32(j1-j0), int32(k),
 			alpha, first(a[min(oa, len(a)):]), int32(lda), first(b[min(ob, len(b)):]), int32(ldb), beta, &c[oc], int32(ldc))
 	})
 	runtime.KeepAlive(a)
