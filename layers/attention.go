@@ -133,12 +133,7 @@ func causalSoftmax[T Float](p, lse []T, off, nc int) {
 			for _, x := range row[1:n] {
 				m = max(m, x)
 			}
-			var sum T
-			for j, x := range row[:n] {
-				e := expf(x - m)
-				row[j] = e
-				sum += e
-			}
+			sum := expAffine(row[:n], row[:n], 1, -m)
 			inv := 1 / sum
 			for j := range row[:n] {
 				row[j] *= inv
@@ -154,9 +149,7 @@ func causalProbs[T Float](p, lse []T, off, nc int) {
 	parallel.For(len(lse), 2*nc, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			row, n := p[i*nc:(i+1)*nc], off+i+1
-			for j, x := range row[:n] {
-				row[j] = expf(x - lse[i])
-			}
+			expAffine(row[:n], row[:n], 1, -lse[i])
 			clear(row[n:])
 		}
 	})

@@ -44,8 +44,9 @@ func ReLU2Backward[T Float](dx, y, dy []T) {
 // SoftcapForward sets y = cap·tanh(x/cap).
 func SoftcapForward[T Float](y, x []T, cap T) {
 	parallel.For(len(x), 8, func(lo, hi int) {
-		for i, v := range x[lo:hi] {
-			y[lo+i] = cap * tanhf(v/cap)
+		tanhScaled(y[lo:hi], x[lo:hi], 1/cap)
+		for i := lo; i < hi; i++ {
+			y[i] *= cap
 		}
 	})
 }

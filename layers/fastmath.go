@@ -2,21 +2,72 @@ package layers
 
 import "math"
 
-// expf is e^x. float32 uses a range-reduced polynomial (relative error below 2e-7, about
-// twice as fast as math.Exp); float64 uses math.Exp, for gradient checks.
-func expf[T Float](x T) T {
-	if v, ok := any(x).(float32); ok {
-		return T(exp32(v))
+// The transcendental functions of the kernels work on whole rows, so that float32 rows can
+// use the processor's vector unit (expAffineVector) and a function call is not paid per
+// element. float64 rows, used by gradient checks, use package math.
+
+// expAffine sets dst[i] = exp(a·src[i] + b) and returns their sum. dst may be src.
+func expAffine[T Float](dst, src []T, a, b T) T {
+	if d, ok := any(dst).([]float32); ok {
+		s := any(src).([]float32)[:len(d)]
+		n, sum := expAffineVector(d, s, float32(a), float32(b))
+		for i := n; i < len(d); i++ {
+			d[i] = exp32(float32(a)*s[i] + float32(b))
+			sum += d[i]
+		}
+		return T(sum)
 	}
-	return T(math.Exp(float64(x)))
+	var sum T
+	for i, x := range src[:len(dst)] {
+		dst[i] = T(math.Exp(float64(a*x + b)))
+		sum += dst[i]
+	}
+	return sum
 }
 
-// tanhf is tanh(x), float32 through exp32, float64 through math.Tanh.
-func tanhf[T Float](x T) T {
-	if v, ok := any(x).(float32); ok {
-		return T(tanh32(v))
+// tanhScaled sets dst[i] = tanh(scale·src[i]). dst may be src.
+func tanhScaled[T Float](dst, src []T, scale T) {
+	src = src[:len(dst)]
+	if _, ok := any(dst).([]float32); !ok {
+		for i, x := range src {
+			dst[i] = T(math.Tanh(float64(scale * x)))
+		}
+		return
 	}
-	return T(math.Tanh(float64(x)))
+	tanhExps(dst, src, scale)
+	for i, x := range src {
+		dst[i] = tanhFromExp(scale*x, dst[i])
+	}
+}
+
+// tanhExps sets e[i] = exp(−2|scale·src[i]|), the one exp tanhFromExp needs.
+func tanhExps[T Float](e, src []T, scale T) {
+	for i, x := range src[:len(e)] {
+		u := scale * x
+		if u > 0 {
+			u = -u
+		}
+		e[i] = u
+	}
+	expAffine(e, e, 2, 0)
+}
+
+// tanhFromExp is tanh(u) given e = exp(−2|u|): (1 − e)/(1 + e) with u's sign, or below
+// |u| = 1/4, where that difference loses digits, the Taylor series.
+func tanhFromExp[T Float](u, e T) T {
+	a := u
+	if a < 0 {
+		a = -a
+	}
+	t := (1 - e) / (1 + e)
+	if a < 0.25 {
+		u2 := u * u
+		t = a * (1 + u2*(-1.0/3+u2*(2.0/15+u2*(-17.0/315+u2*(62.0/2835+u2*(-1382.0/155925))))))
+	}
+	if u < 0 {
+		t = -t
+	}
+	return t
 }
 
 // logf is the natural logarithm (called once per row, so no fast path is needed).
@@ -25,6 +76,8 @@ func logf[T Float](x T) T { return T(math.Log(float64(x))) }
 // sqrtf is the square root.
 func sqrtf[T Float](x T) T { return T(math.Sqrt(float64(x))) }
 
+// exp32 is exp(x) in float32 by the polynomial the vector code uses: relative error below
+// 2e-7, results clamped to normal numbers.
 func exp32(x float32) float32 {
 	const (
 		log2e = 1.44269504088896341
@@ -35,7 +88,7 @@ func exp32(x float32) float32 {
 	if x > 88.3 {
 		x = 88.3
 	} else if x < -87.3 {
-		return 0
+		x = -87.3
 	}
 	f := x*log2e + round
 	n := f - round
@@ -44,21 +97,4 @@ func exp32(x float32) float32 {
 	p := (1 + r) + r2*((0.5+r*(1.0/6))+r2*((1.0/24+r*(1.0/120))+r2*(1.0/720+r*(1.0/5040))))
 	scale := math.Float32frombits(uint32(int32(math.Float32bits(f))-0x4B400000+127) << 23)
 	return p * scale
-}
-
-func tanh32(x float32) float32 {
-	a := x
-	if a < 0 {
-		a = -a
-	}
-	if a < 0.25 {
-		// Taylor series; the first omitted term is below 1e-10 relative here.
-		x2 := x * x
-		return x * (1 + x2*(-1.0/3+x2*(2.0/15+x2*(-17.0/315+x2*(62.0/2835+x2*(-1382.0/155925))))))
-	}
-	t := 1 - 2/(exp32(2*a)+1)
-	if x < 0 {
-		return -t
-	}
-	return t
 }

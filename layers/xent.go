@@ -50,12 +50,7 @@ func CrossEntropyForward[T Float](losses, logits []T, targets []int, vocab int, 
 			}
 			m := softcapRow(z, dz, logits[i*vocab:(i+1)*vocab], cap)
 			zt := z[max(t, 0)]
-			var sum T
-			for j, x := range z {
-				e := expf(x - m)
-				z[j] = e
-				sum += e
-			}
+			sum := expAffine(z, z, 1, -m)
 			losses[i] = 0
 			if t != IgnoreIndex {
 				losses[i] = m + logf(sum) - zt
@@ -72,17 +67,25 @@ func CrossEntropyForward[T Float](losses, logits []T, targets []int, vocab int, 
 	return nil
 }
 
-// softcapRow sets z = cap·tanh(l/cap) and dz = dz/dl, and returns max z.
+// softcapRow sets z = cap·tanh(l/cap) and dz = dz/dl, and returns max z. z may be l.
 func softcapRow[T Float](z, dz, l []T, cap T) T {
 	m := T(math.Inf(-1))
-	for j, x := range l {
-		if cap == 0 {
-			z[j], dz[j] = x, 1
-		} else {
-			th := tanhf(x / cap)
-			z[j], dz[j] = cap*th, 1-th*th
+	if cap == 0 {
+		copy(z, l)
+		for j := range dz {
+			dz[j] = 1
 		}
-		m = max(m, z[j])
+		for _, x := range z {
+			m = max(m, x)
+		}
+		return m
+	}
+	tanhScaled(dz, l, 1/cap)
+	for j, th := range dz {
+		z[j], dz[j] = cap*th, 1-th*th
+		if z[j] > m {
+			m = z[j]
+		}
 	}
 	return m
 }
