@@ -2,6 +2,7 @@ package benchmarks
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"strings"
 
@@ -14,22 +15,25 @@ type Share struct {
 	Percent float64
 }
 
-// kinds classify a sample by the functions on its stack, first match wins: a matrix product
-// inside attention or Newton-Schulz counts for those.
+// kinds classify a sample of the forward and backward passes by the functions on its
+// stack, first match wins. Matrix products split across helper goroutines show only
+// cpubackend's frames there, so they count as matmul even inside attention.
 var kinds = []struct{ kind, marker string }{
-	{"Newton-Schulz", "optimizers.newtonSchulz"},
-	{"optimizer, elementwise", "gochat/optimizers."},
 	{"attention", "layers.Attention"},
-	{"matmul", "Sgemm"},
+	{"matmul", "gochat/cpubackend."},
 	{"cross-entropy", "layers.CrossEntropyForward"},
 	{"cross-entropy", "layers.ScaleRows"},
-	{"elementwise (norms, rotary, relu², embedding)", "gochat/layers."},
-	{"Gorgonia graph (adds, copies, bookkeeping)", "gorgonia.org/"},
+	{"elementwise (norms, rotary, relu², embedding, residual)", "gochat/layers."},
+	{"Gorgonia graph (gradient sums, bookkeeping)", "gorgonia.org/"},
 	{"Go runtime (GC, scheduler)", "runtime."},
 }
 
+// optimizerPhase labels the samples of the optimizer's step (pprof labels pass to the
+// goroutines it starts): their matrix products are all Newton-Schulz.
+const optimizerPhase = "optimizer"
+
 // Breakdown attributes the samples of a CPU profile to kinds of work. Samples without Go
-// frames are the BLAS library's own threads: matmul.
+// frames are the BLAS library's: matmul, or Newton-Schulz in the optimizer phase.
 func Breakdown(raw []byte) ([]Share, error) {
 	p, err := profile.Parse(bytes.NewReader(raw))
 	if err != nil {
@@ -59,20 +63,27 @@ func classify(s *profile.Sample) string {
 			}
 		}
 	}
-	goFrames := false
-	for _, n := range names {
-		if strings.Contains(n, ".") && !strings.HasPrefix(n, "runtime._ExternalCode") {
-			goFrames = true
+	has := func(marker string) bool {
+		for _, n := range names {
+			if strings.Contains(n, marker) {
+				return true
+			}
 		}
+		return false
 	}
-	if !goFrames {
+	blas := !has(".") || has("gochat/cpubackend.") || has("runtime.cgocall")
+	if slices.Contains(s.Label["phase"], optimizerPhase) {
+		if blas || has("optimizers.newtonSchulz") {
+			return "Newton-Schulz (Muon)"
+		}
+		return "optimizer, elementwise (clipping, AdamW, momentum)"
+	}
+	if !has(".") {
 		return "matmul"
 	}
 	for _, k := range kinds {
-		for _, n := range names {
-			if strings.Contains(n, k.marker) {
-				return k.kind
-			}
+		if has(k.marker) {
+			return k.kind
 		}
 	}
 	return "other"

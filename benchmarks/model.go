@@ -6,6 +6,7 @@ package benchmarks
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -103,7 +104,9 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 		if opt.ForwardBackward {
 			err = m.ZeroGrads()
 		} else {
-			_, err = tr.Update(1)
+			pprof.Do(context.Background(), pprof.Labels("phase", optimizerPhase), func(context.Context) {
+				_, err = tr.Update(1)
+			})
 		}
 		return mid.Sub(start).Seconds(), time.Since(mid).Seconds(), loss, err
 	}

@@ -145,11 +145,12 @@ func TestLoadRejectsOtherShapes(t *testing.T) {
 }
 
 func TestBenchModelCommand(t *testing.T) {
-	out, stderr, err := gochat(t, append([]string{"bench", "model", "--steps", "2"}, small...)...)
+	out, stderr, err := gochat(t, append([]string{"bench", "model", "--steps", "20", "--profile"}, small...)...)
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
-	if !strings.Contains(out, "| d2 T=24 B=2 V=300 |") || !strings.Contains(stderr, "step 2/2") {
+	if !strings.Contains(out, "| d2 T=24 B=2 V=300 |") || !strings.Contains(stderr, "step 20/20") ||
+		!strings.Contains(out, "share of CPU time") || !strings.Contains(out, "| matmul |") {
 		t.Fatalf("stdout %q stderr %q", out, stderr)
 	}
 }
