@@ -22,7 +22,6 @@ var kinds = []struct{ kind, marker string }{
 	{"attention", "layers.Attention"},
 	{"matmul", "gochat/cpubackend."},
 	{"cross-entropy", "layers.CrossEntropyForward"},
-	{"cross-entropy", "layers.ScaleRows"},
 	{"elementwise (norms, rotary, relu², embedding, residual)", "gochat/layers."},
 	{"Gorgonia graph (gradient sums, bookkeeping)", "gorgonia.org/"},
 	{"Go runtime (GC, scheduler)", "runtime."},

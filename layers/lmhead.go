@@ -50,13 +50,16 @@ func LinearCrossEntropyPass[T Float](e Gemm, x, w []T, targets []int, width, voc
 		if losses != nil {
 			out = losses[r0 : r0+r]
 		}
-		if err := CrossEntropyForward(out, logits, targets[r0:r0+r], vocab, cap, grad); err != nil {
+		var rowScale []T
+		if scale != nil {
+			rowScale = scale[r0 : r0+r]
+		}
+		if err := CrossEntropyForward(out, logits, targets[r0:r0+r], vocab, cap, grad, rowScale); err != nil {
 			return err
 		}
 		if scale == nil {
 			continue
 		}
-		ScaleRows(grad, scale[r0:r0+r], vocab)
 		gemm(e, false, false, r, width, vocab, 1, grad, vocab, w, width, 0, dx[r0*width:], width)
 		gemm(e, true, false, vocab, width, r, 1, grad, vocab, xs, width, 1, dw, width)
 	}

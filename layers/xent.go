@@ -29,10 +29,10 @@ func (r Reduction) String() string { return [...]string{"mean", "sum", "none"}[r
 
 // CrossEntropyForward writes each row's loss lse(z) − z[target] for softcapped logits
 // z = cap·tanh(l/cap) (cap 0: z = l); ignored rows get loss 0. When grad is not nil it also
-// writes there each row's gradient of its own loss with respect to its logits,
-// (softmax(z) − onehot(target))·dz/dl, so that the backward pass only scales rows: one tanh
-// and one exp per logit in all. It fails on a target outside [0, V) that is not IgnoreIndex.
-func CrossEntropyForward[T Float](losses, logits []T, targets []int, vocab int, cap T, grad []T) error {
+// writes there the gradient of Σ_i scale_i·loss_i with respect to the logits,
+// scale_i·(softmax(z) − onehot(target))·dz/dl: one tanh and one exp per logit in all. grad
+// may be logits. It fails on a target outside [0, V) that is not IgnoreIndex.
+func CrossEntropyForward[T Float](losses, logits []T, targets []int, vocab int, cap T, grad, scale []T) error {
 	if err := checkTargets(targets, vocab); err != nil {
 		return err
 	}
@@ -56,11 +56,12 @@ func CrossEntropyForward[T Float](losses, logits []T, targets []int, vocab int, 
 				losses[i] = m + logf(sum) - zt
 			}
 			if grad != nil {
-				inv := 1 / sum
+				g := scale[i]
+				inv := g / sum
 				for j := range z {
 					z[j] *= inv * dz[j]
 				}
-				z[t] -= dz[t]
+				z[t] -= g * dz[t]
 			}
 		}
 	})
@@ -88,18 +89,6 @@ func softcapRow[T Float](z, dz, l []T, cap T) T {
 		}
 	}
 	return m
-}
-
-// ScaleRows multiplies row i of x (rows of width elements) by g[i]: the backward pass of
-// the cross-entropy, given the per-row gradients CrossEntropyForward prepared.
-func ScaleRows[T Float](x, g []T, width int) {
-	parallel.For(len(g), width, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			for j := range x[i*width : (i+1)*width] {
-				x[i*width+j] *= g[i]
-			}
-		}
-	})
 }
 
 func checkTargets(targets []int, vocab int) error {

@@ -81,16 +81,16 @@ func TestCrossEntropyValue(t *testing.T) {
 	}
 	want := math.Log(sum) - 15*math.Tanh(-3.0/15)
 	losses := make([]float64, 1)
-	if err := CrossEntropyForward(losses, logits, []int{1}, 3, 15, nil); err != nil {
+	if err := CrossEntropyForward(losses, logits, []int{1}, 3, 15, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if math.Abs(losses[0]-want) > 1e-12 {
 		t.Fatalf("loss %v, want %v", losses[0], want)
 	}
-	if err := CrossEntropyForward(losses, logits, []int{3}, 3, 15, nil); err == nil {
+	if err := CrossEntropyForward(losses, logits, []int{3}, 3, 15, nil, nil); err == nil {
 		t.Fatal("target 3 accepted with a vocabulary of 3")
 	}
-	if err := CrossEntropyForward(losses, logits, []int{-2}, 3, 15, nil); err == nil {
+	if err := CrossEntropyForward(losses, logits, []int{-2}, 3, 15, nil, nil); err == nil {
 		t.Fatal("target -2 accepted")
 	}
 }
