@@ -2,27 +2,35 @@ package benchmarks
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"gochat/cpubackend"
 )
 
-// BenchmarkModel runs the standard configurations; each reports the training step's time and
-// tokens/s, the forward+backward GFLOP/s and its ratio to SGEMM in the same process, and
-// peak RSS. b.N is the number of timed steps.
+// BenchmarkModel runs the standard configurations, forward+backward alone and the whole
+// training step; each reports the step's time and tokens/s, the forward+backward GFLOP/s
+// and its ratio to SGEMM in the same process, and peak RSS. b.N is the number of timed
+// steps.
 func BenchmarkModel(b *testing.B) {
 	for _, spec := range StandardModels {
-		b.Run(fmt.Sprintf("d%d_T%d_B%d_V%d", spec.Depth, spec.SeqLen, spec.Batch, spec.Vocab), func(b *testing.B) {
-			res, err := RunModel(spec, Options{Steps: max(b.N, 1), BLAS: cpubackend.Default()})
-			if err != nil {
-				b.Fatal(err)
+		for _, fb := range []bool{true, false} {
+			name := fmt.Sprintf("d%d_T%d_B%d_V%d/step", spec.Depth, spec.SeqLen, spec.Batch, spec.Vocab)
+			if fb {
+				name = strings.TrimSuffix(name, "step") + "fwdbwd"
 			}
-			b.ReportMetric(res.StepSeconds*1e9, "ns/step")
-			b.ReportMetric(res.TokensPerSec, "tok/s")
-			b.ReportMetric(res.ModelGFLOPs, "GFLOP/s")
-			b.ReportMetric(100*res.Ratio, "%sgemm")
-			b.ReportMetric(float64(res.PeakRSS>>20), "peakMiB")
-		})
+			b.Run(name, func(b *testing.B) {
+				res, err := RunModel(spec, Options{Steps: max(b.N, 1), BLAS: cpubackend.Default(), ForwardBackward: fb})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(res.StepSeconds*1e9, "ns/step")
+				b.ReportMetric(res.TokensPerSec, "tok/s")
+				b.ReportMetric(res.ModelGFLOPs, "GFLOP/s")
+				b.ReportMetric(100*res.Ratio, "%sgemm")
+				b.ReportMetric(float64(res.PeakRSS>>20), "peakMiB")
+			})
+		}
 	}
 }
 
