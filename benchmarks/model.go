@@ -61,8 +61,7 @@ type ModelResult struct {
 type Options struct {
 	Steps int
 	BLAS  cpubackend.BLAS
-	// ForwardBackward times forward and backward alone: no optimizer and no optimizer state
-	// (the "optimizer" column is then the zeroing of the gradients).
+	// ForwardBackward times forward and backward alone: no optimizer and no optimizer state.
 	ForwardBackward bool
 	Profile         bool                                  // CPU-profile the timed steps into Breakdown
 	Write           io.Writer                             // when Profile, also receives the raw profile
@@ -101,9 +100,7 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 			return
 		}
 		mid := time.Now()
-		if opt.ForwardBackward {
-			err = m.ZeroGrads()
-		} else {
+		if !opt.ForwardBackward {
 			pprof.Do(context.Background(), pprof.Labels("phase", optimizerPhase), func(context.Context) {
 				_, err = tr.Update(1)
 			})

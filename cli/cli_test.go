@@ -150,7 +150,7 @@ func TestBenchModelCommand(t *testing.T) {
 		t.Fatalf("%v: %s", err, stderr)
 	}
 	if !strings.Contains(out, "| d2 T=24 B=2 V=300 |") || !strings.Contains(stderr, "step 20/20") ||
-		!strings.Contains(out, "share of CPU time") || !strings.Contains(out, "| matmul |") {
+		!strings.Contains(out, "share of CPU time") || !strings.Contains(out, "| work | CPU time |") {
 		t.Fatalf("stdout %q stderr %q", out, stderr)
 	}
 }

@@ -88,9 +88,6 @@ func runModel(c *cli.Context) error {
 	fmt.Printf("gradient norms: wte %.4g, blocks %.4g, lm_head %.4g\n",
 		norm(grads, "transformer.wte."), norm(grads, "transformer.h."), norm(grads, "lm_head."))
 	// Time a second pass: the first one also allocates every buffer.
-	if err := m.ZeroGrads(); err != nil {
-		return err
-	}
 	start := time.Now()
 	if err := m.Run(ids, targets); err != nil {
 		return err
@@ -101,9 +98,6 @@ func runModel(c *cli.Context) error {
 		tokens/elapsed.Seconds(), cfg.FLOPsPerToken()*tokens/elapsed.Seconds()/1e9, blas.Name())
 	if fresh && math.Abs(loss-math.Log(float64(cfg.VocabSize))) > 1e-4*loss {
 		return fmt.Errorf("a fresh model's loss %.6f is not ln vocab_size", loss)
-	}
-	if err := m.ZeroGrads(); err != nil {
-		return err
 	}
 	if err := trainSample(m, blas, ids, targets, c.Int("steps")); err != nil {
 		return err

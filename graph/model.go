@@ -67,7 +67,6 @@ func Build(cfg Config, opt Options) (*Model, error) {
 		return nil, err
 	}
 	lmHead := m.params[len(m.params)-1]
-	var machineOpts []G.VMOpt
 	switch opt.Mode {
 	case Infer:
 		b := builder{}
@@ -86,14 +85,19 @@ func Build(cfg Config, opt Options) (*Model, error) {
 				return nil, err
 			}
 		}
-		if _, err = G.Grad(loss, m.params...); err != nil {
+		grads, err := G.Grad(loss, m.params...)
+		if err != nil {
 			return nil, fmt.Errorf("gradients: %w", err)
 		}
-		machineOpts = append(machineOpts, G.BindDualValues(m.params...))
+		// The gradients are the values of these nodes, read after each run: keep them live
+		// to the end of the program.
+		if _, err := layers.Keep(append(grads, m.out)...); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("unknown mode %d", opt.Mode)
 	}
-	m.vm, err = newMachine(m.g, append(machineOpts, G.WithEngine(opt.Engine))...)
+	m.vm, err = newMachine(m.g, G.WithEngine(opt.Engine))
 	return m, err
 }
 

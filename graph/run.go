@@ -33,8 +33,9 @@ func (m *Model) Weights() Weights {
 	return w
 }
 
-// Grads returns each parameter's gradient buffer after a Train run. Gradients add up over
-// runs until ZeroGrads, which is how micro-batches accumulate.
+// Grads returns each parameter's gradient after a Train run. Each run overwrites them (the
+// trainer adds up micro-batches itself); the buffers belong to the graph and may be
+// changed in place, as an optimizer's clipping does.
 func (m *Model) Grads() (Weights, error) {
 	if m.Mode != Train {
 		return nil, fmt.Errorf("an inference graph has no gradients")
@@ -48,15 +49,6 @@ func (m *Model) Grads() (Weights, error) {
 		w[p.Name] = g.Data().([]float32)
 	}
 	return w, nil
-}
-
-// ZeroGrads clears the accumulated gradients.
-func (m *Model) ZeroGrads() error {
-	grads, err := m.Grads()
-	for _, g := range grads {
-		clear(g)
-	}
-	return err
 }
 
 // Run computes the graph on one batch: ids and targets hold Batch·SeqLen values, row-major

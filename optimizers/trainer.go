@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"gochat/graph"
+	"gochat/internal/parallel"
 	"gochat/layers"
 )
 
@@ -44,6 +45,7 @@ type Trainer struct {
 
 	muon   *Muon
 	adam   *AdamW
+	acc    graph.Weights     // sum of the micro-batches' gradients, when there are several
 	matrix []graph.ParamSpec // Muon's parameters, in the model's order
 	embed  []graph.ParamSpec // AdamW's: wte, lm_head
 }
@@ -81,20 +83,53 @@ func (t *Trainer) Step(batches []Batch) (StepResult, error) {
 	return res, err
 }
 
-// Accumulate runs forward and backward on each micro-batch, adding up the gradients, and
-// returns the mean of their mean losses.
+// Accumulate runs forward and backward on each micro-batch, adding up the gradients (in
+// buffers of the trainer's own when there are several micro-batches: each run overwrites
+// the model's), and returns the mean of their mean losses.
 func (t *Trainer) Accumulate(batches []Batch) (float64, error) {
 	if len(batches) == 0 {
 		return 0, fmt.Errorf("trainer: no micro-batches")
 	}
 	var loss float64
-	for _, b := range batches {
+	for k, b := range batches {
 		if err := t.Model.Run(b.IDs, b.Targets); err != nil {
 			return 0, err
 		}
 		loss += t.Model.Loss() / float64(len(batches))
+		if len(batches) > 1 {
+			if err := t.addGrads(k == 0); err != nil {
+				return 0, err
+			}
+		}
 	}
 	return loss, nil
+}
+
+// addGrads adds the model's gradients into t.acc, or copies them there when first.
+func (t *Trainer) addGrads(first bool) error {
+	grads, err := t.Model.Grads()
+	if err != nil {
+		return err
+	}
+	if t.acc == nil {
+		t.acc = graph.Weights{}
+		for name, g := range grads {
+			t.acc[name] = make([]float32, len(g))
+		}
+	}
+	for name, g := range grads {
+		acc := t.acc[name]
+		parallel.For(len(g), 1, func(lo, hi int) {
+			if first {
+				copy(acc[lo:hi], g[lo:hi])
+				return
+			}
+			for i := lo; i < hi; i++ {
+				acc[i] += g[i]
+			}
+		})
+	}
+	return nil
 }
 
 // Update finishes a step whose gradients were accumulated over micro micro-batches: each
@@ -106,6 +141,9 @@ func (t *Trainer) Update(micro int) (StepResult, error) {
 	grads, err := m.Grads()
 	if err != nil {
 		return res, err
+	}
+	if micro > 1 {
+		grads = t.acc
 	}
 	weights := m.Weights()
 	all := make([][]float32, 0, len(grads))
@@ -145,5 +183,5 @@ func (t *Trainer) Update(micro int) (StepResult, error) {
 		return res, err
 	}
 	t.Iter++
-	return res, m.ZeroGrads()
+	return res, nil
 }
