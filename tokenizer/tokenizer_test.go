@@ -1,0 +1,150 @@
+package tokenizer
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+)
+
+// merges of a small test vocabulary, in the order BPE training could have made them: each
+// pair of ids makes the next id, from 256 on.
+var testMerges = [][2]int{
+	{'t', 'h'}, // 256 "th"
+	{256, 'e'}, // 257 "the"
+	{' ', 't'}, // 258 " t"
+	{' ', 257}, // 259 " the"
+	{'e', 'r'}, // 260 "er"
+	{257, 'r'}, // 261 "ther"
+	{'a', 'a'}, // 262 "aa"
+	{262, 262}, // 263 "aaaa"
+}
+
+func testTokenizer(t testing.TB) *Tokenizer {
+	tokens := make([][]byte, 256, 256+len(testMerges))
+	for i := range tokens {
+		tokens[i] = []byte{byte(i)}
+	}
+	for _, m := range testMerges {
+		tokens = append(tokens, append(slices.Clone(tokens[m[0]]), tokens[m[1]]...))
+	}
+	tok, err := New(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// referenceEncode is rustbpe's formulation: start from bytes and apply the merge of lowest
+// new id among adjacent id pairs, leftmost first, until none applies.
+func referenceEncode(text string) []int {
+	newID := map[[2]int]int{}
+	for i, m := range testMerges {
+		newID[m] = 256 + i
+	}
+	var out []int
+	for _, chunk := range Split(text) {
+		ids := make([]int, len(chunk))
+		for i := 0; i < len(chunk); i++ {
+			ids[i] = int(chunk[i])
+		}
+		for {
+			best, at := -1, -1
+			for k := 0; k+1 < len(ids); k++ {
+				if id, ok := newID[[2]int{ids[k], ids[k+1]}]; ok && (best < 0 || id < best) {
+					best, at = id, k
+				}
+			}
+			if at < 0 {
+				break
+			}
+			ids = append(append(ids[:at:at], best), ids[at+2:]...)
+		}
+		out = append(out, ids...)
+	}
+	return out
+}
+
+func TestEncodeExamples(t *testing.T) {
+	tok := testTokenizer(t)
+	for text, want := range map[string][]int{
+		"the":        {257},
+		" the":       {259},
+		" to":        {258, 'o'},
+		"hthe":       {'h', 257},
+		"there":      {261, 'e'},
+		"aaaaa":      {263, 'a'},
+		"<|bos|>":    {'<', '|', 'b', 'o', 's', '|', '>'},
+		"":           nil,
+		"the\xffthe": {257, 0xff, 257},
+	} {
+		if got := tok.Encode(text); !slices.Equal(got, want) {
+			t.Errorf("Encode(%q) = %v, want %v", text, got, want)
+		}
+	}
+	if bos, _ := tok.Special("<|bos|>"); bos != 264 || tok.VocabSize() != 273 {
+		t.Errorf("bos %d, vocab %d", bos, tok.VocabSize())
+	}
+}
+
+func FuzzEncode(f *testing.F) {
+	for _, s := range []string{"the other there", "aaaaaaa", " the the", "<|assistant_end|>", "\xff\x00 th"} {
+		f.Add(s)
+	}
+	tok := testTokenizer(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		ids := tok.Encode(text)
+		if want := referenceEncode(text); !slices.Equal(ids, want) {
+			t.Fatalf("Encode(%q) = %v, reference merge %v", text, ids, want)
+		}
+		for _, id := range ids {
+			if id >= len(tok.tokens) {
+				t.Fatalf("Encode(%q) produced special token %d", text, id)
+			}
+		}
+		back, err := tok.Decode(ids)
+		if err != nil || !bytes.Equal(back, []byte(text)) {
+			t.Fatalf("Decode(Encode(%q)) = %q, %v", text, back, err)
+		}
+	})
+}
+
+func TestDecodeAndTokenBytes(t *testing.T) {
+	tok := testTokenizer(t)
+	bos, _ := tok.Special("<|bos|>")
+	got, err := tok.Decode([]int{bos, 259, 'x'})
+	if err != nil || string(got) != "<|bos|> thex" {
+		t.Fatalf("Decode = %q, %v", got, err)
+	}
+	for _, bad := range []int{-1, tok.VocabSize()} {
+		if _, err := tok.Decode([]int{bad}); err == nil {
+			t.Errorf("id %d decoded", bad)
+		}
+	}
+	tb := tok.TokenBytes()
+	if tb['a'] != 1 || tb[259] != 4 || tb[263] != 4 || tb[bos] != 0 || len(tb) != tok.VocabSize() {
+		t.Fatalf("token bytes %v", tb[250:])
+	}
+	if _, err := tok.Special("<|nope|>"); err == nil {
+		t.Error("unknown special token found")
+	}
+}
+
+func TestNewRejectsBadVocabularies(t *testing.T) {
+	short := make([][]byte, 100)
+	if _, err := New(short); err == nil {
+		t.Error("100 tokens accepted")
+	}
+	tokens := make([][]byte, 257)
+	for i := range tokens[:256] {
+		tokens[i] = []byte{byte(i)}
+	}
+	tokens[256] = []byte("a") // a duplicate of byte 97
+	if _, err := New(tokens); err == nil {
+		t.Error("duplicate token accepted")
+	}
+	tokens[256] = []byte("ab")
+	tokens[3] = []byte("x")
+	if _, err := New(tokens); err == nil {
+		t.Error("wrong byte token accepted")
+	}
+}
