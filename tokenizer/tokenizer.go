@@ -20,6 +20,7 @@ type Tokenizer struct {
 	ranks   map[string]int
 	special map[string]int
 	cache   sync.Map // chunk → []int, for frequent chunks
+	merges  [][2]int // the pairs that made tokens 256…, when the tokenizer was trained here
 }
 
 // New makes a tokenizer from its mergeable tokens in rank order; the first 256 must be the

@@ -1,0 +1,227 @@
+package tokenizer
+
+import (
+	"container/heap"
+	"fmt"
+	"runtime"
+	"sync"
+	"unicode/utf8"
+)
+
+// TrainOptions are tok_train's knobs: the vocabulary size counts the 256 bytes, the merges
+// and the special tokens; DocCap (characters) caps each document and MaxChars (characters)
+// the whole input; 0 means no cap.
+type TrainOptions struct {
+	VocabSize, DocCap, MaxChars int
+}
+
+// Train learns a byte-level BPE as rustbpe does: count the split chunks of the documents,
+// then repeatedly merge the most frequent adjacent pair (ties: the smaller pair), updating
+// the pair counts incrementally. It stops early if no pair is left.
+func Train(docs []string, opt TrainOptions) (*Tokenizer, error) {
+	merges := opt.VocabSize - 256 - len(SpecialTokens)
+	if merges < 0 {
+		return nil, fmt.Errorf("tokenizer: vocabulary size %d is below the 256 bytes and %d special tokens", opt.VocabSize, len(SpecialTokens))
+	}
+	words, counts := countChunks(capDocs(docs, opt), runtime.GOMAXPROCS(0))
+	tokens := make([][]byte, 256, 256+merges)
+	for i := range tokens {
+		tokens[i] = []byte{byte(i)}
+	}
+	p := newPairs(words, counts)
+	for len(tokens) < 256+merges {
+		pr, ok := p.best()
+		if !ok {
+			break
+		}
+		id := len(tokens)
+		tokens = append(tokens, append(append([]byte(nil), tokens[pr[0]]...), tokens[pr[1]]...))
+		p.merge(pr, id)
+		p.merges = append(p.merges, pr)
+	}
+	t, err := New(tokens)
+	if err != nil {
+		return nil, err
+	}
+	t.merges = p.merges
+	return t, nil
+}
+
+// capDocs applies DocCap and MaxChars (in characters).
+func capDocs(docs []string, opt TrainOptions) []string {
+	var out []string
+	total := 0
+	for _, d := range docs {
+		if opt.DocCap > 0 && utf8.RuneCountInString(d) > opt.DocCap {
+			d = prefixChars(d, opt.DocCap)
+		}
+		n := utf8.RuneCountInString(d)
+		if opt.MaxChars > 0 && total+n > opt.MaxChars {
+			d, n = prefixChars(d, opt.MaxChars-total), opt.MaxChars-total
+		}
+		out = append(out, d)
+		if total += n; opt.MaxChars > 0 && total >= opt.MaxChars {
+			break
+		}
+	}
+	return out
+}
+
+// prefixChars is the first n characters of s.
+func prefixChars(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
+}
+
+// countChunks counts the split chunks of the documents on several goroutines and returns
+// the distinct chunks (as byte ids) with their counts.
+func countChunks(docs []string, workers int) ([][]int, []int64) {
+	parts := make([]map[string]int64, workers)
+	var wg sync.WaitGroup
+	for w := range parts {
+		parts[w] = map[string]int64{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(docs); i += workers {
+				for _, c := range Split(docs[i]) {
+					parts[w][c]++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	total := parts[0]
+	for _, m := range parts[1:] {
+		for c, n := range m {
+			total[c] += n
+		}
+	}
+	words, counts := make([][]int, 0, len(total)), make([]int64, 0, len(total))
+	for c, n := range total {
+		ids := make([]int, len(c))
+		for i := 0; i < len(c); i++ {
+			ids[i] = int(c[i])
+		}
+		words, counts = append(words, ids), append(counts, n)
+	}
+	return words, counts
+}
+
+// pairs keeps, for every adjacent pair of ids, its count over all words (weighted by their
+// counts) and the words it occurs in, with a max-heap that may hold stale entries.
+type pairs struct {
+	merges [][2]int // made so far: merge i made token 256+i
+	words  [][]int
+	counts []int64
+	count  map[[2]int]int64
+	where  map[[2]int]map[int]struct{}
+	h      pairHeap
+}
+
+func newPairs(words [][]int, counts []int64) *pairs {
+	p := &pairs{words: words, counts: counts, count: map[[2]int]int64{}, where: map[[2]int]map[int]struct{}{}}
+	for w, ids := range words {
+		for j := 0; j+1 < len(ids); j++ {
+			p.add([2]int{ids[j], ids[j+1]}, w, counts[w])
+		}
+	}
+	for pr, n := range p.count {
+		p.h = append(p.h, pairCount{pr, n})
+	}
+	heap.Init(&p.h)
+	return p
+}
+
+func (p *pairs) add(pr [2]int, w int, n int64) {
+	p.count[pr] += n
+	if p.where[pr] == nil {
+		p.where[pr] = map[int]struct{}{}
+	}
+	p.where[pr][w] = struct{}{}
+}
+
+// best pops the most frequent pair, refreshing stale heap entries on the way.
+func (p *pairs) best() ([2]int, bool) {
+	for p.h.Len() > 0 {
+		top := heap.Pop(&p.h).(pairCount)
+		if n := p.count[top.pair]; n != top.n {
+			if n > 0 {
+				heap.Push(&p.h, pairCount{top.pair, n})
+			}
+			continue
+		}
+		if top.n <= 0 {
+			return [2]int{}, false
+		}
+		return top.pair, true
+	}
+	return [2]int{}, false
+}
+
+// merge replaces every occurrence of pr by id (left to right, not overlapping) in the words
+// that hold it, taking their old pairs out of the counts and putting their new ones in.
+func (p *pairs) merge(pr [2]int, id int) {
+	changed := map[[2]int]bool{}
+	for w := range p.where[pr] {
+		old, n := p.words[w], p.counts[w]
+		merged := make([]int, 0, len(old))
+		for j := 0; j < len(old); j++ {
+			if j+1 < len(old) && old[j] == pr[0] && old[j+1] == pr[1] {
+				merged = append(merged, id)
+				j++
+				continue
+			}
+			merged = append(merged, old[j])
+		}
+		for j := 0; j+1 < len(old); j++ {
+			c := [2]int{old[j], old[j+1]}
+			p.count[c] -= n
+			changed[c] = true
+		}
+		for j := 0; j+1 < len(merged); j++ {
+			c := [2]int{merged[j], merged[j+1]}
+			p.add(c, w, n)
+			changed[c] = true
+		}
+		p.words[w] = merged
+	}
+	delete(p.where, pr)
+	for c := range changed {
+		if n := p.count[c]; n > 0 {
+			heap.Push(&p.h, pairCount{c, n})
+		}
+	}
+}
+
+type pairCount struct {
+	pair [2]int
+	n    int64
+}
+
+// pairHeap orders by count, then by the smaller pair.
+type pairHeap []pairCount
+
+func (h pairHeap) Len() int { return len(h) }
+func (h pairHeap) Less(i, j int) bool {
+	if h[i].n != h[j].n {
+		return h[i].n > h[j].n
+	}
+	if h[i].pair[0] != h[j].pair[0] {
+		return h[i].pair[0] < h[j].pair[0]
+	}
+	return h[i].pair[1] < h[j].pair[1]
+}
+func (h pairHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *pairHeap) Push(x any)   { *h = append(*h, x.(pairCount)) }
+func (h *pairHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
