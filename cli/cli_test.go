@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -152,5 +153,42 @@ func TestBenchModelCommand(t *testing.T) {
 	if !strings.Contains(out, "| d2 T=24 B=2 V=300 |") || !strings.Contains(stderr, "step 20/20") ||
 		!strings.Contains(out, "share of CPU time") || !strings.Contains(out, "| work | CPU time |") {
 		t.Fatalf("stdout %q stderr %q", out, stderr)
+	}
+}
+
+// TestTokenizerCommands trains a tokenizer on Go's strings package through the binary,
+// encodes a file, decodes the ids back to the same bytes, and measures bytes per token.
+func TestTokenizerCommands(t *testing.T) {
+	dir := t.TempDir()
+	tokDir := filepath.Join(dir, "tok")
+	src := filepath.Join(runtime.GOROOT(), "src", "strings")
+	out, stderr, err := gochat(t, "tok", "train", "--vocab-size", "600", "--out", tokDir, src)
+	if err != nil || !strings.Contains(out, "trained 600 tokens") {
+		t.Fatalf("train: %v %s %s", err, out, stderr)
+	}
+	file := filepath.Join(src, "builder.go")
+	idsOut, stderr, err := gochat(t, "tok", "encode", "--tokenizer", tokDir, file)
+	if err != nil {
+		t.Fatalf("encode: %v %s", err, stderr)
+	}
+	cmd := exec.Command(binary, "tok", "decode", "--tokenizer", tokDir)
+	cmd.Stdin = strings.NewReader(idsOut)
+	decoded, err := cmd.Output()
+	want, _ := os.ReadFile(file)
+	if err != nil || string(decoded) != string(want) {
+		t.Fatalf("decode(encode(builder.go)) differs (%v)", err)
+	}
+	table, _, err := gochat(t, "tok", "eval", "--tokenizer", tokDir, file)
+	if err != nil || !strings.Contains(table, "| "+tokDir+" | 600 |") {
+		t.Fatalf("eval: %v %s", err, table)
+	}
+	for _, args := range [][]string{
+		{"tok", "train", "--vocab-size", "100", "--out", tokDir, src},
+		{"tok", "encode", "--tokenizer", filepath.Join(dir, "missing"), file},
+		{"tok", "train"},
+	} {
+		if _, stderr, err := gochat(t, args...); err == nil || strings.Contains(stderr, "panic") {
+			t.Errorf("%v: %v %s", args, err, stderr)
+		}
 	}
 }

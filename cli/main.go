@@ -17,6 +17,7 @@ func main() {
 		Commands: []*cli.Command{
 			modelCommand(),
 			benchCommand(),
+			tokCommand(),
 		},
 		// Errors are printed once, by main, without usage text or a stack trace.
 		ExitErrHandler: func(*cli.Context, error) {},

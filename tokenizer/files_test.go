@@ -77,3 +77,22 @@ func TestStreamDecoderKeepsCharactersWhole(t *testing.T) {
 		t.Fatal("id -5 decoded")
 	}
 }
+
+func TestFolderRoundTrip(t *testing.T) {
+	tok := testTokenizer(t)
+	dir := filepath.Join(t.TempDir(), "tok")
+	if err := tok.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(back.TokenBytes(), tok.TokenBytes()) || !slices.Equal(back.Encode("the other"), tok.Encode("the other")) {
+		t.Fatal("the reloaded tokenizer differs")
+	}
+	os.WriteFile(filepath.Join(dir, SpecialsFile), []byte(`{"<|bos|>": 3}`), 0o644)
+	if _, err := Load(dir); err == nil {
+		t.Fatal("wrong special tokens accepted")
+	}
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gochat/tokenizer"
+
+	"github.com/urfave/cli/v2"
+)
+
+// gochatHome is $GOCHAT_HOME, by default ~/.cache/gochat.
+func gochatHome() string {
+	if h := os.Getenv("GOCHAT_HOME"); h != "" {
+		return h
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "gochat")
+	}
+	return ".gochat"
+}
+
+var tokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `DIR` (default $GOCHAT_HOME/tokenizer)"}
+
+func tokenizerDir(c *cli.Context) string {
+	if d := c.String(tokenizerFlag.Name); d != "" {
+		return d
+	}
+	return filepath.Join(gochatHome(), "tokenizer")
+}
+
+func tokCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tok",
+		Usage: "train and use nanochat's byte-level BPE tokenizer",
+		Subcommands: []*cli.Command{{
+			Name:      "train",
+			Usage:     "train a tokenizer on text files and folders (each file is a document)",
+			ArgsUsage: "PATH...",
+			Flags: []cli.Flag{
+				&cli.IntFlag{Name: "vocab-size", Value: 65536, Usage: "tokens in all: 256 bytes, the merges, 9 special tokens"},
+				&cli.IntFlag{Name: "max-chars", Value: 10_000_000_000, Usage: "characters of input to use at most"},
+				&cli.IntFlag{Name: "doc-cap", Value: 10_000, Usage: "characters of each document to use at most"},
+				&cli.StringFlag{Name: "out", Usage: "output `DIR` (default $GOCHAT_HOME/tokenizer)"},
+			},
+			Action: runTokTrain,
+		}, {
+			Name:      "encode",
+			Usage:     "print the ids of a file's whole text, space-separated, on one line (no BOS)",
+			ArgsUsage: "FILE",
+			Flags:     []cli.Flag{tokenizerFlag},
+			Action:    runTokEncode,
+		}, {
+			Name:   "decode",
+			Usage:  "print the text of space-separated ids read from standard input",
+			Flags:  []cli.Flag{tokenizerFlag},
+			Action: runTokDecode,
+		}, {
+			Name:      "eval",
+			Usage:     "bytes per token of files, for this tokenizer and others",
+			ArgsUsage: "FILE...",
+			Flags: []cli.Flag{tokenizerFlag,
+				&cli.StringSliceFlag{Name: "compare", Usage: "another tokenizer `DIR` (repeatable)"}},
+			Action: runTokEval,
+		}},
+	}
+}
+
+// readDocs reads every regular file under the paths, one document each.
+func readDocs(paths []string) ([]string, error) {
+	var docs []string
+	for _, root := range paths {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			docs = append(docs, string(b))
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return docs, nil
+}
+
+func runTokTrain(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return fmt.Errorf("tok train: give the text files or folders to train on")
+	}
+	if err := positive(c, "vocab-size", "max-chars", "doc-cap"); err != nil {
+		return err
+	}
+	docs, err := readDocs(c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	out := c.String("out")
+	if out == "" {
+		out = filepath.Join(gochatHome(), "tokenizer")
+	}
+	fmt.Fprintf(os.Stderr, "training a %d-token vocabulary on %d documents\n", c.Int("vocab-size"), len(docs))
+	start := time.Now()
+	tok, err := tokenizer.Train(docs, tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: c.Int("doc-cap"), MaxChars: c.Int("max-chars")})
+	if err != nil {
+		return err
+	}
+	if err := tok.Save(out); err != nil {
+		return err
+	}
+	fmt.Printf("trained %d tokens in %.1f s, saved to %s\n", tok.VocabSize(), time.Since(start).Seconds(), out)
+	return nil
+}
+
+func runTokEncode(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("tok encode: give one file")
+	}
+	tok, err := tokenizer.Load(tokenizerDir(c))
+	if err != nil {
+		return err
+	}
+	text, err := os.ReadFile(c.Args().First())
+	if err != nil {
+		return err
+	}
+	ids := tok.Encode(string(text))
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = strconv.Itoa(id)
+	}
+	fmt.Println(strings.Join(strs, " "))
+	return nil
+}
+
+func runTokDecode(c *cli.Context) error {
+	tok, err := tokenizer.Load(tokenizerDir(c))
+	if err != nil {
+		return err
+	}
+	var ids []int
+	sc := bufio.NewScanner(os.Stdin)
+	sc.Split(bufio.ScanWords)
+	for sc.Scan() {
+		id, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			return fmt.Errorf("tok decode: %q is not an id", sc.Text())
+		}
+		ids = append(ids, id)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	text, err := tok.Decode(ids)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(text)
+	return err
+}
+
+func runTokEval(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return fmt.Errorf("tok eval: give the files to measure")
+	}
+	dirs := append([]string{tokenizerDir(c)}, c.StringSlice("compare")...)
+	fmt.Println("| tokenizer | vocabulary | bytes | tokens | bytes/token |")
+	fmt.Println("| --- | --- | --- | --- | --- |")
+	for _, dir := range dirs {
+		tok, err := tokenizer.Load(dir)
+		if err != nil {
+			return err
+		}
+		var bytes, tokens int
+		for _, path := range c.Args().Slice() {
+			text, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			bytes += len(text)
+			tokens += len(tok.Encode(string(text)))
+		}
+		fmt.Printf("| %s | %d | %d | %d | %.3f |\n", dir, tok.VocabSize(), bytes, tokens, float64(bytes)/float64(max(tokens, 1)))
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gochat/checkpoint"
+)
+
+// The files of a tokenizer folder.
+const (
+	TiktokenFile   = "tokenizer.tiktoken"      // the mergeable tokens, tiktoken's format
+	SpecialsFile   = "special_tokens.json"     // special token → id
+	TokenBytesFile = "token_bytes.safetensors" // "token_bytes": int64 [vocab], 0 for specials
+)
+
+// Save writes the tokenizer's folder (created if needed), each file atomically.
+func (t *Tokenizer) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := t.WriteTiktoken(filepath.Join(dir, TiktokenFile)); err != nil {
+		return err
+	}
+	specials, err := json.MarshalIndent(t.special, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.WriteAtomic(filepath.Join(dir, SpecialsFile), func(f *os.File) error {
+		_, err := f.Write(append(specials, '\n'))
+		return err
+	}); err != nil {
+		return err
+	}
+	tb := t.TokenBytes()
+	return checkpoint.WriteSafetensors(filepath.Join(dir, TokenBytesFile),
+		map[string]checkpoint.Tensor{"token_bytes": checkpoint.I64(tb, len(tb))}, nil)
+}
+
+// Load reads a tokenizer folder written by Save, checking that its special tokens are
+// nanochat's with the ids that follow the mergeable tokens.
+func Load(dir string) (*Tokenizer, error) {
+	t, err := ReadTiktoken(filepath.Join(dir, TiktokenFile))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, SpecialsFile))
+	if err != nil {
+		return nil, err
+	}
+	var specials map[string]int
+	if err := json.Unmarshal(raw, &specials); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SpecialsFile), err)
+	}
+	if len(specials) != len(t.special) {
+		return nil, fmt.Errorf("%s: %d special tokens, want nanochat's %d", dir, len(specials), len(t.special))
+	}
+	for name, id := range t.special {
+		if specials[name] != id {
+			return nil, fmt.Errorf("%s: special token %s has id %d, want %d", dir, name, specials[name], id)
+		}
+	}
+	return t, nil
+}
