@@ -258,6 +258,11 @@ func WriteAtomic(path string, write func(*os.File) error) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := f.Chmod(0o644); err != nil { // CreateTemp makes files only their owner can read
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
 	defer func() {
 		if err != nil {
 			f.Close()
