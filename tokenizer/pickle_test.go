@@ -1,0 +1,58 @@
+package tokenizer
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestImportPickle reads the tokenizer.pkl that tiktoken pickled (as nanochat does) from
+// the go-1200 vocabulary: the same tokens, the same encodings.
+func TestImportPickle(t *testing.T) {
+	tok, err := ImportPickle("../testdata/tokenizer/tokenizer.pkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Load("../testdata/tokenizer/go-1200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.VocabSize() != want.VocabSize() || !slices.EqualFunc(tok.tokens, want.tokens, slices.Equal) {
+		t.Fatalf("imported %d tokens, the folder has %d", tok.VocabSize(), want.VocabSize())
+	}
+	text := "I'm importing nanochat's tokenizer.pkl: 123 héllo"
+	if !slices.Equal(tok.Encode(text), want.Encode(text)) {
+		t.Fatal("the imported tokenizer encodes differently")
+	}
+}
+
+func TestImportPickleRejectsDamage(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/tokenizer/tokenizer.pkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{
+		"truncated":  raw[:len(raw)/2],
+		"empty":      nil,
+		"not pickle": []byte("hello, world"),
+		"no stop":    raw[:len(raw)-1],
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, data, 0o644)
+		if _, err := ImportPickle(p); err == nil {
+			t.Errorf("%s: imported", name)
+		}
+	}
+}
+
+// FuzzUnpickle: any bytes give a value or an error, never a panic.
+func FuzzUnpickle(f *testing.F) {
+	raw, _ := os.ReadFile("../testdata/tokenizer/tokenizer.pkl")
+	f.Add(raw)
+	f.Add(raw[:100])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		unpickle(data)
+	})
+}
