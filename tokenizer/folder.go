@@ -14,6 +14,7 @@ const (
 	TiktokenFile   = "tokenizer.tiktoken"      // the mergeable tokens, tiktoken's format
 	SpecialsFile   = "special_tokens.json"     // special token → id
 	TokenBytesFile = "token_bytes.safetensors" // "token_bytes": int64 [vocab], 0 for specials
+	PickleFile     = "tokenizer.pkl"           // nanochat's own: a pickled tiktoken Encoding
 )
 
 // Save writes the tokenizer's folder (created if needed), each file atomically.
@@ -40,8 +41,14 @@ func (t *Tokenizer) Save(dir string) error {
 }
 
 // Load reads a tokenizer folder written by Save, checking that its special tokens are
-// nanochat's with the ids that follow the mergeable tokens.
+// nanochat's with the ids that follow the mergeable tokens; or a nanochat tokenizer folder,
+// whose tokenizer.pkl it imports.
 func Load(dir string) (*Tokenizer, error) {
+	if _, err := os.Stat(filepath.Join(dir, TiktokenFile)); os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(dir, PickleFile)); err == nil {
+			return ImportPickle(filepath.Join(dir, PickleFile))
+		}
+	}
 	t, err := ReadTiktoken(filepath.Join(dir, TiktokenFile))
 	if err != nil {
 		return nil, err

@@ -25,6 +25,14 @@ func TestImportPickle(t *testing.T) {
 	if !slices.Equal(tok.Encode(text), want.Encode(text)) {
 		t.Fatal("the imported tokenizer encodes differently")
 	}
+	// A nanochat tokenizer folder (tokenizer.pkl, no tiktoken file) loads as it is.
+	dir := t.TempDir()
+	raw, _ := os.ReadFile("../testdata/tokenizer/tokenizer.pkl")
+	os.WriteFile(filepath.Join(dir, PickleFile), raw, 0o644)
+	folder, err := Load(dir)
+	if err != nil || folder.VocabSize() != want.VocabSize() {
+		t.Fatalf("nanochat folder: %v", err)
+	}
 }
 
 func TestImportPickleRejectsDamage(t *testing.T) {
