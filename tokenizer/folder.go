@@ -36,8 +36,11 @@ func (t *Tokenizer) Save(dir string) error {
 		return err
 	}
 	tb := t.TokenBytes()
-	return checkpoint.WriteSafetensors(filepath.Join(dir, TokenBytesFile),
-		map[string]checkpoint.Tensor{"token_bytes": checkpoint.I64(tb, len(tb))}, nil)
+	if err := checkpoint.WriteSafetensors(filepath.Join(dir, TokenBytesFile),
+		map[string]checkpoint.Tensor{"token_bytes": checkpoint.I64(tb, len(tb))}, nil); err != nil {
+		return err
+	}
+	return t.WriteHF(filepath.Join(dir, HFFile))
 }
 
 // Load reads a tokenizer folder written by Save, checking that its special tokens are

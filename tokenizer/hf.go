@@ -1,0 +1,124 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"gochat/checkpoint"
+)
+
+// HFFile is the HuggingFace tokenizers file a tokenizer folder also holds.
+const HFFile = "tokenizer.json"
+
+// byteRunes is GPT-2's byte-to-character table that HuggingFace's ByteLevel uses: printable
+// bytes stand for themselves, the others for characters from U+0100 on.
+func byteRunes() [256]rune {
+	var table [256]rune
+	next := rune(256)
+	for b := 0; b < 256; b++ {
+		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
+			table[b] = rune(b)
+		} else {
+			table[b] = next
+			next++
+		}
+	}
+	return table
+}
+
+// Merges returns the pair of tokens that makes each token from 256 on, in rank order: the
+// training's own when the tokenizer was trained here, otherwise found as tiktoken ranks
+// imply, by merging the token's bytes with the lower ranks only (two parts remain).
+func (t *Tokenizer) Merges() ([][2]int, error) {
+	if t.merges != nil {
+		return t.merges, nil
+	}
+	merges := make([][2]int, 0, len(t.tokens)-256)
+	for id := 256; id < len(t.tokens); id++ {
+		parts := t.mergeBelow(t.tokens[id], id)
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("tokenizer: token %d (%q) is not the merge of two lower-ranked tokens", id, t.tokens[id])
+		}
+		merges = append(merges, [2]int{parts[0], parts[1]})
+	}
+	return merges, nil
+}
+
+// mergeBelow is merge restricted to ranks below limit.
+func (t *Tokenizer) mergeBelow(b []byte, limit int) []int {
+	bounds := make([]int, len(b)+1)
+	for i := range bounds {
+		bounds[i] = i
+	}
+	for len(bounds) > 2 {
+		best, at := -1, -1
+		for k := 0; k+2 < len(bounds); k++ {
+			if r, ok := t.ranks[string(b[bounds[k]:bounds[k+2]])]; ok && r < limit && (best < 0 || r < best) {
+				best, at = r, k
+			}
+		}
+		if at < 0 {
+			break
+		}
+		bounds = append(bounds[:at+1], bounds[at+2:]...)
+	}
+	ids := make([]int, len(bounds)-1)
+	for k := range ids {
+		ids[k] = t.ranks[string(b[bounds[k]:bounds[k+1]])]
+	}
+	return ids
+}
+
+// WriteHF writes a HuggingFace tokenizers file: nanochat's split pattern and the byte-level
+// mapping as pre-tokenizers, the vocabulary and merges as a BPE model, the special tokens as
+// added tokens. HuggingFace tokenizers then encode as gochat does (checked with tokenizers
+// 0.23 on testdata/tokenizer's texts), except that HuggingFace turns special-token text in
+// its input into the special tokens, which Encode, like tiktoken's encode_ordinary, never does.
+func (t *Tokenizer) WriteHF(path string) error {
+	merges, err := t.Merges()
+	if err != nil {
+		return err
+	}
+	runes := byteRunes()
+	show := func(b []byte) string {
+		s := make([]rune, len(b))
+		for i, c := range b {
+			s[i] = runes[c]
+		}
+		return string(s)
+	}
+	vocab := make(map[string]int, len(t.tokens))
+	for id, tok := range t.tokens {
+		vocab[show(tok)] = id
+	}
+	pairs := make([][2]string, len(merges))
+	for i, m := range merges {
+		pairs[i] = [2]string{show(t.tokens[m[0]]), show(t.tokens[m[1]])}
+	}
+	added := make([]map[string]any, len(SpecialTokens))
+	for i, s := range SpecialTokens {
+		added[i] = map[string]any{"id": len(t.tokens) + i, "content": s, "single_word": false,
+			"lstrip": false, "rstrip": false, "normalized": false, "special": true}
+	}
+	doc := map[string]any{
+		"version": "1.0", "truncation": nil, "padding": nil, "added_tokens": added, "normalizer": nil,
+		"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
+			map[string]any{"type": "Split", "pattern": map[string]string{"Regex": SplitPattern}, "behavior": "Isolated", "invert": false},
+			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+		}},
+		"post_processor": nil,
+		"decoder":        map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": nil,
+			"end_of_word_suffix": nil, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+			"vocab": vocab, "merges": pairs},
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return checkpoint.WriteAtomic(path, func(f *os.File) error {
+		_, err := f.Write(js)
+		return err
+	})
+}
