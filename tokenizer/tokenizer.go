@@ -3,7 +3,10 @@ package tokenizer
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
+
+	"gochat/internal/parallel"
 )
 
 // SpecialTokens are nanochat's special tokens, in the order their ids follow the mergeable
@@ -141,4 +144,15 @@ func (t *Tokenizer) TokenBytes() []int {
 		n[id] = len(tok)
 	}
 	return n
+}
+
+// EncodeBatch encodes texts on all cores, each as prepend + Encode(text) + appendIDs
+// (either may be nil; the loader prepends <|bos|>).
+func (t *Tokenizer) EncodeBatch(texts []string, prepend, appendIDs []int) [][]int {
+	out := make([][]int, len(texts))
+	parallel.Each(len(texts), parallel.Workers(), func(i, _ int) {
+		ids := append(slices.Clone(prepend), t.Encode(texts[i])...)
+		out[i] = append(ids, appendIDs...)
+	})
+	return out
 }

@@ -148,3 +148,16 @@ func TestNewRejectsBadVocabularies(t *testing.T) {
 		t.Error("wrong byte token accepted")
 	}
 }
+
+func TestEncodeBatch(t *testing.T) {
+	tok := testTokenizer(t)
+	bos, _ := tok.Special("<|bos|>")
+	texts := []string{"the", "", "aaaaa there", "x"}
+	got := tok.EncodeBatch(texts, []int{bos}, []int{7})
+	for i, text := range texts {
+		want := append(append([]int{bos}, tok.Encode(text)...), 7)
+		if !slices.Equal(got[i], want) {
+			t.Errorf("text %d: %v, want %v", i, got[i], want)
+		}
+	}
+}
