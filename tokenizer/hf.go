@@ -36,38 +36,13 @@ func (t *Tokenizer) Merges() ([][2]int, error) {
 	}
 	merges := make([][2]int, 0, len(t.tokens)-256)
 	for id := 256; id < len(t.tokens); id++ {
-		parts := t.mergeBelow(t.tokens[id], id)
+		parts := t.merge(t.tokens[id], id)
 		if len(parts) != 2 {
 			return nil, fmt.Errorf("tokenizer: token %d (%q) is not the merge of two lower-ranked tokens", id, t.tokens[id])
 		}
 		merges = append(merges, [2]int{parts[0], parts[1]})
 	}
 	return merges, nil
-}
-
-// mergeBelow is merge restricted to ranks below limit.
-func (t *Tokenizer) mergeBelow(b []byte, limit int) []int {
-	bounds := make([]int, len(b)+1)
-	for i := range bounds {
-		bounds[i] = i
-	}
-	for len(bounds) > 2 {
-		best, at := -1, -1
-		for k := 0; k+2 < len(bounds); k++ {
-			if r, ok := t.ranks[string(b[bounds[k]:bounds[k+2]])]; ok && r < limit && (best < 0 || r < best) {
-				best, at = r, k
-			}
-		}
-		if at < 0 {
-			break
-		}
-		bounds = append(bounds[:at+1], bounds[at+2:]...)
-	}
-	ids := make([]int, len(bounds)-1)
-	for k := range ids {
-		ids[k] = t.ranks[string(b[bounds[k]:bounds[k+1]])]
-	}
-	return ids
 }
 
 // WriteHF writes a HuggingFace tokenizers file: nanochat's split pattern and the byte-level

@@ -85,16 +85,16 @@ func (t *Tokenizer) encodeChunk(chunk string) []int {
 			return ids.([]int)
 		}
 	}
-	ids := t.merge([]byte(chunk))
+	ids := t.merge([]byte(chunk), len(t.tokens))
 	if len(chunk) <= maxCachedChunk {
 		t.cache.Store(chunk, ids)
 	}
 	return ids
 }
 
-// merge is tiktoken's rule: while some adjacent pair of parts forms a token, merge the pair
-// whose token has the lowest rank (the leftmost on ties).
-func (t *Tokenizer) merge(b []byte) []int {
+// merge is tiktoken's rule: while some adjacent pair of parts forms a token of rank below
+// limit, merge the pair whose token has the lowest rank (the leftmost on ties).
+func (t *Tokenizer) merge(b []byte, limit int) []int {
 	bounds := make([]int, len(b)+1) // part k is b[bounds[k]:bounds[k+1]]
 	for i := range bounds {
 		bounds[i] = i
@@ -102,7 +102,7 @@ func (t *Tokenizer) merge(b []byte) []int {
 	for len(bounds) > 2 {
 		best, at := -1, -1
 		for k := 0; k+2 < len(bounds); k++ {
-			if r, ok := t.ranks[string(b[bounds[k]:bounds[k+2]])]; ok && (best < 0 || r < best) {
+			if r, ok := t.ranks[string(b[bounds[k]:bounds[k+2]])]; ok && r < limit && (best < 0 || r < best) {
 				best, at = r, k
 			}
 		}
