@@ -140,6 +140,11 @@ func newPairs(words [][]int, counts []int64) *pairs {
 
 func (p *pairs) add(pr [2]int, w int, n int64) {
 	p.count[pr] += n
+	p.index(pr, w)
+}
+
+// index records that word w holds pair pr.
+func (p *pairs) index(pr [2]int, w int) {
 	if p.where[pr] == nil {
 		p.where[pr] = map[int]struct{}{}
 	}
@@ -165,36 +170,43 @@ func (p *pairs) best() ([2]int, bool) {
 }
 
 // merge replaces every occurrence of pr by id (left to right, not overlapping) in the words
-// that hold it, taking their old pairs out of the counts and putting their new ones in.
+// that hold it, as rustbpe does: each occurrence (a, b) between prev and next takes
+// (prev, a), (a, b) and (b, next) out of the counts and puts (prev, id) and (id, next) in,
+// where prev is already the merged output, which makes overlapping occurrences come out
+// right. Only pairs whose count grew go on the heap; stale entries are refreshed when popped.
 func (p *pairs) merge(pr [2]int, id int) {
-	changed := map[[2]int]bool{}
+	delta := map[[2]int]int64{}
 	for w := range p.where[pr] {
 		old, n := p.words[w], p.counts[w]
 		merged := make([]int, 0, len(old))
 		for j := 0; j < len(old); j++ {
-			if j+1 < len(old) && old[j] == pr[0] && old[j+1] == pr[1] {
-				merged = append(merged, id)
-				j++
+			if j+1 >= len(old) || old[j] != pr[0] || old[j+1] != pr[1] {
+				merged = append(merged, old[j])
 				continue
 			}
-			merged = append(merged, old[j])
-		}
-		for j := 0; j+1 < len(old); j++ {
-			c := [2]int{old[j], old[j+1]}
-			p.count[c] -= n
-			changed[c] = true
-		}
-		for j := 0; j+1 < len(merged); j++ {
-			c := [2]int{merged[j], merged[j+1]}
-			p.add(c, w, n)
-			changed[c] = true
+			delta[pr] -= n
+			if len(merged) > 0 {
+				prev := merged[len(merged)-1]
+				delta[[2]int{prev, pr[0]}] -= n
+				delta[[2]int{prev, id}] += n
+				p.index([2]int{prev, id}, w)
+			}
+			if j+2 < len(old) {
+				next := old[j+2]
+				delta[[2]int{pr[1], next}] -= n
+				delta[[2]int{id, next}] += n
+				p.index([2]int{id, next}, w)
+			}
+			merged = append(merged, id)
+			j++
 		}
 		p.words[w] = merged
 	}
 	delete(p.where, pr)
-	for c := range changed {
-		if n := p.count[c]; n > 0 {
-			heap.Push(&p.h, pairCount{c, n})
+	for c, d := range delta {
+		p.count[c] += d
+		if d > 0 {
+			heap.Push(&p.h, pairCount{c, p.count[c]})
 		}
 	}
 }
