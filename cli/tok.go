@@ -111,7 +111,9 @@ func runTokTrain(c *cli.Context) error {
 	}
 	fmt.Fprintf(os.Stderr, "training a %d-token vocabulary on %d documents\n", c.Int("vocab-size"), len(docs))
 	start := time.Now()
-	tok, err := tokenizer.Train(docs, tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: c.Int("doc-cap"), MaxChars: c.Int("max-chars")})
+	tok, err := tokenizer.Train(docs, tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: c.Int("doc-cap"),
+		MaxChars: c.Int("max-chars"), Progress: progressBar("merges", start)})
+	fmt.Fprintln(os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -193,4 +195,19 @@ func runTokEval(c *cli.Context) error {
 		fmt.Printf("| %s | %d | %d | %d | %.3f |\n", dir, tok.VocabSize(), bytes, tokens, float64(bytes)/float64(max(tokens, 1)))
 	}
 	return nil
+}
+
+// progressBar draws a one-line bar on stderr with the rate and the time left.
+func progressBar(unit string, start time.Time) func(done, total int) {
+	return func(done, total int) {
+		frac := float64(done) / float64(max(total, 1))
+		elapsed := time.Since(start).Seconds()
+		rate := float64(done) / max(elapsed, 1e-9)
+		eta := "?"
+		if done > 0 {
+			eta = fmt.Sprintf("%.0fs", float64(total-done)/rate)
+		}
+		bar := strings.Repeat("█", int(frac*30)) + strings.Repeat("░", 30-int(frac*30))
+		fmt.Fprintf(os.Stderr, "\r%s %3.0f%% %d/%d %s, %.0f/s, ETA %s ", bar, 100*frac, done, total, unit, rate, eta)
+	}
 }

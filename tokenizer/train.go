@@ -13,6 +13,9 @@ import (
 // the whole input; 0 means no cap.
 type TrainOptions struct {
 	VocabSize, DocCap, MaxChars int
+	// Progress, when set, is called after counting (done 0) and then as merges are made,
+	// about a hundred times in all, with the merges done and the merges asked for.
+	Progress func(done, total int)
 }
 
 // Train learns a byte-level BPE as rustbpe does: count the split chunks of the documents,
@@ -29,6 +32,12 @@ func Train(docs []string, opt TrainOptions) (*Tokenizer, error) {
 		tokens[i] = []byte{byte(i)}
 	}
 	p := newPairs(words, counts)
+	report := func() {
+		if opt.Progress != nil && (len(p.merges)%max(1, merges/100) == 0 || len(p.merges) == merges) {
+			opt.Progress(len(p.merges), merges)
+		}
+	}
+	report()
 	for len(tokens) < 256+merges {
 		pr, ok := p.best()
 		if !ok {
@@ -38,6 +47,7 @@ func Train(docs []string, opt TrainOptions) (*Tokenizer, error) {
 		tokens = append(tokens, append(append([]byte(nil), tokens[pr[0]]...), tokens[pr[1]]...))
 		p.merge(pr, id)
 		p.merges = append(p.merges, pr)
+		report()
 	}
 	t, err := New(tokens)
 	if err != nil {

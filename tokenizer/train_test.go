@@ -101,6 +101,12 @@ func TestTrainOptions(t *testing.T) {
 	if err != nil || empty.VocabSize() != 256+len(SpecialTokens) {
 		t.Errorf("empty input: %v, vocabulary %d (no pair to merge: bytes and specials only)", err, empty.VocabSize())
 	}
+	var calls, last, total int
+	if _, err := Train(corpus, TrainOptions{VocabSize: 256 + 50 + len(SpecialTokens), Progress: func(d, t int) {
+		calls, last, total = calls+1, d, t
+	}}); err != nil || calls < 2 || last != 50 || total != 50 {
+		t.Errorf("progress: %d calls, last %d of %d (%v)", calls, last, total, err)
+	}
 	docs := capDocs([]string{"héllo world", "abc", "never"}, TrainOptions{DocCap: 4, MaxChars: 6})
 	if strings.Join(docs, "|") != "héll|ab" {
 		t.Errorf("capped documents %q", docs)
