@@ -17,39 +17,12 @@ var corpus = []string{
 	"Go is expressive, concise, clean, and efficient.",
 }
 
-// mergeEncoder is rustbpe's encoding with the merges training made: apply the merge of
-// lowest new id among adjacent pairs, leftmost first, until none applies.
+// mergeEncoder encodes with the merges training made, in their order.
 func mergeEncoder(t *testing.T, tok *Tokenizer) func(string) []int {
 	if len(tok.merges) != len(tok.tokens)-256 {
 		t.Fatalf("%d merges for %d tokens", len(tok.merges), len(tok.tokens))
 	}
-	newID := map[[2]int]int{}
-	for i, m := range tok.merges {
-		newID[m] = 256 + i
-	}
-	return func(text string) []int {
-		var out []int
-		for _, chunk := range Split(text) {
-			ids := make([]int, len(chunk))
-			for i := 0; i < len(chunk); i++ {
-				ids[i] = int(chunk[i])
-			}
-			for {
-				best, at := -1, -1
-				for k := 0; k+1 < len(ids); k++ {
-					if id, ok := newID[[2]int{ids[k], ids[k+1]}]; ok && (best < 0 || id < best) {
-						best, at = id, k
-					}
-				}
-				if at < 0 {
-					break
-				}
-				ids = append(append(ids[:at:at], best), ids[at+2:]...)
-			}
-			out = append(out, ids...)
-		}
-		return out
-	}
+	return func(text string) []int { return encodeByMerges(tok.merges, text) }
 }
 
 func TestTrain(t *testing.T) {
