@@ -88,12 +88,66 @@ func (t *Tokenizer) WriteHF(path string) error {
 			"end_of_word_suffix": nil, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
 			"vocab": vocab, "merges": pairs},
 	}
-	js, err := json.Marshal(doc)
-	if err != nil {
-		return err
-	}
 	return checkpoint.WriteAtomic(path, func(f *os.File) error {
-		_, err := f.Write(js)
-		return err
+		enc := json.NewEncoder(f)
+		enc.SetEscapeHTML(false) // keep <|bos|> readable
+		return enc.Encode(doc)
 	})
+}
+
+// ReadHF reads a tokenizers file written by WriteHF (or any byte-level BPE whose vocabulary
+// holds the 256 bytes first and ranks by id, with nanochat's special tokens after it).
+func ReadHF(path string) (*Tokenizer, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		AddedTokens []struct {
+			ID      int    `json:"id"`
+			Content string `json:"content"`
+		} `json:"added_tokens"`
+		Model struct {
+			Type  string         `json:"type"`
+			Vocab map[string]int `json:"vocab"`
+		} `json:"model"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if doc.Model.Type != "BPE" {
+		return nil, fmt.Errorf("%s: model %q, want a BPE", path, doc.Model.Type)
+	}
+	byteOf := map[rune]byte{}
+	for b, r := range byteRunes() {
+		byteOf[r] = byte(b)
+	}
+	tokens := make([][]byte, len(doc.Model.Vocab))
+	for s, id := range doc.Model.Vocab {
+		if id < 0 || id >= len(tokens) || tokens[id] != nil {
+			return nil, fmt.Errorf("%s: id %d of %q is not a new id below %d", path, id, s, len(tokens))
+		}
+		b := make([]byte, 0, len(s))
+		for _, r := range s {
+			c, ok := byteOf[r]
+			if !ok {
+				return nil, fmt.Errorf("%s: %q is not a byte-level token", path, s)
+			}
+			b = append(b, c)
+		}
+		tokens[id] = b
+	}
+	t, err := New(tokens)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, a := range doc.AddedTokens {
+		if id, err := t.Special(a.Content); err != nil || id != a.ID {
+			return nil, fmt.Errorf("%s: added token %q with id %d is not nanochat's", path, a.Content, a.ID)
+		}
+	}
+	if len(doc.AddedTokens) != len(SpecialTokens) {
+		return nil, fmt.Errorf("%s: %d added tokens, want nanochat's %d", path, len(doc.AddedTokens), len(SpecialTokens))
+	}
+	return t, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +63,24 @@ func TestWriteHF(t *testing.T) {
 	}
 	if doc.AddedTokens[0].Content != "<|bos|>" || doc.AddedTokens[0].ID != len(tok.tokens) {
 		t.Fatalf("first added token %+v", doc.AddedTokens[0])
+	}
+	back, err := ReadHF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(back.tokens, tok.tokens, slices.Equal) || back.VocabSize() != tok.VocabSize() {
+		t.Fatal("tokenizer.json does not read back to the same tokens")
+	}
+	for name, edit := range map[string]string{
+		"not json":    "{",
+		"not bpe":     `{"model": {"type": "WordPiece", "vocab": {}}}`,
+		"not bytes":   `{"model": {"type": "BPE", "vocab": {"\u4e16": 0}}}`,
+		"no specials": strings.Replace(string(raw), `"<|bos|>"`, `"<|nope|>"`, 1),
+	} {
+		p := filepath.Join(t.TempDir(), name)
+		os.WriteFile(p, []byte(edit), 0o644)
+		if _, err := ReadHF(p); err == nil {
+			t.Errorf("%s: read", name)
+		}
 	}
 }
