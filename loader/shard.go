@@ -1,0 +1,115 @@
+// Package loader reads and writes pretraining data: parquet shards with nanochat's schema
+// (one string column "text", a document per row, row groups of 1024 documents, zstd).
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"gochat/checkpoint"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+)
+
+// RowGroupSize is the number of documents per row group in nanochat's shards.
+const RowGroupSize = 1024
+
+// document is a row of a shard.
+type document struct {
+	Text string `parquet:"text"`
+}
+
+// WriteShard writes docs as a shard with nanochat's schema, atomically: a reader never sees
+// a partial file at path.
+func WriteShard(path string, docs []string) error {
+	return checkpoint.WriteAtomic(path, func(f *os.File) error {
+		w := parquet.NewGenericWriter[document](f,
+			parquet.MaxRowsPerRowGroup(RowGroupSize), parquet.Compression(&zstd.Codec{}))
+		rows := make([]document, 0, RowGroupSize)
+		for i, d := range docs {
+			rows = append(rows, document{Text: d})
+			if len(rows) == RowGroupSize || i == len(docs)-1 {
+				if _, err := w.Write(rows); err != nil {
+					return err
+				}
+				if err := w.Flush(); err != nil { // one row group per 1024 documents
+					return err
+				}
+				rows = rows[:0]
+			}
+		}
+		return w.Close()
+	})
+}
+
+// Shard is an open shard whose documents are read one row group at a time.
+type Shard struct {
+	file   *os.File
+	pf     *parquet.File
+	column int
+}
+
+// OpenShard opens a parquet file and checks that it has a string column "text".
+func OpenShard(path string) (*Shard, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	pf, err := parquet.OpenFile(f, info.Size())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a readable parquet file: %w", path, err)
+	}
+	col, ok := pf.Schema().Lookup("text")
+	if !ok || col.Node.Type().Kind() != parquet.ByteArray {
+		f.Close()
+		return nil, fmt.Errorf("%s: no string column \"text\"", path)
+	}
+	return &Shard{file: f, pf: pf, column: col.ColumnIndex}, nil
+}
+
+// RowGroups is the number of row groups.
+func (s *Shard) RowGroups() int { return len(s.pf.RowGroups()) }
+
+// Documents is the number of documents.
+func (s *Shard) Documents() int64 { return s.pf.NumRows() }
+
+// ReadRowGroup returns the documents of row group i.
+func (s *Shard) ReadRowGroup(i int) ([]string, error) {
+	groups := s.pf.RowGroups()
+	if i < 0 || i >= len(groups) {
+		return nil, fmt.Errorf("row group %d of %d", i, len(groups))
+	}
+	pages := groups[i].ColumnChunks()[s.column].Pages()
+	defer pages.Close()
+	docs := make([]string, 0, groups[i].NumRows())
+	for {
+		page, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("row group %d: %w", i, err)
+		}
+		values := make([]parquet.Value, page.NumValues())
+		n, err := page.Values().ReadValues(values)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("row group %d: %w", i, err)
+		}
+		for _, v := range values[:n] {
+			docs = append(docs, string(v.ByteArray()))
+		}
+	}
+	return docs, nil
+}
+
+// Close closes the file.
+func (s *Shard) Close() error { return s.file.Close() }
