@@ -1,0 +1,136 @@
+package loader
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"gochat/tokenizer"
+)
+
+// testShards writes two shards of n documents each (three row groups for n = 2500).
+func testShards(t *testing.T, n int) ([]string, [][]string) {
+	dir := t.TempDir()
+	var paths []string
+	var all [][]string
+	for s := 0; s < 2; s++ {
+		docs := make([]string, n)
+		for i := range docs {
+			docs[i] = fmt.Sprintf("shard %d doc %d: the strings package %s", s, i, string(rune('a'+i%26)))
+		}
+		p := filepath.Join(dir, fmt.Sprintf("shard_%05d.parquet", s))
+		if err := WriteShard(p, docs); err != nil {
+			t.Fatal(err)
+		}
+		paths, all = append(paths, p), append(all, docs)
+	}
+	return paths, all
+}
+
+func testTokenizer(t *testing.T) *tokenizer.Tokenizer {
+	tok, err := tokenizer.Load("../testdata/tokenizer/go-1200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// stream is the token stream the loader must cut: for each shard, the row groups of rank
+// (stride world), each document as <|bos|> + its tokens.
+func stream(tok *tokenizer.Tokenizer, docs [][]string, rank, world int) []int {
+	bos, _ := tok.Special("<|bos|>")
+	var out []int
+	for _, shard := range docs {
+		for rg := rank; rg*RowGroupSize < len(shard); rg += world {
+			for _, d := range shard[rg*RowGroupSize : min((rg+1)*RowGroupSize, len(shard))] {
+				out = append(append(out, bos), tok.Encode(d)...)
+			}
+		}
+	}
+	return out
+}
+
+func TestLoaderCutsTheStream(t *testing.T) {
+	paths, docs := testShards(t, 2500)
+	tok := testTokenizer(t)
+	for _, rw := range [][2]int{{0, 1}, {1, 2}} {
+		want := stream(tok, docs, rw[0], rw[1])
+		l, err := NewLoader(paths, tok, 4, 64, rw[0], rw[1], Position{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 4*64 + 1
+		for k := 0; (k+1)*n <= len(want); k++ {
+			in, tg, err := l.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := want[k*n : (k+1)*n]
+			if !slices.Equal(in, w[:n-1]) || !slices.Equal(tg, w[1:]) {
+				t.Fatalf("rank %d of %d, batch %d differs from the stream", rw[0], rw[1], k)
+			}
+		}
+		// Past the end of the data the loader starts the shards again.
+		for l.Position().Epoch == 0 {
+			if _, _, err := l.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Close()
+	}
+}
+
+// TestLoaderResumes: a loader started from any saved position yields the batches the
+// uninterrupted loader yields from there, across documents, row groups, shards and epochs.
+func TestLoaderResumes(t *testing.T) {
+	paths, _ := testShards(t, 1100)
+	tok := testTokenizer(t)
+	l, _ := NewLoader(paths, tok, 3, 200, 0, 1, Position{})
+	defer l.Close()
+	var positions []Position
+	var batches [][]int
+	for k := 0; k < 150; k++ {
+		positions = append(positions, l.Position())
+		in, _, err := l.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, in)
+	}
+	if l.Position().Epoch == 0 {
+		t.Fatal("150 batches did not reach the second epoch; the test needs less data")
+	}
+	for _, k := range []int{1, 17, 48, 49, 77, 100, 149} {
+		r, err := NewLoader(paths, tok, 3, 200, 0, 1, positions[k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := k; j < min(k+3, len(batches)); j++ {
+			in, _, err := r.Next()
+			if err != nil || !slices.Equal(in, batches[j]) {
+				t.Fatalf("resumed at batch %d (%+v): batch %d differs (%v)", k, positions[k], j, err)
+			}
+		}
+		r.Close()
+	}
+}
+
+func TestLoaderErrors(t *testing.T) {
+	paths, _ := testShards(t, 10)
+	tok := testTokenizer(t)
+	if _, err := NewLoader(nil, tok, 1, 8, 0, 1, Position{}); err == nil {
+		t.Error("no shards accepted")
+	}
+	if _, err := NewLoader(paths, tok, 1, 8, 2, 2, Position{}); err == nil {
+		t.Error("rank 2 of 2 accepted")
+	}
+	l, _ := NewLoader(paths, tok, 1, 8, 1, 2, Position{}) // one row group per shard: none for rank 1
+	if _, _, err := l.Next(); err == nil {
+		t.Error("a rank without row groups got a batch")
+	}
+	bad, _ := NewLoader([]string{filepath.Join(t.TempDir(), "missing.parquet")}, tok, 1, 8, 0, 1, Position{})
+	if _, _, err := bad.Next(); err == nil {
+		t.Error("a missing shard gave a batch")
+	}
+}
