@@ -192,3 +192,20 @@ func TestTokenizerCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestDataPackGoSource packs Go's own strings package through the binary (the embedded
+// default corpus, narrowed by --include) and reads the shards back.
+func TestDataPackGoSource(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "base_data")
+	stdout, stderr, err := gochat(t, "data", "pack", "--go-src", "--include", "strings*.go", "--val-docs", "2", "--out", out)
+	if err != nil || !strings.Contains(stdout, "packed") {
+		t.Fatalf("%v: %s %s", err, stdout, stderr)
+	}
+	shards, _ := filepath.Glob(filepath.Join(out, "shard_*.parquet"))
+	if len(shards) < 2 {
+		t.Fatalf("%d shards", len(shards))
+	}
+	if _, stderr, err := gochat(t, "data", "pack", "--out", out); err == nil || !strings.Contains(stderr, "give files") {
+		t.Fatalf("pack without sources: %v %s", err, stderr)
+	}
+}

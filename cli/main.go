@@ -18,6 +18,7 @@ func main() {
 			modelCommand(),
 			benchCommand(),
 			tokCommand(),
+			dataCommand(),
 		},
 		// Errors are printed once, by main, without usage text or a stack trace.
 		ExitErrHandler: func(*cli.Context, error) {},

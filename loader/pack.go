@@ -1,0 +1,112 @@
+package loader
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// PackOptions control Pack. Include and Exclude are globs on file names (filepath.Match);
+// an empty Include takes every file. JSONL files (.jsonl) give a document per line, from
+// its "text" field; other files are one document each.
+type PackOptions struct {
+	Include, Exclude []string
+	ShardChars       int    // characters of text per training shard, at most (0: one shard)
+	ValDocs          int    // documents of the validation shard
+	Seed             uint64 // of the shuffle that mixes documents across shards
+}
+
+// Pack turns files and folders of text into shards with nanochat's schema in out: the
+// documents are shuffled (seeded), the first ValDocs go to the validation shard, which is
+// the last one (shard_{n:05d}.parquet, as nanochat takes the last file for validation), and
+// the rest fill training shards of up to ShardChars characters. It returns the shard paths.
+func Pack(srcs []string, out string, opt PackOptions) ([]string, error) {
+	var docs []string
+	for _, src := range srcs {
+		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !wanted(d.Name(), opt) {
+				return err
+			}
+			got, err := readDocuments(path)
+			docs = append(docs, got...)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(docs) <= opt.ValDocs {
+		return nil, fmt.Errorf("pack: %d documents, need more than the %d for validation", len(docs), opt.ValDocs)
+	}
+	r := rand.New(rand.NewPCG(opt.Seed, 0))
+	r.Shuffle(len(docs), func(i, j int) { docs[i], docs[j] = docs[j], docs[i] })
+	val, train := docs[:opt.ValDocs], docs[opt.ValDocs:]
+	var groups [][]string
+	for start, chars := 0, 0; start < len(train); {
+		end := start
+		for chars = 0; end < len(train) && (end == start || opt.ShardChars <= 0 || chars+len(train[end]) <= opt.ShardChars); end++ {
+			chars += len(train[end])
+		}
+		groups, start = append(groups, train[start:end]), end
+	}
+	if len(val) > 0 {
+		groups = append(groups, val)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	paths := make([]string, len(groups))
+	for i, g := range groups {
+		paths[i] = filepath.Join(out, fmt.Sprintf("shard_%05d.parquet", i))
+		if err := WriteShard(paths[i], g); err != nil {
+			return nil, err
+		}
+	}
+	return paths, nil
+}
+
+func wanted(name string, opt PackOptions) bool {
+	match := func(globs []string) bool {
+		for _, g := range globs {
+			if ok, _ := filepath.Match(g, name); ok {
+				return true
+			}
+		}
+		return false
+	}
+	return (len(opt.Include) == 0 || match(opt.Include)) && !match(opt.Exclude)
+}
+
+// readDocuments reads a file as one document, or a JSONL file as one per line.
+func readDocuments(path string) ([]string, error) {
+	if !strings.HasSuffix(path, ".jsonl") {
+		b, err := os.ReadFile(path)
+		return []string{string(b)}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var docs []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	for line := 1; sc.Scan(); line++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var rec struct {
+			Text *string `json:"text"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Text == nil {
+			return nil, fmt.Errorf("%s:%d: want a JSON object with a \"text\" string", path, line)
+		}
+		docs = append(docs, *rec.Text)
+	}
+	return docs, sc.Err()
+}
