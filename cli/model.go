@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"gochat/checkpoint"
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/layers"
@@ -57,7 +56,7 @@ func runModel(c *cli.Context) error {
 	weights := graph.InitWeights(cfg, c.Uint64("seed"))
 	fresh := true
 	if path := c.String("load"); path != "" {
-		if weights, err = loadWeights(path); err != nil {
+		if weights, err = graph.ReadWeights(path); err != nil {
 			return err
 		}
 		fresh = false
@@ -103,7 +102,7 @@ func runModel(c *cli.Context) error {
 		return err
 	}
 	if path := c.String("save"); path != "" {
-		if err := saveWeights(path, cfg, m.Weights()); err != nil {
+		if err := cfg.WriteWeights(path, m.Weights()); err != nil {
 			return err
 		}
 		fmt.Println("saved weights to", path)
@@ -162,29 +161,4 @@ func norm(w graph.Weights, prefix string) float64 {
 		}
 	}
 	return math.Sqrt(s)
-}
-
-func loadWeights(path string) (graph.Weights, error) {
-	ts, _, err := checkpoint.ReadSafetensors(path)
-	if err != nil {
-		return nil, err
-	}
-	w := graph.Weights{}
-	for name, t := range ts {
-		if w[name], err = t.Float32s(); err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", path, name, err)
-		}
-	}
-	return w, nil
-}
-
-func saveWeights(path string, cfg graph.Config, w graph.Weights) error {
-	ts := map[string]checkpoint.Tensor{}
-	for _, p := range cfg.Params() {
-		ts[p.Name] = checkpoint.F32(w[p.Name], p.Shape[0], p.Shape[1])
-	}
-	if err := checkpoint.WriteSafetensors(path, ts, map[string]string{"format": "pt"}); err != nil {
-		return fmt.Errorf("saving weights: %w", err)
-	}
-	return nil
 }

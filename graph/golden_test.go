@@ -108,15 +108,9 @@ func loadGolden(t *testing.T, dir string) *goldenCase {
 
 // readWeights reads a safetensors file of parameters as float32.
 func readWeights(t *testing.T, path string) graph.Weights {
-	ts, _, err := checkpoint.ReadSafetensors(path)
+	w, err := graph.ReadWeights(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	w := graph.Weights{}
-	for name, x := range ts {
-		if w[name], err = x.Float32s(); err != nil {
-			t.Fatalf("%s: %s: %v", path, name, err)
-		}
 	}
 	return w
 }

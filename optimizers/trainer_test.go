@@ -137,11 +137,7 @@ func TestAccumulationEqualsOneBatch(t *testing.T) {
 
 // saveRun writes a trainer's weights and optimizer state to dir.
 func saveRun(t *testing.T, tr *Trainer, dir string) {
-	ws := map[string]checkpoint.Tensor{}
-	for _, p := range tr.Model.Config.Params() {
-		ws[p.Name] = checkpoint.F32(tr.Model.Weights()[p.Name], p.Shape[0], p.Shape[1])
-	}
-	if err := checkpoint.WriteSafetensors(filepath.Join(dir, "model.safetensors"), ws, nil); err != nil {
+	if err := tr.Model.Config.WriteWeights(filepath.Join(dir, "model.safetensors"), tr.Model.Weights()); err != nil {
 		t.Fatal(err)
 	}
 	if err := checkpoint.WriteSafetensors(filepath.Join(dir, "optim.safetensors"), tr.State(), nil); err != nil {
@@ -152,13 +148,9 @@ func saveRun(t *testing.T, tr *Trainer, dir string) {
 // restoreRun loads what saveRun wrote into a fresh model and trainer.
 func restoreRun(t *testing.T, dir string) *Trainer {
 	m := tinyModel(t, 2, 8)
-	ws, _, err := checkpoint.ReadSafetensors(filepath.Join(dir, "model.safetensors"))
+	w, err := graph.ReadWeights(filepath.Join(dir, "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	w := graph.Weights{}
-	for name, x := range ws {
-		w[name], _ = x.Float32s()
 	}
 	if err := m.Load(w); err != nil {
 		t.Fatal(err)

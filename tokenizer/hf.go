@@ -95,6 +95,19 @@ func (t *Tokenizer) WriteHF(path string) error {
 	})
 }
 
+// hfFile is the part of a tokenizers file that ReadHF reads.
+type hfFile struct {
+	AddedTokens []struct {
+		ID      int    `json:"id"`
+		Content string `json:"content"`
+	} `json:"added_tokens"`
+	Model struct {
+		Type   string         `json:"type"`
+		Vocab  map[string]int `json:"vocab"`
+		Merges [][2]string    `json:"merges"`
+	} `json:"model"`
+}
+
 // ReadHF reads a tokenizers file written by WriteHF (or any byte-level BPE whose vocabulary
 // holds the 256 bytes first and ranks by id, with nanochat's special tokens after it).
 func ReadHF(path string) (*Tokenizer, error) {
@@ -102,16 +115,7 @@ func ReadHF(path string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var doc struct {
-		AddedTokens []struct {
-			ID      int    `json:"id"`
-			Content string `json:"content"`
-		} `json:"added_tokens"`
-		Model struct {
-			Type  string         `json:"type"`
-			Vocab map[string]int `json:"vocab"`
-		} `json:"model"`
-	}
+	var doc hfFile
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -41,16 +41,7 @@ func TestWriteHF(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(path)
-	var doc struct {
-		AddedTokens []struct {
-			ID      int    `json:"id"`
-			Content string `json:"content"`
-		} `json:"added_tokens"`
-		Model struct {
-			Vocab  map[string]int `json:"vocab"`
-			Merges [][2]string    `json:"merges"`
-		} `json:"model"`
-	}
+	var doc hfFile
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
