@@ -59,7 +59,7 @@ func (m *Model) Run(ids, targets []int) error {
 	if len(ids) != n {
 		return fmt.Errorf("got %d token ids, want batch %d × sequence %d = %d", len(ids), m.Batch, m.SeqLen, n)
 	}
-	if err := checkIDs("token id", ids, m.Config.VocabSize, false); err != nil {
+	if err := layers.CheckIDs("token id", ids, m.Config.VocabSize, false); err != nil {
 		return err
 	}
 	copy(m.ids.Value().Data().([]int), ids)
@@ -67,22 +67,13 @@ func (m *Model) Run(ids, targets []int) error {
 		if len(targets) != n {
 			return fmt.Errorf("got %d targets, want %d", len(targets), n)
 		}
-		if err := checkIDs("target", targets, m.Config.VocabSize, true); err != nil {
+		if err := layers.CheckIDs("target", targets, m.Config.VocabSize, true); err != nil {
 			return err
 		}
 		copy(m.targets.Value().Data().([]int), targets)
 	}
 	m.vm.Reset()
 	return m.vm.RunAll()
-}
-
-func checkIDs(what string, ids []int, vocab int, ignorable bool) error {
-	for i, id := range ids {
-		if id >= vocab || (id < 0 && !(ignorable && id == layers.IgnoreIndex)) {
-			return fmt.Errorf("%s %d at position %d is outside the vocabulary of %d", what, id, i, vocab)
-		}
-	}
-	return nil
 }
 
 // Loss is the last Train run's loss: mean or sum by the reduction, or the sum of the

@@ -20,11 +20,8 @@ func Embedding(table, ids *G.Node) (*G.Node, error) {
 
 // EmbeddingForward copies table row ids[i] to row i of y, and fails on an id outside [0, V).
 func EmbeddingForward[T Float](y, table []T, ids []int, width int) error {
-	vocab := len(table) / width
-	for i, id := range ids {
-		if id < 0 || id >= vocab {
-			return fmt.Errorf("token id %d at position %d is outside the vocabulary of %d", id, i, vocab)
-		}
+	if err := CheckIDs("token id", ids, len(table)/width, false); err != nil {
+		return err
 	}
 	parallel.For(len(ids), width, func(lo, hi int) {
 		for i := lo; i < hi; i++ {

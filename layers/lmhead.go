@@ -33,7 +33,7 @@ func lmHeadRows(vocab int) int { return max(1, (8<<20)/vocab) }
 // dx and dw receive the gradients of Σ_i scale_i·loss_i; dw is accumulated into, so clear
 // it first. scratch holds lmHeadRows(vocab)·vocab values.
 func LinearCrossEntropyPass[T Float](e Gemm, x, w []T, targets []int, width, vocab int, cap T, losses, scale, dx, dw, scratch []T) error {
-	if err := checkTargets(targets, vocab); err != nil {
+	if err := CheckIDs("target", targets, vocab, true); err != nil {
 		return err
 	}
 	n, rows := len(targets), lmHeadRows(vocab)

@@ -33,7 +33,7 @@ func (r Reduction) String() string { return [...]string{"mean", "sum", "none"}[r
 // scale_i·(softmax(z) − onehot(target))·dz/dl: one tanh and one exp per logit in all. grad
 // may be logits. It fails on a target outside [0, V) that is not IgnoreIndex.
 func CrossEntropyForward[T Float](losses, logits []T, targets []int, vocab int, cap T, grad, scale []T) error {
-	if err := checkTargets(targets, vocab); err != nil {
+	if err := CheckIDs("target", targets, vocab, true); err != nil {
 		return err
 	}
 	parallel.For(len(targets), 4*vocab, func(lo, hi int) {
@@ -91,10 +91,12 @@ func softcapRow[T Float](z, dz, l []T, cap T) T {
 	return m
 }
 
-func checkTargets(targets []int, vocab int) error {
-	for i, t := range targets {
-		if (t < 0 && t != IgnoreIndex) || t >= vocab {
-			return fmt.Errorf("target %d at position %d is outside the vocabulary of %d (or %d to ignore)", t, i, vocab, IgnoreIndex)
+// CheckIDs reports the first id outside [0, vocab), naming it as what ("token id",
+// "target"); with ignorable, IgnoreIndex is allowed.
+func CheckIDs(what string, ids []int, vocab int, ignorable bool) error {
+	for i, id := range ids {
+		if id >= vocab || (id < 0 && !(ignorable && id == IgnoreIndex)) {
+			return fmt.Errorf("%s %d at position %d is outside the vocabulary of %d", what, id, i, vocab)
 		}
 	}
 	return nil
