@@ -2,12 +2,16 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"gochat/loader"
 )
 
 var binary string
@@ -19,6 +23,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "gochat")
+	os.Setenv("GOCHAT_HOME", filepath.Join(dir, "home")) // empty: defaults lead nowhere
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		panic(string(out))
 	}
@@ -207,5 +212,41 @@ func TestDataPackGoSource(t *testing.T) {
 	}
 	if _, stderr, err := gochat(t, "data", "pack", "--out", out); err == nil || !strings.Contains(stderr, "give files") {
 		t.Fatalf("pack without sources: %v %s", err, stderr)
+	}
+	tokDir := filepath.Join(t.TempDir(), "tok")
+	stdout, stderr, err = gochat(t, "tok", "train", "--data", out, "--vocab-size", "400", "--max-chars", "50000", "--out", tokDir)
+	if err != nil || !strings.Contains(stdout, "trained 400 tokens") || !strings.Contains(stderr, "documents") {
+		t.Fatalf("tok train --data: %v %s %s", err, stdout, stderr)
+	}
+	if _, stderr, err := gochat(t, "tok", "train"); err == nil || !strings.Contains(stderr, "no shards in") {
+		t.Errorf("tok train without data: %v %s", err, stderr)
+	}
+}
+
+// TestDataDownload runs the download command against a local server holding two shards:
+// the first training shard and the validation shard, which it fetches without being asked.
+func TestDataDownload(t *testing.T) {
+	served := t.TempDir()
+	for _, i := range []int{0, loader.FineWebShards - 1} {
+		if err := loader.WriteShard(filepath.Join(served, loader.ShardName(i)), []string{fmt.Sprint("document of shard ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(served)))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "base_data")
+	stdout, stderr, err := gochat(t, "data", "download", "-n", "1", "--base-url", srv.URL, "--out", out)
+	if err != nil || !strings.Contains(stdout, "shard_01822.parquet validates") || !strings.Contains(stderr, "100%") {
+		t.Fatalf("%v: %s %s", err, stdout, stderr)
+	}
+	for _, i := range []int{0, loader.FineWebShards - 1} {
+		want, _ := os.ReadFile(filepath.Join(served, loader.ShardName(i)))
+		if got, err := os.ReadFile(filepath.Join(out, loader.ShardName(i))); err != nil || string(got) != string(want) {
+			t.Errorf("%s differs from the served file (%v)", loader.ShardName(i), err)
+		}
+	}
+	_, stderr, err = gochat(t, "data", "download", "-n", "3", "--base-url", srv.URL, "--out", out)
+	if err == nil || !strings.Contains(stderr, "shard_00002.parquet") || !strings.Contains(stderr, "404") || strings.Contains(stderr, "panic") {
+		t.Errorf("missing shards: %v %s", err, stderr)
 	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -33,6 +35,18 @@ func dataCommand() *cli.Command {
 				&cli.BoolFlag{Name: "go-src", Usage: "pack Go's own source tree ($(go env GOROOT)/src, *.go)"},
 			},
 			Action: runDataPack,
+		}, {
+			Name:  "download",
+			Usage: "fetch nanochat's FineWeb-edu shards (shard_00000 … shard_01822, about 100 MB each)",
+			Description: "Fetches the first -n shards and always the last, shard_01822, which validates. Shards already\n" +
+				"complete are skipped; an interrupted download resumes where it stopped.",
+			Flags: []cli.Flag{
+				&cli.IntFlag{Name: "num-files", Aliases: []string{"n"}, Value: -1, Usage: "training shards to fetch (-1: all 1,822)"},
+				&cli.IntFlag{Name: "workers", Aliases: []string{"w"}, Value: 4, Usage: "shards fetched at once"},
+				&cli.StringFlag{Name: "base-url", Value: loader.FineWebURL, Usage: "`URL` the shards are under"},
+				&cli.StringFlag{Name: "out", Usage: "output `DIR` (default $GOCHAT_HOME/base_data)"},
+			},
+			Action: runDataDownload,
 		}},
 	}
 }
@@ -62,10 +76,7 @@ func runDataPack(c *cli.Context) error {
 	if c.Int("shard-chars") <= 0 || c.Int("val-docs") < 0 {
 		return fmt.Errorf("data pack: --shard-chars must be positive and --val-docs not negative")
 	}
-	out := c.String("out")
-	if out == "" {
-		out = filepath.Join(gochatHome(), "base_data")
-	}
+	out := homeDir(c, "out", "base_data")
 	start := time.Now()
 	paths, err := loader.Pack(srcs, out, loader.PackOptions{Include: include, Exclude: c.StringSlice("exclude"),
 		ShardChars: c.Int("shard-chars"), ValDocs: c.Int("val-docs"), Seed: c.Uint64("seed")})
@@ -73,5 +84,37 @@ func runDataPack(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("packed %d shards into %s in %.1f s; validation: %s\n", len(paths), out, time.Since(start).Seconds(), filepath.Base(paths[len(paths)-1]))
+	return nil
+}
+
+func runDataDownload(c *cli.Context) error {
+	n := c.Int("num-files")
+	if n < 0 || n > loader.FineWebShards-1 {
+		n = loader.FineWebShards - 1
+	}
+	if err := positive(c, "workers"); err != nil {
+		return err
+	}
+	indices := make([]int, 0, n+1)
+	for i := range n {
+		indices = append(indices, i)
+	}
+	indices = append(indices, loader.FineWebShards-1)
+	out := homeDir(c, "out", "base_data")
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
+	defer stop()
+	start := time.Now()
+	bar := progressBar("MB", 1e6, start)
+	fmt.Fprintf(os.Stderr, "fetching %d shards into %s (validation: %s)\n", len(indices), out, loader.ShardName(loader.FineWebShards-1))
+	err := loader.Download(ctx, out, indices, loader.DownloadOptions{BaseURL: c.String("base-url"), Workers: c.Int("workers"),
+		Progress: func(done, total int64) { bar(int(done), int(total)) }})
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("data download: interrupted; run it again to resume")
+		}
+		return fmt.Errorf("data download: %w", err)
+	}
+	fmt.Printf("%d shards in %s after %.1f s; %s validates\n", len(indices), out, time.Since(start).Seconds(), loader.ShardName(loader.FineWebShards-1))
 	return nil
 }

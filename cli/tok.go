@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"gochat/loader"
 	"gochat/tokenizer"
 
 	"github.com/urfave/cli/v2"
@@ -26,14 +28,21 @@ func gochatHome() string {
 	return ".gochat"
 }
 
-var tokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `DIR` (default $GOCHAT_HOME/tokenizer)"}
-
-func tokenizerDir(c *cli.Context) string {
-	if d := c.String(tokenizerFlag.Name); d != "" {
+// homeDir is the folder flag name gives, by default the folder sub of $GOCHAT_HOME.
+func homeDir(c *cli.Context, name, sub string) string {
+	if d := c.String(name); d != "" {
 		return d
 	}
-	return filepath.Join(gochatHome(), "tokenizer")
+	return filepath.Join(gochatHome(), sub)
 }
+
+var (
+	tokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `DIR` (default $GOCHAT_HOME/tokenizer)"}
+	dataFlag      = &cli.StringFlag{Name: "data", Usage: "shard `DIR` (default $GOCHAT_HOME/base_data)"}
+)
+
+func tokenizerDir(c *cli.Context) string { return homeDir(c, "tokenizer", "tokenizer") }
+func dataDir(c *cli.Context) string      { return homeDir(c, "data", "base_data") }
 
 func tokCommand() *cli.Command {
 	return &cli.Command{
@@ -41,9 +50,9 @@ func tokCommand() *cli.Command {
 		Usage: "train and use nanochat's byte-level BPE tokenizer",
 		Subcommands: []*cli.Command{{
 			Name:      "train",
-			Usage:     "train a tokenizer on text files and folders (each file is a document)",
-			ArgsUsage: "PATH...",
-			Flags: []cli.Flag{
+			Usage:     "train a tokenizer on the training shards of --data, or on text files and folders (a document each)",
+			ArgsUsage: "[PATH...]",
+			Flags: []cli.Flag{dataFlag,
 				&cli.IntFlag{Name: "vocab-size", Value: 65536, Usage: "tokens in all: 256 bytes, the merges, 9 special tokens"},
 				&cli.IntFlag{Name: "max-chars", Value: 10_000_000_000, Usage: "characters of input to use at most"},
 				&cli.IntFlag{Name: "doc-cap", Value: 10_000, Usage: "characters of each document to use at most"},
@@ -94,25 +103,42 @@ func readDocs(paths []string) ([]string, error) {
 	return docs, nil
 }
 
-func runTokTrain(c *cli.Context) error {
-	if c.NArg() == 0 {
-		return fmt.Errorf("tok train: give the text files or folders to train on")
+// readShardDocs reads the training shards of a data folder until they give maxChars
+// characters once each document is cut to docCap.
+func readShardDocs(dir string, docCap, maxChars int) ([]string, error) {
+	train, _, err := loader.Split(dir)
+	if err != nil {
+		return nil, err
 	}
+	var docs []string
+	chars := 0
+	err = loader.EachDocument(train, func(d string) bool {
+		docs = append(docs, d)
+		chars += min(utf8.RuneCountInString(d), docCap)
+		return chars < maxChars
+	})
+	return docs, err
+}
+
+func runTokTrain(c *cli.Context) error {
 	if err := positive(c, "vocab-size", "max-chars", "doc-cap"); err != nil {
 		return err
 	}
-	docs, err := readDocs(c.Args().Slice())
+	var docs []string
+	var err error
+	if c.NArg() > 0 {
+		docs, err = readDocs(c.Args().Slice())
+	} else {
+		docs, err = readShardDocs(dataDir(c), c.Int("doc-cap"), c.Int("max-chars"))
+	}
 	if err != nil {
 		return err
 	}
-	out := c.String("out")
-	if out == "" {
-		out = filepath.Join(gochatHome(), "tokenizer")
-	}
+	out := homeDir(c, "out", "tokenizer")
 	fmt.Fprintf(os.Stderr, "training a %d-token vocabulary on %d documents\n", c.Int("vocab-size"), len(docs))
 	start := time.Now()
 	tok, err := tokenizer.Train(docs, tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: c.Int("doc-cap"),
-		MaxChars: c.Int("max-chars"), Progress: progressBar("merges", start)})
+		MaxChars: c.Int("max-chars"), Progress: progressBar("merges", 1, start)})
 	fmt.Fprintln(os.Stderr)
 	if err != nil {
 		return err
@@ -198,9 +224,11 @@ func runTokEval(c *cli.Context) error {
 }
 
 // progressBar draws a one-line bar on stderr with the rate and the time left.
-func progressBar(unit string, start time.Time) func(done, total int) {
+// progressBar returns a progress callback that redraws one line on stderr: a bar, the
+// share done, the counts in units of per (1 for items, 1e6 for MB), the rate and the ETA.
+func progressBar(unit string, per float64, start time.Time) func(done, total int) {
 	return func(done, total int) {
-		frac := float64(done) / float64(max(total, 1))
+		frac := min(float64(done)/float64(max(total, 1)), 1)
 		elapsed := time.Since(start).Seconds()
 		rate := float64(done) / max(elapsed, 1e-9)
 		eta := "?"
@@ -208,6 +236,11 @@ func progressBar(unit string, start time.Time) func(done, total int) {
 			eta = fmt.Sprintf("%.0fs", float64(total-done)/rate)
 		}
 		bar := strings.Repeat("█", int(frac*30)) + strings.Repeat("░", 30-int(frac*30))
-		fmt.Fprintf(os.Stderr, "\r%s %3.0f%% %d/%d %s, %.0f/s, ETA %s ", bar, 100*frac, done, total, unit, rate, eta)
+		digits := 0
+		if per > 1 {
+			digits = 1
+		}
+		fmt.Fprintf(os.Stderr, "\r%s %3.0f%% %.*f/%.*f %s, %.1f %s/s, ETA %s ", bar, 100*frac,
+			digits, float64(done)/per, digits, float64(total)/per, unit, rate/per, unit, eta)
 	}
 }

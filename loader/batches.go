@@ -14,21 +14,30 @@ type Position struct {
 	Epoch, Shard, RowGroup, Doc, Token int
 }
 
+// Prefetch is the number of tokenized row groups a Loader holds ready beyond the one it
+// is cutting: its memory is bounded by Prefetch+2 row groups of tokens.
+const Prefetch = 2
+
 // Loader streams B×(T+1) windows of tokens from shards as nanochat's pretraining loader
 // does: every document is <|bos|> + its tokens, documents follow one another across rows
 // and row groups, and each batch takes B·T+1 tokens (the last one is not reused). Row groups
 // are strided by (rank, world) for several processes. It loops over the shards forever.
+//
+// A background goroutine reads and tokenizes row groups (on all processors) ahead of the
+// batches, so that a training step rarely waits for data.
 type Loader struct {
-	shards      []string
-	B, T        int
-	rank, world int
-	tok         *tokenizer.Tokenizer
-	bos         int
-
+	B, T  int
 	pos   Position
-	shard *Shard   // open shard at pos.Shard, or nil
-	docs  []string // row group pos.RowGroup
-	toks  []int    // tokens of document pos.Doc
+	group *rowGroup // the row group being cut, or nil
+	ready chan *rowGroup
+	stop  chan struct{}
+}
+
+// rowGroup is a row group's documents, tokenized, or the error met reading it.
+type rowGroup struct {
+	epoch, shard, index int
+	docs                [][]int
+	err                 error
 }
 
 // NewLoader makes a loader over shards (in order) for batches of B rows of T tokens, for
@@ -47,7 +56,14 @@ func NewLoader(shards []string, tok *tokenizer.Tokenizer, B, T, rank, world int,
 	if pos == (Position{}) {
 		pos.RowGroup = rank
 	}
-	return &Loader{shards: shards, B: B, T: T, rank: rank, world: world, tok: tok, bos: bos, pos: pos}, nil
+	if pos.Shard < 0 || pos.Shard >= len(shards) || pos.RowGroup < 0 || pos.RowGroup%world != rank ||
+		pos.Doc < 0 || pos.Token < 0 || pos.Epoch < 0 {
+		return nil, fmt.Errorf("loader: position %+v is not one of rank %d of %d over %d shards", pos, rank, world, len(shards))
+	}
+	l := &Loader{B: B, T: T, pos: pos, ready: make(chan *rowGroup, Prefetch), stop: make(chan struct{})}
+	r := &reader{shards: shards, tok: tok, bos: bos, rank: rank, world: world}
+	go r.run(pos, l.ready, l.stop)
+	return l, nil
 }
 
 // Position is where the next batch starts.
@@ -59,73 +75,101 @@ func (l *Loader) Next() (inputs, targets []int, err error) {
 	n := l.B*l.T + 1
 	window := make([]int, 0, n)
 	for len(window) < n {
-		toks, err := l.document()
-		if err != nil {
-			return nil, nil, err
+		if l.group == nil {
+			g, ok := <-l.ready
+			if !ok {
+				return nil, nil, fmt.Errorf("loader: closed")
+			}
+			if g.err != nil {
+				return nil, nil, g.err
+			}
+			if g.epoch != l.pos.Epoch || g.shard != l.pos.Shard || g.index != l.pos.RowGroup { // the next row group
+				l.pos = Position{Epoch: g.epoch, Shard: g.shard, RowGroup: g.index}
+			}
+			l.group = g
+		}
+		if l.pos.Doc >= len(l.group.docs) {
+			l.group = nil
+			continue
+		}
+		toks := l.group.docs[l.pos.Doc]
+		if l.pos.Token > len(toks) {
+			return nil, nil, fmt.Errorf("loader: position %+v is past its document's %d tokens", l.pos, len(toks))
 		}
 		take := min(n-len(window), len(toks)-l.pos.Token)
 		window = append(window, toks[l.pos.Token:l.pos.Token+take]...)
 		l.pos.Token += take
 		if l.pos.Token == len(toks) {
-			l.pos.Doc, l.pos.Token, l.toks = l.pos.Doc+1, 0, nil
+			l.pos.Doc, l.pos.Token = l.pos.Doc+1, 0
 		}
 	}
 	return window[:n-1], window[1:], nil
 }
 
-// document returns the tokens of the document at the position, moving past exhausted row
-// groups and shards.
-func (l *Loader) document() ([]int, error) {
-	for l.toks == nil {
-		if l.docs != nil && l.pos.Doc < len(l.docs) {
-			l.toks = append([]int{l.bos}, l.tok.Encode(l.docs[l.pos.Doc])...)
-			break
-		}
-		if err := l.loadRowGroup(); err != nil {
-			return nil, err
-		}
-	}
-	return l.toks, nil
-}
-
-// loadRowGroup reads the row group at the position (the documents of a row group already
-// read are finished: move on), opening shards as needed.
-func (l *Loader) loadRowGroup() error {
-	if l.docs != nil { // the current row group is done
-		l.docs, l.pos.Doc, l.pos.RowGroup = nil, 0, l.pos.RowGroup+l.world
-	}
-	for tries := 0; ; tries++ {
-		if tries > 2*len(l.shards) {
-			return fmt.Errorf("loader: no row group for rank %d of %d in %d shards", l.rank, l.world, len(l.shards))
-		}
-		if l.shard == nil {
-			s, err := OpenShard(l.shards[l.pos.Shard])
-			if err != nil {
-				return err
-			}
-			l.shard = s
-		}
-		if l.pos.RowGroup < l.shard.RowGroups() {
-			docs, err := l.shard.ReadRowGroup(l.pos.RowGroup)
-			if err != nil {
-				return fmt.Errorf("%s: %w", l.shards[l.pos.Shard], err)
-			}
-			l.docs = docs
-			return nil
-		}
-		l.shard.Close()
-		l.shard = nil
-		l.pos.Shard, l.pos.RowGroup, l.pos.Doc = l.pos.Shard+1, l.rank, 0
-		if l.pos.Shard == len(l.shards) {
-			l.pos.Shard, l.pos.Epoch = 0, l.pos.Epoch+1
-		}
-	}
-}
-
-// Close closes the open shard.
+// Close stops the background reader.
 func (l *Loader) Close() error {
-	if l.shard != nil {
-		return l.shard.Close()
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
 	}
 	return nil
+}
+
+// reader walks the row groups of one rank, reading and tokenizing them.
+type reader struct {
+	shards      []string
+	tok         *tokenizer.Tokenizer
+	bos         int
+	rank, world int
+}
+
+// run sends the row groups from pos on to out, in order, until stop is closed or an error
+// is sent.
+func (r *reader) run(pos Position, out chan<- *rowGroup, stop <-chan struct{}) {
+	defer close(out)
+	epoch, shard, index := pos.Epoch, pos.Shard, pos.RowGroup
+	var open *Shard
+	defer func() {
+		if open != nil {
+			open.Close()
+		}
+	}()
+	for misses := 0; ; {
+		g := &rowGroup{epoch: epoch, shard: shard, index: index}
+		if open == nil {
+			open, g.err = OpenShard(r.shards[shard])
+		}
+		if g.err == nil && index >= open.RowGroups() { // next shard, perhaps next epoch
+			open.Close()
+			open = nil
+			shard, index = shard+1, r.rank
+			if shard == len(r.shards) {
+				shard, epoch = 0, epoch+1
+			}
+			if misses++; misses > len(r.shards) {
+				g.err = fmt.Errorf("loader: no row group for rank %d of %d in %d shards", r.rank, r.world, len(r.shards))
+			} else {
+				continue
+			}
+		}
+		if g.err == nil {
+			var docs []string
+			if docs, g.err = open.ReadRowGroup(index); g.err == nil {
+				g.docs = r.tok.EncodeBatch(docs, []int{r.bos}, nil)
+				misses = 0
+			} else {
+				g.err = fmt.Errorf("%s: %w", r.shards[shard], g.err)
+			}
+		}
+		select {
+		case out <- g:
+		case <-stop:
+			return
+		}
+		if g.err != nil {
+			return
+		}
+		index += r.world
+	}
 }

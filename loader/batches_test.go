@@ -134,3 +134,60 @@ func TestLoaderErrors(t *testing.T) {
 		t.Error("a missing shard gave a batch")
 	}
 }
+
+// TestRanksShareRowGroups: over an epoch, the ranks of a world read every row group of
+// every shard exactly once between them.
+func TestRanksShareRowGroups(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i, docs := range []int{5 * RowGroupSize, 2*RowGroupSize + 1, 10} { // 5, 3 and 1 row groups
+		p := filepath.Join(dir, ShardName(i))
+		if err := WriteShard(p, make([]string, docs)); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	tok := testTokenizer(t)
+	for _, world := range []int{1, 2, 3, 4} {
+		seen := map[[2]int]int{}
+		for rank := range world {
+			out, stop := make(chan *rowGroup), make(chan struct{})
+			r := &reader{shards: paths, tok: tok, rank: rank, world: world}
+			go r.run(Position{Shard: 0, RowGroup: rank}, out, stop)
+			for g := range out {
+				if g.err != nil {
+					t.Fatal(g.err)
+				}
+				if g.epoch > 0 {
+					break
+				}
+				seen[[2]int{g.shard, g.index}]++
+			}
+			close(stop)
+		}
+		if len(seen) != 9 {
+			t.Errorf("world %d: %d of 9 row groups read", world, len(seen))
+		}
+		for g, n := range seen {
+			if n != 1 {
+				t.Errorf("world %d: shard %d row group %d read %d times", world, g[0], g[1], n)
+			}
+		}
+	}
+}
+
+func TestLoaderRejectsForeignPositions(t *testing.T) {
+	paths, _ := testShards(t, 10)
+	tok := testTokenizer(t)
+	for _, pos := range []Position{{Shard: 2}, {RowGroup: 1}, {Doc: -1}, {Shard: -1}} {
+		if l, err := NewLoader(paths, tok, 1, 8, 0, 2, pos); err == nil {
+			l.Close()
+			t.Errorf("rank 0 of 2 accepted position %+v", pos)
+		}
+	}
+	l, _ := NewLoader(paths, tok, 1, 8, 0, 1, Position{Doc: 3, Token: 1000})
+	defer l.Close()
+	if _, _, err := l.Next(); err == nil {
+		t.Error("a position past its document's end gave a batch")
+	}
+}

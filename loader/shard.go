@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"sort"
 
 	"gochat/checkpoint"
 
@@ -113,3 +116,51 @@ func (s *Shard) ReadRowGroup(i int) ([]string, error) {
 
 // Close closes the file.
 func (s *Shard) Close() error { return s.file.Close() }
+
+// Split lists the shards of a data folder (its *.parquet files in name order) and splits
+// them: the validation shard is FineWeb's last (shard_01822.parquet) when the folder has
+// it, which `gochat data download` always fetches, otherwise the last file, which is where
+// `gochat data pack` puts it. Every other shard trains.
+func Split(dir string) (train []string, val string, err error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if err != nil {
+		return nil, "", err
+	}
+	if len(paths) == 0 {
+		return nil, "", fmt.Errorf("no shards in %s: run `gochat data download` or `gochat data pack`", dir)
+	}
+	if len(paths) == 1 {
+		return nil, "", fmt.Errorf("%s has one shard; training needs two (the last validates)", dir)
+	}
+	sort.Strings(paths)
+	v := len(paths) - 1
+	if k := slices.Index(paths, filepath.Join(dir, ShardName(FineWebShards-1))); k >= 0 {
+		v = k
+	}
+	return slices.Delete(slices.Clone(paths), v, v+1), paths[v], nil
+}
+
+// EachDocument calls fn with the documents of the shards in order, a row group at a time,
+// until fn returns false.
+func EachDocument(paths []string, fn func(doc string) bool) error {
+	for _, p := range paths {
+		s, err := OpenShard(p)
+		if err != nil {
+			return err
+		}
+		for g := range s.RowGroups() {
+			docs, err := s.ReadRowGroup(g)
+			if err != nil {
+				s.Close()
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			for _, d := range docs {
+				if !fn(d) {
+					return s.Close()
+				}
+			}
+		}
+		s.Close()
+	}
+	return nil
+}

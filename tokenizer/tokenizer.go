@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"gochat/internal/parallel"
 )
@@ -22,8 +23,9 @@ type Tokenizer struct {
 	tokens  [][]byte
 	ranks   map[string]int
 	special map[string]int
-	cache   sync.Map // chunk → []int, for frequent chunks
-	merges  [][2]int // the pairs that made tokens 256…, when the tokenizer was trained here
+	cache   sync.Map     // chunk → []int, for frequent chunks
+	cached  atomic.Int64 // entries in cache
+	merges  [][2]int     // the pairs that made tokens 256…, when the tokenizer was trained here
 }
 
 // New makes a tokenizer from its mergeable tokens in rank order; the first 256 must be the
@@ -73,8 +75,13 @@ func (t *Tokenizer) Encode(text string) []int {
 	return ids
 }
 
-// maxCachedChunk bounds the chunks kept in the cache: long ones rarely repeat.
-const maxCachedChunk = 32
+// maxCachedChunk bounds the chunks kept in the cache (long ones rarely repeat), and
+// maxCached its entries (about 25 MiB): a full cache is emptied and starts again, so that
+// a long stream of text cannot grow it without bound.
+const (
+	maxCachedChunk = 32
+	maxCached      = 1 << 18
+)
 
 func (t *Tokenizer) encodeChunk(chunk string) []int {
 	if id, ok := t.ranks[chunk]; ok {
@@ -87,6 +94,10 @@ func (t *Tokenizer) encodeChunk(chunk string) []int {
 	}
 	ids := t.merge([]byte(chunk), len(t.tokens))
 	if len(chunk) <= maxCachedChunk {
+		if t.cached.Add(1) > maxCached {
+			t.cache.Clear()
+			t.cached.Store(0)
+		}
 		t.cache.Store(chunk, ids)
 	}
 	return ids

@@ -162,3 +162,27 @@ func TestEncodeBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheStaysBounded: a stream of more distinct words than the cache holds empties it
+// instead of growing it, and encodings stay those of the merge rule.
+func TestCacheStaysBounded(t *testing.T) {
+	tok := testTokenizer(t)
+	word := func(i int) string {
+		b := []byte(" aathe")
+		for ; i > 0; i /= 26 {
+			b = append(b, byte('a'+i%26))
+		}
+		return string(b)
+	}
+	for i := range maxCached + 1000 {
+		tok.Encode(word(i))
+		if n := tok.cached.Load(); n > maxCached {
+			t.Fatalf("%d cache entries after %d words", n, i+1)
+		}
+	}
+	for _, i := range []int{0, 5, maxCached + 999} {
+		if got, want := tok.Encode(word(i)), encodeByMerges(testMerges, word(i)); !slices.Equal(got, want) {
+			t.Errorf("%q: %v, want %v", word(i), got, want)
+		}
+	}
+}
