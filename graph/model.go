@@ -17,6 +17,9 @@ const (
 	Train Mode = iota
 	// Infer computes softcapped logits (B·T, vocab) and no gradients.
 	Infer
+	// Eval computes the per-token losses (B·T) and no gradients: the forward pass of
+	// evaluation, without the (B·T, vocab) logits Infer holds.
+	Eval
 )
 
 // Options fix the shapes and the work of a graph: Gorgonia graphs have static shapes, so
@@ -26,6 +29,9 @@ type Options struct {
 	Mode          Mode
 	Reduction     layers.Reduction // Train only
 	Engine        tensor.Engine    // nil: cpubackend with the process's BLAS
+	// Share, if set, is a model of the same Config whose parameter tensors this graph
+	// uses instead of its own: what updates one (an optimizer) updates the other.
+	Share *Model
 }
 
 // Model is nanochat's GPT compiled for one batch shape: parameters bound to tensors that
@@ -55,10 +61,18 @@ func Build(cfg Config, opt Options) (*Model, error) {
 	if opt.Engine == nil {
 		opt.Engine = defaultEngine()
 	}
+	if opt.Share != nil && opt.Share.Config != cfg {
+		return nil, fmt.Errorf("cannot share the weights of a model of another configuration")
+	}
 	m := &Model{Config: cfg, Options: opt, g: G.NewGraph()}
 	n := opt.Batch * opt.SeqLen
-	for _, p := range cfg.Params() {
-		v := tensor.New(tensor.WithShape(p.Shape[0], p.Shape[1]), tensor.Of(tensor.Float32), tensor.WithEngine(opt.Engine))
+	for i, p := range cfg.Params() {
+		var v tensor.Tensor
+		if opt.Share != nil {
+			v = opt.Share.params[i].Value().(tensor.Tensor)
+		} else {
+			v = tensor.New(tensor.WithShape(p.Shape[0], p.Shape[1]), tensor.Of(tensor.Float32), tensor.WithEngine(opt.Engine))
+		}
 		m.params = append(m.params, G.NewMatrix(m.g, tensor.Float32, G.WithShape(p.Shape[0], p.Shape[1]), G.WithName(p.Name), G.WithValue(v)))
 	}
 	m.ids = intInput(m.g, "idx", n)
@@ -73,6 +87,11 @@ func Build(cfg Config, opt Options) (*Model, error) {
 		m.out = b.do(layers.Softcap(b.do(layers.Linear(x, lmHead)), LogitSoftcap))
 		if b.err != nil {
 			return nil, b.err
+		}
+	case Eval:
+		m.targets = intInput(m.g, "targets", n)
+		if m.out, err = layers.LinearCrossEntropy(x, lmHead, m.targets, LogitSoftcap, layers.PerToken); err != nil {
+			return nil, err
 		}
 	case Train:
 		m.targets = intInput(m.g, "targets", n)

@@ -147,3 +147,41 @@ func TestStepsDoNotGrowMemory(t *testing.T) {
 		t.Fatalf("live heap grew by %d bytes over 90 steps", growth)
 	}
 }
+
+// TestEvalSharesWeights: an Eval graph built on a Train graph's weights gives the Train
+// graph's per-token losses, before and after the weights change in place.
+func TestEvalSharesWeights(t *testing.T) {
+	w := InitWeights(tinyConfig, 3)
+	for i := range w["lm_head.weight"] {
+		w["lm_head.weight"][i] = float32(math.Sin(float64(i)))
+	}
+	train := buildTiny(t, Options{Batch: 2, SeqLen: 16, Mode: Train, Reduction: layers.PerToken})
+	train.Load(w)
+	eval, err := Build(tinyConfig, Options{Batch: 2, SeqLen: 16, Mode: Eval, Share: train})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eval.Close()
+	ids, targets := tokens(32, 64), tokens(33, 64)[1:]
+	for round := range 2 {
+		if err := train.Run(ids, targets); err != nil {
+			t.Fatal(err)
+		}
+		if err := eval.Run(ids, targets); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range train.Output() {
+			if got := eval.Output()[i]; got != want {
+				t.Fatalf("round %d, token %d: eval loss %v, train loss %v", round, i, got, want)
+			}
+		}
+		if _, err := eval.Grads(); err == nil {
+			t.Error("an eval graph returned gradients")
+		}
+		train.Weights()["lm_head.weight"][5] += 1 // seen by the eval graph too
+	}
+	if _, err := Build(Config{SequenceLen: 16, VocabSize: 64, NLayer: 1, NHead: 4, NKVHead: 2, NEmbd: 32},
+		Options{Batch: 2, SeqLen: 16, Mode: Eval, Share: train}); err == nil {
+		t.Error("shared the weights of another configuration")
+	}
+}

@@ -63,7 +63,7 @@ func (m *Model) Run(ids, targets []int) error {
 		return err
 	}
 	copy(m.ids.Value().Data().([]int), ids)
-	if m.Mode == Train {
+	if m.Mode != Infer {
 		if len(targets) != n {
 			return fmt.Errorf("got %d targets, want %d", len(targets), n)
 		}
@@ -77,7 +77,7 @@ func (m *Model) Run(ids, targets []int) error {
 }
 
 // Loss is the last Train run's loss: mean or sum by the reduction, or the sum of the
-// per-token losses.
+// per-token losses (of an Eval run too).
 func (m *Model) Loss() float64 {
 	switch v := m.out.Value().(type) {
 	case *G.F32:
@@ -93,7 +93,7 @@ func (m *Model) Loss() float64 {
 }
 
 // Output is the last run's output data: logits (B·T·vocab) for Infer, per-token losses
-// for a PerToken Train graph. It is overwritten by the next run.
+// for Eval and for a PerToken Train graph. It is overwritten by the next run.
 func (m *Model) Output() []float32 {
 	if t, ok := m.out.Value().(tensor.Tensor); ok {
 		return t.Data().([]float32)
