@@ -9,11 +9,11 @@ import (
 	"sort"
 	"testing"
 
-	"gochat/checkpoint"
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/layers"
 	"gochat/optimizers"
+	"gochat/safetensors"
 )
 
 // goldenTol bounds ‖got − want‖ / ‖want‖ for logits, losses, gradients, gradient norms and
@@ -49,8 +49,8 @@ type goldenCase struct {
 		} `json:"optimizer"`
 	}
 	weights graph.Weights
-	inputs  map[string]checkpoint.Tensor
-	outputs map[string]checkpoint.Tensor
+	inputs  map[string]safetensors.Tensor
+	outputs map[string]safetensors.Tensor
 }
 
 // goldenRoots are testdata/golden and $GOCHAT_GOLDEN_DIR when set.
@@ -94,8 +94,8 @@ func loadGolden(t *testing.T, dir string) *goldenCase {
 	if err := json.Unmarshal(raw, &c.meta); err != nil {
 		t.Fatalf("%s/meta.json: %v", dir, err)
 	}
-	read := func(file string) map[string]checkpoint.Tensor {
-		ts, _, err := checkpoint.ReadSafetensors(filepath.Join(dir, file))
+	read := func(file string) map[string]safetensors.Tensor {
+		ts, _, err := safetensors.Read(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +315,7 @@ func checkNewtonSchulz(t *testing.T) {
 		if _, err := os.Stat(path); err != nil && root != goldenRoots()[0] {
 			continue // a case folder without Newton-Schulz cases
 		}
-		ts, _, err := checkpoint.ReadSafetensors(path)
+		ts, _, err := safetensors.Read(path)
 		if err != nil {
 			t.Fatal(err)
 		}

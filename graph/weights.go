@@ -3,12 +3,12 @@ package graph
 import (
 	"fmt"
 
-	"gochat/checkpoint"
+	"gochat/safetensors"
 )
 
 // ReadWeights reads parameters from a safetensors file (any float dtype) as float32.
 func ReadWeights(path string) (Weights, error) {
-	ts, _, err := checkpoint.ReadSafetensors(path)
+	ts, _, err := safetensors.Read(path)
 	if err != nil {
 		return nil, err
 	}
@@ -27,11 +27,11 @@ func (c Config) WriteWeights(path string, w Weights) error {
 	if err := c.Check(w); err != nil {
 		return err
 	}
-	ts := map[string]checkpoint.Tensor{}
+	ts := map[string]safetensors.Tensor{}
 	for _, p := range c.Params() {
-		ts[p.Name] = checkpoint.F32(w[p.Name], p.Shape[0], p.Shape[1])
+		ts[p.Name] = safetensors.F32(w[p.Name], p.Shape[0], p.Shape[1])
 	}
-	if err := checkpoint.WriteSafetensors(path, ts, map[string]string{"format": "pt"}); err != nil {
+	if err := safetensors.Write(path, ts, map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("saving weights: %w", err)
 	}
 	return nil

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"sort"
 
-	"gochat/checkpoint"
+	"gochat/internal/atomicfile"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -28,7 +28,7 @@ type document struct {
 // WriteShard writes docs as a shard with nanochat's schema, atomically: a reader never sees
 // a partial file at path.
 func WriteShard(path string, docs []string) error {
-	return checkpoint.WriteAtomic(path, func(f *os.File) error {
+	return atomicfile.Write(path, func(f *os.File) error {
 		w := parquet.NewGenericWriter[document](f,
 			parquet.MaxRowsPerRowGroup(RowGroupSize), parquet.Compression(&zstd.Codec{}))
 		rows := make([]document, 0, RowGroupSize)

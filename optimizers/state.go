@@ -4,34 +4,34 @@ import (
 	"fmt"
 	"strings"
 
-	"gochat/checkpoint"
 	"gochat/graph"
+	"gochat/safetensors"
 )
 
 // State returns everything the optimizers carry between steps, as named tensors for a
 // safetensors file: the iteration, AdamW's step count and moments, and Muon's momentum
 // buffers (parameters that have not been stepped yet have none).
-func (t *Trainer) State() map[string]checkpoint.Tensor {
-	s := map[string]checkpoint.Tensor{
-		"iter":       checkpoint.I64([]int{t.Iter}, 1),
-		"adamw.step": checkpoint.I64([]int{t.adam.steps}, 1),
+func (t *Trainer) State() map[string]safetensors.Tensor {
+	s := map[string]safetensors.Tensor{
+		"iter":       safetensors.I64([]int{t.Iter}, 1),
+		"adamw.step": safetensors.I64([]int{t.adam.steps}, 1),
 	}
 	for _, p := range t.embed {
 		if m, ok := t.adam.expAvg[p.Name]; ok {
-			s["adamw.exp_avg."+p.Name] = checkpoint.F32(m, p.Shape[0], p.Shape[1])
-			s["adamw.exp_avg_sq."+p.Name] = checkpoint.F32(t.adam.expAvgSq[p.Name], p.Shape[0], p.Shape[1])
+			s["adamw.exp_avg."+p.Name] = safetensors.F32(m, p.Shape[0], p.Shape[1])
+			s["adamw.exp_avg_sq."+p.Name] = safetensors.F32(t.adam.expAvgSq[p.Name], p.Shape[0], p.Shape[1])
 		}
 	}
 	for _, p := range t.matrix {
 		if b, ok := t.muon.momentum[p.Name]; ok {
-			s["muon.momentum_buffer."+p.Name] = checkpoint.F32(b, p.Shape[0], p.Shape[1])
+			s["muon.momentum_buffer."+p.Name] = safetensors.F32(b, p.Shape[0], p.Shape[1])
 		}
 	}
 	return s
 }
 
 // LoadState restores what State returned, checking every tensor against the model.
-func (t *Trainer) LoadState(s map[string]checkpoint.Tensor) error {
+func (t *Trainer) LoadState(s map[string]safetensors.Tensor) error {
 	scalar := func(name string) (int, error) {
 		x, ok := s[name]
 		if !ok {

@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"gochat/checkpoint"
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/layers"
+	"gochat/safetensors"
 )
 
 func TestSchedules(t *testing.T) {
@@ -140,7 +140,7 @@ func saveRun(t *testing.T, tr *Trainer, dir string) {
 	if err := tr.Model.Config.WriteWeights(filepath.Join(dir, "model.safetensors"), tr.Model.Weights()); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkpoint.WriteSafetensors(filepath.Join(dir, "optim.safetensors"), tr.State(), nil); err != nil {
+	if err := safetensors.Write(filepath.Join(dir, "optim.safetensors"), tr.State(), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -156,7 +156,7 @@ func restoreRun(t *testing.T, dir string) *Trainer {
 		t.Fatal(err)
 	}
 	tr, _ := NewTrainer(m, DefaultSettings(10), cpubackend.New(nil))
-	state, _, err := checkpoint.ReadSafetensors(filepath.Join(dir, "optim.safetensors"))
+	state, _, err := safetensors.Read(filepath.Join(dir, "optim.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,15 +217,15 @@ func TestLoadStateRejectsMismatches(t *testing.T) {
 	tr, _ := NewTrainer(tinyModel(t, 2, 8), DefaultSettings(10), cpubackend.New(nil))
 	tr.Step([]Batch{sequence(2, 8)})
 	good := tr.State()
-	for name, edit := range map[string]func(map[string]checkpoint.Tensor){
-		"missing iter": func(s map[string]checkpoint.Tensor) { delete(s, "iter") },
-		"unknown":      func(s map[string]checkpoint.Tensor) { s["sgd.velocity"] = checkpoint.F32([]float32{1}, 1) },
-		"wrong shape": func(s map[string]checkpoint.Tensor) {
-			s["muon.momentum_buffer.transformer.h.0.attn.c_q.weight"] = checkpoint.F32([]float32{1}, 1)
+	for name, edit := range map[string]func(map[string]safetensors.Tensor){
+		"missing iter": func(s map[string]safetensors.Tensor) { delete(s, "iter") },
+		"unknown":      func(s map[string]safetensors.Tensor) { s["sgd.velocity"] = safetensors.F32([]float32{1}, 1) },
+		"wrong shape": func(s map[string]safetensors.Tensor) {
+			s["muon.momentum_buffer.transformer.h.0.attn.c_q.weight"] = safetensors.F32([]float32{1}, 1)
 		},
-		"no 2nd moment": func(s map[string]checkpoint.Tensor) { delete(s, "adamw.exp_avg_sq.lm_head.weight") },
+		"no 2nd moment": func(s map[string]safetensors.Tensor) { delete(s, "adamw.exp_avg_sq.lm_head.weight") },
 	} {
-		s := map[string]checkpoint.Tensor{}
+		s := map[string]safetensors.Tensor{}
 		for k, v := range good {
 			s[k] = v
 		}

@@ -8,13 +8,13 @@ import (
 	"os"
 	"strconv"
 
-	"gochat/checkpoint"
+	"gochat/internal/atomicfile"
 )
 
 // WriteTiktoken writes the mergeable tokens in tiktoken's own format, one per line: the
 // token's bytes in base64, a space, its rank. The file is written atomically.
 func (t *Tokenizer) WriteTiktoken(path string) error {
-	return checkpoint.WriteAtomic(path, func(f *os.File) error {
+	return atomicfile.Write(path, func(f *os.File) error {
 		w := bufio.NewWriter(f)
 		for id, tok := range t.tokens {
 			fmt.Fprintf(w, "%s %d\n", base64.StdEncoding.EncodeToString(tok), id)

@@ -6,7 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"gochat/checkpoint"
+	"gochat/internal/atomicfile"
+	"gochat/safetensors"
 )
 
 // The files of a tokenizer folder.
@@ -29,15 +30,15 @@ func (t *Tokenizer) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkpoint.WriteAtomic(filepath.Join(dir, SpecialsFile), func(f *os.File) error {
+	if err := atomicfile.Write(filepath.Join(dir, SpecialsFile), func(f *os.File) error {
 		_, err := f.Write(append(specials, '\n'))
 		return err
 	}); err != nil {
 		return err
 	}
 	tb := t.TokenBytes()
-	if err := checkpoint.WriteSafetensors(filepath.Join(dir, TokenBytesFile),
-		map[string]checkpoint.Tensor{"token_bytes": checkpoint.I64(tb, len(tb))}, nil); err != nil {
+	if err := safetensors.Write(filepath.Join(dir, TokenBytesFile),
+		map[string]safetensors.Tensor{"token_bytes": safetensors.I64(tb, len(tb))}, nil); err != nil {
 		return err
 	}
 	return t.WriteHF(filepath.Join(dir, HFFile))

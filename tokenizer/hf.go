@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"gochat/checkpoint"
+	"gochat/internal/atomicfile"
 )
 
 // HFFile is the HuggingFace tokenizers file a tokenizer folder also holds.
@@ -88,7 +88,7 @@ func (t *Tokenizer) WriteHF(path string) error {
 			"end_of_word_suffix": nil, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
 			"vocab": vocab, "merges": pairs},
 	}
-	return checkpoint.WriteAtomic(path, func(f *os.File) error {
+	return atomicfile.Write(path, func(f *os.File) error {
 		enc := json.NewEncoder(f)
 		enc.SetEscapeHTML(false) // keep <|bos|> readable
 		return enc.Encode(doc)

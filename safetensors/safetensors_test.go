@@ -1,4 +1,4 @@
-package checkpoint
+package safetensors
 
 import (
 	"encoding/binary"
@@ -17,10 +17,10 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 		"scalar":   F32([]float32{4}),
 	}
 	meta := map[string]string{"format": "pt"}
-	if err := WriteSafetensors(path, in, meta); err != nil {
+	if err := Write(path, in, meta); err != nil {
 		t.Fatal(err)
 	}
-	out, gotMeta, err := ReadSafetensors(path)
+	out, gotMeta, err := Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 
 // TestSafetensorsReadsPython reads the golden files, written by Python's safetensors.
 func TestSafetensorsReadsPython(t *testing.T) {
-	w, _, err := ReadSafetensors("../testdata/golden/tiny_mha/weights.safetensors")
+	w, _, err := Read("../testdata/golden/tiny_mha/weights.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestSafetensorsReadsPython(t *testing.T) {
 	if wte.DType != "F64" || !reflect.DeepEqual(wte.Shape, []int{256, 64}) {
 		t.Fatalf("wte: %s %v", wte.DType, wte.Shape)
 	}
-	in, _, err := ReadSafetensors("../testdata/golden/tiny_mha/inputs.safetensors")
+	in, _, err := Read("../testdata/golden/tiny_mha/inputs.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestSafetensorsReadsPython(t *testing.T) {
 func TestSafetensorsRejectsDamagedFiles(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.safetensors")
-	if err := WriteSafetensors(good, map[string]Tensor{"x": F32(make([]float32, 100), 10, 10)}, nil); err != nil {
+	if err := Write(good, map[string]Tensor{"x": F32(make([]float32, 100), 10, 10)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(good)
@@ -92,7 +92,7 @@ func TestSafetensorsRejectsDamagedFiles(t *testing.T) {
 	} {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, data, 0o644)
-		if _, _, err := ReadSafetensors(p); err == nil {
+		if _, _, err := Read(p); err == nil {
 			t.Errorf("%s: read without error", name)
 		}
 	}

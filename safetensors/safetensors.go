@@ -1,6 +1,7 @@
-// Package checkpoint reads and writes model files: safetensors weights in nanochat's names
-// and PyTorch's [out, in] layout.
-package checkpoint
+// Package safetensors reads and writes the safetensors format: named tensors behind a JSON
+// header. gochat keeps weights (nanochat's names, PyTorch's [out, in] layout), optimizer
+// state and token byte lengths in it.
+package safetensors
 
 import (
 	"encoding/binary"
@@ -8,8 +9,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
+
+	"gochat/internal/atomicfile"
 )
 
 // Tensor is one named array of a safetensors file: its dtype ("F32", "F64", "BF16", "F16",
@@ -31,21 +33,21 @@ type headerEntry struct {
 	Offsets [2]int `json:"data_offsets"`
 }
 
-// ReadSafetensors reads every tensor and the metadata of a safetensors file, checking that
+// Read reads every tensor and the metadata of a safetensors file, checking that
 // the header is well formed and that every tensor's bytes match its dtype and shape.
-func ReadSafetensors(path string) (map[string]Tensor, map[string]string, error) {
+func Read(path string) (map[string]Tensor, map[string]string, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	tensors, meta, err := parseSafetensors(raw)
+	tensors, meta, err := parse(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return tensors, meta, nil
 }
 
-func parseSafetensors(raw []byte) (map[string]Tensor, map[string]string, error) {
+func parse(raw []byte) (map[string]Tensor, map[string]string, error) {
 	if len(raw) < 8 {
 		return nil, nil, fmt.Errorf("not a safetensors file: %d bytes", len(raw))
 	}
@@ -199,10 +201,10 @@ func halfToFloat(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
 }
 
-// WriteSafetensors writes tensors (in name order) and metadata atomically: to a temporary
+// Write writes tensors (in name order) and metadata atomically: to a temporary
 // file in the same folder, synced, then renamed over path, so a reader never sees a
 // partial file.
-func WriteSafetensors(path string, tensors map[string]Tensor, meta map[string]string) error {
+func Write(path string, tensors map[string]Tensor, meta map[string]string) error {
 	names := make([]string, 0, len(tensors))
 	for name := range tensors {
 		names = append(names, name)
@@ -232,7 +234,7 @@ func WriteSafetensors(path string, tensors map[string]Tensor, meta map[string]st
 	for len(js)%8 != 0 { // align the data to 8 bytes, as the format recommends
 		js = append(js, ' ')
 	}
-	return WriteAtomic(path, func(f *os.File) error {
+	return atomicfile.Write(path, func(f *os.File) error {
 		var n [8]byte
 		binary.LittleEndian.PutUint64(n[:], uint64(len(js)))
 		if _, err := f.Write(n[:]); err != nil {
@@ -248,42 +250,4 @@ func WriteSafetensors(path string, tensors map[string]Tensor, meta map[string]st
 		}
 		return nil
 	})
-}
-
-// WriteAtomic creates path through write: the content goes to a temporary file beside it,
-// which is synced and renamed over path only if write succeeds. On failure nothing is left.
-func WriteAtomic(path string, write func(*os.File) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil { // CreateTemp makes files only their owner can read
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
