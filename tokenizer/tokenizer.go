@@ -2,6 +2,9 @@ package tokenizer
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
@@ -55,6 +58,21 @@ func New(tokens [][]byte) (*Tokenizer, error) {
 
 // VocabSize counts the mergeable and the special tokens.
 func (t *Tokenizer) VocabSize() int { return len(t.tokens) + len(SpecialTokens) }
+
+// Fingerprint identifies the vocabulary: the first 16 hex digits of a SHA-256 over the
+// tokens in id order (each length-prefixed) and the special tokens. Two tokenizers with
+// the same fingerprint encode every text alike.
+func (t *Tokenizer) Fingerprint() string {
+	h := sha256.New()
+	for _, tok := range t.tokens {
+		binary.Write(h, binary.LittleEndian, uint32(len(tok)))
+		h.Write(tok)
+	}
+	for _, s := range SpecialTokens {
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
 
 // Special returns the id of a special token such as "<|bos|>".
 func (t *Tokenizer) Special(name string) (int, error) {

@@ -186,3 +186,19 @@ func TestCacheStaysBounded(t *testing.T) {
 		}
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	a, b := testTokenizer(t), testTokenizer(t)
+	if a.Fingerprint() != b.Fingerprint() || len(a.Fingerprint()) != 16 {
+		t.Fatalf("equal vocabularies: %q and %q", a.Fingerprint(), b.Fingerprint())
+	}
+	tokens := slices.Clone(a.tokens)
+	tokens[len(tokens)-1], tokens[len(tokens)-2] = tokens[len(tokens)-2], tokens[len(tokens)-1]
+	c, err := New(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Fingerprint() == a.Fingerprint() {
+		t.Error("two vocabularies with the ranks of two tokens swapped share a fingerprint")
+	}
+}

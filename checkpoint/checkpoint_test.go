@@ -1,0 +1,113 @@
+package checkpoint
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gochat/graph"
+	"gochat/loader"
+	"gochat/safetensors"
+)
+
+var tiny = graph.Config{SequenceLen: 16, VocabSize: 64, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 32}
+
+func save(t *testing.T, dir string, step int) (graph.Weights, Meta) {
+	t.Helper()
+	w := graph.InitWeights(tiny, uint64(step))
+	bpb := 1.25
+	meta := Meta{Step: step, ValBPB: &bpb, ModelConfig: tiny, UserConfig: map[string]any{"depth": 2},
+		DeviceBatchSize: 2, MaxSeqLen: 16, NumIterations: 100, Loader: loader.Position{Shard: 1, RowGroup: 2, Doc: 3, Token: 4},
+		Seed: 7, Tokenizer: Tokenizer{Dir: "tok", Fingerprint: "0123456789abcdef"}, Loop: Loop{SmoothLoss: 0.1 + 0.2, TrainSeconds: 12.5}}
+	optim := map[string]safetensors.Tensor{"iter": safetensors.I64([]int{step}, 1)}
+	if err := Save(dir, w, optim, meta); err != nil {
+		t.Fatal(err)
+	}
+	return w, meta
+}
+
+func TestSaveLoad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "base_checkpoints", "d2")
+	save(t, dir, 5)
+	w, meta := save(t, dir, 20)
+	if steps, err := Steps(dir); err != nil || !slices.Equal(steps, []int{5, 20}) {
+		t.Fatalf("steps %v (%v)", steps, err)
+	}
+	last, err := LastStep(dir)
+	if err != nil || last != 20 {
+		t.Fatalf("last step %d (%v)", last, err)
+	}
+	c, err := Load(dir, 20, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meta.Loop.SmoothLoss != meta.Loop.SmoothLoss || c.Meta.Loader != meta.Loader || *c.Meta.ValBPB != 1.25 ||
+		c.Meta.ModelConfig != tiny || c.Meta.Tokenizer != meta.Tokenizer || c.Meta.Seed != 7 {
+		t.Errorf("meta %+v, want %+v", c.Meta, meta)
+	}
+	for name, v := range w {
+		if !slices.Equal(c.Weights[name], v) {
+			t.Errorf("%s differs", name)
+		}
+	}
+	if it, _ := c.Optim["iter"].Ints(); !slices.Equal(it, []int{20}) {
+		t.Errorf("optimizer state %v", it)
+	}
+	// nanochat's field names, for tools that read its meta files.
+	raw, _ := os.ReadFile(filepath.Join(dir, "meta_000020.json"))
+	for _, key := range []string{`"step": 20`, `"val_bpb": 1.25`, `"model_config"`, `"n_layer": 2`, `"user_config"`, `"device_batch_size": 2`, `"max_seq_len": 16`} {
+		if !strings.Contains(string(raw), key) {
+			t.Errorf("meta lacks %s:\n%s", key, raw)
+		}
+	}
+}
+
+func TestLoadRefusesDamage(t *testing.T) {
+	dir := t.TempDir()
+	save(t, dir, 3)
+	model := filepath.Join(dir, "model_000003.safetensors")
+	raw, _ := os.ReadFile(model)
+	os.WriteFile(model, raw[:len(raw)/2], 0o644)
+	if _, err := Load(dir, 3, false); err == nil || !strings.Contains(err.Error(), "model_000003") {
+		t.Errorf("truncated weights: %v", err)
+	}
+
+	save(t, dir, 4)
+	meta := filepath.Join(dir, "meta_000004.json")
+	raw, _ = os.ReadFile(meta)
+	os.WriteFile(meta, []byte(strings.Replace(string(raw), `"n_layer": 2`, `"n_layer": 3`, 1)), 0o644)
+	if _, err := Load(dir, 4, false); err == nil || !strings.Contains(err.Error(), "transformer.h.2") {
+		t.Errorf("weights of another config: %v", err)
+	}
+	os.WriteFile(meta, raw[:10], 0o644)
+	if _, err := Load(dir, 4, false); err == nil || !strings.Contains(err.Error(), "meta_000004.json") {
+		t.Errorf("truncated meta: %v", err)
+	}
+
+	save(t, dir, 6)
+	os.Remove(filepath.Join(dir, "optim_000006.safetensors"))
+	if _, err := Load(dir, 6, true); err == nil {
+		t.Error("a step without optimizer state resumed")
+	}
+	if _, err := Load(dir, 6, false); err != nil {
+		t.Errorf("weights alone: %v", err)
+	}
+	if _, err := LastStep(t.TempDir()); err == nil {
+		t.Error("an empty folder has a last step")
+	}
+}
+
+func TestLargestTag(t *testing.T) {
+	root := t.TempDir()
+	if _, err := LargestTag(filepath.Join(root, "missing")); err == nil {
+		t.Error("a missing folder has a tag")
+	}
+	for _, d := range []string{"d4", "d12", "d6", "custom"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	if tag, err := LargestTag(root); err != nil || tag != "d12" {
+		t.Errorf("tag %q (%v), want d12", tag, err)
+	}
+}
