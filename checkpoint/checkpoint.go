@@ -47,15 +47,22 @@ type Tokenizer struct {
 
 // Loop is the training loop's own state at the step.
 type Loop struct {
-	SmoothLoss   float64  `json:"smooth_train_loss"` // the EMA before bias correction
-	TrainSeconds float64  `json:"total_training_time"`
+	SmoothLoss   float64  `json:"smooth_train_loss"`   // the EMA before bias correction
+	TrainSeconds float64  `json:"total_training_time"` // step time after step 10, as nanochat counts
+	WallSeconds  float64  `json:"wall_time"`           // the whole run's, evaluations and saves included
 	MinValBPB    *float64 `json:"min_val_bpb"`
 }
 
 // Step files of a run folder.
-func modelFile(dir string, step int) string { return filepath.Join(dir, fmt.Sprintf("model_%06d.safetensors", step)) }
-func optimFile(dir string, step int) string { return filepath.Join(dir, fmt.Sprintf("optim_%06d.safetensors", step)) }
-func metaFile(dir string, step int) string  { return filepath.Join(dir, fmt.Sprintf("meta_%06d.json", step)) }
+func modelFile(dir string, step int) string {
+	return filepath.Join(dir, fmt.Sprintf("model_%06d.safetensors", step))
+}
+func optimFile(dir string, step int) string {
+	return filepath.Join(dir, fmt.Sprintf("optim_%06d.safetensors", step))
+}
+func metaFile(dir string, step int) string {
+	return filepath.Join(dir, fmt.Sprintf("meta_%06d.json", step))
+}
 
 // Save writes step's weights, optimizer state (skipped when nil) and meta into dir. Each
 // file is written atomically and the meta file last, so a step whose meta exists is whole:

@@ -1,0 +1,407 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"time"
+
+	"gochat/checkpoint"
+	"gochat/graph"
+	"gochat/layers"
+	"gochat/loader"
+	"gochat/optimizers"
+	"gochat/sampler"
+	"gochat/tokenizer"
+
+	"gorgonia.org/tensor"
+)
+
+// SamplePrompts are base_train's prompts, completed greedily at each sample step.
+var SamplePrompts = []string{
+	"The capital of France is",
+	"The chemical symbol of gold is",
+	"If yesterday was Friday, then tomorrow will be",
+	"The opposite of hot is",
+	"The planets of the solar system are:",
+	"My favorite color is",
+	"If 5*x + 3 = 13, then x is",
+}
+
+// sampleTokens is how many tokens a sample adds to its prompt.
+const sampleTokens = 16
+
+// Engine is what training computes with: a Gorgonia engine whose matrix products the
+// custom ops and Muon's Newton-Schulz also use.
+type Engine interface {
+	tensor.Engine
+	layers.Gemm
+}
+
+// Run is one base-training run.
+type Run struct {
+	Settings     Settings
+	Data         string // shard folder: training shards and the validation shard (loader.Split)
+	Tokenizer    *tokenizer.Tokenizer
+	TokenizerDir string
+	Dir          string // the run's checkpoint folder, such as base_checkpoints/d4
+	Engine       Engine
+	PeakFLOPS    float64 // the engine's measured peak, for MFU; 0 leaves MFU out
+	Resume       bool    // continue from the last checkpoint in Dir
+
+	Log      io.Writer             // the per-step lines, evaluations and samples
+	Progress func(step, steps int) // called after each step; may be nil
+}
+
+// Result sums up a finished (or interrupted) run.
+type Result struct {
+	Plan        Plan
+	Step        int     // steps taken
+	Loss        float64 // debiased EMA of the training loss at the end
+	ValBPB      float64 // at the last evaluation
+	MinValBPB   float64
+	Samples     []string // the last samples, prompt and continuation
+	TokPerSec   float64  // over the timed steps
+	MFU         float64  // percent, over the timed steps
+	DataWait    float64  // share of the step time spent waiting for batches
+	Interrupted bool     // the context was cancelled; a checkpoint was saved
+	Seconds     float64  // wall time of the loop
+}
+
+// smoothing is the β of the training loss's exponential moving average.
+const smoothing = 0.9
+
+// calibrationSteps are the steps a time-budgeted run times before it fixes its horizon.
+const calibrationSteps = 5
+
+// Base trains a model as nanochat's base_train does, until the horizon or until ctx is
+// cancelled, saving a checkpoint at the end either way.
+func Base(ctx context.Context, r Run) (*Result, error) {
+	s := r.Settings
+	plan, err := s.Plan(r.Tokenizer.VocabSize())
+	if err != nil {
+		return nil, err
+	}
+	trainShards, valShard, err := loader.Split(r.Data)
+	if err != nil {
+		return nil, err
+	}
+	B, T := s.DeviceBatchSize, s.MaxSeqLen
+	var st state
+	st.wallStart = time.Now()
+	weights := graph.InitWeights(plan.Model, s.Seed)
+	var resumed *checkpoint.Checkpoint
+	if r.Resume {
+		if resumed, err = r.loadResume(plan); err != nil {
+			return nil, err
+		}
+		weights, st.pos, st.step = resumed.Weights, resumed.Meta.Loader, resumed.Meta.Step
+		st.Loop, plan.NumIterations = resumed.Meta.Loop, resumed.Meta.NumIterations
+		if resumed.Meta.ValBPB != nil {
+			st.valBPB = *resumed.Meta.ValBPB
+		}
+	}
+	r.printPlan(plan, trainShards, valShard)
+
+	model, err := graph.Build(plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: r.Engine})
+	if err != nil {
+		return nil, err
+	}
+	defer model.Close()
+	if err := model.Load(weights); err != nil {
+		return nil, err
+	}
+	eval, err := graph.Build(plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: r.Engine, Share: model})
+	if err != nil {
+		return nil, err
+	}
+	defer eval.Close()
+	horizon := plan.NumIterations
+	if horizon == 0 { // a time budget: no warmdown until the horizon is known
+		horizon = math.MaxInt32
+	}
+	trainer, err := optimizers.NewTrainer(model, optimizers.Settings{MatrixLR: s.MatrixLR, EmbeddingLR: s.EmbeddingLR,
+		UnembeddingLR: s.UnembeddingLR, WeightDecay: s.WeightDecay, GradClip: s.GradClip,
+		Schedule: optimizers.Schedule{NumIterations: horizon, WarmupRatio: s.WarmupRatio, WarmdownRatio: s.WarmdownRatio, FinalLRFrac: s.FinalLRFrac}}, r.Engine)
+	if err != nil {
+		return nil, err
+	}
+	if resumed != nil {
+		if err := trainer.LoadState(resumed.Optim); err != nil {
+			return nil, err
+		}
+		if trainer.Iter != st.step {
+			return nil, fmt.Errorf("resume: the optimizer state is at step %d, the checkpoint at %d", trainer.Iter, st.step)
+		}
+	}
+	data, err := loader.NewLoader(trainShards, r.Tokenizer, B, T, 0, 1, st.pos)
+	if err != nil {
+		return nil, err
+	}
+	defer data.Close()
+	met, err := openMetrics(r.Dir, st.step)
+	if err != nil {
+		return nil, err
+	}
+
+	res := &Result{Plan: plan}
+	deadline := st.wallStart.Add(time.Duration((s.TimeBudget - st.WallSeconds) * float64(time.Second)))
+	var evalSeconds, timedSeconds, timedTokens, waitSeconds float64
+	first := st.step
+	for ; ; st.step++ {
+		step := st.step
+		last := plan.NumIterations > 0 && step >= plan.NumIterations
+		stop := ctx.Err() != nil && !last
+		if last || (s.EvalEvery > 0 && step%s.EvalEvery == 0) {
+			start := time.Now()
+			if st.valBPB, err = BPB(eval, []string{valShard}, r.Tokenizer, plan.EvalSteps); err != nil {
+				return nil, err
+			}
+			if st.MinValBPB == nil || st.valBPB < *st.MinValBPB {
+				st.MinValBPB = ptr(st.valBPB)
+			}
+			fmt.Fprintf(r.Log, "step %05d | validation bpb: %.4f (%.1f s)\n", step, st.valBPB, time.Since(start).Seconds())
+			if err := met.add(Record{Kind: "eval", Step: step, ValBPB: st.valBPB}); err != nil {
+				return nil, err
+			}
+			if err := met.plot(); err != nil {
+				return nil, err
+			}
+			evalSeconds = time.Since(start).Seconds()
+		}
+		if last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0) {
+			if res.Samples, err = r.samples(model); err != nil {
+				return nil, err
+			}
+			for _, line := range res.Samples {
+				fmt.Fprintf(r.Log, "sample: %q\n", line)
+			}
+		}
+		if last || stop || (s.SaveEvery > 0 && step > 0 && step%s.SaveEvery == 0) {
+			st.WallSeconds += time.Since(st.wallStart).Seconds()
+			st.wallStart = time.Now()
+			if err := r.save(model, trainer, plan, &st, data.Position()); err != nil {
+				return nil, err
+			}
+		}
+		if last || stop {
+			res.Interrupted = stop
+			break
+		}
+
+		// One optimizer step over GradAccum micro-batches.
+		waitStart := time.Now()
+		batches := make([]optimizers.Batch, plan.GradAccum)
+		for k := range batches {
+			ids, targets, err := data.Next()
+			if err != nil {
+				return nil, err
+			}
+			batches[k] = optimizers.Batch{IDs: ids, Targets: targets}
+		}
+		wait := time.Since(waitStart).Seconds()
+		start := time.Now()
+		out, err := trainer.Step(batches)
+		if err != nil {
+			return nil, err
+		}
+		dt := time.Since(start).Seconds() + wait
+		st.SmoothLoss = smoothing*st.SmoothLoss + (1-smoothing)*out.Loss
+		smooth := st.SmoothLoss / (1 - math.Pow(smoothing, float64(step+1)))
+		tokPerSec := float64(plan.TokensPerStep) / dt
+		mfu := 0.0
+		if r.PeakFLOPS > 0 {
+			mfu = 100 * plan.FLOPsPerToken * tokPerSec / r.PeakFLOPS
+		}
+		if step > 10 { // nanochat's total training time leaves out the first steps
+			st.TrainSeconds += dt
+		}
+		if step > first { // the first step of a process also allocates every buffer
+			timedSeconds, timedTokens, waitSeconds = timedSeconds+dt, timedTokens+float64(plan.TokensPerStep), waitSeconds+wait
+		}
+		of := "?????"
+		if plan.NumIterations > 0 {
+			of = fmt.Sprintf("%05d (%5.1f%%)", plan.NumIterations, 100*float64(step+1)/float64(plan.NumIterations))
+		}
+		fmt.Fprintf(r.Log, "step %05d/%s | loss: %.6f | lrm: %.2f | dt: %.0fms | tok/sec: %.0f | mfu: %.2f | total time: %.2fm\n",
+			step+1, of, smooth, out.LRMultiplier, 1000*dt, tokPerSec, mfu, st.TrainSeconds/60)
+		if err := met.add(Record{Kind: "train", Step: step, Loss: out.Loss, SmoothLoss: smooth, LRMultiplier: out.LRMultiplier,
+			GradNorm: out.GradNorm, Seconds: dt, TokPerSec: tokPerSec, MFU: mfu, DataWait: wait}); err != nil {
+			return nil, err
+		}
+		res.Loss = smooth
+		if plan.NumIterations == 0 && step+1-first >= calibrationSteps {
+			stepSeconds := timedSeconds / float64(step-first) // the steps after the first
+			if evalSeconds == 0 { // not measured yet: a forward pass is about a third of a step's work
+				evalSeconds = float64(plan.EvalSteps) * stepSeconds / float64(3*plan.GradAccum)
+			}
+			plan.NumIterations = fixHorizon(step+1, time.Until(deadline).Seconds(), stepSeconds, evalSeconds, s.EvalEvery)
+			trainer.Settings.NumIterations = plan.NumIterations
+			res.Plan = plan
+			fmt.Fprintf(r.Log, "time budget: %.0f s at %.0f ms a step gives %d steps\n", s.TimeBudget, 1000*stepSeconds, plan.NumIterations)
+		}
+		if r.Progress != nil {
+			r.Progress(step+1, plan.NumIterations)
+		}
+	}
+	res.Step, res.ValBPB = st.step, st.valBPB
+	if st.MinValBPB != nil {
+		res.MinValBPB = *st.MinValBPB
+	}
+	if timedSeconds > 0 {
+		res.TokPerSec = timedTokens / timedSeconds
+		if r.PeakFLOPS > 0 {
+			res.MFU = 100 * plan.FLOPsPerToken * res.TokPerSec / r.PeakFLOPS
+		}
+		res.DataWait = waitSeconds / timedSeconds
+	}
+	res.Seconds = st.WallSeconds
+	return res, met.plot()
+}
+
+// state is what the loop carries from step to step (Loop is what a checkpoint keeps).
+type state struct {
+	checkpoint.Loop
+	step      int
+	pos       loader.Position
+	valBPB    float64
+	wallStart time.Time
+}
+
+func ptr(x float64) *float64 { return &x }
+
+// fixHorizon turns the time left into a step count: each further step costs dt, plus an
+// evaluation (evalSeconds) every evalEvery steps and one at the end.
+func fixHorizon(done int, secondsLeft, dt, evalSeconds float64, evalEvery int) int {
+	perStep := dt
+	if evalEvery > 0 {
+		perStep += evalSeconds / float64(evalEvery)
+	}
+	more := int((secondsLeft - evalSeconds) / perStep)
+	return done + max(more, 1)
+}
+
+// printPlan prints the numbers base_train derives.
+func (r Run) printPlan(p Plan, train []string, val string) {
+	c := p.Model
+	fmt.Fprintf(r.Log, "model: n_layer %d, n_embd %d, n_head %d, n_kv_head %d, vocab_size %d, sequence_len %d\n",
+		c.NLayer, c.NEmbd, c.NHead, c.NKVHead, c.VocabSize, c.SequenceLen)
+	fmt.Fprintf(r.Log, "number of parameters: %d\n", p.Params)
+	fmt.Fprintf(r.Log, "estimated FLOPs per token: %e\n", p.FLOPsPerToken)
+	fmt.Fprintf(r.Log, "tokens / micro-batch: %d (%d × %d), total batch size %d => gradient accumulation steps: %d\n",
+		r.Settings.DeviceBatchSize*r.Settings.MaxSeqLen, r.Settings.DeviceBatchSize, r.Settings.MaxSeqLen, p.TokensPerStep, p.GradAccum)
+	if p.NumIterations > 0 {
+		tokens := p.NumIterations * p.TokensPerStep
+		fmt.Fprintf(r.Log, "number of iterations: %d\n", p.NumIterations)
+		fmt.Fprintf(r.Log, "total number of training tokens: %d\n", tokens)
+		fmt.Fprintf(r.Log, "tokens : params ratio: %.2f\n", float64(tokens)/float64(p.Params))
+		fmt.Fprintf(r.Log, "total training FLOPs estimate: %e\n", p.FLOPsPerToken*float64(tokens))
+	} else {
+		fmt.Fprintf(r.Log, "number of iterations: fixed by the %.0f s time budget after %d timed steps\n", r.Settings.TimeBudget, calibrationSteps)
+	}
+	fmt.Fprintf(r.Log, "data: %d training shards, validation on %s (%d steps of %d tokens per evaluation)\n",
+		len(train), val, p.EvalSteps, r.Settings.DeviceBatchSize*r.Settings.MaxSeqLen)
+}
+
+// samples completes SamplePrompts greedily with the model's current weights.
+func (r Run) samples(model *graph.Model) ([]string, error) {
+	bos, err := r.Tokenizer.Special("<|bos|>")
+	if err != nil {
+		return nil, err
+	}
+	prompts := make([][]int, len(SamplePrompts))
+	longest := 0
+	for i, p := range SamplePrompts {
+		prompts[i] = append([]int{bos}, r.Tokenizer.Encode(p)...)
+		if len(prompts[i]) > r.Settings.MaxSeqLen { // keep the end of a prompt a short model cannot hold
+			prompts[i] = prompts[i][len(prompts[i])-r.Settings.MaxSeqLen:]
+		}
+		longest = max(longest, len(prompts[i]))
+	}
+	seqLen := min(longest+sampleTokens, r.Settings.MaxSeqLen)
+	infer, err := graph.Build(model.Config, graph.Options{Batch: len(prompts), SeqLen: seqLen, Mode: graph.Infer, Engine: r.Engine, Share: model})
+	if err != nil {
+		return nil, err
+	}
+	defer infer.Close()
+	rows, err := sampler.Complete(infer, prompts, sampleTokens, bos)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(rows))
+	for i, row := range rows {
+		text, err := r.Tokenizer.Decode(row[1:])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = string(text)
+	}
+	return out, nil
+}
+
+// save writes the step's checkpoint.
+func (r Run) save(model *graph.Model, trainer *optimizers.Trainer, plan Plan, st *state, pos loader.Position) error {
+	var user map[string]any
+	raw, _ := json.Marshal(r.Settings)
+	json.Unmarshal(raw, &user)
+	meta := checkpoint.Meta{Step: st.step, ModelConfig: plan.Model, UserConfig: user,
+		DeviceBatchSize: r.Settings.DeviceBatchSize, MaxSeqLen: r.Settings.MaxSeqLen,
+		NumIterations: plan.NumIterations, Loader: pos, Seed: r.Settings.Seed,
+		Tokenizer: checkpoint.Tokenizer{Dir: r.TokenizerDir, Fingerprint: r.Tokenizer.Fingerprint()}, Loop: st.Loop}
+	if st.MinValBPB != nil {
+		meta.ValBPB = ptr(st.valBPB)
+	}
+	if err := checkpoint.Save(r.Dir, model.Weights(), trainer.State(), meta); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.Log, "saved checkpoint of step %d to %s\n", st.step, r.Dir)
+	return nil
+}
+
+// loadResume reads the run's last checkpoint and checks that it belongs to this run.
+func (r Run) loadResume(plan Plan) (*checkpoint.Checkpoint, error) {
+	step, err := checkpoint.LastStep(r.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	c, err := checkpoint.Load(r.Dir, step, true)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	m := c.Meta
+	if m.Tokenizer.Fingerprint != r.Tokenizer.Fingerprint() {
+		return nil, fmt.Errorf("resume: the run was trained with tokenizer %s (%s), this one is %s (%s)",
+			m.Tokenizer.Fingerprint, m.Tokenizer.Dir, r.Tokenizer.Fingerprint(), r.TokenizerDir)
+	}
+	if m.ModelConfig != plan.Model {
+		return nil, fmt.Errorf("resume: the checkpoint's model is %+v, these settings make %+v", m.ModelConfig, plan.Model)
+	}
+	var saved Settings
+	raw, _ := json.Marshal(m.UserConfig)
+	if err := json.Unmarshal(raw, &saved); err != nil {
+		return nil, fmt.Errorf("resume: user_config: %w", err)
+	}
+	if diff := trainingDifference(saved, r.Settings); diff != "" {
+		return nil, fmt.Errorf("resume: the run was started with %s", diff)
+	}
+	return c, nil
+}
+
+// trainingDifference names the first setting that would change the training itself (not
+// its evaluation or bookkeeping) between two settings, or returns "".
+func trainingDifference(saved, now Settings) string {
+	for _, s := range []*Settings{&saved, &now} {
+		s.EvalEvery, s.EvalTokens, s.SampleEvery, s.SaveEvery = 0, 0, 0, 0
+	}
+	a, b := reflect.ValueOf(saved), reflect.ValueOf(now)
+	for i := range a.NumField() {
+		if !a.Field(i).Equal(b.Field(i)) {
+			name := reflect.TypeOf(saved).Field(i).Tag.Get("json")
+			return fmt.Sprintf("%s = %v, not %v", name, a.Field(i), b.Field(i))
+		}
+	}
+	return ""
+}

@@ -1,0 +1,171 @@
+package train
+
+import (
+	"context"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"gochat/checkpoint"
+	"gochat/cpubackend"
+	"gochat/loader"
+	"gochat/tokenizer"
+)
+
+// fixture packs Go's strings and bytes packages into shards and trains a 512-token
+// vocabulary on them.
+func fixture(t *testing.T) (data string, tok *tokenizer.Tokenizer) {
+	t.Helper()
+	data = filepath.Join(t.TempDir(), "base_data")
+	src := filepath.Join(runtime.GOROOT(), "src")
+	paths, err := loader.Pack([]string{filepath.Join(src, "strings"), filepath.Join(src, "bytes")}, data,
+		loader.PackOptions{Include: []string{"*.go"}, ValDocs: 8, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	loader.EachDocument(paths, func(d string) bool { docs = append(docs, d); return true })
+	if tok, err = tokenizer.Train(docs, tokenizer.TrainOptions{VocabSize: 512, DocCap: 10000, MaxChars: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	return data, tok
+}
+
+func tinySettings() Settings {
+	s := DefaultSettings()
+	s.Depth, s.MaxSeqLen, s.DeviceBatchSize, s.TotalBatchSize = 1, 32, 2, 128
+	s.NumIterations, s.EvalEvery, s.EvalTokens, s.SampleEvery = 12, 4, 128, 0
+	return s
+}
+
+func tinyRun(t *testing.T, data string, tok *tokenizer.Tokenizer, dir string) Run {
+	blas, err := cpubackend.Select("auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Run{Settings: tinySettings(), Data: data, Tokenizer: tok, TokenizerDir: "tok", Dir: dir,
+		Engine: cpubackend.New(blas), Log: io.Discard}
+}
+
+func trainRecords(t *testing.T, dir string) []Record {
+	m, err := openMetrics(dir, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Record
+	for _, r := range m.records {
+		if r.Kind == "train" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestBaseTrainsAndResumesExactly(t *testing.T) {
+	data, tok := fixture(t)
+	straight := filepath.Join(t.TempDir(), "d1")
+	var log strings.Builder
+	run := tinyRun(t, data, tok, straight)
+	run.Log = &log
+	res, err := Base(context.Background(), run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Plan.GradAccum != 2 || res.Step != 12 || res.Interrupted {
+		t.Fatalf("result %+v", res)
+	}
+	records := trainRecords(t, straight)
+	if len(records) != 12 || !(records[11].SmoothLoss < records[0].Loss-0.5) {
+		t.Fatalf("%d steps; loss from %.3f to %.3f", len(records), records[0].Loss, records[len(records)-1].SmoothLoss)
+	}
+	for _, want := range []string{"gradient accumulation steps: 2", "number of iterations: 12", "validation bpb", "sample: \"The capital of France is"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	for _, name := range []string{"loss.png", "val_bpb.png"} {
+		f, err := os.Open(filepath.Join(straight, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := png.Decode(f); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		f.Close()
+	}
+
+	// Interrupt a second run after step 5, then resume it: the same losses and weights.
+	stopped := filepath.Join(t.TempDir(), "d1")
+	ctx, cancel := context.WithCancel(context.Background())
+	run = tinyRun(t, data, tok, stopped)
+	run.Progress = func(step, _ int) {
+		if step == 5 {
+			cancel()
+		}
+	}
+	res, err = Base(ctx, run)
+	if err != nil || !res.Interrupted || res.Step != 5 {
+		t.Fatalf("interrupted run: %+v, %v", res, err)
+	}
+	if steps, _ := checkpoint.Steps(stopped); !slices.Equal(steps, []int{5}) {
+		t.Fatalf("checkpoints after the interruption: %v", steps)
+	}
+	run = tinyRun(t, data, tok, stopped)
+	run.Resume = true
+	if _, err := Base(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	resumed := trainRecords(t, stopped)
+	for i := range records {
+		if resumed[i].Loss != records[i].Loss {
+			t.Fatalf("step %d: loss %v after resuming, %v straight", i, resumed[i].Loss, records[i].Loss)
+		}
+	}
+	a, _ := checkpoint.Load(straight, 12, true)
+	b, _ := checkpoint.Load(stopped, 12, true)
+	for name, w := range a.Weights {
+		if !slices.Equal(w, b.Weights[name]) {
+			t.Fatalf("%s differs between the straight and the resumed run", name)
+		}
+	}
+	if *a.Meta.ValBPB != *b.Meta.ValBPB || a.Meta.Loader != b.Meta.Loader {
+		t.Errorf("meta differs: %+v vs %+v", a.Meta, b.Meta)
+	}
+}
+
+func TestBaseRefusesMismatches(t *testing.T) {
+	data, tok := fixture(t)
+	dir := filepath.Join(t.TempDir(), "d1")
+	run := tinyRun(t, data, tok, dir)
+	run.Settings.NumIterations = 2
+	if _, err := Base(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	other := run
+	other.Resume = true
+	other.Settings.MatrixLR = 0.03
+	if _, err := Base(context.Background(), other); err == nil || !strings.Contains(err.Error(), "matrix_lr") {
+		t.Errorf("resumed with another learning rate: %v", err)
+	}
+	other = run
+	other.Resume = true
+	other.Tokenizer, _ = tokenizer.Load("../testdata/tokenizer/go-1200")
+	if _, err := Base(context.Background(), other); err == nil || !strings.Contains(err.Error(), "tokenizer") {
+		t.Errorf("resumed with another tokenizer: %v", err)
+	}
+	bad := run
+	bad.Settings.TotalBatchSize = 100
+	if _, err := Base(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "multiple") {
+		t.Errorf("impossible geometry: %v", err)
+	}
+	bad = run
+	bad.Data = t.TempDir()
+	if _, err := Base(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "no shards") {
+		t.Errorf("no data: %v", err)
+	}
+}

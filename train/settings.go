@@ -1,0 +1,111 @@
+// Package train is nanochat's base training loop: the batch geometry and horizon derived
+// from a few knobs, gradient accumulation, evaluation in bits per byte, samples, metrics
+// with plots, and checkpoints that resume a run exactly.
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"gochat/graph"
+)
+
+// Settings are base_train's knobs, under its names (they are the checkpoint's user_config).
+type Settings struct {
+	Depth           int `json:"depth"`
+	MaxSeqLen       int `json:"max_seq_len"`
+	DeviceBatchSize int `json:"device_batch_size"`
+	TotalBatchSize  int `json:"total_batch_size"` // tokens per optimizer step
+
+	// The horizon, first that is set: NumIterations, TargetFLOPs, TargetParamDataRatio
+	// (tokens per parameter), TimeBudget (seconds; the iterations follow from the speed of
+	// the first steps).
+	NumIterations        int     `json:"num_iterations"`
+	TargetFLOPs          float64 `json:"target_flops"`
+	TargetParamDataRatio float64 `json:"target_param_data_ratio"`
+	TimeBudget           float64 `json:"time_budget"`
+
+	EmbeddingLR   float64 `json:"embedding_lr"`
+	UnembeddingLR float64 `json:"unembedding_lr"`
+	MatrixLR      float64 `json:"matrix_lr"`
+	WeightDecay   float64 `json:"weight_decay"`
+	GradClip      float64 `json:"grad_clip"`
+	WarmupRatio   float64 `json:"warmup_ratio"`
+	WarmdownRatio float64 `json:"warmdown_ratio"`
+	FinalLRFrac   float64 `json:"final_lr_frac"`
+
+	EvalEvery   int    `json:"eval_every"` // steps; 0: only at the end
+	EvalTokens  int    `json:"eval_tokens"`
+	SampleEvery int    `json:"sample_every"` // steps; 0: only at the end
+	SaveEvery   int    `json:"save_every"`   // steps; 0: only at the end
+	Seed        uint64 `json:"seed"`
+}
+
+// DefaultSettings are nanochat's base_train defaults (d20 on 8×H100, 524,288 tokens a step).
+func DefaultSettings() Settings {
+	return Settings{Depth: 20, MaxSeqLen: 2048, DeviceBatchSize: 32, TotalBatchSize: 524288,
+		NumIterations: -1, TargetFLOPs: -1, TargetParamDataRatio: 20,
+		EmbeddingLR: 0.2, UnembeddingLR: 0.004, MatrixLR: 0.02, GradClip: 1,
+		WarmdownRatio: 0.2, EvalEvery: 250, EvalTokens: 20 * 524288, SampleEvery: 2000, Seed: 42}
+}
+
+// Plan is what the settings imply for a vocabulary, as base_train prints it.
+type Plan struct {
+	Model         graph.Config
+	Params        int
+	FLOPsPerToken float64
+	TokensPerStep int // TotalBatchSize
+	GradAccum     int // micro-batches per step
+	NumIterations int // 0 while a time budget has not been turned into steps
+	EvalSteps     int // forward passes per evaluation
+}
+
+// Plan derives the model and the batch geometry and checks that they fit together.
+func (s Settings) Plan(vocabSize int) (Plan, error) {
+	var p Plan
+	if s.Depth <= 0 || s.MaxSeqLen <= 0 || s.DeviceBatchSize <= 0 || s.TotalBatchSize <= 0 {
+		return p, fmt.Errorf("depth, max_seq_len, device_batch_size and total_batch_size must be positive")
+	}
+	p.Model = graph.ConfigForDepth(s.Depth, vocabSize, s.MaxSeqLen)
+	if err := p.Model.Validate(); err != nil {
+		return p, err
+	}
+	p.Params, p.FLOPsPerToken, p.TokensPerStep = p.Model.NumParams(), p.Model.FLOPsPerToken(), s.TotalBatchSize
+	micro := s.DeviceBatchSize * s.MaxSeqLen
+	if s.TotalBatchSize%micro != 0 {
+		return p, fmt.Errorf("total_batch_size %d is not a multiple of device_batch_size × max_seq_len = %d × %d = %d",
+			s.TotalBatchSize, s.DeviceBatchSize, s.MaxSeqLen, micro)
+	}
+	p.GradAccum = s.TotalBatchSize / micro
+	p.EvalSteps = s.EvalTokens / micro
+	if p.EvalSteps < 1 {
+		return p, fmt.Errorf("eval_tokens %d is less than one batch of %d tokens", s.EvalTokens, micro)
+	}
+	for _, r := range []float64{s.WarmupRatio, s.WarmdownRatio, s.FinalLRFrac} {
+		if r < 0 || r > 1 {
+			return p, fmt.Errorf("warmup_ratio, warmdown_ratio and final_lr_frac must lie in [0, 1]")
+		}
+	}
+	if s.WarmupRatio+s.WarmdownRatio > 1 {
+		return p, fmt.Errorf("warmup_ratio + warmdown_ratio is %g, more than the whole run", s.WarmupRatio+s.WarmdownRatio)
+	}
+	switch {
+	case s.NumIterations > 0:
+		p.NumIterations = s.NumIterations
+	case s.TargetFLOPs > 0:
+		p.NumIterations = int(math.Round(s.TargetFLOPs / (p.FLOPsPerToken * float64(s.TotalBatchSize))))
+	case s.TargetParamDataRatio > 0:
+		p.NumIterations = int(s.TargetParamDataRatio*float64(p.Params)) / s.TotalBatchSize
+	case s.TimeBudget > 0:
+		if s.WarmupRatio > 0 {
+			return p, fmt.Errorf("a warmup needs the horizon in steps; give num_iterations with warmup_ratio")
+		}
+		return p, nil
+	default:
+		return p, fmt.Errorf("no horizon: set num_iterations, target_flops, target_param_data_ratio or a time budget")
+	}
+	if p.NumIterations < 1 {
+		return p, fmt.Errorf("the horizon comes to %d steps; raise it", p.NumIterations)
+	}
+	return p, nil
+}
