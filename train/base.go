@@ -235,7 +235,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 		res.Loss = smooth
 		if plan.NumIterations == 0 && step+1-first >= calibrationSteps {
 			stepSeconds := timedSeconds / float64(step-first) // the steps after the first
-			if evalSeconds == 0 { // not measured yet: a forward pass is about a third of a step's work
+			if evalSeconds == 0 {                             // not measured yet: a forward pass is about a third of a step's work
 				evalSeconds = float64(plan.EvalSteps) * stepSeconds / float64(3*plan.GradAccum)
 			}
 			plan.NumIterations = fixHorizon(step+1, time.Until(deadline).Seconds(), stepSeconds, evalSeconds, s.EvalEvery)
