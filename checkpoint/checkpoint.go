@@ -163,6 +163,10 @@ type Checkpoint struct {
 func ReadMeta(dir string, step int) (Meta, error) {
 	var m Meta
 	raw, err := os.ReadFile(metaFile(dir, step))
+	if errors.Is(err, fs.ErrNotExist) {
+		steps, _ := Steps(dir)
+		return m, fmt.Errorf("checkpoint: no step %d in %s (saved steps: %v)", step, dir, steps)
+	}
 	if err != nil {
 		return m, fmt.Errorf("checkpoint: %w", err)
 	}

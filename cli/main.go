@@ -19,6 +19,8 @@ func main() {
 			benchCommand(),
 			tokCommand(),
 			dataCommand(),
+			trainCommand(),
+			evalCommand(),
 		},
 		// Errors are printed once, by main, without usage text or a stack trace.
 		ExitErrHandler: func(*cli.Context, error) {},

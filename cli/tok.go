@@ -224,23 +224,3 @@ func runTokEval(c *cli.Context) error {
 }
 
 // progressBar draws a one-line bar on stderr with the rate and the time left.
-// progressBar returns a progress callback that redraws one line on stderr: a bar, the
-// share done, the counts in units of per (1 for items, 1e6 for MB), the rate and the ETA.
-func progressBar(unit string, per float64, start time.Time) func(done, total int) {
-	return func(done, total int) {
-		frac := min(float64(done)/float64(max(total, 1)), 1)
-		elapsed := time.Since(start).Seconds()
-		rate := float64(done) / max(elapsed, 1e-9)
-		eta := "?"
-		if done > 0 {
-			eta = fmt.Sprintf("%.0fs", float64(total-done)/rate)
-		}
-		bar := strings.Repeat("█", int(frac*30)) + strings.Repeat("░", 30-int(frac*30))
-		digits := 0
-		if per > 1 {
-			digits = 1
-		}
-		fmt.Fprintf(os.Stderr, "\r%s %3.0f%% %.*f/%.*f %s, %.1f %s/s, ETA %s ", bar, 100*frac,
-			digits, float64(done)/per, digits, float64(total)/per, unit, rate/per, unit, eta)
-	}
-}

@@ -17,9 +17,9 @@ type Settings struct {
 	DeviceBatchSize int `json:"device_batch_size"`
 	TotalBatchSize  int `json:"total_batch_size"` // tokens per optimizer step
 
-	// The horizon, first that is set: NumIterations, TargetFLOPs, TargetParamDataRatio
-	// (tokens per parameter), TimeBudget (seconds; the iterations follow from the speed of
-	// the first steps).
+	// The horizon, the first of these that is positive: NumIterations, TargetFLOPs,
+	// TimeBudget (seconds: the iterations follow from the speed of the first steps),
+	// TargetParamDataRatio (training tokens per parameter).
 	NumIterations        int     `json:"num_iterations"`
 	TargetFLOPs          float64 `json:"target_flops"`
 	TargetParamDataRatio float64 `json:"target_param_data_ratio"`
@@ -94,13 +94,13 @@ func (s Settings) Plan(vocabSize int) (Plan, error) {
 		p.NumIterations = s.NumIterations
 	case s.TargetFLOPs > 0:
 		p.NumIterations = int(math.Round(s.TargetFLOPs / (p.FLOPsPerToken * float64(s.TotalBatchSize))))
-	case s.TargetParamDataRatio > 0:
-		p.NumIterations = int(s.TargetParamDataRatio*float64(p.Params)) / s.TotalBatchSize
 	case s.TimeBudget > 0:
 		if s.WarmupRatio > 0 {
 			return p, fmt.Errorf("a warmup needs the horizon in steps; give num_iterations with warmup_ratio")
 		}
 		return p, nil
+	case s.TargetParamDataRatio > 0:
+		p.NumIterations = int(s.TargetParamDataRatio*float64(p.Params)) / s.TotalBatchSize
 	default:
 		return p, fmt.Errorf("no horizon: set num_iterations, target_flops, target_param_data_ratio or a time budget")
 	}

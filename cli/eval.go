@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"gochat/checkpoint"
+	"gochat/cpubackend"
+	"gochat/graph"
+	"gochat/loader"
+	"gochat/tokenizer"
+	"gochat/train"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Flags that choose a checkpoint, as nanochat's scripts name them.
+var (
+	modelTagFlag = &cli.StringFlag{Name: "model-tag", Aliases: []string{"g"}, Usage: "run folder (default: the largest d<N>)"}
+	stepFlag     = &cli.IntFlag{Name: "step", Aliases: []string{"s"}, Value: -1, Usage: "checkpoint step (default: the last)"}
+)
+
+func evalCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "eval",
+		Usage: "evaluate checkpoints",
+		Subcommands: []*cli.Command{{
+			Name:  "bpb",
+			Usage: "bits per byte of a base checkpoint on the training and validation shards (nanochat's base_loss)",
+			Flags: []cli.Flag{modelTagFlag, stepFlag, dataFlag, tokenizerFlag, engineFlag, blasFlag,
+				&cli.StringFlag{Name: "checkpoints", Usage: "`DIR` of the runs (default $GOCHAT_HOME/base_checkpoints)"},
+				&cli.IntFlag{Name: "device-batch-size", Value: 32, Usage: "sequences per forward pass"},
+				&cli.IntFlag{Name: "split-tokens", Value: 20 * 524288, Usage: "tokens evaluated per split"},
+			},
+			Action: runEvalBPB,
+		}},
+	}
+}
+
+// loadCheckpoint finds and reads the checkpoint the flags choose under root, with the
+// tokenizer it was trained with.
+func loadCheckpoint(c *cli.Context, root string) (*checkpoint.Checkpoint, *tokenizer.Tokenizer, string, error) {
+	tag := c.String("model-tag")
+	if tag == "" {
+		var err error
+		if tag, err = checkpoint.LargestTag(root); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	dir := filepath.Join(root, tag)
+	step := c.Int("step")
+	if step < 0 {
+		var err error
+		if step, err = checkpoint.LastStep(dir); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	ck, err := checkpoint.Load(dir, step, false)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	tok, err := tokenizer.Load(tokenizerDir(c))
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if fp := tok.Fingerprint(); fp != ck.Meta.Tokenizer.Fingerprint && ck.Meta.Tokenizer.Fingerprint != "" {
+		return nil, nil, "", fmt.Errorf("%s step %d was trained with tokenizer %s (%s), not %s (%s)",
+			dir, step, ck.Meta.Tokenizer.Fingerprint, ck.Meta.Tokenizer.Dir, fp, tokenizerDir(c))
+	}
+	return ck, tok, dir, nil
+}
+
+func runEvalBPB(c *cli.Context) error {
+	if err := positive(c, "device-batch-size", "split-tokens"); err != nil {
+		return err
+	}
+	blas, err := cpuBLAS(c)
+	if err != nil {
+		return err
+	}
+	ck, tok, dir, err := loadCheckpoint(c, homeDir(c, "checkpoints", "base_checkpoints"))
+	if err != nil {
+		return err
+	}
+	trainShards, valShard, err := loader.Split(dataDir(c))
+	if err != nil {
+		return err
+	}
+	cfg := ck.Meta.ModelConfig
+	B, T := c.Int("device-batch-size"), cfg.SequenceLen
+	steps := c.Int("split-tokens") / (B * T)
+	if steps < 1 {
+		return fmt.Errorf("--split-tokens %d is less than one batch of %d×%d tokens", c.Int("split-tokens"), B, T)
+	}
+	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: cpubackend.New(blas)})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.Load(ck.Weights); err != nil {
+		return err
+	}
+	fmt.Printf("%s step %d: %d steps of %d×%d tokens per split\n", dir, ck.Meta.Step, steps, B, T)
+	for _, split := range []struct {
+		name   string
+		shards []string
+	}{{"train", trainShards}, {"val", []string{valShard}}} {
+		bpb, err := train.BPB(m, split.shards, tok, steps)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s bpb: %.4f\n", split.name, bpb)
+	}
+	return nil
+}
