@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// inHome runs the binary with GOCHAT_HOME set to home.
+func inHome(t *testing.T, home string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "GOCHAT_HOME="+home)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// newHome packs Go's strings and bytes packages and trains a 400-token tokenizer in a
+// fresh GOCHAT_HOME.
+func newHome(t *testing.T) string {
+	home := t.TempDir()
+	src := filepath.Join(runtime.GOROOT(), "src")
+	for _, args := range [][]string{
+		{"data", "pack", "--include", "*.go", "--val-docs", "6", filepath.Join(src, "strings"), filepath.Join(src, "bytes")},
+		{"tok", "train", "--vocab-size", "400"},
+	} {
+		if _, stderr, err := inHome(t, home, args...); err != nil {
+			t.Fatalf("%v: %v %s", args, err, stderr)
+		}
+	}
+	return home
+}
+
+// tinyTrain is a run of a few seconds: 150 steps of d2 on 4×64 tokens.
+var tinyTrain = []string{"train", "base", "--depth", "2", "--max-seq-len", "64", "--device-batch-size", "4",
+	"--total-batch-size", "256", "--num-iterations", "150", "--eval-every", "50", "--eval-tokens", "512", "--sample-every", "0"}
+
+func smoothLosses(t *testing.T, dir string) []float64 {
+	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []float64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r struct {
+			Kind       string  `json:"kind"`
+			SmoothLoss float64 `json:"smooth_loss"`
+		}
+		json.Unmarshal(sc.Bytes(), &r)
+		if r.Kind == "train" {
+			out = append(out, r.SmoothLoss)
+		}
+	}
+	return out
+}
+
+// TestTrainBase: the binary trains, evaluates, samples and saves; a run stopped with
+// Ctrl-C and resumed ends with the same weights, byte for byte, as one that ran straight.
+func TestTrainBase(t *testing.T) {
+	home := newHome(t)
+	out, stderr, err := inHome(t, home, append(tinyTrain, "--model-tag", "straight", "--save-every", "100")...)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	for _, want := range []string{"number of iterations: 150", "step 00150/00150 (100.0%)", "validation bpb", "sample: \"The capital of France is",
+		"minimum validation bpb", "waiting for data"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	straight := filepath.Join(home, "base_checkpoints", "straight")
+	losses := smoothLosses(t, straight)
+	if len(losses) != 150 || !(losses[149] < losses[0]-1) {
+		t.Fatalf("%d losses, from %v to %v", len(losses), losses[0], losses[len(losses)-1])
+	}
+	for _, f := range []string{"model_000100.safetensors", "meta_000100.json", "model_000150.safetensors", "optim_000150.safetensors", "loss.png", "val_bpb.png"} {
+		if _, err := os.Stat(filepath.Join(straight, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	out, stderr, err = inHome(t, home, "eval", "bpb", "--model-tag", "straight", "--device-batch-size", "4", "--split-tokens", "1024")
+	if err != nil || !strings.Contains(out, "train bpb: ") || !strings.Contains(out, "val bpb: ") {
+		t.Fatalf("eval bpb: %v %s %s", err, out, stderr)
+	}
+
+	// The same run, interrupted after step 5 and resumed.
+	args := append(tinyTrain, "--model-tag", "stopped")
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "GOCHAT_HOME="+home)
+	pipe, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(pipe)
+	var log strings.Builder
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "step 00005/") {
+			cmd.Process.Signal(syscall.SIGINT)
+		}
+	}
+	if err := cmd.Wait(); err != nil || !strings.Contains(log.String(), "interrupted at step") {
+		t.Fatalf("interrupted run: %v\n%s", err, log.String())
+	}
+	stopped := filepath.Join(home, "base_checkpoints", "stopped")
+	if _, err := os.Stat(filepath.Join(stopped, "meta_000150.json")); err == nil {
+		t.Fatal("the run finished before the interrupt; the test needs a longer run")
+	}
+	if _, stderr, err := inHome(t, home, append(args, "--resume")...); err != nil {
+		t.Fatalf("resume: %v %s", err, stderr)
+	}
+	a, _ := os.ReadFile(filepath.Join(straight, "model_000150.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(stopped, "model_000150.safetensors"))
+	if len(a) == 0 || string(a) != string(b) {
+		t.Error("the resumed run's weights differ from the straight run's")
+	}
+	if got := smoothLosses(t, stopped); len(got) != 150 || got[149] != losses[149] {
+		t.Errorf("resumed run: %d losses, last %v, want %v", len(got), got[len(got)-1], losses[149])
+	}
+}
+
+func TestTrainBaseErrors(t *testing.T) {
+	home := newHome(t)
+	if _, stderr, err := inHome(t, home, append(tinyTrain, "--num-iterations", "3")...); err != nil {
+		t.Fatal(stderr)
+	}
+	dir := filepath.Join(home, "base_checkpoints", "d2")
+	model := filepath.Join(dir, "model_000003.safetensors")
+	raw, _ := os.ReadFile(model)
+	os.WriteFile(model, raw[:len(raw)-100], 0o644)
+	empty := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append(tinyTrain, "--num-iterations", "3", "--resume"), "model_000003.safetensors"},
+		{append(tinyTrain, "--num-iterations", "3", "--resume", "--model-tag", "none"), "no saved steps"},
+		{append(tinyTrain, "--total-batch-size", "1000"), "not a multiple"},
+		{append(tinyTrain, "--tokenizer", empty), "gochat tok train"},
+		{append(tinyTrain, "--data", empty), "no shards"},
+		{append(tinyTrain, "--eval-every", "-1"), "--eval-every"},
+		{[]string{"eval", "bpb", "--model-tag", "d2", "--step", "9"}, "no step 9"},
+		{[]string{"eval", "bpb", "--checkpoints", empty}, "no checkpoints"},
+	} {
+		_, stderr, err := inHome(t, home, c.args...)
+		if err == nil || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {
+			t.Errorf("%v: %v, stderr %q, want %q", c.args[len(c.args)-2:], err, stderr, c.want)
+		}
+	}
+}
+
