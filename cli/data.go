@@ -76,15 +76,20 @@ func runDataPack(c *cli.Context) error {
 	if c.Int("shard-chars") <= 0 || c.Int("val-docs") < 0 {
 		return fmt.Errorf("data pack: --shard-chars must be positive and --val-docs not negative")
 	}
-	out := homeDir(c, "out", "base_data")
-	start := time.Now()
-	paths, err := loader.Pack(srcs, out, loader.PackOptions{Include: include, Exclude: c.StringSlice("exclude"),
+	_, err := pack(srcs, homeDir(c, "out", "base_data"), loader.PackOptions{Include: include, Exclude: c.StringSlice("exclude"),
 		ShardChars: c.Int("shard-chars"), ValDocs: c.Int("val-docs"), Seed: c.Uint64("seed")})
+	return err
+}
+
+// pack packs srcs into shards in out and says what it made.
+func pack(srcs []string, out string, opt loader.PackOptions) ([]string, error) {
+	start := time.Now()
+	paths, err := loader.Pack(srcs, out, opt)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Printf("packed %d shards into %s in %.1f s; validation: %s\n", len(paths), out, time.Since(start).Seconds(), filepath.Base(paths[len(paths)-1]))
-	return nil
+	return paths, nil
 }
 
 func runDataDownload(c *cli.Context) error {

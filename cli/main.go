@@ -21,6 +21,7 @@ func main() {
 			dataCommand(),
 			trainCommand(),
 			evalCommand(),
+			demoCommand(),
 		},
 		// Errors are printed once, by main, without usage text or a stack trace.
 		ExitErrHandler: func(*cli.Context, error) {},

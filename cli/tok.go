@@ -134,20 +134,26 @@ func runTokTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := homeDir(c, "out", "tokenizer")
-	fmt.Fprintf(os.Stderr, "training a %d-token vocabulary on %d documents\n", c.Int("vocab-size"), len(docs))
+	_, err = trainTokenizer(docs, tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: c.Int("doc-cap"),
+		MaxChars: c.Int("max-chars")}, homeDir(c, "out", "tokenizer"))
+	return err
+}
+
+// trainTokenizer trains a tokenizer on docs with a progress bar and saves it in out.
+func trainTokenizer(docs []string, opt tokenizer.TrainOptions, out string) (*tokenizer.Tokenizer, error) {
+	fmt.Fprintf(os.Stderr, "training a %d-token vocabulary on %d documents\n", opt.VocabSize, len(docs))
 	start := time.Now()
-	tok, err := tokenizer.Train(docs, tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: c.Int("doc-cap"),
-		MaxChars: c.Int("max-chars"), Progress: progressBar("merges", 1, start)})
+	opt.Progress = progressBar("merges", 1, start)
+	tok, err := tokenizer.Train(docs, opt)
 	fmt.Fprintln(os.Stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := tok.Save(out); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Printf("trained %d tokens in %.1f s, saved to %s\n", tok.VocabSize(), time.Since(start).Seconds(), out)
-	return nil
+	return tok, nil
 }
 
 func runTokEncode(c *cli.Context) error {

@@ -103,7 +103,8 @@ func runTrainBase(c *cli.Context) error {
 	}
 	ctx, stop := interruptible(c.Context)
 	defer stop()
-	res, err := trainBase(ctx, c, s, tok, blas)
+	res, err := trainBase(ctx, train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
+		Dir: runDir(c, s.Depth), Resume: c.Bool("resume")}, blas)
 	if err != nil {
 		return err
 	}
@@ -113,14 +114,14 @@ func runTrainBase(c *cli.Context) error {
 	return nil
 }
 
-// trainBase runs base training with the flags' data, tokenizer and run folder, showing a
-// progress bar, and prints nanochat's closing summary.
-func trainBase(ctx context.Context, c *cli.Context, s train.Settings, tok *tokenizer.Tokenizer, blas cpubackend.BLAS) (*train.Result, error) {
-	peak := benchmarks.SgemmGFLOPs(blas, 1024, 768, 3072, 300*time.Millisecond) * 1e9
-	fmt.Printf("engine: cpu (%s), SGEMM peak %.1f GFLOP/s (the MFU reference)\n", blas.Name(), peak/1e9)
+// trainBase completes r with the CPU engine, its measured peak and a progress display,
+// trains, and prints nanochat's closing summary.
+func trainBase(ctx context.Context, r train.Run, blas cpubackend.BLAS) (*train.Result, error) {
+	r.PeakFLOPS = benchmarks.SgemmGFLOPs(blas, 1024, 768, 3072, 300*time.Millisecond) * 1e9
+	r.Engine = cpubackend.New(blas)
+	fmt.Printf("engine: cpu (%s), SGEMM peak %.1f GFLOP/s (the MFU reference)\n", blas.Name(), r.PeakFLOPS/1e9)
 	log := newStepLog()
-	r := train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c), Dir: runDir(c, s.Depth),
-		Engine: cpubackend.New(blas), PeakFLOPS: peak, Resume: c.Bool("resume"), Log: log, Progress: log.progress}
+	r.Log, r.Progress = log, log.progress
 	res, err := train.Base(ctx, r)
 	log.finish()
 	if err != nil {

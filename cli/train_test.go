@@ -159,3 +159,37 @@ func TestTrainBaseErrors(t *testing.T) {
 	}
 }
 
+// TestDemo runs the README's command in a reduced form (a few of Go's files, a tiny model,
+// seconds of training) through the same code path: pack, tokenizer, training, report.
+func TestDemo(t *testing.T) {
+	home := t.TempDir()
+	args := []string{"demo", "--time", "4s", "--depth", "1", "--max-seq-len", "32", "--device-batch-size", "4",
+		"--vocab-size", "300", "--include", "strings*.go", "--val-docs", "4", "--eval-every", "100"}
+	out, stderr, err := inHome(t, home, args...)
+	if err != nil {
+		t.Fatalf("%v: %s\n%s", err, stderr, out)
+	}
+	for _, want := range []string{"packing Go's source tree", "trained 300 tokens", "time budget: 4 s", "validation bpb", "report card"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(home, "report", "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Training", "validation bpb |", "![training loss](loss.png)", "The capital of France is", "func (b *Buffer) Len() int {"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, f := range []string{"report/loss.png", "report/val_bpb.png", "base_checkpoints/demo/metrics.jsonl"} {
+		if _, err := os.Stat(filepath.Join(home, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	// A second demo reuses the shards and the tokenizer.
+	if out, stderr, err = inHome(t, home, args...); err != nil || !strings.Contains(out, "using the shards") || !strings.Contains(out, "using the tokenizer") {
+		t.Errorf("second demo: %v %s %s", err, stderr, out)
+	}
+}

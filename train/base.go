@@ -49,8 +49,9 @@ type Run struct {
 	TokenizerDir string
 	Dir          string // the run's checkpoint folder, such as base_checkpoints/d4
 	Engine       Engine
-	PeakFLOPS    float64 // the engine's measured peak, for MFU; 0 leaves MFU out
-	Resume       bool    // continue from the last checkpoint in Dir
+	PeakFLOPS    float64  // the engine's measured peak, for MFU; 0 leaves MFU out
+	Resume       bool     // continue from the last checkpoint in Dir
+	Prompts      []string // completed at each sample step (nil: SamplePrompts)
 
 	Log      io.Writer             // the per-step lines, evaluations and samples
 	Progress func(step, steps int) // called after each step; may be nil
@@ -312,9 +313,13 @@ func (r Run) samples(model *graph.Model) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	prompts := make([][]int, len(SamplePrompts))
+	texts := r.Prompts
+	if texts == nil {
+		texts = SamplePrompts
+	}
+	prompts := make([][]int, len(texts))
 	longest := 0
-	for i, p := range SamplePrompts {
+	for i, p := range texts {
 		prompts[i] = append([]int{bos}, r.Tokenizer.Encode(p)...)
 		if len(prompts[i]) > r.Settings.MaxSeqLen { // keep the end of a prompt a short model cannot hold
 			prompts[i] = prompts[i][len(prompts[i])-r.Settings.MaxSeqLen:]

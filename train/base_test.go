@@ -44,12 +44,8 @@ func tinySettings() Settings {
 }
 
 func tinyRun(t *testing.T, data string, tok *tokenizer.Tokenizer, dir string) Run {
-	blas, err := cpubackend.Select("auto")
-	if err != nil {
-		t.Fatal(err)
-	}
 	return Run{Settings: tinySettings(), Data: data, Tokenizer: tok, TokenizerDir: "tok", Dir: dir,
-		Engine: cpubackend.New(blas), Log: io.Discard}
+		Engine: cpubackend.New(cpubackend.Default()), Log: io.Discard}
 }
 
 func trainRecords(t *testing.T, dir string) []Record {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"gochat/internal/atomicfile"
 
@@ -122,6 +123,15 @@ func drawCurve(path, title, ylabel string, pts plotter.XYs) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "step"
+	p.X.Tick.Marker = plot.TickerFunc(func(lo, hi float64) []plot.Tick { // whole steps: 250, not 250.00
+		ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+		for i := range ticks {
+			if ticks[i].Label != "" {
+				ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+			}
+		}
+		return ticks
+	})
 	p.Y.Label.Text = ylabel
 	p.Add(plotter.NewGrid())
 	line, points, err := plotter.NewLinePoints(pts)

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gochat/loader"
+	"gochat/tokenizer"
+	"gochat/train"
+
+	"github.com/urfave/cli/v2"
+)
+
+// goPrompts are sample prompts for a model trained on Go's source tree, the demo's
+// default corpus; nanochat's own prompts are kept beside them.
+var goPrompts = []string{
+	"package main\n\nimport (",
+	"func (b *Buffer) Len() int {",
+	"\tif err != nil {",
+}
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "demo",
+		Usage: "the whole pipeline with no download: pack Go's source tree, train a tokenizer and a small model, report",
+		Description: "Everything lands under $GOCHAT_HOME (default ~/.cache/gochat): the shards in base_data and the\n" +
+			"tokenizer (each made once, kept and reused; shards already there, FineWeb's too, are used as they\n" +
+			"are), the model in base_checkpoints/demo (replaced by each demo), and report/report.md.",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "time", Value: 10 * time.Minute, Usage: "training time"},
+			&cli.IntFlag{Name: "depth", Value: 4, Usage: "transformer layers"},
+			&cli.IntFlag{Name: "max-seq-len", Value: 256, Usage: "tokens per sequence"},
+			&cli.IntFlag{Name: "device-batch-size", Value: 8, Usage: "sequences per step"},
+			&cli.IntFlag{Name: "vocab-size", Value: 8192, Usage: "vocabulary of the tokenizer, when one is trained"},
+			&cli.IntFlag{Name: "eval-every", Value: 100, Usage: "steps between validation bpb measurements"},
+			&cli.StringFlag{Name: "include", Value: "*.go", Usage: "file name `GLOB` of the Go source files to pack"},
+			&cli.IntFlag{Name: "val-docs", Value: 256, Usage: "files that go to the validation shard"},
+			engineFlag, blasFlag,
+		},
+		Action: runDemo,
+	}
+}
+
+func runDemo(c *cli.Context) error {
+	if err := positive(c, "depth", "max-seq-len", "device-batch-size", "vocab-size", "eval-every", "val-docs"); err != nil {
+		return err
+	}
+	if c.Duration("time") <= 0 {
+		return fmt.Errorf("--time must be positive")
+	}
+	blas, err := cpuBLAS(c)
+	if err != nil {
+		return err
+	}
+	home := gochatHome()
+	data, tokDir := filepath.Join(home, "base_data"), filepath.Join(home, "tokenizer")
+	var rep report
+	rep.start = time.Now()
+
+	fmt.Println("== 1/4 data")
+	if _, _, err := loader.Split(data); err == nil {
+		fmt.Println("using the shards in", data)
+	} else {
+		src := goSource()
+		fmt.Printf("packing Go's source tree (%s, files %s) into shards, once\n", src, c.String("include"))
+		if _, err := pack([]string{src}, data, loader.PackOptions{Include: []string{c.String("include")},
+			ShardChars: 250_000_000, ValDocs: c.Int("val-docs"), Seed: 42}); err != nil {
+			return err
+		}
+	}
+	rep.data = data
+
+	fmt.Println("== 2/4 tokenizer")
+	tok, err := tokenizer.Load(tokDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		docs, rerr := readShardDocs(data, 10_000, 100_000_000)
+		if rerr != nil {
+			return rerr
+		}
+		start := time.Now()
+		if tok, err = trainTokenizer(docs, tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: 10_000, MaxChars: 100_000_000}, tokDir); err != nil {
+			return err
+		}
+		rep.tokTrained = fmt.Sprintf("trained here in %.1f s on %d documents (at most 10,000 characters each)", time.Since(start).Seconds(), len(docs))
+	} else if err != nil {
+		return err
+	} else {
+		fmt.Println("using the tokenizer in", tokDir)
+		rep.tokTrained = "loaded from " + tokDir
+	}
+	rep.tok, rep.tokDir = tok, tokDir
+
+	fmt.Println("== 3/4 training")
+	B, T := c.Int("device-batch-size"), c.Int("max-seq-len")
+	s := train.DefaultSettings()
+	s.Depth, s.MaxSeqLen, s.DeviceBatchSize, s.TotalBatchSize = c.Int("depth"), T, B, B*T
+	s.TimeBudget, s.TargetParamDataRatio = c.Duration("time").Seconds(), 0
+	s.EvalEvery, s.EvalTokens, s.SampleEvery = c.Int("eval-every"), 20*B*T, 0
+	dir := filepath.Join(home, "base_checkpoints", "demo")
+	if err := os.RemoveAll(dir); err != nil { // the demo's own run, replaced each time
+		return err
+	}
+	ctx, stop := interruptible(c.Context)
+	defer stop()
+	res, err := trainBase(ctx, train.Run{Settings: s, Data: data, Tokenizer: tok, TokenizerDir: tokDir, Dir: dir,
+		Prompts: append(append([]string(nil), train.SamplePrompts...), goPrompts...)}, blas)
+	if err != nil {
+		return err
+	}
+	rep.settings, rep.result, rep.dir, rep.blas = s, res, dir, blas.Name()
+
+	fmt.Println("== 4/4 report")
+	path, err := rep.write(filepath.Join(home, "report"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nvalidation bpb %.4f after %d steps (%.1f minutes). The report card: %s\n", res.ValBPB, res.Step, res.Seconds/60, path)
+	fmt.Println("Next:")
+	fmt.Println("  gochat eval bpb -g demo --device-batch-size", B, "  # measure it again, on both splits")
+	fmt.Println("  gochat train base --help                           # the full trainer, nanochat's flags")
+	fmt.Println("  gochat data download -n 8                          # FineWeb-edu shards, for models that speak English")
+	return nil
+}
