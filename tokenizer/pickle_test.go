@@ -55,12 +55,15 @@ func TestImportPickleRejectsDamage(t *testing.T) {
 	}
 }
 
-// FuzzUnpickle: any bytes give a value or an error, never a panic.
-func FuzzUnpickle(f *testing.F) {
+// FuzzImportPickle: any file gives a tokenizer or an error, never a panic.
+func FuzzImportPickle(f *testing.F) {
 	raw, _ := os.ReadFile("../testdata/tokenizer/tokenizer.pkl")
 	f.Add(raw)
 	f.Add(raw[:100])
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		unpickle(data)
+		p := filepath.Join(dir, "fuzz.pkl")
+		os.WriteFile(p, data, 0o644)
+		ImportPickle(p)
 	})
 }
