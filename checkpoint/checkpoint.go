@@ -79,6 +79,11 @@ func Save(dir string, weights graph.Weights, optim map[string]safetensors.Tensor
 			return fmt.Errorf("checkpoint: optimizer state: %w", err)
 		}
 	}
+	return writeMeta(dir, meta)
+}
+
+// writeMeta writes a step's meta file, atomically.
+func writeMeta(dir string, meta Meta) error {
 	raw, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return err

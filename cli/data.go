@@ -32,6 +32,8 @@ func dataCommand() *cli.Command {
 				&cli.IntFlag{Name: "shard-chars", Value: 250_000_000, Usage: "characters per training shard at most"},
 				&cli.IntFlag{Name: "val-docs", Value: 1024, Usage: "documents in the validation shard"},
 				&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the shuffle"},
+				&cli.Int64Flag{Name: "max-file-size", Usage: "leave out files of more `BYTES` (0: no limit; 100000 with --go-src)"},
+				&cli.BoolFlag{Name: "skip-generated", Usage: "leave out files marked \"Code generated ... DO NOT EDIT.\" (on with --go-src)"},
 				&cli.BoolFlag{Name: "go-src", Usage: "pack Go's own source tree ($(go env GOROOT)/src, *.go)"},
 			},
 			Action: runDataPack,
@@ -51,6 +53,10 @@ func dataCommand() *cli.Command {
 	}
 }
 
+// goSrcMaxFile is the largest file --go-src packs: the larger ones are tables and
+// generated tests (a third of the tree's bytes), which a small model learns by heart.
+const goSrcMaxFile = 100_000
+
 // goSource is $(go env GOROOT)/src, or the GOROOT this binary was built with.
 func goSource() string {
 	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
@@ -64,10 +70,17 @@ func goSource() string {
 func runDataPack(c *cli.Context) error {
 	srcs := c.Args().Slice()
 	include := c.StringSlice("include")
+	maxBytes, skipGenerated := c.Int64("max-file-size"), c.Bool("skip-generated")
 	if c.Bool("go-src") {
 		srcs = append(srcs, goSource())
 		if len(include) == 0 {
 			include = []string{"*.go"}
+		}
+		if !c.IsSet("max-file-size") {
+			maxBytes = goSrcMaxFile
+		}
+		if !c.IsSet("skip-generated") {
+			skipGenerated = true
 		}
 	}
 	if len(srcs) == 0 {
@@ -77,7 +90,8 @@ func runDataPack(c *cli.Context) error {
 		return fmt.Errorf("data pack: --shard-chars must be positive and --val-docs not negative")
 	}
 	_, err := pack(srcs, homeDir(c, "out", "base_data"), loader.PackOptions{Include: include, Exclude: c.StringSlice("exclude"),
-		ShardChars: c.Int("shard-chars"), ValDocs: c.Int("val-docs"), Seed: c.Uint64("seed")})
+		ShardChars: c.Int("shard-chars"), ValDocs: c.Int("val-docs"), Seed: c.Uint64("seed"),
+		MaxFileBytes: maxBytes, SkipGenerated: skipGenerated})
 	return err
 }
 

@@ -66,9 +66,9 @@ func runDemo(c *cli.Context) error {
 		fmt.Println("using the shards in", data)
 	} else {
 		src := goSource()
-		fmt.Printf("packing Go's source tree (%s, files %s) into shards, once\n", src, c.String("include"))
+		fmt.Printf("packing Go's source tree (%s, files %s, not generated, at most %d bytes) into shards, once\n", src, c.String("include"), goSrcMaxFile)
 		if _, err := pack([]string{src}, data, loader.PackOptions{Include: []string{c.String("include")},
-			ShardChars: 250_000_000, ValDocs: c.Int("val-docs"), Seed: 42}); err != nil {
+			ShardChars: 250_000_000, ValDocs: c.Int("val-docs"), Seed: 42, MaxFileBytes: goSrcMaxFile, SkipGenerated: true}); err != nil {
 			return err
 		}
 	}

@@ -22,6 +22,7 @@ func main() {
 			trainCommand(),
 			evalCommand(),
 			demoCommand(),
+			checkpointCommand(),
 		},
 		// Errors are printed once, by main, without usage text or a stack trace.
 		ExitErrHandler: func(*cli.Context, error) {},

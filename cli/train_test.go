@@ -169,7 +169,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s\n%s", err, stderr, out)
 	}
-	for _, want := range []string{"packing Go's source tree", "trained 300 tokens", "time budget: 4 s", "validation bpb", "report card"} {
+	for _, want := range []string{"packing Go's source tree", "trained 300 tokens", "steps in all", "validation bpb", "report card"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -191,5 +191,33 @@ func TestDemo(t *testing.T) {
 	// A second demo reuses the shards and the tokenizer.
 	if out, stderr, err = inHome(t, home, args...); err != nil || !strings.Contains(out, "using the shards") || !strings.Contains(out, "using the tokenizer") {
 		t.Errorf("second demo: %v %s %s", err, stderr, out)
+	}
+}
+
+// TestCheckpointImportExport moves PyTorch's checkpoint (testdata/pt) into a gochat run
+// and out again through the binary.
+func TestCheckpointImportExport(t *testing.T) {
+	home := t.TempDir()
+	out, stderr, err := inHome(t, home, "checkpoint", "import", "../testdata/pt/d2")
+	if err != nil || !strings.Contains(out, "imported step 6") {
+		t.Fatalf("%v: %s %s", err, out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(home, "base_checkpoints", "d2", "model_000006.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if out, stderr, err = inHome(t, home, "checkpoint", "export", "--out", dst); err != nil || !strings.Contains(out, "exported step 6") {
+		t.Fatalf("%v: %s %s", err, out, stderr)
+	}
+	for _, f := range []string{"model_000006.pt", "meta_000006.json"} {
+		if _, err := os.Stat(filepath.Join(dst, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, stderr, err := inHome(t, home, "checkpoint", "import", "--step", "9", "../testdata/pt/d2"); err == nil || !strings.Contains(stderr, "no step 9") {
+		t.Errorf("missing step: %v %s", err, stderr)
+	}
+	if _, stderr, err := inHome(t, home, "checkpoint", "export"); err == nil || !strings.Contains(stderr, "out") {
+		t.Errorf("export without --out: %v %s", err, stderr)
 	}
 }

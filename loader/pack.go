@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -19,7 +20,17 @@ type PackOptions struct {
 	ShardChars       int    // characters of text per training shard, at most (0: one shard)
 	ValDocs          int    // documents of the validation shard
 	Seed             uint64 // of the shuffle that mixes documents across shards
+
+	// MaxFileBytes leaves out files larger than this (0: none), and SkipGenerated files
+	// that say they are generated (Go's "// Code generated ... DO NOT EDIT." line): in a
+	// source tree these are tables and tests by the megabyte, which a model learns by
+	// heart at the expense of the rest.
+	MaxFileBytes  int64
+	SkipGenerated bool
 }
+
+// generated matches Go's marker of generated files.
+var generated = regexp.MustCompile(`(?m)^// Code generated .* DO NOT EDIT\.$`)
 
 // Pack turns files and folders of text into shards with nanochat's schema in out: the
 // documents are shuffled (seeded), the first ValDocs go to the validation shard, which is
@@ -32,7 +43,13 @@ func Pack(srcs []string, out string, opt PackOptions) ([]string, error) {
 			if err != nil || d.IsDir() || !wanted(d.Name(), opt) {
 				return err
 			}
+			if info, err := d.Info(); err != nil || (opt.MaxFileBytes > 0 && info.Size() > opt.MaxFileBytes) {
+				return err
+			}
 			got, err := readDocuments(path)
+			if opt.SkipGenerated && len(got) == 1 && generated.MatchString(got[0]) {
+				return err
+			}
 			docs = append(docs, got...)
 			return err
 		})

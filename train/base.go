@@ -152,6 +152,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 	deadline := st.wallStart.Add(time.Duration((s.TimeBudget - st.WallSeconds) * float64(time.Second)))
 	var evalSeconds, timedSeconds, timedTokens, waitSeconds float64
 	first := st.step
+	budgeted := s.NumIterations <= 0 && s.TargetFLOPs <= 0 && s.TimeBudget > 0
 	for ; ; st.step++ {
 		step := st.step
 		last := plan.NumIterations > 0 && step >= plan.NumIterations
@@ -234,15 +235,20 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 			return nil, err
 		}
 		res.Loss = smooth
-		if plan.NumIterations == 0 && step+1-first >= calibrationSteps {
+		// A time budget fixes the horizon after the first steps, and refines it after each
+		// evaluation while the learning rate is still flat (so no step taken would change).
+		evaluated := s.EvalEvery > 0 && step > first && step%s.EvalEvery == 0
+		if budgeted && (plan.NumIterations == 0 && step+1-first >= calibrationSteps || evaluated && step+1 <= s.flatUntil(plan.NumIterations)) {
 			stepSeconds := timedSeconds / float64(step-first) // the steps after the first
 			if evalSeconds == 0 {                             // not measured yet: a forward pass is about a third of a step's work
 				evalSeconds = float64(plan.EvalSteps) * stepSeconds / float64(3*plan.GradAccum)
 			}
-			plan.NumIterations = fixHorizon(step+1, time.Until(deadline).Seconds(), stepSeconds, evalSeconds, s.EvalEvery)
-			trainer.Settings.NumIterations = plan.NumIterations
-			res.Plan = plan
-			fmt.Fprintf(r.Log, "time budget: %.0f s at %.0f ms a step gives %d steps\n", s.TimeBudget, 1000*stepSeconds, plan.NumIterations)
+			n := fixHorizon(step+1, time.Until(deadline).Seconds(), stepSeconds, evalSeconds, s.EvalEvery)
+			if n != plan.NumIterations && step+1 <= s.flatUntil(n) {
+				plan.NumIterations = n
+				res.Plan, trainer.Settings.NumIterations = plan, n
+				fmt.Fprintf(r.Log, "time budget: %.0f s left at %.0f ms a step: %d steps in all\n", time.Until(deadline).Seconds(), 1000*stepSeconds, n)
+			}
 		}
 		if r.Progress != nil {
 			r.Progress(step+1, plan.NumIterations)
@@ -273,6 +279,10 @@ type state struct {
 }
 
 func ptr(x float64) *float64 { return &x }
+
+// flatUntil is the last step at which the learning rate of an n-step run is still the
+// initial one (no warmup with a time budget; the warmdown takes the end).
+func (s Settings) flatUntil(n int) int { return n - int(math.Round(s.WarmdownRatio*float64(n))) }
 
 // fixHorizon turns the time left into a step count: each further step costs dt, plus an
 // evaluation (evalSeconds) every evalEvery steps and one at the end.

@@ -165,3 +165,23 @@ func TestBaseRefusesMismatches(t *testing.T) {
 		t.Errorf("no data: %v", err)
 	}
 }
+
+// TestTimeBudget: a run given seconds instead of steps fixes its horizon from its speed and
+// ends near its budget, its warmdown complete.
+func TestTimeBudget(t *testing.T) {
+	data, tok := fixture(t)
+	run := tinyRun(t, data, tok, filepath.Join(t.TempDir(), "d1"))
+	run.Settings.NumIterations, run.Settings.TargetParamDataRatio, run.Settings.TimeBudget = -1, 0, 2
+	run.Settings.EvalEvery = 50
+	res, err := Base(context.Background(), run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Step != res.Plan.NumIterations || res.Step < 20 || res.Seconds > 3*run.Settings.TimeBudget+1 {
+		t.Fatalf("%d of %d steps in %.1f s for a %.0f s budget", res.Step, res.Plan.NumIterations, res.Seconds, run.Settings.TimeBudget)
+	}
+	records := trainRecords(t, run.Dir)
+	if last := records[len(records)-1]; last.LRMultiplier > 0.1 {
+		t.Errorf("the last step ran at lr ×%.2f: the warmdown did not finish", last.LRMultiplier)
+	}
+}
