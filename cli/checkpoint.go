@@ -31,14 +31,6 @@ func checkpointCommand() *cli.Command {
 	}
 }
 
-// stepOf is the --step flag, or the last step saved in dir.
-func stepOf(c *cli.Context, dir string) (int, error) {
-	if s := c.Int("step"); s >= 0 {
-		return s, nil
-	}
-	return checkpoint.LastStep(dir)
-}
-
 func runCheckpointImport(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return fmt.Errorf("checkpoint import: give the nanochat checkpoint folder")
@@ -61,16 +53,7 @@ func runCheckpointImport(c *cli.Context) error {
 }
 
 func runCheckpointExport(c *cli.Context) error {
-	root := homeDir(c, "checkpoints", "base_checkpoints")
-	tag := c.String("model-tag")
-	if tag == "" {
-		var err error
-		if tag, err = checkpoint.LargestTag(root); err != nil {
-			return err
-		}
-	}
-	src := filepath.Join(root, tag)
-	step, err := stepOf(c, src)
+	src, step, err := chosenStep(c, homeDir(c, "checkpoints", "base_checkpoints"))
 	if err != nil {
 		return err
 	}

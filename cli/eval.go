@@ -37,23 +37,34 @@ func evalCommand() *cli.Command {
 	}
 }
 
-// loadCheckpoint finds and reads the checkpoint the flags choose under root, with the
-// tokenizer it was trained with.
-func loadCheckpoint(c *cli.Context, root string) (*checkpoint.Checkpoint, *tokenizer.Tokenizer, string, error) {
+// chosenStep is the run folder under root and the step that -g and -s choose: by default
+// the largest d<N> folder and its last step.
+func chosenStep(c *cli.Context, root string) (dir string, step int, err error) {
 	tag := c.String("model-tag")
 	if tag == "" {
-		var err error
 		if tag, err = checkpoint.LargestTag(root); err != nil {
-			return nil, nil, "", err
+			return "", 0, err
 		}
 	}
-	dir := filepath.Join(root, tag)
-	step := c.Int("step")
-	if step < 0 {
-		var err error
-		if step, err = checkpoint.LastStep(dir); err != nil {
-			return nil, nil, "", err
-		}
+	dir = filepath.Join(root, tag)
+	step, err = stepOf(c, dir)
+	return dir, step, err
+}
+
+// stepOf is the --step flag, or the last step saved in dir.
+func stepOf(c *cli.Context, dir string) (int, error) {
+	if s := c.Int("step"); s >= 0 {
+		return s, nil
+	}
+	return checkpoint.LastStep(dir)
+}
+
+// loadCheckpoint reads the checkpoint the flags choose under root, with the tokenizer it
+// was trained with.
+func loadCheckpoint(c *cli.Context, root string) (*checkpoint.Checkpoint, *tokenizer.Tokenizer, string, error) {
+	dir, step, err := chosenStep(c, root)
+	if err != nil {
+		return nil, nil, "", err
 	}
 	ck, err := checkpoint.Load(dir, step, false)
 	if err != nil {
