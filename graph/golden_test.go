@@ -14,6 +14,7 @@ import (
 	"gochat/layers"
 	"gochat/optimizers"
 	"gochat/safetensors"
+	"gochat/sampler"
 )
 
 // goldenTol bounds ‖got − want‖ / ‖want‖ for logits, losses, gradients, gradient norms and
@@ -32,6 +33,11 @@ type goldenCase struct {
 		B         int          `json:"B"`
 		T         int          `json:"T"`
 		Loss      float64      `json:"loss"`
+		KV        struct {
+			PrefillLen int `json:"prefill_len"`
+			ChunkLen   int `json:"chunk_len"`
+			Row        int `json:"row"`
+		} `json:"kv"`
 		LossSum   float64      `json:"loss_sum"`
 		Optimizer struct {
 			UnembeddingLR float64 `json:"unembedding_lr"`
@@ -225,7 +231,45 @@ func TestGolden(t *testing.T) {
 				}
 			}
 			c.checkSteps(t)
+			c.checkKV(t, ids)
 		})
+	}
+}
+
+// checkKV runs the sampler's KV-cached forward over row kv.row of idx as kv.safetensors
+// describes: the prefill, a chunk after it, then one token at a time.
+func (c *goldenCase) checkKV(t *testing.T, ids []int) {
+	kv, _, err := safetensors.Read(filepath.Join(c.dir, "kv.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sampler.NewModel(c.meta.Config, c.weights, cpubackend.New(cpubackend.Default()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := ids[c.meta.KV.Row*c.meta.T : (c.meta.KV.Row+1)*c.meta.T]
+	cache := m.NewKVCache(1, c.meta.KV.PrefillLen)
+	P, n := c.meta.KV.PrefillLen, c.meta.KV.ChunkLen
+	pieces := []struct {
+		name     string
+		from, to int
+	}{{"prefill", 0, P}, {"chunk", P, P + n}}
+	for i := P + n; i < c.meta.T; i++ {
+		pieces = append(pieces, struct {
+			name     string
+			from, to int
+		}{fmt.Sprintf("step%d", i), i, i + 1})
+	}
+	for _, p := range pieces {
+		got, err := m.ForwardAll(cache, row[p.from:p.to], p.to-p.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := kv[p.name].Float64s()
+		if err != nil {
+			t.Fatalf("kv.safetensors %s: %v", p.name, err)
+		}
+		c.check(t, "kv."+p.name, got, want, goldenTol)
 	}
 }
 

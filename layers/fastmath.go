@@ -34,9 +34,13 @@ func tanhScaled[T Float](dst, src []T, scale T) {
 		}
 		return
 	}
-	tanhExps(dst, src, scale)
-	for i, x := range src {
-		dst[i] = tanhFromExp(scale*x, dst[i])
+	var e [256]T // the exps of a chunk, apart from dst, which may be src
+	for lo := 0; lo < len(src); lo += len(e) {
+		hi := min(lo+len(e), len(src))
+		tanhExps(e[:hi-lo], src[lo:hi], scale)
+		for i, x := range src[lo:hi] {
+			dst[lo+i] = tanhFromExp(scale*x, e[i])
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -30,6 +31,11 @@ func TestFastMathAccuracy(t *testing.T) {
 	}
 	if worstExp > 3e-7 || worstTanh > 3e-7 || math.Abs(float64(sum)-wantSum)/wantSum > 1e-6 {
 		t.Fatalf("exp worst relative error %g, tanh worst absolute error %g, sum %g want %g", worstExp, worstTanh, sum, wantSum)
+	}
+	inPlace := slices.Clone(xs) // dst may be src
+	tanhScaled(inPlace, inPlace, 0.25)
+	if !slices.Equal(inPlace, th) {
+		t.Fatal("tanhScaled in place differs from tanhScaled into another slice")
 	}
 	for n := 0; n <= 20; n++ {
 		src, dst := xs[1000:1000+n], make([]float32, n)
