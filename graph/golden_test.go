@@ -29,16 +29,16 @@ const (
 type goldenCase struct {
 	name, dir string
 	meta      struct {
-		Config    graph.Config `json:"config"`
-		B         int          `json:"B"`
-		T         int          `json:"T"`
-		Loss      float64      `json:"loss"`
-		KV        struct {
+		Config graph.Config `json:"config"`
+		B      int          `json:"B"`
+		T      int          `json:"T"`
+		Loss   float64      `json:"loss"`
+		KV     struct {
 			PrefillLen int `json:"prefill_len"`
 			ChunkLen   int `json:"chunk_len"`
 			Row        int `json:"row"`
 		} `json:"kv"`
-		LossSum   float64      `json:"loss_sum"`
+		LossSum   float64 `json:"loss_sum"`
 		Optimizer struct {
 			UnembeddingLR float64 `json:"unembedding_lr"`
 			EmbeddingLR   float64 `json:"embedding_lr"`
