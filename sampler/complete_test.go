@@ -3,6 +3,7 @@ package sampler
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"gochat/graph"
@@ -10,18 +11,29 @@ import (
 
 var tiny = graph.Config{SequenceLen: 24, VocabSize: 50, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 32}
 
-// randomWeights gives lm_head non-zero weights, so that the logits depend on the input.
-func randomWeights() graph.Weights {
-	w := graph.InitWeights(tiny, 5)
-	for i := range w["lm_head.weight"] {
-		w["lm_head.weight"][i] = float32(math.Sin(float64(i) * 0.7))
+// randomWeights gives lm_head and the projections that nanochat zero-initialises non-zero
+// weights, so that the logits depend on every part of the input.
+func randomWeights() graph.Weights { return randomWeightsOf(tiny) }
+
+func randomWeightsOf(cfg graph.Config) graph.Weights {
+	w := graph.InitWeights(cfg, 5)
+	for name, p := range w {
+		if name == "lm_head.weight" || strings.HasSuffix(name, "c_proj.weight") {
+			for i := range p {
+				p[i] = float32(math.Sin(float64(i)*0.7+float64(len(name)))) * 0.3
+			}
+		}
 	}
 	return w
 }
 
 func infer(t *testing.T, w graph.Weights, batch, seqLen int) *graph.Model {
+	return inferOf(t, tiny, w, batch, seqLen)
+}
+
+func inferOf(t *testing.T, cfg graph.Config, w graph.Weights, batch, seqLen int) *graph.Model {
 	t.Helper()
-	m, err := graph.Build(tiny, graph.Options{Batch: batch, SeqLen: seqLen, Mode: graph.Infer})
+	m, err := graph.Build(cfg, graph.Options{Batch: batch, SeqLen: seqLen, Mode: graph.Infer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +49,7 @@ func infer(t *testing.T, w graph.Weights, batch, seqLen int) *graph.Model {
 func TestCompleteIsGreedy(t *testing.T) {
 	w := randomWeights()
 	prompts := [][]int{{1, 2, 3}, {7}, {4, 4, 4, 4, 4, 9}}
-	out, err := Complete(infer(t, w, 4, 24), prompts, 8)
+	out, err := completeUncached(infer(t, w, 4, 24), prompts, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +74,7 @@ func TestCompleteIsGreedy(t *testing.T) {
 			}
 		}
 	}
-	alone, _ := Complete(infer(t, w, 1, 24), prompts[1:2], 8)
+	alone, _ := completeUncached(infer(t, w, 1, 24), prompts[1:2], 8)
 	if !slices.Equal(alone[0], out[1]) {
 		t.Errorf("alone %v, in a batch %v", alone[0], out[1])
 	}
@@ -71,8 +83,8 @@ func TestCompleteIsGreedy(t *testing.T) {
 func TestCompleteStops(t *testing.T) {
 	w := randomWeights()
 	m := infer(t, w, 2, 10)
-	free, _ := Complete(m, [][]int{{1, 2}}, 3)
-	out, err := Complete(m, [][]int{{1, 2}, {3}}, 30, free[0][2])
+	free, _ := completeUncached(m, [][]int{{1, 2}}, 3)
+	out, err := completeUncached(m, [][]int{{1, 2}, {3}}, 30, free[0][2])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,10 +94,10 @@ func TestCompleteStops(t *testing.T) {
 	if len(out[1]) > 10 {
 		t.Errorf("row 1 ran past the sequence length: %d tokens", len(out[1]))
 	}
-	if _, err := Complete(m, [][]int{{1}, {2}, {3}}, 1); err == nil {
+	if _, err := completeUncached(m, [][]int{{1}, {2}, {3}}, 1); err == nil {
 		t.Error("three prompts in a graph of two rows")
 	}
-	if _, err := Complete(m, [][]int{make([]int, 11)}, 1); err == nil {
+	if _, err := completeUncached(m, [][]int{make([]int, 11)}, 1); err == nil {
 		t.Error("a prompt longer than the sequence")
 	}
 }

@@ -1,3 +1,5 @@
+// Package sampler generates text with a trained model: a KV-cached forward pass through
+// the training kernels, sampling, and nanochat's generation engine with its calculator tool.
 package sampler
 
 import (

@@ -317,8 +317,17 @@ func (r Run) printPlan(p Plan, train []string, val string) {
 		len(train), val, p.EvalSteps, r.Settings.DeviceBatchSize*r.Settings.MaxSeqLen)
 }
 
-// samples completes SamplePrompts greedily with the model's current weights.
+// samples completes SamplePrompts greedily with the model's current weights, through the
+// sampler's KV-cached engine.
 func (r Run) samples(model *graph.Model) ([]string, error) {
+	m, err := sampler.NewModel(model.Config, model.Weights(), r.Engine)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := sampler.NewEngine(m, r.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
 	bos, err := r.Tokenizer.Special("<|bos|>")
 	if err != nil {
 		return nil, err
@@ -327,28 +336,14 @@ func (r Run) samples(model *graph.Model) ([]string, error) {
 	if texts == nil {
 		texts = SamplePrompts
 	}
-	prompts := make([][]int, len(texts))
-	longest := 0
+	out := make([]string, len(texts))
 	for i, p := range texts {
-		prompts[i] = append([]int{bos}, r.Tokenizer.Encode(p)...)
-		if len(prompts[i]) > r.Settings.MaxSeqLen { // keep the end of a prompt a short model cannot hold
-			prompts[i] = prompts[i][len(prompts[i])-r.Settings.MaxSeqLen:]
+		prompt := r.Tokenizer.Encode(p)
+		tokens, _, err := eng.Continuations(context.Background(), append([]int{bos}, prompt...), sampler.Settings{MaxTokens: sampleTokens})
+		if err != nil {
+			return nil, err
 		}
-		longest = max(longest, len(prompts[i]))
-	}
-	seqLen := min(longest+sampleTokens, r.Settings.MaxSeqLen)
-	infer, err := graph.Build(model.Config, graph.Options{Batch: len(prompts), SeqLen: seqLen, Mode: graph.Infer, Engine: r.Engine, Share: model})
-	if err != nil {
-		return nil, err
-	}
-	defer infer.Close()
-	rows, err := sampler.Complete(infer, prompts, sampleTokens, bos)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(rows))
-	for i, row := range rows {
-		text, err := r.Tokenizer.Decode(row[1:])
+		text, err := r.Tokenizer.Decode(append(prompt, tokens[0]...))
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,3 @@
-// Package sampler generates text with a trained model.
 package sampler
 
 import (
@@ -7,13 +6,12 @@ import (
 	"gochat/graph"
 )
 
-// Complete continues each prompt greedily (the most likely token each time) by up to
-// maxTokens tokens, stopping a row early at one of the stop ids, and returns the prompts
+// completeUncached continues each prompt greedily (the most likely token each time) by up
+// to maxTokens tokens, stopping a row early at one of the stop ids, and returns the prompts
 // with their continuations. It runs the whole sequence through m, an Infer graph with at
-// least len(prompts) rows, for every token: no cache, so it is the reference the cached
-// engine is checked against, and is fast enough for short samples during training. A row
-// ends too when it fills m's sequence length.
-func Complete(m *graph.Model, prompts [][]int, maxTokens int, stop ...int) ([][]int, error) {
+// least len(prompts) rows, for every token: no cache, the reference the cached engine is
+// checked against. A row ends too when it fills m's sequence length.
+func completeUncached(m *graph.Model, prompts [][]int, maxTokens int, stop ...int) ([][]int, error) {
 	if m.Mode != graph.Infer {
 		return nil, fmt.Errorf("sampler: Complete needs an Infer graph")
 	}
