@@ -23,6 +23,8 @@ func main() {
 			evalCommand(),
 			demoCommand(),
 			checkpointCommand(),
+			chatCommand(),
+			sampleCommand(),
 		},
 		// Errors are printed once, by main, without usage text or a stack trace.
 		ExitErrHandler: func(*cli.Context, error) {},

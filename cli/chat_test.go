@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gochat/checkpoint"
+	"gochat/graph"
+	"gochat/tokenizer"
+
+	"github.com/creack/pty"
+)
+
+// scriptedHome makes a GOCHAT_HOME holding a byte-level tokenizer and a model, saved as a
+// base and as an sft checkpoint, whose weights make it write "a" after every token,
+// forever: its replies end only at the token limit or on Ctrl-C. Its sequence length
+// leaves room for replies long enough to interrupt.
+func scriptedHome(t *testing.T) string {
+	home := t.TempDir()
+	tokens := make([][]byte, 256)
+	for i := range tokens {
+		tokens[i] = []byte{byte(i)}
+	}
+	tok, err := tokenizer.New(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Save(filepath.Join(home, "tokenizer")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := graph.Config{SequenceLen: 4096, VocabSize: tok.VocabSize(), NLayer: 1, NHead: 1, NKVHead: 1, NEmbd: 272}
+	w := graph.InitWeights(cfg, 1)
+	for _, p := range w {
+		clear(p)
+	}
+	for i := range cfg.VocabSize {
+		w["transformer.wte.weight"][i*cfg.NEmbd+i] = 1 // token i is the i-th axis
+		w["lm_head.weight"]['a'*cfg.NEmbd+i] = 1       // and predicts "a"
+	}
+	meta := checkpoint.Meta{Step: 1, ModelConfig: cfg, Tokenizer: checkpoint.Tokenizer{Fingerprint: tok.Fingerprint()}}
+	for _, folder := range []string{"base_checkpoints", "chatsft_checkpoints"} {
+		if err := checkpoint.Save(filepath.Join(home, folder, "d1"), w, nil, meta); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return home
+}
+
+// terminal is the screen of a program run in a pseudo-terminal.
+type terminal struct {
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+// waitFor waits until the screen holds s after position from, and returns where s ends.
+func (term *terminal) waitFor(t *testing.T, s string, from int) int {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		term.mu.Lock()
+		screen := term.out.String()
+		term.mu.Unlock()
+		if i := strings.Index(screen[from:], s); i >= 0 {
+			return from + i + len(s)
+		}
+	}
+	term.mu.Lock()
+	defer term.mu.Unlock()
+	t.Fatalf("the terminal never showed %q; it shows:\n%s", s, term.out.String())
+	return 0
+}
+
+// TestChatInTerminal drives `gochat chat` through a pseudo-terminal as a person would:
+// a message and its streamed reply, Ctrl-C to stop the reply (the program goes on),
+// clear, quit.
+func TestChatInTerminal(t *testing.T) {
+	home := scriptedHome(t)
+	cmd := exec.Command(binary, "chat", "-i", "base", "-t", "0", "--max-tokens", "30000")
+	cmd.Env = append(os.Environ(), "GOCHAT_HOME="+home)
+	f, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	term := &terminal{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := f.Read(buf)
+			term.mu.Lock()
+			term.out.Write(buf[:n])
+			term.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	at := term.waitFor(t, "base model", 0)
+	at = term.waitFor(t, "User: ", at)
+	f.WriteString("hello\r")
+	at = term.waitFor(t, "helloaaaaaaaaaa", at)
+	f.WriteString("\x03") // Ctrl-C
+	at = term.waitFor(t, "[stopped]", at)
+	at = term.waitFor(t, "User: ", at)
+	f.WriteString("clear\r")
+	at = term.waitFor(t, "Conversation cleared.", at)
+	f.WriteString("quit\r")
+	term.waitFor(t, "Goodbye!", at)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("chat ended with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("chat did not exit after quit")
+	}
+}
+
+func TestChatAndSampleCommands(t *testing.T) {
+	home := scriptedHome(t)
+	out, stderr, err := inHome(t, home, "chat", "-p", "hi", "-t", "0", "--max-tokens", "5")
+	if err != nil || !strings.Contains(out, "Assistant: aaaaa\n") {
+		t.Errorf("one-shot chat: %v %q %s", err, out, stderr)
+	}
+	out, stderr, err = inHome(t, home, "sample", "-n", "2", "-t", "0", "--max-tokens", "3", "The")
+	if err != nil || strings.Count(out, "Theaaa\n") != 2 || !strings.Contains(out, "--- sample 2") {
+		t.Errorf("sample: %v %q %s", err, out, stderr)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"chat", "-i", "rl", "-p", "hi"}, "-i base"},
+		{[]string{"chat", "-i", "pretrain", "-p", "hi"}, "--source"},
+		{[]string{"chat", "-t", "-1", "-p", "hi"}, "--temperature"},
+		{[]string{"sample", "-n", "0", "x"}, "--num-samples"},
+		{[]string{"sample", "-s", "7", "x"}, "no step 7"},
+	} {
+		if _, stderr, err := inHome(t, home, c.args...); err == nil || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {
+			t.Errorf("%v: %v %q", c.args, err, stderr)
+		}
+	}
+}
