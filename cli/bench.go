@@ -37,6 +37,19 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "m", Value: 1024}, &cli.IntFlag{Name: "n", Value: 3072}, &cli.IntFlag{Name: "k", Value: 768},
 			},
 			Action: runBenchSgemm,
+		}, {
+			Name:  "sample",
+			Usage: "generation speed: prefill and decode tok/s of the KV-cached forward, and the memory bandwidth decoding uses",
+			Description: "Without --depth, runs d4 (V=8192) and d12 (V=65536) with random weights at batch 1 and 8.\n" +
+				"Bandwidth used = weight bytes read per decode step × steps/s ÷ this machine's copy bandwidth.",
+			Flags: []cli.Flag{engineFlag, blasFlag,
+				&cli.IntFlag{Name: "depth", Usage: "one model of this depth instead of the standard ones"},
+				&cli.IntFlag{Name: "vocab-size", Value: 65536, Usage: "with --depth"},
+				&cli.IntFlag{Name: "batch", Value: 1, Usage: "rows generated side by side, with --depth"},
+				&cli.IntFlag{Name: "prompt", Value: 512, Usage: "prompt tokens, with --depth"},
+				&cli.IntFlag{Name: "steps", Value: 32, Usage: "decode steps timed"},
+			},
+			Action: runBenchSample,
 		}},
 	}
 }
@@ -121,5 +134,30 @@ func benchStandard(c *cli.Context) error {
 	}
 	benchmarks.WriteTable(os.Stdout, results)
 	benchmarks.WriteBreakdowns(os.Stdout, results)
+	return nil
+}
+
+func runBenchSample(c *cli.Context) error {
+	if err := positive(c, "steps", "batch", "prompt", "vocab-size"); err != nil {
+		return err
+	}
+	blas, err := cpuBLAS(c)
+	if err != nil {
+		return err
+	}
+	specs := benchmarks.StandardSamples
+	if d := c.Int("depth"); d > 0 {
+		specs = []benchmarks.SampleSpec{{Depth: d, Vocab: c.Int("vocab-size"), Batch: c.Int("batch"), Prompt: c.Int("prompt")}}
+	}
+	bandwidth := benchmarks.MeasureBandwidth()
+	var results []benchmarks.SampleResult
+	for _, spec := range specs {
+		res, err := benchmarks.RunSample(spec, blas, c.Int("steps"), bandwidth)
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+	}
+	benchmarks.WriteSampleTable(os.Stdout, results)
 	return nil
 }

@@ -150,6 +150,13 @@ func TestLoadRejectsOtherShapes(t *testing.T) {
 	}
 }
 
+func TestBenchSampleCommand(t *testing.T) {
+	out, stderr, err := gochat(t, "bench", "sample", "--depth", "1", "--vocab-size", "300", "--batch", "2", "--prompt", "8", "--steps", "2")
+	if err != nil || !strings.Contains(out, "| d1 V=300 B=2 prompt=8 |") || !strings.Contains(out, "of copy") {
+		t.Fatalf("%v: %q %s", err, out, stderr)
+	}
+}
+
 func TestBenchModelCommand(t *testing.T) {
 	out, stderr, err := gochat(t, append([]string{"bench", "model", "--steps", "20", "--profile"}, small...)...)
 	if err != nil {

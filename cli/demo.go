@@ -119,6 +119,9 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("\nvalidation bpb %.4f after %d steps (%.1f minutes). The report card: %s\n", res.ValBPB, res.Step, res.Seconds/60, path)
+	fmt.Println("Talk to it (a base model: it continues what you type):")
+	fmt.Println("  gochat chat -i base -g demo")
+	fmt.Println("  gochat sample -g demo -n 3 'func (b *Buffer) Len() int {'")
 	fmt.Println("Next:")
 	fmt.Println("  gochat eval bpb -g demo --device-batch-size", B, "  # measure it again, on both splits")
 	fmt.Println("  gochat train base --help                           # the full trainer, nanochat's flags")

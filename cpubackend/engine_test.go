@@ -42,48 +42,63 @@ func naive(ta, tb bool, m, n, k int, a []float64, lda int, b []float64, ldb int)
 }
 
 // TestGemmMatchesDefinition checks Sgemm and Dgemm of every BLAS, every transpose and
-// padded leading dimensions, with alpha and beta, against the definition.
+// padded leading dimensions, with alpha and beta, against the definition; one-row products
+// (the native BLAS's matrix-vector path) too, small and large enough to be split.
 func TestGemmMatchesDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
-	const m, n, k, pad = 5, 7, 3, 2
-	for _, b := range blases(t) {
-		for _, ta := range []bool{false, true} {
-			for _, tb := range []bool{false, true} {
-				ar, ac := stored(ta, m, k)
-				br, bc := stored(tb, k, n)
-				lda, ldb, ldc := ac+pad, bc+pad, n+pad
-				a64, b64 := make([]float64, ar*lda), make([]float64, br*ldb)
-				for i := range a64 {
-					a64[i] = r.Float64() - 0.5
-				}
-				for i := range b64 {
-					b64[i] = r.Float64() - 0.5
-				}
-				want := naive(ta, tb, m, n, k, a64, lda, b64, ldb)
-				c64 := make([]float64, m*ldc)
-				for i := range c64 {
-					c64[i] = 1
-				}
-				b.Dgemm(ta, tb, m, n, k, 2, a64, lda, b64, ldb, 0.5, c64, ldc)
-				a32, b32, c32 := f32(a64), f32(b64), make([]float32, m*ldc)
-				for i := range c32 {
-					c32[i] = 1
-				}
-				b.Sgemm(ta, tb, m, n, k, 2, a32, lda, b32, ldb, 0.5, c32, ldc)
-				for i := 0; i < m; i++ {
-					for j := 0; j < n; j++ {
-						w := 2*want[i*n+j] + 0.5
-						if math.Abs(c64[i*ldc+j]-w) > 1e-12 || math.Abs(float64(c32[i*ldc+j])-w) > 1e-5 {
-							t.Fatalf("%s ta=%t tb=%t (%d,%d): got %v / %v, want %v", b.Name(), ta, tb, i, j, c64[i*ldc+j], c32[i*ldc+j], w)
+	const pad = 2
+	for _, size := range [][3]int{{5, 7, 3}, {1, 7, 3}, {1, 4096, 1024}} {
+		m, n, k := size[0], size[1], size[2]
+		for _, b := range blases(t) {
+			for _, ta := range []bool{false, true} {
+				for _, tb := range []bool{false, true} {
+					ar, ac := stored(ta, m, k)
+					br, bc := stored(tb, k, n)
+					lda, ldb, ldc := ac+pad, bc+pad, n+pad
+					a64, b64 := make([]float64, ar*lda), make([]float64, br*ldb)
+					for i := range a64 {
+						a64[i] = r.Float64() - 0.5
+					}
+					for i := range b64 {
+						b64[i] = r.Float64() - 0.5
+					}
+					want := naive(ta, tb, m, n, k, a64, lda, b64, ldb)
+					abs := naive(ta, tb, m, n, k, absAll(a64), lda, absAll(b64), ldb) // Σ|a||b|, for the error bound
+					c64 := make([]float64, m*ldc)
+					for i := range c64 {
+						c64[i] = 1
+					}
+					b.Dgemm(ta, tb, m, n, k, 2, a64, lda, b64, ldb, 0.5, c64, ldc)
+					a32, b32, c32 := f32(a64), f32(b64), make([]float32, m*ldc)
+					for i := range c32 {
+						c32[i] = 1
+					}
+					b.Sgemm(ta, tb, m, n, k, 2, a32, lda, b32, ldb, 0.5, c32, ldc)
+					for i := 0; i < m; i++ {
+						for j := 0; j < n; j++ {
+							// Rounding error of a k-term dot product in precision u: at most about
+							// k·u·Σ|a||b| (times alpha), plus the final scaling and add.
+							w, bound := 2*want[i*n+j]+0.5, 2*abs[i*n+j]*float64(k+2)
+							if math.Abs(c64[i*ldc+j]-w) > bound*0x1p-53+1e-15 || math.Abs(float64(c32[i*ldc+j])-w) > bound*0x1p-24+1e-6 {
+								t.Fatalf("%s %d×%d×%d ta=%t tb=%t (%d,%d): got %v / %v, want %v", b.Name(), m, n, k, ta, tb, i, j, c64[i*ldc+j], c32[i*ldc+j], w)
+							}
 						}
 					}
-				}
-				if c64[m*ldc-1] != 1 || c32[n] != 1 {
-					t.Fatalf("%s wrote into the padding", b.Name())
+					if c64[m*ldc-1] != 1 || c32[n] != 1 {
+						t.Fatalf("%s wrote into the padding", b.Name())
+					}
 				}
 			}
 		}
 	}
+}
+
+func absAll(x []float64) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = math.Abs(v)
+	}
+	return out
 }
 
 func f32(x []float64) []float32 {
