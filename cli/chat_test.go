@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"gochat/checkpoint"
-	"gochat/graph"
-	"gochat/tokenizer"
+	"gochat/internal/scripted"
 
 	"github.com/creack/pty"
 )
@@ -23,26 +22,11 @@ import (
 // leaves room for replies long enough to interrupt.
 func scriptedHome(t *testing.T) string {
 	home := t.TempDir()
-	tokens := make([][]byte, 256)
-	for i := range tokens {
-		tokens[i] = []byte{byte(i)}
-	}
-	tok, err := tokenizer.New(tokens)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := scripted.Tokenizer()
 	if err := tok.Save(filepath.Join(home, "tokenizer")); err != nil {
 		t.Fatal(err)
 	}
-	cfg := graph.Config{SequenceLen: 4096, VocabSize: tok.VocabSize(), NLayer: 1, NHead: 1, NKVHead: 1, NEmbd: 272}
-	w := graph.InitWeights(cfg, 1)
-	for _, p := range w {
-		clear(p)
-	}
-	for i := range cfg.VocabSize {
-		w["transformer.wte.weight"][i*cfg.NEmbd+i] = 1 // token i is the i-th axis
-		w["lm_head.weight"]['a'*cfg.NEmbd+i] = 1       // and predicts "a"
-	}
+	cfg, w := scripted.Model(tok.VocabSize(), 4096, func(int) int { return 'a' })
 	meta := checkpoint.Meta{Step: 1, ModelConfig: cfg, Tokenizer: checkpoint.Tokenizer{Fingerprint: tok.Fingerprint()}}
 	for _, folder := range []string{"base_checkpoints", "chatsft_checkpoints"} {
 		if err := checkpoint.Save(filepath.Join(home, folder, "d1"), w, nil, meta); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"gochat/cpubackend"
 	"gochat/graph"
+	"gochat/internal/scripted"
 	"gochat/tokenizer"
 )
 
@@ -94,23 +95,10 @@ func TestCachedEqualsUncached(t *testing.T) {
 	}
 }
 
-// byteTokenizer has the 256 byte tokens and the special tokens: 265 in all.
-func byteTokenizer(t *testing.T) *tokenizer.Tokenizer {
-	tokens := make([][]byte, 256)
-	for i := range tokens {
-		tokens[i] = []byte{byte(i)}
-	}
-	tok, err := tokenizer.New(tokens)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 // TestGreedyMatchesUncached: the engine at temperature 0 writes what the uncached
 // reference writes.
 func TestGreedyMatchesUncached(t *testing.T) {
-	tok := byteTokenizer(t)
+	tok := scripted.Tokenizer()
 	cfg := graph.Config{SequenceLen: 40, VocabSize: tok.VocabSize(), NLayer: 2, NHead: 2, NKVHead: 1, NEmbd: 32}
 	w := randomWeightsOf(cfg)
 	eng, err := NewEngine(newModel(t, cfg, w), tok)
@@ -140,7 +128,7 @@ func TestGreedyMatchesUncached(t *testing.T) {
 // TestSeedsAndRows: a request is reproducible from its seed; another seed, or another row
 // of the same request, samples differently from the first token on.
 func TestSeedsAndRows(t *testing.T) {
-	tok := byteTokenizer(t)
+	tok := scripted.Tokenizer()
 	cfg := graph.Config{SequenceLen: 40, VocabSize: tok.VocabSize(), NLayer: 1, NHead: 2, NKVHead: 2, NEmbd: 32}
 	eng, err := NewEngine(newModel(t, cfg, randomWeightsOf(cfg)), tok)
 	if err != nil {
@@ -171,22 +159,14 @@ func TestSeedsAndRows(t *testing.T) {
 	}
 }
 
-// scripted is an engine whose model's weights make each token predict a fixed next one (a
-// bigram table; the blocks add nothing): token i is the i-th axis of the embedding, and
-// lm_head maps it to next[i].
-func scripted(t *testing.T, tok *tokenizer.Tokenizer, next map[int]int) *Engine {
-	V := tok.VocabSize()
-	cfg := graph.Config{SequenceLen: 32, VocabSize: V, NLayer: 1, NHead: 1, NKVHead: 1, NEmbd: 272}
-	w := graph.InitWeights(cfg, 1)
-	for _, p := range w {
-		clear(p)
-	}
-	for i := range V {
-		w["transformer.wte.weight"][i*cfg.NEmbd+i] = 1
-	}
-	for from, to := range next {
-		w["lm_head.weight"][to*cfg.NEmbd+from] = 1
-	}
+// scriptedEngine is an engine whose model writes a script: token i is followed by next[i].
+func scriptedEngine(t *testing.T, tok *tokenizer.Tokenizer, next map[int]int) *Engine {
+	cfg, w := scripted.Model(tok.VocabSize(), 32, func(i int) int {
+		if j, ok := next[i]; ok {
+			return j
+		}
+		return -1
+	})
 	eng, err := NewEngine(newModel(t, cfg, w), tok)
 	if err != nil {
 		t.Fatal(err)
@@ -197,10 +177,10 @@ func scripted(t *testing.T, tok *tokenizer.Tokenizer, next map[int]int) *Engine 
 // TestToolUse: a scripted model writes <|python_start|>12+30<|python_end|>; the engine
 // must force <|output_start|>42<|output_end|>, after which the model ends the reply.
 func TestToolUse(t *testing.T) {
-	tok := byteTokenizer(t)
+	tok := scripted.Tokenizer()
 	id := func(name string) int { i, _ := tok.Special(name); return i }
 	bos, start, end := id("<|bos|>"), id("<|python_start|>"), id("<|python_end|>")
-	eng := scripted(t, tok, map[int]int{bos: start, start: '1', '1': '2', '2': '+', '+': '3', '3': '0', '0': end,
+	eng := scriptedEngine(t, tok, map[int]int{bos: start, start: '1', '1': '2', '2': '+', '+': '3', '3': '0', '0': end,
 		end: 'x', id("<|output_end|>"): id("<|assistant_end|>")})
 	tokens, sampled, err := eng.Continuations(context.Background(), []int{bos}, Settings{MaxTokens: 20})
 	if err != nil {
@@ -213,7 +193,7 @@ func TestToolUse(t *testing.T) {
 	}
 
 	// Without a result (1/0), nothing is forced: the model goes on with its own tokens.
-	eng = scripted(t, tok, map[int]int{bos: start, start: '1', '1': '/', '/': '0', '0': end, end: 'x'})
+	eng = scriptedEngine(t, tok, map[int]int{bos: start, start: '1', '1': '/', '/': '0', '0': end, end: 'x'})
 	tokens, sampled, _ = eng.Continuations(context.Background(), []int{bos}, Settings{MaxTokens: 6})
 	if want := []int{start, '1', '/', '0', end, 'x'}; !slices.Equal(tokens[0], want) || slices.Contains(sampled[0], false) {
 		t.Errorf("1/0: %v %v, want %v, all sampled", tokens[0], sampled[0], want)
@@ -246,7 +226,7 @@ func TestSample(t *testing.T) {
 }
 
 func TestGenerateErrors(t *testing.T) {
-	tok := byteTokenizer(t)
+	tok := scripted.Tokenizer()
 	cfg := graph.Config{SequenceLen: 4, VocabSize: tok.VocabSize(), NLayer: 1, NHead: 1, NKVHead: 1, NEmbd: 16}
 	m := newModel(t, cfg, randomWeightsOf(cfg))
 	eng, _ := NewEngine(m, tok)

@@ -1,0 +1,313 @@
+// Package web serves a model over HTTP as nanochat's chat_web does: a single-page chat UI
+// at /, a streaming completion API at /chat/completions (server-sent events), /health and
+// /stats. Requests are checked against nanochat's limits, answered by a pool of workers
+// with a bounded queue, and stopped when their client goes away.
+package web
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"gochat/sampler"
+)
+
+//go:embed ui.html
+var page []byte
+
+// nanochat's input limits (chat_web.py).
+const (
+	MaxMessages       = 500
+	MaxMessageChars   = 8000
+	MaxTotalChars     = 32000
+	MaxTemperature    = 2.0
+	MaxTopK           = 200
+	MaxMaxTokens      = 4096
+	maxBodyBytes      = 1 << 20 // far above what the limits let through
+	defaultQueueBound = 16
+)
+
+// Options configure a Server.
+type Options struct {
+	Temperature float64 // defaults for requests that leave them out
+	TopK        int
+	MaxTokens   int
+	Workers     int         // requests generated at once (0: 1)
+	Queue       int         // requests that may wait for a worker; beyond it, 503 (0: 16)
+	Log         *log.Logger // conversations and errors (nil: discarded)
+}
+
+// Server answers chat requests with one model.
+type Server struct {
+	eng     *sampler.Engine
+	opt     Options
+	workers chan struct{} // a token per worker
+	waiting atomic.Int64  // requests queued or being served
+	served  atomic.Int64
+	busy    atomic.Int64
+	mux     *http.ServeMux
+	mu      sync.Mutex // serialises log lines
+}
+
+// New makes a server for eng.
+func New(eng *sampler.Engine, opt Options) *Server {
+	opt.Workers = max(opt.Workers, 1)
+	if opt.Queue <= 0 {
+		opt.Queue = defaultQueueBound
+	}
+	if opt.Log == nil {
+		opt.Log = log.New(io.Discard, "", 0)
+	}
+	s := &Server{eng: eng, opt: opt, workers: make(chan struct{}, opt.Workers), mux: http.NewServeMux()}
+	for range opt.Workers {
+		s.workers <- struct{}{}
+	}
+	s.mux.HandleFunc("GET /{$}", s.index)
+	s.mux.HandleFunc("GET /health", s.health)
+	s.mux.HandleFunc("GET /stats", s.stats)
+	s.mux.HandleFunc("POST /chat/completions", s.completions)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(page)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "ready": true,
+		"workers": s.opt.Workers, "available_workers": len(s.workers)})
+}
+
+// Stats is what GET /stats answers.
+type Stats struct {
+	TotalWorkers     int   `json:"total_workers"`
+	AvailableWorkers int   `json:"available_workers"`
+	BusyWorkers      int   `json:"busy_workers"`
+	Queued           int   `json:"queued"`
+	QueueBound       int   `json:"queue_bound"`
+	Served           int64 `json:"requests_served"`
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	busy := int(s.busy.Load())
+	writeJSON(w, http.StatusOK, Stats{TotalWorkers: s.opt.Workers, AvailableWorkers: s.opt.Workers - busy, BusyWorkers: busy,
+		Queued: int(s.waiting.Load()) - busy, QueueBound: s.opt.Queue, Served: s.served.Load()})
+}
+
+// Message is one turn of a conversation.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Request is the body of POST /chat/completions, as nanochat's API takes it.
+type Request struct {
+	Messages    []Message `json:"messages"`
+	Temperature *float64  `json:"temperature"`
+	TopK        *int      `json:"top_k"`
+	MaxTokens   *int      `json:"max_tokens"`
+	Stream      *bool     `json:"stream"`
+}
+
+// check applies nanochat's limits and fills in the server's defaults.
+func (req *Request) check(opt Options) (sampler.Settings, error) {
+	var s sampler.Settings
+	if len(req.Messages) == 0 {
+		return s, errors.New("at least one message is required")
+	}
+	if len(req.Messages) > MaxMessages {
+		return s, fmt.Errorf("too many messages: %d, at most %d", len(req.Messages), MaxMessages)
+	}
+	total := 0
+	for i, m := range req.Messages {
+		n := utf8.RuneCountInString(m.Content)
+		switch {
+		case m.Role != "user" && m.Role != "assistant":
+			return s, fmt.Errorf("message %d: role %q, want user or assistant", i, m.Role)
+		case n == 0:
+			return s, fmt.Errorf("message %d is empty", i)
+		case n > MaxMessageChars:
+			return s, fmt.Errorf("message %d has %d characters, at most %d", i, n, MaxMessageChars)
+		}
+		total += n
+	}
+	if total > MaxTotalChars {
+		return s, fmt.Errorf("the conversation has %d characters, at most %d", total, MaxTotalChars)
+	}
+	s = sampler.Settings{Temperature: opt.Temperature, TopK: opt.TopK, MaxTokens: opt.MaxTokens, Seed: rand.Uint64()}
+	if t := req.Temperature; t != nil {
+		if !(*t >= 0 && *t <= MaxTemperature) {
+			return s, fmt.Errorf("temperature %g is outside [0, %g]", *t, MaxTemperature)
+		}
+		s.Temperature = *t
+	}
+	if k := req.TopK; k != nil {
+		if *k < 1 || *k > MaxTopK {
+			return s, fmt.Errorf("top_k %d is outside [1, %d]", *k, MaxTopK)
+		}
+		s.TopK = *k
+	}
+	if m := req.MaxTokens; m != nil {
+		if *m < 1 || *m > MaxMaxTokens {
+			return s, fmt.Errorf("max_tokens %d is outside [1, %d]", *m, MaxMaxTokens)
+		}
+		s.MaxTokens = *m
+	}
+	return s, nil
+}
+
+// prompt renders the conversation as nanochat's chat_web does: <|bos|>, each message in its
+// role's tokens, then <|assistant_start|> for the reply.
+func (s *Server) prompt(msgs []Message) []int {
+	tok := s.eng.Tok
+	id := func(name string) int { i, _ := tok.Special(name); return i }
+	ids := []int{id("<|bos|>")}
+	for _, m := range msgs {
+		role := "assistant"
+		if m.Role == "user" {
+			role = "user"
+		}
+		ids = append(ids, id("<|"+role+"_start|>"))
+		ids = append(ids, tok.Encode(m.Content)...)
+		ids = append(ids, id("<|"+role+"_end|>"))
+	}
+	return append(ids, id("<|assistant_start|>"))
+}
+
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	var req Request
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", maxBodyBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		return
+	}
+	settings, err := req.check(s.opt)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// Wait for a worker, unless the queue is full.
+	if s.waiting.Add(1) > int64(s.opt.Workers+s.opt.Queue) {
+		s.waiting.Add(-1)
+		writeError(w, http.StatusServiceUnavailable, "the server is busy; try again shortly")
+		return
+	}
+	defer s.waiting.Add(-1)
+	select {
+	case <-s.workers:
+	case <-r.Context().Done():
+		return
+	}
+	s.busy.Add(1)
+	defer func() {
+		s.busy.Add(-1)
+		s.workers <- struct{}{}
+	}()
+	stream := req.Stream == nil || *req.Stream
+	reply, err := s.generate(w, r, s.prompt(req.Messages), settings, stream)
+	s.served.Add(1)
+	s.logConversation(req.Messages, reply, err)
+}
+
+// generate runs the request and writes its answer: server-sent events of whole characters
+// when streaming, one JSON object otherwise.
+func (s *Server) generate(w http.ResponseWriter, r *http.Request, prompt []int, settings sampler.Settings, stream bool) (string, error) {
+	tok := s.eng.Tok
+	end, _ := tok.Special("<|assistant_end|>")
+	bos, _ := tok.Special("<|bos|>")
+	flusher, _ := w.(http.Flusher)
+	if stream {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+	}
+	dec := tok.NewStreamDecoder()
+	var reply []byte
+	var writeErr error
+	send := func(text string) {
+		reply = append(reply, text...)
+		if stream && text != "" && writeErr == nil {
+			writeErr = writeEvent(w, map[string]any{"token": text})
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+	err := s.eng.Generate(r.Context(), prompt, settings, func(c sampler.Column) bool {
+		t := c.Tokens[0]
+		if t == end || t == bos {
+			return false
+		}
+		text, err := dec.Push(t)
+		if err == nil {
+			send(text)
+		}
+		return writeErr == nil
+	})
+	send(dec.Flush())
+	if err == nil {
+		err = writeErr
+	}
+	switch {
+	case stream && err == nil:
+		writeEvent(w, map[string]any{"done": true})
+		if flusher != nil {
+			flusher.Flush()
+		}
+	case !stream && err == nil:
+		writeJSON(w, http.StatusOK, map[string]any{"choices": []any{map[string]any{
+			"message": Message{Role: "assistant", Content: string(reply)}, "finish_reason": "stop"}}})
+	case !stream:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+	return string(reply), err
+}
+
+// logConversation writes one JSON line per conversation answered.
+func (s *Server) logConversation(msgs []Message, reply string, err error) {
+	entry := map[string]any{"time": time.Now().UTC().Format(time.RFC3339), "messages": msgs, "reply": reply}
+	if err != nil {
+		entry["error"] = err.Error()
+	}
+	line, _ := json.Marshal(entry)
+	s.mu.Lock()
+	s.opt.Log.Println(string(line))
+	s.mu.Unlock()
+}
+
+func writeEvent(w io.Writer, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "data: %s\n\n", raw)
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
