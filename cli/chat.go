@@ -23,17 +23,20 @@ import (
 // sources are nanochat's checkpoint folders by training stage (-i).
 var sources = map[string]string{"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints", "rl": "chatrl_checkpoints"}
 
-// Flags of the commands that generate.
-func generationFlags(source string, temperature float64) []cli.Flag {
+// generationFlags are the flags of the commands that generate: the checkpoint and the
+// sampling defaults.
+func generationFlags(source string, temperature float64, maxTokens int) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: source, Usage: "training stage of the checkpoint: base, mid, sft or rl"},
 		modelTagFlag, stepFlag, tokenizerFlag, engineFlag, blasFlag,
 		&cli.Float64Flag{Name: "temperature", Aliases: []string{"t"}, Value: temperature, Usage: "sampling temperature (0: the most likely token)"},
 		&cli.IntFlag{Name: "top-k", Aliases: []string{"k"}, Value: 50, Usage: "sample among the k most likely tokens (0: all)"},
-		&cli.IntFlag{Name: "max-tokens", Aliases: []string{"m"}, Value: 256, Usage: "tokens per reply at most"},
-		&cli.Uint64Flag{Name: "seed", Usage: "seed of the sampling (default: a new one each time)"},
+		&cli.IntFlag{Name: "max-tokens", Aliases: []string{"m"}, Value: maxTokens, Usage: "tokens per reply at most"},
 	}
 }
+
+// sampleSeedFlag fixes the sampling of chat and sample.
+var sampleSeedFlag = &cli.Uint64Flag{Name: "seed", Usage: "seed of the sampling (default: a new one each time)"}
 
 func chatCommand() *cli.Command {
 	return &cli.Command{
@@ -42,7 +45,7 @@ func chatCommand() *cli.Command {
 		Description: "Type a message and Enter; `clear` starts a new conversation, `quit` or `exit` (or Ctrl-D) ends.\n" +
 			"Ctrl-C stops a reply; at the prompt it ends the program. A base model (-i base, what `gochat demo`\n" +
 			"trains) does not chat: it continues each text you type.",
-		Flags: append(generationFlags("sft", 0.6),
+		Flags: append(generationFlags("sft", 0.6, 256), sampleSeedFlag,
 			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "answer this one message and exit"}),
 		Action: runChat,
 	}
@@ -55,7 +58,7 @@ func sampleCommand() *cli.Command {
 		ArgsUsage: "[TEXT]",
 		Description: "Continues TEXT (or standard input) --num-samples times, each row sampled on its own, and\n" +
 			"prints each prompt with its continuation.",
-		Flags: append(generationFlags("base", 0.6),
+		Flags: append(generationFlags("base", 0.6, 256), sampleSeedFlag,
 			&cli.IntFlag{Name: "num-samples", Aliases: []string{"n"}, Value: 1, Usage: "continuations, generated side by side"}),
 		Action: runSample,
 	}
@@ -120,7 +123,7 @@ func runSample(c *cli.Context) error {
 		return err
 	}
 	prompt := append([]int{bos}, eng.Tok.Encode(text)...)
-	ctx, stop := interruptible(c.Context)
+	ctx, stop := interruptible(c.Context, "stopping the samples")
 	defer stop()
 	tokens, _, err := eng.Continuations(ctx, prompt, settings(c, rows))
 	if err != nil && !errors.Is(err, context.Canceled) {

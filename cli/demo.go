@@ -104,7 +104,7 @@ func runDemo(c *cli.Context) error {
 	if err := os.RemoveAll(dir); err != nil { // the demo's own run, replaced each time
 		return err
 	}
-	ctx, stop := interruptible(c.Context)
+	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
 	res, err := trainBase(ctx, train.Run{Settings: s, Data: data, Tokenizer: tok, TokenizerDir: tokDir, Dir: dir,
 		Prompts: append(append([]string(nil), train.SamplePrompts...), goPrompts...)}, blas)

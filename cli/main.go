@@ -25,6 +25,7 @@ func main() {
 			checkpointCommand(),
 			chatCommand(),
 			sampleCommand(),
+			webCommand(),
 		},
 		// Errors are printed once, by main, without usage text or a stack trace.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -101,7 +101,7 @@ func runTrainBase(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := interruptible(c.Context)
+	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
 	res, err := trainBase(ctx, train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
 		Dir: runDir(c, s.Depth), Resume: c.Bool("resume")}, blas)
@@ -135,16 +135,16 @@ func trainBase(ctx context.Context, r train.Run, blas cpubackend.BLAS) (*train.R
 	return res, nil
 }
 
-// interruptible returns a context cancelled by the first Ctrl-C (or SIGTERM); a second
-// one ends the program at once.
-func interruptible(parent context.Context) (context.Context, context.CancelFunc) {
+// interruptible returns a context cancelled by the first Ctrl-C (or SIGTERM), which says
+// what the program does then; a second one ends the program at once.
+func interruptible(parent context.Context, then string) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(parent)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		select {
 		case <-sig:
-			fmt.Fprintln(os.Stderr, "\ninterrupted: finishing the step and saving a checkpoint (Ctrl-C again quits at once)")
+			fmt.Fprintf(os.Stderr, "\ninterrupted: %s (Ctrl-C again quits at once)\n", then)
 			cancel()
 		case <-ctx.Done():
 		}
