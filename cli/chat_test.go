@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,5 +135,55 @@ func TestChatAndSampleCommands(t *testing.T) {
 		if _, stderr, err := inHome(t, home, c.args...); err == nil || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {
 			t.Errorf("%v: %v %q", c.args, err, stderr)
 		}
+	}
+}
+
+// TestWebCommand runs `gochat web` on a free loopback port, asks it for a reply, and stops
+// it with Ctrl-C.
+func TestWebCommand(t *testing.T) {
+	home := scriptedHome(t)
+	cmd := exec.Command(binary, "web", "-p", "0", "-t", "0", "-m", "3")
+	cmd.Env = append(os.Environ(), "GOCHAT_HOME="+home)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	var url string
+	for lines.Scan() {
+		if u, ok := strings.CutPrefix(lines.Text(), "serving on "); ok {
+			url = u
+			break
+		}
+	}
+	if url == "" {
+		t.Fatalf("no address printed; stderr: %s", stderr.String())
+	}
+	res, err := http.Post(url+"/chat/completions", "application/json", strings.NewReader(`{"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), `data: {"token":"a"}`) || !strings.HasSuffix(string(body), "data: {\"done\":true}\n\n") {
+		t.Errorf("reply: %q", body)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() {
+		for lines.Scan() {
+		}
+		done <- cmd.Wait()
+	}()
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(stderr.String(), `"content":"hi"`) {
+			t.Errorf("exit %v; the conversation log: %q", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("gochat web did not stop on Ctrl-C")
 	}
 }
