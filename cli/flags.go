@@ -15,18 +15,29 @@ var (
 	batchFlag  = &cli.IntFlag{Name: "device-batch-size", Value: 8, Usage: "sequences per forward pass"}
 	vocabFlag  = &cli.IntFlag{Name: "vocab-size", Value: 8192, Usage: "vocabulary size (the tokenizer's, once there is one)"}
 	seedFlag   = &cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the weight initialisation and the sample batch"}
-	engineFlag = &cli.StringFlag{Name: "engine", Value: "auto", Usage: "compute engine: auto or cpu"}
+	engineFlag = &cli.StringFlag{Name: "engine", Value: "auto", Usage: "compute engine: auto (a GPU when there is one), cpu, cuda (strict fp32) or cuda-tf32"}
 	blasFlag   = &cli.StringFlag{Name: "blas", Value: "auto", EnvVars: []string{"GOCHAT_BLAS"}, Usage: "CPU matrix library: auto, native (OpenBLAS / Accelerate) or gonum"}
 )
 
-// cpuBLAS returns the BLAS the flags ask for, after checking the engine flag.
+// cpuBLAS returns the BLAS the engine and BLAS flags ask for: the CPU's, or an accelerator's
+// that runs the large products (and says so in its name).
 func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
 	switch e := c.String(engineFlag.Name); e {
-	case "auto", "cpu":
-	case "metal", "cuda":
-		return nil, fmt.Errorf("--engine %s: this build has only the cpu engine", e)
+	case "auto":
+		if gpu, err := cpubackend.Select("cuda-tf32"); err == nil {
+			return gpu, nil
+		}
+	case "cpu":
+	case "cuda", "cuda-tf32":
+		b, err := cpubackend.Select(e)
+		if err != nil {
+			return nil, fmt.Errorf("--engine %s: %w", e, err)
+		}
+		return b, nil
+	case "metal":
+		return nil, fmt.Errorf("--engine metal: this build has no Metal engine yet")
 	default:
-		return nil, fmt.Errorf("--engine %q: want auto or cpu", e)
+		return nil, fmt.Errorf("--engine %q: want auto, cpu, cuda or cuda-tf32", e)
 	}
 	return cpubackend.Select(c.String(blasFlag.Name))
 }

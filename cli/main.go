@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 
+	_ "gochat/cudabackend" // --engine cuda
+
 	"github.com/urfave/cli/v2"
 )
 

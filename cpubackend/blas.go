@@ -10,6 +10,7 @@ package cpubackend
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 
@@ -50,9 +51,11 @@ func trans(t bool) blas.Transpose {
 }
 
 // Select returns the BLAS named by choice: "auto" or "" (the system library, else gonum with
-// a one-line notice on stderr), "native" (the system library or an error) or "gonum".
+// a one-line notice on stderr), "native" (the system library or an error), "gonum", or the
+// name of a registered accelerator ("cuda" once cudabackend is linked in), which runs the
+// large products and leaves the rest to the automatic choice.
 func Select(choice string) (BLAS, error) {
-	switch strings.ToLower(choice) {
+	switch choice = strings.ToLower(choice); choice {
 	case "", "auto":
 		b, err := LoadNative()
 		if err != nil {
@@ -65,7 +68,33 @@ func Select(choice string) (BLAS, error) {
 	case "gonum":
 		return Gonum{}, nil
 	}
-	return nil, fmt.Errorf("unknown BLAS %q: want auto, native or gonum", choice)
+	if load, ok := accelerators[choice]; ok {
+		cpu, err := Select("auto")
+		if err != nil {
+			return nil, err
+		}
+		return load(cpu)
+	}
+	return nil, fmt.Errorf("unknown BLAS %q: want auto, native, gonum%s", choice, acceleratorNames())
+}
+
+// accelerators are the BLAS that packages linked into the program registered.
+var accelerators = map[string]func(cpu BLAS) (BLAS, error){}
+
+// Register makes an accelerator selectable by name (GOCHAT_BLAS, --engine): load gets the
+// CPU BLAS for what it leaves to the processors. Packages call it from init.
+func Register(name string, load func(cpu BLAS) (BLAS, error)) { accelerators[name] = load }
+
+func acceleratorNames() string {
+	var names []string
+	for n := range accelerators {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return ""
+	}
+	return ", " + strings.Join(names, ", ")
 }
 
 var (

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"gochat/cpubackend"
+	_ "gochat/cudabackend" // GOCHAT_BLAS=cuda runs the golden cases on the GPU
 	"gochat/graph"
 	"gochat/layers"
 	"gochat/optimizers"

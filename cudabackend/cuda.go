@@ -1,0 +1,276 @@
+//go:build linux
+
+package cudabackend
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"gochat/cpubackend"
+
+	"github.com/ebitengine/purego"
+)
+
+// DefaultMinFLOPs is the size (2·m·n·k) from which a product goes to the GPU, unless
+// GOCHAT_CUDA_MIN_FLOPS sets another (0 sends every float32 product, as the golden test
+// does to check the GPU's arithmetic).
+const DefaultMinFLOPs = 1 << 27
+
+// cuBLAS and CUDA runtime constants (cublas_api.h, driver_types.h).
+const (
+	cublasOpN             = 0
+	cublasOpT             = 1
+	cublasDefaultMath     = 0
+	cublasTF32TensorMath  = 3
+	cudaMemcpyHostToDev   = 1
+	cudaMemcpyDevToHost   = 2
+	cudaDevicePropNameLen = 256
+)
+
+// runtime holds the functions of libcudart and libcublas gochat calls.
+type runtime struct {
+	getDeviceCount func(*int32) int32
+	setDevice      func(int32) int32
+	getProperties  func(*byte, int32) int32
+	malloc         func(*uintptr, uint64) int32
+	free           func(uintptr) int32
+	copyToDevice   func(uintptr, unsafe.Pointer, uint64, int32) int32
+	copyToHost     func(unsafe.Pointer, uintptr, uint64, int32) int32
+	errorString    func(int32) string
+	create         func(*uintptr) int32
+	setMathMode    func(uintptr, int32) int32
+	sgemm          func(h uintptr, ta, tb, m, n, k int32, alpha *float32, a uintptr, lda int32, b uintptr, ldb int32, beta *float32, c uintptr, ldc int32) int32
+}
+
+// libraries lists where the CUDA libraries may be: GOCHAT_CUDART and GOCHAT_CUBLAS first,
+// then the names the dynamic loader finds (LD_LIBRARY_PATH), newest version first.
+func libraries(env, base string) []string {
+	var out []string
+	if p := os.Getenv(env); p != "" {
+		out = append(out, p)
+	}
+	return append(out, base+".so.13", base+".so.12", base+".so")
+}
+
+func open(env, base string) (uintptr, error) {
+	var tried []string
+	for _, path := range libraries(env, base) {
+		lib, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+		if err == nil {
+			return lib, nil
+		}
+		tried = append(tried, path)
+	}
+	return 0, fmt.Errorf("no %s (tried %s; set %s or LD_LIBRARY_PATH)", base, strings.Join(tried, ", "), env)
+}
+
+func loadRuntime() (*runtime, error) {
+	rt, err := open("GOCHAT_CUDART", "libcudart")
+	if err != nil {
+		return nil, err
+	}
+	bl, err := open("GOCHAT_CUBLAS", "libcublas")
+	if err != nil {
+		return nil, err
+	}
+	r := &runtime{}
+	for _, f := range []struct {
+		lib  uintptr
+		fn   any
+		name string
+	}{
+		{rt, &r.getDeviceCount, "cudaGetDeviceCount"}, {rt, &r.setDevice, "cudaSetDevice"},
+		{rt, &r.getProperties, "cudaGetDeviceProperties"}, {rt, &r.malloc, "cudaMalloc"}, {rt, &r.free, "cudaFree"},
+		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
+		{bl, &r.create, "cublasCreate_v2"}, {bl, &r.setMathMode, "cublasSetMathMode"}, {bl, &r.sgemm, "cublasSgemm_v2"},
+	} {
+		if _, err := purego.Dlsym(f.lib, f.name); err != nil {
+			return nil, fmt.Errorf("the CUDA libraries lack %s", f.name)
+		}
+		purego.RegisterLibFunc(f.fn, f.lib, f.name)
+	}
+	return r, nil
+}
+
+// BLAS is a cpubackend.BLAS that runs large float32 products on the GPU.
+type BLAS struct {
+	cpu    cpubackend.BLAS
+	rt     *runtime
+	handle uintptr
+	device string
+	tf32   bool
+	min    int // MinFLOPs
+
+	mu   sync.Mutex // one product at a time on the device
+	bufs [3]buffer  // A, B and C, grown as products need
+}
+
+// buffer is device memory that grows and is reused.
+type buffer struct {
+	ptr  uintptr
+	size uint64
+}
+
+// Load opens the first GPU. tf32 lets cuBLAS use TF32 tensor cores for float32 products
+// (10 mantissa bits) instead of strict float32. Products below DefaultMinFLOPs, and every
+// float64 product, go to cpu.
+func Load(cpu cpubackend.BLAS, tf32 bool) (*BLAS, error) {
+	rt, err := loadRuntime()
+	if err != nil {
+		return nil, err
+	}
+	var n int32
+	if code := rt.getDeviceCount(&n); code != 0 || n == 0 {
+		return nil, fmt.Errorf("no CUDA device: %s", rt.describe(code))
+	}
+	if code := rt.setDevice(0); code != 0 {
+		return nil, fmt.Errorf("cudaSetDevice: %s", rt.describe(code))
+	}
+	props := make([]byte, 4096) // cudaDeviceProp starts with its name
+	b := &BLAS{cpu: cpu, rt: rt, tf32: tf32, device: "CUDA device 0", min: DefaultMinFLOPs}
+	if v := os.Getenv("GOCHAT_CUDA_MIN_FLOPS"); v != "" {
+		if b.min, err = strconv.Atoi(v); err != nil || b.min < 0 {
+			return nil, fmt.Errorf("GOCHAT_CUDA_MIN_FLOPS=%q: want a number of FLOPs", v)
+		}
+	}
+	if rt.getProperties(&props[0], 0) == 0 {
+		b.device = strings.TrimRight(string(props[:cudaDevicePropNameLen]), "\x00")
+	}
+	if code := rt.create(&b.handle); code != 0 {
+		return nil, fmt.Errorf("cublasCreate: status %d", code)
+	}
+	mode := int32(cublasDefaultMath)
+	if tf32 {
+		mode = cublasTF32TensorMath
+	}
+	if code := rt.setMathMode(b.handle, mode); code != 0 {
+		return nil, fmt.Errorf("cublasSetMathMode: status %d", code)
+	}
+	return b, nil
+}
+
+func (rt *runtime) describe(code int32) string {
+	if code == 0 {
+		return "no devices"
+	}
+	return fmt.Sprintf("%s (error %d)", rt.errorString(code), code)
+}
+
+// Name implements cpubackend.BLAS.
+func (b *BLAS) Name() string {
+	precision := "fp32"
+	if b.tf32 {
+		precision = "tf32"
+	}
+	return fmt.Sprintf("cuda:%s (%s, small products on %s)", b.device, precision, b.cpu.Name())
+}
+
+// Dgemm implements cpubackend.BLAS on the CPU: float64 is for tests and checks.
+func (b *BLAS) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, bm []float64, ldb int, beta float64, c []float64, ldc int) {
+	b.cpu.Dgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}
+
+// Sgemm implements cpubackend.BLAS: row-major C = alpha·op(A)·op(B) + beta·C, on the GPU
+// from the threshold on. cuBLAS is column-major, where row-major C is Cᵀ, so it computes
+// Cᵀ = op(B)ᵀ·op(A)ᵀ with the operands' memory as it is.
+func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
+	if 2*m*n*k < b.min || m == 0 || n == 0 || k == 0 {
+		b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+		return
+	}
+	ra, ca := m, k
+	if transA {
+		ra, ca = k, m
+	}
+	rb, cb := k, n
+	if transB {
+		rb, cb = n, k
+	}
+	spanA, spanB, spanC := span(ra, ca, lda), span(rb, cb, ldb), span(m, n, ldc)
+	if len(a) < spanA || len(bm) < spanB || len(c) < spanC {
+		panic(fmt.Sprintf("cudabackend: sgemm operands too short for %d×%d×%d", m, n, k))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.run(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc); err != nil {
+		panic(fmt.Sprintf("cudabackend: %v", err)) // a device that fails mid-run leaves nothing to fall back on
+	}
+}
+
+// span is the number of elements a rows×cols matrix with row stride ld covers.
+func span(rows, cols, ld int) int { return (rows-1)*ld + cols }
+
+func (b *BLAS) run(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) error {
+	dA, err := b.upload(0, a)
+	if err != nil {
+		return err
+	}
+	dB, err := b.upload(1, bm)
+	if err != nil {
+		return err
+	}
+	// C goes up when its old values count, and when its rows have gaps (ldc > n): the copy
+	// back covers the gaps, which must come back as they were.
+	var dC uintptr
+	if beta != 0 || (m > 1 && ldc != n) {
+		dC, err = b.upload(2, c)
+	} else {
+		dC, err = b.reserve(2, uint64(4*len(c)))
+	}
+	if err != nil {
+		return err
+	}
+	op := func(t bool) int32 {
+		if t {
+			return cublasOpT
+		}
+		return cublasOpN
+	}
+	if code := b.rt.sgemm(b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, dB, int32(ldb), dA, int32(lda), &beta, dC, int32(ldc)); code != 0 {
+		return fmt.Errorf("cublasSgemm: status %d", code)
+	}
+	if code := b.rt.copyToHost(unsafe.Pointer(&c[0]), dC, uint64(4*len(c)), cudaMemcpyDevToHost); code != 0 {
+		return errors.New("copy to host: " + b.rt.describe(code))
+	}
+	return nil
+}
+
+// reserve makes buffer i at least size bytes.
+func (b *BLAS) reserve(i int, size uint64) (uintptr, error) {
+	buf := &b.bufs[i]
+	if buf.size < size {
+		if buf.ptr != 0 {
+			b.rt.free(buf.ptr)
+			buf.ptr, buf.size = 0, 0
+		}
+		if code := b.rt.malloc(&buf.ptr, size); code != 0 {
+			return 0, fmt.Errorf("cudaMalloc of %d bytes: %s", size, b.rt.describe(code))
+		}
+		buf.size = size
+	}
+	return buf.ptr, nil
+}
+
+// upload copies x into buffer i.
+func (b *BLAS) upload(i int, x []float32) (uintptr, error) {
+	size := uint64(4 * len(x))
+	ptr, err := b.reserve(i, size)
+	if err != nil {
+		return 0, err
+	}
+	if code := b.rt.copyToDevice(ptr, unsafe.Pointer(&x[0]), size, cudaMemcpyHostToDev); code != 0 {
+		return 0, errors.New("copy to device: " + b.rt.describe(code))
+	}
+	return ptr, nil
+}
+
+// init registers "cuda" (strict float32) and "cuda-tf32" with cpubackend.Select.
+func init() {
+	cpubackend.Register("cuda", func(cpu cpubackend.BLAS) (cpubackend.BLAS, error) { return Load(cpu, false) })
+	cpubackend.Register("cuda-tf32", func(cpu cpubackend.BLAS) (cpubackend.BLAS, error) { return Load(cpu, true) })
+}
