@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gochat/benchmarks"
+	"gochat/cpubackend"
 
 	"github.com/urfave/cli/v2"
 )
@@ -50,6 +51,16 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "steps", Value: 32, Usage: "decode steps timed"},
 			},
 			Action: runBenchSample,
+		}, {
+			Name:  "engines",
+			Usage: "compare the engines: products at nanochat's shapes and square sizes (with a plot), the crossover, Newton-Schulz, training steps",
+			Flags: []cli.Flag{
+				&cli.StringSliceFlag{Name: "engines", Value: cli.NewStringSlice("cpu", "cuda", "cuda-tf32"), Usage: "engines to compare (those not here are skipped)"},
+				&cli.IntSliceFlag{Name: "depths", Value: cli.NewIntSlice(4, 12), Usage: "models whose training step is timed (d4 T=256 B=8 V=8192, d12 T=2048 B=1 V=65536, others T=512 B=4 V=65536)"},
+				&cli.IntFlag{Name: "steps", Value: 2, Usage: "timed training steps per model"},
+				&cli.StringFlag{Name: "plot", Value: "engines.png", Usage: "PNG `FILE` of the product rates"},
+			},
+			Action: runBenchEngines,
 		}},
 	}
 }
@@ -159,5 +170,60 @@ func runBenchSample(c *cli.Context) error {
 		results = append(results, res)
 	}
 	benchmarks.WriteSampleTable(os.Stdout, results)
+	return nil
+}
+
+func runBenchEngines(c *cli.Context) error {
+	if err := positive(c, "steps"); err != nil {
+		return err
+	}
+	var models []benchmarks.ModelSpec
+	for _, d := range c.IntSlice("depths") {
+		spec := benchmarks.ModelSpec{Depth: d, SeqLen: 512, Batch: 4, Vocab: 65536}
+		for _, std := range benchmarks.StandardModels {
+			if std.Depth == d {
+				spec = std
+			}
+		}
+		models = append(models, spec)
+	}
+	sizes := []int{128, 256, 512, 1024, 2048, 4096}
+	var results []benchmarks.EngineResult
+	for _, name := range c.StringSlice("engines") {
+		choice := name
+		if name == "cpu" {
+			choice = "auto"
+		}
+		// Products of every size on the engine, for the crossover; training as it runs.
+		os.Setenv("GOCHAT_CUDA_MIN_FLOPS", "0")
+		products, err := cpubackend.Select(choice)
+		os.Unsetenv("GOCHAT_CUDA_MIN_FLOPS")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: skipped (%v)\n", name, err)
+			continue
+		}
+		training, err := cpubackend.Select(choice)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "measuring %s: %s\n", name, training.Name())
+		res, err := benchmarks.RunEngine(name, products, training, sizes, models, c.Int("steps"))
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+	}
+	if len(results) == 0 {
+		return fmt.Errorf("no engine could be measured")
+	}
+	for _, r := range results {
+		fmt.Printf("- %s: %s\n", r.Engine, r.BLAS)
+	}
+	fmt.Println()
+	benchmarks.WriteEngineTables(os.Stdout, results)
+	if err := benchmarks.PlotEngines(c.String("plot"), results); err != nil {
+		return err
+	}
+	fmt.Println("\nplot:", c.String("plot"))
 	return nil
 }

@@ -17,9 +17,16 @@ import (
 )
 
 // DefaultMinFLOPs is the size (2·m·n·k) from which a product goes to the GPU, unless
-// GOCHAT_CUDA_MIN_FLOPS sets another (0 sends every float32 product, as the golden test
-// does to check the GPU's arithmetic).
+// GOCHAT_CUDA_MIN_FLOPS sets another; 0 sends every float32 product, whatever its
+// intensity (the golden test does, to check the GPU's arithmetic).
 const DefaultMinFLOPs = 1 << 27
+
+// MinIntensity is the arithmetic a product must do per byte it moves over PCIe (its
+// operands up, its result down) to go to the GPU: at about 20 GB/s of copies against about
+// 1 TFLOP/s of 16 CPU cores, a product of fewer than ~55 FLOP per byte finishes sooner on
+// the CPU, however fast the GPU. lm_head's chunks (128 rows against the whole 65,536×768
+// matrix: 55 FLOP/B) stay on the CPU; the blocks' products (~200 FLOP/B at T=2048) go.
+const MinIntensity = 64
 
 // cuBLAS and CUDA runtime constants (cublas_api.h, driver_types.h).
 const (
@@ -106,8 +113,9 @@ type BLAS struct {
 	tf32   bool
 	min    int // MinFLOPs
 
-	mu   sync.Mutex // one product at a time on the device
-	bufs [3]buffer  // A, B and C, grown as products need
+	mu     sync.Mutex // one product at a time on the device
+	bufs   [3]buffer  // A, B and C, grown as products need
+	failed error      // the device's first failure; after it every product runs on the CPU
 }
 
 // buffer is device memory that grows and is reused.
@@ -179,8 +187,7 @@ func (b *BLAS) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float6
 // from the threshold on. cuBLAS is column-major, where row-major C is Cᵀ, so it computes
 // Cᵀ = op(B)ᵀ·op(A)ᵀ with the operands' memory as it is.
 func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
-	if 2*m*n*k < b.min || m == 0 || n == 0 || k == 0 {
-		b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+	if m == 0 || n == 0 {
 		return
 	}
 	ra, ca := m, k
@@ -192,14 +199,23 @@ func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 		rb, cb = n, k
 	}
 	spanA, spanB, spanC := span(ra, ca, lda), span(rb, cb, ldb), span(m, n, ldc)
+	flops, moved := 2*float64(m)*float64(n)*float64(k), 4*float64(spanA+spanB+2*spanC)
+	if k == 0 || b.min > 0 && (flops < float64(b.min) || flops < MinIntensity*moved) {
+		b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+		return
+	}
 	if len(a) < spanA || len(bm) < spanB || len(c) < spanC {
 		panic(fmt.Sprintf("cudabackend: sgemm operands too short for %d×%d×%d", m, n, k))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.run(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc); err != nil {
-		panic(fmt.Sprintf("cudabackend: %v", err)) // a device that fails mid-run leaves nothing to fall back on
+	if b.failed == nil {
+		if b.failed = b.run(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc); b.failed == nil {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "gochat: cuda: %v; the products run on the CPU from now on\n", b.failed)
 	}
+	b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
 // span is the number of elements a rows×cols matrix with row stride ld covers.
