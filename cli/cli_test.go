@@ -158,6 +158,20 @@ func TestBenchSampleCommand(t *testing.T) {
 	}
 }
 
+// TestBenchEnginesCommand compares the engines this machine has (the CPU; CUDA, missing
+// here, is skipped with its reason) and draws the plot.
+func TestBenchEnginesCommand(t *testing.T) {
+	plot := filepath.Join(t.TempDir(), "engines.png")
+	out, stderr, err := gochat(t, "bench", "engines", "--engines", "cpu,cuda", "--depths", "1", "--steps", "1", "--plot", plot)
+	if err != nil || !strings.Contains(out, "| qkv 2048×2304×768 |") || !strings.Contains(out, "| training d1 T=512 B=4 V=65536 |") ||
+		!strings.Contains(stderr, "cuda: skipped") {
+		t.Fatalf("%v: %q %s", err, out, stderr)
+	}
+	if info, err := os.Stat(plot); err != nil || info.Size() == 0 {
+		t.Errorf("no plot: %v", err)
+	}
+}
+
 func TestBenchModelCommand(t *testing.T) {
 	out, stderr, err := gochat(t, append([]string{"bench", "model", "--steps", "20", "--profile"}, small...)...)
 	if err != nil {
