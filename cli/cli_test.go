@@ -120,6 +120,7 @@ func TestUserErrors(t *testing.T) {
 		{[]string{"model", "--depth", "0"}, "--depth must be positive"},
 		{[]string{"model", "--engine", "tpu"}, "--engine"},
 		{append([]string{"model", "--engine", "cuda"}, small...), "--engine cuda: no libcudart"},
+		{append([]string{"model", "--engine", "metal"}, small...), "Metal needs macOS on Apple silicon"},
 		{[]string{"model", "--blas", "mkl"}, "unknown BLAS"},
 		{[]string{"model", "--vocab-size", "100"}, "at least 256"},
 		{append([]string{"model", "--load", truncated}, small...), "truncated"},

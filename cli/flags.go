@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 
 	"gochat/cpubackend"
 
@@ -15,7 +16,7 @@ var (
 	batchFlag  = &cli.IntFlag{Name: "device-batch-size", Value: 8, Usage: "sequences per forward pass"}
 	vocabFlag  = &cli.IntFlag{Name: "vocab-size", Value: 8192, Usage: "vocabulary size (the tokenizer's, once there is one)"}
 	seedFlag   = &cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the weight initialisation and the sample batch"}
-	engineFlag = &cli.StringFlag{Name: "engine", Value: "auto", Usage: "compute engine: auto (a GPU when there is one), cpu, cuda (strict fp32) or cuda-tf32"}
+	engineFlag = &cli.StringFlag{Name: "engine", Value: "auto", Usage: "compute engine: auto (a GPU when there is one), cpu, metal, cuda (strict fp32) or cuda-tf32"}
 	blasFlag   = &cli.StringFlag{Name: "blas", Value: "auto", EnvVars: []string{"GOCHAT_BLAS"}, Usage: "CPU matrix library: auto, native (OpenBLAS / Accelerate) or gonum"}
 )
 
@@ -24,20 +25,25 @@ var (
 func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
 	switch e := c.String(engineFlag.Name); e {
 	case "auto":
-		if gpu, err := cpubackend.Select("cuda-tf32"); err == nil {
-			return gpu, nil
+		for _, gpu := range []string{"metal", "cuda-tf32"} {
+			if b, err := cpubackend.Select(gpu); err == nil {
+				return b, nil
+			}
 		}
 	case "cpu":
+	case "metal":
+		if runtime.GOOS != "darwin" || runtime.GOARCH != "arm64" {
+			return nil, fmt.Errorf("--engine metal: Metal needs macOS on Apple silicon")
+		}
+		fallthrough
 	case "cuda", "cuda-tf32":
 		b, err := cpubackend.Select(e)
 		if err != nil {
 			return nil, fmt.Errorf("--engine %s: %w", e, err)
 		}
 		return b, nil
-	case "metal":
-		return nil, fmt.Errorf("--engine metal: this build has no Metal engine yet")
 	default:
-		return nil, fmt.Errorf("--engine %q: want auto, cpu, cuda or cuda-tf32", e)
+		return nil, fmt.Errorf("--engine %q: want auto, cpu, metal, cuda or cuda-tf32", e)
 	}
 	return cpubackend.Select(c.String(blasFlag.Name))
 }

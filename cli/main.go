@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"os"
 
-	_ "gochat/cudabackend" // --engine cuda
+	_ "gochat/cudabackend"  // --engine cuda
+	_ "gochat/metalbackend" // --engine metal
 
 	"github.com/urfave/cli/v2"
 )

@@ -13,6 +13,7 @@ import (
 	_ "gochat/cudabackend" // GOCHAT_BLAS=cuda runs the golden cases on the GPU
 	"gochat/graph"
 	"gochat/layers"
+	_ "gochat/metalbackend" // GOCHAT_BLAS=metal on a Mac
 	"gochat/optimizers"
 	"gochat/safetensors"
 	"gochat/sampler"

@@ -1,0 +1,158 @@
+//go:build darwin && arm64
+
+package metalbackend
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"gochat/cpubackend"
+
+	"github.com/ebitengine/purego"
+	"github.com/ebitengine/purego/objc"
+)
+
+var sel = objc.RegisterName
+
+func class(name string) objc.ID { return objc.ID(objc.GetClass(name)) }
+
+// BLAS is a cpubackend.BLAS that runs large float32 products with MPS.
+type BLAS struct {
+	cpu    cpubackend.BLAS
+	device objc.ID
+	queue  objc.ID
+	name   string
+	min    int // the threshold, MinFLOPs unless GOCHAT_METAL_MIN_FLOPS says otherwise
+
+	mu      sync.Mutex // one product at a time
+	staging objc.ID    // a shared buffer holding the three operands of a product
+	size    int        // its length in bytes
+	failed  error      // the first failure; after it every product runs on the CPU
+}
+
+// Load opens the system's default Metal device. Products below MinFLOPs, and every float64
+// product, go to cpu.
+func Load(cpu cpubackend.BLAS) (*BLAS, error) {
+	metal, err := purego.Dlopen("/System/Library/Frameworks/Metal.framework/Metal", purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		return nil, fmt.Errorf("no Metal framework: %w", err)
+	}
+	if _, err := purego.Dlopen("/System/Library/Frameworks/MetalPerformanceShaders.framework/MetalPerformanceShaders", purego.RTLD_NOW|purego.RTLD_GLOBAL); err != nil {
+		return nil, fmt.Errorf("no MetalPerformanceShaders framework: %w", err)
+	}
+	min, err := minFLOPs(os.Getenv("GOCHAT_METAL_MIN_FLOPS"))
+	if err != nil {
+		return nil, err
+	}
+	var createDevice func() objc.ID
+	purego.RegisterLibFunc(&createDevice, metal, "MTLCreateSystemDefaultDevice")
+	b := &BLAS{cpu: cpu, device: createDevice(), min: min}
+	if b.device == 0 {
+		return nil, fmt.Errorf("no Metal device")
+	}
+	b.queue = b.device.Send(sel("newCommandQueue"))
+	if b.queue == 0 {
+		return nil, fmt.Errorf("metal: no command queue")
+	}
+	b.name = "metal:" + goString(b.device.Send(sel("name")))
+	return b, nil
+}
+
+// goString reads an NSString.
+func goString(s objc.ID) string {
+	p := objc.Send[*byte](s, sel("UTF8String"))
+	if p == nil {
+		return ""
+	}
+	n := 0
+	for *(*byte)(unsafe.Add(unsafe.Pointer(p), n)) != 0 {
+		n++
+	}
+	return string(unsafe.Slice(p, n))
+}
+
+// Name implements cpubackend.BLAS.
+func (b *BLAS) Name() string { return fmt.Sprintf("%s (small products on %s)", b.name, b.cpu.Name()) }
+
+// Dgemm implements cpubackend.BLAS on the CPU: MPS has no float64 products.
+func (b *BLAS) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, bm []float64, ldb int, beta float64, c []float64, ldc int) {
+	b.cpu.Dgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}
+
+// Sgemm implements cpubackend.BLAS: row-major C = alpha·op(A)·op(B) + beta·C, with MPS from
+// MinFLOPs on.
+func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	p, err := planGemm(transA, transB, m, n, k, lda, ldb, ldc)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil && worth(m, n, k, b.min) && b.failed == nil {
+		if b.failed = b.run(p, alpha, a, bm, beta, c); b.failed == nil {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "gochat: metal: %v; the products run on the CPU from now on\n", b.failed)
+	}
+	b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}
+
+// run stages the operands in the shared buffer, encodes one MPSMatrixMultiplication, waits
+// for it and copies C back.
+func (b *BLAS) run(p plan, alpha float32, a, bm []float32, beta float32, c []float32) error {
+	runtime.LockOSThread() // the autorelease pool belongs to this thread
+	defer runtime.UnlockOSThread()
+	pool := class("NSAutoreleasePool").Send(sel("new"))
+	defer pool.Send(sel("drain"))
+
+	if need := grow(b.size, p.Bytes, os.Getpagesize()); need != b.size {
+		if b.staging != 0 {
+			b.staging.Send(sel("release"))
+		}
+		b.staging = b.device.Send(sel("newBufferWithLength:options:"), uintptr(need), uintptr(0)) // storage mode shared
+		if b.staging == 0 {
+			b.size = 0
+			return fmt.Errorf("cannot allocate a %d-byte buffer", need)
+		}
+		b.size = need
+	}
+	base := objc.Send[unsafe.Pointer](b.staging, sel("contents"))
+	view := func(o operand) []float32 { return unsafe.Slice((*float32)(unsafe.Add(base, o.Offset)), o.Elems) }
+	copy(view(p.A), a[:p.A.Elems])
+	copy(view(p.B), bm[:p.B.Elems])
+	copy(view(p.C), c[:p.C.Elems]) // beta·C, and the gaps between C's rows, which come back as they were
+	matrix := func(o operand) objc.ID {
+		desc := class("MPSMatrixDescriptor").Send(sel("matrixDescriptorWithRows:columns:rowBytes:dataType:"),
+			uintptr(o.Rows), uintptr(o.Cols), uintptr(o.RowBytes), uintptr(MPSDataTypeFloat32))
+		m := class("MPSMatrix").Send(sel("alloc")).Send(sel("initWithBuffer:offset:descriptor:"), b.staging, uintptr(o.Offset), desc)
+		return m
+	}
+	mA, mB, mC := matrix(p.A), matrix(p.B), matrix(p.C)
+	defer mA.Send(sel("release"))
+	defer mB.Send(sel("release"))
+	defer mC.Send(sel("release"))
+	mm := class("MPSMatrixMultiplication").Send(sel("alloc")).Send(
+		sel("initWithDevice:transposeLeft:transposeRight:resultRows:resultColumns:interiorColumns:alpha:beta:"),
+		b.device, p.TransA, p.TransB, uintptr(p.M), uintptr(p.N), uintptr(p.K), float64(alpha), float64(beta))
+	if mm == 0 {
+		return fmt.Errorf("cannot make an MPSMatrixMultiplication of %d×%d×%d", p.M, p.N, p.K)
+	}
+	defer mm.Send(sel("release"))
+	cb := b.queue.Send(sel("commandBuffer"))
+	mm.Send(sel("encodeToCommandBuffer:leftMatrix:rightMatrix:resultMatrix:"), cb, mA, mB, mC)
+	cb.Send(sel("commit"))
+	cb.Send(sel("waitUntilCompleted"))
+	if status := objc.Send[uintptr](cb, sel("status")); status != 4 { // MTLCommandBufferStatusCompleted
+		return fmt.Errorf("the command buffer ended with status %d", status)
+	}
+	copy(c[:p.C.Elems], view(p.C))
+	return nil
+}
+
+// init registers "metal" with cpubackend.Select.
+func init() {
+	cpubackend.Register("metal", func(cpu cpubackend.BLAS) (cpubackend.BLAS, error) { return Load(cpu) })
+}

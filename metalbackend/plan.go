@@ -1,0 +1,91 @@
+package metalbackend
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// MinFLOPs is the size (2·m·n·k) from which a product goes to the GPU: below it the
+// encoding and the wait cost more than Accelerate takes. GOCHAT_METAL_MIN_FLOPS sets
+// another (0: every product, as the golden test wants to check the GPU's arithmetic).
+const MinFLOPs = 1 << 26
+
+// minFLOPs reads the threshold from the environment's value v ("" for the default).
+func minFLOPs(v string) (int, error) {
+	if v == "" {
+		return MinFLOPs, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("GOCHAT_METAL_MIN_FLOPS=%q: want a number of FLOPs", v)
+	}
+	return n, nil
+}
+
+// MPSDataTypeFloat32 is MPSDataType's code for float32 (MPSCoreTypes.h).
+const MPSDataTypeFloat32 = 0x10000020
+
+// operand is one matrix of a product as MPS sees it: stored row-major with rows, columns
+// and a row stride in bytes, starting at byte offset in its buffer, and its length in
+// elements (what the buffer must hold from offset on).
+type operand struct {
+	Rows, Cols, RowBytes int
+	Offset               int
+	Elems                int
+}
+
+// plan is a row-major Sgemm as one MPSMatrixMultiplication. MPS matrices are row-major
+// like gochat's, so the stored matrices go as they are and op() becomes transposeLeft and
+// transposeRight; each operand gets its own region of the staging buffer.
+type plan struct {
+	A, B, C        operand
+	TransA, TransB bool
+	M, N, K        int
+	Bytes          int // staging bytes for the three operands
+}
+
+// align is the alignment of each operand in the staging buffer: MPS wants matrix offsets
+// and row strides in whole elements; 256 bytes keeps every operand on its own cache lines.
+const align = 256
+
+// planGemm checks an Sgemm call's geometry and lays its operands out for MPS.
+func planGemm(transA, transB bool, m, n, k, lda, ldb, ldc int) (plan, error) {
+	p := plan{TransA: transA, TransB: transB, M: m, N: n, K: k}
+	if m <= 0 || n <= 0 || k <= 0 {
+		return p, fmt.Errorf("metal: empty product %d×%d×%d", m, n, k)
+	}
+	ra, ca := m, k
+	if transA {
+		ra, ca = k, m
+	}
+	rb, cb := k, n
+	if transB {
+		rb, cb = n, k
+	}
+	offset := 0
+	for _, o := range []struct {
+		op             *operand
+		rows, cols, ld int
+	}{{&p.A, ra, ca, lda}, {&p.B, rb, cb, ldb}, {&p.C, m, n, ldc}} {
+		if o.ld < o.cols {
+			return p, fmt.Errorf("metal: row stride %d under %d columns", o.ld, o.cols)
+		}
+		*o.op = operand{Rows: o.rows, Cols: o.cols, RowBytes: 4 * o.ld, Offset: offset, Elems: (o.rows-1)*o.ld + o.cols}
+		offset += (4*o.op.Elems + align - 1) / align * align
+	}
+	p.Bytes = offset
+	return p, nil
+}
+
+// worth says whether a product is large enough for the GPU.
+func worth(m, n, k, min int) bool { return 2*m*n*k >= min }
+
+// grow is the staging size to allocate for need bytes: at least twice what it was, so that
+// a run of growing products reallocates a few times only, rounded to whole pages.
+func grow(have, need, page int) int {
+	if need <= have {
+		return have
+	}
+	size := max(need, 2*have)
+	return (size + page - 1) / page * page
+}

@@ -1,0 +1,54 @@
+package metalbackend
+
+import "testing"
+
+func TestPlanGemm(t *testing.T) {
+	// C (4×5, ldc 6) = Aᵀ·B, A stored 3×4 (lda 4), B stored 3×5 (ldb 7).
+	p, err := planGemm(true, false, 4, 5, 3, 4, 7, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (p.A != operand{Rows: 3, Cols: 4, RowBytes: 16, Offset: 0, Elems: 12}) {
+		t.Errorf("A %+v", p.A)
+	}
+	if (p.B != operand{Rows: 3, Cols: 5, RowBytes: 28, Offset: 256, Elems: 19}) {
+		t.Errorf("B %+v", p.B)
+	}
+	if (p.C != operand{Rows: 4, Cols: 5, RowBytes: 24, Offset: 512, Elems: 23}) {
+		t.Errorf("C %+v", p.C)
+	}
+	if p.Bytes != 768 || !p.TransA || p.TransB || p.M != 4 || p.N != 5 || p.K != 3 {
+		t.Errorf("plan %+v", p)
+	}
+	// B transposed: stored n×k.
+	p, _ = planGemm(false, true, 2, 3, 4, 4, 4, 3)
+	if p.B.Rows != 3 || p.B.Cols != 4 || p.A.Rows != 2 || p.A.Cols != 4 {
+		t.Errorf("transposed B: A %+v, B %+v", p.A, p.B)
+	}
+	for _, bad := range [][6]int{{0, 1, 1, 1, 1, 1}, {2, 2, 3, 2, 2, 2}, {2, 2, 2, 2, 1, 2}, {2, 3, 2, 2, 3, 2}} {
+		if _, err := planGemm(false, false, bad[0], bad[1], bad[2], bad[3], bad[4], bad[5]); err == nil {
+			t.Errorf("%v: planned", bad)
+		}
+	}
+}
+
+func TestWorthAndGrow(t *testing.T) {
+	if worth(64, 64, 64, MinFLOPs) || !worth(1024, 1024, 64, MinFLOPs) || !worth(1, 1, 1, 0) {
+		t.Error("threshold")
+	}
+	if n, err := minFLOPs(""); n != MinFLOPs || err != nil {
+		t.Errorf("default threshold %d, %v", n, err)
+	}
+	if n, err := minFLOPs("0"); n != 0 || err != nil {
+		t.Errorf("threshold 0: %d, %v", n, err)
+	}
+	if _, err := minFLOPs("-1"); err == nil {
+		t.Error("a negative threshold")
+	}
+	const page = 16384 // Apple silicon's
+	for _, c := range [][3]int{{0, 1, page}, {page, 100, page}, {page, page + 1, 2 * page}, {2 * page, 5 * page, 5 * page}, {4 * page, 5 * page, 8 * page}} {
+		if got := grow(c[0], c[1], page); got != c[2] {
+			t.Errorf("grow(%d, %d) = %d, want %d", c[0], c[1], got, c[2])
+		}
+	}
+}
