@@ -77,15 +77,14 @@ func runDemo(c *cli.Context) error {
 	fmt.Println("== 2/4 tokenizer")
 	tok, err := tokenizer.Load(tokDir)
 	if errors.Is(err, fs.ErrNotExist) {
-		docs, rerr := readShardDocs(data, 10_000, 100_000_000)
-		if rerr != nil {
-			return rerr
-		}
 		start := time.Now()
-		if tok, err = trainTokenizer(docs, tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: 10_000, MaxChars: 100_000_000}, tokDir); err != nil {
+		opt := tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: 10_000, MaxChars: 100_000_000}
+		var docs int
+		tok, docs, err = trainTokenizer(opt, tokDir, func(counter *tokenizer.Counter) (int, error) { return countShards(data, counter) })
+		if err != nil {
 			return err
 		}
-		rep.tokTrained = fmt.Sprintf("trained here in %.1f s on %d documents (at most 10,000 characters each)", time.Since(start).Seconds(), len(docs))
+		rep.tokTrained = fmt.Sprintf("trained here in %.1f s on %d documents (at most 10,000 characters each)", time.Since(start).Seconds(), docs)
 	} else if err != nil {
 		return err
 	} else {

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gochat/loader"
 	"gochat/tokenizer"
@@ -103,20 +102,25 @@ func readDocs(paths []string) ([]string, error) {
 	return docs, nil
 }
 
-// readShardDocs reads the training shards of a data folder until they give maxChars
-// characters once each document is cut to docCap.
-func readShardDocs(dir string, docCap, maxChars int) ([]string, error) {
+// countShards feeds the training shards of a data folder to the counter a row group at a
+// time until it has what it wants, and returns the number of documents read: the text is
+// never held whole.
+func countShards(dir string, counter *tokenizer.Counter) (int, error) {
 	train, _, err := loader.Split(dir)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	var docs []string
-	chars := 0
+	docs, more := 0, true
+	batch := make([]string, 0, loader.RowGroupSize)
 	err = loader.EachDocument(train, func(d string) bool {
-		docs = append(docs, d)
-		chars += min(utf8.RuneCountInString(d), docCap)
-		return chars < maxChars
+		if batch, docs = append(batch, d), docs+1; len(batch) == cap(batch) {
+			more, batch = counter.Add(batch), batch[:0]
+		}
+		return more
 	})
+	if more && len(batch) > 0 {
+		counter.Add(batch)
+	}
 	return docs, err
 }
 
@@ -124,36 +128,39 @@ func runTokTrain(c *cli.Context) error {
 	if err := positive(c, "vocab-size", "max-chars", "doc-cap"); err != nil {
 		return err
 	}
-	var docs []string
-	var err error
-	if c.NArg() > 0 {
-		docs, err = readDocs(c.Args().Slice())
-	} else {
-		docs, err = readShardDocs(dataDir(c), c.Int("doc-cap"), c.Int("max-chars"))
-	}
-	if err != nil {
-		return err
-	}
-	_, err = trainTokenizer(docs, tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: c.Int("doc-cap"),
-		MaxChars: c.Int("max-chars")}, homeDir(c, "out", "tokenizer"))
+	opt := tokenizer.TrainOptions{VocabSize: c.Int("vocab-size"), DocCap: c.Int("doc-cap"), MaxChars: c.Int("max-chars")}
+	_, _, err := trainTokenizer(opt, homeDir(c, "out", "tokenizer"), func(counter *tokenizer.Counter) (int, error) {
+		if c.NArg() == 0 {
+			return countShards(dataDir(c), counter)
+		}
+		docs, err := readDocs(c.Args().Slice())
+		counter.Add(docs)
+		return len(docs), err
+	})
 	return err
 }
 
-// trainTokenizer trains a tokenizer on docs with a progress bar and saves it in out.
-func trainTokenizer(docs []string, opt tokenizer.TrainOptions, out string) (*tokenizer.Tokenizer, error) {
-	fmt.Fprintf(os.Stderr, "training a %d-token vocabulary on %d documents\n", opt.VocabSize, len(docs))
+// trainTokenizer counts the documents that feed gives it, trains a tokenizer with a
+// progress bar and saves it in out; it returns the tokenizer and the documents read.
+func trainTokenizer(opt tokenizer.TrainOptions, out string, feed func(*tokenizer.Counter) (int, error)) (*tokenizer.Tokenizer, int, error) {
 	start := time.Now()
 	opt.Progress = progressBar("merges", 1, start)
-	tok, err := tokenizer.Train(docs, opt)
+	counter := tokenizer.NewCounter(opt)
+	docs, err := feed(counter)
+	if err != nil {
+		return nil, 0, err
+	}
+	fmt.Fprintf(os.Stderr, "training a %d-token vocabulary on %d documents\n", opt.VocabSize, docs)
+	tok, err := counter.Train()
 	fmt.Fprintln(os.Stderr)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := tok.Save(out); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	fmt.Printf("trained %d tokens in %.1f s, saved to %s\n", tok.VocabSize(), time.Since(start).Seconds(), out)
-	return tok, nil
+	return tok, docs, nil
 }
 
 func runTokEncode(c *cli.Context) error {

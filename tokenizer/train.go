@@ -22,11 +22,66 @@ type TrainOptions struct {
 // then repeatedly merge the most frequent adjacent pair (ties: the smaller pair), updating
 // the pair counts incrementally. It stops early if no pair is left.
 func Train(docs []string, opt TrainOptions) (*Tokenizer, error) {
+	c := NewCounter(opt)
+	c.Add(docs)
+	return c.Train()
+}
+
+// Counter counts the split chunks of documents given to it a batch at a time, within
+// DocCap and MaxChars, so that a tokenizer can be trained on more text than memory holds:
+// only the distinct chunks and their counts are kept.
+type Counter struct {
+	opt    TrainOptions
+	chars  int
+	counts map[string]int64
+}
+
+// NewCounter starts counting for a tokenizer trained with opt.
+func NewCounter(opt TrainOptions) *Counter { return &Counter{opt: opt, counts: map[string]int64{}} }
+
+// Add counts a batch of documents and says whether more are wanted (false once MaxChars
+// characters have been counted).
+func (c *Counter) Add(docs []string) bool {
+	docs = c.capDocs(docs)
+	workers := runtime.GOMAXPROCS(0)
+	parts := make([]map[string]int64, workers)
+	var wg sync.WaitGroup
+	for w := range parts {
+		parts[w] = map[string]int64{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(docs); i += workers {
+				for _, chunk := range Split(docs[i]) {
+					parts[w][chunk]++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, m := range parts {
+		for chunk, n := range m {
+			c.counts[chunk] += n
+		}
+	}
+	return c.opt.MaxChars <= 0 || c.chars < c.opt.MaxChars
+}
+
+// Train learns the merges from the counts.
+func (c *Counter) Train() (*Tokenizer, error) {
+	opt := c.opt
 	merges := opt.VocabSize - 256 - len(SpecialTokens)
 	if merges < 0 {
 		return nil, fmt.Errorf("tokenizer: vocabulary size %d is below the 256 bytes and %d special tokens", opt.VocabSize, len(SpecialTokens))
 	}
-	words, counts := countChunks(capDocs(docs, opt), runtime.GOMAXPROCS(0))
+	words, counts := make([][]int, 0, len(c.counts)), make([]int64, 0, len(c.counts))
+	for chunk, n := range c.counts {
+		ids := make([]int, len(chunk))
+		for i := 0; i < len(chunk); i++ {
+			ids[i] = int(chunk[i])
+		}
+		words, counts = append(words, ids), append(counts, n)
+	}
 	tokens := make([][]byte, 256, 256+merges)
 	for i := range tokens {
 		tokens[i] = []byte{byte(i)}
@@ -57,22 +112,22 @@ func Train(docs []string, opt TrainOptions) (*Tokenizer, error) {
 	return t, nil
 }
 
-// capDocs applies DocCap and MaxChars (in characters).
-func capDocs(docs []string, opt TrainOptions) []string {
+// capDocs applies DocCap and what is left of MaxChars (in characters) to a batch.
+func (c *Counter) capDocs(docs []string) []string {
 	var out []string
-	total := 0
 	for _, d := range docs {
-		if opt.DocCap > 0 && utf8.RuneCountInString(d) > opt.DocCap {
-			d = prefixChars(d, opt.DocCap)
-		}
-		n := utf8.RuneCountInString(d)
-		if opt.MaxChars > 0 && total+n > opt.MaxChars {
-			d, n = prefixChars(d, opt.MaxChars-total), opt.MaxChars-total
-		}
-		out = append(out, d)
-		if total += n; opt.MaxChars > 0 && total >= opt.MaxChars {
+		if c.opt.MaxChars > 0 && c.chars >= c.opt.MaxChars {
 			break
 		}
+		if c.opt.DocCap > 0 && utf8.RuneCountInString(d) > c.opt.DocCap {
+			d = prefixChars(d, c.opt.DocCap)
+		}
+		n := utf8.RuneCountInString(d)
+		if c.opt.MaxChars > 0 && c.chars+n > c.opt.MaxChars {
+			d, n = prefixChars(d, c.opt.MaxChars-c.chars), c.opt.MaxChars-c.chars
+		}
+		out = append(out, d)
+		c.chars += n
 	}
 	return out
 }
@@ -86,41 +141,6 @@ func prefixChars(s string, n int) string {
 		n--
 	}
 	return s
-}
-
-// countChunks counts the split chunks of the documents on several goroutines and returns
-// the distinct chunks (as byte ids) with their counts.
-func countChunks(docs []string, workers int) ([][]int, []int64) {
-	parts := make([]map[string]int64, workers)
-	var wg sync.WaitGroup
-	for w := range parts {
-		parts[w] = map[string]int64{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(docs); i += workers {
-				for _, c := range Split(docs[i]) {
-					parts[w][c]++
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	total := parts[0]
-	for _, m := range parts[1:] {
-		for c, n := range m {
-			total[c] += n
-		}
-	}
-	words, counts := make([][]int, 0, len(total)), make([]int64, 0, len(total))
-	for c, n := range total {
-		ids := make([]int, len(c))
-		for i := 0; i < len(c); i++ {
-			ids[i] = int(c[i])
-		}
-		words, counts = append(words, ids), append(counts, n)
-	}
-	return words, counts
 }
 
 // pairs keeps, for every adjacent pair of ids, its count over all words (weighted by their

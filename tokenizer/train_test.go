@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -80,9 +81,34 @@ func TestTrainOptions(t *testing.T) {
 	}}); err != nil || calls < 2 || last != 50 || total != 50 {
 		t.Errorf("progress: %d calls, last %d of %d (%v)", calls, last, total, err)
 	}
-	docs := capDocs([]string{"héllo world", "abc", "never"}, TrainOptions{DocCap: 4, MaxChars: 6})
-	if strings.Join(docs, "|") != "héll|ab" {
-		t.Errorf("capped documents %q", docs)
+	c := NewCounter(TrainOptions{DocCap: 4, MaxChars: 6})
+	docs := c.capDocs([]string{"héllo world", "abc", "never"})
+	if strings.Join(docs, "|") != "héll|ab" || c.Add([]string{"more"}) {
+		t.Errorf("capped documents %q; more wanted after MaxChars", docs)
+	}
+}
+
+// TestCounterInBatches: counting a corpus in batches trains the tokenizer counting it
+// whole trains, with the caps spanning batches.
+func TestCounterInBatches(t *testing.T) {
+	var corpus []string
+	for i := range 300 {
+		corpus = append(corpus, fmt.Sprintf("document %d: the quick brown fox %d jumps over the lazy dog %d times", i, i*7, i%13))
+	}
+	opt := TrainOptions{VocabSize: 400, DocCap: 50, MaxChars: 9000}
+	whole, err := Train(corpus, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewCounter(opt)
+	for i := 0; i < len(corpus) && c.Add(corpus[i:min(i+7, len(corpus))]); i += 7 {
+	}
+	batched, err := c.Train()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if batched.Fingerprint() != whole.Fingerprint() {
+		t.Error("training on batches gave another vocabulary")
 	}
 }
 
