@@ -23,6 +23,15 @@ func New(b BLAS) *Engine {
 	return &Engine{BLAS: b}
 }
 
+// NewtonSchulzSteps hands Muon's iteration to the BLAS when it can run it on its device
+// (optimizers.Iterator), and reports false otherwise.
+func (e *Engine) NewtonSchulzSteps(x []float32, r, c, steps int, a, b, cc float32) bool {
+	it, ok := e.BLAS.(interface {
+		NewtonSchulzSteps(x []float32, r, c, steps int, a, b, cc float32) bool
+	})
+	return ok && it.NewtonSchulzSteps(x, r, c, steps, a, b, cc)
+}
+
 // String names the engine and its BLAS.
 func (e *Engine) String() string { return "cpu(" + e.BLAS.Name() + ")" }
 

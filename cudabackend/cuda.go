@@ -36,6 +36,7 @@ const (
 	cublasTF32TensorMath  = 3
 	cudaMemcpyHostToDev   = 1
 	cudaMemcpyDevToHost   = 2
+	cudaMemcpyDevToDev    = 3
 	cudaDevicePropNameLen = 256
 )
 
@@ -48,6 +49,7 @@ type runtime struct {
 	free           func(uintptr) int32
 	copyToDevice   func(uintptr, unsafe.Pointer, uint64, int32) int32
 	copyToHost     func(unsafe.Pointer, uintptr, uint64, int32) int32
+	copyOnDevice   func(uintptr, uintptr, uint64, int32) int32
 	errorString    func(int32) string
 	create         func(*uintptr) int32
 	setMathMode    func(uintptr, int32) int32
@@ -93,7 +95,7 @@ func loadRuntime() (*runtime, error) {
 	}{
 		{rt, &r.getDeviceCount, "cudaGetDeviceCount"}, {rt, &r.setDevice, "cudaSetDevice"},
 		{rt, &r.getProperties, "cudaGetDeviceProperties"}, {rt, &r.malloc, "cudaMalloc"}, {rt, &r.free, "cudaFree"},
-		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
+		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.copyOnDevice, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
 		{bl, &r.create, "cublasCreate_v2"}, {bl, &r.setMathMode, "cublasSetMathMode"}, {bl, &r.sgemm, "cublasSgemm_v2"},
 	} {
 		if _, err := purego.Dlsym(f.lib, f.name); err != nil {
@@ -114,7 +116,7 @@ type BLAS struct {
 	min    int // MinFLOPs
 
 	mu     sync.Mutex // one product at a time on the device
-	bufs   [3]buffer  // A, B and C, grown as products need
+	bufs   [7]buffer  // A, B and C of a product, then X, X', A and B of Newton-Schulz; grown as needed
 	failed error      // the device's first failure; after it every product runs on the CPU
 }
 
@@ -241,6 +243,18 @@ func (b *BLAS) run(transA, transB bool, m, n, k int, alpha float32, a []float32,
 	if err != nil {
 		return err
 	}
+	if err := b.gemm(transA, transB, m, n, k, alpha, dA, lda, dB, ldb, beta, dC, ldc); err != nil {
+		return err
+	}
+	if code := b.rt.copyToHost(unsafe.Pointer(&c[0]), dC, uint64(4*len(c)), cudaMemcpyDevToHost); code != 0 {
+		return errors.New("copy to host: " + b.rt.describe(code))
+	}
+	return nil
+}
+
+// gemm runs a row-major product on device memory: cuBLAS is column-major, where row-major C
+// is Cᵀ, so it computes Cᵀ = op(B)ᵀ·op(A)ᵀ with the operands' memory as it is.
+func (b *BLAS) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintptr, lda int, dB uintptr, ldb int, beta float32, dC uintptr, ldc int) error {
 	op := func(t bool) int32 {
 		if t {
 			return cublasOpT
@@ -250,7 +264,68 @@ func (b *BLAS) run(transA, transB bool, m, n, k int, alpha float32, a []float32,
 	if code := b.rt.sgemm(b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, dB, int32(ldb), dA, int32(lda), &beta, dC, int32(ldc)); code != 0 {
 		return fmt.Errorf("cublasSgemm: status %d", code)
 	}
-	if code := b.rt.copyToHost(unsafe.Pointer(&c[0]), dC, uint64(4*len(c)), cudaMemcpyDevToHost); code != 0 {
+	return nil
+}
+
+// NewtonSchulzSteps implements optimizers.Iterator: X goes up once, the steps' products
+// and combinations run on the device (B = bA + cA·A and X = aX + B·X as products with a
+// beta over a device-side copy), and X comes back once. Matrices below the threshold are
+// left to the CPU.
+func (b *BLAS) NewtonSchulzSteps(x []float32, r, c, steps int, ca, cb, cc float32) bool {
+	if 2*r*r*c < b.min || steps == 0 {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failed != nil {
+		return false
+	}
+	if b.failed = b.iterate(x, r, c, steps, ca, cb, cc); b.failed != nil {
+		fmt.Fprintf(os.Stderr, "gochat: cuda: %v; the products run on the CPU from now on\n", b.failed)
+		return false
+	}
+	return true
+}
+
+func (b *BLAS) iterate(x []float32, r, c, steps int, ca, cb, cc float32) error {
+	dX, err := b.upload(3, x)
+	if err != nil {
+		return err
+	}
+	dN, err := b.reserve(4, uint64(4*r*c))
+	if err != nil {
+		return err
+	}
+	dA, err := b.reserve(5, uint64(4*r*r))
+	if err != nil {
+		return err
+	}
+	dB, err := b.reserve(6, uint64(4*r*r))
+	if err != nil {
+		return err
+	}
+	copyOn := func(dst, src uintptr, bytes int) error {
+		if code := b.rt.copyOnDevice(dst, src, uint64(bytes), cudaMemcpyDevToDev); code != 0 {
+			return errors.New("copy on device: " + b.rt.describe(code))
+		}
+		return nil
+	}
+	for range steps {
+		ops := []func() error{
+			func() error { return b.gemm(false, true, r, r, c, 1, dX, c, dX, c, 0, dA, r) },    // A = X·Xᵀ
+			func() error { return copyOn(dB, dA, 4*r*r) },                                      // B = A
+			func() error { return b.gemm(false, false, r, r, r, cc, dA, r, dA, r, cb, dB, r) }, // B = cA·A + bB
+			func() error { return copyOn(dN, dX, 4*r*c) },                                      // X' = X
+			func() error { return b.gemm(false, false, r, c, r, 1, dB, r, dX, c, ca, dN, c) },  // X' = B·X + aX'
+		}
+		for _, op := range ops {
+			if err := op(); err != nil {
+				return err
+			}
+		}
+		dX, dN = dN, dX
+	}
+	if code := b.rt.copyToHost(unsafe.Pointer(&x[0]), dX, uint64(4*r*c), cudaMemcpyDevToHost); code != 0 {
 		return errors.New("copy to host: " + b.rt.describe(code))
 	}
 	return nil
