@@ -16,7 +16,7 @@ var (
 	batchFlag  = &cli.IntFlag{Name: "device-batch-size", Value: 8, Usage: "sequences per forward pass"}
 	vocabFlag  = &cli.IntFlag{Name: "vocab-size", Value: 8192, Usage: "vocabulary size (the tokenizer's, once there is one)"}
 	seedFlag   = &cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the weight initialisation and the sample batch"}
-	engineFlag = &cli.StringFlag{Name: "engine", Value: "auto", Usage: "compute engine: auto (for now the CPU: see the README), cpu, metal, cuda (strict fp32) or cuda-tf32"}
+	engineFlag = &cli.StringFlag{Name: "engine", Value: "auto", Usage: "compute engine: auto (an NVIDIA GPU when there is one, else the CPU), cpu, metal, cuda (strict fp32) or cuda-tf32"}
 	blasFlag   = &cli.StringFlag{Name: "blas", Value: "auto", EnvVars: []string{"GOCHAT_BLAS"}, Usage: "CPU matrix library: auto, native (OpenBLAS / Accelerate) or gonum"}
 )
 
@@ -24,9 +24,13 @@ var (
 // that runs the large products (and says so in its name).
 func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
 	switch e := c.String(engineFlag.Name); e {
-	case "auto", "cpu":
-		// auto is the CPU for now: the GPU engines copy each product's operands and, as
-		// measured (benchmarks/README.md), win at d12 by 1.1× at best and lose on small models.
+	case "auto":
+		// An NVIDIA GPU in strict fp32 when there is one (1.2× the 16-core CPU at d4, 1.5× at
+		// d12: benchmarks/README.md); Metal is not chosen until it has run on a Mac.
+		if gpu, err := cpubackend.Select("cuda"); err == nil {
+			return gpu, nil
+		}
+	case "cpu":
 	case "metal":
 		if runtime.GOOS != "darwin" || runtime.GOARCH != "arm64" {
 			return nil, fmt.Errorf("--engine metal: Metal needs macOS on Apple silicon")
