@@ -93,7 +93,7 @@ func runModel(c *cli.Context) error {
 	}
 	elapsed := time.Since(start)
 	tokens := float64(B * T)
-	fmt.Printf("forward+backward: %.3f s, %.0f tok/s, %.1f GFLOP/s on cpu (%s)\n", elapsed.Seconds(),
+	fmt.Printf("forward+backward: %.3f s, %.0f tok/s, %.1f GFLOP/s on %s\n", elapsed.Seconds(),
 		tokens/elapsed.Seconds(), cfg.FLOPsPerToken()*tokens/elapsed.Seconds()/1e9, blas.Name())
 	if fresh && math.Abs(loss-math.Log(float64(cfg.VocabSize))) > 1e-4*loss {
 		return fmt.Errorf("a fresh model's loss %.6f is not ln vocab_size", loss)
