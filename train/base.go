@@ -156,8 +156,8 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 	for ; ; st.step++ {
 		step := st.step
 		last := plan.NumIterations > 0 && step >= plan.NumIterations
-		stop := ctx.Err() != nil && !last
-		if last || (s.EvalEvery > 0 && step%s.EvalEvery == 0) {
+		stop := ctx.Err() != nil && !last // a stopped run saves and leaves; the resumed one evaluates
+		if !stop && (last || (s.EvalEvery > 0 && step%s.EvalEvery == 0)) {
 			start := time.Now()
 			if st.valBPB, err = BPB(eval, []string{valShard}, r.Tokenizer, plan.EvalSteps); err != nil {
 				return nil, err
@@ -174,7 +174,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 			}
 			evalSeconds = time.Since(start).Seconds()
 		}
-		if last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0) {
+		if !stop && (last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0)) {
 			if res.Samples, err = r.samples(model); err != nil {
 				return nil, err
 			}
