@@ -16,7 +16,7 @@ var (
 	batchFlag  = &cli.IntFlag{Name: "device-batch-size", Value: 8, Usage: "sequences per forward pass"}
 	vocabFlag  = &cli.IntFlag{Name: "vocab-size", Value: 8192, Usage: "vocabulary size (the tokenizer's, once there is one)"}
 	seedFlag   = &cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the weight initialisation and the sample batch"}
-	engineFlag = &cli.StringFlag{Name: "engine", Value: "auto", Usage: "compute engine: auto (an NVIDIA GPU when there is one, else the CPU), cpu, metal, cuda (strict fp32) or cuda-tf32"}
+	engineFlag = &cli.StringFlag{Name: "engine", Value: "auto", Usage: "compute engine: auto (an NVIDIA GPU when there is one, else the CPU), cpu, metal, cuda (strict fp32), cuda-tf32 or cuda-bf16"}
 	blasFlag   = &cli.StringFlag{Name: "blas", Value: "auto", EnvVars: []string{"GOCHAT_BLAS"}, Usage: "CPU matrix library: auto, native (OpenBLAS / Accelerate) or gonum"}
 )
 
@@ -36,14 +36,14 @@ func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
 			return nil, fmt.Errorf("--engine metal: Metal needs macOS on Apple silicon")
 		}
 		fallthrough
-	case "cuda", "cuda-tf32":
+	case "cuda", "cuda-tf32", "cuda-bf16":
 		b, err := cpubackend.Select(e)
 		if err != nil {
 			return nil, fmt.Errorf("--engine %s: %w", e, err)
 		}
 		return b, nil
 	default:
-		return nil, fmt.Errorf("--engine %q: want auto, cpu, metal, cuda or cuda-tf32", e)
+		return nil, fmt.Errorf("--engine %q: want auto, cpu, metal, cuda, cuda-tf32 or cuda-bf16", e)
 	}
 	return cpubackend.Select(c.String(blasFlag.Name))
 }

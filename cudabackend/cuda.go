@@ -5,6 +5,7 @@ package cudabackend
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"unsafe"
 
 	"gochat/cpubackend"
+	"gochat/internal/parallel"
 
 	"github.com/ebitengine/purego"
 )
@@ -34,6 +36,10 @@ const (
 	cublasOpT             = 1
 	cublasDefaultMath     = 0
 	cublasTF32TensorMath  = 3
+	cudaR32F              = 0  // cudaDataType of float32
+	cudaR16BF             = 14 // of bfloat16
+	cublasCompute32F      = 68
+	cublasGemmDefault     = -1
 	cudaMemcpyHostToDev   = 1
 	cudaMemcpyDevToHost   = 2
 	cudaMemcpyDevToDev    = 3
@@ -54,6 +60,7 @@ type runtime struct {
 	create         func(*uintptr) int32
 	setMathMode    func(uintptr, int32) int32
 	sgemm          func(h uintptr, ta, tb, m, n, k int32, alpha *float32, a uintptr, lda int32, b uintptr, ldb int32, beta *float32, c uintptr, ldc int32) int32
+	gemmEx         func(h uintptr, ta, tb, m, n, k int32, alpha *float32, a uintptr, atype, lda int32, b uintptr, btype, ldb int32, beta *float32, c uintptr, ctype, ldc, compute, algo int32) int32
 }
 
 // libraries lists where the CUDA libraries may be: GOCHAT_CUDART and GOCHAT_CUBLAS first,
@@ -97,6 +104,7 @@ func loadRuntime() (*runtime, error) {
 		{rt, &r.getProperties, "cudaGetDeviceProperties"}, {rt, &r.malloc, "cudaMalloc"}, {rt, &r.free, "cudaFree"},
 		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.copyOnDevice, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
 		{bl, &r.create, "cublasCreate_v2"}, {bl, &r.setMathMode, "cublasSetMathMode"}, {bl, &r.sgemm, "cublasSgemm_v2"},
+		{bl, &r.gemmEx, "cublasGemmEx"},
 	} {
 		if _, err := purego.Dlsym(f.lib, f.name); err != nil {
 			return nil, fmt.Errorf("the CUDA libraries lack %s", f.name)
@@ -112,11 +120,12 @@ type BLAS struct {
 	rt     *runtime
 	handle uintptr
 	device string
-	tf32   bool
+	prec   Precision
 	min    int // MinFLOPs
 
 	mu     sync.Mutex // one product at a time on the device
 	bufs   [7]buffer  // A, B and C of a product, then X, X', A and B of Newton-Schulz; grown as needed
+	half   []uint16   // bfloat16 staging of an operand
 	failed error      // the device's first failure; after it every product runs on the CPU
 }
 
@@ -126,10 +135,20 @@ type buffer struct {
 	size uint64
 }
 
-// Load opens the first GPU. tf32 lets cuBLAS use TF32 tensor cores for float32 products
-// (10 mantissa bits) instead of strict float32. Products below DefaultMinFLOPs, and every
-// float64 product, go to cpu.
-func Load(cpu cpubackend.BLAS, tf32 bool) (*BLAS, error) {
+// Precision is how the GPU multiplies float32 matrices.
+type Precision int
+
+const (
+	FP32 Precision = iota // strict float32
+	TF32                  // TF32 tensor cores: inputs rounded to 10 mantissa bits
+	BF16                  // inputs rounded to bfloat16 (7 mantissa bits) on the CPU before they cross the bus, which halves it; float32 accumulation and result
+)
+
+func (p Precision) String() string { return [...]string{"fp32", "tf32", "bf16"}[p] }
+
+// Load opens the first GPU, multiplying in precision prec. Products below DefaultMinFLOPs,
+// and every float64 product, go to cpu.
+func Load(cpu cpubackend.BLAS, prec Precision) (*BLAS, error) {
 	rt, err := loadRuntime()
 	if err != nil {
 		return nil, err
@@ -142,7 +161,7 @@ func Load(cpu cpubackend.BLAS, tf32 bool) (*BLAS, error) {
 		return nil, fmt.Errorf("cudaSetDevice: %s", rt.describe(code))
 	}
 	props := make([]byte, 4096) // cudaDeviceProp starts with its name
-	b := &BLAS{cpu: cpu, rt: rt, tf32: tf32, device: "CUDA device 0", min: DefaultMinFLOPs}
+	b := &BLAS{cpu: cpu, rt: rt, prec: prec, device: "CUDA device 0", min: DefaultMinFLOPs}
 	if v := os.Getenv("GOCHAT_CUDA_MIN_FLOPS"); v != "" {
 		if b.min, err = strconv.Atoi(v); err != nil || b.min < 0 {
 			return nil, fmt.Errorf("GOCHAT_CUDA_MIN_FLOPS=%q: want a number of FLOPs", v)
@@ -155,7 +174,7 @@ func Load(cpu cpubackend.BLAS, tf32 bool) (*BLAS, error) {
 		return nil, fmt.Errorf("cublasCreate: status %d", code)
 	}
 	mode := int32(cublasDefaultMath)
-	if tf32 {
+	if prec == TF32 {
 		mode = cublasTF32TensorMath
 	}
 	if code := rt.setMathMode(b.handle, mode); code != 0 {
@@ -173,11 +192,7 @@ func (rt *runtime) describe(code int32) string {
 
 // Name implements cpubackend.BLAS.
 func (b *BLAS) Name() string {
-	precision := "fp32"
-	if b.tf32 {
-		precision = "tf32"
-	}
-	return fmt.Sprintf("cuda:%s (%s, small products on %s)", b.device, precision, b.cpu.Name())
+	return fmt.Sprintf("cuda:%s (%s, small products on %s)", b.device, b.prec, b.cpu.Name())
 }
 
 // Dgemm implements cpubackend.BLAS on the CPU: float64 is for tests and checks.
@@ -224,11 +239,15 @@ func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 func span(rows, cols, ld int) int { return (rows-1)*ld + cols }
 
 func (b *BLAS) run(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) error {
-	dA, err := b.upload(0, a)
+	upload := b.upload
+	if b.prec == BF16 {
+		upload = b.uploadBF16
+	}
+	dA, err := upload(0, a)
 	if err != nil {
 		return err
 	}
-	dB, err := b.upload(1, bm)
+	dB, err := upload(1, bm)
 	if err != nil {
 		return err
 	}
@@ -243,7 +262,12 @@ func (b *BLAS) run(transA, transB bool, m, n, k int, alpha float32, a []float32,
 	if err != nil {
 		return err
 	}
-	if err := b.gemm(transA, transB, m, n, k, alpha, dA, lda, dB, ldb, beta, dC, ldc); err != nil {
+	if b.prec == BF16 {
+		err = b.gemmBF16(transA, transB, m, n, k, alpha, dA, lda, dB, ldb, beta, dC, ldc)
+	} else {
+		err = b.gemm(transA, transB, m, n, k, alpha, dA, lda, dB, ldb, beta, dC, ldc)
+	}
+	if err != nil {
 		return err
 	}
 	if code := b.rt.copyToHost(unsafe.Pointer(&c[0]), dC, uint64(4*len(c)), cudaMemcpyDevToHost); code != 0 {
@@ -265,6 +289,54 @@ func (b *BLAS) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintptr,
 		return fmt.Errorf("cublasSgemm: status %d", code)
 	}
 	return nil
+}
+
+// gemmBF16 is gemm with bfloat16 operands A and B (already on the device in bfloat16) and
+// a float32 C, accumulated in float32.
+func (b *BLAS) gemmBF16(transA, transB bool, m, n, k int, alpha float32, dA uintptr, lda int, dB uintptr, ldb int, beta float32, dC uintptr, ldc int) error {
+	op := func(t bool) int32 {
+		if t {
+			return cublasOpT
+		}
+		return cublasOpN
+	}
+	if code := b.rt.gemmEx(b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, dB, cudaR16BF, int32(ldb),
+		dA, cudaR16BF, int32(lda), &beta, dC, cudaR32F, int32(ldc), cublasCompute32F, cublasGemmDefault); code != 0 {
+		return fmt.Errorf("cublasGemmEx: status %d", code)
+	}
+	return nil
+}
+
+// uploadBF16 rounds x to bfloat16 (to nearest, ties to even) on the CPU and copies that,
+// half the bytes of x, into buffer i.
+func (b *BLAS) uploadBF16(i int, x []float32) (uintptr, error) {
+	if cap(b.half) < len(x) {
+		b.half = make([]uint16, len(x))
+	}
+	h := b.half[:len(x)]
+	parallel.For(len(x), 1, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			h[j] = ToBF16(x[j])
+		}
+	})
+	size := uint64(2 * len(x))
+	ptr, err := b.reserve(i, size)
+	if err != nil {
+		return 0, err
+	}
+	if code := b.rt.copyToDevice(ptr, unsafe.Pointer(&h[0]), size, cudaMemcpyHostToDev); code != 0 {
+		return 0, errors.New("copy to device: " + b.rt.describe(code))
+	}
+	return ptr, nil
+}
+
+// ToBF16 rounds a float32 to the nearest bfloat16 (ties to even), keeping NaNs NaN.
+func ToBF16(f float32) uint16 {
+	bits := math.Float32bits(f)
+	if bits&0x7fffffff > 0x7f800000 { // NaN: keep it quiet and a NaN
+		return uint16(bits>>16) | 0x40
+	}
+	return uint16((bits + 0x7fff + (bits>>16)&1) >> 16)
 }
 
 // NewtonSchulzSteps implements optimizers.Iterator: X goes up once, the steps' products
@@ -360,8 +432,10 @@ func (b *BLAS) upload(i int, x []float32) (uintptr, error) {
 	return ptr, nil
 }
 
-// init registers "cuda" (strict float32) and "cuda-tf32" with cpubackend.Select.
+// init registers "cuda" (strict float32), "cuda-tf32" and "cuda-bf16" with
+// cpubackend.Select.
 func init() {
-	cpubackend.Register("cuda", func(cpu cpubackend.BLAS) (cpubackend.BLAS, error) { return Load(cpu, false) })
-	cpubackend.Register("cuda-tf32", func(cpu cpubackend.BLAS) (cpubackend.BLAS, error) { return Load(cpu, true) })
+	for name, prec := range map[string]Precision{"cuda": FP32, "cuda-tf32": TF32, "cuda-bf16": BF16} {
+		cpubackend.Register(name, func(cpu cpubackend.BLAS) (cpubackend.BLAS, error) { return Load(cpu, prec) })
+	}
 }

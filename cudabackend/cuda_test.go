@@ -3,6 +3,7 @@
 package cudabackend
 
 import (
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -46,5 +47,27 @@ func TestSpan(t *testing.T) {
 	}
 	if got := span(1, 4, 10); got != 4 {
 		t.Errorf("span(1, 4, 10) = %d, want 4", got)
+	}
+}
+
+func TestToBF16(t *testing.T) {
+	for _, c := range []struct {
+		f    float32
+		want uint16
+	}{
+		{1, 0x3f80},
+		{math.Float32frombits(0x3f808000), 0x3f80}, // a tie goes to the even neighbour
+		{math.Float32frombits(0x3f818000), 0x3f82},
+		{math.Float32frombits(0x3f808001), 0x3f81}, // above the tie, up
+		{-2.5, 0xc020},
+		{float32(math.Inf(1)), 0x7f80},
+		{math.MaxFloat32, 0x7f80}, // rounds to infinity, as in the IEEE conversion
+	} {
+		if got := ToBF16(c.f); got != c.want {
+			t.Errorf("ToBF16(%g) = %#04x, want %#04x", c.f, got, c.want)
+		}
+	}
+	if nan := ToBF16(float32(math.NaN())); nan&0x7f80 != 0x7f80 || nan&0x7f == 0 {
+		t.Errorf("NaN became %#04x", nan)
 	}
 }
