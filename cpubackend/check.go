@@ -6,16 +6,18 @@ import "fmt"
 // would read or write out of bounds instead. Callers validate shapes first, so reaching this
 // panic is a bug in gochat, not bad input.
 func checkGemm(transA, transB bool, m, n, k, lenA, lda, lenB, ldb, lenC, ldc int) {
-	ar, ac := stored(transA, m, k)
-	br, bc := stored(transB, k, n)
+	ar, ac := Stored(transA, m, k)
+	br, bc := Stored(transB, k, n)
 	if !fits(ar, ac, lda, lenA) || !fits(br, bc, ldb, lenB) || !fits(m, n, ldc, lenC) {
 		panic(fmt.Sprintf("cpubackend: gemm operands too short: m=%d n=%d k=%d a=%d/%d b=%d/%d c=%d/%d",
 			m, n, k, lenA, lda, lenB, ldb, lenC, ldc))
 	}
 }
 
-// stored gives the stored shape of an operand whose logical shape is r×c.
-func stored(trans bool, r, c int) (int, int) {
+// Stored gives the stored shape of a product's operand whose logical shape is r×c: the
+// transpose's when the operand is stored transposed. Engines that hand products on to a
+// device lay their operands out with it.
+func Stored(trans bool, r, c int) (int, int) {
 	if trans {
 		return c, r
 	}
@@ -27,5 +29,8 @@ func fits(r, c, ld, n int) bool {
 	if r == 0 || c == 0 {
 		return true
 	}
-	return ld >= c && (r-1)*ld+c <= n
+	return ld >= c && Span(r, c, ld) <= n
 }
+
+// Span is the number of elements a row-major r×c matrix with row stride ld covers.
+func Span(r, c, ld int) int { return (r-1)*ld + c }

@@ -207,15 +207,9 @@ func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	if m == 0 || n == 0 {
 		return
 	}
-	ra, ca := m, k
-	if transA {
-		ra, ca = k, m
-	}
-	rb, cb := k, n
-	if transB {
-		rb, cb = n, k
-	}
-	spanA, spanB, spanC := span(ra, ca, lda), span(rb, cb, ldb), span(m, n, ldc)
+	ra, ca := cpubackend.Stored(transA, m, k)
+	rb, cb := cpubackend.Stored(transB, k, n)
+	spanA, spanB, spanC := cpubackend.Span(ra, ca, lda), cpubackend.Span(rb, cb, ldb), cpubackend.Span(m, n, ldc)
 	flops, moved := 2*float64(m)*float64(n)*float64(k), 4*float64(spanA+spanB+2*spanC)
 	if k == 0 || b.min > 0 && (flops < float64(b.min) || flops < MinIntensity*moved) {
 		b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
@@ -234,9 +228,6 @@ func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	}
 	b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
-
-// span is the number of elements a rows×cols matrix with row stride ld covers.
-func span(rows, cols, ld int) int { return (rows-1)*ld + cols }
 
 func (b *BLAS) run(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) error {
 	upload := b.upload

@@ -41,15 +41,6 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func TestSpan(t *testing.T) {
-	if got := span(3, 4, 10); got != 24 {
-		t.Errorf("span(3, 4, 10) = %d, want 24", got)
-	}
-	if got := span(1, 4, 10); got != 4 {
-		t.Errorf("span(1, 4, 10) = %d, want 4", got)
-	}
-}
-
 func TestToBF16(t *testing.T) {
 	for _, c := range []struct {
 		f    float32

@@ -3,6 +3,8 @@ package metalbackend
 import (
 	"fmt"
 	"strconv"
+
+	"gochat/cpubackend"
 )
 
 // MinFLOPs is the size (2·m·n·k) from which a product goes to the GPU: below it the
@@ -54,14 +56,8 @@ func planGemm(transA, transB bool, m, n, k, lda, ldb, ldc int) (plan, error) {
 	if m <= 0 || n <= 0 || k <= 0 {
 		return p, fmt.Errorf("metal: empty product %d×%d×%d", m, n, k)
 	}
-	ra, ca := m, k
-	if transA {
-		ra, ca = k, m
-	}
-	rb, cb := k, n
-	if transB {
-		rb, cb = n, k
-	}
+	ra, ca := cpubackend.Stored(transA, m, k)
+	rb, cb := cpubackend.Stored(transB, k, n)
 	offset := 0
 	for _, o := range []struct {
 		op             *operand
@@ -70,7 +66,7 @@ func planGemm(transA, transB bool, m, n, k, lda, ldb, ldc int) (plan, error) {
 		if o.ld < o.cols {
 			return p, fmt.Errorf("metal: row stride %d under %d columns", o.ld, o.cols)
 		}
-		*o.op = operand{Rows: o.rows, Cols: o.cols, RowBytes: 4 * o.ld, Offset: offset, Elems: (o.rows-1)*o.ld + o.cols}
+		*o.op = operand{Rows: o.rows, Cols: o.cols, RowBytes: 4 * o.ld, Offset: offset, Elems: cpubackend.Span(o.rows, o.cols, o.ld)}
 		offset += (4*o.op.Elems + align - 1) / align * align
 	}
 	p.Bytes = offset
