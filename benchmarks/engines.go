@@ -9,11 +9,13 @@ import (
 
 	"gochat/cpubackend"
 	"gochat/internal/atomicfile"
+	"gochat/layers"
 	"gochat/optimizers"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gorgonia.org/tensor"
 )
 
 // Shape is a product C (M×N) = A (M×K)·Bᵀ (B is N×K), as the model's linear layers do.
@@ -50,34 +52,39 @@ type ModelStep struct {
 	TokPerSec float64
 }
 
-// RunEngine measures an engine: products (on products, which should take every size the
-// engine has) at nanochat's shapes and at square sizes, and Newton-Schulz; training steps
-// of the given models on training, the engine as training uses it.
-func RunEngine(name string, products, training cpubackend.BLAS, sizes []int, models []ModelSpec, steps int) (EngineResult, error) {
-	blas := products
-	res := EngineResult{Engine: name, BLAS: training.Name(), Sizes: sizes}
+// RunEngine measures the engine training runs on over blas (cpubackend.NewEngine): products
+// at nanochat's shapes and at square sizes, and Newton-Schulz, all on the engine's own
+// memory, then training steps of the given models.
+func RunEngine(name string, blas cpubackend.BLAS, sizes []int, models []ModelSpec, steps int) (EngineResult, error) {
+	engine, err := cpubackend.NewEngine(blas)
+	if err != nil {
+		return EngineResult{}, err
+	}
+	e := engine.(layers.Gemm)
+	res := EngineResult{Engine: name, BLAS: fmt.Sprint(engine), Sizes: sizes}
 	for _, s := range NanochatShapes {
-		res.Shapes = append(res.Shapes, productRate(blas, s.M, s.N, s.K))
+		res.Shapes = append(res.Shapes, productRate(e, s.M, s.N, s.K))
 	}
 	for _, n := range sizes {
-		res.Square = append(res.Square, productRate(blas, n, n, n))
+		res.Square = append(res.Square, productRate(e, n, n, n))
 	}
-	e := cpubackend.New(blas)
 	for _, rc := range [][2]int{{768, 768}, {768, 3072}} {
-		g, out := make([]float32, rc[0]*rc[1]), make([]float32, rc[0]*rc[1])
+		g, out := floats(e, rc[0]*rc[1]), floats(e, rc[0]*rc[1])
 		for i := range g {
 			g[i] = float32(i%13) - 6
 		}
 		optimizers.NewtonSchulz(e, out, g, rc[0], rc[1], 5)
+		wait(e)
 		start := time.Now()
 		const reps = 5
 		for range reps {
 			optimizers.NewtonSchulz(e, out, g, rc[0], rc[1], 5)
 		}
+		wait(e)
 		res.NS = append(res.NS, time.Since(start).Seconds()/reps)
 	}
 	for _, spec := range models {
-		r, err := RunModel(spec, Options{Steps: steps, BLAS: training})
+		r, err := RunModel(spec, Options{Steps: steps, BLAS: blas})
 		if err != nil {
 			return res, err
 		}
@@ -86,20 +93,38 @@ func RunEngine(name string, products, training cpubackend.BLAS, sizes []int, mod
 	return res, nil
 }
 
-// productRate is the GFLOP/s of C = A·Bᵀ at m×n×k: the best of a few calls after one.
-func productRate(blas cpubackend.BLAS, m, n, k int) float64 {
-	a, b, c := make([]float32, m*k), make([]float32, n*k), make([]float32, m*n)
+// productRate is the GFLOP/s of C = A·Bᵀ at m×n×k on e's memory: the best of a few calls
+// after one.
+func productRate(e layers.Gemm, m, n, k int) float64 {
+	a, b, c := floats(e, m*k), floats(e, n*k), floats(e, m*n)
 	for i := range a {
 		a[i] = float32(i%7) - 3
 	}
-	blas.Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
+	e.Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
+	wait(e)
 	best := time.Duration(1 << 62)
 	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
 		t := time.Now()
-		blas.Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
+		e.Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
+		wait(e)
 		best = min(best, time.Since(t))
 	}
 	return 2 * float64(m) * float64(n) * float64(k) / best.Seconds() / 1e9
+}
+
+// floats returns n zeroed floats in e's memory: a device's when e is one.
+func floats(e layers.Gemm, n int) []float32 {
+	if d, ok := e.(layers.Device); ok {
+		return d.Make(tensor.Float32, n).([]float32)
+	}
+	return make([]float32, n)
+}
+
+// wait returns when e has done the work queued on it.
+func wait(e layers.Gemm) {
+	if d, ok := e.(layers.Device); ok {
+		d.Sync()
+	}
 }
 
 // Crossover is the smallest square size from which other is faster than base, or 0.

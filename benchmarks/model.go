@@ -73,8 +73,12 @@ type Options struct {
 // settings, or forward and backward alone) on random tokens, after one warm-up step.
 func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	cfg := graph.ConfigForDepth(spec.Depth, spec.Vocab, spec.SeqLen)
-	res := ModelResult{Spec: spec, BLAS: opt.BLAS.Name(), Threads: runtime.GOMAXPROCS(0), Steps: opt.Steps}
-	engine := cpubackend.New(opt.BLAS)
+	res := ModelResult{Spec: spec, Threads: runtime.GOMAXPROCS(0), Steps: opt.Steps}
+	engine, err := cpubackend.NewEngine(opt.BLAS)
+	if err != nil {
+		return res, err
+	}
+	res.BLAS = fmt.Sprint(engine)
 	m, err := graph.Build(cfg, graph.Options{Batch: spec.Batch, SeqLen: spec.SeqLen, Mode: graph.Train,
 		Reduction: layers.Mean, Engine: engine})
 	if err != nil {
@@ -84,7 +88,7 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	if err := m.Load(graph.InitWeights(cfg, 1)); err != nil {
 		return res, err
 	}
-	tr, err := optimizers.NewTrainer(m, optimizers.DefaultSettings(1<<30), engine)
+	tr, err := optimizers.NewTrainer(m, optimizers.DefaultSettings(1<<30), engine.(layers.Gemm))
 	if err != nil {
 		return res, err
 	}
@@ -154,7 +158,7 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	res.FwdBwdSeconds, res.OptimizerSeconds, res.StepSeconds = median(fb), median(op), median(total)
 	res.TokensPerSec = float64(n) / res.StepSeconds
 	res.ModelGFLOPs = cfg.FLOPsPerToken() * float64(n) / res.FwdBwdSeconds / 1e9
-	res.SgemmGFLOPs = SgemmGFLOPs(opt.BLAS, 1024, 768, 3072, time.Second)
+	res.SgemmGFLOPs = SgemmGFLOPs(engine.(layers.Gemm), 1024, 768, 3072, time.Second)
 	res.Ratio = res.ModelGFLOPs / res.SgemmGFLOPs
 	res.PeakRSS = PeakRSS()
 	return res, nil
@@ -162,19 +166,21 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 
 // SgemmGFLOPs measures C = A·B for A m×k, B k×n: the best of repeated calls over at least
 // the given duration, after one warm-up call.
-func SgemmGFLOPs(blas cpubackend.BLAS, m, n, k int, duration time.Duration) float64 {
-	a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+func SgemmGFLOPs(e layers.Gemm, m, n, k int, duration time.Duration) float64 {
+	a, b, c := floats(e, m*k), floats(e, k*n), floats(e, m*n)
 	for i := range a {
 		a[i] = float32(i%7) - 3
 	}
 	for i := range b {
 		b[i] = float32(i%5) - 2
 	}
-	blas.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+	e.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+	wait(e)
 	best := 0.0
 	for start := time.Now(); time.Since(start) < duration; {
 		t := time.Now()
-		blas.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+		e.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+		wait(e)
 		best = max(best, 2*float64(m)*float64(n)*float64(k)/time.Since(t).Seconds()/1e9)
 	}
 	return best

@@ -194,20 +194,13 @@ func runBenchEngines(c *cli.Context) error {
 		if name == "cpu" {
 			choice = "auto"
 		}
-		// Products of every size on the engine, for the crossover; training as it runs.
-		os.Setenv("GOCHAT_CUDA_MIN_FLOPS", "0")
-		products, err := cpubackend.Select(choice)
-		os.Unsetenv("GOCHAT_CUDA_MIN_FLOPS")
+		blas, err := cpubackend.Select(choice)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: skipped (%v)\n", name, err)
 			continue
 		}
-		training, err := cpubackend.Select(choice)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "measuring %s: %s\n", name, training.Name())
-		res, err := benchmarks.RunEngine(name, products, training, sizes, models, c.Int("steps"))
+		fmt.Fprintf(os.Stderr, "measuring %s: %s\n", name, blas.Name())
+		res, err := benchmarks.RunEngine(name, blas, sizes, models, c.Int("steps"))
 		if err != nil {
 			return err
 		}

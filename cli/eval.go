@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 
 	"gochat/checkpoint"
-	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/loader"
 	"gochat/tokenizer"
@@ -103,7 +102,11 @@ func runEvalBPB(c *cli.Context) error {
 	if steps < 1 {
 		return fmt.Errorf("--split-tokens %d is less than one batch of %d×%d tokens", c.Int("split-tokens"), B, T)
 	}
-	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: cpubackend.New(blas)})
+	engine, err := trainingEngine(blas)
+	if err != nil {
+		return err
+	}
+	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: engine})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 
 	"gochat/cpubackend"
+	"gochat/train"
 
 	"github.com/urfave/cli/v2"
 )
@@ -46,6 +47,16 @@ func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
 		return nil, fmt.Errorf("--engine %q: want auto, cpu, metal, cuda, cuda-tf32 or cuda-bf16", e)
 	}
 	return cpubackend.Select(c.String(blasFlag.Name))
+}
+
+// trainingEngine is the engine graphs and optimizers run on over blas: an accelerator's own,
+// which keeps the tensors in its memory, or the CPU engine.
+func trainingEngine(blas cpubackend.BLAS) (train.Engine, error) {
+	e, err := cpubackend.NewEngine(blas)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", blas.Name(), err)
+	}
+	return e.(train.Engine), nil
 }
 
 // positive checks that integer flags are positive.

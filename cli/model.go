@@ -61,7 +61,11 @@ func runModel(c *cli.Context) error {
 		}
 		fresh = false
 	}
-	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: cpubackend.New(blas)})
+	engine, err := trainingEngine(blas)
+	if err != nil {
+		return err
+	}
+	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: engine})
 	if err != nil {
 		return err
 	}
@@ -115,7 +119,7 @@ func trainSample(m *graph.Model, blas cpubackend.BLAS, ids, targets []int, steps
 	if steps <= 0 {
 		return nil
 	}
-	tr, err := optimizers.NewTrainer(m, optimizers.DefaultSettings(steps), cpubackend.New(blas))
+	tr, err := optimizers.NewTrainer(m, optimizers.DefaultSettings(steps), m.Engine.(layers.Gemm))
 	if err != nil {
 		return err
 	}

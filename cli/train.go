@@ -117,9 +117,13 @@ func runTrainBase(c *cli.Context) error {
 // trainBase completes r with the CPU engine, its measured peak and a progress display,
 // trains, and prints nanochat's closing summary.
 func trainBase(ctx context.Context, r train.Run, blas cpubackend.BLAS) (*train.Result, error) {
-	r.PeakFLOPS = benchmarks.SgemmGFLOPs(blas, 1024, 768, 3072, 300*time.Millisecond) * 1e9
-	r.Engine = cpubackend.New(blas)
-	fmt.Printf("engine: %s; SGEMM 1024×768×3072 on it: %.1f GFLOP/s (the MFU reference)\n", blas.Name(), r.PeakFLOPS/1e9)
+	engine, err := trainingEngine(blas)
+	if err != nil {
+		return nil, err
+	}
+	r.Engine = engine
+	r.PeakFLOPS = benchmarks.SgemmGFLOPs(engine, 1024, 768, 3072, 300*time.Millisecond) * 1e9
+	fmt.Printf("engine: %v; SGEMM 1024×768×3072 on it: %.1f GFLOP/s (the MFU reference)\n", engine, r.PeakFLOPS/1e9)
 	log := newStepLog()
 	r.Log, r.Progress = log, log.progress
 	res, err := train.Base(ctx, r)

@@ -15,21 +15,26 @@ type Engine struct {
 	BLAS
 }
 
+// EngineMaker is a BLAS of an accelerator that has an engine of its own, one that keeps the
+// tensors in the accelerator's memory (cudabackend's).
+type EngineMaker interface {
+	Engine() (tensor.Engine, error)
+}
+
+// NewEngine returns b's own engine when b is an EngineMaker, else the CPU engine over b.
+func NewEngine(b BLAS) (tensor.Engine, error) {
+	if m, ok := b.(EngineMaker); ok {
+		return m.Engine()
+	}
+	return New(b), nil
+}
+
 // New returns an engine over b, or over the process default when b is nil.
 func New(b BLAS) *Engine {
 	if b == nil {
 		b = Default()
 	}
 	return &Engine{BLAS: b}
-}
-
-// NewtonSchulzSteps hands Muon's iteration to the BLAS when it can run it on its device
-// (optimizers.Iterator), and reports false otherwise.
-func (e *Engine) NewtonSchulzSteps(x []float32, r, c, steps int, a, b, cc float32) bool {
-	it, ok := e.BLAS.(interface {
-		NewtonSchulzSteps(x []float32, r, c, steps int, a, b, cc float32) bool
-	})
-	return ok && it.NewtonSchulzSteps(x, r, c, steps, a, b, cc)
 }
 
 // String names the engine and its BLAS.

@@ -46,8 +46,8 @@ const (
 	cudaDevicePropNameLen = 256
 )
 
-// runtime holds the functions of libcudart and libcublas gochat calls.
-type runtime struct {
+// cudart holds the functions of libcudart and libcublas gochat calls.
+type cudart struct {
 	getDeviceCount func(*int32) int32
 	setDevice      func(int32) int32
 	getProperties  func(*byte, int32) int32
@@ -57,44 +57,41 @@ type runtime struct {
 	copyToHost     func(unsafe.Pointer, uintptr, uint64, int32) int32
 	copyOnDevice   func(uintptr, uintptr, uint64, int32) int32
 	errorString    func(int32) string
+	getAttribute   func(*int32, int32, int32) int32
+	mallocManaged  func(*unsafe.Pointer, uint64, uint32) int32
+	memsetAsync    func(uintptr, int32, uint64, uintptr) int32
+	copyAsync      func(uintptr, uintptr, uint64, int32, uintptr) int32
+	synchronize    func() int32
 	create         func(*uintptr) int32
 	setMathMode    func(uintptr, int32) int32
 	sgemm          func(h uintptr, ta, tb, m, n, k int32, alpha *float32, a uintptr, lda int32, b uintptr, ldb int32, beta *float32, c uintptr, ldc int32) int32
+	sgemmBatched   func(h uintptr, ta, tb, m, n, k int32, alpha *float32, a uintptr, lda int32, b uintptr, ldb int32, beta *float32, c uintptr, ldc int32, count int32) int32
 	gemmEx         func(h uintptr, ta, tb, m, n, k int32, alpha *float32, a uintptr, atype, lda int32, b uintptr, btype, ldb int32, beta *float32, c uintptr, ctype, ldc, compute, algo int32) int32
 }
 
-// libraries lists where the CUDA libraries may be: GOCHAT_CUDART and GOCHAT_CUBLAS first,
-// then the names the dynamic loader finds (LD_LIBRARY_PATH), newest version first.
-func libraries(env, base string) []string {
+// libraries lists where a library may be: the path in env first, then the names the
+// dynamic loader finds (LD_LIBRARY_PATH), newest version first.
+func libraries(env string, names []string) []string {
 	var out []string
 	if p := os.Getenv(env); p != "" {
 		out = append(out, p)
 	}
-	return append(out, base+".so.13", base+".so.12", base+".so")
+	return append(out, names...)
 }
 
-func open(env, base string) (uintptr, error) {
-	var tried []string
-	for _, path := range libraries(env, base) {
-		lib, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
-		if err == nil {
-			return lib, nil
-		}
-		tried = append(tried, path)
-	}
-	return 0, fmt.Errorf("no %s (tried %s; set %s or LD_LIBRARY_PATH)", base, strings.Join(tried, ", "), env)
-}
+// versions names a CUDA library of version 13, then 12, then any.
+func versions(base string) []string { return []string{base + ".so.13", base + ".so.12", base + ".so"} }
 
-func loadRuntime() (*runtime, error) {
-	rt, err := open("GOCHAT_CUDART", "libcudart")
+func loadRuntime() (*cudart, error) {
+	rt, err := openFirst("GOCHAT_CUDART", versions("libcudart"))
 	if err != nil {
 		return nil, err
 	}
-	bl, err := open("GOCHAT_CUBLAS", "libcublas")
+	bl, err := openFirst("GOCHAT_CUBLAS", versions("libcublas"))
 	if err != nil {
 		return nil, err
 	}
-	r := &runtime{}
+	r := &cudart{}
 	for _, f := range []struct {
 		lib  uintptr
 		fn   any
@@ -103,8 +100,10 @@ func loadRuntime() (*runtime, error) {
 		{rt, &r.getDeviceCount, "cudaGetDeviceCount"}, {rt, &r.setDevice, "cudaSetDevice"},
 		{rt, &r.getProperties, "cudaGetDeviceProperties"}, {rt, &r.malloc, "cudaMalloc"}, {rt, &r.free, "cudaFree"},
 		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.copyOnDevice, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
+		{rt, &r.getAttribute, "cudaDeviceGetAttribute"}, {rt, &r.mallocManaged, "cudaMallocManaged"}, {rt, &r.memsetAsync, "cudaMemsetAsync"},
+		{rt, &r.copyAsync, "cudaMemcpyAsync"}, {rt, &r.synchronize, "cudaDeviceSynchronize"},
 		{bl, &r.create, "cublasCreate_v2"}, {bl, &r.setMathMode, "cublasSetMathMode"}, {bl, &r.sgemm, "cublasSgemm_v2"},
-		{bl, &r.gemmEx, "cublasGemmEx"},
+		{bl, &r.sgemmBatched, "cublasSgemmBatched"}, {bl, &r.gemmEx, "cublasGemmEx"},
 	} {
 		if _, err := purego.Dlsym(f.lib, f.name); err != nil {
 			return nil, fmt.Errorf("the CUDA libraries lack %s", f.name)
@@ -117,16 +116,17 @@ func loadRuntime() (*runtime, error) {
 // BLAS is a cpubackend.BLAS that runs large float32 products on the GPU.
 type BLAS struct {
 	cpu    cpubackend.BLAS
-	rt     *runtime
+	rt     *cudart
 	handle uintptr
 	device string
 	prec   Precision
 	min    int // MinFLOPs
 
 	mu     sync.Mutex // one product at a time on the device
-	bufs   [7]buffer  // A, B and C of a product, then X, X', A and B of Newton-Schulz; grown as needed
+	bufs   [3]buffer  // A, B and C of a product, grown as needed
 	half   []uint16   // bfloat16 staging of an operand
 	failed error      // the device's first failure; after it every product runs on the CPU
+	engine *Engine    // made by Engine on first use
 }
 
 // buffer is device memory that grows and is reused.
@@ -183,7 +183,7 @@ func Load(cpu cpubackend.BLAS, prec Precision) (*BLAS, error) {
 	return b, nil
 }
 
-func (rt *runtime) describe(code int32) string {
+func (rt *cudart) describe(code int32) string {
 	if code == 0 {
 		return "no devices"
 	}
@@ -328,70 +328,6 @@ func ToBF16(f float32) uint16 {
 		return uint16(bits>>16) | 0x40
 	}
 	return uint16((bits + 0x7fff + (bits>>16)&1) >> 16)
-}
-
-// NewtonSchulzSteps implements optimizers.Iterator: X goes up once, the steps' products
-// and combinations run on the device (B = bA + cA·A and X = aX + B·X as products with a
-// beta over a device-side copy), and X comes back once. Matrices below the threshold are
-// left to the CPU.
-func (b *BLAS) NewtonSchulzSteps(x []float32, r, c, steps int, ca, cb, cc float32) bool {
-	if 2*r*r*c < b.min || steps == 0 {
-		return false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.failed != nil {
-		return false
-	}
-	if b.failed = b.iterate(x, r, c, steps, ca, cb, cc); b.failed != nil {
-		fmt.Fprintf(os.Stderr, "gochat: cuda: %v; the products run on the CPU from now on\n", b.failed)
-		return false
-	}
-	return true
-}
-
-func (b *BLAS) iterate(x []float32, r, c, steps int, ca, cb, cc float32) error {
-	dX, err := b.upload(3, x)
-	if err != nil {
-		return err
-	}
-	dN, err := b.reserve(4, uint64(4*r*c))
-	if err != nil {
-		return err
-	}
-	dA, err := b.reserve(5, uint64(4*r*r))
-	if err != nil {
-		return err
-	}
-	dB, err := b.reserve(6, uint64(4*r*r))
-	if err != nil {
-		return err
-	}
-	copyOn := func(dst, src uintptr, bytes int) error {
-		if code := b.rt.copyOnDevice(dst, src, uint64(bytes), cudaMemcpyDevToDev); code != 0 {
-			return errors.New("copy on device: " + b.rt.describe(code))
-		}
-		return nil
-	}
-	for range steps {
-		ops := []func() error{
-			func() error { return b.gemm(false, true, r, r, c, 1, dX, c, dX, c, 0, dA, r) },    // A = X·Xᵀ
-			func() error { return copyOn(dB, dA, 4*r*r) },                                      // B = A
-			func() error { return b.gemm(false, false, r, r, r, cc, dA, r, dA, r, cb, dB, r) }, // B = cA·A + bB
-			func() error { return copyOn(dN, dX, 4*r*c) },                                      // X' = X
-			func() error { return b.gemm(false, false, r, c, r, 1, dB, r, dX, c, ca, dN, c) },  // X' = B·X + aX'
-		}
-		for _, op := range ops {
-			if err := op(); err != nil {
-				return err
-			}
-		}
-		dX, dN = dN, dX
-	}
-	if code := b.rt.copyToHost(unsafe.Pointer(&x[0]), dX, uint64(4*r*c), cudaMemcpyDevToHost); code != 0 {
-		return errors.New("copy to host: " + b.rt.describe(code))
-	}
-	return nil
 }
 
 // reserve makes buffer i at least size bytes.

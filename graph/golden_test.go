@@ -17,6 +17,8 @@ import (
 	"gochat/optimizers"
 	"gochat/safetensors"
 	"gochat/sampler"
+
+	"gorgonia.org/tensor"
 )
 
 // goldenTol bounds ‖got − want‖ / ‖want‖ for logits, losses, gradients, gradient norms and
@@ -287,7 +289,7 @@ func (c *goldenCase) checkSteps(t *testing.T) {
 	s := optimizers.Settings{MatrixLR: o.MatrixLR, EmbeddingLR: o.EmbeddingLR, UnembeddingLR: o.UnembeddingLR,
 		WeightDecay: o.WeightDecay, GradClip: o.GradClip,
 		Schedule: optimizers.Schedule{NumIterations: o.Steps[0].NumIterations, WarmdownRatio: 0.2}}
-	tr, err := optimizers.NewTrainer(m, s, cpubackend.New(nil))
+	tr, err := optimizers.NewTrainer(m, s, m.Engine.(layers.Gemm))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,6 +358,10 @@ func float64s(x []float32) []float64 {
 // checkNewtonSchulz compares Muon's orthogonalisation with nanochat's on every matrix of
 // each root's muon/newton_schulz.safetensors.
 func checkNewtonSchulz(t *testing.T) {
+	engine, err := cpubackend.NewEngine(cpubackend.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, root := range goldenRoots() {
 		path := filepath.Join(root, "muon", "newton_schulz.safetensors")
 		if _, err := os.Stat(path); err != nil && root != goldenRoots()[0] {
@@ -379,9 +385,25 @@ func checkNewtonSchulz(t *testing.T) {
 			}
 			g, _ := in.Float32s()
 			want, _ := out.Float64s()
-			got := make([]float32, len(g))
-			optimizers.NewtonSchulz(cpubackend.New(nil), got, g, in.Shape[0], in.Shape[1], optimizers.NSSteps)
+			g, got := onEngine(engine, g), onEngine(engine, make([]float32, len(g)))
+			optimizers.NewtonSchulz(engine.(layers.Gemm), got, g, in.Shape[0], in.Shape[1], optimizers.NSSteps)
+			if d, ok := engine.(layers.Device); ok {
+				if err := d.Sync(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			report(t, "muon", fmt.Sprintf("newton_schulz.%d(%dx%d)", i, in.Shape[0], in.Shape[1]), got, want, goldenTol)
 		}
 	}
+}
+
+// onEngine returns x, copied into the engine's memory when it is a device's.
+func onEngine(e tensor.Engine, x []float32) []float32 {
+	d, ok := e.(layers.Device)
+	if !ok {
+		return x
+	}
+	y := d.Make(tensor.Float32, len(x)).([]float32)
+	copy(y, x)
+	return y
 }

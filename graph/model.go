@@ -28,7 +28,7 @@ type Options struct {
 	Batch, SeqLen int
 	Mode          Mode
 	Reduction     layers.Reduction // Train only
-	Engine        tensor.Engine    // nil: cpubackend with the process's BLAS
+	Engine        tensor.Engine    // nil: the engine of the process's BLAS (cpubackend.NewEngine)
 	// Share, if set, is a model of the same Config whose parameter tensors this graph
 	// uses instead of its own: what updates one (an optimizer) updates the other.
 	Share *Model
@@ -59,7 +59,10 @@ func Build(cfg Config, opt Options) (*Model, error) {
 		return nil, fmt.Errorf("sequence length %d is beyond the rotary table of %d positions", opt.SeqLen, cfg.RotaryLen())
 	}
 	if opt.Engine == nil {
-		opt.Engine = defaultEngine()
+		var err error
+		if opt.Engine, err = defaultEngine(); err != nil {
+			return nil, err
+		}
 	}
 	if opt.Share != nil && opt.Share.Config != cfg {
 		return nil, fmt.Errorf("cannot share the weights of a model of another configuration")
@@ -71,11 +74,11 @@ func Build(cfg Config, opt Options) (*Model, error) {
 		if opt.Share != nil {
 			v = opt.Share.params[i].Value().(tensor.Tensor)
 		} else {
-			v = tensor.New(tensor.WithShape(p.Shape[0], p.Shape[1]), tensor.Of(tensor.Float32), tensor.WithEngine(opt.Engine))
+			v = layers.NewTensor(opt.Engine, tensor.Float32, p.Shape[0], p.Shape[1])
 		}
 		m.params = append(m.params, G.NewMatrix(m.g, tensor.Float32, G.WithShape(p.Shape[0], p.Shape[1]), G.WithName(p.Name), G.WithValue(v)))
 	}
-	m.ids = intInput(m.g, "idx", n)
+	m.ids = intInput(m.g, opt.Engine, "idx", n)
 	x, err := m.trunk()
 	if err != nil {
 		return nil, err
@@ -89,12 +92,12 @@ func Build(cfg Config, opt Options) (*Model, error) {
 			return nil, b.err
 		}
 	case Eval:
-		m.targets = intInput(m.g, "targets", n)
+		m.targets = intInput(m.g, opt.Engine, "targets", n)
 		if m.out, err = layers.LinearCrossEntropy(x, lmHead, m.targets, LogitSoftcap, layers.PerToken); err != nil {
 			return nil, err
 		}
 	case Train:
-		m.targets = intInput(m.g, "targets", n)
+		m.targets = intInput(m.g, opt.Engine, "targets", n)
 		if m.out, err = layers.LinearCrossEntropy(x, lmHead, m.targets, LogitSoftcap, opt.Reduction); err != nil {
 			return nil, err
 		}
@@ -161,8 +164,8 @@ func (b *builder) do(n *G.Node, err error) *G.Node {
 	return n
 }
 
-func intInput(g *G.ExprGraph, name string, n int) *G.Node {
-	v := tensor.New(tensor.WithShape(n), tensor.WithBacking(make([]int, n)))
+func intInput(g *G.ExprGraph, eng tensor.Engine, name string, n int) *G.Node {
+	v := layers.NewTensor(eng, tensor.Int, n)
 	return G.NewVector(g, tensor.Int, G.WithShape(n), G.WithName(name), G.WithValue(v))
 }
 

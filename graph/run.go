@@ -10,7 +10,9 @@ import (
 	"gorgonia.org/tensor"
 )
 
-func defaultEngine() tensor.Engine { return cpubackend.New(nil) }
+// defaultEngine is the engine of the process's BLAS (GOCHAT_BLAS): an accelerator's own when
+// it has one.
+func defaultEngine() (tensor.Engine, error) { return cpubackend.NewEngine(cpubackend.Default()) }
 
 // Load copies weights into the parameter tensors.
 func (m *Model) Load(w Weights) error {
@@ -53,7 +55,8 @@ func (m *Model) Grads() (Weights, error) {
 
 // Run computes the graph on one batch: ids and targets hold Batch·SeqLen values, row-major
 // (targets are ignored by an inference graph and may be nil). Ids must lie in
-// [0, vocab_size); targets too, or be -1 to be ignored.
+// [0, vocab_size); targets too, or be -1 to be ignored. On a layers.Device, Run returns
+// once the device has finished.
 func (m *Model) Run(ids, targets []int) error {
 	n := m.Batch * m.SeqLen
 	if len(ids) != n {
@@ -73,7 +76,13 @@ func (m *Model) Run(ids, targets []int) error {
 		copy(m.targets.Value().Data().([]int), targets)
 	}
 	m.vm.Reset()
-	return m.vm.RunAll()
+	if err := m.vm.RunAll(); err != nil {
+		return err
+	}
+	if d, ok := m.Engine.(layers.Device); ok {
+		return d.Sync()
+	}
+	return nil
 }
 
 // Loss is the last Train run's loss: mean or sum by the reduction, or the sum of the

@@ -63,6 +63,10 @@ func (op *addOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 	}
 	switch a.Dtype() {
 	case tensor.Float32:
+		if d := deviceOf(a); d != nil {
+			d.AddForward(floats[float32](y), floats[float32](a), floats[float32](b))
+			break
+		}
 		AddForward(floats[float32](y), floats[float32](a), floats[float32](b))
 	case tensor.Float64:
 		AddForward(floats[float64](y), floats[float64](a), floats[float64](b))

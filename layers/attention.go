@@ -224,6 +224,10 @@ func (op *attentionOp) Do(in ...G.Value) (G.Value, error) {
 	dt, eng := qkv.Dtype(), qkv.Engine()
 	y := op.out.get(dt, eng, s.Batch*s.Tq, s.Heads*s.HeadDim)
 	lse := op.lse.get(dt, eng, s.Batch*s.Heads*s.Tq)
+	if d := deviceOf(qkv); d != nil {
+		d.AttentionForward(s, floats[float32](qkv), floats[float32](y), floats[float32](lse))
+		return y, nil
+	}
 	scratch := op.scratch.get(dt, eng, AttnScratch(s))
 	switch dt {
 	case tensor.Float32:
@@ -281,6 +285,10 @@ func (op *attentionGradOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	dt, eng := qkv.Dtype(), qkv.Engine()
 	d := op.out.get(dt, eng, qkv.Shape()...)
+	if dev := deviceOf(qkv); dev != nil {
+		dev.AttentionBackward(s, floats[float32](qkv), floats[float32](y), floats[float32](dy), floats[float32](d), floats[float32](lse))
+		return d, nil
+	}
 	scratch := op.scratch.get(dt, eng, AttnScratch(s))
 	switch dt {
 	case tensor.Float32:

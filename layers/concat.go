@@ -68,7 +68,7 @@ func (op *concatOp) Do(in ...G.Value) (G.Value, error) {
 		if err := sameDtype(first, m); err != nil {
 			return nil, err
 		}
-		copyFloats(out, at*cols, m)
+		copyRows(out, at*cols, m)
 		at += op.rows[i]
 	}
 	return out, nil
@@ -113,19 +113,13 @@ func (op *rowsOp) Do(in ...G.Value) (G.Value, error) {
 	out := op.out.get(m.Dtype(), m.Engine(), op.rows, cols)
 	switch d := m.Data().(type) {
 	case []float32:
+		if dev := deviceOf(m); dev != nil {
+			dev.Copy(floats[float32](out), d[op.from*cols:(op.from+op.rows)*cols])
+			break
+		}
 		copy(floats[float32](out), d[op.from*cols:(op.from+op.rows)*cols])
 	case []float64:
 		copy(floats[float64](out), d[op.from*cols:(op.from+op.rows)*cols])
 	}
 	return out, nil
-}
-
-// copyFloats copies all of src into dst's data from element at.
-func copyFloats(dst *tensor.Dense, at int, src *tensor.Dense) {
-	switch d := dst.Data().(type) {
-	case []float32:
-		copy(d[at:], floats[float32](src))
-	case []float64:
-		copy(d[at:], floats[float64](src))
-	}
 }

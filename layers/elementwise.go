@@ -83,6 +83,20 @@ func runPointwise[T Float](f pointwise, out, x, dy []T) {
 	}
 }
 
+// runPointwiseOn is runPointwise on a device.
+func runPointwiseOn(d Device, f pointwise, out, x, dy []float32) {
+	switch {
+	case f.kind == "ReLU2" && dy == nil:
+		d.ReLU2Forward(out, x)
+	case f.kind == "ReLU2":
+		d.ReLU2Backward(out, x, dy)
+	case dy == nil:
+		d.SoftcapForward(out, x, float32(f.cap))
+	default:
+		d.SoftcapBackward(out, x, dy, float32(f.cap))
+	}
+}
+
 // elementwiseOp applies f to its one input x, or with two inputs (y, dy), y = f(x), f's
 // gradient. Both can write over their last input: neither needs it afterwards.
 type elementwiseOp struct {
@@ -138,6 +152,10 @@ func (op *elementwiseOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
+		if d := deviceOf(x); d != nil {
+			runPointwiseOn(d, op.f, floats[float32](out), floats[float32](x), optionalFloats[float32](dy))
+			break
+		}
 		runPointwise(op.f, floats[float32](out), floats[float32](x), optionalFloats[float32](dy))
 	case tensor.Float64:
 		runPointwise(op.f, floats[float64](out), floats[float64](x), optionalFloats[float64](dy))

@@ -86,6 +86,12 @@ func (op *embeddingOp) Do(in ...G.Value) (G.Value, error) {
 	y := op.out.get(table.Dtype(), table.Engine(), len(ids), c)
 	switch table.Dtype() {
 	case tensor.Float32:
+		if d := deviceOf(table); d != nil {
+			if err = CheckIDs("token id", ids, table.Shape()[0], false); err == nil {
+				d.EmbeddingForward(floats[float32](y), floats[float32](table), ids, c)
+			}
+			break
+		}
 		err = EmbeddingForward(floats[float32](y), floats[float32](table), ids, c)
 	case tensor.Float64:
 		err = EmbeddingForward(floats[float64](y), floats[float64](table), ids, c)
@@ -127,6 +133,10 @@ func (op *embeddingGradOp) Do(in ...G.Value) (G.Value, error) {
 	d := op.out.get(table.Dtype(), table.Engine(), table.Shape()...)
 	switch table.Dtype() {
 	case tensor.Float32:
+		if dev := deviceOf(table); dev != nil {
+			dev.EmbeddingBackward(floats[float32](d), floats[float32](dy), ids, c)
+			break
+		}
 		EmbeddingBackward(floats[float32](d), floats[float32](dy), ids, c)
 	case tensor.Float64:
 		EmbeddingBackward(floats[float64](d), floats[float64](dy), ids, c)

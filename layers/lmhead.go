@@ -25,19 +25,26 @@ func LinearCrossEntropy(x, w, targets *G.Node, cap float64, r Reduction) (*G.Nod
 	return G.ApplyOp(&lmHeadOp{opInfo: opInfo{name: name, arity: 3}, cap: cap, reduction: r}, x, w, targets)
 }
 
-// lmHeadRows is how many rows of logits exist at once: about 8 Mi values (32 MiB).
-func lmHeadRows(vocab int) int { return max(1, (8<<20)/vocab) }
+// lmHeadRows is how many rows of logits exist at once: about 8 Mi values (32 MiB) on the
+// CPU, 16 times that on a device, where larger products run nearer its peak.
+func lmHeadRows(e Gemm, vocab int) int {
+	values := 8 << 20
+	if _, ok := e.(Device); ok {
+		values *= 16
+	}
+	return max(1, values/vocab)
+}
 
 // LinearCrossEntropyPass computes, chunk by chunk, the logits x·Wᵀ, their softcap and
-// cross-entropy: losses (when not nil) receives every row's loss. When scale is not nil,
-// dx and dw receive the gradients of Σ_i scale_i·loss_i; dw is accumulated into, so clear
-// it first. scratch holds lmHeadRows(vocab)·vocab values.
+// cross-entropy: losses receives every row's loss. When scale is not nil, dx and dw
+// receive the gradients of Σ_i scale_i·loss_i; dw is accumulated into, so clear it first.
+// scratch holds lmHeadRows(e, vocab)·vocab values. On a Device every slice must be its
+// memory, and the work is queued.
 func LinearCrossEntropyPass[T Float](e Gemm, x, w []T, targets []int, width, vocab int, cap T, losses, scale, dx, dw, scratch []T) error {
 	if err := CheckIDs("target", targets, vocab, true); err != nil {
 		return err
 	}
-	n, rows := len(targets), lmHeadRows(vocab)
-	chunkLosses := make([]T, rows)
+	n, rows := len(targets), lmHeadRows(e, vocab)
 	for r0 := 0; r0 < n; r0 += rows {
 		r := min(rows, n-r0)
 		logits, xs := scratch[:r*vocab], x[r0*width:]
@@ -46,15 +53,11 @@ func LinearCrossEntropyPass[T Float](e Gemm, x, w []T, targets []int, width, voc
 		if scale != nil {
 			grad = logits // the gradient overwrites the logits row by row
 		}
-		out := chunkLosses[:r]
-		if losses != nil {
-			out = losses[r0 : r0+r]
-		}
 		var rowScale []T
 		if scale != nil {
 			rowScale = scale[r0 : r0+r]
 		}
-		if err := CrossEntropyForward(out, logits, targets[r0:r0+r], vocab, cap, grad, rowScale); err != nil {
+		if err := crossEntropy(e, losses[r0:r0+r], logits, targets[r0:r0+r], vocab, cap, grad, rowScale); err != nil {
 			return err
 		}
 		if scale == nil {
@@ -64,6 +67,17 @@ func LinearCrossEntropyPass[T Float](e Gemm, x, w []T, targets []int, width, voc
 		gemm(e, true, false, vocab, width, r, 1, grad, vocab, xs, width, 1, dw, width)
 	}
 	return nil
+}
+
+// crossEntropy is CrossEntropyForward, run by e when it is a Device and T is float32.
+func crossEntropy[T Float](e Gemm, losses, logits []T, targets []int, vocab int, cap T, grad, scale []T) error {
+	if d, ok := e.(Device); ok {
+		if l, ok := any(losses).([]float32); ok {
+			d.CrossEntropyForward(l, any(logits).([]float32), targets, vocab, float32(cap), any(grad).([]float32), any(scale).([]float32))
+			return nil
+		}
+	}
+	return CrossEntropyForward(losses, logits, targets, vocab, cap, grad, scale)
 }
 
 // lmHeadOp keeps the gradients its forward pass computes for its gradient ops.
@@ -116,11 +130,11 @@ func lmHeadInputs(in []G.Value) (x, w *tensor.Dense, targets []int, err error) {
 func (op *lmHeadOp) pass(x, w *tensor.Dense, targets []int, losses, scale *tensor.Dense) error {
 	n, c, v := x.Shape()[0], x.Shape()[1], w.Shape()[0]
 	dt, eng := x.Dtype(), x.Engine()
-	scratch := op.scratch.get(dt, eng, min(lmHeadRows(v), n)*v)
+	scratch := op.scratch.get(dt, eng, min(lmHeadRows(gemmOf(x), v), n)*v)
 	var dx, dw *tensor.Dense
 	if scale != nil {
 		dx, dw = op.dx.get(dt, eng, n, c), op.dw.get(dt, eng, v, c)
-		dw.Zero()
+		zero(dw)
 	}
 	switch dt {
 	case tensor.Float32:
@@ -158,6 +172,11 @@ func (op *lmHeadOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	if op.reduction == PerToken {
 		return losses, nil
+	}
+	if d := deviceOf(losses); d != nil {
+		if err := d.Sync(); err != nil {
+			return nil, err
+		}
 	}
 	total := sumFloats(losses) * op.unitScale(targets)
 	if dt == tensor.Float32 {
@@ -207,7 +226,7 @@ func (op *lmHeadGradOp) Do(in ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := op.fwd.pass(x, w, targets, nil, g); err != nil {
+		if err := op.fwd.pass(x, w, targets, op.fwd.losses.get(x.Dtype(), x.Engine(), x.Shape()[0]), g); err != nil {
 			return nil, err
 		}
 		return op.fwd.dx.t, nil
@@ -222,7 +241,7 @@ func (op *lmHeadGradOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	if g := scalarFloat(s); g != 1 {
 		for _, t := range []*tensor.Dense{dx, dw} {
-			if _, err := t.MulScalar(castTo(t.Dtype(), g), true, tensor.UseUnsafe()); err != nil {
+			if err := scaleBy(t, g); err != nil {
 				return nil, err
 			}
 		}

@@ -39,12 +39,13 @@ func (o opInfo) DiffWRT(n int) []bool {
 
 // buffer is an output tensor an op keeps across runs: Gorgonia's TapeMachine reallocates
 // every value on every run otherwise. It is reallocated only when the shape, dtype or engine
-// changes. Each op node owns its buffers, so no two live values share one.
+// changes. Each op node owns its buffers, so no two live values share one. On a Device the
+// buffer is the device's memory.
 type buffer struct{ t *tensor.Dense }
 
 func (b *buffer) get(dt tensor.Dtype, eng tensor.Engine, shape ...int) *tensor.Dense {
 	if b.t == nil || b.t.Dtype() != dt || !b.t.Shape().Eq(tensor.Shape(shape)) || b.t.Engine() != eng {
-		b.t = tensor.New(tensor.Of(dt), tensor.WithShape(shape...), tensor.WithEngine(eng))
+		b.t = NewTensor(eng, dt, shape...)
 	}
 	return b.t
 }

@@ -108,6 +108,10 @@ func (op *rmsNormOp) Do(in ...G.Value) (G.Value, error) {
 	y := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
+		if d := deviceOf(x); d != nil {
+			d.RMSNormForward(floats[float32](y), floats[float32](x), w, op.size, op.heads)
+			break
+		}
 		RMSNormForward(floats[float32](y), floats[float32](x), w, op.size, op.heads)
 	case tensor.Float64:
 		RMSNormForward(floats[float64](y), floats[float64](x), w, op.size, op.heads)
@@ -154,6 +158,10 @@ func (op *rmsNormGradOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
+		if d := deviceOf(x); d != nil {
+			d.RMSNormBackward(floats[float32](dx), floats[float32](x), floats[float32](dy), w, op.size, op.heads)
+			break
+		}
 		RMSNormBackward(floats[float32](dx), floats[float32](x), floats[float32](dy), w, op.size, op.heads)
 	case tensor.Float64:
 		RMSNormBackward(floats[float64](dx), floats[float64](x), floats[float64](dy), w, op.size, op.heads)

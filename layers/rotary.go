@@ -41,6 +41,10 @@ func NewRotaryTable(length, headDim int, base float64) (*RotaryTable, error) {
 	return rt, nil
 }
 
+// Float32 returns the cos and sin tables, position-major with HeadDim/2 values per
+// position, as the float32 kernels use them (do not change them).
+func (rt *RotaryTable) Float32() (cos, sin []float32) { return rt.cos32, rt.sin32 }
+
 // tables returns the cos and sin tables in T's precision.
 func rotaryTables[T Float](rt *RotaryTable) (cos, sin []T) {
 	var z T
@@ -143,6 +147,10 @@ func (op *rotaryOp) do(in G.Value, inPlace bool) (G.Value, error) {
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
+		if d := deviceOf(x); d != nil {
+			d.RotaryForward(floats[float32](y), floats[float32](x), w, op.Rotation, op.inverse)
+			break
+		}
 		RotaryForward(floats[float32](y), floats[float32](x), w, op.Rotation, op.inverse)
 	case tensor.Float64:
 		RotaryForward(floats[float64](y), floats[float64](x), w, op.Rotation, op.inverse)

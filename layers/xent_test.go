@@ -49,7 +49,7 @@ func TestLinearCrossEntropyChunks(t *testing.T) {
 	e := gemmOf(tensor.New(tensor.WithShape(1), tensor.Of(tensor.Float64)))
 	losses, scale := make([]float64, n), []float64{1, 2, 3, 4, 5, 6, 7}
 	dx, dw := make([]float64, n*c), make([]float64, v*c)
-	if err := LinearCrossEntropyPass(e, x, w, targets, c, v, 15, losses, scale, dx, dw, make([]float64, lmHeadRows(v)*v)); err != nil {
+	if err := LinearCrossEntropyPass(e, x, w, targets, c, v, 15, losses, scale, dx, dw, make([]float64, lmHeadRows(e, v)*v)); err != nil {
 		t.Fatal(err)
 	}
 	rowsDW, scratch := make([]float64, v*c), make([]float64, v)

@@ -13,6 +13,7 @@ type AdamW struct {
 	Beta1, Beta2, Eps, WeightDecay float64
 	steps                          int
 	expAvg, expAvgSq               map[string][]float32
+	device                         Device // where the moments live and the updates run, if set
 }
 
 // NewAdamW returns nanochat's AdamW with the given weight decay.
@@ -34,14 +35,18 @@ func (a *AdamW) Step(params []Param, lrs []float64) error {
 		}
 		m, ok := a.expAvg[p.Name]
 		if !ok {
-			m = make([]float32, len(p.Value))
-			a.expAvg[p.Name], a.expAvgSq[p.Name] = m, make([]float32, len(p.Value))
+			m = zeros(a.device, len(p.Value))
+			a.expAvg[p.Name], a.expAvgSq[p.Name] = m, zeros(a.device, len(p.Value))
 		}
 		v := a.expAvgSq[p.Name]
 		lr := lrs[k]
 		decay := float32(1 - lr*a.WeightDecay)
 		b1, b2 := float32(1-a.Beta1), float32(a.Beta2)
 		step, invBC2, eps := float32(lr/bc1), float32(1/bc2), float32(a.Eps)
+		if a.device != nil {
+			a.device.AdamW(p.Value, p.Grad, m, v, decay, b1, b2, step, invBC2, eps)
+			continue
+		}
 		parallel.For(len(p.Grad), 16, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				g := p.Grad[i]
@@ -50,6 +55,9 @@ func (a *AdamW) Step(params []Param, lrs []float64) error {
 				p.Value[i] = p.Value[i]*decay - step*m[i]/(float32(math.Sqrt(float64(v[i])))*invBC2+eps)
 			}
 		})
+	}
+	if a.device != nil {
+		return a.device.Sync()
 	}
 	return nil
 }

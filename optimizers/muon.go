@@ -40,8 +40,11 @@ func (m *Muon) Step(params []Param, lr, mu float64) error {
 			return fmt.Errorf("muon: %s has %d values and %d gradients, want %d×%d", p.Name, len(p.Value), len(p.Grad), p.Rows, p.Cols)
 		}
 		if _, ok := m.momentum[p.Name]; !ok {
-			m.momentum[p.Name] = make([]float32, n)
+			m.momentum[p.Name] = zeros(m.engine, n)
 		}
+	}
+	if d, ok := m.engine.(Device); ok {
+		return m.stepOn(d, params, lr, mu)
 	}
 	parallel.Each(len(params), parallel.Workers(), func(i, _ int) {
 		m.update(params[i], m.momentum[params[i].Name], lr, mu)
@@ -62,12 +65,33 @@ func (m *Muon) update(p Param, buf []float32, lr, mu float64) {
 		}
 	})
 	newtonSchulz(m.engine, upd, upd, p.Rows, p.Cols, NSSteps, w)
-	step := float32(lr * math.Sqrt(math.Max(1, float64(p.Rows)/float64(p.Cols))))
+	step := float32(updateScale(lr, p))
 	parallel.For(len(upd), 2, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			p.Value[i] -= step * upd[i]
 		}
 	})
+}
+
+// stepOn is Step on a device, one parameter after another (the device runs each at full
+// width), with one update buffer per size.
+func (m *Muon) stepOn(d Device, params []Param, lr, mu float64) error {
+	upd := map[int][]float32{}
+	for _, p := range params {
+		n := p.Rows * p.Cols
+		if upd[n] == nil {
+			upd[n] = zeros(d, n)
+		}
+		d.MuonMomentum(m.momentum[p.Name], p.Grad, upd[n], float32(mu))
+		NewtonSchulz(d, upd[n], upd[n], p.Rows, p.Cols, NSSteps)
+		d.Axpy(p.Value, upd[n], -float32(updateScale(lr, p)))
+	}
+	return d.Sync()
+}
+
+// updateScale is Muon's step size for p: lr·√max(1, rows/cols).
+func updateScale(lr float64, p Param) float64 {
+	return lr * math.Sqrt(math.Max(1, float64(p.Rows)/float64(p.Cols)))
 }
 
 // take returns a workspace for a rows×cols matrix from the pool, or a new one.

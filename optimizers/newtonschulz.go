@@ -34,8 +34,13 @@ func newNSWork(r, c int) *nsWork {
 // g that nanochat's zeropower_via_newtonschulz5 computes: g is scaled to unit Frobenius
 // norm (plus 1e-7), a tall matrix is transposed so that the iteration works on the wide
 // orientation, and steps of X ← aX + (bA + cA²)X with A = XXᵀ follow, in float32. Its
-// matrix products go through the engine e.
+// matrix products go through the engine e. On a Device, out and g are its memory and the
+// work is queued there.
 func NewtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int) {
+	if d, ok := e.(Device); ok {
+		d.NewtonSchulz(out, g, rows, cols, steps, nsA, nsB, nsC)
+		return
+	}
 	newtonSchulz(e, out, g, rows, cols, steps, nil)
 }
 
@@ -60,9 +65,6 @@ func newtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int, w *nsW
 			x[i] *= inv
 		}
 	})
-	if it, ok := e.(Iterator); ok && it.NewtonSchulzSteps(x, r, c, steps, nsA, nsB, nsC) {
-		steps = 0 // done on the engine's device
-	}
 	next, a, b := w.next, w.a, w.b
 	for range steps {
 		e.Sgemm(false, true, r, r, c, 1, x, c, x, c, 0, a, r) // A = X·Xᵀ
@@ -84,14 +86,6 @@ func newtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int, w *nsW
 		copy(out, x)
 	}
 	w.x, w.next = x, next
-}
-
-// Iterator is an engine that runs the steps of the iteration itself, keeping X, A and B on
-// its device between the products: given the normalised wide X (r ≤ c, row-major), it
-// writes back the result of steps of X ← aX + (bA + cA²)X, or reports false and leaves the
-// steps to the engine's Sgemm.
-type Iterator interface {
-	NewtonSchulzSteps(x []float32, r, c, steps int, a, b, cc float32) bool
 }
 
 // transpose writes the transpose of src (rows×cols) into dst (cols×rows).

@@ -59,6 +59,21 @@ func ClipGradNorm(grads [][]float32, maxNorm float64) float64 {
 	return norm
 }
 
+// clipOn is ClipGradNorm on a device.
+func clipOn(d Device, grads [][]float32, maxNorm float64) (float64, error) {
+	ss, err := d.SumSquares(grads)
+	if err != nil {
+		return 0, err
+	}
+	norm := math.Sqrt(ss)
+	if coef := maxNorm / (norm + 1e-6); maxNorm > 0 && coef < 1 {
+		for _, g := range grads {
+			d.Scale(g, float32(coef))
+		}
+	}
+	return norm, nil
+}
+
 // sumSquares is Σx² in float64, over fixed chunks of 4096 so that the result does not
 // depend on the number of processors.
 func sumSquares(x []float32) float64 {

@@ -75,9 +75,12 @@ func (t *Trainer) LoadState(s map[string]safetensors.Tensor) error {
 		if !ok || x.DType != "F32" || x.Len() != shape[0]*shape[1] {
 			return fmt.Errorf("optimizer state: %s (%s %v) does not fit this model", name, x.DType, x.Shape)
 		}
-		if dst[param], err = x.Float32s(); err != nil {
+		values, err := x.Float32s()
+		if err != nil {
 			return err
 		}
+		dst[param] = zeros(t.device, len(values))
+		copy(dst[param], values)
 	}
 	for name := range adamM {
 		if _, ok := adamV[name]; !ok {

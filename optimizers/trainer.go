@@ -45,12 +45,14 @@ type Trainer struct {
 
 	muon   *Muon
 	adam   *AdamW
+	device Device            // the engine, when it runs the step on its accelerator
 	acc    graph.Weights     // sum of the micro-batches' gradients, when there are several
 	matrix []graph.ParamSpec // Muon's parameters, in the model's order
 	embed  []graph.ParamSpec // AdamW's: wte, lm_head
 }
 
-// NewTrainer prepares the optimizers; matrix products of Muon run on e.
+// NewTrainer prepares the optimizers; matrix products of Muon run on e. When e is a
+// Device (the model's engine), the whole step runs there.
 func NewTrainer(m *graph.Model, s Settings, e layers.Gemm) (*Trainer, error) {
 	if m.Mode != graph.Train || m.Reduction != layers.Mean {
 		return nil, fmt.Errorf("trainer: the model must be a training graph with the mean loss")
@@ -59,6 +61,8 @@ func NewTrainer(m *graph.Model, s Settings, e layers.Gemm) (*Trainer, error) {
 		return nil, fmt.Errorf("trainer: the schedule needs a positive number of iterations, got %d", s.NumIterations)
 	}
 	t := &Trainer{Model: m, Settings: s, muon: NewMuon(e), adam: NewAdamW(s.WeightDecay)}
+	t.device, _ = e.(Device)
+	t.adam.device = t.device
 	for _, p := range m.Config.Params() {
 		if strings.HasPrefix(p.Name, "transformer.h.") {
 			t.matrix = append(t.matrix, p)
@@ -114,11 +118,19 @@ func (t *Trainer) addGrads(first bool) error {
 	if t.acc == nil {
 		t.acc = graph.Weights{}
 		for name, g := range grads {
-			t.acc[name] = make([]float32, len(g))
+			t.acc[name] = zeros(t.device, len(g))
 		}
 	}
 	for name, g := range grads {
 		acc := t.acc[name]
+		if t.device != nil {
+			if first {
+				t.device.Copy(acc, g)
+			} else {
+				t.device.AddForward(acc, acc, g)
+			}
+			continue
+		}
 		parallel.For(len(g), 1, func(lo, hi int) {
 			if first {
 				copy(acc[lo:hi], g[lo:hi])
@@ -150,14 +162,23 @@ func (t *Trainer) Update(micro int) (StepResult, error) {
 	inv := float32(1 / float64(micro))
 	for _, p := range m.Config.Params() {
 		g := grads[p.Name]
-		if micro > 1 {
+		if micro > 1 && t.device != nil {
+			t.device.Scale(g, inv)
+		} else if micro > 1 {
 			for i := range g {
 				g[i] *= inv
 			}
 		}
 		all = append(all, g)
 	}
-	res.GradNorm = ClipGradNorm(all, t.Settings.GradClip)
+	if t.device != nil {
+		res.GradNorm, err = clipOn(t.device, all, t.Settings.GradClip)
+	} else {
+		res.GradNorm = ClipGradNorm(all, t.Settings.GradClip)
+	}
+	if err != nil {
+		return res, err
+	}
 	res.LRMultiplier = t.Settings.LRMultiplier(t.Iter)
 	res.Momentum = MuonMomentum(t.Iter)
 

@@ -1,0 +1,304 @@
+//go:build linux
+
+package cudabackend
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"strconv"
+	"unsafe"
+
+	"gochat/cpubackend"
+	"gochat/layers"
+
+	"gorgonia.org/tensor"
+)
+
+// CUDA constants the engine uses (driver_types.h).
+const (
+	cudaMemAttachGlobal             = 1
+	cudaMemcpyDefault               = 4
+	cudaDevAttrComputeMajor         = 75
+	cudaDevAttrComputeMinor         = 76
+	cudaDevAttrConcurrentManagedUse = 89
+	chunkBytes                      = 256 << 20 // managed memory is taken from CUDA in chunks of at least this
+	align                           = 256
+)
+
+// Engine keeps a model's tensors in CUDA managed memory and runs the whole training step on
+// the GPU: the matrix products with cuBLAS on the tensors where they lie, and every other op
+// and the optimizers with the kernels of kernels.cu. It implements layers.Device and
+// optimizers.Device. Managed memory is one address space for both sides, so whatever the
+// host still does (loading weights, reading the loss, saving a checkpoint) reads and writes
+// the same tensors, after a Sync.
+//
+// Products of host memory (the sampler's, which keeps its activations in Go memory) go
+// through the BLAS: copied to the GPU when large, else done on the CPU. Gorgonia's own
+// operations run on the GPU where they are additions of device tensors (the gradient sums of
+// the residual stream), else on the CPU after a Sync.
+type Engine struct {
+	*cpubackend.Engine // Gorgonia's standard engine, with the BLAS for host memory
+	b                  *BLAS
+	drv                *driver
+	ctx                uintptr
+	functions          map[string]uintptr
+
+	chunks    []chunk                            // managed memory, handed out by Make
+	scratch   [8]buffer                          // device memory of the engine's own (see the scratch* indices)
+	pointers  map[string]uintptr                 // pointer arrays of batched products, by content
+	tables    map[*layers.RotaryTable][2]uintptr // rotary cos and sin tables on the device
+	sums      map[[2]uintptr]*tensor.Dense       // Gorgonia's gradient sums, by their operands
+	failed    error                              // the first failure of queued work
+	sumResult uintptr                            // one float64 on the device for SumSquares and Newton-Schulz
+}
+
+// Indices of the engine's scratch buffers.
+const (
+	scratchScores = iota // attention scores (or probabilities) of a chunk of batch rows
+	scratchGrads         // their gradients
+	scratchX             // Newton-Schulz: X, X', A, B
+	scratchNext
+	scratchA
+	scratchB
+	scratchHalfA // bfloat16 operands
+	scratchHalfB
+)
+
+// chunk is one managed allocation that Make carves up.
+type chunk struct {
+	base       unsafe.Pointer
+	size, used uintptr
+}
+
+// Engine returns the engine over b's GPU, compiling its kernels on the first call: it needs
+// the CUDA driver (libcuda) and NVRTC besides libcudart and libcublas, and a GPU that lets
+// the host use managed memory while kernels run (concurrentManagedAccess: Linux, Pascal or
+// newer).
+func (b *BLAS) Engine() (tensor.Engine, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.engine != nil {
+		return b.engine, nil
+	}
+	var concurrent, major, minor int32
+	b.rt.getAttribute(&concurrent, cudaDevAttrConcurrentManagedUse, 0)
+	b.rt.getAttribute(&major, cudaDevAttrComputeMajor, 0)
+	b.rt.getAttribute(&minor, cudaDevAttrComputeMinor, 0)
+	if concurrent == 0 {
+		return nil, fmt.Errorf("%s cannot share managed memory with the CPU while it computes (concurrentManagedAccess is 0)", b.device)
+	}
+	drv, err := loadDriver()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{Engine: cpubackend.New(b), b: b, drv: drv, functions: map[string]uintptr{},
+		pointers: map[string]uintptr{}, tables: map[*layers.RotaryTable][2]uintptr{}, sums: map[[2]uintptr]*tensor.Dense{}}
+	if code := drv.init(0); code != 0 {
+		return nil, fmt.Errorf("cuInit: CUDA error %d", code)
+	}
+	if code := drv.primaryContext(&e.ctx, 0); code != 0 {
+		return nil, fmt.Errorf("cuDevicePrimaryCtxRetain: CUDA error %d", code)
+	}
+	ptx, err := drv.compile(strconv.Itoa(int(major)) + strconv.Itoa(int(minor)))
+	if err != nil {
+		return nil, err
+	}
+	drv.setCurrent(e.ctx)
+	var module uintptr
+	if code := drv.loadModule(&module, unsafe.Pointer(&ptx[0])); code != 0 {
+		return nil, fmt.Errorf("loading the kernels: CUDA error %d", code)
+	}
+	for _, name := range []string{"scale", "add", "axpy", "relu2Forward", "relu2Backward", "softcapForward", "softcapBackward",
+		"embeddingForward", "embeddingBackward", "rmsNormForward", "rmsNormBackward", "rotary", "causalSoftmax", "causalProbs",
+		"softmaxGrad", "crossEntropy", "muonMomentum", "adamW", "sumSquares", "normalise", "transpose", "toBF16"} {
+		var f uintptr
+		if code := drv.function(&f, module, name); code != 0 {
+			return nil, fmt.Errorf("kernel %s: CUDA error %d", name, code)
+		}
+		e.functions[name] = f
+	}
+	if code := b.rt.malloc(&e.sumResult, 8); code != 0 {
+		return nil, fmt.Errorf("cudaMalloc: %s", b.rt.describe(code))
+	}
+	b.engine = e
+	return e, nil
+}
+
+// String names the engine.
+func (e *Engine) String() string { return "cuda(" + e.b.device + ", " + e.b.prec.String() + ")" }
+
+// fail records the first failure; every later call does nothing until Sync reports it.
+func (e *Engine) fail(err error) {
+	if e.failed == nil {
+		e.failed = err
+	}
+}
+
+// Make implements layers.Device: n zeroed float32s or ints in managed memory.
+func (e *Engine) Make(dt tensor.Dtype, n int) any {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	size := uintptr(max(n, 1)) * uintptr(dt.Size())
+	p, err := e.alloc(size)
+	if err != nil {
+		panic(fmt.Sprintf("cudabackend: %v", err)) // out of device memory: nothing sensible to go on with
+	}
+	if code := e.b.rt.memsetAsync(uintptr(p), 0, uint64(size), 0); code != 0 {
+		panic(fmt.Sprintf("cudabackend: cudaMemset: %s", e.b.rt.describe(code)))
+	}
+	e.b.rt.synchronize()
+	switch dt {
+	case tensor.Float32:
+		return unsafe.Slice((*float32)(p), n)
+	case tensor.Int:
+		return unsafe.Slice((*int)(p), n)
+	}
+	panic(fmt.Sprintf("cudabackend: Make of %v", dt))
+}
+
+// alloc carves size bytes out of the managed chunks, taking a new chunk when none has room.
+func (e *Engine) alloc(size uintptr) (unsafe.Pointer, error) {
+	size = (size + align - 1) &^ (align - 1)
+	for i := range e.chunks {
+		if c := &e.chunks[i]; c.size-c.used >= size {
+			p := unsafe.Add(c.base, c.used)
+			c.used += size
+			return p, nil
+		}
+	}
+	c := chunk{size: max(size, chunkBytes), used: size}
+	if code := e.b.rt.mallocManaged(&c.base, uint64(c.size), cudaMemAttachGlobal); code != 0 {
+		return nil, fmt.Errorf("cudaMallocManaged of %d MiB: %s", c.size>>20, e.b.rt.describe(code))
+	}
+	e.chunks = append(e.chunks, c)
+	return c.base, nil
+}
+
+// owns reports whether n bytes from p lie in the engine's managed memory.
+func (e *Engine) owns(p, n uintptr) bool {
+	for _, c := range e.chunks {
+		if base := uintptr(c.base); p >= base && p+n <= base+c.size {
+			return true
+		}
+	}
+	return false
+}
+
+// ptr is the device address of x, which must be the engine's memory (nil for an empty x).
+func (e *Engine) ptr(x []float32) uintptr {
+	if len(x) == 0 {
+		return 0
+	}
+	p := uintptr(unsafe.Pointer(&x[0]))
+	if !e.owns(p, uintptr(4*len(x))) {
+		e.fail(fmt.Errorf("cuda: a tensor of %d floats is not in the engine's memory (make it with Make)", len(x)))
+		return 0
+	}
+	return p
+}
+
+func (e *Engine) intPtr(x []int) uintptr {
+	if len(x) == 0 {
+		return 0
+	}
+	p := uintptr(unsafe.Pointer(&x[0]))
+	if !e.owns(p, uintptr(8*len(x))) {
+		e.fail(fmt.Errorf("cuda: %d ids are not in the engine's memory (make them with Make)", len(x)))
+		return 0
+	}
+	return p
+}
+
+// launch queues kernel name on grid blocks of block threads. Arguments are []float32 and
+// []int (the engine's memory), uintptr (device addresses), int (as long long) and float32.
+func (e *Engine) launch(name string, grid, block int, args ...any) {
+	if e.failed != nil || grid == 0 {
+		return
+	}
+	values := make([]uint64, len(args))
+	params := make([]unsafe.Pointer, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case []float32:
+			values[i] = uint64(e.ptr(v))
+		case []int:
+			values[i] = uint64(e.intPtr(v))
+		case uintptr:
+			values[i] = uint64(v)
+		case int:
+			values[i] = uint64(int64(v))
+		case float32:
+			values[i] = uint64(math.Float32bits(v))
+		default:
+			panic(fmt.Sprintf("cudabackend: kernel argument of type %T", a))
+		}
+		params[i] = unsafe.Pointer(&values[i])
+	}
+	if e.failed != nil {
+		return
+	}
+	e.drv.setCurrent(e.ctx)
+	code := e.drv.launch(e.functions[name], uint32(grid), 1, 1, uint32(block), 1, 1, 0, 0, &params[0], 0)
+	runtime.KeepAlive(values)
+	if code != 0 {
+		e.fail(fmt.Errorf("launching %s: CUDA error %d", name, code))
+	}
+}
+
+// elementwise launches an elementwise kernel over n elements.
+func (e *Engine) elementwise(name string, n int, args ...any) {
+	e.launch(name, min((n+255)/256, 1<<16), 256, args...)
+}
+
+// Sync implements layers.Device.
+func (e *Engine) Sync() error {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	return e.sync()
+}
+
+func (e *Engine) sync() error {
+	if code := e.b.rt.synchronize(); code != 0 {
+		e.fail(errors.New("cuda: " + e.b.rt.describe(code)))
+	}
+	return e.failed
+}
+
+// reserve makes scratch buffer i at least size bytes of device memory.
+func (e *Engine) reserve(i int, size uint64) uintptr {
+	buf := &e.scratch[i]
+	if buf.size < size && e.failed == nil {
+		if buf.ptr != 0 {
+			e.b.rt.synchronize() // queued work may still use the old buffer
+			e.b.rt.free(buf.ptr)
+			buf.ptr, buf.size = 0, 0
+		}
+		if code := e.b.rt.malloc(&buf.ptr, size); code != 0 {
+			e.fail(fmt.Errorf("cudaMalloc of %d MiB: %s", size>>20, e.b.rt.describe(code)))
+			return 0
+		}
+		buf.size = size
+	}
+	return buf.ptr
+}
+
+// copyBytes queues a copy of n bytes on the device.
+func (e *Engine) copyBytes(dst, src uintptr, n int) {
+	if e.failed != nil || n == 0 {
+		return
+	}
+	if code := e.b.rt.copyAsync(dst, src, uint64(n), cudaMemcpyDefault, 0); code != 0 {
+		e.fail(errors.New("cudaMemcpyAsync: " + e.b.rt.describe(code)))
+	}
+}
+
+func (e *Engine) memset(p uintptr, n int) {
+	if e.failed != nil || n == 0 {
+		return
+	}
+	if code := e.b.rt.memsetAsync(p, 0, uint64(n), 0); code != 0 {
+		e.fail(errors.New("cudaMemsetAsync: " + e.b.rt.describe(code)))
+	}
+}

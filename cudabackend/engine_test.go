@@ -1,0 +1,335 @@
+//go:build linux
+
+package cudabackend
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	"gochat/cpubackend"
+	"gochat/layers"
+	"gochat/optimizers"
+
+	"gorgonia.org/tensor"
+)
+
+// engine returns the CUDA engine, or skips the test where there is no GPU (unless
+// GOCHAT_REQUIRE_CUDA says there must be one).
+func engine(t *testing.T) *Engine {
+	t.Helper()
+	b, err := cpubackend.Select("cuda")
+	if err == nil {
+		var e tensor.Engine
+		if e, err = cpubackend.NewEngine(b); err == nil {
+			return e.(*Engine)
+		}
+	}
+	if os.Getenv("GOCHAT_REQUIRE_CUDA") != "" {
+		t.Fatal(err)
+	}
+	t.Skipf("no GPU here: %v", err)
+	return nil
+}
+
+// kernelTol is the largest difference allowed between a device kernel and the Go kernel,
+// relative to max(1, |Go's value|): both compute in float32, in other orders.
+const kernelTol = 2e-5
+
+// random fills n floats of the engine's memory with values in [-scale, scale).
+func random(e *Engine, r *rand.Rand, n int, scale float32) []float32 {
+	x := e.Make(tensor.Float32, n).([]float32)
+	for i := range x {
+		x[i] = scale * (2*r.Float32() - 1)
+	}
+	return x
+}
+
+func clone(e *Engine, x []float32) []float32 {
+	y := e.Make(tensor.Float32, len(x)).([]float32)
+	copy(y, x)
+	return y
+}
+
+// same syncs the device and compares what it computed with what Go did, within kernelTol.
+func same(t *testing.T, e *Engine, what string, got, want []float32) {
+	t.Helper()
+	within(t, e, what, got, want, kernelTol)
+}
+
+func within(t *testing.T, e *Engine, what string, got, want []float32, tol float64) {
+	t.Helper()
+	if err := e.Sync(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	worst, at := 0.0, 0
+	for i := range want {
+		d := math.Abs(float64(got[i]-want[i])) / max(1, math.Abs(float64(want[i])))
+		if d > worst || math.IsNaN(d) {
+			worst, at = d, i
+		}
+	}
+	if worst > tol || math.IsNaN(worst) {
+		t.Fatalf("%s: element %d is %v on the GPU, %v in Go (relative error %.2g > %g)", what, at, got[at], want[at], worst, tol)
+	}
+	t.Logf("%s: worst relative error %.2g", what, worst)
+}
+
+func TestElementwiseKernels(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	const n = 100_003
+	x, dy := random(e, r, n, 3), random(e, r, n, 1)
+	y, want := e.Make(tensor.Float32, n).([]float32), make([]float32, n)
+
+	e.ReLU2Forward(y, x)
+	layers.ReLU2Forward(want, x)
+	same(t, e, "relu2", y, want)
+	dx, wantDx := e.Make(tensor.Float32, n).([]float32), make([]float32, n)
+	e.ReLU2Backward(dx, y, dy)
+	layers.ReLU2Backward(wantDx, want, dy)
+	same(t, e, "relu2 gradient", dx, wantDx)
+
+	e.SoftcapForward(y, x, 1.5)
+	layers.SoftcapForward(want, x, 1.5)
+	same(t, e, "softcap", y, want)
+	e.SoftcapBackward(dx, y, dy, 1.5)
+	layers.SoftcapBackward(wantDx, want, dy, 1.5)
+	same(t, e, "softcap gradient", dx, wantDx)
+
+	e.AddForward(y, x, dy)
+	layers.AddForward(want, x, dy)
+	same(t, e, "add", y, want)
+	e.Scale(y, -0.5)
+	for i := range want {
+		want[i] *= -0.5
+	}
+	same(t, e, "scale", y, want)
+	e.Axpy(y, x, 2)
+	for i := range want {
+		want[i] += 2 * x[i]
+	}
+	same(t, e, "axpy", y, want)
+	e.Copy(y, x)
+	same(t, e, "copy", y, x)
+	e.Zero(y)
+	same(t, e, "zero", y, make([]float32, n))
+
+	ss, err := e.SumSquares([][]float32{x, dy})
+	var wantSS float64
+	for i := range x {
+		wantSS += float64(x[i])*float64(x[i]) + float64(dy[i])*float64(dy[i])
+	}
+	if err != nil || math.Abs(ss-wantSS) > 1e-9*wantSS {
+		t.Fatalf("sum of squares %v (%v), want %v", ss, err, wantSS)
+	}
+}
+
+func TestRowKernels(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	// RMSNorm of whole rows, and QK norm of 3 heads of 8 in rows of 40 (the rest copied).
+	for _, c := range []struct{ width, size, heads int }{{768, 768, 1}, {40, 8, 3}} {
+		rows := 37
+		x, dy := random(e, r, rows*c.width, 2), random(e, r, rows*c.width, 1)
+		y, want := e.Make(tensor.Float32, len(x)).([]float32), make([]float32, len(x))
+		e.RMSNormForward(y, x, c.width, c.size, c.heads)
+		layers.RMSNormForward(want, x, c.width, c.size, c.heads)
+		same(t, e, "rmsnorm", y, want)
+		layers.RMSNormBackward(want, x, dy, c.width, c.size, c.heads)
+		e.RMSNormBackward(dy, x, dy, c.width, c.size, c.heads) // in place, as Gorgonia runs it
+		same(t, e, "rmsnorm gradient", dy, want)
+	}
+	// Rotary of 3 heads of 8 in rows of 40, sequences of 5 from position 2, both ways.
+	table, err := layers.NewRotaryTable(16, 8, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot := layers.Rotation{Table: table, SeqLen: 5, Pos0: 2, Heads: 3}
+	x := random(e, r, 10*40, 1)
+	for _, inverse := range []bool{false, true} {
+		y, want := e.Make(tensor.Float32, len(x)).([]float32), make([]float32, len(x))
+		e.RotaryForward(y, x, 40, rot, inverse)
+		layers.RotaryForward(want, x, 40, rot, inverse)
+		same(t, e, "rotary", y, want)
+	}
+	// Embedding, with repeated ids.
+	ids := e.Make(tensor.Int, 50).([]int)
+	for i := range ids {
+		ids[i] = r.IntN(7)
+	}
+	tab, dy := random(e, r, 7*12, 1), random(e, r, 50*12, 1)
+	y, want := e.Make(tensor.Float32, 50*12).([]float32), make([]float32, 50*12)
+	e.EmbeddingForward(y, tab, ids, 12)
+	if err := layers.EmbeddingForward(want, tab, ids, 12); err != nil {
+		t.Fatal(err)
+	}
+	same(t, e, "embedding", y, want)
+	dt, wantDt := random(e, r, 7*12, 1), make([]float32, 7*12)
+	e.EmbeddingBackward(dt, dy, ids, 12)
+	layers.EmbeddingBackward(wantDt, dy, ids, 12)
+	same(t, e, "embedding gradient", dt, wantDt)
+}
+
+func TestCrossEntropyKernel(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	const rows, vocab = 9, 5000
+	targets := e.Make(tensor.Int, rows).([]int)
+	for i := range targets {
+		targets[i] = r.IntN(vocab)
+	}
+	targets[3] = layers.IgnoreIndex
+	for _, cap := range []float32{15, 0} {
+		logits := random(e, r, rows*vocab, 20)
+		scale := random(e, r, rows, 1)
+		losses, want := e.Make(tensor.Float32, rows).([]float32), make([]float32, rows)
+		wantGrad := make([]float32, rows*vocab)
+		if err := layers.CrossEntropyForward(want, logits, targets, vocab, cap, wantGrad, scale); err != nil {
+			t.Fatal(err)
+		}
+		e.CrossEntropyForward(losses, logits, targets, vocab, cap, nil, nil)
+		same(t, e, "losses", losses, want)
+		e.CrossEntropyForward(losses, logits, targets, vocab, cap, logits, scale) // the gradient over the logits
+		same(t, e, "losses with gradients", losses, want)
+		same(t, e, "logit gradients", logits, wantGrad)
+	}
+}
+
+func TestAttentionKernels(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, s := range []layers.AttnShape{
+		{Batch: 3, Heads: 4, KVHeads: 2, HeadDim: 16, Tq: 37, Tk: 37},
+		{Batch: 2, Heads: 3, KVHeads: 3, HeadDim: 8, Tq: 130, Tk: 130},
+		{Batch: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Tq: 1, Tk: 1},
+	} {
+		w, n := (s.Heads+2*s.KVHeads)*s.HeadDim, s.Batch*s.Tq
+		qkv, dy := random(e, r, n*w, 1), random(e, r, n*s.Heads*s.HeadDim, 1)
+		y, lse := e.Make(tensor.Float32, len(dy)).([]float32), e.Make(tensor.Float32, s.Batch*s.Heads*s.Tq).([]float32)
+		d := e.Make(tensor.Float32, len(qkv)).([]float32)
+		e.AttentionForward(s, qkv, y, lse)
+		e.AttentionBackward(s, qkv, y, dy, d, lse)
+
+		wantY, wantLSE, wantD := make([]float32, len(y)), make([]float32, len(lse)), make([]float32, len(d))
+		scratch := make([]float32, layers.AttnScratch(s))
+		cpu := cpubackend.Gonum{}
+		q, k, v, out := views(s, qkv, wantY)
+		layers.AttentionForward(cpu, s, q, k, v, out, wantLSE, scratch)
+		dq, dk, dv, dyv := views(s, wantD, dy)
+		layers.AttentionBackward(cpu, s, q, k, v, out, dyv, dq, dk, dv, wantLSE, scratch)
+		same(t, e, "attention", y, wantY)
+		same(t, e, "log-sum-exps", lse, wantLSE)
+		same(t, e, "attention gradient", d, wantD)
+	}
+}
+
+// views splits a fused q|k|v layout and an output layout, as the Attention op does.
+func views(s layers.AttnShape, qkv, y []float32) (q, k, v, out layers.View[float32]) {
+	w := (s.Heads + 2*s.KVHeads) * s.HeadDim
+	q = layers.View[float32]{Data: qkv, Batch: s.Tq * w, Row: w}
+	k, v = q, q
+	k.Data = qkv[s.Heads*s.HeadDim:]
+	v.Data = qkv[(s.Heads+s.KVHeads)*s.HeadDim:]
+	out = layers.View[float32]{Data: y, Batch: s.Tq * s.Heads * s.HeadDim, Row: s.Heads * s.HeadDim}
+	return q, k, v, out
+}
+
+func TestProducts(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, c := range []struct {
+		ta, tb  bool
+		m, n, k int
+	}{{false, true, 33, 70, 19}, {true, false, 40, 9, 64}, {false, false, 1, 300, 7}} {
+		a, b, cm := random(e, r, c.m*c.k, 1), random(e, r, c.k*c.n, 1), random(e, r, c.m*c.n, 1)
+		want := append([]float32(nil), cm...)
+		lda, ldb := c.k, c.n
+		if c.ta {
+			lda = c.m
+		}
+		if c.tb {
+			ldb = c.k
+		}
+		e.Sgemm(c.ta, c.tb, c.m, c.n, c.k, 1.5, a, lda, b, ldb, 0.5, cm, c.n)
+		cpubackend.Gonum{}.Sgemm(c.ta, c.tb, c.m, c.n, c.k, 1.5, a, lda, b, ldb, 0.5, want, c.n)
+		same(t, e, "product", cm, want)
+	}
+	// Host memory goes through the BLAS and needs no Sync.
+	a, b := []float32{1, 2, 3, 4}, []float32{5, 6, 7, 8}
+	c := make([]float32, 4)
+	e.Sgemm(false, false, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2)
+	if c[0] != 19 || c[3] != 50 {
+		t.Fatalf("host product %v", c)
+	}
+}
+
+func TestNewtonSchulzOnTheDevice(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, shape := range [][2]int{{48, 80}, {80, 48}} {
+		g := random(e, r, shape[0]*shape[1], 1)
+		got, want := e.Make(tensor.Float32, len(g)).([]float32), make([]float32, len(g))
+		optimizers.NewtonSchulz(e, got, g, shape[0], shape[1], optimizers.NSSteps)
+		optimizers.NewtonSchulz(cpubackend.New(cpubackend.Gonum{}), want, g, shape[0], shape[1], optimizers.NSSteps)
+		within(t, e, "newton-schulz", got, want, 1e-4) // five steps amplify rounding: golden's tolerance
+	}
+}
+
+func TestOptimizerKernels(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(13, 14))
+	const n = 5000
+	buf, g := random(e, r, n, 1), random(e, r, n, 1)
+	wantBuf, upd := clone(e, buf), e.Make(tensor.Float32, n).([]float32)
+	e.MuonMomentum(buf, g, upd, 0.9)
+	wantUpd := make([]float32, n)
+	for i := range wantBuf {
+		wantBuf[i] += 0.1 * (g[i] - wantBuf[i])
+		wantUpd[i] = g[i] + 0.9*(wantBuf[i]-g[i])
+	}
+	same(t, e, "momentum", buf, wantBuf)
+	same(t, e, "nesterov update", upd, wantUpd)
+
+	p, m, v := random(e, r, n, 1), random(e, r, n, 0.1), random(e, r, n, 0.1)
+	for i := range v {
+		v[i] *= v[i]
+	}
+	wantP, wantM, wantV := clone(e, p), clone(e, m), clone(e, v)
+	e.AdamW(p, g, m, v, 0.99, 0.2, 0.95, 0.01, 1.3, 1e-10)
+	for i := range wantP {
+		wantM[i] += 0.2 * (g[i] - wantM[i])
+		wantV[i] = 0.95*wantV[i] + 0.05*g[i]*g[i]
+		wantP[i] = wantP[i]*0.99 - 0.01*wantM[i]/(float32(math.Sqrt(float64(wantV[i])))*1.3+1e-10)
+	}
+	same(t, e, "adamw moment", m, wantM)
+	same(t, e, "adamw second moment", v, wantV)
+	same(t, e, "adamw weights", p, wantP)
+}
+
+// TestForeignMemory: a kernel handed memory the engine did not make fails at the next Sync
+// with a clear error, and touches nothing.
+func TestForeignMemory(t *testing.T) {
+	b, err := Load(cpubackend.Gonum{}, FP32) // a fresh engine: the error sticks to it
+	if err != nil {
+		if os.Getenv("GOCHAT_REQUIRE_CUDA") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	eng, err := b.Engine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := eng.(*Engine)
+	y := e.Make(tensor.Float32, 4).([]float32)
+	e.ReLU2Forward(y, []float32{1, 2, 3, 4})
+	if err := e.Sync(); err == nil || !strings.Contains(err.Error(), "not in the engine's memory") {
+		t.Fatalf("got %v", err)
+	}
+}

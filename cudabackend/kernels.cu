@@ -1,0 +1,286 @@
+// The float32 kernels of gochat's layers and optimizers, for NVIDIA GPUs. NVRTC compiles
+// this file when the engine starts (device.go); each kernel computes what the generic Go
+// kernel of the same name in layers/ or optimizers/ does, and the tests compare the two.
+//
+// Conventions: sizes are long long, scalars float, ids and targets long long (Go's int).
+// Elementwise kernels loop with a grid stride; row kernels take one block per row and
+// reduce with blockSum/blockMax, which need blockDim.x to be a multiple of 32.
+
+typedef long long i64;
+
+#define NEG_INF __int_as_float(0xff800000)
+
+#define GRID_STRIDE(i, n) for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
+
+__device__ float warpSum(float v) {
+	for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+__device__ float warpMax(float v) {
+	for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	return v;
+}
+
+// blockSum returns the sum of v over the block to every thread.
+__device__ float blockSum(float v) {
+	__shared__ float part[32];
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+	v = warpSum(v);
+	__syncthreads();
+	if (lane == 0) part[warp] = v;
+	__syncthreads();
+	v = warpSum(threadIdx.x < warps ? part[threadIdx.x] : 0.0f);
+	__syncthreads();
+	if (threadIdx.x == 0) part[0] = v;
+	__syncthreads();
+	return part[0];
+}
+
+// blockMax returns the maximum of v over the block to every thread.
+__device__ float blockMax(float v) {
+	__shared__ float part[32];
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+	v = warpMax(v);
+	__syncthreads();
+	if (lane == 0) part[warp] = v;
+	__syncthreads();
+	v = warpMax(threadIdx.x < warps ? part[threadIdx.x] : NEG_INF);
+	__syncthreads();
+	if (threadIdx.x == 0) part[0] = v;
+	__syncthreads();
+	return part[0];
+}
+
+extern "C" {
+
+__global__ void scale(float* x, i64 n, float a) {
+	GRID_STRIDE(i, n) x[i] *= a;
+}
+
+__global__ void add(float* y, const float* a, const float* b, i64 n) {
+	GRID_STRIDE(i, n) y[i] = a[i] + b[i];
+}
+
+__global__ void axpy(float* y, const float* x, i64 n, float a) {
+	GRID_STRIDE(i, n) y[i] += a * x[i];
+}
+
+__global__ void relu2Forward(float* y, const float* x, i64 n) {
+	GRID_STRIDE(i, n) {
+		float v = fmaxf(x[i], 0.0f);
+		y[i] = v * v;
+	}
+}
+
+__global__ void relu2Backward(float* dx, const float* y, const float* dy, i64 n) {
+	GRID_STRIDE(i, n) dx[i] = 2.0f * sqrtf(y[i]) * dy[i];
+}
+
+__global__ void softcapForward(float* y, const float* x, i64 n, float cap) {
+	GRID_STRIDE(i, n) y[i] = cap * tanhf(x[i] / cap);
+}
+
+__global__ void softcapBackward(float* dx, const float* y, const float* dy, i64 n, float cap) {
+	GRID_STRIDE(i, n) {
+		float t = y[i] / cap;
+		dx[i] = (1.0f - t * t) * dy[i];
+	}
+}
+
+__global__ void embeddingForward(float* y, const float* table, const i64* ids, i64 n, i64 width) {
+	GRID_STRIDE(i, n * width) y[i] = table[ids[i / width] * width + i % width];
+}
+
+// embeddingBackward adds dy's rows into a cleared dtable; repeated ids add atomically, so
+// the order of their sum varies from run to run.
+__global__ void embeddingBackward(float* dtable, const float* dy, const i64* ids, i64 n, i64 width) {
+	GRID_STRIDE(i, n * width) atomicAdd(&dtable[ids[i / width] * width + i % width], dy[i]);
+}
+
+// rmsNormForward: one block per row; the first heads chunks of size are normalised, the
+// rest of the row is copied.
+__global__ void rmsNormForward(float* y, const float* x, i64 width, i64 size, i64 heads, float eps) {
+	const float* in = x + blockIdx.x * width;
+	float* out = y + blockIdx.x * width;
+	for (i64 h = 0; h < heads; h++) {
+		const float* xs = in + h * size;
+		float ss = 0.0f;
+		for (i64 i = threadIdx.x; i < size; i += blockDim.x) ss += xs[i] * xs[i];
+		float rstd = 1.0f / sqrtf(blockSum(ss) / (float)size + eps);
+		for (i64 i = threadIdx.x; i < size; i += blockDim.x) out[h * size + i] = xs[i] * rstd;
+	}
+	for (i64 i = heads * size + threadIdx.x; i < width; i += blockDim.x) out[i] = in[i];
+}
+
+// rmsNormBackward: dx = rstd·dy − x·rstd³·mean(dy⊙x) on normalised chunks, dy elsewhere.
+// dx may be dy: each thread reads its elements before it writes them.
+__global__ void rmsNormBackward(float* dx, const float* x, const float* dy, i64 width, i64 size, i64 heads, float eps) {
+	const float* in = x + blockIdx.x * width;
+	const float* g = dy + blockIdx.x * width;
+	float* out = dx + blockIdx.x * width;
+	for (i64 h = 0; h < heads; h++) {
+		const float* xs = in + h * size;
+		const float* gs = g + h * size;
+		float ss = 0.0f, dot = 0.0f;
+		for (i64 i = threadIdx.x; i < size; i += blockDim.x) {
+			ss += xs[i] * xs[i];
+			dot += gs[i] * xs[i];
+		}
+		ss = blockSum(ss);
+		dot = blockSum(dot);
+		float rstd = 1.0f / sqrtf(ss / (float)size + eps);
+		float c = rstd * rstd * rstd * dot / (float)size;
+		for (i64 i = threadIdx.x; i < size; i += blockDim.x) out[h * size + i] = rstd * gs[i] - c * xs[i];
+	}
+	for (i64 i = heads * size + threadIdx.x; i < width; i += blockDim.x) out[i] = g[i];
+}
+
+// rotary: one block per row; position pos0 + row % seqLen; sign −1 is the inverse rotation.
+// y may be x.
+__global__ void rotary(float* y, const float* x, i64 width, i64 seqLen, i64 pos0, i64 heads, i64 half,
+                       const float* cosTable, const float* sinTable, float sign) {
+	i64 row = blockIdx.x, t = pos0 + row % seqLen;
+	const float* in = x + row * width;
+	float* out = y + row * width;
+	const float* c = cosTable + t * half;
+	const float* s = sinTable + t * half;
+	for (i64 p = threadIdx.x; p < heads * half; p += blockDim.x) {
+		i64 h = p / half, j = p % half, at = h * 2 * half + j;
+		float a = in[at], b = in[at + half];
+		out[at] = a * c[j] + sign * b * s[j];
+		out[at + half] = b * c[j] - sign * a * s[j];
+	}
+	for (i64 i = heads * 2 * half + threadIdx.x; i < width; i += blockDim.x) out[i] = in[i];
+}
+
+// causalSoftmax turns each row of scores into probabilities in place (row i of a T×T block
+// sees keys 0..i) and records its log-sum-exp; one block per row of rows·T.
+__global__ void causalSoftmax(float* p, float* lse, i64 T) {
+	i64 r = blockIdx.x, n = r % T + 1;
+	float* row = p + r * T;
+	float m = NEG_INF;
+	for (i64 j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, row[j]);
+	m = blockMax(m);
+	float sum = 0.0f;
+	for (i64 j = threadIdx.x; j < n; j += blockDim.x) sum += expf(row[j] - m);
+	sum = blockSum(sum);
+	float inv = 1.0f / sum;
+	for (i64 j = threadIdx.x; j < T; j += blockDim.x) row[j] = j < n ? expf(row[j] - m) * inv : 0.0f;
+	if (threadIdx.x == 0) lse[r] = m + logf(sum);
+}
+
+// causalProbs recomputes probabilities from scores and saved log-sum-exps.
+__global__ void causalProbs(float* p, const float* lse, i64 T) {
+	i64 r = blockIdx.x, n = r % T + 1;
+	float* row = p + r * T;
+	float l = lse[r];
+	for (i64 j = threadIdx.x; j < T; j += blockDim.x) row[j] = j < n ? expf(row[j] - l) : 0.0f;
+}
+
+// softmaxGrad turns dP into dS = P ⊙ (dP − δ) in place, δ = Σ_d dY·Y over the row's head;
+// rows are (b, h, i) for heads heads of d elements in rows of y and dy of heads·d.
+__global__ void softmaxGrad(float* ds, const float* p, const float* dy, const float* y, i64 T, i64 heads, i64 d) {
+	i64 r = blockIdx.x, i = r % T, bh = r / T, h = bh % heads, b = bh / heads;
+	i64 at = ((b * T + i) * heads + h) * d;
+	float delta = 0.0f;
+	for (i64 j = threadIdx.x; j < d; j += blockDim.x) delta += dy[at + j] * y[at + j];
+	delta = blockSum(delta);
+	float* dr = ds + r * T;
+	const float* pr = p + r * T;
+	for (i64 j = threadIdx.x; j < T; j += blockDim.x) dr[j] = pr[j] * (dr[j] - delta);
+}
+
+// crossEntropy: one block per row of logits; see layers.CrossEntropyForward. grad (and
+// scale) may be null; grad may be logits.
+__global__ void crossEntropy(float* losses, const float* logits, const i64* targets, i64 vocab, float cap, float* grad, const float* scale) {
+	i64 r = blockIdx.x, t = targets[r];
+	const float* l = logits + r * vocab;
+	float* g = grad ? grad + r * vocab : 0;
+	if (t == -1 && g) {
+		for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) g[j] = 0.0f;
+		if (threadIdx.x == 0) losses[r] = 0.0f;
+		return;
+	}
+	float m = NEG_INF;
+	for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) m = fmaxf(m, cap > 0.0f ? cap * tanhf(l[j] / cap) : l[j]);
+	m = blockMax(m);
+	float sum = 0.0f;
+	for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) sum += expf((cap > 0.0f ? cap * tanhf(l[j] / cap) : l[j]) - m);
+	sum = blockSum(sum);
+	i64 tt = t < 0 ? 0 : t;
+	float zt = cap > 0.0f ? cap * tanhf(l[tt] / cap) : l[tt];
+	__syncthreads(); // every thread has read l[tt] before grad, which may be logits, changes
+	if (threadIdx.x == 0) losses[r] = t == -1 ? 0.0f : m + logf(sum) - zt;
+	if (!g) return;
+	float s = scale[r] / sum;
+	for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) {
+		float th = cap > 0.0f ? tanhf(l[j] / cap) : 0.0f;
+		float z = cap > 0.0f ? cap * th : l[j];
+		float dz = cap > 0.0f ? 1.0f - th * th : 1.0f;
+		float v = expf(z - m) * s * dz;
+		if (j == t) v -= scale[r] * dz;
+		g[j] = v;
+	}
+}
+
+__global__ void muonMomentum(float* buf, const float* g, float* upd, i64 n, float mu) {
+	GRID_STRIDE(i, n) {
+		float b = buf[i] + (1.0f - mu) * (g[i] - buf[i]);
+		buf[i] = b;
+		upd[i] = g[i] + mu * (b - g[i]);
+	}
+}
+
+__global__ void adamW(float* p, const float* g, float* m, float* v, i64 n, float decay, float b1, float b2, float step, float invBC2, float eps) {
+	GRID_STRIDE(i, n) {
+		float gi = g[i];
+		float mi = m[i] + b1 * (gi - m[i]);
+		float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+		m[i] = mi;
+		v[i] = vi;
+		p[i] = p[i] * decay - step * mi / (sqrtf(vi) * invBC2 + eps);
+	}
+}
+
+// sumSquares adds Σx² (in double) into *out.
+__global__ void sumSquares(const float* x, i64 n, double* out) {
+	__shared__ double part[32];
+	double s = 0.0;
+	GRID_STRIDE(i, n) s += (double)x[i] * (double)x[i];
+	for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	if (lane == 0) part[warp] = s;
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		double total = 0.0;
+		for (int w = 0; w < (int)(blockDim.x >> 5); w++) total += part[w];
+		atomicAdd(out, total);
+	}
+}
+
+// normalise scales x by 1/(√ss + 1e-7), ss a sum of squares sumSquares left.
+__global__ void normalise(float* x, i64 n, const double* ss) {
+	float inv = (float)(1.0 / (sqrt(*ss) + 1e-7));
+	GRID_STRIDE(i, n) x[i] *= inv;
+}
+
+// transpose writes src (rows×cols) transposed into dst (cols×rows).
+__global__ void transpose(float* dst, const float* src, i64 rows, i64 cols) {
+	GRID_STRIDE(i, rows * cols) {
+		i64 r = i / cols, c = i % cols;
+		dst[c * rows + r] = src[i];
+	}
+}
+
+// toBF16 rounds x to bfloat16, to nearest with ties to even, keeping NaNs NaN (as
+// cudabackend.ToBF16 does).
+__global__ void toBF16(unsigned short* dst, const float* x, i64 n) {
+	GRID_STRIDE(i, n) {
+		unsigned int bits = __float_as_uint(x[i]);
+		if ((bits & 0x7fffffffu) > 0x7f800000u) dst[i] = (unsigned short)(bits >> 16) | 0x40;
+		else dst[i] = (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+	}
+}
+
+} // extern "C"

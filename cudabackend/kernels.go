@@ -1,0 +1,244 @@
+//go:build linux
+
+package cudabackend
+
+import (
+	"fmt"
+	"unsafe"
+
+	"gochat/layers"
+
+	"gorgonia.org/tensor"
+)
+
+// The layers.Kernels and optimizers.Device methods: each locks the device, checks that its
+// slices are the engine's memory, and queues the kernel of kernels.cu of the same name.
+
+const rowThreads = 256 // threads of a row kernel's block
+
+func (e *Engine) Zero(x []float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.memset(e.ptr(x), 4*len(x))
+}
+
+func (e *Engine) Copy(dst, src []float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	if len(dst) != len(src) {
+		e.fail(fmt.Errorf("cuda: copy of %d floats into %d", len(src), len(dst)))
+	}
+	e.copyBytes(e.ptr(dst), e.ptr(src), 4*len(src))
+}
+
+func (e *Engine) Scale(x []float32, a float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("scale", len(x), x, len(x), a)
+}
+
+func (e *Engine) AddForward(y, a, b []float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("add", len(y), y, a[:len(y)], b[:len(y)], len(y))
+}
+
+func (e *Engine) EmbeddingForward(y, table []float32, ids []int, width int) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("embeddingForward", len(ids)*width, y[:len(ids)*width], table, ids, len(ids), width)
+}
+
+func (e *Engine) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.memset(e.ptr(dtable), 4*len(dtable))
+	e.elementwise("embeddingBackward", len(ids)*width, dtable, dy[:len(ids)*width], ids, len(ids), width)
+}
+
+func (e *Engine) RMSNormForward(y, x []float32, width, size, heads int) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.launch("rmsNormForward", len(x)/width, rowThreads, y[:len(x)], x, width, size, heads, float32(layers.NormEps))
+}
+
+func (e *Engine) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.launch("rmsNormBackward", len(x)/width, rowThreads, dx[:len(x)], x, dy[:len(x)], width, size, heads, float32(layers.NormEps))
+}
+
+func (e *Engine) RotaryForward(y, x []float32, width int, r layers.Rotation, inverse bool) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	tables, ok := e.tables[r.Table]
+	if !ok {
+		cos, sin := r.Table.Float32()
+		tables = [2]uintptr{e.upload(cos), e.upload(sin)}
+		e.tables[r.Table] = tables
+	}
+	var sign float32 = 1
+	if inverse {
+		sign = -1
+	}
+	e.launch("rotary", len(x)/width, rowThreads, y[:len(x)], x, width, r.SeqLen, r.Pos0, r.Heads, r.Table.HeadDim/2, tables[0], tables[1], sign)
+}
+
+// upload copies host floats into new device memory that lives as long as the engine.
+func (e *Engine) upload(x []float32) uintptr {
+	var p uintptr
+	if e.failed != nil {
+		return 0
+	}
+	if code := e.b.rt.malloc(&p, uint64(4*len(x))); code != 0 {
+		e.fail(fmt.Errorf("cudaMalloc: %s", e.b.rt.describe(code)))
+		return 0
+	}
+	if code := e.b.rt.copyToDevice(p, unsafe.Pointer(&x[0]), uint64(4*len(x)), cudaMemcpyHostToDev); code != 0 {
+		e.fail(fmt.Errorf("copy to device: %s", e.b.rt.describe(code)))
+	}
+	return p
+}
+
+func (e *Engine) ReLU2Forward(y, x []float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("relu2Forward", len(x), y[:len(x)], x, len(x))
+}
+
+func (e *Engine) ReLU2Backward(dx, y, dy []float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("relu2Backward", len(y), dx[:len(y)], y, dy[:len(y)], len(y))
+}
+
+func (e *Engine) SoftcapForward(y, x []float32, cap float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("softcapForward", len(x), y[:len(x)], x, len(x), cap)
+}
+
+func (e *Engine) SoftcapBackward(dx, y, dy []float32, cap float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("softcapBackward", len(y), dx[:len(y)], y, dy[:len(y)], len(y), cap)
+}
+
+// CrossEntropyForward runs one block of 1024 threads per row of logits.
+func (e *Engine) CrossEntropyForward(losses, logits []float32, targets []int, vocab int, cap float32, grad, scale []float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	n := len(targets)
+	if grad != nil {
+		grad, scale = grad[:n*vocab], scale[:n]
+	}
+	e.launch("crossEntropy", n, 1024, losses[:n], logits[:n*vocab], targets, vocab, cap, grad, scale)
+}
+
+func (e *Engine) MuonMomentum(buf, g, upd []float32, mu float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("muonMomentum", len(buf), buf, g[:len(buf)], upd[:len(buf)], len(buf), mu)
+}
+
+func (e *Engine) AdamW(p, g, m, v []float32, decay, beta1, beta2, step, invBC2, eps float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	n := len(p)
+	e.elementwise("adamW", n, p, g[:n], m[:n], v[:n], n, decay, beta1, beta2, step, invBC2, eps)
+}
+
+func (e *Engine) Axpy(y, x []float32, a float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("axpy", len(y), y, x[:len(y)], len(y), a)
+}
+
+// SumSquares implements optimizers.Device: the squares add up in float64 on the device, and
+// the one result comes back.
+func (e *Engine) SumSquares(xs [][]float32) (float64, error) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.memset(e.sumResult, 8)
+	for _, x := range xs {
+		e.elementwise("sumSquares", len(x), x, len(x), e.sumResult)
+	}
+	var ss float64
+	if e.failed == nil {
+		if code := e.b.rt.copyToHost(unsafe.Pointer(&ss), e.sumResult, 8, cudaMemcpyDevToHost); code != 0 {
+			e.fail(fmt.Errorf("copy to host: %s", e.b.rt.describe(code)))
+		}
+	}
+	return ss, e.sync()
+}
+
+// NewtonSchulz implements optimizers.Device: the transpose of a tall matrix, the
+// normalisation and every step run on the device, X, X', A and B in scratch memory.
+func (e *Engine) NewtonSchulz(out, g []float32, rows, cols, steps int, ca, cb, cc float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	r, c := rows, cols
+	if rows > cols {
+		r, c = cols, rows
+	}
+	n := r * c
+	dX, dN := e.reserve(scratchX, uint64(4*n)), e.reserve(scratchNext, uint64(4*n))
+	dA, dB := e.reserve(scratchA, uint64(4*r*r)), e.reserve(scratchB, uint64(4*r*r))
+	if rows > cols {
+		e.elementwise("transpose", n, dX, g[:n], rows, cols)
+	} else {
+		e.copyBytes(dX, e.ptr(g[:n]), 4*n)
+	}
+	e.memset(e.sumResult, 8)
+	e.elementwise("sumSquares", n, dX, n, e.sumResult)
+	e.elementwise("normalise", n, dX, n, e.sumResult)
+	for range steps {
+		e.gemm(false, true, r, r, c, 1, dX, c, dX, c, 0, dA, r)    // A = X·Xᵀ
+		e.copyBytes(dB, dA, 4*r*r)                                 // B = A
+		e.gemm(false, false, r, r, r, cc, dA, r, dA, r, cb, dB, r) // B = cA·A + bB
+		e.copyBytes(dN, dX, 4*n)                                   // X' = X
+		e.gemm(false, false, r, c, r, 1, dB, r, dX, c, ca, dN, c)  // X' = B·X + aX'
+		dX, dN = dN, dX
+	}
+	if rows > cols {
+		e.elementwise("transpose", n, out[:n], dX, r, c)
+	} else {
+		e.copyBytes(e.ptr(out[:n]), dX, 4*n)
+	}
+}
+
+// Add overrides Gorgonia's standard addition for the sums Gorgonia inserts where a value's
+// gradients meet (the residual stream's): two float32 tensors of the device add there, into
+// the first when Gorgonia allows, else into a buffer kept for this pair of operands, as the
+// ops keep theirs. Anything else is added on the CPU once the device is idle.
+func (e *Engine) Add(a, b tensor.Tensor, opts ...tensor.FuncOpt) (tensor.Tensor, error) {
+	fo := tensor.ParseFuncOpts(opts...)
+	ad, aok := a.(*tensor.Dense)
+	bd, bok := b.(*tensor.Dense)
+	onDevice := aok && bok && fo.Incr() == nil && fo.Reuse() == nil && ad.Dtype() == tensor.Float32 && bd.Dtype() == tensor.Float32 &&
+		ad.Shape().Eq(bd.Shape()) && !ad.RequiresIterator() && !bd.RequiresIterator()
+	if onDevice {
+		e.b.mu.Lock()
+		onDevice = e.owns(ad.Uintptr(), uintptr(ad.MemSize())) && e.owns(bd.Uintptr(), uintptr(bd.MemSize()))
+		e.b.mu.Unlock()
+	}
+	if !onDevice {
+		if err := e.Sync(); err != nil {
+			return nil, err
+		}
+		return e.Engine.Add(a, b, opts...)
+	}
+	out := ad
+	if fo.Safe() {
+		key := [2]uintptr{ad.Uintptr(), bd.Uintptr()}
+		if out = e.sums[key]; out == nil || !out.Shape().Eq(ad.Shape()) {
+			out = layers.NewTensor(e, tensor.Float32, ad.Shape()...)
+			e.sums[key] = out
+		}
+	}
+	e.AddForward(out.Float32s(), ad.Float32s(), bd.Float32s())
+	return out, nil
+}
+
+// Interface checks.
+var _ layers.Device = (*Engine)(nil)

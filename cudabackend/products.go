@@ -1,0 +1,111 @@
+//go:build linux
+
+package cudabackend
+
+import (
+	"fmt"
+	"unsafe"
+
+	"gochat/cpubackend"
+)
+
+// Sgemm implements layers.Gemm: a product of the engine's memory is queued on the GPU as
+// it is; any other (host memory) goes through the BLAS.
+func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	ra, ca := cpubackend.Stored(transA, m, k)
+	rb, cb := cpubackend.Stored(transB, k, n)
+	spanA, spanB, spanC := cpubackend.Span(ra, ca, lda), cpubackend.Span(rb, cb, ldb), cpubackend.Span(m, n, ldc)
+	e.b.mu.Lock()
+	resident := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC && e.resident(a[:spanA]) && e.resident(bm[:spanB]) && e.resident(c[:spanC])
+	if resident {
+		e.gemm(transA, transB, m, n, k, alpha, e.ptr(a[:spanA]), lda, e.ptr(bm[:spanB]), ldb, beta, e.ptr(c[:spanC]), ldc)
+	}
+	e.b.mu.Unlock()
+	if !resident {
+		e.b.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+	}
+}
+
+// resident reports whether x lies in the engine's memory (an empty x does).
+func (e *Engine) resident(x []float32) bool {
+	return len(x) == 0 || e.owns(uintptr(unsafe.Pointer(&x[0])), uintptr(4*len(x)))
+}
+
+// gemm queues a row-major product of device memory in the engine's precision.
+func (e *Engine) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintptr, lda int, dB uintptr, ldb int, beta float32, dC uintptr, ldc int) {
+	if e.failed != nil {
+		return
+	}
+	var err error
+	if e.b.prec == BF16 {
+		ra, ca := cpubackend.Stored(transA, m, k)
+		rb, cb := cpubackend.Stored(transB, k, n)
+		hA, hB := e.halves(scratchHalfA, dA, cpubackend.Span(ra, ca, lda)), e.halves(scratchHalfB, dB, cpubackend.Span(rb, cb, ldb))
+		err = e.b.gemmBF16(transA, transB, m, n, k, alpha, hA, lda, hB, ldb, beta, dC, ldc)
+	} else {
+		err = e.b.gemm(transA, transB, m, n, k, alpha, dA, lda, dB, ldb, beta, dC, ldc)
+	}
+	if err != nil {
+		e.fail(err)
+	}
+}
+
+// halves queues the rounding of n floats at p to bfloat16 into scratch buffer i.
+func (e *Engine) halves(i int, p uintptr, n int) uintptr {
+	h := e.reserve(i, uint64(2*n))
+	e.elementwise("toBF16", n, h, p, n)
+	return h
+}
+
+// batch is one batched product's operand addresses, one per product.
+type batch struct{ a, b, c []uintptr }
+
+func (bt *batch) add(a, b, c uintptr) {
+	bt.a, bt.b, bt.c = append(bt.a, a), append(bt.b, b), append(bt.c, c)
+}
+
+// batched queues the products C_i = alpha·op(A_i)·op(B_i) + beta·C_i, all of one shape and
+// strides, as one cuBLAS call in the handle's math mode (bfloat16 engines multiply these in
+// float32). The pointer arrays go to the device once and are kept by content.
+func (e *Engine) batched(transA, transB bool, m, n, k int, alpha float32, lda, ldb int, beta float32, ldc int, bt batch) {
+	if e.failed != nil || len(bt.c) == 0 {
+		return
+	}
+	op := func(t bool) int32 {
+		if t {
+			return cublasOpT
+		}
+		return cublasOpN
+	}
+	pa, pb, pc := e.pointerArray(bt.a), e.pointerArray(bt.b), e.pointerArray(bt.c)
+	if e.failed != nil {
+		return
+	}
+	// Row-major C is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, as in BLAS.gemm.
+	if code := e.b.rt.sgemmBatched(e.b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, pb, int32(ldb),
+		pa, int32(lda), &beta, pc, int32(ldc), int32(len(bt.c))); code != 0 {
+		e.fail(fmt.Errorf("cublasSgemmBatched: status %d", code))
+	}
+}
+
+// pointerArray returns a device copy of ptrs, made on first use.
+func (e *Engine) pointerArray(ptrs []uintptr) uintptr {
+	key := string(unsafe.Slice((*byte)(unsafe.Pointer(&ptrs[0])), 8*len(ptrs)))
+	if p, ok := e.pointers[key]; ok {
+		return p
+	}
+	var p uintptr
+	if code := e.b.rt.malloc(&p, uint64(8*len(ptrs))); code != 0 {
+		e.fail(fmt.Errorf("cudaMalloc: %s", e.b.rt.describe(code)))
+		return 0
+	}
+	if code := e.b.rt.copyToDevice(p, unsafe.Pointer(&ptrs[0]), uint64(8*len(ptrs)), cudaMemcpyHostToDev); code != 0 {
+		e.fail(fmt.Errorf("copy to device: %s", e.b.rt.describe(code)))
+		return 0
+	}
+	e.pointers[key] = p
+	return p
+}
