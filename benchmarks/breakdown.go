@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"gochat/cpubackend"
+
 	"github.com/google/pprof/profile"
 )
 
@@ -86,4 +88,21 @@ func classify(s *profile.Sample) string {
 		}
 	}
 	return "other"
+}
+
+// DeviceShare is one kind of device work in a training step.
+type DeviceShare struct {
+	Kind           string
+	CallsPerStep   float64
+	SecondsPerStep float64
+}
+
+// deviceShares turns a device profile of steps steps into shares per step, largest first.
+func deviceShares(times map[string]cpubackend.KernelTime, steps int) []DeviceShare {
+	var out []DeviceShare
+	for kind, t := range times {
+		out = append(out, DeviceShare{Kind: kind, CallsPerStep: float64(t.Calls) / float64(steps), SecondsPerStep: t.Seconds / float64(steps)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SecondsPerStep > out[j].SecondsPerStep })
+	return out
 }

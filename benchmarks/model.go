@@ -54,7 +54,8 @@ type ModelResult struct {
 	PeakRSS          uint64  // bytes, whole process
 	HeapGrowth       int64   // live heap after the last step minus after the first timed step
 	AllocsPerStep    float64
-	Breakdown        []Share `json:",omitempty"` // CPU time by kind of work, when profiled
+	Breakdown        []Share       `json:",omitempty"` // CPU time by kind of work, when profiled
+	Device           []DeviceShare `json:",omitempty"` // device time per step by kind of work, when profiled on a device
 }
 
 // Options of RunModel.
@@ -63,7 +64,7 @@ type Options struct {
 	BLAS  cpubackend.BLAS
 	// ForwardBackward times forward and backward alone: no optimizer and no optimizer state.
 	ForwardBackward bool
-	Profile         bool                                  // CPU-profile the timed steps into Breakdown
+	Profile         bool                                  // CPU-profile the timed steps into Breakdown (and time the device's work into Device)
 	Write           io.Writer                             // when Profile, also receives the raw profile
 	Progress        func(step int, seconds, loss float64) // may be nil
 }
@@ -115,9 +116,13 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 		return res, err
 	}
 	var profile bytes.Buffer
+	profiler, onDevice := engine.(cpubackend.Profiler)
 	if opt.Profile {
 		if err := pprof.StartCPUProfile(&profile); err != nil {
 			return res, err
+		}
+		if onDevice {
+			profiler.StartProfile()
 		}
 	}
 	var ms runtime.MemStats
@@ -137,6 +142,13 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 		if opt.Progress != nil {
 			opt.Progress(i+1, total[i], loss)
 		}
+	}
+	if opt.Profile && onDevice {
+		times, err := profiler.StopProfile()
+		if err != nil {
+			return res, err
+		}
+		res.Device = deviceShares(times, opt.Steps)
 	}
 	if opt.Profile {
 		pprof.StopCPUProfile()

@@ -28,3 +28,23 @@ func WriteBreakdowns(w io.Writer, results []ModelResult) {
 		}
 	}
 }
+
+// WriteDeviceTimes prints, for the results profiled on a device, the device time of each
+// kind of work per step, and how much of the step the device was busy: the rest is the
+// host's (launching, Go-side work, Gorgonia's machine).
+func WriteDeviceTimes(w io.Writer, results []ModelResult) {
+	for _, r := range results {
+		if len(r.Device) == 0 {
+			continue
+		}
+		var busy float64
+		for _, d := range r.Device {
+			busy += d.SecondsPerStep
+		}
+		fmt.Fprintf(w, "\n%v: device time per step (%.1f ms busy of a %.1f ms step: %.0f%%)\n\n| work | calls | ms | share of busy |\n| --- | --- | --- | --- |\n",
+			r.Spec, 1e3*busy, 1e3*r.StepSeconds, 100*busy/r.StepSeconds)
+		for _, d := range r.Device {
+			fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f%% |\n", d.Kind, d.CallsPerStep, 1e3*d.SecondsPerStep, 100*d.SecondsPerStep/busy)
+		}
+	}
+}

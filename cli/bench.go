@@ -116,6 +116,7 @@ func runBenchModel(c *cli.Context) error {
 	}
 	benchmarks.WriteTable(os.Stdout, []benchmarks.ModelResult{res})
 	benchmarks.WriteBreakdowns(os.Stdout, []benchmarks.ModelResult{res})
+	benchmarks.WriteDeviceTimes(os.Stdout, []benchmarks.ModelResult{res})
 	return nil
 }
 
@@ -145,6 +146,7 @@ func benchStandard(c *cli.Context) error {
 	}
 	benchmarks.WriteTable(os.Stdout, results)
 	benchmarks.WriteBreakdowns(os.Stdout, results)
+	benchmarks.WriteDeviceTimes(os.Stdout, results)
 	return nil
 }
 

@@ -100,3 +100,18 @@ func decode(t tensor.Tensor) (matrix, error) {
 	}
 	return mat, nil
 }
+
+// Profiler is an engine that can time the work it queues on its device, by kind of work
+// (its kernels' and libraries' names).
+type Profiler interface {
+	StartProfile()
+	// StopProfile waits for the device and returns the time of the work queued since
+	// StartProfile.
+	StopProfile() (map[string]KernelTime, error)
+}
+
+// KernelTime is the device time of one kind of work.
+type KernelTime struct {
+	Calls   int
+	Seconds float64
+}

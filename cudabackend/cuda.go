@@ -62,6 +62,9 @@ type cudart struct {
 	memsetAsync    func(uintptr, int32, uint64, uintptr) int32
 	copyAsync      func(uintptr, uintptr, uint64, int32, uintptr) int32
 	synchronize    func() int32
+	createEvent    func(*uintptr) int32
+	recordEvent    func(uintptr, uintptr) int32
+	elapsed        func(*float32, uintptr, uintptr) int32
 	create         func(*uintptr) int32
 	setMathMode    func(uintptr, int32) int32
 	sgemm          func(h uintptr, ta, tb, m, n, k int32, alpha *float32, a uintptr, lda int32, b uintptr, ldb int32, beta *float32, c uintptr, ldc int32) int32
@@ -102,6 +105,7 @@ func loadRuntime() (*cudart, error) {
 		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.copyOnDevice, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
 		{rt, &r.getAttribute, "cudaDeviceGetAttribute"}, {rt, &r.mallocManaged, "cudaMallocManaged"}, {rt, &r.memsetAsync, "cudaMemsetAsync"},
 		{rt, &r.copyAsync, "cudaMemcpyAsync"}, {rt, &r.synchronize, "cudaDeviceSynchronize"},
+		{rt, &r.createEvent, "cudaEventCreate"}, {rt, &r.recordEvent, "cudaEventRecord"}, {rt, &r.elapsed, "cudaEventElapsedTime"},
 		{bl, &r.create, "cublasCreate_v2"}, {bl, &r.setMathMode, "cublasSetMathMode"}, {bl, &r.sgemm, "cublasSgemm_v2"},
 		{bl, &r.sgemmBatched, "cublasSgemmBatched"}, {bl, &r.gemmEx, "cublasGemmEx"},
 	} {

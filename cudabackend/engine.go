@@ -51,6 +51,7 @@ type Engine struct {
 	tables    map[*layers.RotaryTable][2]uintptr // rotary cos and sin tables on the device
 	sums      map[[2]uintptr]*tensor.Dense       // Gorgonia's gradient sums, by their operands
 	failed    error                              // the first failure of queued work
+	prof      *profile                           // timings, while profiling
 	sumResult uintptr                            // one float64 on the device for SumSquares and Newton-Schulz
 }
 
@@ -214,6 +215,11 @@ func (e *Engine) intPtr(x []int) uintptr {
 // launch queues kernel name on grid blocks of block threads. Arguments are []float32 and
 // []int (the engine's memory), uintptr (device addresses), int (as long long) and float32.
 func (e *Engine) launch(name string, grid, block int, args ...any) {
+	e.launchAs(name, name, grid, block, args...)
+}
+
+// launchAs is launch with the work profiled under label.
+func (e *Engine) launchAs(label, name string, grid, block int, args ...any) {
 	if e.failed != nil || grid == 0 {
 		return
 	}
@@ -239,12 +245,14 @@ func (e *Engine) launch(name string, grid, block int, args ...any) {
 	if e.failed != nil {
 		return
 	}
-	e.drv.setCurrent(e.ctx)
-	code := e.drv.launch(e.functions[name], uint32(grid), 1, 1, uint32(block), 1, 1, 0, 0, &params[0], 0)
-	runtime.KeepAlive(values)
-	if code != 0 {
-		e.fail(fmt.Errorf("launching %s: CUDA error %d", name, code))
-	}
+	e.timed(label, func() {
+		e.drv.setCurrent(e.ctx)
+		code := e.drv.launch(e.functions[name], uint32(grid), 1, 1, uint32(block), 1, 1, 0, 0, &params[0], 0)
+		runtime.KeepAlive(values)
+		if code != 0 {
+			e.fail(fmt.Errorf("launching %s: CUDA error %d", name, code))
+		}
+	})
 }
 
 // elementwise launches an elementwise kernel over n elements.
@@ -262,6 +270,9 @@ func (e *Engine) Sync() error {
 func (e *Engine) sync() error {
 	if code := e.b.rt.synchronize(); code != 0 {
 		e.fail(errors.New("cuda: " + e.b.rt.describe(code)))
+	}
+	if e.prof != nil {
+		e.prof.resolve(e.b.rt)
 	}
 	return e.failed
 }
@@ -289,16 +300,20 @@ func (e *Engine) copyBytes(dst, src uintptr, n int) {
 	if e.failed != nil || n == 0 {
 		return
 	}
-	if code := e.b.rt.copyAsync(dst, src, uint64(n), cudaMemcpyDefault, 0); code != 0 {
-		e.fail(errors.New("cudaMemcpyAsync: " + e.b.rt.describe(code)))
-	}
+	e.timed("copy", func() {
+		if code := e.b.rt.copyAsync(dst, src, uint64(n), cudaMemcpyDefault, 0); code != 0 {
+			e.fail(errors.New("cudaMemcpyAsync: " + e.b.rt.describe(code)))
+		}
+	})
 }
 
 func (e *Engine) memset(p uintptr, n int) {
 	if e.failed != nil || n == 0 {
 		return
 	}
-	if code := e.b.rt.memsetAsync(p, 0, uint64(n), 0); code != 0 {
-		e.fail(errors.New("cudaMemsetAsync: " + e.b.rt.describe(code)))
-	}
+	e.timed("memset", func() {
+		if code := e.b.rt.memsetAsync(p, 0, uint64(n), 0); code != 0 {
+			e.fail(errors.New("cudaMemsetAsync: " + e.b.rt.describe(code)))
+		}
+	})
 }

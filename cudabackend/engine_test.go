@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"gochat/cpubackend"
+	"gochat/graph"
 	"gochat/layers"
 	"gochat/optimizers"
 
@@ -331,5 +332,77 @@ func TestForeignMemory(t *testing.T) {
 	e.ReLU2Forward(y, []float32{1, 2, 3, 4})
 	if err := e.Sync(); err == nil || !strings.Contains(err.Error(), "not in the engine's memory") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestGraphStaysOnTheDevice trains a small model's graph on the engine: every addition,
+// the residual stream's and the gradient sums Gorgonia inserts, runs as a kernel (none on
+// the CPU, which would drag the pages back and forth), and the loss and gradients are the
+// CPU engine's.
+func TestGraphStaysOnTheDevice(t *testing.T) {
+	e := engine(t)
+	cfg := graph.Config{SequenceLen: 64, VocabSize: 300, NLayer: 3, NHead: 4, NKVHead: 2, NEmbd: 64}
+	run := func(engine tensor.Engine) (*graph.Model, float64) {
+		m, err := graph.Build(cfg, graph.Options{Batch: 2, SeqLen: 32, Mode: graph.Train, Reduction: layers.Mean, Engine: engine})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Load(graph.InitWeights(cfg, 3)); err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]int, 64)
+		for i := range ids {
+			ids[i] = (i * 37) % cfg.VocabSize
+		}
+		for range 2 { // the second run finds Gorgonia's registers filled
+			if err := m.Run(ids, ids); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m, m.Loss()
+	}
+	e.StartProfile()
+	m, loss := run(e)
+	times, err := e.StopProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two runs of 2 residual additions and 2 gradient sums per layer.
+	if got, want := times["add"].Calls, 2*4*cfg.NLayer; got != want {
+		t.Errorf("%d additions ran on the device, want %d", got, want)
+	}
+	cpu, wantLoss := run(cpubackend.New(cpubackend.Gonum{}))
+	if math.Abs(loss-wantLoss) > 1e-5*wantLoss {
+		t.Errorf("loss %v on the GPU, %v on the CPU", loss, wantLoss)
+	}
+	grads, _ := m.Grads()
+	wantGrads, _ := cpu.Grads()
+	for name, g := range wantGrads {
+		within(t, e, name+" gradient", grads[name], g, 1e-4)
+	}
+}
+
+// TestAddOverride: Gorgonia's addition on device tensors, into a new tensor, into a
+// reused one and in place, gives the standard engine's sums.
+func TestAddOverride(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(15, 16))
+	dense := func() *tensor.Dense {
+		return tensor.New(tensor.WithShape(30, 7), tensor.WithBacking(random(e, r, 210, 1)), tensor.WithEngine(e))
+	}
+	a, b, reuse := dense(), dense(), dense()
+	want := make([]float32, 210)
+	for i := range want {
+		want[i] = a.Float32s()[i] + b.Float32s()[i]
+	}
+	for _, c := range []struct {
+		name string
+		opts []tensor.FuncOpt
+	}{{"new", nil}, {"reuse", []tensor.FuncOpt{tensor.WithReuse(reuse)}}, {"unsafe", []tensor.FuncOpt{tensor.UseUnsafe()}}} {
+		got, err := tensor.Add(a, b, c.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, e, "addition "+c.name, got.Data().([]float32), want)
 	}
 }

@@ -59,13 +59,18 @@ func (e *Engine) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
 func (e *Engine) RMSNormForward(y, x []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	e.launch("rmsNormForward", len(x)/width, rowThreads, y[:len(x)], x, width, size, heads, float32(layers.NormEps))
+	e.launchAs(normLabel("rmsNormForward", size, heads), "rmsNormForward", len(x)/width, rowThreads, y[:len(x)], x, width, size, heads, float32(layers.NormEps))
 }
 
 func (e *Engine) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	e.launch("rmsNormBackward", len(x)/width, rowThreads, dx[:len(x)], x, dy[:len(x)], width, size, heads, float32(layers.NormEps))
+	e.launchAs(normLabel("rmsNormBackward", size, heads), "rmsNormBackward", len(x)/width, rowThreads, dx[:len(x)], x, dy[:len(x)], width, size, heads, float32(layers.NormEps))
+}
+
+// normLabel tells the residual stream's norms from the QK norms in a profile.
+func normLabel(name string, size, heads int) string {
+	return fmt.Sprintf("%s (%d×%d)", name, heads, size)
 }
 
 func (e *Engine) RotaryForward(y, x []float32, width int, r layers.Rotation, inverse bool) {
@@ -208,36 +213,42 @@ func (e *Engine) NewtonSchulz(out, g []float32, rows, cols, steps int, ca, cb, c
 }
 
 // Add overrides Gorgonia's standard addition for the sums Gorgonia inserts where a value's
-// gradients meet (the residual stream's): two float32 tensors of the device add there, into
-// the first when Gorgonia allows, else into a buffer kept for this pair of operands, as the
+// gradients meet (the residual stream's): float32 tensors of the device add there, into the
+// tensor Gorgonia hands over for the result (a register's previous value), into the first
+// operand when Gorgonia allows, or else into a buffer kept for this pair of operands, as the
 // ops keep theirs. Anything else is added on the CPU once the device is idle.
 func (e *Engine) Add(a, b tensor.Tensor, opts ...tensor.FuncOpt) (tensor.Tensor, error) {
 	fo := tensor.ParseFuncOpts(opts...)
-	ad, aok := a.(*tensor.Dense)
-	bd, bok := b.(*tensor.Dense)
-	onDevice := aok && bok && fo.Incr() == nil && fo.Reuse() == nil && ad.Dtype() == tensor.Float32 && bd.Dtype() == tensor.Float32 &&
-		ad.Shape().Eq(bd.Shape()) && !ad.RequiresIterator() && !bd.RequiresIterator()
-	if onDevice {
-		e.b.mu.Lock()
-		onDevice = e.owns(ad.Uintptr(), uintptr(ad.MemSize())) && e.owns(bd.Uintptr(), uintptr(bd.MemSize()))
-		e.b.mu.Unlock()
-	}
-	if !onDevice {
-		if err := e.Sync(); err != nil {
-			return nil, err
-		}
-		return e.Engine.Add(a, b, opts...)
-	}
+	ad, _ := a.(*tensor.Dense)
+	bd, _ := b.(*tensor.Dense)
 	out := ad
-	if fo.Safe() {
+	if reuse := fo.Reuse(); reuse != nil {
+		out, _ = reuse.(*tensor.Dense)
+	} else if fo.Safe() && e.resident(ad) && e.resident(bd) {
 		key := [2]uintptr{ad.Uintptr(), bd.Uintptr()}
 		if out = e.sums[key]; out == nil || !out.Shape().Eq(ad.Shape()) {
 			out = layers.NewTensor(e, tensor.Float32, ad.Shape()...)
 			e.sums[key] = out
 		}
 	}
+	if fo.Incr() != nil || !e.resident(ad) || !e.resident(bd) || !e.resident(out) || !ad.Shape().Eq(bd.Shape()) || !ad.Shape().Eq(out.Shape()) {
+		if err := e.Sync(); err != nil {
+			return nil, err
+		}
+		return e.Engine.Add(a, b, opts...)
+	}
 	e.AddForward(out.Float32s(), ad.Float32s(), bd.Float32s())
 	return out, nil
+}
+
+// resident reports whether t is a plain float32 tensor in the engine's memory.
+func (e *Engine) resident(t *tensor.Dense) bool {
+	if t == nil || t.Dtype() != tensor.Float32 || t.RequiresIterator() {
+		return false
+	}
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	return e.owns(t.Uintptr(), uintptr(t.MemSize()))
 }
 
 // Interface checks.

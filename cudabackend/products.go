@@ -19,7 +19,7 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	rb, cb := cpubackend.Stored(transB, k, n)
 	spanA, spanB, spanC := cpubackend.Span(ra, ca, lda), cpubackend.Span(rb, cb, ldb), cpubackend.Span(m, n, ldc)
 	e.b.mu.Lock()
-	resident := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC && e.resident(a[:spanA]) && e.resident(bm[:spanB]) && e.resident(c[:spanC])
+	resident := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC && e.holds(a[:spanA]) && e.holds(bm[:spanB]) && e.holds(c[:spanC])
 	if resident {
 		e.gemm(transA, transB, m, n, k, alpha, e.ptr(a[:spanA]), lda, e.ptr(bm[:spanB]), ldb, beta, e.ptr(c[:spanC]), ldc)
 	}
@@ -29,8 +29,8 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	}
 }
 
-// resident reports whether x lies in the engine's memory (an empty x does).
-func (e *Engine) resident(x []float32) bool {
+// holds reports whether x lies in the engine's memory (an empty x does).
+func (e *Engine) holds(x []float32) bool {
 	return len(x) == 0 || e.owns(uintptr(unsafe.Pointer(&x[0])), uintptr(4*len(x)))
 }
 
@@ -39,18 +39,22 @@ func (e *Engine) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintpt
 	if e.failed != nil {
 		return
 	}
-	var err error
 	if e.b.prec == BF16 {
 		ra, ca := cpubackend.Stored(transA, m, k)
 		rb, cb := cpubackend.Stored(transB, k, n)
 		hA, hB := e.halves(scratchHalfA, dA, cpubackend.Span(ra, ca, lda)), e.halves(scratchHalfB, dB, cpubackend.Span(rb, cb, ldb))
-		err = e.b.gemmBF16(transA, transB, m, n, k, alpha, hA, lda, hB, ldb, beta, dC, ldc)
-	} else {
-		err = e.b.gemm(transA, transB, m, n, k, alpha, dA, lda, dB, ldb, beta, dC, ldc)
+		e.timed("cublasGemmEx (bf16)", func() {
+			if err := e.b.gemmBF16(transA, transB, m, n, k, alpha, hA, lda, hB, ldb, beta, dC, ldc); err != nil {
+				e.fail(err)
+			}
+		})
+		return
 	}
-	if err != nil {
-		e.fail(err)
-	}
+	e.timed("cublasSgemm", func() {
+		if err := e.b.gemm(transA, transB, m, n, k, alpha, dA, lda, dB, ldb, beta, dC, ldc); err != nil {
+			e.fail(err)
+		}
+	})
 }
 
 // halves queues the rounding of n floats at p to bfloat16 into scratch buffer i.
@@ -85,10 +89,12 @@ func (e *Engine) batched(transA, transB bool, m, n, k int, alpha float32, lda, l
 		return
 	}
 	// Row-major C is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, as in BLAS.gemm.
-	if code := e.b.rt.sgemmBatched(e.b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, pb, int32(ldb),
-		pa, int32(lda), &beta, pc, int32(ldc), int32(len(bt.c))); code != 0 {
-		e.fail(fmt.Errorf("cublasSgemmBatched: status %d", code))
-	}
+	e.timed("cublasSgemmBatched (attention)", func() {
+		if code := e.b.rt.sgemmBatched(e.b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, pb, int32(ldb),
+			pa, int32(lda), &beta, pc, int32(ldc), int32(len(bt.c))); code != 0 {
+			e.fail(fmt.Errorf("cublasSgemmBatched: status %d", code))
+		}
+	})
 }
 
 // pointerArray returns a device copy of ptrs, made on first use.

@@ -1,0 +1,80 @@
+//go:build linux
+
+package cudabackend
+
+import (
+	"gochat/cpubackend"
+)
+
+// profile times the engine's queued work with pairs of CUDA events around each call,
+// resolved at every Sync; events are reused.
+type profile struct {
+	pending []timing
+	free    []uintptr
+	times   map[string]cpubackend.KernelTime
+}
+
+type timing struct {
+	name       string
+	start, end uintptr
+}
+
+// StartProfile implements cpubackend.Profiler.
+func (e *Engine) StartProfile() {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.prof = &profile{times: map[string]cpubackend.KernelTime{}}
+}
+
+// StopProfile implements cpubackend.Profiler.
+func (e *Engine) StopProfile() (map[string]cpubackend.KernelTime, error) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	err := e.sync()
+	p := e.prof
+	e.prof = nil
+	if p == nil {
+		return nil, err
+	}
+	return p.times, err
+}
+
+// timed runs queue, which queues one call on the device, between two events when
+// profiling.
+func (e *Engine) timed(name string, queue func()) {
+	if e.prof == nil || e.failed != nil {
+		queue()
+		return
+	}
+	start, end := e.event(), e.event()
+	e.b.rt.recordEvent(start, 0)
+	queue()
+	e.b.rt.recordEvent(end, 0)
+	e.prof.pending = append(e.prof.pending, timing{name, start, end})
+}
+
+func (e *Engine) event() uintptr {
+	p := e.prof
+	if n := len(p.free); n > 0 {
+		ev := p.free[n-1]
+		p.free = p.free[:n-1]
+		return ev
+	}
+	var ev uintptr
+	e.b.rt.createEvent(&ev)
+	return ev
+}
+
+// resolve adds up the pending timings; the device must be idle.
+func (p *profile) resolve(rt *cudart) {
+	for _, t := range p.pending {
+		var ms float32
+		rt.elapsed(&ms, t.start, t.end)
+		kt := p.times[t.name]
+		kt.Calls++
+		kt.Seconds += float64(ms) / 1e3
+		p.times[t.name] = kt
+		p.free = append(p.free, t.start, t.end)
+	}
+	p.pending = p.pending[:0]
+}
