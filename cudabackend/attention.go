@@ -63,7 +63,7 @@ func (e *Engine) attnChunks(s layers.AttnShape, grads bool, fn func(l attnLayout
 	if grads {
 		l.grads = e.reserve(scratchGrads, uint64(f32*rows*per))
 	}
-	for l.b0 = 0; l.b0 < s.Batch && e.failed == nil; l.b0 += rows {
+	for l.b0 = 0; l.b0 < s.Batch; l.b0 += rows {
 		l.n = min(rows, s.Batch-l.b0)
 		fn(l)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,7 @@ type cudart struct {
 	memsetAsync    func(uintptr, int32, uint64, uintptr) int32
 	copyAsync      func(uintptr, uintptr, uint64, int32, uintptr) int32
 	synchronize    func() int32
+	lastError      func() int32
 	createEvent    func(*uintptr) int32
 	recordEvent    func(uintptr, uintptr) int32
 	elapsed        func(*float32, uintptr, uintptr) int32
@@ -104,7 +106,7 @@ func loadRuntime() (*cudart, error) {
 		{rt, &r.getProperties, "cudaGetDeviceProperties"}, {rt, &r.malloc, "cudaMalloc"}, {rt, &r.free, "cudaFree"},
 		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.copyOnDevice, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
 		{rt, &r.getAttribute, "cudaDeviceGetAttribute"}, {rt, &r.mallocManaged, "cudaMallocManaged"}, {rt, &r.memsetAsync, "cudaMemsetAsync"},
-		{rt, &r.copyAsync, "cudaMemcpyAsync"}, {rt, &r.synchronize, "cudaDeviceSynchronize"},
+		{rt, &r.copyAsync, "cudaMemcpyAsync"}, {rt, &r.synchronize, "cudaDeviceSynchronize"}, {rt, &r.lastError, "cudaGetLastError"},
 		{rt, &r.createEvent, "cudaEventCreate"}, {rt, &r.recordEvent, "cudaEventRecord"}, {rt, &r.elapsed, "cudaEventElapsedTime"},
 		{bl, &r.create, "cublasCreate_v2"}, {bl, &r.setMathMode, "cublasSetMathMode"}, {bl, &r.sgemm, "cublasSgemm_v2"},
 		{bl, &r.sgemmBatched, "cublasSgemmBatched"}, {bl, &r.gemmEx, "cublasGemmEx"},
@@ -117,6 +119,33 @@ func loadRuntime() (*cudart, error) {
 	return r, nil
 }
 
+// worker runs every CUDA call of a BLAS and of its engine on one locked OS thread, in the
+// order they are queued. cuBLAS fails now and then (CUBLAS_STATUS_INTERNAL_ERROR, measured
+// on the H100 machine: one run in two of gochat bench engines) when consecutive calls come
+// from different threads, as a goroutine's do; locked to one thread it never did. Work
+// queued with async returns at once, which also lets the caller go on while the thread
+// talks to the driver; wait returns when its function has run.
+type worker chan func()
+
+func startWorker() worker {
+	w := make(worker, 1<<12)
+	go func() {
+		runtime.LockOSThread()
+		for f := range w {
+			f()
+		}
+	}()
+	return w
+}
+
+func (w worker) async(f func()) { w <- f }
+
+func (w worker) wait(f func()) {
+	done := make(chan struct{})
+	w <- func() { f(); close(done) }
+	<-done
+}
+
 // BLAS is a cpubackend.BLAS that runs large float32 products on the GPU.
 type BLAS struct {
 	cpu    cpubackend.BLAS
@@ -126,7 +155,8 @@ type BLAS struct {
 	prec   Precision
 	min    int // MinFLOPs
 
-	mu     sync.Mutex // one product at a time on the device
+	w      worker     // the thread that makes every CUDA call
+	mu     sync.Mutex // one caller at a time
 	bufs   [3]buffer  // A, B and C of a product, grown as needed
 	half   []uint16   // bfloat16 staging of an operand
 	failed error      // the device's first failure; after it every product runs on the CPU
@@ -157,34 +187,45 @@ func Load(cpu cpubackend.BLAS, prec Precision) (*BLAS, error) {
 	if err != nil {
 		return nil, err
 	}
-	var n int32
-	if code := rt.getDeviceCount(&n); code != 0 || n == 0 {
-		return nil, fmt.Errorf("no CUDA device: %s", rt.describe(code))
-	}
-	if code := rt.setDevice(0); code != 0 {
-		return nil, fmt.Errorf("cudaSetDevice: %s", rt.describe(code))
-	}
-	props := make([]byte, 4096) // cudaDeviceProp starts with its name
-	b := &BLAS{cpu: cpu, rt: rt, prec: prec, device: "CUDA device 0", min: DefaultMinFLOPs}
+	b := &BLAS{cpu: cpu, rt: rt, prec: prec, device: "CUDA device 0", min: DefaultMinFLOPs, w: startWorker()}
 	if v := os.Getenv("GOCHAT_CUDA_MIN_FLOPS"); v != "" {
 		if b.min, err = strconv.Atoi(v); err != nil || b.min < 0 {
 			return nil, fmt.Errorf("GOCHAT_CUDA_MIN_FLOPS=%q: want a number of FLOPs", v)
 		}
 	}
+	b.w.wait(func() { err = b.open() })
+	if err != nil {
+		close(b.w)
+		return nil, err
+	}
+	return b, nil
+}
+
+// open takes the first GPU and makes the cuBLAS handle, on the worker.
+func (b *BLAS) open() error {
+	rt := b.rt
+	var n int32
+	if code := rt.getDeviceCount(&n); code != 0 || n == 0 {
+		return fmt.Errorf("no CUDA device: %s", rt.describe(code))
+	}
+	if code := rt.setDevice(0); code != 0 {
+		return fmt.Errorf("cudaSetDevice: %s", rt.describe(code))
+	}
+	props := make([]byte, 4096) // cudaDeviceProp starts with its name
 	if rt.getProperties(&props[0], 0) == 0 {
 		b.device = strings.TrimRight(string(props[:cudaDevicePropNameLen]), "\x00")
 	}
 	if code := rt.create(&b.handle); code != 0 {
-		return nil, fmt.Errorf("cublasCreate: status %d", code)
+		return fmt.Errorf("cublasCreate: status %d", code)
 	}
 	mode := int32(cublasDefaultMath)
-	if prec == TF32 {
+	if b.prec == TF32 {
 		mode = cublasTF32TensorMath
 	}
 	if code := rt.setMathMode(b.handle, mode); code != 0 {
-		return nil, fmt.Errorf("cublasSetMathMode: status %d", code)
+		return fmt.Errorf("cublasSetMathMode: status %d", code)
 	}
-	return b, nil
+	return nil
 }
 
 func (rt *cudart) describe(code int32) string {
@@ -225,7 +266,10 @@ func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.failed == nil {
-		if b.failed = b.run(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc); b.failed == nil {
+		b.w.wait(func() {
+			b.failed = b.run(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc)
+		})
+		if b.failed == nil {
 			return
 		}
 		fmt.Fprintf(os.Stderr, "gochat: cuda: %v; the products run on the CPU from now on\n", b.failed)
@@ -281,9 +325,18 @@ func (b *BLAS) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintptr,
 		return cublasOpN
 	}
 	if code := b.rt.sgemm(b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, dB, int32(ldb), dA, int32(lda), &beta, dC, int32(ldc)); code != 0 {
-		return fmt.Errorf("cublasSgemm: status %d", code)
+		return fmt.Errorf("cublasSgemm %d×%d×%d: status %d%s", m, n, k, code, b.rt.pending())
 	}
 	return nil
+}
+
+// pending describes the CUDA runtime's last error on this thread, if any, and clears it:
+// a library's internal error often reports one left by earlier work.
+func (rt *cudart) pending() string {
+	if code := rt.lastError(); code != 0 {
+		return fmt.Sprintf(" (CUDA reports %s)", rt.describe(code))
+	}
+	return ""
 }
 
 // gemmBF16 is gemm with bfloat16 operands A and B (already on the device in bfloat16) and
@@ -297,7 +350,7 @@ func (b *BLAS) gemmBF16(transA, transB bool, m, n, k int, alpha float32, dA uint
 	}
 	if code := b.rt.gemmEx(b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, dB, cudaR16BF, int32(ldb),
 		dA, cudaR16BF, int32(lda), &beta, dC, cudaR32F, int32(ldc), cublasCompute32F, cublasGemmDefault); code != 0 {
-		return fmt.Errorf("cublasGemmEx: status %d", code)
+		return fmt.Errorf("cublasGemmEx %d×%d×%d: status %d%s", m, n, k, code, b.rt.pending())
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"gochat/cpubackend"
@@ -50,9 +51,10 @@ type Engine struct {
 	pointers  map[string]uintptr                 // pointer arrays of batched products, by content
 	tables    map[*layers.RotaryTable][2]uintptr // rotary cos and sin tables on the device
 	sums      map[[2]uintptr]*tensor.Dense       // Gorgonia's gradient sums, by their operands
-	failed    error                              // the first failure of queued work
-	prof      *profile                           // timings, while profiling
-	sumResult uintptr                            // one float64 on the device for SumSquares and Newton-Schulz
+	errMu     sync.Mutex
+	failed    error    // the first failure of queued work
+	prof      *profile // timings, while profiling
+	sumResult uintptr  // one float64 on the device for SumSquares and Newton-Schulz
 }
 
 // Indices of the engine's scratch buffers.
@@ -83,58 +85,78 @@ func (b *BLAS) Engine() (tensor.Engine, error) {
 	if b.engine != nil {
 		return b.engine, nil
 	}
-	var concurrent, major, minor int32
-	b.rt.getAttribute(&concurrent, cudaDevAttrConcurrentManagedUse, 0)
-	b.rt.getAttribute(&major, cudaDevAttrComputeMajor, 0)
-	b.rt.getAttribute(&minor, cudaDevAttrComputeMinor, 0)
-	if concurrent == 0 {
-		return nil, fmt.Errorf("%s cannot share managed memory with the CPU while it computes (concurrentManagedAccess is 0)", b.device)
-	}
 	drv, err := loadDriver()
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{Engine: cpubackend.New(b), b: b, drv: drv, functions: map[string]uintptr{},
 		pointers: map[string]uintptr{}, tables: map[*layers.RotaryTable][2]uintptr{}, sums: map[[2]uintptr]*tensor.Dense{}}
+	b.w.wait(func() { err = e.open() })
+	if err != nil {
+		return nil, err
+	}
+	b.engine = e
+	return e, nil
+}
+
+// open checks the GPU, compiles and loads the kernels, on the worker.
+func (e *Engine) open() error {
+	b, drv := e.b, e.drv
+	var concurrent, major, minor int32
+	b.rt.getAttribute(&concurrent, cudaDevAttrConcurrentManagedUse, 0)
+	b.rt.getAttribute(&major, cudaDevAttrComputeMajor, 0)
+	b.rt.getAttribute(&minor, cudaDevAttrComputeMinor, 0)
+	if concurrent == 0 {
+		return fmt.Errorf("%s cannot share managed memory with the CPU while it computes (concurrentManagedAccess is 0)", b.device)
+	}
 	if code := drv.init(0); code != 0 {
-		return nil, fmt.Errorf("cuInit: CUDA error %d", code)
+		return fmt.Errorf("cuInit: CUDA error %d", code)
 	}
 	if code := drv.primaryContext(&e.ctx, 0); code != 0 {
-		return nil, fmt.Errorf("cuDevicePrimaryCtxRetain: CUDA error %d", code)
+		return fmt.Errorf("cuDevicePrimaryCtxRetain: CUDA error %d", code)
 	}
 	ptx, err := drv.compile(strconv.Itoa(int(major)) + strconv.Itoa(int(minor)))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	drv.setCurrent(e.ctx)
 	var module uintptr
 	if code := drv.loadModule(&module, unsafe.Pointer(&ptx[0])); code != 0 {
-		return nil, fmt.Errorf("loading the kernels: CUDA error %d", code)
+		return fmt.Errorf("loading the kernels: CUDA error %d", code)
 	}
 	for _, name := range []string{"scale", "add", "axpy", "relu2Forward", "relu2Backward", "softcapForward", "softcapBackward",
 		"embeddingForward", "embeddingBackward", "rmsNormForward", "rmsNormBackward", "rotary", "causalSoftmax", "causalProbs",
 		"softmaxGrad", "crossEntropy", "muonMomentum", "adamW", "sumSquares", "normalise", "transpose", "toBF16"} {
 		var f uintptr
 		if code := drv.function(&f, module, name); code != 0 {
-			return nil, fmt.Errorf("kernel %s: CUDA error %d", name, code)
+			return fmt.Errorf("kernel %s: CUDA error %d", name, code)
 		}
 		e.functions[name] = f
 	}
 	if code := b.rt.malloc(&e.sumResult, 8); code != 0 {
-		return nil, fmt.Errorf("cudaMalloc: %s", b.rt.describe(code))
+		return fmt.Errorf("cudaMalloc: %s", b.rt.describe(code))
 	}
-	b.engine = e
-	return e, nil
+	return nil
 }
 
 // String names the engine.
 func (e *Engine) String() string { return "cuda(" + e.b.device + ", " + e.b.prec.String() + ")" }
 
-// fail records the first failure; every later call does nothing until Sync reports it.
+// fail records the first failure; the work queued after it is skipped until Sync reports
+// it.
 func (e *Engine) fail(err error) {
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
 	if e.failed == nil {
 		e.failed = err
 	}
+}
+
+// err is the first failure, if any.
+func (e *Engine) err() error {
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
+	return e.failed
 }
 
 // Make implements layers.Device: n zeroed float32s or ints in managed memory.
@@ -142,14 +164,21 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	size := uintptr(max(n, 1)) * uintptr(dt.Size())
-	p, err := e.alloc(size)
+	var p unsafe.Pointer
+	var err error
+	e.b.w.wait(func() {
+		if p, err = e.alloc(size); err != nil {
+			return
+		}
+		if code := e.b.rt.memsetAsync(uintptr(p), 0, uint64(size), 0); code != 0 {
+			err = errors.New("cudaMemsetAsync: " + e.b.rt.describe(code))
+			return
+		}
+		e.sync()
+	})
 	if err != nil {
 		panic(fmt.Sprintf("cudabackend: %v", err)) // out of device memory: nothing sensible to go on with
 	}
-	if code := e.b.rt.memsetAsync(uintptr(p), 0, uint64(size), 0); code != 0 {
-		panic(fmt.Sprintf("cudabackend: cudaMemset: %s", e.b.rt.describe(code)))
-	}
-	e.b.rt.synchronize()
 	switch dt {
 	case tensor.Float32:
 		return unsafe.Slice((*float32)(p), n)
@@ -220,11 +249,10 @@ func (e *Engine) launch(name string, grid, block int, args ...any) {
 
 // launchAs is launch with the work profiled under label.
 func (e *Engine) launchAs(label, name string, grid, block int, args ...any) {
-	if e.failed != nil || grid == 0 {
+	if grid == 0 {
 		return
 	}
 	values := make([]uint64, len(args))
-	params := make([]unsafe.Pointer, len(args))
 	for i, a := range args {
 		switch v := a.(type) {
 		case []float32:
@@ -240,18 +268,34 @@ func (e *Engine) launchAs(label, name string, grid, block int, args ...any) {
 		default:
 			panic(fmt.Sprintf("cudabackend: kernel argument of type %T", a))
 		}
-		params[i] = unsafe.Pointer(&values[i])
 	}
-	if e.failed != nil {
-		return
-	}
-	e.timed(label, func() {
+	e.queue(label, func() error {
+		params := make([]unsafe.Pointer, len(values))
+		for i := range values {
+			params[i] = unsafe.Pointer(&values[i])
+		}
 		e.drv.setCurrent(e.ctx)
 		code := e.drv.launch(e.functions[name], uint32(grid), 1, 1, uint32(block), 1, 1, 0, 0, &params[0], 0)
 		runtime.KeepAlive(values)
 		if code != 0 {
-			e.fail(fmt.Errorf("launching %s: CUDA error %d", name, code))
+			return fmt.Errorf("launching %s: CUDA error %d", name, code)
 		}
+		return nil
+	})
+}
+
+// queue hands one call to the worker, timed under label when profiling; it is skipped once
+// something has failed.
+func (e *Engine) queue(label string, call func() error) {
+	e.b.w.async(func() {
+		if e.err() != nil {
+			return
+		}
+		e.timed(label, func() {
+			if err := call(); err != nil {
+				e.fail(err)
+			}
+		})
 	})
 }
 
@@ -262,58 +306,63 @@ func (e *Engine) elementwise(name string, n int, args ...any) {
 
 // Sync implements layers.Device.
 func (e *Engine) Sync() error {
-	e.b.mu.Lock()
-	defer e.b.mu.Unlock()
-	return e.sync()
+	e.b.w.wait(func() { e.sync() })
+	return e.err()
 }
 
-func (e *Engine) sync() error {
+// sync waits for the device and resolves the profile's timings; on the worker.
+func (e *Engine) sync() {
 	if code := e.b.rt.synchronize(); code != 0 {
 		e.fail(errors.New("cuda: " + e.b.rt.describe(code)))
 	}
 	if e.prof != nil {
 		e.prof.resolve(e.b.rt)
 	}
-	return e.failed
 }
 
-// reserve makes scratch buffer i at least size bytes of device memory.
+// reserve makes scratch buffer i at least size bytes of device memory; the caller holds
+// b.mu.
 func (e *Engine) reserve(i int, size uint64) uintptr {
 	buf := &e.scratch[i]
-	if buf.size < size && e.failed == nil {
-		if buf.ptr != 0 {
-			e.b.rt.synchronize() // queued work may still use the old buffer
-			e.b.rt.free(buf.ptr)
-			buf.ptr, buf.size = 0, 0
-		}
-		if code := e.b.rt.malloc(&buf.ptr, size); code != 0 {
-			e.fail(fmt.Errorf("cudaMalloc of %d MiB: %s", size>>20, e.b.rt.describe(code)))
-			return 0
-		}
-		buf.size = size
+	if buf.size < size {
+		e.b.w.wait(func() {
+			if buf.ptr != 0 {
+				e.sync() // queued work may still use the old buffer
+				e.b.rt.free(buf.ptr)
+				buf.ptr, buf.size = 0, 0
+			}
+			if code := e.b.rt.malloc(&buf.ptr, size); code != 0 {
+				e.fail(fmt.Errorf("cudaMalloc of %d MiB: %s", size>>20, e.b.rt.describe(code)))
+				return
+			}
+			buf.size = size
+		})
 	}
 	return buf.ptr
 }
 
 // copyBytes queues a copy of n bytes on the device.
 func (e *Engine) copyBytes(dst, src uintptr, n int) {
-	if e.failed != nil || n == 0 {
+	if n == 0 {
 		return
 	}
-	e.timed("copy", func() {
+	e.queue("copy", func() error {
 		if code := e.b.rt.copyAsync(dst, src, uint64(n), cudaMemcpyDefault, 0); code != 0 {
-			e.fail(errors.New("cudaMemcpyAsync: " + e.b.rt.describe(code)))
+			return errors.New("cudaMemcpyAsync: " + e.b.rt.describe(code))
 		}
+		return nil
 	})
 }
 
+// memset queues the clearing of n bytes on the device.
 func (e *Engine) memset(p uintptr, n int) {
-	if e.failed != nil || n == 0 {
+	if n == 0 {
 		return
 	}
-	e.timed("memset", func() {
+	e.queue("memset", func() error {
 		if code := e.b.rt.memsetAsync(p, 0, uint64(n), 0); code != 0 {
-			e.fail(errors.New("cudaMemsetAsync: " + e.b.rt.describe(code)))
+			return errors.New("cudaMemsetAsync: " + e.b.rt.describe(code))
 		}
+		return nil
 	})
 }

@@ -92,16 +92,15 @@ func (e *Engine) RotaryForward(y, x []float32, width int, r layers.Rotation, inv
 // upload copies host floats into new device memory that lives as long as the engine.
 func (e *Engine) upload(x []float32) uintptr {
 	var p uintptr
-	if e.failed != nil {
-		return 0
-	}
-	if code := e.b.rt.malloc(&p, uint64(4*len(x))); code != 0 {
-		e.fail(fmt.Errorf("cudaMalloc: %s", e.b.rt.describe(code)))
-		return 0
-	}
-	if code := e.b.rt.copyToDevice(p, unsafe.Pointer(&x[0]), uint64(4*len(x)), cudaMemcpyHostToDev); code != 0 {
-		e.fail(fmt.Errorf("copy to device: %s", e.b.rt.describe(code)))
-	}
+	e.b.w.wait(func() {
+		if code := e.b.rt.malloc(&p, uint64(4*len(x))); code != 0 {
+			e.fail(fmt.Errorf("cudaMalloc: %s", e.b.rt.describe(code)))
+			return
+		}
+		if code := e.b.rt.copyToDevice(p, unsafe.Pointer(&x[0]), uint64(4*len(x)), cudaMemcpyHostToDev); code != 0 {
+			e.fail(fmt.Errorf("copy to device: %s", e.b.rt.describe(code)))
+		}
+	})
 	return p
 }
 
@@ -169,12 +168,16 @@ func (e *Engine) SumSquares(xs [][]float32) (float64, error) {
 		e.elementwise("sumSquares", len(x), x, len(x), e.sumResult)
 	}
 	var ss float64
-	if e.failed == nil {
+	e.b.w.wait(func() {
+		if e.err() != nil {
+			return
+		}
 		if code := e.b.rt.copyToHost(unsafe.Pointer(&ss), e.sumResult, 8, cudaMemcpyDevToHost); code != 0 {
 			e.fail(fmt.Errorf("copy to host: %s", e.b.rt.describe(code)))
 		}
-	}
-	return ss, e.sync()
+		e.sync()
+	})
+	return ss, e.err()
 }
 
 // NewtonSchulz implements optimizers.Device: the transpose of a tall matrix, the

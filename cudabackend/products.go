@@ -36,24 +36,17 @@ func (e *Engine) holds(x []float32) bool {
 
 // gemm queues a row-major product of device memory in the engine's precision.
 func (e *Engine) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintptr, lda int, dB uintptr, ldb int, beta float32, dC uintptr, ldc int) {
-	if e.failed != nil {
-		return
-	}
 	if e.b.prec == BF16 {
 		ra, ca := cpubackend.Stored(transA, m, k)
 		rb, cb := cpubackend.Stored(transB, k, n)
 		hA, hB := e.halves(scratchHalfA, dA, cpubackend.Span(ra, ca, lda)), e.halves(scratchHalfB, dB, cpubackend.Span(rb, cb, ldb))
-		e.timed("cublasGemmEx (bf16)", func() {
-			if err := e.b.gemmBF16(transA, transB, m, n, k, alpha, hA, lda, hB, ldb, beta, dC, ldc); err != nil {
-				e.fail(err)
-			}
+		e.queue("cublasGemmEx (bf16)", func() error {
+			return e.b.gemmBF16(transA, transB, m, n, k, alpha, hA, lda, hB, ldb, beta, dC, ldc)
 		})
 		return
 	}
-	e.timed("cublasSgemm", func() {
-		if err := e.b.gemm(transA, transB, m, n, k, alpha, dA, lda, dB, ldb, beta, dC, ldc); err != nil {
-			e.fail(err)
-		}
+	e.queue("cublasSgemm", func() error {
+		return e.b.gemm(transA, transB, m, n, k, alpha, dA, lda, dB, ldb, beta, dC, ldc)
 	})
 }
 
@@ -75,7 +68,7 @@ func (bt *batch) add(a, b, c uintptr) {
 // strides, as one cuBLAS call in the handle's math mode (bfloat16 engines multiply these in
 // float32). The pointer arrays go to the device once and are kept by content.
 func (e *Engine) batched(transA, transB bool, m, n, k int, alpha float32, lda, ldb int, beta float32, ldc int, bt batch) {
-	if e.failed != nil || len(bt.c) == 0 {
+	if len(bt.c) == 0 {
 		return
 	}
 	op := func(t bool) int32 {
@@ -85,15 +78,13 @@ func (e *Engine) batched(transA, transB bool, m, n, k int, alpha float32, lda, l
 		return cublasOpN
 	}
 	pa, pb, pc := e.pointerArray(bt.a), e.pointerArray(bt.b), e.pointerArray(bt.c)
-	if e.failed != nil {
-		return
-	}
 	// Row-major C is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, as in BLAS.gemm.
-	e.timed("cublasSgemmBatched (attention)", func() {
+	e.queue("cublasSgemmBatched (attention)", func() error {
 		if code := e.b.rt.sgemmBatched(e.b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, pb, int32(ldb),
 			pa, int32(lda), &beta, pc, int32(ldc), int32(len(bt.c))); code != 0 {
-			e.fail(fmt.Errorf("cublasSgemmBatched: status %d", code))
+			return fmt.Errorf("cublasSgemmBatched: status %d%s", code, e.b.rt.pending())
 		}
+		return nil
 	})
 }
 
@@ -104,14 +95,15 @@ func (e *Engine) pointerArray(ptrs []uintptr) uintptr {
 		return p
 	}
 	var p uintptr
-	if code := e.b.rt.malloc(&p, uint64(8*len(ptrs))); code != 0 {
-		e.fail(fmt.Errorf("cudaMalloc: %s", e.b.rt.describe(code)))
-		return 0
-	}
-	if code := e.b.rt.copyToDevice(p, unsafe.Pointer(&ptrs[0]), uint64(8*len(ptrs)), cudaMemcpyHostToDev); code != 0 {
-		e.fail(fmt.Errorf("copy to device: %s", e.b.rt.describe(code)))
-		return 0
-	}
+	e.b.w.wait(func() {
+		if code := e.b.rt.malloc(&p, uint64(8*len(ptrs))); code != 0 {
+			e.fail(fmt.Errorf("cudaMalloc: %s", e.b.rt.describe(code)))
+			return
+		}
+		if code := e.b.rt.copyToDevice(p, unsafe.Pointer(&ptrs[0]), uint64(8*len(ptrs)), cudaMemcpyHostToDev); code != 0 {
+			e.fail(fmt.Errorf("copy to device: %s", e.b.rt.describe(code)))
+		}
+	})
 	e.pointers[key] = p
 	return p
 }

@@ -21,34 +21,32 @@ type timing struct {
 
 // StartProfile implements cpubackend.Profiler.
 func (e *Engine) StartProfile() {
-	e.b.mu.Lock()
-	defer e.b.mu.Unlock()
-	e.prof = &profile{times: map[string]cpubackend.KernelTime{}}
+	e.b.w.wait(func() { e.prof = &profile{times: map[string]cpubackend.KernelTime{}} })
 }
 
 // StopProfile implements cpubackend.Profiler.
 func (e *Engine) StopProfile() (map[string]cpubackend.KernelTime, error) {
-	e.b.mu.Lock()
-	defer e.b.mu.Unlock()
-	err := e.sync()
-	p := e.prof
-	e.prof = nil
+	var p *profile
+	e.b.w.wait(func() {
+		e.sync()
+		p, e.prof = e.prof, nil
+	})
 	if p == nil {
-		return nil, err
+		return nil, e.err()
 	}
-	return p.times, err
+	return p.times, e.err()
 }
 
-// timed runs queue, which queues one call on the device, between two events when
-// profiling.
-func (e *Engine) timed(name string, queue func()) {
-	if e.prof == nil || e.failed != nil {
-		queue()
+// timed runs call, which queues one call on the device, between two events when
+// profiling; on the worker.
+func (e *Engine) timed(name string, call func()) {
+	if e.prof == nil {
+		call()
 		return
 	}
 	start, end := e.event(), e.event()
 	e.b.rt.recordEvent(start, 0)
-	queue()
+	call()
 	e.b.rt.recordEvent(end, 0)
 	e.prof.pending = append(e.prof.pending, timing{name, start, end})
 }

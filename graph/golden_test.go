@@ -21,13 +21,30 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// goldenTol bounds ‖got − want‖ / ‖want‖ for logits, losses, gradients, gradient norms and
-// Newton-Schulz outputs: float32 against nanochat's float64 reference
-// (shared/golden/README.md). Weights after optimizer steps get stepTol.
-const (
-	goldenTol = 1e-4
-	stepTol   = 1e-3
-)
+// tolerance bounds ‖got − want‖ / ‖want‖ against nanochat's float64 reference
+// (shared/golden/README.md): value for logits, losses, gradients, gradient norms and
+// Newton-Schulz outputs, step for the weights after each optimizer step and update for
+// what each step changed.
+type tolerance struct{ value, step, update float64 }
+
+// tolerances are float32's, and TF32's for GOCHAT_BLAS=cuda-tf32: its products round
+// their operands to 10-bit mantissas (relative error 2^-11 ≈ 4.9e-4 each). Measured on the
+// H100 machine with TF32: logits 5.2e-4, gradients 1.2e-3, Newton-Schulz 3.4e-3, weights
+// after two steps 1.4e-2 and their updates 0.10 (Adam divides by √v: small gradients'
+// rounding comes out at full step size). bfloat16 (cuda-bf16) is measured in
+// benchmarks/README.md and not held to a tolerance here.
+var tolerances = map[string]tolerance{
+	"":          {value: 1e-4, step: 1e-3, update: 1e-3},
+	"cuda-tf32": {value: 5e-3, step: 5e-2, update: 0.25},
+}
+
+// tol is the tolerance of the engine GOCHAT_BLAS chooses.
+func tol() tolerance {
+	if t, ok := tolerances[os.Getenv("GOCHAT_BLAS")]; ok {
+		return t
+	}
+	return tolerances[""]
+}
 
 // goldenCase is one folder of golden files.
 type goldenCase struct {
@@ -210,7 +227,7 @@ func TestGolden(t *testing.T) {
 			if err := infer.Run(ids, nil); err != nil {
 				t.Fatal(err)
 			}
-			c.check(t, "logits", infer.Output(), c.floats(t, "logits"), goldenTol)
+			c.check(t, "logits", infer.Output(), c.floats(t, "logits"), tol().value)
 
 			for _, r := range []struct {
 				red   layers.Reduction
@@ -222,7 +239,7 @@ func TestGolden(t *testing.T) {
 				if err := m.Run(ids, targets); err != nil {
 					t.Fatal(err)
 				}
-				c.check(t, r.check, []float32{float32(m.Loss())}, []float64{r.want}, goldenTol)
+				c.check(t, r.check, []float32{float32(m.Loss())}, []float64{r.want}, tol().value)
 				if r.red != layers.Mean {
 					continue
 				}
@@ -231,7 +248,7 @@ func TestGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, p := range c.meta.Config.Params() {
-					c.check(t, "grad."+p.Name, grads[p.Name], c.floats(t, "grad."+p.Name), goldenTol)
+					c.check(t, "grad."+p.Name, grads[p.Name], c.floats(t, "grad."+p.Name), tol().value)
 				}
 			}
 			c.checkSteps(t)
@@ -273,7 +290,7 @@ func (c *goldenCase) checkKV(t *testing.T, ids []int) {
 		if err != nil {
 			t.Fatalf("kv.safetensors %s: %v", p.name, err)
 		}
-		c.check(t, "kv."+p.name, got, want, goldenTol)
+		c.check(t, "kv."+p.name, got, want, tol().value)
 	}
 }
 
@@ -311,14 +328,14 @@ func (c *goldenCase) checkSteps(t *testing.T) {
 			t.Errorf("step %d: lr multiplier %v momentum %v, golden %v %v", k+1, res.LRMultiplier, res.Momentum, step.LRMultiplier, step.MuonMomentum)
 		}
 		name := fmt.Sprintf("step%d", k+1)
-		c.check(t, name+".grad_norm", []float32{float32(res.GradNorm)}, []float64{step.GradNorm}, goldenTol)
+		c.check(t, name+".grad_norm", []float32{float32(res.GradNorm)}, []float64{step.GradNorm}, tol().value)
 		// Every parameter after the step, and (stricter, since weights dwarf their updates)
 		// every update.
 		want := readWeights(t, filepath.Join(c.dir, name+".safetensors"))
 		got := m.Weights()
 		for _, p := range c.meta.Config.Params() {
-			c.check(t, name+"."+p.Name, got[p.Name], float64s(want[p.Name]), stepTol)
-			c.check(t, name+".update."+p.Name, diff(got[p.Name], before[p.Name]), float64s(diff(want[p.Name], before[p.Name])), stepTol)
+			c.check(t, name+"."+p.Name, got[p.Name], float64s(want[p.Name]), tol().step)
+			c.check(t, name+".update."+p.Name, diff(got[p.Name], before[p.Name]), float64s(diff(want[p.Name], before[p.Name])), tol().update)
 			before[p.Name] = append([]float32(nil), want[p.Name]...)
 		}
 	}
@@ -392,7 +409,7 @@ func checkNewtonSchulz(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			report(t, "muon", fmt.Sprintf("newton_schulz.%d(%dx%d)", i, in.Shape[0], in.Shape[1]), got, want, goldenTol)
+			report(t, "muon", fmt.Sprintf("newton_schulz.%d(%dx%d)", i, in.Shape[0], in.Shape[1]), got, want, tol().value)
 		}
 	}
 }
