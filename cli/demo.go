@@ -105,7 +105,7 @@ func runDemo(c *cli.Context) error {
 	}
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
-	res, err := trainBase(ctx, train.Run{Settings: s, Data: data, Tokenizer: tok, TokenizerDir: tokDir, Dir: dir,
+	res, err := trainBase(ctx, c, train.Run{Settings: s, Data: data, Tokenizer: tok, TokenizerDir: tokDir, Dir: dir,
 		Prompts: append(append([]string(nil), train.SamplePrompts...), goPrompts...)}, blas)
 	if err != nil {
 		return err

@@ -102,7 +102,7 @@ func runEvalBPB(c *cli.Context) error {
 	if steps < 1 {
 		return fmt.Errorf("--split-tokens %d is less than one batch of %d×%d tokens", c.Int("split-tokens"), B, T)
 	}
-	engine, err := trainingEngine(blas)
+	engine, err := trainingEngine(c, blas)
 	if err != nil {
 		return err
 	}

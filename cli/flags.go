@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 
 	"gochat/cpubackend"
@@ -26,7 +27,7 @@ var (
 func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
 	switch e := c.String(engineFlag.Name); e {
 	case "auto":
-		// An NVIDIA GPU in strict fp32 when there is one (1.2× the 16-core CPU at d4, 1.5× at
+		// An NVIDIA GPU in strict fp32 when there is one (14× the 16-core CPU at d4, 34× at
 		// d12: benchmarks/README.md); Metal is not chosen until it has run on a Mac.
 		if gpu, err := cpubackend.Select("cuda"); err == nil {
 			return gpu, nil
@@ -50,9 +51,18 @@ func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
 }
 
 // trainingEngine is the engine graphs and optimizers run on over blas: an accelerator's own,
-// which keeps the tensors in its memory, or the CPU engine.
-func trainingEngine(blas cpubackend.BLAS) (train.Engine, error) {
+// which keeps the tensors in its memory, or the CPU engine. With --engine auto, a GPU whose
+// engine cannot start (no NVRTC, say) leaves training to the CPU, with a notice.
+func trainingEngine(c *cli.Context, blas cpubackend.BLAS) (train.Engine, error) {
 	e, err := cpubackend.NewEngine(blas)
+	if err != nil && c.String(engineFlag.Name) == "auto" {
+		fmt.Fprintf(os.Stderr, "gochat: %s: %v; training on the CPU\n", blas.Name(), err)
+		cpu, cerr := cpubackend.Select(c.String(blasFlag.Name))
+		if cerr != nil {
+			return nil, cerr
+		}
+		return cpubackend.New(cpu), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", blas.Name(), err)
 	}

@@ -61,7 +61,7 @@ func runModel(c *cli.Context) error {
 		}
 		fresh = false
 	}
-	engine, err := trainingEngine(blas)
+	engine, err := trainingEngine(c, blas)
 	if err != nil {
 		return err
 	}

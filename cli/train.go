@@ -103,7 +103,7 @@ func runTrainBase(c *cli.Context) error {
 	}
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
-	res, err := trainBase(ctx, train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
+	res, err := trainBase(ctx, c, train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
 		Dir: runDir(c, s.Depth), Resume: c.Bool("resume")}, blas)
 	if err != nil {
 		return err
@@ -116,8 +116,8 @@ func runTrainBase(c *cli.Context) error {
 
 // trainBase completes r with the CPU engine, its measured peak and a progress display,
 // trains, and prints nanochat's closing summary.
-func trainBase(ctx context.Context, r train.Run, blas cpubackend.BLAS) (*train.Result, error) {
-	engine, err := trainingEngine(blas)
+func trainBase(ctx context.Context, c *cli.Context, r train.Run, blas cpubackend.BLAS) (*train.Result, error) {
+	engine, err := trainingEngine(c, blas)
 	if err != nil {
 		return nil, err
 	}

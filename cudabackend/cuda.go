@@ -64,6 +64,7 @@ type cudart struct {
 	copyAsync      func(uintptr, uintptr, uint64, int32, uintptr) int32
 	synchronize    func() int32
 	lastError      func() int32
+	memInfo        func(free, total *uint64) int32
 	createEvent    func(*uintptr) int32
 	recordEvent    func(uintptr, uintptr) int32
 	elapsed        func(*float32, uintptr, uintptr) int32
@@ -106,7 +107,7 @@ func loadRuntime() (*cudart, error) {
 		{rt, &r.getProperties, "cudaGetDeviceProperties"}, {rt, &r.malloc, "cudaMalloc"}, {rt, &r.free, "cudaFree"},
 		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.copyOnDevice, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
 		{rt, &r.getAttribute, "cudaDeviceGetAttribute"}, {rt, &r.mallocManaged, "cudaMallocManaged"}, {rt, &r.memsetAsync, "cudaMemsetAsync"},
-		{rt, &r.copyAsync, "cudaMemcpyAsync"}, {rt, &r.synchronize, "cudaDeviceSynchronize"}, {rt, &r.lastError, "cudaGetLastError"},
+		{rt, &r.copyAsync, "cudaMemcpyAsync"}, {rt, &r.synchronize, "cudaDeviceSynchronize"}, {rt, &r.lastError, "cudaGetLastError"}, {rt, &r.memInfo, "cudaMemGetInfo"},
 		{rt, &r.createEvent, "cudaEventCreate"}, {rt, &r.recordEvent, "cudaEventRecord"}, {rt, &r.elapsed, "cudaEventElapsedTime"},
 		{bl, &r.create, "cublasCreate_v2"}, {bl, &r.setMathMode, "cublasSetMathMode"}, {bl, &r.sgemm, "cublasSgemm_v2"},
 		{bl, &r.sgemmBatched, "cublasSgemmBatched"}, {bl, &r.gemmEx, "cublasGemmEx"},
