@@ -114,7 +114,7 @@ func productRate(e layers.Gemm, m, n, k int) float64 {
 
 // floats returns n zeroed floats in e's memory: a device's when e is one.
 func floats(e layers.Gemm, n int) []float32 {
-	if d, ok := e.(layers.Device); ok {
+	if d, ok := e.(layers.Memory); ok {
 		return d.Make(tensor.Float32, n).([]float32)
 	}
 	return make([]float32, n)
@@ -122,7 +122,7 @@ func floats(e layers.Gemm, n int) []float32 {
 
 // wait returns when e has done the work queued on it.
 func wait(e layers.Gemm) {
-	if d, ok := e.(layers.Device); ok {
+	if d, ok := e.(layers.Memory); ok {
 		d.Sync()
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"gochat/cpubackend"
+	"gochat/internal/arena"
 	"gochat/layers"
 
 	"gorgonia.org/tensor"
@@ -47,9 +48,8 @@ type Engine struct {
 	ctx                uintptr
 	functions          map[string]uintptr
 
-	chunks    []chunk                            // managed memory, handed out by Make
-	managed   uint64                             // bytes of managed memory taken
-	memory    uint64                             // bytes of memory on the GPU
+	memory    arena.Arena                        // managed memory, handed out by Make
+	gpuBytes  uint64                             // memory on the GPU
 	scratch   [8]buffer                          // device memory of the engine's own (see the scratch* indices)
 	pointers  map[string]uintptr                 // pointer arrays of batched products, by content
 	tables    map[*layers.RotaryTable][2]uintptr // rotary cos and sin tables on the device
@@ -72,12 +72,6 @@ const (
 	scratchHalfB
 )
 
-// chunk is one managed allocation that Make carves up.
-type chunk struct {
-	base       unsafe.Pointer
-	size, used uintptr
-}
-
 // Engine returns the engine over b's GPU, compiling its kernels on the first call: it needs
 // the CUDA driver (libcuda) and NVRTC besides libcudart and libcublas, and a GPU that lets
 // the host use managed memory while kernels run (concurrentManagedAccess: Linux, Pascal or
@@ -94,6 +88,7 @@ func (b *BLAS) Engine() (tensor.Engine, error) {
 	}
 	e := &Engine{Engine: cpubackend.New(b), b: b, drv: drv, functions: map[string]uintptr{},
 		pointers: map[string]uintptr{}, tables: map[*layers.RotaryTable][2]uintptr{}, sums: map[[2]uintptr]*tensor.Dense{}}
+	e.memory = arena.Arena{MinChunk: chunkBytes, Align: align, New: e.newChunk}
 	b.w.wait(func() { err = e.open() })
 	if err != nil {
 		return nil, err
@@ -140,7 +135,7 @@ func (e *Engine) open() error {
 		return fmt.Errorf("cudaMalloc: %s", b.rt.describe(code))
 	}
 	var free uint64
-	b.rt.memInfo(&free, &e.memory)
+	b.rt.memInfo(&free, &e.gpuBytes)
 	return nil
 }
 
@@ -172,7 +167,7 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	var p unsafe.Pointer
 	var err error
 	e.b.w.wait(func() {
-		if p, err = e.alloc(size); err != nil {
+		if p, err = e.memory.Alloc(size); err != nil {
 			return
 		}
 		if code := e.b.rt.memsetAsync(uintptr(p), 0, uint64(size), 0); code != 0 {
@@ -193,39 +188,20 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	panic(fmt.Sprintf("cudabackend: Make of %v", dt))
 }
 
-// alloc carves size bytes out of the managed chunks, taking a new chunk when none has room.
-func (e *Engine) alloc(size uintptr) (unsafe.Pointer, error) {
-	size = (size + align - 1) &^ (align - 1)
-	for i := range e.chunks {
-		if c := &e.chunks[i]; c.size-c.used >= size {
-			p := unsafe.Add(c.base, c.used)
-			c.used += size
-			return p, nil
-		}
+// newChunk takes managed memory from CUDA for the arena, on the worker.
+func (e *Engine) newChunk(size uintptr) (arena.Chunk, error) {
+	c := arena.Chunk{Size: size}
+	if code := e.b.rt.mallocManaged(&c.Base, uint64(size), cudaMemAttachGlobal); code != 0 {
+		return c, fmt.Errorf("cudaMallocManaged of %d MiB: %s", size>>20, e.b.rt.describe(code))
 	}
-	c := chunk{size: max(size, chunkBytes), used: size}
-	if code := e.b.rt.mallocManaged(&c.base, uint64(c.size), cudaMemAttachGlobal); code != 0 {
-		return nil, fmt.Errorf("cudaMallocManaged of %d MiB: %s", c.size>>20, e.b.rt.describe(code))
-	}
-	e.chunks = append(e.chunks, c)
 	// Managed memory may outgrow the GPU's: the driver then moves pages to and fro and a
 	// step runs tens of times slower (d12 at 32 rows of 2048 on an 80 GB H100: 4,060
 	// tok/s against 106,192 at 16). Say so once, when it happens.
-	if before := e.managed; e.managed+uint64(c.size) > e.memory*9/10 && before <= e.memory*9/10 {
-		fmt.Fprintf(os.Stderr, "gochat: cuda: the tensors need more than 90%% of the GPU's %.0f GiB; expect it to slow down many times: lower --device-batch-size (and raise the accumulation)\n", float64(e.memory)/(1<<30))
+	limit := uintptr(e.gpuBytes / 10 * 9)
+	if before := e.memory.Total(); before <= limit && before+size > limit {
+		fmt.Fprintf(os.Stderr, "gochat: cuda: the tensors need more than 90%% of the GPU's %.0f GiB; expect it to slow down many times: lower --device-batch-size (and raise the accumulation)\n", float64(e.gpuBytes)/(1<<30))
 	}
-	e.managed += uint64(c.size)
-	return c.base, nil
-}
-
-// owns reports whether n bytes from p lie in the engine's managed memory.
-func (e *Engine) owns(p, n uintptr) bool {
-	for _, c := range e.chunks {
-		if base := uintptr(c.base); p >= base && p+n <= base+c.size {
-			return true
-		}
-	}
-	return false
+	return c, nil
 }
 
 // ptr is the device address of x, which must be the engine's memory (nil for an empty x).
@@ -233,24 +209,22 @@ func (e *Engine) ptr(x []float32) uintptr {
 	if len(x) == 0 {
 		return 0
 	}
-	p := uintptr(unsafe.Pointer(&x[0]))
-	if !e.owns(p, uintptr(4*len(x))) {
+	if !arena.Holds(&e.memory, x) {
 		e.fail(fmt.Errorf("cuda: a tensor of %d floats is not in the engine's memory (make it with Make)", len(x)))
 		return 0
 	}
-	return p
+	return uintptr(unsafe.Pointer(&x[0]))
 }
 
 func (e *Engine) intPtr(x []int) uintptr {
 	if len(x) == 0 {
 		return 0
 	}
-	p := uintptr(unsafe.Pointer(&x[0]))
-	if !e.owns(p, uintptr(8*len(x))) {
+	if !arena.Holds(&e.memory, x) {
 		e.fail(fmt.Errorf("cuda: %d ids are not in the engine's memory (make them with Make)", len(x)))
 		return 0
 	}
-	return p
+	return uintptr(unsafe.Pointer(&x[0]))
 }
 
 // launch queues kernel name on grid blocks of block threads. Arguments are []float32 and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	"gochat/internal/arena"
 	"gochat/layers"
 
 	"gorgonia.org/tensor"
@@ -251,7 +252,7 @@ func (e *Engine) resident(t *tensor.Dense) bool {
 	}
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	return e.owns(t.Uintptr(), uintptr(t.MemSize()))
+	return arena.Holds(&e.memory, t.Float32s())
 }
 
 // Interface checks.

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"gochat/cpubackend"
+	"gochat/internal/arena"
 )
 
 // Sgemm implements layers.Gemm: a product of the engine's memory is queued on the GPU as
@@ -19,7 +20,8 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	rb, cb := cpubackend.Stored(transB, k, n)
 	spanA, spanB, spanC := cpubackend.Span(ra, ca, lda), cpubackend.Span(rb, cb, ldb), cpubackend.Span(m, n, ldc)
 	e.b.mu.Lock()
-	resident := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC && e.holds(a[:spanA]) && e.holds(bm[:spanB]) && e.holds(c[:spanC])
+	resident := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC &&
+		arena.Holds(&e.memory, a[:spanA]) && arena.Holds(&e.memory, bm[:spanB]) && arena.Holds(&e.memory, c[:spanC])
 	if resident {
 		e.gemm(transA, transB, m, n, k, alpha, e.ptr(a[:spanA]), lda, e.ptr(bm[:spanB]), ldb, beta, e.ptr(c[:spanC]), ldc)
 	}
@@ -27,11 +29,6 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	if !resident {
 		e.b.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 	}
-}
-
-// holds reports whether x lies in the engine's memory (an empty x does).
-func (e *Engine) holds(x []float32) bool {
-	return len(x) == 0 || e.owns(uintptr(unsafe.Pointer(&x[0])), uintptr(4*len(x)))
 }
 
 // gemm queues a row-major product of device memory in the engine's precision.

@@ -404,7 +404,7 @@ func checkNewtonSchulz(t *testing.T) {
 			want, _ := out.Float64s()
 			g, got := onEngine(engine, g), onEngine(engine, make([]float32, len(g)))
 			optimizers.NewtonSchulz(engine.(layers.Gemm), got, g, in.Shape[0], in.Shape[1], optimizers.NSSteps)
-			if d, ok := engine.(layers.Device); ok {
+			if d, ok := engine.(layers.Memory); ok {
 				if err := d.Sync(); err != nil {
 					t.Fatal(err)
 				}
@@ -416,7 +416,7 @@ func checkNewtonSchulz(t *testing.T) {
 
 // onEngine returns x, copied into the engine's memory when it is a device's.
 func onEngine(e tensor.Engine, x []float32) []float32 {
-	d, ok := e.(layers.Device)
+	d, ok := e.(layers.Memory)
 	if !ok {
 		return x
 	}

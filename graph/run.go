@@ -55,8 +55,8 @@ func (m *Model) Grads() (Weights, error) {
 
 // Run computes the graph on one batch: ids and targets hold Batch·SeqLen values, row-major
 // (targets are ignored by an inference graph and may be nil). Ids must lie in
-// [0, vocab_size); targets too, or be -1 to be ignored. On a layers.Device, Run returns
-// once the device has finished.
+// [0, vocab_size); targets too, or be -1 to be ignored. On a layers.Memory engine, Run
+// returns once its work has finished.
 func (m *Model) Run(ids, targets []int) error {
 	n := m.Batch * m.SeqLen
 	if len(ids) != n {
@@ -79,7 +79,7 @@ func (m *Model) Run(ids, targets []int) error {
 	if err := m.vm.RunAll(); err != nil {
 		return err
 	}
-	if d, ok := m.Engine.(layers.Device); ok {
+	if d, ok := m.Engine.(layers.Memory); ok {
 		return d.Sync()
 	}
 	return nil

@@ -4,22 +4,29 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Device is an engine that keeps tensors where its accelerator and the host both address
-// them (CUDA managed memory, Metal shared buffers) and runs the float32 kernels of the ops
-// there, so that a training step never copies activations or weights across a bus.
+// Memory is an engine whose tensors live in memory of its own: an accelerator's that the
+// host addresses too (CUDA managed memory, Metal shared buffers), so that its products, and
+// its kernels if it is a Device, use them where they are. Ops make their outputs, and graphs
+// their parameters and inputs, with Make (through NewTensor).
 //
-// Its kernels are queued in order and return at once: the host may read or write a
-// tensor's memory only after Sync, which also reports the first failure of the queued
-// work. graph.Model.Run and the optimizers' steps end with a Sync, so what they leave is
-// the host's to read. The slices a kernel gets must come from Make.
-type Device interface {
-	Gemm
-	Kernels
-	// Make returns n zeroed elements of dt (tensor.Float32 or tensor.Int) in the device's
-	// memory, as []float32 or []int. The memory lives as long as the device.
+// Work on that memory may be queued: the host may read or write a tensor only after Sync,
+// which also reports the first failure of the queued work. graph.Model.Run and the
+// optimizers' steps end with a Sync, so what they leave is the host's to read.
+type Memory interface {
+	// Make returns n zeroed elements of dt (tensor.Float32 or tensor.Int) in the engine's
+	// memory, as []float32 or []int. The memory lives as long as the engine.
 	Make(dt tensor.Dtype, n int) any
 	// Sync waits for the queued work and returns its first failure.
 	Sync() error
+}
+
+// Device is a Memory engine that also runs the float32 kernels of the ops on its
+// accelerator, so that a training step never copies activations or weights across a bus.
+// The slices its kernels get must come from Make.
+type Device interface {
+	Gemm
+	Memory
+	Kernels
 }
 
 // Kernels are the float32 kernels of the ops, as a device runs them. Each computes what the
@@ -54,10 +61,10 @@ func deviceOf(t *tensor.Dense) Device {
 	return nil
 }
 
-// NewTensor returns a zeroed tensor of dt and shape on eng: in the device's memory when eng
-// is a Device and dt a type it makes.
+// NewTensor returns a zeroed tensor of dt and shape on eng: in the engine's memory when eng
+// is a Memory and dt a type it makes.
 func NewTensor(eng tensor.Engine, dt tensor.Dtype, shape ...int) *tensor.Dense {
-	if d, ok := eng.(Device); ok && (dt == tensor.Float32 || dt == tensor.Int) {
+	if d, ok := eng.(Memory); ok && (dt == tensor.Float32 || dt == tensor.Int) {
 		n := tensor.Shape(shape).TotalSize()
 		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(d.Make(dt, n)), tensor.WithEngine(eng))
 	}

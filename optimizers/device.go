@@ -25,9 +25,9 @@ type Device interface {
 	SumSquares(xs [][]float32) (float64, error)
 }
 
-// zeros returns n zeroed floats: in e's memory when e is a layers.Device.
+// zeros returns n zeroed floats: in e's memory when e is a layers.Memory.
 func zeros(e any, n int) []float32 {
-	if d, ok := e.(layers.Device); ok {
+	if d, ok := e.(layers.Memory); ok {
 		return d.Make(tensor.Float32, n).([]float32)
 	}
 	return make([]float32, n)
