@@ -10,9 +10,11 @@ import (
 	"unsafe"
 
 	"gochat/cpubackend"
+	"gochat/internal/arena"
 
 	"github.com/ebitengine/purego"
 	"github.com/ebitengine/purego/objc"
+	"gorgonia.org/tensor"
 )
 
 var sel = objc.RegisterName
@@ -31,6 +33,7 @@ type BLAS struct {
 	staging objc.ID    // a shared buffer holding the three operands of a product
 	size    int        // its length in bytes
 	failed  error      // the first failure; after it every product runs on the CPU
+	engine  *Engine    // made by Engine on first use
 }
 
 // Load opens the system's default Metal device. Products below MinFLOPs, and every float64
@@ -100,14 +103,8 @@ func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
-// run stages the operands in the shared buffer, encodes one MPSMatrixMultiplication, waits
-// for it and copies C back.
+// run stages the operands in the shared buffer, multiplies there and copies C back.
 func (b *BLAS) run(p plan, alpha float32, a, bm []float32, beta float32, c []float32) error {
-	runtime.LockOSThread() // the autorelease pool belongs to this thread
-	defer runtime.UnlockOSThread()
-	pool := class("NSAutoreleasePool").Send(sel("new"))
-	defer pool.Send(sel("drain"))
-
 	if need := grow(b.size, p.Bytes, os.Getpagesize()); need != b.size {
 		if b.staging != 0 {
 			b.staging.Send(sel("release"))
@@ -124,13 +121,27 @@ func (b *BLAS) run(p plan, alpha float32, a, bm []float32, beta float32, c []flo
 	copy(view(p.A), a[:p.A.Elems])
 	copy(view(p.B), bm[:p.B.Elems])
 	copy(view(p.C), c[:p.C.Elems]) // beta·C, and the gaps between C's rows, which come back as they were
-	matrix := func(o operand) objc.ID {
+	if err := b.multiply(p, alpha, beta, [3]objc.ID{b.staging, b.staging, b.staging}); err != nil {
+		return err
+	}
+	copy(c[:p.C.Elems], view(p.C))
+	return nil
+}
+
+// multiply encodes one MPSMatrixMultiplication of p's operands, each in its buffer at its
+// offset, and waits for it.
+func (b *BLAS) multiply(p plan, alpha, beta float32, buffers [3]objc.ID) error {
+	runtime.LockOSThread() // the autorelease pool belongs to this thread
+	defer runtime.UnlockOSThread()
+	pool := class("NSAutoreleasePool").Send(sel("new"))
+	defer pool.Send(sel("drain"))
+
+	matrix := func(o operand, buffer objc.ID) objc.ID {
 		desc := class("MPSMatrixDescriptor").Send(sel("matrixDescriptorWithRows:columns:rowBytes:dataType:"),
 			uintptr(o.Rows), uintptr(o.Cols), uintptr(o.RowBytes), uintptr(MPSDataTypeFloat32))
-		m := class("MPSMatrix").Send(sel("alloc")).Send(sel("initWithBuffer:offset:descriptor:"), b.staging, uintptr(o.Offset), desc)
-		return m
+		return class("MPSMatrix").Send(sel("alloc")).Send(sel("initWithBuffer:offset:descriptor:"), buffer, uintptr(o.Offset), desc)
 	}
-	mA, mB, mC := matrix(p.A), matrix(p.B), matrix(p.C)
+	mA, mB, mC := matrix(p.A, buffers[0]), matrix(p.B, buffers[1]), matrix(p.C, buffers[2])
 	defer mA.Send(sel("release"))
 	defer mB.Send(sel("release"))
 	defer mC.Send(sel("release"))
@@ -148,8 +159,99 @@ func (b *BLAS) run(p plan, alpha float32, a, bm []float32, beta float32, c []flo
 	if status := objc.Send[uintptr](cb, sel("status")); status != 4 { // MTLCommandBufferStatusCompleted
 		return fmt.Errorf("the command buffer ended with status %d", status)
 	}
-	copy(c[:p.C.Elems], view(p.C))
 	return nil
+}
+
+// Engine is the CPU engine with its tensors in shared Metal buffers (layers.Memory): unified
+// memory lets the CPU kernels work on them as they are, and the large products go to MPS on
+// the same buffers, with nothing copied. Products of other memory go through the BLAS,
+// staged.
+type Engine struct {
+	*cpubackend.Engine
+	b      *BLAS
+	memory arena.Arena
+}
+
+// chunkBytes is the size of the shared buffers Make carves up (at least).
+const chunkBytes = 256 << 20
+
+// Engine returns the engine over b's device.
+func (b *BLAS) Engine() (tensor.Engine, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.engine == nil {
+		e := &Engine{Engine: cpubackend.New(b), b: b}
+		e.memory = arena.Arena{MinChunk: chunkBytes, Align: align, New: e.newBuffer}
+		b.engine = e
+	}
+	return b.engine, nil
+}
+
+// String names the engine.
+func (e *Engine) String() string { return "metal(" + e.b.name + ", shared memory)" }
+
+// newBuffer makes a shared MTLBuffer, whole pages long, for the arena.
+func (e *Engine) newBuffer(size uintptr) (arena.Chunk, error) {
+	page := uintptr(os.Getpagesize())
+	size = (size + page - 1) / page * page
+	buf := e.b.device.Send(sel("newBufferWithLength:options:"), size, uintptr(0)) // storage mode shared
+	if buf == 0 {
+		return arena.Chunk{}, fmt.Errorf("metal: cannot allocate a shared buffer of %d MiB", size>>20)
+	}
+	return arena.Chunk{Base: objc.Send[unsafe.Pointer](buf, sel("contents")), Size: size, Handle: uintptr(buf)}, nil
+}
+
+// Make implements layers.Memory: n zeroed float32s or ints in a shared buffer.
+func (e *Engine) Make(dt tensor.Dtype, n int) any {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	size := uintptr(max(n, 1)) * uintptr(dt.Size())
+	p, err := e.memory.Alloc(size)
+	if err != nil {
+		panic(err.Error()) // out of memory: nothing sensible to go on with
+	}
+	clear(unsafe.Slice((*byte)(p), size))
+	switch dt {
+	case tensor.Float32:
+		return unsafe.Slice((*float32)(p), n)
+	case tensor.Int:
+		return unsafe.Slice((*int)(p), n)
+	}
+	panic(fmt.Sprintf("metalbackend: Make of %v", dt))
+}
+
+// Sync implements layers.Memory: every product has finished when its call returns.
+func (e *Engine) Sync() error { return nil }
+
+// Sgemm implements layers.Gemm: a large product of the engine's memory multiplies where it
+// lies; any other goes through the BLAS (staged, or on the CPU).
+func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
+	p, err := planGemm(transA, transB, m, n, k, lda, ldb, ldc)
+	if err == nil && worth(m, n, k, e.b.min) && len(a) >= p.A.Elems && len(bm) >= p.B.Elems && len(c) >= p.C.Elems && e.inPlace(p, alpha, a, bm, beta, c) {
+		return
+	}
+	e.b.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}
+
+// inPlace multiplies p's operands in their shared buffers, and reports false when one of
+// them is not the engine's memory or the device has failed.
+func (e *Engine) inPlace(p plan, alpha float32, a, bm []float32, beta float32, c []float32) bool {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	var buffers [3]objc.ID
+	var offsets [3]int
+	for i, x := range [][]float32{a[:p.A.Elems], bm[:p.B.Elems], c[:p.C.Elems]} {
+		chunk, offset, ok := e.memory.Find(unsafe.Pointer(&x[0]), uintptr(4*len(x)))
+		if !ok || e.b.failed != nil {
+			return false
+		}
+		buffers[i], offsets[i] = objc.ID(chunk.Handle), int(offset)
+	}
+	if e.b.failed = e.b.multiply(p.placed(offsets), alpha, beta, buffers); e.b.failed != nil {
+		fmt.Fprintf(os.Stderr, "gochat: metal: %v; the products run on the CPU from now on\n", e.b.failed)
+		return false
+	}
+	return true
 }
 
 // init registers "metal" with cpubackend.Select.

@@ -73,6 +73,14 @@ func planGemm(transA, transB bool, m, n, k, lda, ldb, ldc int) (plan, error) {
 	return p, nil
 }
 
+// placed is p with its operands at the given byte offsets (A, B, C), each in a buffer of its
+// own: a product of tensors that already live in shared buffers.
+func (p plan) placed(offsets [3]int) plan {
+	p.A.Offset, p.B.Offset, p.C.Offset = offsets[0], offsets[1], offsets[2]
+	p.Bytes = 0
+	return p
+}
+
 // worth says whether a product is large enough for the GPU.
 func worth(m, n, k, min int) bool { return 2*m*n*k >= min }
 

@@ -52,3 +52,20 @@ func TestWorthAndGrow(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaced: a product of tensors already in shared buffers keeps its geometry and takes
+// each operand's own offset, with nothing to stage.
+func TestPlaced(t *testing.T) {
+	p, err := planGemm(true, false, 5, 7, 3, 9, 8, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := p.placed([3]int{1024, 4, 65536})
+	if q.A.Offset != 1024 || q.B.Offset != 4 || q.C.Offset != 65536 || q.Bytes != 0 {
+		t.Fatalf("offsets %d %d %d, staging %d", q.A.Offset, q.B.Offset, q.C.Offset, q.Bytes)
+	}
+	q.A.Offset, q.B.Offset, q.C.Offset, q.Bytes = p.A.Offset, p.B.Offset, p.C.Offset, p.Bytes
+	if q != p {
+		t.Fatalf("placing changed the geometry: %+v, want %+v", q, p)
+	}
+}
