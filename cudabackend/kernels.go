@@ -146,11 +146,11 @@ func (e *Engine) MuonMomentum(buf, g, upd []float32, mu float32) {
 	e.elementwise("muonMomentum", len(buf), buf, g[:len(buf)], upd[:len(buf)], len(buf), mu)
 }
 
-func (e *Engine) AdamW(p, g, m, v []float32, decay, beta1, beta2, step, invBC2, eps float32) {
+func (e *Engine) AdamW(p, g, m, v []float32, decay, lerp, beta2, step, invBC2, eps float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	n := len(p)
-	e.elementwise("adamW", n, p, g[:n], m[:n], v[:n], n, decay, beta1, beta2, step, invBC2, eps)
+	e.elementwise("adamW", n, p, g[:n], m[:n], v[:n], n, decay, lerp, beta2, step, invBC2, eps)
 }
 
 func (e *Engine) Axpy(y, x []float32, a float32) {

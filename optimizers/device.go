@@ -17,8 +17,9 @@ type Device interface {
 	// NewtonSchulz writes into out (rows×cols) what NewtonSchulz computes for g with the
 	// given coefficients; out may be g.
 	NewtonSchulz(out, g []float32, rows, cols, steps int, a, b, c float32)
-	// AdamW updates p, m and v for gradient g as AdamW.Step does, with the step's factors.
-	AdamW(p, g, m, v []float32, decay, beta1, beta2, step, invBC2, eps float32)
+	// AdamW updates p, m and v for gradient g as AdamW.Step does: m ← m + lerp·(g − m),
+	// v ← beta2·v + (1 − beta2)·g², p ← p·decay − step·m / (√v·invBC2 + eps).
+	AdamW(p, g, m, v []float32, decay, lerp, beta2, step, invBC2, eps float32)
 	// Axpy sets y ← y + a·x.
 	Axpy(y, x []float32, a float32)
 	// SumSquares waits for the queued work and returns Σx² over all of xs, in float64.

@@ -1,0 +1,180 @@
+// Package hostdevice is a layers.Device and optimizers.Device that runs on the host: its
+// memory is Go's and its kernels are the Go kernels of layers and optimizers. It lets the
+// tests of this machine, which has no GPU, check what an accelerator engine depends on: that
+// every op and every optimizer step hands its work to the device, and that the device paths
+// of the graph and the optimizers compute what the CPU paths do. It counts the calls of each
+// kernel.
+package hostdevice
+
+import (
+	"math"
+	"sync"
+
+	"gochat/cpubackend"
+	"gochat/layers"
+	"gochat/optimizers"
+
+	"gorgonia.org/tensor"
+)
+
+// Device is the CPU engine over a BLAS, with the device's interfaces.
+type Device struct {
+	*cpubackend.Engine
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+// New returns a device over blas.
+func New(blas cpubackend.BLAS) *Device {
+	return &Device{Engine: cpubackend.New(blas), calls: map[string]int{}}
+}
+
+// Calls returns how many times each kernel ran, and starts counting again.
+func (d *Device) Calls() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.calls
+	d.calls = map[string]int{}
+	return c
+}
+
+func (d *Device) count(kernel string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls[kernel]++
+}
+
+func (d *Device) Make(dt tensor.Dtype, n int) any {
+	if dt == tensor.Int {
+		return make([]int, n)
+	}
+	return make([]float32, n)
+}
+
+func (d *Device) Sync() error { return nil }
+
+func (d *Device) Zero(x []float32)             { d.count("Zero"); clear(x) }
+func (d *Device) Copy(dst, src []float32)      { d.count("Copy"); copy(dst, src) }
+func (d *Device) AddForward(y, a, b []float32) { d.count("AddForward"); layers.AddForward(y, a, b) }
+
+func (d *Device) Scale(x []float32, a float32) {
+	d.count("Scale")
+	for i := range x {
+		x[i] *= a
+	}
+}
+
+func (d *Device) EmbeddingForward(y, table []float32, ids []int, width int) {
+	d.count("EmbeddingForward")
+	if err := layers.EmbeddingForward(y, table, ids, width); err != nil {
+		panic(err) // the op checks the ids first
+	}
+}
+
+func (d *Device) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
+	d.count("EmbeddingBackward")
+	layers.EmbeddingBackward(dtable, dy, ids, width)
+}
+
+func (d *Device) RMSNormForward(y, x []float32, width, size, heads int) {
+	d.count("RMSNormForward")
+	layers.RMSNormForward(y, x, width, size, heads)
+}
+
+func (d *Device) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
+	d.count("RMSNormBackward")
+	layers.RMSNormBackward(dx, x, dy, width, size, heads)
+}
+
+func (d *Device) RotaryForward(y, x []float32, width int, r layers.Rotation, inverse bool) {
+	d.count("RotaryForward")
+	layers.RotaryForward(y, x, width, r, inverse)
+}
+
+func (d *Device) ReLU2Forward(y, x []float32) { d.count("ReLU2Forward"); layers.ReLU2Forward(y, x) }
+func (d *Device) ReLU2Backward(dx, y, dy []float32) {
+	d.count("ReLU2Backward")
+	layers.ReLU2Backward(dx, y, dy)
+}
+
+func (d *Device) SoftcapForward(y, x []float32, cap float32) {
+	d.count("SoftcapForward")
+	layers.SoftcapForward(y, x, cap)
+}
+
+func (d *Device) SoftcapBackward(dx, y, dy []float32, cap float32) {
+	d.count("SoftcapBackward")
+	layers.SoftcapBackward(dx, y, dy, cap)
+}
+
+func (d *Device) AttentionForward(s layers.AttnShape, qkv, y, lse []float32) {
+	d.count("AttentionForward")
+	q, k, v, out := views(s, qkv, y)
+	layers.AttentionForward[float32](d, s, q, k, v, out, lse, make([]float32, layers.AttnScratch(s)))
+}
+
+func (d *Device) AttentionBackward(s layers.AttnShape, qkv, y, dy, dqkv, lse []float32) {
+	d.count("AttentionBackward")
+	q, k, v, out := views(s, qkv, y)
+	dq, dk, dv, dout := views(s, dqkv, dy)
+	layers.AttentionBackward[float32](d, s, q, k, v, out, dout, dq, dk, dv, lse, make([]float32, layers.AttnScratch(s)))
+}
+
+// views splits a fused q|k|v layout and an output layout, as the Attention op does.
+func views(s layers.AttnShape, qkv, y []float32) (q, k, v, out layers.View[float32]) {
+	w := (s.Heads + 2*s.KVHeads) * s.HeadDim
+	q = layers.View[float32]{Data: qkv, Batch: s.Tq * w, Row: w}
+	k, v = q, q
+	k.Data = qkv[s.Heads*s.HeadDim:]
+	v.Data = qkv[(s.Heads+s.KVHeads)*s.HeadDim:]
+	out = layers.View[float32]{Data: y, Batch: s.Tq * s.Heads * s.HeadDim, Row: s.Heads * s.HeadDim}
+	return q, k, v, out
+}
+
+func (d *Device) CrossEntropyForward(losses, logits []float32, targets []int, vocab int, cap float32, grad, scale []float32) {
+	d.count("CrossEntropyForward")
+	if err := layers.CrossEntropyForward(losses, logits, targets, vocab, cap, grad, scale); err != nil {
+		panic(err) // the op checks the targets first
+	}
+}
+
+func (d *Device) MuonMomentum(buf, g, upd []float32, mu float32) {
+	d.count("MuonMomentum")
+	for i := range buf {
+		buf[i] += (1 - mu) * (g[i] - buf[i])
+		upd[i] = g[i] + mu*(buf[i]-g[i])
+	}
+}
+
+// NewtonSchulz runs the optimizers' CPU iteration, which takes its coefficients itself.
+func (d *Device) NewtonSchulz(out, g []float32, rows, cols, steps int, _, _, _ float32) {
+	d.count("NewtonSchulz")
+	optimizers.NewtonSchulz(d.Engine, out, g, rows, cols, steps)
+}
+
+func (d *Device) AdamW(p, g, m, v []float32, decay, lerp, beta2, step, invBC2, eps float32) {
+	d.count("AdamW")
+	for i := range p {
+		m[i] += lerp * (g[i] - m[i])
+		v[i] = beta2*v[i] + (1-beta2)*g[i]*g[i]
+		p[i] = p[i]*decay - step*m[i]/(float32(math.Sqrt(float64(v[i])))*invBC2+eps)
+	}
+}
+
+func (d *Device) Axpy(y, x []float32, a float32) {
+	d.count("Axpy")
+	for i := range y {
+		y[i] += a * x[i]
+	}
+}
+
+func (d *Device) SumSquares(xs [][]float32) (float64, error) {
+	d.count("SumSquares")
+	var ss float64
+	for _, x := range xs {
+		for _, v := range x {
+			ss += float64(v) * float64(v)
+		}
+	}
+	return ss, nil
+}
