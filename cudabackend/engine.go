@@ -290,10 +290,15 @@ func (e *Engine) elementwise(name string, n int, args ...any) {
 	e.launch(name, min((n+255)/256, 1<<16), 256, args...)
 }
 
-// Sync implements layers.Device.
+// Sync implements layers.Memory: it waits for the queued work and reports the first
+// failure since the last Sync. A failure of the device itself comes back with the next work.
 func (e *Engine) Sync() error {
 	e.b.w.wait(func() { e.sync() })
-	return e.err()
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
+	err := e.failed
+	e.failed = nil
+	return err
 }
 
 // sync waits for the device and resolves the profile's timings; on the worker.

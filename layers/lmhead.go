@@ -170,13 +170,14 @@ func (op *lmHeadOp) Do(in ...G.Value) (G.Value, error) {
 	if err := op.pass(x, w, targets, losses, scale); err != nil {
 		return nil, err
 	}
-	if op.reduction == PerToken {
-		return losses, nil
-	}
 	if d := deviceOf(losses); d != nil {
+		// The host reads the losses next: the sum below, or Gorgonia's of per-token losses.
 		if err := d.Sync(); err != nil {
 			return nil, err
 		}
+	}
+	if op.reduction == PerToken {
+		return losses, nil
 	}
 	total := sumFloats(losses) * op.unitScale(targets)
 	if dt == tensor.Float32 {
@@ -225,6 +226,13 @@ func (op *lmHeadGradOp) Do(in ...G.Value) (G.Value, error) {
 		g, err := dense("lm head loss gradient", in[3], x.Shape()[0])
 		if err != nil {
 			return nil, err
+		}
+		if deviceOf(x) != nil {
+			// Gorgonia makes the losses' gradient (its Sum's) on the host, in its memory:
+			// the device gets a copy in its own.
+			own := op.fwd.scale.get(x.Dtype(), x.Engine(), x.Shape()[0])
+			copy(floats[float32](own), floats[float32](g))
+			g = own
 		}
 		if err := op.fwd.pass(x, w, targets, op.fwd.losses.get(x.Dtype(), x.Engine(), x.Shape()[0]), g); err != nil {
 			return nil, err
