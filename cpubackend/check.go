@@ -34,3 +34,10 @@ func fits(r, c, ld, n int) bool {
 
 // Span is the number of elements a row-major r×c matrix with row stride ld covers.
 func Span(r, c, ld int) int { return (r-1)*ld + c }
+
+// Spans are the elements a product's A, B and C cover, stored as the flags and strides say.
+func Spans(transA, transB bool, m, n, k, lda, ldb, ldc int) (a, b, c int) {
+	ra, ca := Stored(transA, m, k)
+	rb, cb := Stored(transB, k, n)
+	return Span(ra, ca, lda), Span(rb, cb, ldb), Span(m, n, ldc)
+}

@@ -18,29 +18,35 @@ const attnScores = 1 << 28
 // batch row and head).
 type attnLayout struct {
 	s                 layers.AttnShape
-	qkv, y, dqkv, dy  uintptr
 	scores, grads     uintptr
 	w, hd, rep, b0, n int // row widths, heads per kv head, first batch row and rows in the chunk
 }
 
 const f32 = 4 // bytes of a float32
 
-func (l attnLayout) q(base uintptr, b, h int) uintptr {
-	return base + uintptr(f32*((l.b0+b)*l.s.Tq*l.w+h*l.s.HeadDim))
+// addr says where one matrix of a batched product lies, by batch row of the chunk and head.
+type addr func(b, h int) uintptr
+
+// q, k and v locate the heads of a fused q|k|v tensor at base (k and v by the query head
+// that reads them); out those of an output (or its gradient); score the score matrices.
+func (l attnLayout) q(base uintptr) addr {
+	return func(b, h int) uintptr { return base + uintptr(f32*((l.b0+b)*l.s.Tq*l.w+h*l.s.HeadDim)) }
 }
-func (l attnLayout) k(base uintptr, b, h int) uintptr { return l.q(base, b, l.s.Heads+h/l.rep) }
-func (l attnLayout) v(base uintptr, b, h int) uintptr {
-	return l.q(base, b, l.s.Heads+l.s.KVHeads+h/l.rep)
+func (l attnLayout) k(base uintptr) addr {
+	return func(b, h int) uintptr { return l.q(base)(b, l.s.Heads+h/l.rep) }
 }
-func (l attnLayout) out(base uintptr, b, h int) uintptr {
-	return base + uintptr(f32*((l.b0+b)*l.s.Tq*l.hd+h*l.s.HeadDim))
+func (l attnLayout) v(base uintptr) addr {
+	return func(b, h int) uintptr { return l.q(base)(b, l.s.Heads+l.s.KVHeads+h/l.rep) }
 }
-func (l attnLayout) score(base uintptr, b, h int) uintptr {
-	return base + uintptr(f32*((b*l.s.Heads+h)*l.s.Tq*l.s.Tq))
+func (l attnLayout) out(base uintptr) addr {
+	return func(b, h int) uintptr { return base + uintptr(f32*((l.b0+b)*l.s.Tq*l.hd+h*l.s.HeadDim)) }
+}
+func (l attnLayout) score(base uintptr) addr {
+	return func(b, h int) uintptr { return base + uintptr(f32*((b*l.s.Heads+h)*l.s.Tq*l.s.Tq)) }
 }
 
-// pairs builds a batch over every (batch row, head) of the chunk from three address makers.
-func (l attnLayout) pairs(a, b, c func(b, h int) uintptr) batch {
+// pairs builds a batch over every (batch row, head) of the chunk.
+func (l attnLayout) pairs(a, b, c addr) batch {
 	var bt batch
 	for i := 0; i < l.n; i++ {
 		for h := 0; h < l.s.Heads; h++ {
@@ -78,11 +84,7 @@ func (e *Engine) AttentionForward(s layers.AttnShape, qkv, y, lse []float32) {
 	scale := float32(1 / math.Sqrt(float64(D)))
 	pq, py, pl := e.ptr(qkv), e.ptr(y), e.ptr(lse)
 	e.attnChunks(s, false, func(l attnLayout) {
-		S := func(b, h int) uintptr { return l.score(l.scores, b, h) }
-		Q := func(b, h int) uintptr { return l.q(pq, b, h) }
-		K := func(b, h int) uintptr { return l.k(pq, b, h) }
-		V := func(b, h int) uintptr { return l.v(pq, b, h) }
-		Y := func(b, h int) uintptr { return l.out(py, b, h) }
+		Q, K, V, S, Y := l.q(pq), l.k(pq), l.v(pq), l.score(l.scores), l.out(py)
 		e.batched(false, true, T, T, D, scale, l.w, l.w, 0, T, l.pairs(Q, K, S))
 		e.launch("causalSoftmax", l.n*s.Heads*T, rowThreads, l.scores, pl+uintptr(f32*l.b0*s.Heads*T), T)
 		e.batched(false, false, T, D, T, 1, T, l.w, 0, l.hd, l.pairs(S, V, Y))
@@ -100,19 +102,12 @@ func (e *Engine) AttentionBackward(s layers.AttnShape, qkv, y, dy, dqkv, lse []f
 	scale := float32(1 / math.Sqrt(float64(D)))
 	pq, py, pdy, pd, pl := e.ptr(qkv), e.ptr(y), e.ptr(dy), e.ptr(dqkv), e.ptr(lse)
 	e.attnChunks(s, true, func(l attnLayout) {
-		S := func(b, h int) uintptr { return l.score(l.scores, b, h) }
-		dS := func(b, h int) uintptr { return l.score(l.grads, b, h) }
-		Q := func(b, h int) uintptr { return l.q(pq, b, h) }
-		K := func(b, h int) uintptr { return l.k(pq, b, h) }
-		V := func(b, h int) uintptr { return l.v(pq, b, h) }
-		dY := func(b, h int) uintptr { return l.out(pdy, b, h) }
-		dQ := func(b, h int) uintptr { return l.q(pd, b, h) }
-		dK := func(b, h int) uintptr { return l.k(pd, b, h) }
-		dV := func(b, h int) uintptr { return l.v(pd, b, h) }
+		Q, K, V, S, dS := l.q(pq), l.k(pq), l.v(pq), l.score(l.scores), l.score(l.grads)
+		dQ, dK, dV, dY := l.q(pd), l.k(pd), l.v(pd), l.out(pdy)
 		e.batched(false, true, T, T, D, scale, l.w, l.w, 0, T, l.pairs(Q, K, S))
 		e.launch("causalProbs", l.n*s.Heads*T, rowThreads, l.scores, pl+uintptr(f32*l.b0*s.Heads*T), T)
 		e.batched(false, true, T, T, D, 1, l.hd, l.w, 0, T, l.pairs(dY, V, dS))
-		e.launch("softmaxGrad", l.n*s.Heads*T, rowThreads, l.grads, l.scores, l.out(pdy, 0, 0), l.out(py, 0, 0), T, s.Heads, D)
+		e.launch("softmaxGrad", l.n*s.Heads*T, rowThreads, l.grads, l.scores, dY(0, 0), l.out(py)(0, 0), T, s.Heads, D)
 		e.batched(false, false, T, D, T, scale, T, l.w, 0, l.w, l.pairs(dS, K, dQ))
 		for r := 0; r < l.rep; r++ {
 			var dk, dv batch

@@ -253,9 +253,7 @@ func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	if m == 0 || n == 0 {
 		return
 	}
-	ra, ca := cpubackend.Stored(transA, m, k)
-	rb, cb := cpubackend.Stored(transB, k, n)
-	spanA, spanB, spanC := cpubackend.Span(ra, ca, lda), cpubackend.Span(rb, cb, ldb), cpubackend.Span(m, n, ldc)
+	spanA, spanB, spanC := cpubackend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
 	flops, moved := 2*float64(m)*float64(n)*float64(k), 4*float64(spanA+spanB+2*spanC)
 	if k == 0 || b.min > 0 && (flops < float64(b.min) || flops < MinIntensity*moved) {
 		b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)

@@ -204,24 +204,17 @@ func (e *Engine) newChunk(size uintptr) (arena.Chunk, error) {
 	return c, nil
 }
 
-// ptr is the device address of x, which must be the engine's memory (nil for an empty x).
-func (e *Engine) ptr(x []float32) uintptr {
-	if len(x) == 0 {
-		return 0
-	}
-	if !arena.Holds(&e.memory, x) {
-		e.fail(fmt.Errorf("cuda: a tensor of %d floats is not in the engine's memory (make it with Make)", len(x)))
-		return 0
-	}
-	return uintptr(unsafe.Pointer(&x[0]))
-}
+// ptr is the device address of x, which must be the engine's memory (0 for an empty x).
+func (e *Engine) ptr(x []float32) uintptr { return address(e, x, "a tensor of %d floats") }
 
-func (e *Engine) intPtr(x []int) uintptr {
+func (e *Engine) intPtr(x []int) uintptr { return address(e, x, "%d ids") }
+
+func address[T any](e *Engine, x []T, what string) uintptr {
 	if len(x) == 0 {
 		return 0
 	}
 	if !arena.Holds(&e.memory, x) {
-		e.fail(fmt.Errorf("cuda: %d ids are not in the engine's memory (make them with Make)", len(x)))
+		e.fail(fmt.Errorf("cuda: "+what+" is not in the engine's memory (make it with Make)", len(x)))
 		return 0
 	}
 	return uintptr(unsafe.Pointer(&x[0]))

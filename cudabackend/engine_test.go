@@ -220,25 +220,14 @@ func TestAttentionKernels(t *testing.T) {
 		wantY, wantLSE, wantD := make([]float32, len(y)), make([]float32, len(lse)), make([]float32, len(d))
 		scratch := make([]float32, layers.AttnScratch(s))
 		cpu := cpubackend.Gonum{}
-		q, k, v, out := views(s, qkv, wantY)
+		q, k, v, out := layers.AttnViews(s, qkv, wantY)
 		layers.AttentionForward(cpu, s, q, k, v, out, wantLSE, scratch)
-		dq, dk, dv, dyv := views(s, wantD, dy)
+		dq, dk, dv, dyv := layers.AttnViews(s, wantD, dy)
 		layers.AttentionBackward(cpu, s, q, k, v, out, dyv, dq, dk, dv, wantLSE, scratch)
 		same(t, e, "attention", y, wantY)
 		same(t, e, "log-sum-exps", lse, wantLSE)
 		same(t, e, "attention gradient", d, wantD)
 	}
-}
-
-// views splits a fused q|k|v layout and an output layout, as the Attention op does.
-func views(s layers.AttnShape, qkv, y []float32) (q, k, v, out layers.View[float32]) {
-	w := (s.Heads + 2*s.KVHeads) * s.HeadDim
-	q = layers.View[float32]{Data: qkv, Batch: s.Tq * w, Row: w}
-	k, v = q, q
-	k.Data = qkv[s.Heads*s.HeadDim:]
-	v.Data = qkv[(s.Heads+s.KVHeads)*s.HeadDim:]
-	out = layers.View[float32]{Data: y, Batch: s.Tq * s.Heads * s.HeadDim, Row: s.Heads * s.HeadDim}
-	return q, k, v, out
 }
 
 func TestProducts(t *testing.T) {

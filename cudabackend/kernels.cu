@@ -12,45 +12,38 @@ typedef long long i64;
 
 #define GRID_STRIDE(i, n) for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
 
-__device__ float warpSum(float v) {
-	for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+// Sum and Max combine two partial results of a reduction.
+struct Sum {
+	__device__ static float identity() { return 0.0f; }
+	__device__ static float apply(float a, float b) { return a + b; }
+};
+struct Max {
+	__device__ static float identity() { return NEG_INF; }
+	__device__ static float apply(float a, float b) { return fmaxf(a, b); }
+};
+
+template <typename Op> __device__ float warpReduce(float v) {
+	for (int o = 16; o > 0; o >>= 1) v = Op::apply(v, __shfl_xor_sync(0xffffffffu, v, o));
 	return v;
 }
 
-__device__ float warpMax(float v) {
-	for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-	return v;
-}
-
-// blockSum returns the sum of v over the block to every thread.
-__device__ float blockSum(float v) {
+// blockReduce returns the reduction of v over the block to every thread.
+template <typename Op> __device__ float blockReduce(float v) {
 	__shared__ float part[32];
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-	v = warpSum(v);
+	v = warpReduce<Op>(v);
 	__syncthreads();
 	if (lane == 0) part[warp] = v;
 	__syncthreads();
-	v = warpSum(threadIdx.x < warps ? part[threadIdx.x] : 0.0f);
+	v = warpReduce<Op>(threadIdx.x < warps ? part[threadIdx.x] : Op::identity());
 	__syncthreads();
 	if (threadIdx.x == 0) part[0] = v;
 	__syncthreads();
 	return part[0];
 }
 
-// blockMax returns the maximum of v over the block to every thread.
-__device__ float blockMax(float v) {
-	__shared__ float part[32];
-	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-	v = warpMax(v);
-	__syncthreads();
-	if (lane == 0) part[warp] = v;
-	__syncthreads();
-	v = warpMax(threadIdx.x < warps ? part[threadIdx.x] : NEG_INF);
-	__syncthreads();
-	if (threadIdx.x == 0) part[0] = v;
-	__syncthreads();
-	return part[0];
-}
+__device__ float blockSum(float v) { return blockReduce<Sum>(v); }
+__device__ float blockMax(float v) { return blockReduce<Max>(v); }
 
 extern "C" {
 

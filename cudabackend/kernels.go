@@ -80,7 +80,7 @@ func (e *Engine) RotaryForward(y, x []float32, width int, r layers.Rotation, inv
 	tables, ok := e.tables[r.Table]
 	if !ok {
 		cos, sin := r.Table.Float32()
-		tables = [2]uintptr{e.upload(cos), e.upload(sin)}
+		tables = [2]uintptr{e.upload(unsafe.Pointer(&cos[0]), 4*len(cos)), e.upload(unsafe.Pointer(&sin[0]), 4*len(sin))}
 		e.tables[r.Table] = tables
 	}
 	var sign float32 = 1
@@ -90,19 +90,20 @@ func (e *Engine) RotaryForward(y, x []float32, width int, r layers.Rotation, inv
 	e.launch("rotary", len(x)/width, rowThreads, y[:len(x)], x, width, r.SeqLen, r.Pos0, r.Heads, r.Table.HeadDim/2, tables[0], tables[1], sign)
 }
 
-// upload copies host floats into new device memory that lives as long as the engine.
-func (e *Engine) upload(x []float32) uintptr {
-	var p uintptr
+// upload copies n bytes of host memory at p into new device memory that lives as long as
+// the engine.
+func (e *Engine) upload(p unsafe.Pointer, n int) uintptr {
+	var d uintptr
 	e.b.w.wait(func() {
-		if code := e.b.rt.malloc(&p, uint64(4*len(x))); code != 0 {
+		if code := e.b.rt.malloc(&d, uint64(n)); code != 0 {
 			e.fail(fmt.Errorf("cudaMalloc: %s", e.b.rt.describe(code)))
 			return
 		}
-		if code := e.b.rt.copyToDevice(p, unsafe.Pointer(&x[0]), uint64(4*len(x)), cudaMemcpyHostToDev); code != 0 {
+		if code := e.b.rt.copyToDevice(d, p, uint64(n), cudaMemcpyHostToDev); code != 0 {
 			e.fail(fmt.Errorf("copy to device: %s", e.b.rt.describe(code)))
 		}
 	})
-	return p
+	return d
 }
 
 func (e *Engine) ReLU2Forward(y, x []float32) {

@@ -16,9 +16,7 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	if m == 0 || n == 0 {
 		return
 	}
-	ra, ca := cpubackend.Stored(transA, m, k)
-	rb, cb := cpubackend.Stored(transB, k, n)
-	spanA, spanB, spanC := cpubackend.Span(ra, ca, lda), cpubackend.Span(rb, cb, ldb), cpubackend.Span(m, n, ldc)
+	spanA, spanB, spanC := cpubackend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
 	e.b.mu.Lock()
 	resident := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC &&
 		arena.Holds(&e.memory, a[:spanA]) && arena.Holds(&e.memory, bm[:spanB]) && arena.Holds(&e.memory, c[:spanC])
@@ -34,9 +32,8 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 // gemm queues a row-major product of device memory in the engine's precision.
 func (e *Engine) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintptr, lda int, dB uintptr, ldb int, beta float32, dC uintptr, ldc int) {
 	if e.b.prec == BF16 {
-		ra, ca := cpubackend.Stored(transA, m, k)
-		rb, cb := cpubackend.Stored(transB, k, n)
-		hA, hB := e.halves(scratchHalfA, dA, cpubackend.Span(ra, ca, lda)), e.halves(scratchHalfB, dB, cpubackend.Span(rb, cb, ldb))
+		spanA, spanB, _ := cpubackend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
+		hA, hB := e.halves(scratchHalfA, dA, spanA), e.halves(scratchHalfB, dB, spanB)
 		e.queue("cublasGemmEx (bf16)", func() error {
 			return e.b.gemmBF16(transA, transB, m, n, k, alpha, hA, lda, hB, ldb, beta, dC, ldc)
 		})
@@ -91,16 +88,9 @@ func (e *Engine) pointerArray(ptrs []uintptr) uintptr {
 	if p, ok := e.pointers[key]; ok {
 		return p
 	}
-	var p uintptr
-	e.b.w.wait(func() {
-		if code := e.b.rt.malloc(&p, uint64(8*len(ptrs))); code != 0 {
-			e.fail(fmt.Errorf("cudaMalloc: %s", e.b.rt.describe(code)))
-			return
-		}
-		if code := e.b.rt.copyToDevice(p, unsafe.Pointer(&ptrs[0]), uint64(8*len(ptrs)), cudaMemcpyHostToDev); code != 0 {
-			e.fail(fmt.Errorf("copy to device: %s", e.b.rt.describe(code)))
-		}
-	})
-	e.pointers[key] = p
+	p := e.upload(unsafe.Pointer(&ptrs[0]), 8*len(ptrs))
+	if p != 0 {
+		e.pointers[key] = p
+	}
 	return p
 }

@@ -198,8 +198,9 @@ type attentionOp struct {
 	out, lse, scratch buffer
 }
 
-// views splits a fused q|k|v row layout, and the per-head layout of y, into Views.
-func attnViews[T Float](s AttnShape, qkv []T, y []T) (q, k, v, out View[T]) {
+// AttnViews splits a fused q|k|v row layout (the Attention op's input), and the per-head
+// layout of its output y, into Views.
+func AttnViews[T Float](s AttnShape, qkv []T, y []T) (q, k, v, out View[T]) {
 	w := (s.Heads + 2*s.KVHeads) * s.HeadDim
 	q = View[T]{Data: qkv, Batch: s.Tq * w, Row: w}
 	k, v = q, q
@@ -239,7 +240,7 @@ func (op *attentionOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 func attentionDo[T Float](e Gemm, s AttnShape, qkv, y, lse, scratch *tensor.Dense) {
-	q, k, v, out := attnViews(s, floats[T](qkv), floats[T](y))
+	q, k, v, out := AttnViews(s, floats[T](qkv), floats[T](y))
 	AttentionForward(e, s, q, k, v, out, floats[T](lse), floats[T](scratch))
 }
 
@@ -300,7 +301,7 @@ func (op *attentionGradOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 func attentionGradDo[T Float](e Gemm, s AttnShape, qkv, y, dy, d, lse, scratch *tensor.Dense) {
-	q, k, v, yv := attnViews(s, floats[T](qkv), floats[T](y))
-	dq, dk, dv, dyv := attnViews(s, floats[T](d), floats[T](dy))
+	q, k, v, yv := AttnViews(s, floats[T](qkv), floats[T](y))
+	dq, dk, dv, dyv := AttnViews(s, floats[T](d), floats[T](dy))
 	AttentionBackward(e, s, q, k, v, yv, dyv, dq, dk, dv, floats[T](lse), floats[T](scratch))
 }

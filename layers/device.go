@@ -31,7 +31,7 @@ type Device interface {
 
 // Kernels are the float32 kernels of the ops, as a device runs them. Each computes what the
 // generic kernel of the same name does; the attention and cross-entropy kernels take whole
-// fused layouts (see attnViews) instead of Views, and need no scratch from the caller.
+// fused layouts (see AttnViews) instead of Views, and need no scratch from the caller.
 type Kernels interface {
 	Zero(x []float32)
 	Copy(dst, src []float32)

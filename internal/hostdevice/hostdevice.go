@@ -109,26 +109,15 @@ func (d *Device) SoftcapBackward(dx, y, dy []float32, cap float32) {
 
 func (d *Device) AttentionForward(s layers.AttnShape, qkv, y, lse []float32) {
 	d.count("AttentionForward")
-	q, k, v, out := views(s, qkv, y)
+	q, k, v, out := layers.AttnViews(s, qkv, y)
 	layers.AttentionForward[float32](d, s, q, k, v, out, lse, make([]float32, layers.AttnScratch(s)))
 }
 
 func (d *Device) AttentionBackward(s layers.AttnShape, qkv, y, dy, dqkv, lse []float32) {
 	d.count("AttentionBackward")
-	q, k, v, out := views(s, qkv, y)
-	dq, dk, dv, dout := views(s, dqkv, dy)
+	q, k, v, out := layers.AttnViews(s, qkv, y)
+	dq, dk, dv, dout := layers.AttnViews(s, dqkv, dy)
 	layers.AttentionBackward[float32](d, s, q, k, v, out, dout, dq, dk, dv, lse, make([]float32, layers.AttnScratch(s)))
-}
-
-// views splits a fused q|k|v layout and an output layout, as the Attention op does.
-func views(s layers.AttnShape, qkv, y []float32) (q, k, v, out layers.View[float32]) {
-	w := (s.Heads + 2*s.KVHeads) * s.HeadDim
-	q = layers.View[float32]{Data: qkv, Batch: s.Tq * w, Row: w}
-	k, v = q, q
-	k.Data = qkv[s.Heads*s.HeadDim:]
-	v.Data = qkv[(s.Heads+s.KVHeads)*s.HeadDim:]
-	out = layers.View[float32]{Data: y, Batch: s.Tq * s.Heads * s.HeadDim, Row: s.Heads * s.HeadDim}
-	return q, k, v, out
 }
 
 func (d *Device) CrossEntropyForward(losses, logits []float32, targets []int, vocab int, cap float32, grad, scale []float32) {
