@@ -103,7 +103,7 @@ func (m *Muon) take(rows, cols int) *nsWork {
 		m.free[key] = ws[:len(ws)-1]
 		return ws[len(ws)-1]
 	}
-	return newNSWork(key[0], key[1])
+	return newNSWork(m.engine, key[0], key[1])
 }
 
 func (m *Muon) put(w *nsWork) {

@@ -19,15 +19,16 @@ const (
 )
 
 // nsWork holds the matrices of one Newton-Schulz shape (r ≤ c), reused across steps, and
-// the Muon update being orthogonalised.
+// the Muon update being orthogonalised; in the engine's memory when it has one (Metal's
+// products then run on them in place).
 type nsWork struct {
 	shape              [2]int
 	x, next, a, b, upd []float32
 }
 
-func newNSWork(r, c int) *nsWork {
-	return &nsWork{shape: [2]int{r, c}, x: make([]float32, r*c), next: make([]float32, r*c),
-		a: make([]float32, r*r), b: make([]float32, r*r), upd: make([]float32, r*c)}
+func newNSWork(e layers.Gemm, r, c int) *nsWork {
+	return &nsWork{shape: [2]int{r, c}, x: zeros(e, r*c), next: zeros(e, r*c),
+		a: zeros(e, r*r), b: zeros(e, r*r), upd: zeros(e, r*c)}
 }
 
 // NewtonSchulz writes into out (rows×cols, row-major) the approximate orthogonalisation of
@@ -51,7 +52,7 @@ func newtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int, w *nsW
 		r, c = cols, rows
 	}
 	if w == nil {
-		w = newNSWork(r, c)
+		w = newNSWork(e, r, c)
 	}
 	x := w.x
 	if tall {
