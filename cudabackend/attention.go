@@ -85,9 +85,9 @@ func (e *Engine) AttentionForward(s layers.AttnShape, qkv, y, lse []float32) {
 	pq, py, pl := e.ptr(qkv), e.ptr(y), e.ptr(lse)
 	e.attnChunks(s, false, func(l attnLayout) {
 		Q, K, V, S, Y := l.q(pq), l.k(pq), l.v(pq), l.score(l.scores), l.out(py)
-		e.batched(false, true, T, T, D, scale, l.w, l.w, 0, T, l.pairs(Q, K, S))
+		e.batched("attention", false, true, T, T, D, scale, l.w, l.w, 0, T, l.pairs(Q, K, S))
 		e.launch("causalSoftmax", l.n*s.Heads*T, rowThreads, l.scores, pl+uintptr(f32*l.b0*s.Heads*T), T)
-		e.batched(false, false, T, D, T, 1, T, l.w, 0, l.hd, l.pairs(S, V, Y))
+		e.batched("attention", false, false, T, D, T, 1, T, l.w, 0, l.hd, l.pairs(S, V, Y))
 	})
 }
 
@@ -104,11 +104,11 @@ func (e *Engine) AttentionBackward(s layers.AttnShape, qkv, y, dy, dqkv, lse []f
 	e.attnChunks(s, true, func(l attnLayout) {
 		Q, K, V, S, dS := l.q(pq), l.k(pq), l.v(pq), l.score(l.scores), l.score(l.grads)
 		dQ, dK, dV, dY := l.q(pd), l.k(pd), l.v(pd), l.out(pdy)
-		e.batched(false, true, T, T, D, scale, l.w, l.w, 0, T, l.pairs(Q, K, S))
+		e.batched("attention", false, true, T, T, D, scale, l.w, l.w, 0, T, l.pairs(Q, K, S))
 		e.launch("causalProbs", l.n*s.Heads*T, rowThreads, l.scores, pl+uintptr(f32*l.b0*s.Heads*T), T)
-		e.batched(false, true, T, T, D, 1, l.hd, l.w, 0, T, l.pairs(dY, V, dS))
+		e.batched("attention", false, true, T, T, D, 1, l.hd, l.w, 0, T, l.pairs(dY, V, dS))
 		e.launch("softmaxGrad", l.n*s.Heads*T, rowThreads, l.grads, l.scores, dY(0, 0), l.out(py)(0, 0), T, s.Heads, D)
-		e.batched(false, false, T, D, T, scale, T, l.w, 0, l.w, l.pairs(dS, K, dQ))
+		e.batched("attention", false, false, T, D, T, scale, T, l.w, 0, l.w, l.pairs(dS, K, dQ))
 		for r := 0; r < l.rep; r++ {
 			var dk, dv batch
 			for b := 0; b < l.n; b++ {
@@ -119,8 +119,8 @@ func (e *Engine) AttentionBackward(s layers.AttnShape, qkv, y, dy, dqkv, lse []f
 				}
 			}
 			beta := float32(min(r, 1))
-			e.batched(true, false, T, D, T, scale, T, l.w, beta, l.w, dk)
-			e.batched(true, false, T, D, T, 1, T, l.hd, beta, l.w, dv)
+			e.batched("attention", true, false, T, D, T, scale, T, l.w, beta, l.w, dk)
+			e.batched("attention", true, false, T, D, T, 1, T, l.hd, beta, l.w, dv)
 		}
 	})
 }

@@ -27,6 +27,7 @@ const (
 	cudaDevAttrComputeMinor         = 76
 	cudaDevAttrConcurrentManagedUse = 89
 	chunkBytes                      = 256 << 20 // managed memory is taken from CUDA in chunks of at least this
+	sums                            = 256       // matrices Newton-Schulz normalises at once
 	align                           = 256
 )
 
@@ -131,7 +132,7 @@ func (e *Engine) open() error {
 		}
 		e.functions[name] = f
 	}
-	if code := b.rt.malloc(&e.sumResult, 8); code != 0 {
+	if code := b.rt.malloc(&e.sumResult, 8*sums); code != 0 {
 		return fmt.Errorf("cudaMalloc: %s", b.rt.describe(code))
 	}
 	var free uint64
@@ -223,12 +224,13 @@ func address[T any](e *Engine, x []T, what string) uintptr {
 // launch queues kernel name on grid blocks of block threads. Arguments are []float32 and
 // []int (the engine's memory), uintptr (device addresses), int (as long long) and float32.
 func (e *Engine) launch(name string, grid, block int, args ...any) {
-	e.launchAs(name, name, grid, block, args...)
+	e.launchAs(name, name, [2]int{grid, 1}, block, args...)
 }
 
-// launchAs is launch with the work profiled under label.
-func (e *Engine) launchAs(label, name string, grid, block int, args ...any) {
-	if grid == 0 {
+// launchAs is launch with the work profiled under label, on a grid of grid[0]×grid[1]
+// blocks.
+func (e *Engine) launchAs(label, name string, grid [2]int, block int, args ...any) {
+	if grid[0] == 0 || grid[1] == 0 {
 		return
 	}
 	values := make([]uint64, len(args))
@@ -254,7 +256,7 @@ func (e *Engine) launchAs(label, name string, grid, block int, args ...any) {
 			params[i] = unsafe.Pointer(&values[i])
 		}
 		e.drv.setCurrent(e.ctx)
-		code := e.drv.launch(e.functions[name], uint32(grid), 1, 1, uint32(block), 1, 1, 0, 0, &params[0], 0)
+		code := e.drv.launch(e.functions[name], uint32(grid[0]), uint32(grid[1]), 1, uint32(block), 1, 1, 0, 0, &params[0], 0)
 		runtime.KeepAlive(values)
 		if code != 0 {
 			return fmt.Errorf("launching %s: CUDA error %d", name, code)
@@ -280,8 +282,11 @@ func (e *Engine) queue(label string, call func() error) {
 
 // elementwise launches an elementwise kernel over n elements.
 func (e *Engine) elementwise(name string, n int, args ...any) {
-	e.launch(name, min((n+255)/256, 1<<16), 256, args...)
+	e.launch(name, elementwiseBlocks(n), 256, args...)
 }
+
+// elementwiseBlocks is the grid of an elementwise kernel over n elements.
+func elementwiseBlocks(n int) int { return min((n+255)/256, 1<<16) }
 
 // Sync implements layers.Memory: it waits for the queued work and reports the first
 // failure since the last Sync. A failure of the device itself comes back with the next work.

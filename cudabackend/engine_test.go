@@ -259,15 +259,29 @@ func TestProducts(t *testing.T) {
 	}
 }
 
+// TestNewtonSchulzOnTheDevice: one matrix, and three of a shape at once (in place, as Muon
+// runs them), wide and tall, against the CPU's iteration.
 func TestNewtonSchulzOnTheDevice(t *testing.T) {
 	e := engine(t)
 	r := rand.New(rand.NewPCG(11, 12))
+	cpu := cpubackend.New(cpubackend.Gonum{})
 	for _, shape := range [][2]int{{48, 80}, {80, 48}} {
 		g := random(e, r, shape[0]*shape[1], 1)
 		got, want := e.Make(tensor.Float32, len(g)).([]float32), make([]float32, len(g))
 		optimizers.NewtonSchulz(e, got, g, shape[0], shape[1], optimizers.NSSteps)
-		optimizers.NewtonSchulz(cpubackend.New(cpubackend.Gonum{}), want, g, shape[0], shape[1], optimizers.NSSteps)
+		optimizers.NewtonSchulz(cpu, want, g, shape[0], shape[1], optimizers.NSSteps)
 		within(t, e, "newton-schulz", got, want, 1e-4) // five steps amplify rounding: golden's tolerance
+		var gs, wants [][]float32
+		for range 3 {
+			g := random(e, r, shape[0]*shape[1], 1)
+			want := make([]float32, len(g))
+			optimizers.NewtonSchulz(cpu, want, g, shape[0], shape[1], optimizers.NSSteps)
+			gs, wants = append(gs, g), append(wants, want)
+		}
+		e.NewtonSchulz(gs, gs, shape[0], shape[1], optimizers.NSSteps, 3.4445, -4.7750, 2.0315) // optimizers' coefficients
+		for i := range gs {
+			within(t, e, "newton-schulz batch", gs[i], wants[i], 1e-4)
+		}
 	}
 }
 

@@ -236,9 +236,12 @@ __global__ void adamW(float* p, const float* g, float* m, float* v, i64 n, float
 	}
 }
 
-// sumSquares adds Σx² (in double) into *out.
+// sumSquares adds Σx² (in double) into *out; with a grid of several rows (blockIdx.y),
+// matrix y of n values after x into out[y].
 __global__ void sumSquares(const float* x, i64 n, double* out) {
 	__shared__ double part[32];
+	x += blockIdx.y * n;
+	out += blockIdx.y;
 	double s = 0.0;
 	GRID_STRIDE(i, n) s += (double)x[i] * (double)x[i];
 	for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
@@ -252,9 +255,11 @@ __global__ void sumSquares(const float* x, i64 n, double* out) {
 	}
 }
 
-// normalise scales x by 1/(√ss + 1e-7), ss a sum of squares sumSquares left.
+// normalise scales x by 1/(√ss + 1e-7), ss a sum of squares sumSquares left; matrix by
+// matrix as sumSquares.
 __global__ void normalise(float* x, i64 n, const double* ss) {
-	float inv = (float)(1.0 / (sqrt(*ss) + 1e-7));
+	x += blockIdx.y * n;
+	float inv = (float)(1.0 / (sqrt(ss[blockIdx.y]) + 1e-7));
 	GRID_STRIDE(i, n) x[i] *= inv;
 }
 

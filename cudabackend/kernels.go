@@ -60,13 +60,13 @@ func (e *Engine) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
 func (e *Engine) RMSNormForward(y, x []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	e.launchAs(normLabel("rmsNormForward", size, heads), "rmsNormForward", len(x)/width, rowThreads, y[:len(x)], x, width, size, heads, float32(layers.NormEps))
+	e.launchAs(normLabel("rmsNormForward", size, heads), "rmsNormForward", [2]int{len(x) / width, 1}, rowThreads, y[:len(x)], x, width, size, heads, float32(layers.NormEps))
 }
 
 func (e *Engine) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	e.launchAs(normLabel("rmsNormBackward", size, heads), "rmsNormBackward", len(x)/width, rowThreads, dx[:len(x)], x, dy[:len(x)], width, size, heads, float32(layers.NormEps))
+	e.launchAs(normLabel("rmsNormBackward", size, heads), "rmsNormBackward", [2]int{len(x) / width, 1}, rowThreads, dx[:len(x)], x, dy[:len(x)], width, size, heads, float32(layers.NormEps))
 }
 
 // normLabel tells the residual stream's norms from the QK norms in a profile.
@@ -182,39 +182,64 @@ func (e *Engine) SumSquares(xs [][]float32) (float64, error) {
 	return ss, e.err()
 }
 
-// NewtonSchulz implements optimizers.Device: the transpose of a tall matrix, the
-// normalisation and every step run on the device, X, X', A and B in scratch memory.
-func (e *Engine) NewtonSchulz(out, g []float32, rows, cols, steps int, ca, cb, cc float32) {
+// NewtonSchulz implements optimizers.Device: the matrices go, transposed when tall, into
+// consecutive scratch X; their norms and every step run for all of them at once (batched
+// products over the matrices, X' and B copied whole), and the results come back.
+func (e *Engine) NewtonSchulz(out, g [][]float32, rows, cols, steps int, ca, cb, cc float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	r, c := rows, cols
+	for i0 := 0; i0 < len(g); i0 += sums {
+		i1 := min(i0+sums, len(g))
+		e.newtonSchulz(out[i0:i1], g[i0:i1], rows, cols, steps, ca, cb, cc)
+	}
+}
+
+func (e *Engine) newtonSchulz(out, g [][]float32, rows, cols, steps int, ca, cb, cc float32) {
+	r, c, count := rows, cols, len(g)
 	if rows > cols {
 		r, c = cols, rows
 	}
-	n := r * c
-	dX, dN := e.reserve(scratchX, uint64(4*n)), e.reserve(scratchNext, uint64(4*n))
-	dA, dB := e.reserve(scratchA, uint64(4*r*r)), e.reserve(scratchB, uint64(4*r*r))
-	if rows > cols {
-		e.elementwise("transpose", n, dX, g[:n], rows, cols)
-	} else {
-		e.copyBytes(dX, e.ptr(g[:n]), 4*n)
+	n, nn := r*c, r*r
+	dX, dN := e.reserve(scratchX, uint64(f32*count*n)), e.reserve(scratchNext, uint64(f32*count*n))
+	dA, dB := e.reserve(scratchA, uint64(f32*count*nn)), e.reserve(scratchB, uint64(f32*count*nn))
+	at := func(base uintptr, i, size int) uintptr { return base + uintptr(f32*i*size) }
+	for i := range g {
+		if rows > cols {
+			e.elementwise("transpose", n, at(dX, i, n), g[i][:n], rows, cols)
+		} else {
+			e.copyBytes(at(dX, i, n), e.ptr(g[i][:n]), f32*n)
+		}
 	}
-	e.memset(e.sumResult, 8)
-	e.elementwise("sumSquares", n, dX, n, e.sumResult)
-	e.elementwise("normalise", n, dX, n, e.sumResult)
+	e.memset(e.sumResult, 8*count)
+	e.launch2("sumSquares", n, count, dX, n, e.sumResult)
+	e.launch2("normalise", n, count, dX, n, e.sumResult)
+	each := func(x, y, z uintptr, sx, sy, sz int) batch {
+		var bt batch
+		for i := range count {
+			bt.add(at(x, i, sx), at(y, i, sy), at(z, i, sz))
+		}
+		return bt
+	}
 	for range steps {
-		e.gemm(false, true, r, r, c, 1, dX, c, dX, c, 0, dA, r)    // A = X·Xᵀ
-		e.copyBytes(dB, dA, 4*r*r)                                 // B = A
-		e.gemm(false, false, r, r, r, cc, dA, r, dA, r, cb, dB, r) // B = cA·A + bB
-		e.copyBytes(dN, dX, 4*n)                                   // X' = X
-		e.gemm(false, false, r, c, r, 1, dB, r, dX, c, ca, dN, c)  // X' = B·X + aX'
+		e.batched("Newton-Schulz", false, true, r, r, c, 1, c, c, 0, r, each(dX, dX, dA, n, n, nn))      // A = X·Xᵀ
+		e.copyBytes(dB, dA, f32*count*nn)                                                                // B = A
+		e.batched("Newton-Schulz", false, false, r, r, r, cc, r, r, cb, r, each(dA, dA, dB, nn, nn, nn)) // B = cA·A + bB
+		e.copyBytes(dN, dX, f32*count*n)                                                                 // X' = X
+		e.batched("Newton-Schulz", false, false, r, c, r, 1, r, c, ca, c, each(dB, dX, dN, nn, n, n))    // X' = B·X + aX'
 		dX, dN = dN, dX
 	}
-	if rows > cols {
-		e.elementwise("transpose", n, out[:n], dX, r, c)
-	} else {
-		e.copyBytes(e.ptr(out[:n]), dX, 4*n)
+	for i := range out {
+		if rows > cols {
+			e.elementwise("transpose", n, out[i][:n], at(dX, i, n), r, c)
+		} else {
+			e.copyBytes(e.ptr(out[i][:n]), at(dX, i, n), f32*n)
+		}
 	}
+}
+
+// launch2 launches an elementwise kernel over count matrices of n elements each.
+func (e *Engine) launch2(name string, n, count int, args ...any) {
+	e.launchAs(name, name, [2]int{elementwiseBlocks(n), count}, 256, args...)
 }
 
 // Add overrides Gorgonia's standard addition for the sums Gorgonia inserts where a value's

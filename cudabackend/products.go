@@ -59,9 +59,9 @@ func (bt *batch) add(a, b, c uintptr) {
 }
 
 // batched queues the products C_i = alpha·op(A_i)·op(B_i) + beta·C_i, all of one shape and
-// strides, as one cuBLAS call in the handle's math mode (bfloat16 engines multiply these in
-// float32). The pointer arrays go to the device once and are kept by content.
-func (e *Engine) batched(transA, transB bool, m, n, k int, alpha float32, lda, ldb int, beta float32, ldc int, bt batch) {
+// strides, as one cuBLAS call profiled under label, in the handle's math mode (bfloat16
+// engines multiply these in float32). The pointer arrays go to the device once and are kept by content.
+func (e *Engine) batched(label string, transA, transB bool, m, n, k int, alpha float32, lda, ldb int, beta float32, ldc int, bt batch) {
 	if len(bt.c) == 0 {
 		return
 	}
@@ -71,9 +71,15 @@ func (e *Engine) batched(transA, transB bool, m, n, k int, alpha float32, lda, l
 		}
 		return cublasOpN
 	}
+	if len(bt.c) == 1 { // cuBLAS's batched kernels are slower on one product than its own
+		e.queue("cublasSgemm ("+label+")", func() error {
+			return e.b.gemm(transA, transB, m, n, k, alpha, bt.a[0], lda, bt.b[0], ldb, beta, bt.c[0], ldc)
+		})
+		return
+	}
 	pa, pb, pc := e.pointerArray(bt.a), e.pointerArray(bt.b), e.pointerArray(bt.c)
 	// Row-major C is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, as in BLAS.gemm.
-	e.queue("cublasSgemmBatched (attention)", func() error {
+	e.queue("cublasSgemmBatched ("+label+")", func() error {
 		if code := e.b.rt.sgemmBatched(e.b.handle, op(transB), op(transA), int32(n), int32(m), int32(k), &alpha, pb, int32(ldb),
 			pa, int32(lda), &beta, pc, int32(ldc), int32(len(bt.c))); code != 0 {
 			return fmt.Errorf("cublasSgemmBatched: status %d%s", code, e.b.rt.pending())

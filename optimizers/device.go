@@ -14,9 +14,9 @@ type Device interface {
 	layers.Device
 	// MuonMomentum sets buf ← lerp(buf, g, 1−mu) and then upd ← lerp(g, buf, mu).
 	MuonMomentum(buf, g, upd []float32, mu float32)
-	// NewtonSchulz writes into out (rows×cols) what NewtonSchulz computes for g with the
-	// given coefficients; out may be g.
-	NewtonSchulz(out, g []float32, rows, cols, steps int, a, b, c float32)
+	// NewtonSchulz writes into each out[i] (rows×cols) what NewtonSchulz computes for g[i]
+	// with the given coefficients, all the matrices at once; out[i] may be g[i].
+	NewtonSchulz(out, g [][]float32, rows, cols, steps int, a, b, c float32)
 	// AdamW updates p, m and v for gradient g as AdamW.Step does: m ← m + lerp·(g − m),
 	// v ← beta2·v + (1 − beta2)·g², p ← p·decay − step·m / (√v·invBC2 + eps).
 	AdamW(p, g, m, v []float32, decay, lerp, beta2, step, invBC2, eps float32)

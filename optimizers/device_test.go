@@ -74,8 +74,9 @@ func TestDevicePaths(t *testing.T) {
 		"AttentionForward": micro * cfg.NLayer, "AttentionBackward": micro * cfg.NLayer,
 		"RMSNormForward": micro * (3*cfg.NLayer + 2), "RMSNormBackward": micro * (3*cfg.NLayer + 2),
 		"RotaryForward": 2 * micro * cfg.NLayer, "ReLU2Forward": micro * cfg.NLayer, "ReLU2Backward": micro * cfg.NLayer,
-		"NewtonSchulz": steps * 6 * cfg.NLayer, "MuonMomentum": steps * 6 * cfg.NLayer, "Axpy": steps * 6 * cfg.NLayer,
-		"AdamW": steps * 2, "SumSquares": steps,
+		"MuonMomentum": steps * 6 * cfg.NLayer, "Axpy": steps * 6 * cfg.NLayer,
+		// One Newton-Schulz batch per shape: q and c_proj 64×64, k and v 32×64, c_fc, mlp c_proj.
+		"NewtonSchulz": steps * 4, "AdamW": steps * 2, "SumSquares": steps,
 	} {
 		if calls[kernel] != n {
 			t.Errorf("%s ran %d times on the device, want %d", kernel, calls[kernel], n)

@@ -21,10 +21,11 @@ type Param struct {
 // step, Newton-Schulz orthogonalisation, and an update scaled by √max(1, rows/cols). It
 // updates several matrices at once; their Newton-Schulz workspaces are pooled by shape.
 type Muon struct {
-	engine   layers.Gemm
-	momentum map[string][]float32
-	mu       sync.Mutex
-	free     map[[2]int][]*nsWork
+	engine    layers.Gemm
+	momentum  map[string][]float32
+	mu        sync.Mutex
+	free      map[[2]int][]*nsWork
+	deviceUpd map[[2]int][][]float32 // the updates being orthogonalised, on a Device
 }
 
 // NewMuon returns a Muon whose Newton-Schulz products run on e.
@@ -73,20 +74,42 @@ func (m *Muon) update(p Param, buf []float32, lr, mu float64) {
 	})
 }
 
-// stepOn is Step on a device, one parameter after another (the device runs each at full
-// width), with one update buffer per size.
+// stepOn is Step on a device: the momentum of each parameter, then Newton-Schulz on all the
+// matrices of one shape at once (the device's batched products: a few large calls instead
+// of many small ones), then each update.
 func (m *Muon) stepOn(d Device, params []Param, lr, mu float64) error {
-	upd := map[int][]float32{}
+	var shapes [][2]int
+	groups := map[[2]int][]Param{}
 	for _, p := range params {
-		n := p.Rows * p.Cols
-		if upd[n] == nil {
-			upd[n] = zeros(d, n)
+		key := [2]int{p.Rows, p.Cols}
+		if groups[key] == nil {
+			shapes = append(shapes, key)
 		}
-		d.MuonMomentum(m.momentum[p.Name], p.Grad, upd[n], float32(mu))
-		NewtonSchulz(d, upd[n], upd[n], p.Rows, p.Cols, NSSteps)
-		d.Axpy(p.Value, upd[n], -float32(updateScale(lr, p)))
+		groups[key] = append(groups[key], p)
+	}
+	for _, key := range shapes {
+		group := groups[key]
+		upd := m.updates(d, key, len(group))
+		for i, p := range group {
+			d.MuonMomentum(m.momentum[p.Name], p.Grad, upd[i], float32(mu))
+		}
+		d.NewtonSchulz(upd, upd, key[0], key[1], NSSteps, nsA, nsB, nsC)
+		for i, p := range group {
+			d.Axpy(p.Value, upd[i], -float32(updateScale(lr, p)))
+		}
 	}
 	return d.Sync()
+}
+
+// updates returns count update buffers of a shape in the device's memory, kept across steps.
+func (m *Muon) updates(d Device, shape [2]int, count int) [][]float32 {
+	if m.deviceUpd == nil {
+		m.deviceUpd = map[[2]int][][]float32{}
+	}
+	for len(m.deviceUpd[shape]) < count {
+		m.deviceUpd[shape] = append(m.deviceUpd[shape], zeros(d, shape[0]*shape[1]))
+	}
+	return m.deviceUpd[shape][:count]
 }
 
 // updateScale is Muon's step size for p: lr·√max(1, rows/cols).

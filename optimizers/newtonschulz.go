@@ -39,7 +39,7 @@ func newNSWork(e layers.Gemm, r, c int) *nsWork {
 // work is queued there.
 func NewtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int) {
 	if d, ok := e.(Device); ok {
-		d.NewtonSchulz(out, g, rows, cols, steps, nsA, nsB, nsC)
+		d.NewtonSchulz([][]float32{out}, [][]float32{g}, rows, cols, steps, nsA, nsB, nsC)
 		return
 	}
 	newtonSchulz(e, out, g, rows, cols, steps, nil)

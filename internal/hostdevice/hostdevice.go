@@ -136,9 +136,11 @@ func (d *Device) MuonMomentum(buf, g, upd []float32, mu float32) {
 }
 
 // NewtonSchulz runs the optimizers' CPU iteration, which takes its coefficients itself.
-func (d *Device) NewtonSchulz(out, g []float32, rows, cols, steps int, _, _, _ float32) {
+func (d *Device) NewtonSchulz(out, g [][]float32, rows, cols, steps int, _, _, _ float32) {
 	d.count("NewtonSchulz")
-	optimizers.NewtonSchulz(d.Engine, out, g, rows, cols, steps)
+	for i := range g {
+		optimizers.NewtonSchulz(d.Engine, out[i], g[i], rows, cols, steps)
+	}
 }
 
 func (d *Device) AdamW(p, g, m, v []float32, decay, lerp, beta2, step, invBC2, eps float32) {
