@@ -27,7 +27,7 @@ var (
 func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
 	switch e := c.String(engineFlag.Name); e {
 	case "auto":
-		// An NVIDIA GPU in strict fp32 when there is one (14× the 16-core CPU at d4, 34× at
+		// An NVIDIA GPU in strict fp32 when there is one (32× the 16-core CPU at d4, 38× at
 		// d12: benchmarks/README.md); Metal is not chosen until it has run on a Mac.
 		if gpu, err := cpubackend.Select("cuda"); err == nil {
 			return gpu, nil
