@@ -27,7 +27,7 @@ const (
 	cudaDevAttrComputeMinor         = 76
 	cudaDevAttrConcurrentManagedUse = 89
 	chunkBytes                      = 256 << 20 // managed memory is taken from CUDA in chunks of at least this
-	sums                            = 256       // matrices Newton-Schulz normalises at once
+	nsBatch                         = 256       // matrices Newton-Schulz takes at once
 	align                           = 256
 )
 
@@ -58,7 +58,7 @@ type Engine struct {
 	errMu     sync.Mutex
 	failed    error    // the first failure of queued work
 	prof      *profile // timings, while profiling
-	sumResult uintptr  // one float64 on the device for SumSquares and Newton-Schulz
+	sumResult uintptr  // nsBatch float64s on the device: sums of squares
 }
 
 // Indices of the engine's scratch buffers.
@@ -132,7 +132,7 @@ func (e *Engine) open() error {
 		}
 		e.functions[name] = f
 	}
-	if code := b.rt.malloc(&e.sumResult, 8*sums); code != 0 {
+	if code := b.rt.malloc(&e.sumResult, 8*nsBatch); code != 0 {
 		return fmt.Errorf("cudaMalloc: %s", b.rt.describe(code))
 	}
 	var free uint64

@@ -188,8 +188,8 @@ func (e *Engine) SumSquares(xs [][]float32) (float64, error) {
 func (e *Engine) NewtonSchulz(out, g [][]float32, rows, cols, steps int, ca, cb, cc float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	for i0 := 0; i0 < len(g); i0 += sums {
-		i1 := min(i0+sums, len(g))
+	for i0 := 0; i0 < len(g); i0 += nsBatch {
+		i1 := min(i0+nsBatch, len(g))
 		e.newtonSchulz(out[i0:i1], g[i0:i1], rows, cols, steps, ca, cb, cc)
 	}
 }
