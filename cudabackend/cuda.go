@@ -19,12 +19,12 @@ import (
 	"github.com/ebitengine/purego"
 )
 
-// DefaultMinFLOPs is the size (2·m·n·k) from which a product goes to the GPU, unless
-// GOCHAT_CUDA_MIN_FLOPS sets another; 0 sends every float32 product, whatever its
-// intensity (the golden test does, to check the GPU's arithmetic).
+// DefaultMinFLOPs is the size (2·m·n·k) from which a product of host memory goes to the
+// GPU, unless GOCHAT_CUDA_MIN_FLOPS sets another; 0 sends every float32 product, whatever
+// its intensity. (The engine's own products, of device memory, always run there.)
 const DefaultMinFLOPs = 1 << 27
 
-// MinIntensity is the arithmetic a product must do per byte it moves over PCIe (its
+// MinIntensity is the arithmetic a product of host memory must do per byte it moves over PCIe (its
 // operands up, its result down) to go to the GPU: at about 20 GB/s of copies against about
 // 1 TFLOP/s of 16 CPU cores, a product of fewer than ~55 FLOP per byte finishes sooner on
 // the CPU, however fast the GPU. lm_head's chunks (128 rows against the whole 65,536×768
