@@ -52,6 +52,7 @@ type ModelResult struct {
 	SgemmGFLOPs      float64 // this process's SGEMM at 1024×768×3072
 	Ratio            float64 // ModelGFLOPs / SgemmGFLOPs
 	PeakRSS          uint64  // bytes, whole process
+	DeviceBytes      uint64  // memory an accelerator engine took for its tensors (0 on the CPU)
 	HeapGrowth       int64   // live heap after the last step minus after the first timed step
 	AllocsPerStep    float64
 	Breakdown        []Share       `json:",omitempty"` // CPU time by kind of work, when profiled
@@ -173,6 +174,9 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	res.SgemmGFLOPs = SgemmGFLOPs(engine.(layers.Gemm), 1024, 768, 3072, time.Second)
 	res.Ratio = res.ModelGFLOPs / res.SgemmGFLOPs
 	res.PeakRSS = PeakRSS()
+	if d, ok := engine.(cpubackend.DeviceMemory); ok {
+		res.DeviceBytes = d.DeviceBytes()
+	}
 	return res, nil
 }
 

@@ -16,6 +16,16 @@ func WriteTable(w io.Writer, results []ModelResult) {
 	}
 }
 
+// WriteDeviceMemory prints, for the results on an accelerator engine, the memory its
+// tensors took.
+func WriteDeviceMemory(w io.Writer, results []ModelResult) {
+	for _, r := range results {
+		if r.DeviceBytes > 0 {
+			fmt.Fprintf(w, "\n%v: the engine's tensors took %d MiB of device memory\n", r.Spec, r.DeviceBytes>>20)
+		}
+	}
+}
+
 // WriteBreakdowns prints, for the results that were profiled, where the CPU time went.
 func WriteBreakdowns(w io.Writer, results []ModelResult) {
 	for _, r := range results {

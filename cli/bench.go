@@ -115,6 +115,7 @@ func runBenchModel(c *cli.Context) error {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	benchmarks.WriteTable(os.Stdout, []benchmarks.ModelResult{res})
+	benchmarks.WriteDeviceMemory(os.Stdout, []benchmarks.ModelResult{res})
 	benchmarks.WriteBreakdowns(os.Stdout, []benchmarks.ModelResult{res})
 	benchmarks.WriteDeviceTimes(os.Stdout, []benchmarks.ModelResult{res})
 	return nil
@@ -145,6 +146,7 @@ func benchStandard(c *cli.Context) error {
 		results = append(results, r)
 	}
 	benchmarks.WriteTable(os.Stdout, results)
+	benchmarks.WriteDeviceMemory(os.Stdout, results)
 	benchmarks.WriteBreakdowns(os.Stdout, results)
 	benchmarks.WriteDeviceTimes(os.Stdout, results)
 	return nil

@@ -101,6 +101,12 @@ func decode(t tensor.Tensor) (matrix, error) {
 	return mat, nil
 }
 
+// DeviceMemory is an engine that keeps tensors in memory of its own and says how much it
+// has taken.
+type DeviceMemory interface {
+	DeviceBytes() uint64
+}
+
 // Profiler is an engine that can time the work it queues on its device, by kind of work
 // (its kernels' and libraries' names).
 type Profiler interface {

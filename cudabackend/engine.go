@@ -189,6 +189,14 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	panic(fmt.Sprintf("cudabackend: Make of %v", dt))
 }
 
+// DeviceBytes implements cpubackend.DeviceMemory: the managed memory taken for tensors
+// (scratch of the engine's own not counted).
+func (e *Engine) DeviceBytes() uint64 {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	return uint64(e.memory.Total())
+}
+
 // newChunk takes managed memory from CUDA for the arena, on the worker.
 func (e *Engine) newChunk(size uintptr) (arena.Chunk, error) {
 	c := arena.Chunk{Size: size}
