@@ -208,7 +208,7 @@ func (e *Engine) newChunk(size uintptr) (arena.Chunk, error) {
 	// tok/s against 106,192 at 16). Say so once, when it happens.
 	limit := uintptr(e.gpuBytes / 10 * 9)
 	if before := e.memory.Total(); before <= limit && before+size > limit {
-		fmt.Fprintf(os.Stderr, "gochat: cuda: the tensors need more than 90%% of the GPU's %.0f GiB; expect it to slow down many times: lower --device-batch-size (and raise the accumulation)\n", float64(e.gpuBytes)/(1<<30))
+		fmt.Fprintf(os.Stderr, "gochat: cuda: the tensors need more than 90%% of the GPU's %.0f GiB; expect it to slow down many times: lower --device-batch-size (the total batch stays, in more micro-batches)\n", float64(e.gpuBytes)/(1<<30))
 	}
 	return c, nil
 }
