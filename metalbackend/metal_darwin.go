@@ -238,16 +238,12 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 func (e *Engine) inPlace(p plan, alpha float32, a, bm []float32, beta float32, c []float32) bool {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	var buffers [3]objc.ID
-	var offsets [3]int
-	for i, x := range [][]float32{a[:p.A.Elems], bm[:p.B.Elems], c[:p.C.Elems]} {
-		chunk, offset, ok := e.memory.Find(unsafe.Pointer(&x[0]), uintptr(4*len(x)))
-		if !ok || e.b.failed != nil {
-			return false
-		}
-		buffers[i], offsets[i] = objc.ID(chunk.Handle), int(offset)
+	placed, handles, ok := place(&e.memory, p, a, bm, c)
+	if !ok || e.b.failed != nil {
+		return false
 	}
-	if e.b.failed = e.b.multiply(p.placed(offsets), alpha, beta, buffers); e.b.failed != nil {
+	buffers := [3]objc.ID{objc.ID(handles[0]), objc.ID(handles[1]), objc.ID(handles[2])}
+	if e.b.failed = e.b.multiply(placed, alpha, beta, buffers); e.b.failed != nil {
 		fmt.Fprintf(os.Stderr, "gochat: metal: %v; the products run on the CPU from now on\n", e.b.failed)
 		return false
 	}

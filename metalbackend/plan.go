@@ -3,8 +3,10 @@ package metalbackend
 import (
 	"fmt"
 	"strconv"
+	"unsafe"
 
 	"gochat/cpubackend"
+	"gochat/internal/arena"
 )
 
 // MinFLOPs is the size (2·m·n·k) from which a product goes to the GPU: below it the
@@ -79,6 +81,22 @@ func (p plan) placed(offsets [3]int) plan {
 	p.A.Offset, p.B.Offset, p.C.Offset = offsets[0], offsets[1], offsets[2]
 	p.Bytes = 0
 	return p
+}
+
+// place finds p's operands (a, b and c, at least as long as p says) in the arena's buffers:
+// p placed at their offsets and the buffers' handles, or false when one of them is other
+// memory.
+func place(mem *arena.Arena, p plan, a, b, c []float32) (plan, [3]uintptr, bool) {
+	var handles [3]uintptr
+	var offsets [3]int
+	for i, x := range [][]float32{a[:p.A.Elems], b[:p.B.Elems], c[:p.C.Elems]} {
+		chunk, offset, ok := mem.Find(unsafe.Pointer(&x[0]), uintptr(4*len(x)))
+		if !ok {
+			return p, handles, false
+		}
+		handles[i], offsets[i] = chunk.Handle, int(offset)
+	}
+	return p.placed(offsets), handles, true
 }
 
 // worth says whether a product is large enough for the GPU.

@@ -1,6 +1,11 @@
 package metalbackend
 
-import "testing"
+import (
+	"testing"
+	"unsafe"
+
+	"gochat/internal/arena"
+)
 
 func TestPlanGemm(t *testing.T) {
 	// C (4×5, ldc 6) = Aᵀ·B, A stored 3×4 (lda 4), B stored 3×5 (ldb 7).
@@ -67,5 +72,40 @@ func TestPlaced(t *testing.T) {
 	q.A.Offset, q.B.Offset, q.C.Offset, q.Bytes = p.A.Offset, p.B.Offset, p.C.Offset, p.Bytes
 	if q != p {
 		t.Fatalf("placing changed the geometry: %+v, want %+v", q, p)
+	}
+}
+
+// TestPlace: operands carved out of the engine's buffers are found with their buffer and
+// offset; one in other memory sends the product to the staged path.
+func TestPlace(t *testing.T) {
+	var keep [][]byte
+	mem := &arena.Arena{MinChunk: 1 << 16, Align: 256, New: func(size uintptr) (arena.Chunk, error) {
+		b := make([]byte, size+256)
+		keep = append(keep, b)
+		base := unsafe.Pointer(&b[0])
+		return arena.Chunk{Base: unsafe.Add(base, (256-uintptr(base)%256)%256), Size: size, Handle: uintptr(len(keep))}, nil
+	}}
+	floats := func(n int) []float32 {
+		p, err := mem.Alloc(uintptr(4 * n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return unsafe.Slice((*float32)(p), n)
+	}
+	a, b := floats(16+8*16), floats(1<<15) // a takes 768 bytes of the first buffer; b a buffer of its own
+	c := floats(8 * 4)
+	p, err := planGemm(false, true, 8, 4, 16, 16, 16, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, handles, ok := place(mem, p, a[16:], b[64:], c)
+	if !ok || handles != [3]uintptr{1, 2, 1} {
+		t.Fatalf("placed %v in buffers %v", ok, handles)
+	}
+	if q.A.Offset != 4*16 || q.B.Offset != 4*64 || q.C.Offset != 768 {
+		t.Fatalf("offsets %d %d %d, want 64, 256 and 768", q.A.Offset, q.B.Offset, q.C.Offset)
+	}
+	if _, _, ok := place(mem, p, a, make([]float32, 64), c); ok {
+		t.Fatal("an operand in Go memory was placed")
 	}
 }
