@@ -180,13 +180,7 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	if err != nil {
 		panic(fmt.Sprintf("cudabackend: %v", err)) // out of device memory: nothing sensible to go on with
 	}
-	switch dt {
-	case tensor.Float32:
-		return unsafe.Slice((*float32)(p), n)
-	case tensor.Int:
-		return unsafe.Slice((*int)(p), n)
-	}
-	panic(fmt.Sprintf("cudabackend: Make of %v", dt))
+	return arena.Typed(p, dt, n)
 }
 
 // DeviceBytes implements cpubackend.DeviceMemory: the managed memory taken for tensors

@@ -211,13 +211,7 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 		panic(err.Error()) // out of memory: nothing sensible to go on with
 	}
 	clear(unsafe.Slice((*byte)(p), size))
-	switch dt {
-	case tensor.Float32:
-		return unsafe.Slice((*float32)(p), n)
-	case tensor.Int:
-		return unsafe.Slice((*int)(p), n)
-	}
-	panic(fmt.Sprintf("metalbackend: Make of %v", dt))
+	return arena.Typed(p, dt, n)
 }
 
 // Sync implements layers.Memory: every product has finished when its call returns.

@@ -8,6 +8,8 @@ package arena
 import (
 	"fmt"
 	"unsafe"
+
+	"gorgonia.org/tensor"
 )
 
 // Chunk is one allocation.
@@ -71,4 +73,17 @@ func Holds[T any](a *Arena, x []T) bool {
 	}
 	_, _, ok := a.Find(unsafe.Pointer(&x[0]), uintptr(len(x))*unsafe.Sizeof(x[0]))
 	return ok
+}
+
+// Typed returns the n elements at p as the slice layers.Memory's Make returns for dt:
+// []float32 for tensor.Float32, []int for tensor.Int. It panics on another type, which no
+// caller asks for.
+func Typed(p unsafe.Pointer, dt tensor.Dtype, n int) any {
+	switch dt {
+	case tensor.Float32:
+		return unsafe.Slice((*float32)(p), n)
+	case tensor.Int:
+		return unsafe.Slice((*int)(p), n)
+	}
+	panic(fmt.Sprintf("arena: no slices of %v", dt))
 }

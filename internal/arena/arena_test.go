@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"unsafe"
+
+	"gorgonia.org/tensor"
 )
 
 // goChunks makes chunks of Go memory (kept alive by the test) for the arena to carve.
@@ -62,5 +64,16 @@ func TestFailures(t *testing.T) {
 	}}
 	if _, err := a.Alloc(64); err == nil {
 		t.Fatal("a chunk too small was accepted")
+	}
+}
+
+func TestTyped(t *testing.T) {
+	var keep [][]byte
+	a := &Arena{MinChunk: 1024, Align: 64, New: goChunks(&keep, 64)}
+	p, _ := a.Alloc(64)
+	f, ok := Typed(p, tensor.Float32, 16).([]float32)
+	n, ok2 := Typed(p, tensor.Int, 8).([]int)
+	if !ok || !ok2 || len(f) != 16 || len(n) != 8 || unsafe.Pointer(&f[0]) != p || unsafe.Pointer(&n[0]) != p {
+		t.Fatalf("Typed gave %T of %d and %T of %d", f, len(f), n, len(n))
 	}
 }

@@ -81,10 +81,7 @@ func (d *Device) Make(dt tensor.Dtype, n int) any {
 	if err != nil {
 		panic(err)
 	}
-	if dt == tensor.Int {
-		return unsafe.Slice((*int)(p), n)
-	}
-	return unsafe.Slice((*float32)(p), n)
+	return arena.Typed(p, dt, n)
 }
 
 // Sync implements layers.Memory: it reports the first slice a kernel got from elsewhere.
