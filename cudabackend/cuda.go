@@ -43,7 +43,6 @@ const (
 	cublasGemmDefault     = -1
 	cudaMemcpyHostToDev   = 1
 	cudaMemcpyDevToHost   = 2
-	cudaMemcpyDevToDev    = 3
 	cudaDevicePropNameLen = 256
 )
 
@@ -56,7 +55,6 @@ type cudart struct {
 	free           func(uintptr) int32
 	copyToDevice   func(uintptr, unsafe.Pointer, uint64, int32) int32
 	copyToHost     func(unsafe.Pointer, uintptr, uint64, int32) int32
-	copyOnDevice   func(uintptr, uintptr, uint64, int32) int32
 	errorString    func(int32) string
 	getAttribute   func(*int32, int32, int32) int32
 	mallocManaged  func(*unsafe.Pointer, uint64, uint32) int32
@@ -105,7 +103,7 @@ func loadRuntime() (*cudart, error) {
 	}{
 		{rt, &r.getDeviceCount, "cudaGetDeviceCount"}, {rt, &r.setDevice, "cudaSetDevice"},
 		{rt, &r.getProperties, "cudaGetDeviceProperties"}, {rt, &r.malloc, "cudaMalloc"}, {rt, &r.free, "cudaFree"},
-		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.copyOnDevice, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
+		{rt, &r.copyToDevice, "cudaMemcpy"}, {rt, &r.copyToHost, "cudaMemcpy"}, {rt, &r.errorString, "cudaGetErrorString"},
 		{rt, &r.getAttribute, "cudaDeviceGetAttribute"}, {rt, &r.mallocManaged, "cudaMallocManaged"}, {rt, &r.memsetAsync, "cudaMemsetAsync"},
 		{rt, &r.copyAsync, "cudaMemcpyAsync"}, {rt, &r.synchronize, "cudaDeviceSynchronize"}, {rt, &r.lastError, "cudaGetLastError"}, {rt, &r.memInfo, "cudaMemGetInfo"},
 		{rt, &r.createEvent, "cudaEventCreate"}, {rt, &r.recordEvent, "cudaEventRecord"}, {rt, &r.elapsed, "cudaEventElapsedTime"},
