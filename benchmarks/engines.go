@@ -9,13 +9,13 @@ import (
 
 	"gochat/cpubackend"
 	"gochat/internal/atomicfile"
+	"gochat/internal/measure"
 	"gochat/layers"
 	"gochat/optimizers"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gorgonia.org/tensor"
 )
 
 // Shape is a product C (M×N) = A (M×K)·Bᵀ (B is N×K), as the model's linear layers do.
@@ -63,24 +63,24 @@ func RunEngine(name string, blas cpubackend.BLAS, sizes []int, models []ModelSpe
 	e := engine.(layers.Gemm)
 	res := EngineResult{Engine: name, BLAS: fmt.Sprint(engine), Sizes: sizes}
 	for _, s := range NanochatShapes {
-		res.Shapes = append(res.Shapes, productRate(e, s.M, s.N, s.K))
+		res.Shapes = append(res.Shapes, measure.GemmGFLOPs(e, true, s.M, s.N, s.K, 300*time.Millisecond))
 	}
 	for _, n := range sizes {
-		res.Square = append(res.Square, productRate(e, n, n, n))
+		res.Square = append(res.Square, measure.GemmGFLOPs(e, true, n, n, n, 300*time.Millisecond))
 	}
 	for _, rc := range [][2]int{{768, 768}, {768, 3072}} {
-		g, out := floats(e, rc[0]*rc[1]), floats(e, rc[0]*rc[1])
+		g, out := measure.Floats(e, rc[0]*rc[1]), measure.Floats(e, rc[0]*rc[1])
 		for i := range g {
 			g[i] = float32(i%13) - 6
 		}
 		optimizers.NewtonSchulz(e, out, g, rc[0], rc[1], 5)
-		wait(e)
+		measure.Wait(e)
 		start := time.Now()
 		const reps = 5
 		for range reps {
 			optimizers.NewtonSchulz(e, out, g, rc[0], rc[1], 5)
 		}
-		wait(e)
+		measure.Wait(e)
 		res.NS = append(res.NS, time.Since(start).Seconds()/reps)
 	}
 	for _, spec := range models {
@@ -91,40 +91,6 @@ func RunEngine(name string, blas cpubackend.BLAS, sizes []int, models []ModelSpe
 		res.Steps = append(res.Steps, ModelStep{Spec: spec, TokPerSec: r.TokensPerSec})
 	}
 	return res, nil
-}
-
-// productRate is the GFLOP/s of C = A·Bᵀ at m×n×k on e's memory: the best of a few calls
-// after one.
-func productRate(e layers.Gemm, m, n, k int) float64 {
-	a, b, c := floats(e, m*k), floats(e, n*k), floats(e, m*n)
-	for i := range a {
-		a[i] = float32(i%7) - 3
-	}
-	e.Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
-	wait(e)
-	best := time.Duration(1 << 62)
-	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
-		t := time.Now()
-		e.Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
-		wait(e)
-		best = min(best, time.Since(t))
-	}
-	return 2 * float64(m) * float64(n) * float64(k) / best.Seconds() / 1e9
-}
-
-// floats returns n zeroed floats in e's memory: a device's when e is one.
-func floats(e layers.Gemm, n int) []float32 {
-	if d, ok := e.(layers.Memory); ok {
-		return d.Make(tensor.Float32, n).([]float32)
-	}
-	return make([]float32, n)
-}
-
-// wait returns when e has done the work queued on it.
-func wait(e layers.Gemm) {
-	if d, ok := e.(layers.Memory); ok {
-		d.Sync()
-	}
 }
 
 // Crossover is the smallest square size from which other is faster than base, or 0.

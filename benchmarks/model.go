@@ -17,6 +17,7 @@ import (
 
 	"gochat/cpubackend"
 	"gochat/graph"
+	"gochat/internal/measure"
 	"gochat/layers"
 	"gochat/optimizers"
 )
@@ -171,35 +172,13 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	res.FwdBwdSeconds, res.OptimizerSeconds, res.StepSeconds = median(fb), median(op), median(total)
 	res.TokensPerSec = float64(n) / res.StepSeconds
 	res.ModelGFLOPs = cfg.FLOPsPerToken() * float64(n) / res.FwdBwdSeconds / 1e9
-	res.SgemmGFLOPs = SgemmGFLOPs(engine.(layers.Gemm), 1024, 768, 3072, time.Second)
+	res.SgemmGFLOPs = measure.GemmGFLOPs(engine.(layers.Gemm), false, 1024, 768, 3072, time.Second)
 	res.Ratio = res.ModelGFLOPs / res.SgemmGFLOPs
-	res.PeakRSS = PeakRSS()
+	res.PeakRSS = measure.PeakRSS()
 	if d, ok := engine.(cpubackend.DeviceMemory); ok {
 		res.DeviceBytes = d.DeviceBytes()
 	}
 	return res, nil
-}
-
-// SgemmGFLOPs measures C = A·B for A m×k, B k×n: the best of repeated calls over at least
-// the given duration, after one warm-up call.
-func SgemmGFLOPs(e layers.Gemm, m, n, k int, duration time.Duration) float64 {
-	a, b, c := floats(e, m*k), floats(e, k*n), floats(e, m*n)
-	for i := range a {
-		a[i] = float32(i%7) - 3
-	}
-	for i := range b {
-		b[i] = float32(i%5) - 2
-	}
-	e.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
-	wait(e)
-	best := 0.0
-	for start := time.Now(); time.Since(start) < duration; {
-		t := time.Now()
-		e.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
-		wait(e)
-		best = max(best, 2*float64(m)*float64(n)*float64(k)/time.Since(t).Seconds()/1e9)
-	}
-	return best
 }
 
 func median(xs []float64) float64 {

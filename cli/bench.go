@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gochat/benchmarks"
+	"gochat/internal/measure"
 	"gochat/cpubackend"
 
 	"github.com/urfave/cli/v2"
@@ -73,7 +74,7 @@ func runBenchSgemm(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	rate := benchmarks.SgemmGFLOPs(blas, c.Int("m"), c.Int("n"), c.Int("k"), 2*time.Second)
+	rate := measure.GemmGFLOPs(blas, false, c.Int("m"), c.Int("n"), c.Int("k"), 2*time.Second)
 	fmt.Printf("sgemm %d×%d×%d on %s: %.1f GFLOP/s\n", c.Int("m"), c.Int("k"), c.Int("n"), blas.Name(), rate)
 	return nil
 }

@@ -73,7 +73,7 @@ func (r *report) write(dir string) (string, error) {
 	fmt.Fprintf(&b, "| steps | %d of %d tokens (%d × %d), %d tokens in all (%.2f per parameter) |\n",
 		res.Step, p.TokensPerStep, s.DeviceBatchSize, s.MaxSeqLen, tokens, float64(tokens)/float64(p.Params))
 	fmt.Fprintf(&b, "| time | %.1f minutes of a %.0f-second budget |\n", res.Seconds/60, s.TimeBudget)
-	fmt.Fprintf(&b, "| speed | %.0f tok/s, MFU %.1f%% of the measured SGEMM peak, %.2f%% of step time waiting for data |\n", res.TokPerSec, res.MFU, 100*res.DataWait)
+	fmt.Fprintf(&b, "| speed | %.0f tok/s, MFU %.1f%% of %s, %.2f%% of step time waiting for data |\n", res.TokPerSec, res.MFU, res.Peak.What, 100*res.DataWait)
 	fmt.Fprintf(&b, "| final training loss | %.4f (EMA) |\n", res.Loss)
 	if res.Interrupted {
 		fmt.Fprintf(&b, "| note | interrupted by the user |\n")

@@ -7,10 +7,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
-	"gochat/benchmarks"
 	"gochat/cpubackend"
+	"gochat/internal/measure"
 	"gochat/tokenizer"
 	"gochat/train"
 
@@ -122,8 +121,8 @@ func trainBase(ctx context.Context, c *cli.Context, r train.Run, blas cpubackend
 		return nil, err
 	}
 	r.Engine = engine
-	r.PeakFLOPS = benchmarks.SgemmGFLOPs(engine, 1024, 768, 3072, 300*time.Millisecond) * 1e9
-	fmt.Printf("engine: %v; SGEMM 1024×768×3072 on it: %.1f GFLOP/s (the MFU reference)\n", engine, r.PeakFLOPS/1e9)
+	r.Peak = measure.PeakOf(engine)
+	fmt.Printf("engine: %v; MFU is a share of %s: %.1f GFLOP/s\n", engine, r.Peak.What, r.Peak.FLOPS/1e9)
 	log := newStepLog()
 	r.Log, r.Progress = log, log.progress
 	res, err := train.Base(ctx, r)
@@ -131,9 +130,9 @@ func trainBase(ctx context.Context, c *cli.Context, r train.Run, blas cpubackend
 	if err != nil {
 		return nil, err
 	}
-	fmt.Printf("peak memory: %.0f MiB\n", float64(benchmarks.PeakRSS())/(1<<20))
-	fmt.Printf("total training time: %.2fm, %.0f tok/s, MFU %.2f%%, waiting for data %.2f%% of the step time\n",
-		res.Seconds/60, res.TokPerSec, res.MFU, 100*res.DataWait)
+	fmt.Printf("peak memory: %.0f MiB\n", float64(measure.PeakRSS())/(1<<20))
+	fmt.Printf("total training time: %.2fm, %.0f tok/s, MFU %.2f%% (of %.1f GFLOP/s), waiting for data %.2f%% of the step time\n",
+		res.Seconds/60, res.TokPerSec, res.MFU, r.Peak.FLOPS/1e9, 100*res.DataWait)
 	fmt.Printf("minimum validation bpb: %.4f\n", res.MinValBPB)
 	fmt.Printf("checkpoints, metrics.jsonl, loss.png and val_bpb.png are in %s\n", r.Dir)
 	return res, nil

@@ -11,6 +11,7 @@ import (
 
 	"gochat/checkpoint"
 	"gochat/graph"
+	"gochat/internal/measure"
 	"gochat/layers"
 	"gochat/loader"
 	"gochat/optimizers"
@@ -49,13 +50,25 @@ type Run struct {
 	TokenizerDir string
 	Dir          string // the run's checkpoint folder, such as base_checkpoints/d4
 	Engine       Engine
-	PeakFLOPS    float64  // the engine's measured peak, for MFU; 0 leaves MFU out
-	Resume       bool     // continue from the last checkpoint in Dir
-	Prompts      []string // completed at each sample step (nil: SamplePrompts)
+	Peak         measure.Peak // what MFU is a share of; a zero Peak leaves MFU out
+	Resume       bool         // continue from the last checkpoint in Dir
+	Prompts      []string     // completed at each sample step (nil: SamplePrompts)
 
 	Log      io.Writer             // the per-step lines, evaluations and samples
 	Progress func(step, steps int) // called after each step; may be nil
+	Now      func() time.Time      // the clock (nil: time.Now); tests give one that runs on its own
 }
+
+// now reads the run's clock.
+func (r Run) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// since is the time from t to now on the run's clock, in seconds.
+func (r Run) since(t time.Time) float64 { return r.now().Sub(t).Seconds() }
 
 // Result sums up a finished (or interrupted) run.
 type Result struct {
@@ -66,10 +79,11 @@ type Result struct {
 	MinValBPB   float64
 	Samples     []string // the last samples, prompt and continuation
 	TokPerSec   float64  // over the timed steps
-	MFU         float64  // percent, over the timed steps
-	DataWait    float64  // share of the step time spent waiting for batches
-	Interrupted bool     // the context was cancelled; a checkpoint was saved
-	Seconds     float64  // wall time of the loop
+	MFU         float64  // percent of Peak, over the timed steps
+	Peak        measure.Peak
+	DataWait    float64 // share of the step time spent waiting for batches
+	Interrupted bool    // the context was cancelled; a checkpoint was saved
+	Seconds     float64 // wall time of the loop
 }
 
 // smoothing is the β of the training loss's exponential moving average.
@@ -92,7 +106,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 	}
 	B, T := s.DeviceBatchSize, s.MaxSeqLen
 	var st state
-	st.wallStart = time.Now()
+	st.wallStart = r.now()
 	weights := graph.InitWeights(plan.Model, s.Seed)
 	var resumed *checkpoint.Checkpoint
 	if r.Resume {
@@ -148,31 +162,40 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 		return nil, err
 	}
 
-	res := &Result{Plan: plan}
+	res := &Result{Plan: plan, Peak: r.Peak}
 	deadline := st.wallStart.Add(time.Duration((s.TimeBudget - st.WallSeconds) * float64(time.Second)))
 	var evalSeconds, timedSeconds, timedTokens, waitSeconds float64
 	first := st.step
+	// The pace of the loop: wall time per step after the first, bookkeeping included and
+	// evaluations left out, from which a time budget fixes the horizon.
+	var paceStart time.Time
+	var paceEvals float64
+	pace := func(step int) float64 { return (r.since(paceStart) - paceEvals) / float64(step-first) }
 	budgeted := s.NumIterations <= 0 && s.TargetFLOPs <= 0 && s.TimeBudget > 0
+	evalEvery := s.evalEvery(plan.NumIterations)
 	for ; ; st.step++ {
 		step := st.step
 		last := plan.NumIterations > 0 && step >= plan.NumIterations
 		stop := ctx.Err() != nil && !last // a stopped run saves and leaves; the resumed one evaluates
-		if !stop && (last || (s.EvalEvery > 0 && step%s.EvalEvery == 0)) {
-			start := time.Now()
+		if !stop && (last || (evalEvery > 0 && step%evalEvery == 0)) {
+			start := r.now()
 			if st.valBPB, err = BPB(eval, []string{valShard}, r.Tokenizer, plan.EvalSteps); err != nil {
 				return nil, err
 			}
 			if st.MinValBPB == nil || st.valBPB < *st.MinValBPB {
 				st.MinValBPB = ptr(st.valBPB)
 			}
-			fmt.Fprintf(r.Log, "step %05d | validation bpb: %.4f (%.1f s)\n", step, st.valBPB, time.Since(start).Seconds())
+			fmt.Fprintf(r.Log, "step %05d | validation bpb: %.4f (%.1f s)\n", step, st.valBPB, r.since(start))
 			if err := met.add(Record{Kind: "eval", Step: step, ValBPB: st.valBPB}); err != nil {
 				return nil, err
 			}
 			if err := met.plot(); err != nil {
 				return nil, err
 			}
-			evalSeconds = time.Since(start).Seconds()
+			evalSeconds = r.since(start)
+			if !paceStart.IsZero() {
+				paceEvals += evalSeconds
+			}
 		}
 		if !stop && (last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0)) {
 			if res.Samples, err = r.samples(model); err != nil {
@@ -183,8 +206,9 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 			}
 		}
 		if last || stop || (s.SaveEvery > 0 && step > 0 && step%s.SaveEvery == 0) {
-			st.WallSeconds += time.Since(st.wallStart).Seconds()
-			st.wallStart = time.Now()
+			now := r.now()
+			st.WallSeconds += now.Sub(st.wallStart).Seconds()
+			st.wallStart = now
 			if err := r.save(model, trainer, plan, &st, data.Position()); err != nil {
 				return nil, err
 			}
@@ -195,7 +219,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 		}
 
 		// One optimizer step over GradAccum micro-batches.
-		waitStart := time.Now()
+		waitStart := r.now()
 		batches := make([]optimizers.Batch, plan.GradAccum)
 		for k := range batches {
 			ids, targets, err := data.Next()
@@ -204,23 +228,21 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 			}
 			batches[k] = optimizers.Batch{IDs: ids, Targets: targets}
 		}
-		wait := time.Since(waitStart).Seconds()
-		start := time.Now()
+		wait := r.since(waitStart)
+		start := r.now()
 		out, err := trainer.Step(batches)
 		if err != nil {
 			return nil, err
 		}
-		dt := time.Since(start).Seconds() + wait
+		dt := r.since(start) + wait
+		if step == first {
+			paceStart = r.now()
+		}
 		st.SmoothLoss = smoothing*st.SmoothLoss + (1-smoothing)*out.Loss
 		smooth := st.SmoothLoss / (1 - math.Pow(smoothing, float64(step+1)))
 		tokPerSec := float64(plan.TokensPerStep) / dt
-		mfu := 0.0
-		if r.PeakFLOPS > 0 {
-			mfu = 100 * plan.FLOPsPerToken * tokPerSec / r.PeakFLOPS
-		}
-		if step > 10 { // nanochat's total training time leaves out the first steps
-			st.TrainSeconds += dt
-		}
+		mfu := r.Peak.MFU(plan.FLOPsPerToken * tokPerSec)
+		st.TrainSeconds += dt
 		if step > first { // the first step of a process also allocates every buffer
 			timedSeconds, timedTokens, waitSeconds = timedSeconds+dt, timedTokens+float64(plan.TokensPerStep), waitSeconds+wait
 		}
@@ -237,18 +259,27 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 		res.Loss = smooth
 		// A time budget fixes the horizon after the first steps, and refines it after each
 		// evaluation while the learning rate is still flat (so no step taken would change).
-		evaluated := s.EvalEvery > 0 && step > first && step%s.EvalEvery == 0
+		evaluated := evalEvery > 0 && step > first && step%evalEvery == 0
 		if budgeted && (plan.NumIterations == 0 && step+1-first >= calibrationSteps || evaluated && step+1 <= s.flatUntil(plan.NumIterations)) {
-			stepSeconds := timedSeconds / float64(step-first) // the steps after the first
-			if evalSeconds == 0 {                             // not measured yet: a forward pass is about a third of a step's work
+			stepSeconds := pace(step)
+			if evalSeconds == 0 { // not measured yet: a forward pass is about a third of a step's work
 				evalSeconds = float64(plan.EvalSteps) * stepSeconds / float64(3*plan.GradAccum)
 			}
-			n := fixHorizon(step+1, time.Until(deadline).Seconds(), stepSeconds, evalSeconds, s.EvalEvery)
-			if n != plan.NumIterations && step+1 <= s.flatUntil(n) {
-				plan.NumIterations = n
-				res.Plan, trainer.Settings.NumIterations = plan, n
-				fmt.Fprintf(r.Log, "time budget: %.0f s left at %.0f ms a step: %d steps in all\n", time.Until(deadline).Seconds(), 1000*stepSeconds, n)
+			left := deadline.Sub(r.now()).Seconds()
+			every := evalEvery
+			if plan.NumIterations == 0 && s.Evals > 0 { // the first horizon spreads the evaluations
+				every = s.evalEvery(fixHorizon(step+1, left, stepSeconds, evalSeconds, 0))
 			}
+			n := fixHorizon(step+1, left, stepSeconds, evalSeconds, every)
+			if n != plan.NumIterations && step+1 <= s.flatUntil(n) {
+				plan.NumIterations, evalEvery = n, every
+				res.Plan, trainer.Settings.NumIterations = plan, n
+				fmt.Fprintf(r.Log, "time budget: %.0f s left at %.0f ms a step: %d steps in all\n", left, 1000*stepSeconds, n)
+			}
+		} else if !budgeted && step+1-first == calibrationSteps && plan.NumIterations > step+1 {
+			stepSeconds := pace(step)
+			fmt.Fprintf(r.Log, "at %.0f ms a step, the %d steps left take about %s (evaluations aside)\n",
+				1000*stepSeconds, plan.NumIterations-step-1, Duration(stepSeconds*float64(plan.NumIterations-step-1)))
 		}
 		if r.Progress != nil {
 			r.Progress(step+1, plan.NumIterations)
@@ -260,9 +291,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 	}
 	if timedSeconds > 0 {
 		res.TokPerSec = timedTokens / timedSeconds
-		if r.PeakFLOPS > 0 {
-			res.MFU = 100 * plan.FLOPsPerToken * res.TokPerSec / r.PeakFLOPS
-		}
+		res.MFU = r.Peak.MFU(plan.FLOPsPerToken * res.TokPerSec)
 		res.DataWait = waitSeconds / timedSeconds
 	}
 	res.Seconds = st.WallSeconds
@@ -279,6 +308,19 @@ type state struct {
 }
 
 func ptr(x float64) *float64 { return &x }
+
+// evalEvery is the number of steps between evaluations of an n-step run: EvalEvery, or with
+// Evals that many evaluations spread over the run. Before a time budget has fixed the
+// horizon (n = 0), Evals evaluates step 0 only.
+func (s Settings) evalEvery(n int) int {
+	switch {
+	case s.Evals <= 0:
+		return s.EvalEvery
+	case n == 0:
+		return math.MaxInt32
+	}
+	return max(1, n/s.Evals)
+}
 
 // flatUntil is the last step at which the learning rate of an n-step run is still the
 // initial one (no warmup with a time budget; the warmdown takes the end).
@@ -310,6 +352,10 @@ func (r Run) printPlan(p Plan, train []string, val string) {
 		fmt.Fprintf(r.Log, "total number of training tokens: %d\n", tokens)
 		fmt.Fprintf(r.Log, "tokens : params ratio: %.2f\n", float64(tokens)/float64(p.Params))
 		fmt.Fprintf(r.Log, "total training FLOPs estimate: %e\n", p.FLOPsPerToken*float64(tokens))
+		if r.Peak.FLOPS > 0 {
+			fmt.Fprintf(r.Log, "estimated duration: at least %s, at the full MFU reference; the first steps tell more\n",
+				Duration(p.FLOPsPerToken*float64(tokens)/r.Peak.FLOPS))
+		}
 	} else {
 		fmt.Fprintf(r.Log, "number of iterations: fixed by the %.0f s time budget after %d timed steps\n", r.Settings.TimeBudget, calibrationSteps)
 	}
@@ -404,7 +450,7 @@ func (r Run) loadResume(plan Plan) (*checkpoint.Checkpoint, error) {
 // its evaluation or bookkeeping) between two settings, or returns "".
 func trainingDifference(saved, now Settings) string {
 	for _, s := range []*Settings{&saved, &now} {
-		s.EvalEvery, s.EvalTokens, s.SampleEvery, s.SaveEvery = 0, 0, 0, 0
+		s.EvalEvery, s.Evals, s.EvalTokens, s.SampleEvery, s.SaveEvery = 0, 0, 0, 0, 0
 	}
 	a, b := reflect.ValueOf(saved), reflect.ValueOf(now)
 	for i := range a.NumField() {

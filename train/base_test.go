@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gochat/checkpoint"
 	"gochat/cpubackend"
@@ -166,6 +167,16 @@ func TestBaseRefusesMismatches(t *testing.T) {
 	}
 }
 
+// tickingClock is a clock that moves on by tick at each reading, so that a run's timing, and
+// all it decides from it, is the same on any machine, however slow or busy.
+func tickingClock(tick time.Duration) func() time.Time {
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time {
+		t = t.Add(tick)
+		return t
+	}
+}
+
 // TestTimeBudget: a run given seconds instead of steps fixes its horizon from its speed and
 // ends near its budget, its warmdown complete.
 func TestTimeBudget(t *testing.T) {
@@ -173,15 +184,52 @@ func TestTimeBudget(t *testing.T) {
 	run := tinyRun(t, data, tok, filepath.Join(t.TempDir(), "d1"))
 	run.Settings.NumIterations, run.Settings.TargetParamDataRatio, run.Settings.TimeBudget = -1, 0, 2
 	run.Settings.EvalEvery = 50
+	run.Now = tickingClock(5 * time.Millisecond)
 	res, err := Base(context.Background(), run)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Step != res.Plan.NumIterations || res.Step < 20 || res.Seconds > 3*run.Settings.TimeBudget+1 {
-		t.Fatalf("%d of %d steps in %.1f s for a %.0f s budget", res.Step, res.Plan.NumIterations, res.Seconds, run.Settings.TimeBudget)
+	budget := run.Settings.TimeBudget
+	if res.Step != res.Plan.NumIterations || res.Step < 20 || res.Seconds > budget || res.Seconds < 0.9*budget {
+		t.Fatalf("%d of %d steps in %.2f s for a %.0f s budget", res.Step, res.Plan.NumIterations, res.Seconds, budget)
 	}
 	records := trainRecords(t, run.Dir)
 	if last := records[len(records)-1]; last.LRMultiplier > 0.1 {
 		t.Errorf("the last step ran at lr ×%.2f: the warmdown did not finish", last.LRMultiplier)
+	}
+}
+
+// TestEvalsSpread: with Evals, a time-budgeted run evaluates at step 0, then that many times
+// spread over the horizon it fixes, and at the end.
+func TestEvalsSpread(t *testing.T) {
+	data, tok := fixture(t)
+	run := tinyRun(t, data, tok, filepath.Join(t.TempDir(), "d1"))
+	run.Settings.NumIterations, run.Settings.TargetParamDataRatio, run.Settings.TimeBudget = -1, 0, 2
+	run.Settings.EvalEvery, run.Settings.Evals = 0, 6
+	run.Now = tickingClock(5 * time.Millisecond)
+	res, err := Base(context.Background(), run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := openMetrics(run.Dir, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []int
+	for _, r := range m.records {
+		if r.Kind == "eval" {
+			steps = append(steps, r.Step)
+		}
+	}
+	if n := len(steps); n < 7 || n > 9 || steps[0] != 0 || steps[n-1] != res.Step {
+		t.Fatalf("evaluations at steps %v of %d", steps, res.Step)
+	}
+	for i := 1; i < len(steps)-1; i++ {
+		if steps[i] != i*steps[1] {
+			t.Fatalf("evaluations at steps %v: not evenly spread", steps)
+		}
+	}
+	if res.Seconds > run.Settings.TimeBudget {
+		t.Errorf("%.2f s for a %.0f s budget", res.Seconds, run.Settings.TimeBudget)
 	}
 }

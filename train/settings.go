@@ -34,7 +34,8 @@ type Settings struct {
 	WarmdownRatio float64 `json:"warmdown_ratio"`
 	FinalLRFrac   float64 `json:"final_lr_frac"`
 
-	EvalEvery   int    `json:"eval_every"` // steps; 0: only at the end
+	EvalEvery   int    `json:"eval_every"`      // steps; 0: only at the end
+	Evals       int    `json:"evals,omitempty"` // evaluations spread over the run, in place of EvalEvery (0: EvalEvery)
 	EvalTokens  int    `json:"eval_tokens"`
 	SampleEvery int    `json:"sample_every"` // steps; 0: only at the end
 	SaveEvery   int    `json:"save_every"`   // steps; 0: only at the end

@@ -1,6 +1,6 @@
 //go:build !(linux || darwin)
 
-package benchmarks
+package measure
 
 // PeakRSS is not measured on this system.
 func PeakRSS() uint64 { return 0 }

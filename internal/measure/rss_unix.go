@@ -1,6 +1,6 @@
 //go:build linux || darwin
 
-package benchmarks
+package measure
 
 import (
 	"runtime"

@@ -1,0 +1,34 @@
+package measure
+
+import (
+	"strings"
+	"testing"
+
+	"gochat/cpubackend"
+)
+
+// sheet is an engine that knows its nominal peak.
+type sheet struct{ *cpubackend.Engine }
+
+func (sheet) NominalPeak() (Peak, bool) { return Peak{FLOPS: 1e15, What: "a data sheet"}, true }
+
+func TestPeakOf(t *testing.T) {
+	cpu := cpubackend.New(cpubackend.Gonum{})
+	p := PeakOf(cpu)
+	measured := GemmGFLOPs(cpu, false, 1024, 768, 3072, 0) * 1e9
+	if p.FLOPS < measured || p.What == "" {
+		t.Errorf("the peak %+v is below the %g FLOP/s measured", p, measured)
+	}
+	if nominal, ok := CPUPeak(); ok && (p.FLOPS < nominal.FLOPS || !strings.Contains(nominal.What, "GHz")) {
+		t.Errorf("the peak %+v is below the nominal %+v", p, nominal)
+	}
+	if p := PeakOf(sheet{cpu}); p.FLOPS != 1e15 || p.What != "a data sheet" {
+		t.Errorf("an engine's nominal peak is not taken: %+v", p)
+	}
+	if got := (Peak{FLOPS: 200}).MFU(50); got != 25 {
+		t.Errorf("MFU of 50 over 200 = %g%%, want 25%%", got)
+	}
+	if got := (Peak{}).MFU(50); got != 0 {
+		t.Errorf("MFU without a peak = %g", got)
+	}
+}
