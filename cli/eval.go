@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"time"
 
 	"gochat/checkpoint"
 	"gochat/graph"
@@ -98,9 +100,19 @@ func runEvalBPB(c *cli.Context) error {
 	}
 	cfg := ck.Meta.ModelConfig
 	B, T := c.Int("device-batch-size"), cfg.SequenceLen
-	steps := c.Int("split-tokens") / (B * T)
-	if steps < 1 {
+	asked := c.Int("split-tokens") / (B * T)
+	if asked < 1 {
 		return fmt.Errorf("--split-tokens %d is less than one batch of %d×%d tokens", c.Int("split-tokens"), B, T)
+	}
+	splits := []struct {
+		name   string
+		shards []string
+		steps  int
+	}{{"train", trainShards, 0}, {"val", []string{valShard}, 0}}
+	for i, sp := range splits {
+		if splits[i].steps, err = train.EvalSteps(sp.shards, tok, B, T, asked); err != nil {
+			return fmt.Errorf("%s split: %w", sp.name, err)
+		}
 	}
 	engine, err := trainingEngine(c, blas)
 	if err != nil {
@@ -114,16 +126,19 @@ func runEvalBPB(c *cli.Context) error {
 	if err := m.Load(ck.Weights); err != nil {
 		return err
 	}
-	fmt.Printf("%s step %d: %d steps of %d×%d tokens per split\n", dir, ck.Meta.Step, steps, B, T)
-	for _, split := range []struct {
-		name   string
-		shards []string
-	}{{"train", trainShards}, {"val", []string{valShard}}} {
-		bpb, err := train.BPB(m, split.shards, tok, steps)
+	fmt.Printf("%s step %d, %d×%d tokens a batch\n", dir, ck.Meta.Step, B, T)
+	for _, sp := range splits {
+		fmt.Printf("%s split: %d batches, %d tokens", sp.name, sp.steps, sp.steps*B*T)
+		if sp.steps < asked {
+			fmt.Printf(" (all it holds; --split-tokens asks for %d)", asked*B*T)
+		}
+		fmt.Println()
+		bpb, err := train.BPB(m, sp.shards, tok, sp.steps, progressBar("batches", 1, time.Now()))
+		fmt.Fprintln(os.Stderr)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s bpb: %.4f\n", split.name, bpb)
+		fmt.Printf("%s bpb: %.4f\n", sp.name, bpb)
 	}
 	return nil
 }

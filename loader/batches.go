@@ -173,3 +173,20 @@ func (r *reader) run(pos Position, out chan<- *rowGroup, stop <-chan struct{}) {
 		index += r.world
 	}
 }
+
+// Tokens counts the tokens a Loader over shards yields in one pass (each document's
+// <|bos|> and its tokens), up to limit: it stops reading once it has limit.
+func Tokens(shards []string, tok *tokenizer.Tokenizer, limit int) (int, error) {
+	bos, err := tok.Special("<|bos|>")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = EachRowGroup(shards, func(docs []string) bool {
+		for _, ids := range tok.EncodeBatch(docs, []int{bos}, nil) {
+			n += len(ids)
+		}
+		return n < limit
+	})
+	return min(n, limit), err
+}

@@ -143,6 +143,19 @@ func Split(dir string) (train []string, val string, err error) {
 // EachDocument calls fn with the documents of the shards in order, a row group at a time,
 // until fn returns false.
 func EachDocument(paths []string, fn func(doc string) bool) error {
+	return EachRowGroup(paths, func(docs []string) bool {
+		for _, d := range docs {
+			if !fn(d) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// EachRowGroup calls fn with the documents of each row group of the shards in order, until
+// fn returns false.
+func EachRowGroup(paths []string, fn func(docs []string) bool) error {
 	for _, p := range paths {
 		s, err := OpenShard(p)
 		if err != nil {
@@ -154,10 +167,8 @@ func EachDocument(paths []string, fn func(doc string) bool) error {
 				s.Close()
 				return fmt.Errorf("%s: %w", p, err)
 			}
-			for _, d := range docs {
-				if !fn(d) {
-					return s.Close()
-				}
+			if !fn(docs) {
+				return s.Close()
 			}
 		}
 		s.Close()

@@ -119,7 +119,14 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 			st.valBPB = *resumed.Meta.ValBPB
 		}
 	}
+	asked := plan.EvalSteps
+	if plan.EvalSteps, err = EvalSteps([]string{valShard}, r.Tokenizer, B, T, asked); err != nil {
+		return nil, fmt.Errorf("validation shard %s: %w", valShard, err)
+	}
 	r.printPlan(plan, trainShards, valShard)
+	if plan.EvalSteps < asked {
+		fmt.Fprintf(r.Log, "the validation shard holds %d batches, not the %d of eval_tokens: each evaluation reads it whole, once\n", plan.EvalSteps, asked)
+	}
 
 	model, err := graph.Build(plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: r.Engine})
 	if err != nil {
@@ -179,7 +186,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 		stop := ctx.Err() != nil && !last // a stopped run saves and leaves; the resumed one evaluates
 		if !stop && (last || (evalEvery > 0 && step%evalEvery == 0)) {
 			start := r.now()
-			if st.valBPB, err = BPB(eval, []string{valShard}, r.Tokenizer, plan.EvalSteps); err != nil {
+			if st.valBPB, err = BPB(eval, []string{valShard}, r.Tokenizer, plan.EvalSteps, nil); err != nil {
 				return nil, err
 			}
 			if st.MinValBPB == nil || st.valBPB < *st.MinValBPB {

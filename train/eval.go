@@ -9,11 +9,29 @@ import (
 	"gochat/tokenizer"
 )
 
+// EvalSteps is how many batches of B×T tokens an evaluation of shards reads when it is
+// asked for steps: steps, or fewer when the shards hold fewer tokens, so that no token is
+// read twice. Each batch takes B·T+1 tokens (loader.Loader). It reads (and tokenizes) the
+// shards only as far as steps batches reach.
+func EvalSteps(shards []string, tok *tokenizer.Tokenizer, B, T, steps int) (int, error) {
+	n, err := loader.Tokens(shards, tok, steps*(B*T+1))
+	if err != nil {
+		return 0, err
+	}
+	if n < B*T+1 {
+		return 0, fmt.Errorf("%d tokens of text, less than one batch of %d×%d+1", n, B, T)
+	}
+	return min(steps, n/(B*T+1)), nil
+}
+
 // BPB is nanochat's evaluate_bpb: the model's loss in bits per byte of text over steps
 // batches from the start of shards, which makes it comparable across vocabularies. Each
 // target token counts its bytes (tokenizer.TokenBytes); targets of zero bytes (the special
-// tokens) are left out of both sums. m is an Eval graph.
-func BPB(m *graph.Model, shards []string, tok *tokenizer.Tokenizer, steps int) (float64, error) {
+// tokens) are left out of both sums. m is an Eval graph. It never reads past the end of the
+// shards: a batch that would start over at their first document ends the evaluation
+// (EvalSteps says beforehand how many batches there are). progress, when not nil, is called
+// after each batch with the batches done and steps.
+func BPB(m *graph.Model, shards []string, tok *tokenizer.Tokenizer, steps int, progress func(done, total int)) (float64, error) {
 	if m.Mode != graph.Eval {
 		return 0, fmt.Errorf("bpb: needs an Eval graph")
 	}
@@ -25,10 +43,13 @@ func BPB(m *graph.Model, shards []string, tok *tokenizer.Tokenizer, steps int) (
 	tokenBytes := tok.TokenBytes()
 	var nats float64
 	var bytes int
-	for range steps {
+	for step := range steps {
 		ids, targets, err := ld.Next()
 		if err != nil {
 			return 0, err
+		}
+		if ld.Position().Epoch > 0 { // the batch went round to the first document again
+			break
 		}
 		if err := m.Run(ids, targets); err != nil {
 			return 0, err
@@ -38,6 +59,9 @@ func BPB(m *graph.Model, shards []string, tok *tokenizer.Tokenizer, steps int) (
 				nats += float64(loss)
 				bytes += nb
 			}
+		}
+		if progress != nil {
+			progress(step+1, steps)
 		}
 	}
 	if bytes == 0 {
