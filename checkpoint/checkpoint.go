@@ -123,6 +123,24 @@ func LastStep(dir string) (int, error) {
 	return steps[len(steps)-1], nil
 }
 
+// Tags lists the run folders of a checkpoints folder that hold a saved step, by name.
+func Tags(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	for _, e := range entries {
+		if steps, _ := Steps(filepath.Join(root, e.Name())); e.IsDir() && len(steps) > 0 {
+			tags = append(tags, e.Name())
+		}
+	}
+	return tags, nil
+}
+
 // LargestTag finds the model tag of a checkpoints folder (such as base_checkpoints) that
 // nanochat would load: the d<N> folder with the largest N, or else the most recently
 // modified folder.

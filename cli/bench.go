@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"gochat/benchmarks"
-	"gochat/internal/measure"
 	"gochat/cpubackend"
+	"gochat/internal/measure"
 
 	"github.com/urfave/cli/v2"
 )

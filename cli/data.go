@@ -89,21 +89,24 @@ func runDataPack(c *cli.Context) error {
 	if c.Int("shard-chars") <= 0 || c.Int("val-docs") < 0 {
 		return fmt.Errorf("data pack: --shard-chars must be positive and --val-docs not negative")
 	}
-	_, err := pack(srcs, homeDir(c, "out", "base_data"), loader.PackOptions{Include: include, Exclude: c.StringSlice("exclude"),
+	return pack(srcs, homeDir(c, "out", "base_data"), loader.PackOptions{Include: include, Exclude: c.StringSlice("exclude"),
 		ShardChars: c.Int("shard-chars"), ValDocs: c.Int("val-docs"), Seed: c.Uint64("seed"),
 		MaxFileBytes: maxBytes, SkipGenerated: skipGenerated})
-	return err
 }
 
 // pack packs srcs into shards in out and says what it made.
-func pack(srcs []string, out string, opt loader.PackOptions) ([]string, error) {
+func pack(srcs []string, out string, opt loader.PackOptions) error {
 	start := time.Now()
-	paths, err := loader.Pack(srcs, out, opt)
+	p, err := loader.Pack(srcs, out, opt)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	fmt.Printf("packed %d shards into %s in %.1f s; validation: %s\n", len(paths), out, time.Since(start).Seconds(), filepath.Base(paths[len(paths)-1]))
-	return paths, nil
+	if p.Val < opt.ValDocs {
+		fmt.Printf("the corpus has %d documents: %d of them validate, not the %d of --val-docs, so that most of it trains\n", p.Train+p.Val, p.Val, opt.ValDocs)
+	}
+	fmt.Printf("packed %d documents into %d shards in %s in %.1f s; validation (%d documents): %s\n",
+		p.Train+p.Val, len(p.Paths), out, time.Since(start).Seconds(), p.Val, filepath.Base(p.Paths[len(p.Paths)-1]))
+	return nil
 }
 
 func runDataDownload(c *cli.Context) error {

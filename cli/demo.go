@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gochat/loader"
@@ -36,7 +37,7 @@ func demoCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-seq-len", Value: 256, Usage: "tokens per sequence"},
 			&cli.IntFlag{Name: "device-batch-size", Value: 8, Usage: "sequences per step"},
 			&cli.IntFlag{Name: "vocab-size", Value: 8192, Usage: "vocabulary of the tokenizer, when one is trained"},
-			&cli.IntFlag{Name: "eval-every", Value: 100, Usage: "steps between validation bpb measurements"},
+			&cli.IntFlag{Name: "evals", Value: 12, Usage: "validation bpb measurements spread over the run (and one at the start)"},
 			&cli.StringFlag{Name: "include", Value: "*.go", Usage: "file name `GLOB` of the Go source files to pack"},
 			&cli.IntFlag{Name: "val-docs", Value: 256, Usage: "files that go to the validation shard"},
 			engineFlag, blasFlag,
@@ -45,8 +46,21 @@ func demoCommand() *cli.Command {
 	}
 }
 
+// self is how to run this program again from the same folder: as it was started ("./gochat",
+// or "gochat" found on the PATH), or "go run ./cli" for the temporary binary of go run.
+func self() string {
+	name := os.Args[0]
+	if exe, err := os.Executable(); err == nil && strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cli"
+	}
+	if !strings.ContainsRune(name, filepath.Separator) {
+		return name
+	}
+	return quoteAll([]string{name})[0]
+}
+
 func runDemo(c *cli.Context) error {
-	if err := positive(c, "depth", "max-seq-len", "device-batch-size", "vocab-size", "eval-every", "val-docs"); err != nil {
+	if err := positive(c, "depth", "max-seq-len", "device-batch-size", "vocab-size", "evals", "val-docs"); err != nil {
 		return err
 	}
 	if c.Duration("time") <= 0 {
@@ -67,7 +81,7 @@ func runDemo(c *cli.Context) error {
 	} else {
 		src := goSource()
 		fmt.Printf("packing Go's source tree (%s, files %s, not generated, at most %d bytes) into shards, once\n", src, c.String("include"), goSrcMaxFile)
-		if _, err := pack([]string{src}, data, loader.PackOptions{Include: []string{c.String("include")},
+		if err := pack([]string{src}, data, loader.PackOptions{Include: []string{c.String("include")},
 			ShardChars: 250_000_000, ValDocs: c.Int("val-docs"), Seed: 42, MaxFileBytes: goSrcMaxFile, SkipGenerated: true}); err != nil {
 			return err
 		}
@@ -98,7 +112,7 @@ func runDemo(c *cli.Context) error {
 	s := train.DefaultSettings()
 	s.Depth, s.MaxSeqLen, s.DeviceBatchSize, s.TotalBatchSize = c.Int("depth"), T, B, B*T
 	s.TimeBudget, s.TargetParamDataRatio = c.Duration("time").Seconds(), 0
-	s.EvalEvery, s.EvalTokens, s.SampleEvery = c.Int("eval-every"), 20*B*T, 0
+	s.EvalEvery, s.Evals, s.EvalTokens, s.SampleEvery = 0, c.Int("evals"), 20*B*T, 0
 	dir := filepath.Join(home, "base_checkpoints", "demo")
 	if err := os.RemoveAll(dir); err != nil { // the demo's own run, replaced each time
 		return err
@@ -118,12 +132,13 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("\nvalidation bpb %.4f after %d steps (%.1f minutes). The report card: %s\n", res.ValBPB, res.Step, res.Seconds/60, path)
+	me := self()
 	fmt.Println("Talk to it (a base model: it continues what you type):")
-	fmt.Println("  gochat chat -i base -g demo")
-	fmt.Println("  gochat sample -g demo -n 3 'func (b *Buffer) Len() int {'")
+	fmt.Printf("  %s chat -i base -g demo\n", me)
+	fmt.Printf("  %s sample -g demo -n 3 'func (b *Buffer) Len() int {'\n", me)
 	fmt.Println("Next:")
-	fmt.Println("  gochat eval bpb -g demo --device-batch-size", B, "  # measure it again, on both splits")
-	fmt.Println("  gochat train base --help                           # the full trainer, nanochat's flags")
-	fmt.Println("  gochat data download -n 8                          # FineWeb-edu shards, for models that speak English")
+	fmt.Printf("  %s eval bpb -g demo --device-batch-size %d --split-tokens %d   # measure it again, on both splits\n", me, B, s.EvalTokens)
+	fmt.Printf("  %s train base --help   # the full trainer, nanochat's flags\n", me)
+	fmt.Printf("  %s data download -n 8  # FineWeb-edu shards, for models that speak English\n", me)
 	return nil
 }

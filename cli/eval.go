@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"gochat/checkpoint"
@@ -48,7 +50,17 @@ func chosenStep(c *cli.Context, root string) (dir string, step int, err error) {
 		}
 	}
 	dir = filepath.Join(root, tag)
-	step, err = stepOf(c, dir)
+	steps, _ := checkpoint.Steps(dir)
+	if len(steps) == 0 {
+		tags, _ := checkpoint.Tags(root)
+		if len(tags) == 0 {
+			return "", 0, fmt.Errorf("no run %q in %s: it has no checkpoints yet", tag, root)
+		}
+		return "", 0, fmt.Errorf("no run %q in %s; the runs there: %s", tag, root, strings.Join(tags, ", "))
+	}
+	if step, err = stepOf(c, dir); err == nil && !slices.Contains(steps, step) {
+		return "", 0, fmt.Errorf("no step %d in %s; its steps: %s", step, dir, strings.Trim(fmt.Sprint(steps), "[]"))
+	}
 	return dir, step, err
 }
 

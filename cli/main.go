@@ -33,6 +33,7 @@ func main() {
 		// Errors are printed once, by main, without usage text or a stack trace.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	guard(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "gochat:", err)
 		var exit cli.ExitCoder

@@ -139,6 +139,8 @@ func TestTrainBaseErrors(t *testing.T) {
 	raw, _ := os.ReadFile(model)
 	os.WriteFile(model, raw[:len(raw)-100], 0o644)
 	empty := t.TempDir()
+	one := filepath.Join(t.TempDir(), "one.txt")
+	os.WriteFile(one, []byte("a single document"), 0o644)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -151,6 +153,14 @@ func TestTrainBaseErrors(t *testing.T) {
 		{append(tinyTrain, "--eval-every", "-1"), "--eval-every"},
 		{[]string{"eval", "bpb", "--model-tag", "d2", "--step", "9"}, "no step 9"},
 		{[]string{"eval", "bpb", "--checkpoints", empty}, "no checkpoints"},
+		{[]string{"eval", "bpb", "--model-tag", "d2", "--step", "9"}, "its steps: 3"},
+		{[]string{"chat", "-i", "base", "-g", "nosuchtag", "-p", "hi"}, "the runs there: d2"},
+		{[]string{"data", "pack", one, "--out", empty}, "flags come before arguments: gochat data pack --out " + empty + " " + one},
+		{[]string{"data", "pack", "--out", empty, one}, "at least two"},
+		{[]string{"train", "bsae"}, "did you mean `gochat train base`?"},
+		{[]string{"trian"}, "did you mean `gochat train`?"},
+		{[]string{"train", "base", "--depht", "3"}, "did you mean --depth?"},
+		{[]string{"train", "base", "--depth", "abc"}, "`gochat train base --help` lists the flags"},
 	} {
 		_, stderr, err := inHome(t, home, c.args...)
 		if err == nil || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {
@@ -164,7 +174,7 @@ func TestTrainBaseErrors(t *testing.T) {
 func TestDemo(t *testing.T) {
 	home := t.TempDir()
 	args := []string{"demo", "--time", "4s", "--depth", "1", "--max-seq-len", "32", "--device-batch-size", "4",
-		"--vocab-size", "300", "--include", "strings*.go", "--val-docs", "4", "--eval-every", "100"}
+		"--vocab-size", "300", "--include", "strings*.go", "--val-docs", "4", "--evals", "3"}
 	out, stderr, err := inHome(t, home, args...)
 	if err != nil {
 		t.Fatalf("%v: %s\n%s", err, stderr, out)
@@ -187,6 +197,23 @@ func TestDemo(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(home, f)); err != nil {
 			t.Error(err)
 		}
+	}
+	// Every command the demo suggests works as printed; FineWeb's download needs the internet.
+	var suggested int
+	for _, line := range strings.Split(out, "\n") {
+		words := shellWords(strings.TrimSpace(strings.Split(line, "#")[0]))
+		if !strings.HasPrefix(line, "  ") || len(words) < 2 || words[0] != binary || words[1] == "data" {
+			continue
+		}
+		suggested++
+		cmd := exec.Command(binary, words[1:]...)
+		cmd.Env = append(os.Environ(), "GOCHAT_HOME="+home)
+		if got, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", line, err, got)
+		}
+	}
+	if suggested != 4 {
+		t.Errorf("ran %d of the demo's suggestions, want 4:\n%s", suggested, out)
 	}
 	// A second demo reuses the shards and the tokenizer.
 	if out, stderr, err = inHome(t, home, args...); err != nil || !strings.Contains(out, "using the shards") || !strings.Contains(out, "using the tokenizer") {
@@ -220,4 +247,29 @@ func TestCheckpointImportExport(t *testing.T) {
 	if _, stderr, err := inHome(t, home, "checkpoint", "export"); err == nil || !strings.Contains(stderr, "out") {
 		t.Errorf("export without --out: %v %s", err, stderr)
 	}
+}
+
+// shellWords splits a command line as a shell would, for the single quotes gochat prints.
+func shellWords(line string) []string {
+	var words []string
+	var word strings.Builder
+	quoted, in := false, false
+	for _, r := range line {
+		switch {
+		case r == '\'':
+			quoted, in = !quoted, true
+		case r == ' ' && !quoted:
+			if in {
+				words, in = append(words, word.String()), false
+				word.Reset()
+			}
+		default:
+			word.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, word.String())
+	}
+	return words
 }

@@ -59,7 +59,7 @@ func Select(choice string) (BLAS, error) {
 	case "", "auto":
 		b, err := LoadNative()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "gochat: %v; using gonum's pure-Go BLAS (much slower)\n", err)
+			fallbackNotice.Do(func() { fmt.Fprintf(os.Stderr, "gochat: %v; using gonum's pure-Go BLAS (much slower)\n", err) })
 			return Gonum{}, nil
 		}
 		return b, nil
@@ -77,6 +77,9 @@ func Select(choice string) (BLAS, error) {
 	}
 	return nil, fmt.Errorf("unknown BLAS %q: want auto, native, gonum%s", choice, acceleratorNames())
 }
+
+// fallbackNotice says once per process that no system BLAS was found.
+var fallbackNotice sync.Once
 
 // accelerators are the BLAS that packages linked into the program registered.
 var accelerators = map[string]func(cpu BLAS) (BLAS, error){}

@@ -16,7 +16,8 @@ func BenchmarkLoader(b *testing.B) {
 	src := filepath.Join(runtime.GOROOT(), "src")
 	dir := b.TempDir()
 	opt := PackOptions{Include: []string{"*.go"}, ShardChars: 20_000_000, ValDocs: 100, Seed: 1}
-	paths, err := Pack([]string{filepath.Join(src, "net"), filepath.Join(src, "crypto"), filepath.Join(src, "runtime")}, dir, opt)
+	packed, err := Pack([]string{filepath.Join(src, "net"), filepath.Join(src, "crypto"), filepath.Join(src, "runtime")}, dir, opt)
+	paths := packed.Paths
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 type PackOptions struct {
 	Include, Exclude []string
 	ShardChars       int    // characters of text per training shard, at most (0: one shard)
-	ValDocs          int    // documents of the validation shard
+	ValDocs          int    // documents of the validation shard (fewer for a small corpus: see Pack)
 	Seed             uint64 // of the shuffle that mixes documents across shards
 
 	// MaxFileBytes leaves out files larger than this (0: none), and SkipGenerated files
@@ -32,11 +32,20 @@ type PackOptions struct {
 // generated matches Go's marker of generated files.
 var generated = regexp.MustCompile(`(?m)^// Code generated .* DO NOT EDIT\.$`)
 
+// Packed is what Pack made: the shard paths, the validation shard last, and how many
+// documents went to training and to validation.
+type Packed struct {
+	Paths      []string
+	Train, Val int
+}
+
 // Pack turns files and folders of text into shards with nanochat's schema in out: the
 // documents are shuffled (seeded), the first ValDocs go to the validation shard, which is
 // the last one (shard_{n:05d}.parquet, as nanochat takes the last file for validation), and
-// the rest fill training shards of up to ShardChars characters. It returns the shard paths.
-func Pack(srcs []string, out string, opt PackOptions) ([]string, error) {
+// the rest fill training shards of up to ShardChars characters. A corpus of fewer than
+// 2·ValDocs documents validates on a tenth of them (at least one) instead, so that most of
+// it trains.
+func Pack(srcs []string, out string, opt PackOptions) (Packed, error) {
 	var docs []string
 	for _, src := range srcs {
 		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
@@ -54,15 +63,19 @@ func Pack(srcs []string, out string, opt PackOptions) ([]string, error) {
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return Packed{}, err
 		}
 	}
-	if len(docs) <= opt.ValDocs {
-		return nil, fmt.Errorf("pack: %d documents, need more than the %d for validation", len(docs), opt.ValDocs)
+	nval := opt.ValDocs
+	if nval > 0 && len(docs) < 2*nval {
+		nval = max(1, len(docs)/10)
+	}
+	if len(docs) <= nval {
+		return Packed{}, fmt.Errorf("pack: %d document(s) found; a corpus needs at least two, one to train on and one to validate", len(docs))
 	}
 	r := rand.New(rand.NewPCG(opt.Seed, 0))
 	r.Shuffle(len(docs), func(i, j int) { docs[i], docs[j] = docs[j], docs[i] })
-	val, train := docs[:opt.ValDocs], docs[opt.ValDocs:]
+	val, train := docs[:nval], docs[nval:]
 	var groups [][]string
 	for start, chars := 0, 0; start < len(train); {
 		end := start
@@ -75,16 +88,16 @@ func Pack(srcs []string, out string, opt PackOptions) ([]string, error) {
 		groups = append(groups, val)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, err
+		return Packed{}, err
 	}
-	paths := make([]string, len(groups))
+	p := Packed{Paths: make([]string, len(groups)), Train: len(train), Val: len(val)}
 	for i, g := range groups {
-		paths[i] = filepath.Join(out, fmt.Sprintf("shard_%05d.parquet", i))
-		if err := WriteShard(paths[i], g); err != nil {
-			return nil, err
+		p.Paths[i] = filepath.Join(out, fmt.Sprintf("shard_%05d.parquet", i))
+		if err := WriteShard(p.Paths[i], g); err != nil {
+			return Packed{}, err
 		}
 	}
-	return paths, nil
+	return p, nil
 }
 
 func wanted(name string, opt PackOptions) bool {

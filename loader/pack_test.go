@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -21,7 +22,8 @@ func TestPack(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "skip.bin"), []byte("binary"), 0o644)
 	want = append(want, "one", "two")
 	out := filepath.Join(t.TempDir(), "base_data")
-	paths, err := Pack([]string{src}, out, PackOptions{Include: []string{"*.txt", "*.jsonl"}, ShardChars: 1000, ValDocs: 5, Seed: 1})
+	packed, err := Pack([]string{src}, out, PackOptions{Include: []string{"*.txt", "*.jsonl"}, ShardChars: 1000, ValDocs: 5, Seed: 1})
+	paths := packed.Paths
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +53,7 @@ func TestPack(t *testing.T) {
 		t.Fatalf("%d shards; documents differ: %d packed, %d given", len(paths), len(got), len(want))
 	}
 	again, _ := Pack([]string{src}, t.TempDir(), PackOptions{Include: []string{"*.txt", "*.jsonl"}, ShardChars: 1000, ValDocs: 5, Seed: 1})
-	if len(again) != len(paths) {
+	if len(again.Paths) != len(paths) {
 		t.Error("packing is not deterministic")
 	}
 }
@@ -83,7 +85,8 @@ func TestPackLeavesOutGeneratedAndLargeFiles(t *testing.T) {
 	for name, text := range files {
 		os.WriteFile(filepath.Join(src, name), []byte(text), 0o644)
 	}
-	paths, err := Pack([]string{src}, t.TempDir(), PackOptions{ValDocs: 1, MaxFileBytes: 1000, SkipGenerated: true})
+	packed, err := Pack([]string{src}, t.TempDir(), PackOptions{ValDocs: 1, MaxFileBytes: 1000, SkipGenerated: true})
+	paths := packed.Paths
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,5 +95,25 @@ func TestPackLeavesOutGeneratedAndLargeFiles(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{files["a.go"], files["c.go"]}; !slices.Equal(got, want) {
 		t.Errorf("packed %q, want %q", got, want)
+	}
+}
+
+// TestPackSmallCorpus: a corpus of fewer than twice ValDocs documents validates on a tenth
+// of them, at least one, and trains on the rest.
+func TestPackSmallCorpus(t *testing.T) {
+	src := t.TempDir()
+	for i := range 25 {
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("%02d.txt", i)), []byte(strings.Repeat("x", i+1)), 0o644)
+	}
+	for _, c := range []struct{ valDocs, val int }{{1024, 2}, {13, 2}, {12, 12}, {0, 0}} {
+		p, err := Pack([]string{src}, t.TempDir(), PackOptions{ValDocs: c.valDocs})
+		if err != nil || p.Val != c.val || p.Train != 25-c.val {
+			t.Errorf("ValDocs %d: %+v, %v; want %d validating", c.valDocs, p, err, c.val)
+		}
+	}
+	one := t.TempDir()
+	os.WriteFile(filepath.Join(one, "a.txt"), []byte("a"), 0o644)
+	if _, err := Pack([]string{one}, t.TempDir(), PackOptions{ValDocs: 1024}); err == nil || !strings.Contains(err.Error(), "at least two") {
+		t.Errorf("one document: %v", err)
 	}
 }

@@ -30,7 +30,7 @@ func fixture(t *testing.T) (data string, tok *tokenizer.Tokenizer) {
 		t.Fatal(err)
 	}
 	var docs []string
-	loader.EachDocument(paths, func(d string) bool { docs = append(docs, d); return true })
+	loader.EachDocument(paths.Paths, func(d string) bool { docs = append(docs, d); return true })
 	if tok, err = tokenizer.Train(docs, tokenizer.TrainOptions{VocabSize: 512, DocCap: 10000, MaxChars: 1 << 30}); err != nil {
 		t.Fatal(err)
 	}
