@@ -37,6 +37,7 @@ func benchCommand() *cli.Command {
 			Usage: "the CPU BLAS's single-precision matrix product rate, C = A·B for A m×k and B k×n",
 			Flags: []cli.Flag{engineFlag, blasFlag,
 				&cli.IntFlag{Name: "m", Value: 1024}, &cli.IntFlag{Name: "n", Value: 3072}, &cli.IntFlag{Name: "k", Value: 768},
+				&cli.BoolFlag{Name: "compare", Usage: "measure every CPU BLAS this machine has (native, go, gonum) in this process, with ratios to the first"},
 			},
 			Action: runBenchSgemm,
 		}, {
@@ -70,12 +71,33 @@ func runBenchSgemm(c *cli.Context) error {
 	if err := positive(c, "m", "n", "k"); err != nil {
 		return err
 	}
-	blas, err := cpuBLAS(c)
-	if err != nil {
-		return err
+	var blases []cpubackend.BLAS
+	if c.Bool("compare") {
+		if native, err := cpubackend.LoadNative(); err == nil {
+			blases = append(blases, native)
+		} else {
+			fmt.Printf("no system BLAS: %v\n", err)
+		}
+		blases = append(blases, cpubackend.GoKernels{}, cpubackend.Gonum{})
+	} else {
+		blas, err := cpuBLAS(c)
+		if err != nil {
+			return err
+		}
+		blases = append(blases, blas)
 	}
-	rate := measure.GemmGFLOPs(blas, false, c.Int("m"), c.Int("n"), c.Int("k"), 2*time.Second)
-	fmt.Printf("sgemm %d×%d×%d on %s: %.1f GFLOP/s\n", c.Int("m"), c.Int("k"), c.Int("n"), blas.Name(), rate)
+	m, n, k := c.Int("m"), c.Int("n"), c.Int("k")
+	var first float64
+	for i, blas := range blases {
+		rate := measure.GemmGFLOPs(blas, false, m, n, k, 2*time.Second)
+		fmt.Printf("sgemm m=%d n=%d k=%d on %s: %.1f GFLOP/s", m, n, k, blas.Name(), rate)
+		if i == 0 {
+			first = rate
+		} else {
+			fmt.Printf(" (%.0f%% of %s)", 100*rate/first, blases[0].Name())
+		}
+		fmt.Println()
+	}
 	return nil
 }
 

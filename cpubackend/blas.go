@@ -2,9 +2,9 @@
 // matrix product routed to a BLAS library.
 //
 // The BLAS is the system's own (OpenBLAS on Linux, Accelerate on macOS), loaded at run time
-// through purego so that the build needs no cgo, or gonum's pure-Go BLAS when no system
-// library can be loaded. GOCHAT_BLAS selects one explicitly: "auto" (the default), "native"
-// or "gonum".
+// through purego so that the build needs no cgo, or gochat's own Go-assembly kernels
+// (GoKernels) when no system library can be loaded. GOCHAT_BLAS selects one explicitly:
+// "auto" (the default), "native", "go" or "gonum".
 package cpubackend
 
 import (
@@ -27,7 +27,8 @@ type BLAS interface {
 	Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int)
 }
 
-// Gonum is gonum's pure-Go BLAS: always available, about 20 times slower than OpenBLAS.
+// Gonum is gonum's pure-Go BLAS: always available, 10 to 30 times slower than OpenBLAS; the
+// fallback where gochat's own kernels have no assembly for the processor.
 type Gonum struct{}
 
 // Name implements BLAS.
@@ -50,21 +51,28 @@ func trans(t bool) blas.Transpose {
 	return blas.NoTrans
 }
 
-// Select returns the BLAS named by choice: "auto" or "" (the system library, else gonum with
-// a one-line notice on stderr), "native" (the system library or an error), "gonum", or the
+// Select returns the BLAS named by choice: "auto" or "" (the system library, else gochat's
+// own kernels with a one-line notice on stderr), "native" (the system library or an error),
+// "go" (gochat's kernels, GoKernels), "gonum", or the
 // name of a registered accelerator ("cuda" once cudabackend is linked in), which runs the
 // large products and leaves the rest to the automatic choice.
 func Select(choice string) (BLAS, error) {
 	switch choice = strings.ToLower(choice); choice {
 	case "", "auto":
 		b, err := LoadNative()
-		if err != nil {
-			fallbackNotice.Do(func() { fmt.Fprintf(os.Stderr, "gochat: %v; using gonum's pure-Go BLAS (much slower)\n", err) })
-			return Gonum{}, nil
+		if err == nil {
+			return b, nil
 		}
-		return b, nil
+		var fallback BLAS = GoKernels{}
+		if !vectorised() {
+			fallback = Gonum{}
+		}
+		fallbackNotice.Do(func() { fmt.Fprintf(os.Stderr, "gochat: %v; using %s\n", err, fallback.Name()) })
+		return fallback, nil
 	case "native":
 		return LoadNative()
+	case "go":
+		return GoKernels{}, nil
 	case "gonum":
 		return Gonum{}, nil
 	}
@@ -75,7 +83,7 @@ func Select(choice string) (BLAS, error) {
 		}
 		return load(cpu)
 	}
-	return nil, fmt.Errorf("unknown BLAS %q: want auto, native, gonum%s", choice, acceleratorNames())
+	return nil, fmt.Errorf("unknown BLAS %q: want auto, native, go, gonum%s", choice, acceleratorNames())
 }
 
 // fallbackNotice says once per process that no system BLAS was found.

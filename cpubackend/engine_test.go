@@ -4,15 +4,17 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// blases returns every BLAS this machine has: gonum always, the native one where it loads.
+// blases returns every BLAS this machine has: gonum and gochat's kernels always, the native
+// one where it loads.
 func blases(t *testing.T) []BLAS {
-	out := []BLAS{Gonum{}}
+	out := []BLAS{Gonum{}, GoKernels{}}
 	if n, err := LoadNative(); err == nil {
 		out = append(out, n)
 	} else {
@@ -163,6 +165,9 @@ func TestSelect(t *testing.T) {
 	if b, err := Select("gonum"); err != nil || b.Name() != "gonum" {
 		t.Fatalf("gonum: %v %v", b, err)
 	}
+	if b, err := Select("go"); err != nil || !strings.HasPrefix(b.Name(), "go (") {
+		t.Fatalf("go: %v %v", b, err)
+	}
 	if _, err := Select("mkl"); err == nil {
 		t.Fatal("unknown BLAS accepted")
 	}
@@ -186,9 +191,11 @@ func (c *countingBLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a 
 // slabs (tall C) and column slabs (wide C), with every transpose and padded strides, against
 // gonum computing them whole.
 func TestSplitProductsMatch(t *testing.T) {
-	native, err := LoadNative()
-	if err != nil {
-		t.Skipf("no native BLAS: %v", err)
+	split := []BLAS{GoKernels{}}
+	if native, err := LoadNative(); err == nil {
+		split = append(split, native)
+	} else {
+		t.Logf("native BLAS not tested: %v", err)
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
 	r := rand.New(rand.NewPCG(3, 3))
@@ -206,15 +213,21 @@ func TestSplitProductsMatch(t *testing.T) {
 				for i := range b {
 					b[i] = r.Float32() - 0.5
 				}
-				got, want := make([]float32, m*ldc), make([]float32, m*ldc)
-				for i := range got {
-					got[i], want[i] = 1, 1
-				}
-				native.Sgemm(ta, tb, m, n, k, 1.5, a, lda, b, ldb, 0.25, got, ldc)
-				Gonum{}.Sgemm(ta, tb, m, n, k, 1.5, a, lda, b, ldb, 0.25, want, ldc)
+				want := make([]float32, m*ldc)
 				for i := range want {
-					if math.Abs(float64(got[i]-want[i])) > 1e-4 {
-						t.Fatalf("%v ta=%t tb=%t: element %d is %v, gonum %v", dims, ta, tb, i, got[i], want[i])
+					want[i] = 1
+				}
+				Gonum{}.Sgemm(ta, tb, m, n, k, 1.5, a, lda, b, ldb, 0.25, want, ldc)
+				for _, blas := range split {
+					got := make([]float32, m*ldc)
+					for i := range got {
+						got[i] = 1
+					}
+					blas.Sgemm(ta, tb, m, n, k, 1.5, a, lda, b, ldb, 0.25, got, ldc)
+					for i := range want {
+						if math.Abs(float64(got[i]-want[i])) > 1e-4 {
+							t.Fatalf("%s %v ta=%t tb=%t: element %d is %v, gonum %v", blas.Name(), dims, ta, tb, i, got[i], want[i])
+						}
 					}
 				}
 			}
