@@ -97,7 +97,7 @@ func (s *shardServer) checkNoPartialShards() {
 }
 
 func fastRetries(base string) DownloadOptions {
-	return DownloadOptions{BaseURL: base, Backoff: 10 * time.Millisecond, Stall: 300 * time.Millisecond, Attempts: 4}
+	return DownloadOptions{BaseURL: base, Backoff: 10 * time.Millisecond, Stall: time.Second, Attempts: 4}
 }
 
 func TestDownloadSurvivesFailures(t *testing.T) {
