@@ -126,7 +126,7 @@ func TestUserErrors(t *testing.T) {
 		{append([]string{"model", "--load", truncated}, small...), "truncated"},
 		{append([]string{"model", "--load", filepath.Join(dir, "missing")}, small...), "no such file"},
 		{[]string{"model", "--depth", "3", "--vocab-size", "300", "--max-seq-len", "24", "--load", truncated + "x"}, "no such file"},
-		{[]string{"model", "--nope"}, "flag provided but not defined"},
+		{[]string{"model", "--nope"}, "`gochat model` has no flag --nope"},
 		{[]string{"bench", "model", "--steps", "0"}, "--steps must be positive"},
 	} {
 		_, stderr, err := gochat(t, c.args...)
