@@ -19,7 +19,7 @@ import (
 	"gochat/graph"
 	"gochat/internal/measure"
 	"gochat/layers"
-	"gochat/optimizers"
+	"gochat/train"
 )
 
 // ModelSpec is one benchmark configuration.
@@ -91,19 +91,19 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	if err := m.Load(graph.InitWeights(cfg, 1)); err != nil {
 		return res, err
 	}
-	tr, err := optimizers.NewTrainer(m, optimizers.DefaultSettings(1<<30), engine.(layers.Gemm))
+	tr, err := train.NewTrainer(m, train.DefaultRecipe(1<<30), engine.(layers.Gemm))
 	if err != nil {
 		return res, err
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	n := spec.Batch * spec.SeqLen
-	batch := optimizers.Batch{IDs: make([]int, n), Targets: make([]int, n)}
+	batch := train.Batch{IDs: make([]int, n), Targets: make([]int, n)}
 	for i := range batch.IDs {
 		batch.IDs[i], batch.Targets[i] = r.IntN(spec.Vocab), r.IntN(spec.Vocab)
 	}
 	step := func() (fwdBwd, optim, loss float64, err error) {
 		start := time.Now()
-		if loss, err = tr.Accumulate([]optimizers.Batch{batch}); err != nil {
+		if loss, err = tr.Accumulate([]train.Batch{batch}); err != nil {
 			return
 		}
 		mid := time.Now()

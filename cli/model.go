@@ -9,7 +9,7 @@ import (
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/layers"
-	"gochat/optimizers"
+	"gochat/train"
 
 	"github.com/urfave/cli/v2"
 )
@@ -119,11 +119,11 @@ func trainSample(m *graph.Model, blas cpubackend.BLAS, ids, targets []int, steps
 	if steps <= 0 {
 		return nil
 	}
-	tr, err := optimizers.NewTrainer(m, optimizers.DefaultSettings(steps), m.Engine.(layers.Gemm))
+	tr, err := train.NewTrainer(m, train.DefaultRecipe(steps), m.Engine.(layers.Gemm))
 	if err != nil {
 		return err
 	}
-	batch := []optimizers.Batch{{IDs: ids, Targets: targets}}
+	batch := []train.Batch{{IDs: ids, Targets: targets}}
 	for step := 0; step < steps; step++ {
 		start := time.Now()
 		res, err := tr.Step(batch)

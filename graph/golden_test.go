@@ -17,6 +17,7 @@ import (
 	"gochat/optimizers"
 	"gochat/safetensors"
 	"gochat/sampler"
+	"gochat/train"
 
 	"gorgonia.org/tensor"
 )
@@ -303,10 +304,10 @@ func (c *goldenCase) checkSteps(t *testing.T) {
 	}
 	m := c.build(t, graph.Options{Batch: c.meta.B / 2, Mode: graph.Train, Reduction: layers.Mean})
 	defer m.Close()
-	s := optimizers.Settings{MatrixLR: o.MatrixLR, EmbeddingLR: o.EmbeddingLR, UnembeddingLR: o.UnembeddingLR,
+	s := train.Recipe{MatrixLR: o.MatrixLR, EmbeddingLR: o.EmbeddingLR, UnembeddingLR: o.UnembeddingLR,
 		WeightDecay: o.WeightDecay, GradClip: o.GradClip,
 		Schedule: optimizers.Schedule{NumIterations: o.Steps[0].NumIterations, WarmdownRatio: 0.2}}
-	tr, err := optimizers.NewTrainer(m, s, m.Engine.(layers.Gemm))
+	tr, err := train.NewTrainer(m, s, m.Engine.(layers.Gemm))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,10 +343,10 @@ func (c *goldenCase) checkSteps(t *testing.T) {
 }
 
 // evenOddRows splits a batch into the micro-batches of rows 0,2,4,... and 1,3,5,...
-func evenOddRows(ids, targets []int, b, t int) []optimizers.Batch {
-	var out []optimizers.Batch
+func evenOddRows(ids, targets []int, b, t int) []train.Batch {
+	var out []train.Batch
 	for first := 0; first < 2; first++ {
-		var mb optimizers.Batch
+		var mb train.Batch
 		for row := first; row < b; row += 2 {
 			mb.IDs = append(mb.IDs, ids[row*t:(row+1)*t]...)
 			mb.Targets = append(mb.Targets, targets[row*t:(row+1)*t]...)

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"gochat/internal/parallel"
+	"gochat/layers"
 )
 
 // AdamW is PyTorch's AdamW with nanochat's settings: betas (0.8, 0.95), eps 1e-10, bias
@@ -16,10 +17,34 @@ type AdamW struct {
 	device                         Device // where the moments live and the updates run, if set
 }
 
-// NewAdamW returns nanochat's AdamW with the given weight decay.
-func NewAdamW(weightDecay float64) *AdamW {
-	return &AdamW{Beta1: 0.8, Beta2: 0.95, Eps: 1e-10, WeightDecay: weightDecay,
+// NewAdamW returns nanochat's AdamW with the given weight decay; its moments live, and its
+// updates run, on e when e is a Device (nil: the host).
+func NewAdamW(weightDecay float64, e layers.Gemm) *AdamW {
+	a := &AdamW{Beta1: 0.8, Beta2: 0.95, Eps: 1e-10, WeightDecay: weightDecay,
 		expAvg: map[string][]float32{}, expAvgSq: map[string][]float32{}}
+	a.device, _ = e.(Device)
+	return a
+}
+
+// Steps is the number of steps taken, which the bias correction counts.
+func (a *AdamW) Steps() int { return a.steps }
+
+// Moments returns the first and second moments of parameter name, once it has been stepped.
+func (a *AdamW) Moments(name string) (m, v []float32, ok bool) {
+	m, ok = a.expAvg[name]
+	return m, a.expAvgSq[name], ok
+}
+
+// Restore sets the step count and the moments, as Steps and Moments gave them (in the
+// optimizer's memory: see Zeros).
+func (a *AdamW) Restore(steps int, m, v map[string][]float32) error {
+	for name := range m {
+		if _, ok := v[name]; !ok {
+			return fmt.Errorf("adamw: %s has a first moment but no second", name)
+		}
+	}
+	a.steps, a.expAvg, a.expAvgSq = steps, m, v
+	return nil
 }
 
 // Step updates every parameter with its own learning rate lrs[i], as PyTorch does:
@@ -35,8 +60,8 @@ func (a *AdamW) Step(params []Param, lrs []float64) error {
 		}
 		m, ok := a.expAvg[p.Name]
 		if !ok {
-			m = zeros(a.device, len(p.Value))
-			a.expAvg[p.Name], a.expAvgSq[p.Name] = m, zeros(a.device, len(p.Value))
+			m = Zeros(a.device, len(p.Value))
+			a.expAvg[p.Name], a.expAvgSq[p.Name] = m, Zeros(a.device, len(p.Value))
 		}
 		v := a.expAvgSq[p.Name]
 		lr := lrs[k]

@@ -26,8 +26,9 @@ type Device interface {
 	SumSquares(xs [][]float32) (float64, error)
 }
 
-// zeros returns n zeroed floats: in e's memory when e is a layers.Memory.
-func zeros(e any, n int) []float32 {
+// Zeros returns n zeroed floats: in e's memory when e is a layers.Memory, where the
+// optimizers' state and a trainer's sums of gradients must live.
+func Zeros(e any, n int) []float32 {
 	if d, ok := e.(layers.Memory); ok {
 		return d.Make(tensor.Float32, n).([]float32)
 	}

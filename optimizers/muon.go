@@ -33,6 +33,16 @@ func NewMuon(e layers.Gemm) *Muon {
 	return &Muon{engine: e, momentum: map[string][]float32{}, free: map[[2]int][]*nsWork{}}
 }
 
+// Momentum returns the momentum buffer of parameter name, once it has been stepped.
+func (m *Muon) Momentum(name string) ([]float32, bool) {
+	b, ok := m.momentum[name]
+	return b, ok
+}
+
+// Restore sets the momentum buffers, as Momentum gave them (in the optimizer's memory: see
+// Zeros).
+func (m *Muon) Restore(momentum map[string][]float32) { m.momentum = momentum }
+
 // Step updates every parameter with learning rate lr and momentum mu (nesterov).
 func (m *Muon) Step(params []Param, lr, mu float64) error {
 	for _, p := range params {
@@ -41,7 +51,7 @@ func (m *Muon) Step(params []Param, lr, mu float64) error {
 			return fmt.Errorf("muon: %s has %d values and %d gradients, want %d×%d", p.Name, len(p.Value), len(p.Grad), p.Rows, p.Cols)
 		}
 		if _, ok := m.momentum[p.Name]; !ok {
-			m.momentum[p.Name] = zeros(m.engine, n)
+			m.momentum[p.Name] = Zeros(m.engine, n)
 		}
 	}
 	if d, ok := m.engine.(Device); ok {
@@ -107,7 +117,7 @@ func (m *Muon) updates(d Device, shape [2]int, count int) [][]float32 {
 		m.deviceUpd = map[[2]int][][]float32{}
 	}
 	for len(m.deviceUpd[shape]) < count {
-		m.deviceUpd[shape] = append(m.deviceUpd[shape], zeros(d, shape[0]*shape[1]))
+		m.deviceUpd[shape] = append(m.deviceUpd[shape], Zeros(d, shape[0]*shape[1]))
 	}
 	return m.deviceUpd[shape][:count]
 }

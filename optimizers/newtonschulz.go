@@ -1,7 +1,7 @@
-// Package optimizers holds nanochat's optimisation recipe: Muon (momentum orthogonalised by
-// Newton-Schulz) for the transformer's matrices, AdamW for the embedding and lm_head, the
-// learning-rate and momentum schedules, global-norm clipping, and the training step that
-// combines them over micro-batches.
+// Package optimizers holds nanochat's optimisers over parameter values and gradients: Muon
+// (momentum orthogonalised by Newton-Schulz) for the transformer's matrices, AdamW for the
+// embedding and lm_head, the learning-rate and momentum schedules and global-norm clipping.
+// It knows no model: train.Trainer combines them into nanochat's training step.
 package optimizers
 
 import (
@@ -27,8 +27,8 @@ type nsWork struct {
 }
 
 func newNSWork(e layers.Gemm, r, c int) *nsWork {
-	return &nsWork{shape: [2]int{r, c}, x: zeros(e, r*c), next: zeros(e, r*c),
-		a: zeros(e, r*r), b: zeros(e, r*r), upd: zeros(e, r*c)}
+	return &nsWork{shape: [2]int{r, c}, x: Zeros(e, r*c), next: Zeros(e, r*c),
+		a: Zeros(e, r*r), b: Zeros(e, r*r), upd: Zeros(e, r*c)}
 }
 
 // NewtonSchulz writes into out (rows×cols, row-major) the approximate orthogonalisation of

@@ -59,8 +59,13 @@ func ClipGradNorm(grads [][]float32, maxNorm float64) float64 {
 	return norm
 }
 
-// clipOn is ClipGradNorm on a device.
-func clipOn(d Device, grads [][]float32, maxNorm float64) (float64, error) {
+// Clip is ClipGradNorm on e: on its accelerator when e is a Device, where it also reports
+// the failures of the work queued there.
+func Clip(e any, grads [][]float32, maxNorm float64) (float64, error) {
+	d, ok := e.(Device)
+	if !ok {
+		return ClipGradNorm(grads, maxNorm), nil
+	}
 	ss, err := d.SumSquares(grads)
 	if err != nil {
 		return 0, err

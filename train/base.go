@@ -145,7 +145,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 	if horizon == 0 { // a time budget: no warmdown until the horizon is known
 		horizon = math.MaxInt32
 	}
-	trainer, err := optimizers.NewTrainer(model, optimizers.Settings{MatrixLR: s.MatrixLR, EmbeddingLR: s.EmbeddingLR,
+	trainer, err := NewTrainer(model, Recipe{MatrixLR: s.MatrixLR, EmbeddingLR: s.EmbeddingLR,
 		UnembeddingLR: s.UnembeddingLR, WeightDecay: s.WeightDecay, GradClip: s.GradClip,
 		Schedule: optimizers.Schedule{NumIterations: horizon, WarmupRatio: s.WarmupRatio, WarmdownRatio: s.WarmdownRatio, FinalLRFrac: s.FinalLRFrac}}, r.Engine)
 	if err != nil {
@@ -227,13 +227,13 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 
 		// One optimizer step over GradAccum micro-batches.
 		waitStart := r.now()
-		batches := make([]optimizers.Batch, plan.GradAccum)
+		batches := make([]Batch, plan.GradAccum)
 		for k := range batches {
 			ids, targets, err := data.Next()
 			if err != nil {
 				return nil, err
 			}
-			batches[k] = optimizers.Batch{IDs: ids, Targets: targets}
+			batches[k] = Batch{IDs: ids, Targets: targets}
 		}
 		wait := r.since(waitStart)
 		start := r.now()
@@ -280,7 +280,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 			n := fixHorizon(step+1, left, stepSeconds, evalSeconds, every)
 			if n != plan.NumIterations && step+1 <= s.flatUntil(n) {
 				plan.NumIterations, evalEvery = n, every
-				res.Plan, trainer.Settings.NumIterations = plan, n
+				res.Plan, trainer.Recipe.NumIterations = plan, n
 				fmt.Fprintf(r.Log, "time budget: %.0f s left at %.0f ms a step: %d steps in all\n", left, 1000*stepSeconds, n)
 			}
 		} else if !budgeted && step+1-first == calibrationSteps && plan.NumIterations > step+1 {
@@ -406,7 +406,7 @@ func (r Run) samples(model *graph.Model) ([]string, error) {
 }
 
 // save writes the step's checkpoint.
-func (r Run) save(model *graph.Model, trainer *optimizers.Trainer, plan Plan, st *state, pos loader.Position) error {
+func (r Run) save(model *graph.Model, trainer *Trainer, plan Plan, st *state, pos loader.Position) error {
 	var user map[string]any
 	raw, _ := json.Marshal(r.Settings)
 	json.Unmarshal(raw, &user)

@@ -1,4 +1,4 @@
-package optimizers
+package train
 
 import (
 	"fmt"
@@ -8,19 +8,21 @@ import (
 	"gochat/graph"
 	"gochat/internal/parallel"
 	"gochat/layers"
+	"gochat/optimizers"
 )
 
-// Settings are base_train's optimisation knobs.
-type Settings struct {
+// Recipe is nanochat's optimisation recipe: the learning rates of the three groups, weight
+// decay, clipping and the schedule.
+type Recipe struct {
 	MatrixLR, EmbeddingLR, UnembeddingLR, WeightDecay float64
 	GradClip                                          float64 // 0: no clipping
-	Schedule
+	optimizers.Schedule
 }
 
-// DefaultSettings are nanochat's defaults for a run of numIterations steps.
-func DefaultSettings(numIterations int) Settings {
-	return Settings{MatrixLR: 0.02, EmbeddingLR: 0.2, UnembeddingLR: 0.004, GradClip: 1,
-		Schedule: Schedule{NumIterations: numIterations, WarmdownRatio: 0.2}}
+// DefaultRecipe is nanochat's for a run of numIterations steps.
+func DefaultRecipe(numIterations int) Recipe {
+	return Recipe{MatrixLR: 0.02, EmbeddingLR: 0.2, UnembeddingLR: 0.004, GradClip: 1,
+		Schedule: optimizers.Schedule{NumIterations: numIterations, WarmdownRatio: 0.2}}
 }
 
 // Batch is one micro-batch: Batch·SeqLen ids and targets of the model's shape.
@@ -38,14 +40,15 @@ type StepResult struct {
 // reduction: Muon on every block matrix at MatrixLR; AdamW on wte at EmbeddingLR·s and on
 // lm_head at UnembeddingLR·s, s = (n_embd/768)^−½.
 type Trainer struct {
-	Model    *graph.Model
-	Settings Settings
+	Model  *graph.Model
+	Recipe Recipe
 	// Iter is the iteration the next Step takes its schedules at.
 	Iter int
 
-	muon   *Muon
-	adam   *AdamW
-	device Device            // the engine, when it runs the step on its accelerator
+	muon   *optimizers.Muon
+	adam   *optimizers.AdamW
+	engine layers.Gemm
+	device optimizers.Device // the engine, when it runs the step on its accelerator
 	acc    graph.Weights     // sum of the micro-batches' gradients, when there are several
 	matrix []graph.ParamSpec // Muon's parameters, in the model's order
 	embed  []graph.ParamSpec // AdamW's: wte, lm_head
@@ -53,16 +56,15 @@ type Trainer struct {
 
 // NewTrainer prepares the optimizers; matrix products of Muon run on e. When e is a
 // Device (the model's engine), the whole step runs there.
-func NewTrainer(m *graph.Model, s Settings, e layers.Gemm) (*Trainer, error) {
+func NewTrainer(m *graph.Model, s Recipe, e layers.Gemm) (*Trainer, error) {
 	if m.Mode != graph.Train || m.Reduction != layers.Mean {
 		return nil, fmt.Errorf("trainer: the model must be a training graph with the mean loss")
 	}
 	if s.NumIterations <= 0 {
 		return nil, fmt.Errorf("trainer: the schedule needs a positive number of iterations, got %d", s.NumIterations)
 	}
-	t := &Trainer{Model: m, Settings: s, muon: NewMuon(e), adam: NewAdamW(s.WeightDecay)}
-	t.device, _ = e.(Device)
-	t.adam.device = t.device
+	t := &Trainer{Model: m, Recipe: s, muon: optimizers.NewMuon(e), adam: optimizers.NewAdamW(s.WeightDecay, e), engine: e}
+	t.device, _ = e.(optimizers.Device)
 	for _, p := range m.Config.Params() {
 		if strings.HasPrefix(p.Name, "transformer.h.") {
 			t.matrix = append(t.matrix, p)
@@ -118,7 +120,7 @@ func (t *Trainer) addGrads(first bool) error {
 	if t.acc == nil {
 		t.acc = graph.Weights{}
 		for name, g := range grads {
-			t.acc[name] = zeros(t.device, len(g))
+			t.acc[name] = optimizers.Zeros(t.engine, len(g))
 		}
 	}
 	for name, g := range grads {
@@ -171,36 +173,31 @@ func (t *Trainer) Update(micro int) (StepResult, error) {
 		}
 		all = append(all, g)
 	}
-	if t.device != nil {
-		res.GradNorm, err = clipOn(t.device, all, t.Settings.GradClip)
-	} else {
-		res.GradNorm = ClipGradNorm(all, t.Settings.GradClip)
-	}
-	if err != nil {
+	if res.GradNorm, err = optimizers.Clip(t.engine, all, t.Recipe.GradClip); err != nil {
 		return res, err
 	}
-	res.LRMultiplier = t.Settings.LRMultiplier(t.Iter)
-	res.Momentum = MuonMomentum(t.Iter)
+	res.LRMultiplier = t.Recipe.LRMultiplier(t.Iter)
+	res.Momentum = optimizers.MuonMomentum(t.Iter)
 
-	params := func(specs []graph.ParamSpec) []Param {
-		ps := make([]Param, len(specs))
+	params := func(specs []graph.ParamSpec) []optimizers.Param {
+		ps := make([]optimizers.Param, len(specs))
 		for i, p := range specs {
-			ps[i] = Param{Name: p.Name, Value: weights[p.Name], Grad: grads[p.Name], Rows: p.Shape[0], Cols: p.Shape[1]}
+			ps[i] = optimizers.Param{Name: p.Name, Value: weights[p.Name], Grad: grads[p.Name], Rows: p.Shape[0], Cols: p.Shape[1]}
 		}
 		return ps
 	}
 	lrs := make([]float64, len(t.embed))
 	for i, p := range t.embed {
-		base := t.Settings.UnembeddingLR
+		base := t.Recipe.UnembeddingLR
 		if p.Name == "transformer.wte.weight" {
-			base = t.Settings.EmbeddingLR
+			base = t.Recipe.EmbeddingLR
 		}
 		lrs[i] = base * t.scale() * res.LRMultiplier
 	}
 	if err := t.adam.Step(params(t.embed), lrs); err != nil {
 		return res, err
 	}
-	if err := t.muon.Step(params(t.matrix), t.Settings.MatrixLR*res.LRMultiplier, res.Momentum); err != nil {
+	if err := t.muon.Step(params(t.matrix), t.Recipe.MatrixLR*res.LRMultiplier, res.Momentum); err != nil {
 		return res, err
 	}
 	t.Iter++

@@ -1,4 +1,4 @@
-package optimizers
+package train
 
 import (
 	"math"
@@ -13,45 +13,6 @@ import (
 	"gochat/layers"
 	"gochat/safetensors"
 )
-
-func TestSchedules(t *testing.T) {
-	s := Schedule{NumIterations: 10, WarmupRatio: 0.2, WarmdownRatio: 0.4, FinalLRFrac: 0.1}
-	// warmup 2 steps, flat while it <= 6, then linear from 1 to 0.1 at it = 10.
-	for it, want := range []float64{0.5, 1, 1, 1, 1, 1, 1, 0.775, 0.55, 0.325, 0.1} {
-		if got := s.LRMultiplier(it); math.Abs(got-want) > 1e-12 {
-			t.Errorf("lr multiplier at %d: %v, want %v", it, got, want)
-		}
-	}
-	for it, want := range map[int]float64{0: 0.85, 150: 0.9, 300: 0.95, 1000: 0.95} {
-		if got := MuonMomentum(it); math.Abs(got-want) > 1e-12 {
-			t.Errorf("momentum at %d: %v, want %v", it, got, want)
-		}
-	}
-}
-
-func TestClipGradNorm(t *testing.T) {
-	g := [][]float32{{3, 0}, {4}}
-	if n := ClipGradNorm(g, 10); n != 5 || g[0][0] != 3 {
-		t.Fatalf("under the limit: norm %v, grads %v", n, g)
-	}
-	if n := ClipGradNorm(g, 1); n != 5 || math.Abs(float64(g[0][0])-0.6) > 1e-6 || math.Abs(float64(g[1][0])-0.8) > 1e-6 {
-		t.Fatalf("clipped: norm %v, grads %v", n, g)
-	}
-}
-
-// TestAdamWFirstStep: after bias correction the first update is lr·g/(|g| + eps).
-func TestAdamWFirstStep(t *testing.T) {
-	a := NewAdamW(0.1)
-	p := Param{Name: "w", Value: []float32{1, -2}, Grad: []float32{0.5, -0.001}}
-	if err := a.Step([]Param{p}, []float64{0.01}); err != nil {
-		t.Fatal(err)
-	}
-	for i, want := range []float64{1*(1-0.001) - 0.01, -2*(1-0.001) + 0.01} {
-		if math.Abs(float64(p.Value[i])-want) > 1e-6 {
-			t.Errorf("value %d: %v, want %v", i, p.Value[i], want)
-		}
-	}
-}
 
 // tinyModel builds a 2-layer training graph with nanochat's initialisation.
 func tinyModel(t *testing.T, batch, seqLen int) *graph.Model {
@@ -85,7 +46,7 @@ func sequence(batch, seqLen int) Batch {
 // memorised a short sequence: the loss goes from ln 64 to below 0.1 in 60 steps.
 func TestConvergence(t *testing.T) {
 	m := tinyModel(t, 2, 16)
-	tr, err := NewTrainer(m, DefaultSettings(60), cpubackend.New(nil))
+	tr, err := NewTrainer(m, DefaultRecipe(60), cpubackend.New(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +73,8 @@ func TestAccumulationEqualsOneBatch(t *testing.T) {
 		return Batch{IDs: b.IDs[row*8 : (row+1)*8], Targets: b.Targets[row*8 : (row+1)*8]}
 	}
 	whole, micro := tinyModel(t, 2, 8), tinyModel(t, 1, 8)
-	tw, _ := NewTrainer(whole, DefaultSettings(10), cpubackend.New(nil))
-	tm, _ := NewTrainer(micro, DefaultSettings(10), cpubackend.New(nil))
+	tw, _ := NewTrainer(whole, DefaultRecipe(10), cpubackend.New(nil))
+	tm, _ := NewTrainer(micro, DefaultRecipe(10), cpubackend.New(nil))
 	rw, err := tw.Step([]Batch{b})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +116,7 @@ func restoreRun(t *testing.T, dir string) *Trainer {
 	if err := m.Load(w); err != nil {
 		t.Fatal(err)
 	}
-	tr, _ := NewTrainer(m, DefaultSettings(10), cpubackend.New(nil))
+	tr, _ := NewTrainer(m, DefaultRecipe(10), cpubackend.New(nil))
 	state, _, err := safetensors.Read(filepath.Join(dir, "optim.safetensors"))
 	if err != nil {
 		t.Fatal(err)
@@ -182,8 +143,8 @@ func TestSaveRestoreContinue(t *testing.T) {
 		return
 	}
 	b := sequence(2, 8)
-	straight, _ := NewTrainer(tinyModel(t, 2, 8), DefaultSettings(10), cpubackend.New(nil))
-	resumed, _ := NewTrainer(tinyModel(t, 2, 8), DefaultSettings(10), cpubackend.New(nil))
+	straight, _ := NewTrainer(tinyModel(t, 2, 8), DefaultRecipe(10), cpubackend.New(nil))
+	resumed, _ := NewTrainer(tinyModel(t, 2, 8), DefaultRecipe(10), cpubackend.New(nil))
 	for step := 0; step < 4; step++ {
 		if _, err := straight.Step([]Batch{b}); err != nil {
 			t.Fatal(err)
@@ -214,7 +175,7 @@ func TestSaveRestoreContinue(t *testing.T) {
 }
 
 func TestLoadStateRejectsMismatches(t *testing.T) {
-	tr, _ := NewTrainer(tinyModel(t, 2, 8), DefaultSettings(10), cpubackend.New(nil))
+	tr, _ := NewTrainer(tinyModel(t, 2, 8), DefaultRecipe(10), cpubackend.New(nil))
 	tr.Step([]Batch{sequence(2, 8)})
 	good := tr.State()
 	for name, edit := range map[string]func(map[string]safetensors.Tensor){

@@ -1,10 +1,11 @@
-package optimizers
+package train
 
 import (
 	"fmt"
 	"strings"
 
 	"gochat/graph"
+	"gochat/optimizers"
 	"gochat/safetensors"
 )
 
@@ -14,16 +15,16 @@ import (
 func (t *Trainer) State() map[string]safetensors.Tensor {
 	s := map[string]safetensors.Tensor{
 		"iter":       safetensors.I64([]int{t.Iter}, 1),
-		"adamw.step": safetensors.I64([]int{t.adam.steps}, 1),
+		"adamw.step": safetensors.I64([]int{t.adam.Steps()}, 1),
 	}
 	for _, p := range t.embed {
-		if m, ok := t.adam.expAvg[p.Name]; ok {
+		if m, v, ok := t.adam.Moments(p.Name); ok {
 			s["adamw.exp_avg."+p.Name] = safetensors.F32(m, p.Shape[0], p.Shape[1])
-			s["adamw.exp_avg_sq."+p.Name] = safetensors.F32(t.adam.expAvgSq[p.Name], p.Shape[0], p.Shape[1])
+			s["adamw.exp_avg_sq."+p.Name] = safetensors.F32(v, p.Shape[0], p.Shape[1])
 		}
 	}
 	for _, p := range t.matrix {
-		if b, ok := t.muon.momentum[p.Name]; ok {
+		if b, ok := t.muon.Momentum(p.Name); ok {
 			s["muon.momentum_buffer."+p.Name] = safetensors.F32(b, p.Shape[0], p.Shape[1])
 		}
 	}
@@ -79,15 +80,13 @@ func (t *Trainer) LoadState(s map[string]safetensors.Tensor) error {
 		if err != nil {
 			return err
 		}
-		dst[param] = zeros(t.device, len(values))
+		dst[param] = optimizers.Zeros(t.engine, len(values))
 		copy(dst[param], values)
 	}
-	for name := range adamM {
-		if _, ok := adamV[name]; !ok {
-			return fmt.Errorf("optimizer state: %s has a first moment but no second", name)
-		}
+	if err := t.adam.Restore(steps, adamM, adamV); err != nil {
+		return fmt.Errorf("optimizer state: %w", err)
 	}
-	t.Iter, t.adam.steps = iter, steps
-	t.adam.expAvg, t.adam.expAvgSq, t.muon.momentum = adamM, adamV, muon
+	t.muon.Restore(muon)
+	t.Iter = iter
 	return nil
 }

@@ -1,0 +1,68 @@
+package graph_test
+
+import (
+	"math"
+	"testing"
+
+	"gochat/cpubackend"
+	"gochat/graph"
+	"gochat/internal/hostdevice"
+	"gochat/layers"
+
+	"gorgonia.org/tensor"
+)
+
+// TestDeviceGraphs runs the other graphs on a device: per-token training losses (whose
+// gradient Gorgonia makes in host memory), evaluation and inference; every kernel must get
+// the device's memory (Run reports it otherwise) and the results must be the CPU's.
+func TestDeviceGraphs(t *testing.T) {
+	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
+	ids, targets := make([]int, 32), make([]int, 32)
+	for i := range ids {
+		ids[i], targets[i] = (i*7+3)%cfg.VocabSize, (i*11+5)%cfg.VocabSize
+	}
+	targets[3] = layers.IgnoreIndex
+	for _, o := range []graph.Options{
+		{Mode: graph.Train, Reduction: layers.PerToken},
+		{Mode: graph.Train, Reduction: layers.Sum},
+		{Mode: graph.Eval},
+		{Mode: graph.Infer},
+	} {
+		run := func(e tensor.Engine) ([]float32, float64, graph.Weights) {
+			o.Batch, o.SeqLen, o.Engine = 2, 16, e
+			m, err := graph.Build(cfg, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Load(graph.InitWeights(cfg, 5)); err != nil {
+				t.Fatal(err)
+			}
+			w := m.Weights()
+			for i := range w["lm_head.weight"] { // nanochat's zero lm_head would hide the rest
+				w["lm_head.weight"][i] = 0.01 * float32(i%7-3)
+			}
+			if err := m.Run(ids, targets); err != nil {
+				t.Fatalf("mode %d, reduction %v: %v", o.Mode, o.Reduction, err)
+			}
+			grads, _ := m.Grads()
+			return m.Output(), m.Loss(), grads
+		}
+		out, loss, grads := run(hostdevice.New(cpubackend.Gonum{}))
+		wantOut, wantLoss, wantGrads := run(cpubackend.New(cpubackend.Gonum{}))
+		if math.Abs(loss-wantLoss) > 1e-5*math.Abs(wantLoss) || len(out) != len(wantOut) {
+			t.Fatalf("mode %d, reduction %v: loss %v on the device, %v on the CPU", o.Mode, o.Reduction, loss, wantLoss)
+		}
+		for i := range wantOut {
+			if math.Abs(float64(out[i]-wantOut[i])) > 1e-5 {
+				t.Fatalf("mode %d: output %d is %v on the device, %v on the CPU", o.Mode, i, out[i], wantOut[i])
+			}
+		}
+		for name, g := range wantGrads {
+			for i := range g {
+				if math.Abs(float64(grads[name][i]-g[i])) > 1e-6 {
+					t.Fatalf("reduction %v: %s gradient %d is %v on the device, %v on the CPU", o.Reduction, name, i, grads[name][i], g[i])
+				}
+			}
+		}
+	}
+}
