@@ -10,7 +10,6 @@ import (
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/internal/parallel"
-	"gochat/sampler"
 )
 
 // SampleSpec is one generation benchmark: a model (random weights), the rows generated
@@ -54,7 +53,7 @@ type Bandwidth struct{ Copy, Read float64 }
 // prompt in every row, then steps of one token per row.
 func RunSample(spec SampleSpec, blas cpubackend.BLAS, steps int, bandwidth Bandwidth) (SampleResult, error) {
 	cfg := graph.ConfigForDepth(spec.Depth, spec.Vocab, 2048)
-	m, err := sampler.NewModel(cfg, graph.InitWeights(cfg, 1), cpubackend.New(blas))
+	m, err := graph.NewCached(cfg, graph.InitWeights(cfg, 1), cpubackend.New(blas))
 	if err != nil {
 		return SampleResult{}, err
 	}
@@ -80,7 +79,7 @@ func RunSample(spec SampleSpec, blas cpubackend.BLAS, steps int, bandwidth Bandw
 		}
 		return fastest, nil
 	}
-	var cache *sampler.KVCache
+	var cache *graph.KVCache
 	prefill, err := best(func() (time.Duration, error) {
 		cache = m.NewKVCache(spec.Batch, spec.Prompt+steps)
 		start := time.Now()

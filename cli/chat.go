@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"gochat/cpubackend"
+	"gochat/graph"
 	"gochat/sampler"
 	"gochat/tokenizer"
 
@@ -65,7 +66,7 @@ func sampleCommand() *cli.Command {
 }
 
 // loadEngine builds the generation engine for the checkpoint the flags choose.
-func loadEngine(c *cli.Context) (*sampler.Engine, string, error) {
+func loadEngine(c *cli.Context) (*sampler.Generator, string, error) {
 	folder, ok := sources[c.String("source")]
 	if !ok {
 		return nil, "", fmt.Errorf("--source %q: want base, mid, sft or rl", c.String("source"))
@@ -84,11 +85,11 @@ func loadEngine(c *cli.Context) (*sampler.Engine, string, error) {
 		}
 		return nil, "", err
 	}
-	m, err := sampler.NewModel(ck.Meta.ModelConfig, ck.Weights, cpubackend.New(blas))
+	m, err := graph.NewCached(ck.Meta.ModelConfig, ck.Weights, cpubackend.New(blas))
 	if err != nil {
 		return nil, "", err
 	}
-	eng, err := sampler.NewEngine(m, tok)
+	eng, err := sampler.NewGenerator(m, tok)
 	return eng, fmt.Sprintf("%s, step %d", dir, ck.Meta.Step), err
 }
 
@@ -144,7 +145,7 @@ func runSample(c *cli.Context) error {
 
 // chat is a terminal conversation.
 type chat struct {
-	eng      *sampler.Engine
+	eng      *sampler.Generator
 	c        *cli.Context
 	base     bool  // a base model: continue texts, no conversation
 	tokens   []int // the conversation so far

@@ -16,7 +16,6 @@ import (
 	_ "gochat/metalbackend" // GOCHAT_BLAS=metal on a Mac
 	"gochat/optimizers"
 	"gochat/safetensors"
-	"gochat/sampler"
 	"gochat/train"
 
 	"gorgonia.org/tensor"
@@ -265,7 +264,7 @@ func (c *goldenCase) checkKV(t *testing.T, ids []int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := sampler.NewModel(c.meta.Config, c.weights, cpubackend.New(cpubackend.Default()))
+	m, err := graph.NewCached(c.meta.Config, c.weights, cpubackend.New(cpubackend.Default()))
 	if err != nil {
 		t.Fatal(err)
 	}

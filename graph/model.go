@@ -123,35 +123,60 @@ func Build(cfg Config, opt Options) (*Model, error) {
 	return m, err
 }
 
-// trunk builds the network up to lm_head: embedding, norm, blocks, final norm.
+// trunk builds the network up to lm_head (forward.go) as nodes of the graph.
 func (m *Model) trunk() (*G.Node, error) {
-	c, B, T := m.Config, m.Batch, m.SeqLen
+	c := m.Config
 	table, err := layers.NewRotaryTable(c.RotaryLen(), c.HeadDim(), RotaryBase)
 	if err != nil {
 		return nil, err
 	}
-	p := m.params
-	b := builder{}
-	x := b.do(layers.Embedding(p[0], m.ids))
-	x = b.do(layers.RMSNorm(x))
-	shape := layers.AttnShape{Batch: B, Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim(), Tq: T, Tk: T}
-	qk := c.NHead + c.NKVHead
-	for i := 0; i < c.NLayer; i++ {
-		q, k, v, proj, fc, mproj := p[1+6*i], p[2+6*i], p[3+6*i], p[4+6*i], p[5+6*i], p[6+6*i]
-		// Attention: one product for q|k|v, rotary and QK norm on the q and k heads.
-		h := b.do(layers.RMSNorm(x))
-		qkv := b.do(layers.Linear(h, b.do(layers.ConcatRows(q, k, v))))
-		qkv = b.do(layers.Rotary(qkv, layers.Rotation{Table: table, SeqLen: T, Heads: qk}))
-		qkv = b.do(layers.HeadRMSNorm(qkv, c.HeadDim(), qk))
-		y := b.do(layers.Attention(qkv, shape))
-		x = b.do(layers.Add(x, b.do(layers.Linear(y, proj))))
-		// MLP.
-		h = b.do(layers.RMSNorm(x))
-		h = b.do(layers.ReLU2(b.do(layers.Linear(h, fc))))
-		x = b.do(layers.Add(x, b.do(layers.Linear(h, mproj))))
+	o := &nodeOps{m: m, table: table}
+	x := trunk[*G.Node](o, c.NLayer)
+	return x, o.err
+}
+
+// nodeOps are the forward pass's operations as nodes of a Model's graph; the first error
+// of a constructor is kept and the rest of the chain builds nothing.
+type nodeOps struct {
+	builder
+	m     *Model
+	table *layers.RotaryTable
+}
+
+func (o *nodeOps) embed() *G.Node         { return o.do(layers.Embedding(o.m.params[0], o.m.ids)) }
+func (o *nodeOps) norm(x *G.Node) *G.Node { return o.do(layers.RMSNorm(x)) }
+func (o *nodeOps) add(a, b *G.Node) *G.Node {
+	return o.do(layers.Add(a, b))
+}
+func (o *nodeOps) relu2(x *G.Node) *G.Node { return o.do(layers.ReLU2(x)) }
+
+// linear multiplies by a block matrix; q, k and v are the rows of one.
+func (o *nodeOps) linear(x *G.Node, w matrix) *G.Node {
+	p := o.m.params[1+6*w.layer:]
+	switch w.which {
+	case qkvMatrix:
+		return o.do(layers.Linear(x, o.do(layers.ConcatRows(p[0], p[1], p[2]))))
+	case projMatrix:
+		return o.do(layers.Linear(x, p[3]))
+	case fcMatrix:
+		return o.do(layers.Linear(x, p[4]))
 	}
-	x = b.do(layers.RMSNorm(x))
-	return x, b.err
+	return o.do(layers.Linear(x, p[5]))
+}
+
+func (o *nodeOps) rotary(qkv *G.Node) *G.Node {
+	c := o.m.Config
+	return o.do(layers.Rotary(qkv, layers.Rotation{Table: o.table, SeqLen: o.m.SeqLen, Heads: c.NHead + c.NKVHead}))
+}
+
+func (o *nodeOps) qkNorm(qkv *G.Node) *G.Node {
+	c := o.m.Config
+	return o.do(layers.HeadRMSNorm(qkv, c.HeadDim(), c.NHead+c.NKVHead))
+}
+
+func (o *nodeOps) attention(_ int, qkv *G.Node) *G.Node {
+	c, T := o.m.Config, o.m.SeqLen
+	return o.do(layers.Attention(qkv, layers.AttnShape{Batch: o.m.Batch, Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim(), Tq: T, Tk: T}))
 }
 
 // builder keeps the first error of a chain of node constructors.

@@ -1,3 +1,5 @@
+// Package sampler is nanochat's engine.py: generation with a trained model's KV-cached
+// forward pass (graph.Cached), sampling with temperature and top-k, and the calculator tool.
 package sampler
 
 import (
@@ -7,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"gochat/graph"
 	"gochat/tokenizer"
 )
 
@@ -26,21 +29,21 @@ type Column struct {
 	Forced []bool
 }
 
-// Engine generates with a model and its tokenizer: nanochat's Engine, without the bugs of
-// its first release (the cache grows without corrupting itself; every row samples its own
-// first token).
-type Engine struct {
-	Model   *Model
+// Generator generates with a model and its tokenizer: nanochat's Engine, without the bugs
+// of its first release (the cache grows without corrupting itself; every row samples its
+// own first token).
+type Generator struct {
+	Model   *graph.Cached
 	Tok     *tokenizer.Tokenizer
 	special map[string]int
 }
 
-// NewEngine pairs a model with the tokenizer it was trained with.
-func NewEngine(m *Model, tok *tokenizer.Tokenizer) (*Engine, error) {
+// NewGenerator pairs a model with the tokenizer it was trained with.
+func NewGenerator(m *graph.Cached, tok *tokenizer.Tokenizer) (*Generator, error) {
 	if tok.VocabSize() != m.Config.VocabSize {
 		return nil, fmt.Errorf("sampler: the tokenizer has %d tokens, the model %d", tok.VocabSize(), m.Config.VocabSize)
 	}
-	e := &Engine{Model: m, Tok: tok, special: map[string]int{}}
+	e := &Generator{Model: m, Tok: tok, special: map[string]int{}}
 	for _, name := range tokenizer.SpecialTokens {
 		id, err := tok.Special(name)
 		if err != nil {
@@ -66,7 +69,7 @@ type row struct {
 // returned). The prompt is computed once and its cache copied to every row; each row
 // then samples on its own. A row that closes a <|python_start|>…<|python_end|> call has
 // the calculator's result forced after it as <|output_start|>…<|output_end|>.
-func (e *Engine) Generate(ctx context.Context, prompt []int, s Settings, yield func(Column) bool) error {
+func (e *Generator) Generate(ctx context.Context, prompt []int, s Settings, yield func(Column) bool) error {
 	m, V := e.Model, e.Model.Config.VocabSize
 	R := max(s.Rows, 1)
 	if len(prompt) == 0 {
@@ -75,10 +78,10 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, s Settings, yield f
 	if s.MaxTokens < 0 || s.Temperature < 0 || math.IsNaN(s.Temperature) || s.TopK < 0 {
 		return fmt.Errorf("sampler: max tokens %d, temperature %g and top-k %d must not be negative", s.MaxTokens, s.Temperature, s.TopK)
 	}
-	if len(prompt) >= m.rotary.Len {
-		return fmt.Errorf("sampler: a prompt of %d tokens leaves no room in the model's %d positions", len(prompt), m.rotary.Len)
+	if len(prompt) >= m.Config.RotaryLen() {
+		return fmt.Errorf("sampler: a prompt of %d tokens leaves no room in the model's %d positions", len(prompt), m.Config.RotaryLen())
 	}
-	maxTokens := min(s.MaxTokens, m.rotary.Len-len(prompt))
+	maxTokens := min(s.MaxTokens, m.Config.RotaryLen()-len(prompt))
 	one := m.NewKVCache(1, len(prompt))
 	logits, err := m.Forward(one, prompt, len(prompt))
 	if err != nil {
@@ -133,7 +136,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, s Settings, yield f
 }
 
 // advance moves a row's state past token t.
-func (e *Engine) advance(st *row, t int) {
+func (e *Generator) advance(st *row, t int) {
 	switch {
 	case t == e.special["<|assistant_end|>"] || t == e.special["<|bos|>"]:
 		st.done = true
@@ -152,7 +155,7 @@ func (e *Engine) advance(st *row, t int) {
 
 // Continuations runs Generate and collects each row's tokens up to its end (the ending
 // token left out), with a mask that is true where the model sampled the token.
-func (e *Engine) Continuations(ctx context.Context, prompt []int, s Settings) ([][]int, [][]bool, error) {
+func (e *Generator) Continuations(ctx context.Context, prompt []int, s Settings) ([][]int, [][]bool, error) {
 	R := max(s.Rows, 1)
 	tokens, sampled := make([][]int, R), make([][]bool, R)
 	err := e.Generate(ctx, prompt, s, func(c Column) bool {

@@ -13,12 +13,8 @@ import (
 	"gochat/tokenizer"
 )
 
-// cachedTol bounds ‖cached − uncached‖/‖uncached‖ per position: the same float32 kernels
-// add up in other orders when the keys come from the cache in pieces.
-const cachedTol = 1e-5
-
-func newModel(t *testing.T, cfg graph.Config, w graph.Weights) *Model {
-	m, err := NewModel(cfg, w, cpubackend.New(cpubackend.Default()))
+func newModel(t *testing.T, cfg graph.Config, w graph.Weights) *graph.Cached {
+	m, err := graph.NewCached(cfg, w, cpubackend.New(cpubackend.Default()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +29,10 @@ func relErr(got, want []float32) float64 {
 	}
 	return math.Sqrt(d / n)
 }
+
+// cachedTol bounds ‖cached − uncached‖/‖uncached‖ per position: the same float32 kernels
+// add up in other orders when the keys come from the cache in pieces.
+const cachedTol = 1e-5
 
 // TestCachedEqualsUncached: a prefill of 1000 tokens and then 100 more one at a time (the
 // cache grows past its first 1024 positions) give the logits of the inference graph over
@@ -90,8 +90,8 @@ func TestCachedEqualsUncached(t *testing.T) {
 			}
 		}
 	}
-	if one.capacity < N || one.capacity%growth != 0 {
-		t.Errorf("capacity %d after %d positions", one.capacity, N)
+	if one.Capacity() < N || one.Capacity()%graph.KVGrowth != 0 {
+		t.Errorf("capacity %d after %d positions", one.Capacity(), N)
 	}
 }
 
@@ -101,7 +101,7 @@ func TestGreedyMatchesUncached(t *testing.T) {
 	tok := scripted.Tokenizer()
 	cfg := graph.Config{SequenceLen: 40, VocabSize: tok.VocabSize(), NLayer: 2, NHead: 2, NKVHead: 1, NEmbd: 32}
 	w := randomWeightsOf(cfg)
-	eng, err := NewEngine(newModel(t, cfg, w), tok)
+	eng, err := NewGenerator(newModel(t, cfg, w), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestGreedyMatchesUncached(t *testing.T) {
 func TestSeedsAndRows(t *testing.T) {
 	tok := scripted.Tokenizer()
 	cfg := graph.Config{SequenceLen: 40, VocabSize: tok.VocabSize(), NLayer: 1, NHead: 2, NKVHead: 2, NEmbd: 32}
-	eng, err := NewEngine(newModel(t, cfg, randomWeightsOf(cfg)), tok)
+	eng, err := NewGenerator(newModel(t, cfg, randomWeightsOf(cfg)), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,14 +160,14 @@ func TestSeedsAndRows(t *testing.T) {
 }
 
 // scriptedEngine is an engine whose model writes a script: token i is followed by next[i].
-func scriptedEngine(t *testing.T, tok *tokenizer.Tokenizer, next map[int]int) *Engine {
+func scriptedEngine(t *testing.T, tok *tokenizer.Tokenizer, next map[int]int) *Generator {
 	cfg, w := scripted.Model(tok.VocabSize(), 32, func(i int) int {
 		if j, ok := next[i]; ok {
 			return j
 		}
 		return -1
 	})
-	eng, err := NewEngine(newModel(t, cfg, w), tok)
+	eng, err := NewGenerator(newModel(t, cfg, w), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestGenerateErrors(t *testing.T) {
 	tok := scripted.Tokenizer()
 	cfg := graph.Config{SequenceLen: 4, VocabSize: tok.VocabSize(), NLayer: 1, NHead: 1, NKVHead: 1, NEmbd: 16}
 	m := newModel(t, cfg, randomWeightsOf(cfg))
-	eng, _ := NewEngine(m, tok)
+	eng, _ := NewGenerator(m, tok)
 	ctx := context.Background()
 	for name, c := range map[string]struct {
 		prompt []int
@@ -251,7 +251,7 @@ func TestGenerateErrors(t *testing.T) {
 		t.Error("a cancelled request went on")
 	}
 	other := graph.Config{SequenceLen: 4, VocabSize: 300, NLayer: 1, NHead: 1, NKVHead: 1, NEmbd: 16}
-	if _, err := NewEngine(newModel(t, other, randomWeightsOf(other)), tok); err == nil {
+	if _, err := NewGenerator(newModel(t, other, randomWeightsOf(other)), tok); err == nil {
 		t.Error("a tokenizer of another vocabulary was accepted")
 	}
 }

@@ -373,11 +373,11 @@ func (r Run) printPlan(p Plan, train []string, val string) {
 // samples completes SamplePrompts greedily with the model's current weights, through the
 // sampler's KV-cached engine.
 func (r Run) samples(model *graph.Model) ([]string, error) {
-	m, err := sampler.NewModel(model.Config, model.Weights(), r.Engine)
+	m, err := graph.NewCached(model.Config, model.Weights(), r.Engine)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := sampler.NewEngine(m, r.Tokenizer)
+	eng, err := sampler.NewGenerator(m, r.Tokenizer)
 	if err != nil {
 		return nil, err
 	}

@@ -24,11 +24,11 @@ import (
 func BenchmarkLoad(b *testing.B) {
 	tok := scripted.Tokenizer()
 	cfg := graph.ConfigForDepth(4, tok.VocabSize(), 256)
-	m, err := sampler.NewModel(cfg, graph.InitWeights(cfg, 1), cpubackend.New(cpubackend.Default()))
+	m, err := graph.NewCached(cfg, graph.InitWeights(cfg, 1), cpubackend.New(cpubackend.Default()))
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, _ := sampler.NewEngine(m, tok)
+	eng, _ := sampler.NewGenerator(m, tok)
 	srv := httptest.NewServer(New(eng, Options{Temperature: 1, MaxTokens: 32, Workers: 2, Queue: 64}))
 	defer srv.Close()
 	const clients = 8

@@ -48,7 +48,7 @@ type Options struct {
 
 // Server answers chat requests with one model.
 type Server struct {
-	eng     *sampler.Engine
+	eng     *sampler.Generator
 	opt     Options
 	workers chan struct{} // a token per worker
 	waiting atomic.Int64  // requests queued or being served
@@ -59,7 +59,7 @@ type Server struct {
 }
 
 // New makes a server for eng.
-func New(eng *sampler.Engine, opt Options) *Server {
+func New(eng *sampler.Generator, opt Options) *Server {
 	opt.Workers = max(opt.Workers, 1)
 	if opt.Queue <= 0 {
 		opt.Queue = defaultQueueBound

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"gochat/cpubackend"
+	"gochat/graph"
 	"gochat/internal/scripted"
 	"gochat/sampler"
 )
@@ -44,11 +45,11 @@ func newServer(t testing.TB, opt Options, next func(int) int) (*Server, *httptes
 		}
 	}
 	cfg, w := scripted.Model(tok.VocabSize(), 1024, next)
-	m, err := sampler.NewModel(cfg, w, cpubackend.New(cpubackend.Default()))
+	m, err := graph.NewCached(cfg, w, cpubackend.New(cpubackend.Default()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := sampler.NewEngine(m, tok)
+	eng, err := sampler.NewGenerator(m, tok)
 	if err != nil {
 		t.Fatal(err)
 	}

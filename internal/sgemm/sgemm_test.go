@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sync"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -166,65 +165,6 @@ func TestSgemm(t *testing.T) {
 	})
 }
 
-// slabOffsets are the operands' offsets of the slab of C at rows i0.., columns j0.., as
-// gochat's cpubackend computes them.
-func slabOffsets(transA, transB bool, i0, j0, lda, ldb, ldc int) (offA, offB, offC int) {
-	offA, offB = i0*lda, j0
-	if transA {
-		offA = i0
-	}
-	if transB {
-		offB = j0 * ldb
-	}
-	return offA, offB, i0*ldc + j0
-}
-
-// TestSlabs computes products as slabs of C on concurrent goroutines, the way gochat's
-// cpubackend splits them (row slabs when m ≥ n, else column slabs, of 16 or more), and checks
-// that the result is the whole product.
-func TestSlabs(t *testing.T) {
-	forEachKernel(t, func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(3, 4))
-		for _, s := range []shape{{200, 70, 150}, {70, 200, 150}, {1, 300, 64}, {48, 17, 33}} {
-			for _, trans := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
-				transA, transB := trans[0], trans[1]
-				lda, ldb := s.k, s.n
-				if transA {
-					lda = s.m
-				}
-				if transB {
-					ldb = s.k
-				}
-				a := operand(rng, make([]float32, s.m*s.k), s.m*s.k/lda, lda, lda, 0)
-				b := operand(rng, make([]float32, s.k*s.n), s.k*s.n/ldb, ldb, ldb, 0)
-				whole, slabs := make([]float32, s.m*s.n), make([]float32, s.m*s.n)
-				Sgemm(transA, transB, s.m, s.n, s.k, 1, a, lda, b, ldb, 0, whole, s.n)
-				rows := s.m >= s.n
-				extent := max(s.m, s.n)
-				parts := max(1, min(3, extent/16))
-				var wg sync.WaitGroup
-				for part := range parts {
-					lo, hi := extent*part/parts, extent*(part+1)/parts
-					i0, i1, j0, j1 := lo, hi, 0, s.n
-					if !rows {
-						i0, i1, j0, j1 = 0, s.m, lo, hi
-					}
-					wg.Go(func() {
-						oa, ob, oc := slabOffsets(transA, transB, i0, j0, lda, ldb, s.n)
-						Sgemm(transA, transB, i1-i0, j1-j0, s.k, 1, a[oa:], lda, b[ob:], ldb, 0, slabs[oc:], s.n)
-					})
-				}
-				wg.Wait()
-				for i := range whole {
-					if d := math.Abs(float64(whole[i] - slabs[i])); d > 1e-4 {
-						t.Fatalf("%v transA=%v transB=%v: slab result differs at %d: %v vs %v", s, transA, transB, i, slabs[i], whole[i])
-					}
-				}
-			}
-		}
-	})
-}
-
 // TestAllocs checks that Sgemm allocates nothing once its buffers exist.
 func TestAllocs(t *testing.T) {
 	if raceEnabled {
@@ -310,9 +250,9 @@ func gonumSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, ld
 	gonum.Implementation{}.Sgemm(op[transA], op[transB], m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// benchmark times f on each shape, in slabs on the given number of goroutines (split like
-// gochat's cpubackend), and reports GFLOP/s.
-func benchmark(b *testing.B, f sgemmFunc, goroutines int) {
+// benchmark times f on each shape, on one goroutine, and reports GFLOP/s (cpubackend's
+// GoKernels split products over the processors: gochat bench sgemm --compare).
+func benchmark(b *testing.B, f sgemmFunc) {
 	for _, s := range benchShapes {
 		b.Run(s.String(), func(b *testing.B) {
 			lda, ldb := s.k, s.n
@@ -326,26 +266,8 @@ func benchmark(b *testing.B, f sgemmFunc, goroutines int) {
 			a := operand(rng, make([]float32, s.m*s.k), s.m*s.k/lda, lda, lda, 0)
 			bm := operand(rng, make([]float32, s.k*s.n), s.k*s.n/ldb, ldb, ldb, 0)
 			c := make([]float32, s.m*s.n)
-			rows := s.m >= s.n
-			extent := max(s.m, s.n)
-			parts := max(1, min(goroutines, extent/16))
 			for b.Loop() {
-				var wg sync.WaitGroup
-				for part := range parts {
-					lo, hi := extent*part/parts, extent*(part+1)/parts
-					i0, i1, j0, j1 := lo, hi, 0, s.n
-					if !rows {
-						i0, i1, j0, j1 = 0, s.m, lo, hi
-					}
-					oa, ob, oc := slabOffsets(s.transA, s.transB, i0, j0, lda, ldb, s.n)
-					slab := func() { f(s.transA, s.transB, i1-i0, j1-j0, s.k, 1, a[oa:], lda, bm[ob:], ldb, 0, c[oc:], s.n) }
-					if parts == 1 {
-						slab()
-					} else {
-						wg.Go(slab)
-					}
-				}
-				wg.Wait()
+				f(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
 			}
 			b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
@@ -359,19 +281,8 @@ func BenchmarkSgemm(b *testing.B) {
 	for _, k := range kernels {
 		b.Run(k.name, func(b *testing.B) {
 			active = k
-			benchmark(b, Sgemm, 1)
+			benchmark(b, Sgemm)
 		})
 	}
-	b.Run("gonum", func(b *testing.B) { benchmark(b, gonumSgemm, 1) })
-}
-
-// BenchmarkSgemm2 times each kernel with the product split in slabs over two goroutines.
-func BenchmarkSgemm2(b *testing.B) {
-	defer func(k *microKernel) { active = k }(active)
-	for _, k := range kernels {
-		b.Run(k.name, func(b *testing.B) {
-			active = k
-			benchmark(b, Sgemm, 2)
-		})
-	}
+	b.Run("gonum", func(b *testing.B) { benchmark(b, gonumSgemm) })
 }

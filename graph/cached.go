@@ -1,0 +1,277 @@
+package graph
+
+import (
+	"fmt"
+
+	"gochat/layers"
+)
+
+// Cached is a GPT's weights laid out for generation: the forward pass of forward.go run at
+// once on slices (sliceOps), through the kernels of the training ops (layers.*Forward, the
+// engine's matrix products and layers.AttentionForward), with the keys and values of past
+// positions read from a KVCache instead of recomputed.
+type Cached struct {
+	Config Config
+	gemm   layers.Gemm
+	rotary *layers.RotaryTable
+	wte    []float32
+	blocks []block
+	lmHead []float32
+}
+
+// block is one transformer layer's matrices, [out, in] as PyTorch stores them; q, k and v
+// are one matrix, as in the training graph.
+type block struct{ qkv, proj, fc, mproj []float32 }
+
+// NewCached lays out the weights of a model of config cfg; its matrix products run on e.
+func NewCached(cfg Config, w Weights, e layers.Gemm) (*Cached, error) {
+	if err := cfg.Check(w); err != nil {
+		return nil, err
+	}
+	table, err := layers.NewRotaryTable(cfg.RotaryLen(), cfg.HeadDim(), RotaryBase)
+	if err != nil {
+		return nil, err
+	}
+	m := &Cached{Config: cfg, gemm: e, rotary: table, wte: w["transformer.wte.weight"], lmHead: w["lm_head.weight"]}
+	for i := range cfg.NLayer {
+		p := fmt.Sprintf("transformer.h.%d.", i)
+		qkv := append(append(append([]float32(nil), w[p+"attn.c_q.weight"]...), w[p+"attn.c_k.weight"]...), w[p+"attn.c_v.weight"]...)
+		m.blocks = append(m.blocks, block{qkv: qkv, proj: w[p+"attn.c_proj.weight"], fc: w[p+"mlp.c_fc.weight"], mproj: w[p+"mlp.c_proj.weight"]})
+	}
+	return m, nil
+}
+
+// WeightBytes is the size of the weights one decoded token reads: every matrix but the
+// embedding table, of which it reads a row.
+func (m *Cached) WeightBytes() int {
+	n := len(m.lmHead) + m.Config.NEmbd
+	for _, b := range m.blocks {
+		n += len(b.qkv) + len(b.proj) + len(b.fc) + len(b.mproj)
+	}
+	return 4 * n
+}
+
+// Forward runs T new tokens of each of the cache's rows (ids, row-major B×T) at the cache's
+// position, appends their keys and values to the cache, and returns the softcapped logits
+// of each row's last new token (B×vocab).
+func (m *Cached) Forward(c *KVCache, ids []int, T int) ([]float32, error) {
+	return m.forward(c, ids, T, false)
+}
+
+// ForwardAll is Forward returning the logits of every new token (B·T×vocab).
+func (m *Cached) ForwardAll(c *KVCache, ids []int, T int) ([]float32, error) {
+	return m.forward(c, ids, T, true)
+}
+
+func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, error) {
+	cfg := m.Config
+	B, C := c.Batch, cfg.NEmbd
+	if T <= 0 || len(ids) != B*T {
+		return nil, fmt.Errorf("graph: %d ids for %d rows of %d tokens", len(ids), B, T)
+	}
+	if c.Pos+T > m.rotary.Len {
+		return nil, fmt.Errorf("graph: position %d is beyond the model's rotary table of %d positions", c.Pos+T, m.rotary.Len)
+	}
+	c.reserve(c.Pos + T)
+	c.bufs.next = 0
+	o := &sliceOps{m: m, c: c, ids: ids, T: T}
+	x := trunk[[]float32](o, cfg.NLayer)
+	if o.err != nil {
+		return nil, o.err
+	}
+	c.Pos += T
+	rows := x
+	if !all { // the last token of each row
+		rows = c.bufs.get(B * C)
+		for b := range B {
+			copy(rows[b*C:(b+1)*C], x[(b*T+T-1)*C:(b*T+T)*C])
+		}
+	}
+	n := len(rows) / C
+	logits := make([]float32, n*cfg.VocabSize)
+	m.gemm.Sgemm(false, true, n, cfg.VocabSize, C, 1, rows, C, m.lmHead, C, 0, logits, cfg.VocabSize)
+	layers.SoftcapForward(logits, logits, LogitSoftcap)
+	return logits, nil
+}
+
+// buffers are the activations of one forward pass, kept for the next pass over the same
+// cache: the i-th request of a pass gets the i-th buffer, grown to the size asked.
+type buffers struct {
+	held [][]float32
+	next int
+}
+
+func (b *buffers) get(n int) []float32 {
+	if b.next == len(b.held) {
+		b.held = append(b.held, nil)
+	}
+	if cap(b.held[b.next]) < n {
+		b.held[b.next] = make([]float32, n)
+	}
+	out := b.held[b.next][:n]
+	b.next++
+	return out
+}
+
+// sliceOps are the forward pass's operations computed at once, on rows of T new tokens of
+// each of the cache's rows, in the cache's buffers; err is the first failure.
+type sliceOps struct {
+	m   *Cached
+	c   *KVCache
+	ids []int
+	T   int
+	err error
+}
+
+func (o *sliceOps) rows() int { return o.c.Batch * o.T }
+
+func (o *sliceOps) embed() []float32 {
+	C := o.m.Config.NEmbd
+	x := o.c.bufs.get(o.rows() * C)
+	o.err = layers.EmbeddingForward(x, o.m.wte, o.ids, C)
+	return x
+}
+
+func (o *sliceOps) norm(x []float32) []float32 {
+	C := o.m.Config.NEmbd
+	y := o.c.bufs.get(len(x))
+	layers.RMSNormForward(y, x, C, C, 1)
+	return y
+}
+
+func (o *sliceOps) linear(x []float32, w matrix) []float32 {
+	b := o.m.blocks[w.layer]
+	weights := [...][]float32{qkvMatrix: b.qkv, projMatrix: b.proj, fcMatrix: b.fc, mlpProjMatrix: b.mproj}[w.which]
+	N := o.rows()
+	in := len(x) / N
+	out := len(weights) / in
+	y := o.c.bufs.get(N * out)
+	o.m.gemm.Sgemm(false, true, N, out, in, 1, x, in, weights, in, 0, y, out)
+	return y
+}
+
+// width is the length of a q|k|v row.
+func (o *sliceOps) width() int {
+	c := o.m.Config
+	return (c.NHead + 2*c.NKVHead) * c.HeadDim()
+}
+
+func (o *sliceOps) rotary(qkv []float32) []float32 {
+	c := o.m.Config
+	layers.RotaryForward(qkv, qkv, o.width(), layers.Rotation{Table: o.m.rotary, SeqLen: o.T, Pos0: o.c.Pos, Heads: c.NHead + c.NKVHead}, false)
+	return qkv
+}
+
+func (o *sliceOps) qkNorm(qkv []float32) []float32 {
+	c := o.m.Config
+	layers.RMSNormForward(qkv, qkv, o.width(), c.HeadDim(), c.NHead+c.NKVHead)
+	return qkv
+}
+
+// attention appends the keys and values of the new positions to layer l of the cache and
+// attends over all the cache holds.
+func (o *sliceOps) attention(l int, qkv []float32) []float32 {
+	c, cache, T := o.m.Config, o.c, o.T
+	H, D, W := c.NHead, c.HeadDim(), o.width()
+	cache.store(l, qkv, T, H*D)
+	shape := layers.AttnShape{Batch: cache.Batch, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: cache.Pos + T}
+	y := o.c.bufs.get(o.rows() * H * D)
+	kv := cache.Width
+	q := layers.View[float32]{Data: qkv, Batch: T * W, Row: W}
+	k := layers.View[float32]{Data: cache.k[l], Batch: cache.capacity * kv, Row: kv}
+	v := layers.View[float32]{Data: cache.v[l], Batch: cache.capacity * kv, Row: kv}
+	out := layers.View[float32]{Data: y, Batch: T * H * D, Row: H * D}
+	layers.AttentionForward(o.m.gemm, shape, q, k, v, out, o.c.bufs.get(cache.Batch*H*T), o.c.bufs.get(layers.AttnScratch(shape)))
+	return y
+}
+
+func (o *sliceOps) add(a, b []float32) []float32 {
+	layers.AddForward(a, a, b)
+	return a
+}
+
+func (o *sliceOps) relu2(x []float32) []float32 {
+	layers.ReLU2Forward(x, x)
+	return x
+}
+
+// KVCache holds the keys and values of the positions a model has seen, for Batch rows:
+// per layer, (Batch, capacity, n_kv_head·head_dim). It grows in blocks of 1024 positions,
+// keeping what it holds.
+type KVCache struct {
+	Batch, Width int // rows; n_kv_head·head_dim
+	Pos          int // positions filled
+	capacity     int
+	k, v         [][]float32
+	bufs         buffers // the activations of a forward pass
+}
+
+// KVGrowth is the block of positions a KVCache grows by.
+const KVGrowth = 1024
+
+// NewKVCache makes an empty cache for batch rows of model m, with room for capacity
+// positions before it first grows.
+func (m *Cached) NewKVCache(batch, capacity int) *KVCache {
+	c := &KVCache{Batch: batch, Width: m.Config.NKVHead * m.Config.HeadDim(), k: make([][]float32, m.Config.NLayer), v: make([][]float32, m.Config.NLayer)}
+	c.reserve(max(capacity, 1))
+	return c
+}
+
+// Capacity is the number of positions the cache holds before it grows again.
+func (c *KVCache) Capacity() int { return c.capacity }
+
+// reserve makes room for n positions: the capacity becomes n rounded up to a whole number
+// of blocks, with a block to spare, and every row's positions are moved into place.
+func (c *KVCache) reserve(n int) {
+	if n <= c.capacity {
+		return
+	}
+	grown := (n + KVGrowth + KVGrowth - 1) / KVGrowth * KVGrowth
+	if c.capacity == 0 {
+		grown = n
+	}
+	for l := range c.k {
+		c.k[l], c.v[l] = c.regrow(c.k[l], grown), c.regrow(c.v[l], grown)
+	}
+	c.capacity = grown
+}
+
+func (c *KVCache) regrow(old []float32, capacity int) []float32 {
+	out := make([]float32, c.Batch*capacity*c.Width)
+	for b := range c.Batch {
+		copy(out[b*capacity*c.Width:], old[b*c.capacity*c.Width:b*c.capacity*c.Width+c.Pos*c.Width])
+	}
+	return out
+}
+
+// store copies the keys and values of T new positions per row out of the fused q|k|v rows
+// (keys start at column offset) into layer l at the cache's position.
+func (c *KVCache) store(l int, qkv []float32, T, offset int) {
+	W := offset + 2*c.Width
+	for b := range c.Batch {
+		for t := range T {
+			row := qkv[(b*T+t)*W:]
+			at := (b*c.capacity + c.Pos + t) * c.Width
+			copy(c.k[l][at:at+c.Width], row[offset:offset+c.Width])
+			copy(c.v[l][at:at+c.Width], row[offset+c.Width:offset+2*c.Width])
+		}
+	}
+}
+
+// Fill copies the one row of src into every row of c, which must be empty: a prompt
+// computed once serves a batch of samples.
+func (c *KVCache) Fill(src *KVCache) error {
+	if src.Batch != 1 || src.Width != c.Width || len(src.k) != len(c.k) || c.Pos != 0 {
+		return fmt.Errorf("graph: cannot fill a cache of %d rows at position %d from one of %d rows", c.Batch, c.Pos, src.Batch)
+	}
+	c.reserve(src.Pos)
+	for l := range c.k {
+		for b := range c.Batch {
+			at := b * c.capacity * c.Width
+			copy(c.k[l][at:at+src.Pos*c.Width], src.k[l][:src.Pos*c.Width])
+			copy(c.v[l][at:at+src.Pos*c.Width], src.v[l][:src.Pos*c.Width])
+		}
+	}
+	c.Pos = src.Pos
+	return nil
+}
