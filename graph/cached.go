@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"sync"
 
 	"gochat/layers"
 )
@@ -17,6 +18,7 @@ type Cached struct {
 	wte    []float32
 	blocks []block
 	lmHead []float32
+	bufs   sync.Pool // of *buffers: the activations of a forward pass, reused by the next
 }
 
 // block is one transformer layer's matrices, [out, in] as PyTorch stores them; q, k and v
@@ -73,8 +75,13 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 		return nil, fmt.Errorf("graph: position %d is beyond the model's rotary table of %d positions", c.Pos+T, m.rotary.Len)
 	}
 	c.reserve(c.Pos + T)
-	c.bufs.next = 0
-	o := &sliceOps{m: m, c: c, ids: ids, T: T}
+	bufs, _ := m.bufs.Get().(*buffers)
+	if bufs == nil {
+		bufs = &buffers{}
+	}
+	defer m.bufs.Put(bufs)
+	bufs.next = 0
+	o := &sliceOps{m: m, c: c, bufs: bufs, ids: ids, T: T}
 	x := trunk[[]float32](o, cfg.NLayer)
 	if o.err != nil {
 		return nil, o.err
@@ -82,7 +89,7 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 	c.Pos += T
 	rows := x
 	if !all { // the last token of each row
-		rows = c.bufs.get(B * C)
+		rows = bufs.get(B * C)
 		for b := range B {
 			copy(rows[b*C:(b+1)*C], x[(b*T+T-1)*C:(b*T+T)*C])
 		}
@@ -94,8 +101,8 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 	return logits, nil
 }
 
-// buffers are the activations of one forward pass, kept for the next pass over the same
-// cache: the i-th request of a pass gets the i-th buffer, grown to the size asked.
+// buffers are the activations of one forward pass, kept for a later one: the i-th request
+// of a pass gets the i-th buffer, grown to the size asked.
 type buffers struct {
 	held [][]float32
 	next int
@@ -114,27 +121,28 @@ func (b *buffers) get(n int) []float32 {
 }
 
 // sliceOps are the forward pass's operations computed at once, on rows of T new tokens of
-// each of the cache's rows, in the cache's buffers; err is the first failure.
+// each of the cache's rows; err is the first failure.
 type sliceOps struct {
-	m   *Cached
-	c   *KVCache
-	ids []int
-	T   int
-	err error
+	m    *Cached
+	c    *KVCache
+	bufs *buffers
+	ids  []int
+	T    int
+	err  error
 }
 
 func (o *sliceOps) rows() int { return o.c.Batch * o.T }
 
 func (o *sliceOps) embed() []float32 {
 	C := o.m.Config.NEmbd
-	x := o.c.bufs.get(o.rows() * C)
+	x := o.bufs.get(o.rows() * C)
 	o.err = layers.EmbeddingForward(x, o.m.wte, o.ids, C)
 	return x
 }
 
 func (o *sliceOps) norm(x []float32) []float32 {
 	C := o.m.Config.NEmbd
-	y := o.c.bufs.get(len(x))
+	y := o.bufs.get(len(x))
 	layers.RMSNormForward(y, x, C, C, 1)
 	return y
 }
@@ -145,7 +153,7 @@ func (o *sliceOps) linear(x []float32, w matrix) []float32 {
 	N := o.rows()
 	in := len(x) / N
 	out := len(weights) / in
-	y := o.c.bufs.get(N * out)
+	y := o.bufs.get(N * out)
 	o.m.gemm.Sgemm(false, true, N, out, in, 1, x, in, weights, in, 0, y, out)
 	return y
 }
@@ -175,13 +183,13 @@ func (o *sliceOps) attention(l int, qkv []float32) []float32 {
 	H, D, W := c.NHead, c.HeadDim(), o.width()
 	cache.store(l, qkv, T, H*D)
 	shape := layers.AttnShape{Batch: cache.Batch, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: cache.Pos + T}
-	y := o.c.bufs.get(o.rows() * H * D)
+	y := o.bufs.get(o.rows() * H * D)
 	kv := cache.Width
 	q := layers.View[float32]{Data: qkv, Batch: T * W, Row: W}
 	k := layers.View[float32]{Data: cache.k[l], Batch: cache.capacity * kv, Row: kv}
 	v := layers.View[float32]{Data: cache.v[l], Batch: cache.capacity * kv, Row: kv}
 	out := layers.View[float32]{Data: y, Batch: T * H * D, Row: H * D}
-	layers.AttentionForward(o.m.gemm, shape, q, k, v, out, o.c.bufs.get(cache.Batch*H*T), o.c.bufs.get(layers.AttnScratch(shape)))
+	layers.AttentionForward(o.m.gemm, shape, q, k, v, out, o.bufs.get(cache.Batch*H*T), o.bufs.get(layers.AttnScratch(shape)))
 	return y
 }
 
@@ -203,7 +211,6 @@ type KVCache struct {
 	Pos          int // positions filled
 	capacity     int
 	k, v         [][]float32
-	bufs         buffers // the activations of a forward pass
 }
 
 // KVGrowth is the block of positions a KVCache grows by.
