@@ -2,11 +2,9 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"reflect"
 	"time"
 
 	"gochat/checkpoint"
@@ -15,25 +13,10 @@ import (
 	"gochat/layers"
 	"gochat/loader"
 	"gochat/optimizers"
-	"gochat/sampler"
 	"gochat/tokenizer"
 
 	"gorgonia.org/tensor"
 )
-
-// SamplePrompts are base_train's prompts, completed greedily at each sample step.
-var SamplePrompts = []string{
-	"The capital of France is",
-	"The chemical symbol of gold is",
-	"If yesterday was Friday, then tomorrow will be",
-	"The opposite of hot is",
-	"The planets of the solar system are:",
-	"My favorite color is",
-	"If 5*x + 3 = 13, then x is",
-}
-
-// sampleTokens is how many tokens a sample adds to its prompt.
-const sampleTokens = 16
 
 // Engine is what training computes with: a Gorgonia engine whose matrix products the
 // custom ops and Muon's Newton-Schulz also use.
@@ -89,220 +72,219 @@ type Result struct {
 // smoothing is the β of the training loss's exponential moving average.
 const smoothing = 0.9
 
-// calibrationSteps are the steps a time-budgeted run times before it fixes its horizon.
-const calibrationSteps = 5
-
 // Base trains a model as nanochat's base_train does, until the horizon or until ctx is
-// cancelled, saving a checkpoint at the end either way.
+// cancelled, saving a checkpoint at the end either way. Each step is, in order: the hooks
+// due at it (evaluate, sample, save), then the optimizer step and its log line, then the
+// horizon's refinement under a time budget.
 func Base(ctx context.Context, r Run) (*Result, error) {
-	s := r.Settings
-	plan, err := s.Plan(r.Tokenizer.VocabSize())
+	b, err := r.setup()
 	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	s := r.Settings
+	for ; ; b.st.step++ {
+		step := b.st.step
+		last := b.plan.NumIterations > 0 && step >= b.plan.NumIterations
+		stop := ctx.Err() != nil && !last // a stopped run saves and leaves; the resumed one evaluates
+		if !stop && (last || (b.evalEvery > 0 && step%b.evalEvery == 0)) {
+			if err := b.evaluate(step); err != nil {
+				return nil, err
+			}
+		}
+		if !stop && (last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0)) {
+			if err := b.sample(); err != nil {
+				return nil, err
+			}
+		}
+		if last || stop || (s.SaveEvery > 0 && step > 0 && step%s.SaveEvery == 0) {
+			if err := b.save(); err != nil {
+				return nil, err
+			}
+		}
+		if last || stop {
+			b.res.Interrupted = stop
+			break
+		}
+		if err := b.step(step); err != nil {
+			return nil, err
+		}
+		b.refineHorizon(step)
+		if r.Progress != nil {
+			r.Progress(step+1, b.plan.NumIterations)
+		}
+	}
+	return b.finish()
+}
+
+// baseRun is a base-training run in progress: what setup made, and the loop's state.
+type baseRun struct {
+	Run
+	plan        Plan
+	val         string       // the validation shard
+	model, eval *graph.Model // the training graph and an evaluation graph sharing its weights
+	trainer     *Trainer
+	data        *loader.Loader
+	met         *metrics
+	st          state
+	res         *Result
+	evalEvery   int // steps between evaluations (Settings.evalEvery of the horizon)
+
+	first                                  int       // the first step this process takes
+	deadline                               time.Time // of a time budget
+	evalSeconds                            float64   // the last evaluation's
+	timedSeconds, timedTokens, waitSeconds float64   // over the steps after the first
+	paceStart                              time.Time // the end of the first step
+	paceEvals                              float64   // seconds of evaluation since paceStart
+}
+
+// setup derives the plan, reads the checkpoint to resume from, builds the graphs, the
+// trainer, the loader and the metrics, and prints what base_train prints before it starts.
+func (r Run) setup() (b *baseRun, err error) {
+	s := r.Settings
+	b = &baseRun{Run: r}
+	if b.plan, err = s.Plan(r.Tokenizer.VocabSize()); err != nil {
 		return nil, err
 	}
 	trainShards, valShard, err := loader.Split(r.Data)
 	if err != nil {
 		return nil, err
 	}
+	b.val = valShard
 	B, T := s.DeviceBatchSize, s.MaxSeqLen
-	var st state
-	st.wallStart = r.now()
-	weights := graph.InitWeights(plan.Model, s.Seed)
+	b.st.wallStart = r.now()
+	weights := graph.InitWeights(b.plan.Model, s.Seed)
 	var resumed *checkpoint.Checkpoint
 	if r.Resume {
-		if resumed, err = r.loadResume(plan); err != nil {
+		if resumed, err = r.loadResume(b.plan); err != nil {
 			return nil, err
 		}
-		weights, st.pos, st.step = resumed.Weights, resumed.Meta.Loader, resumed.Meta.Step
-		st.Loop, plan.NumIterations = resumed.Meta.Loop, resumed.Meta.NumIterations
+		weights, b.st.pos, b.st.step = resumed.Weights, resumed.Meta.Loader, resumed.Meta.Step
+		b.st.Loop, b.plan.NumIterations = resumed.Meta.Loop, resumed.Meta.NumIterations
 		if resumed.Meta.ValBPB != nil {
-			st.valBPB = *resumed.Meta.ValBPB
+			b.st.valBPB = *resumed.Meta.ValBPB
 		}
 	}
-	asked := plan.EvalSteps
-	if plan.EvalSteps, err = EvalSteps([]string{valShard}, r.Tokenizer, B, T, asked); err != nil {
+	asked := b.plan.EvalSteps
+	if b.plan.EvalSteps, err = EvalSteps([]string{valShard}, r.Tokenizer, B, T, asked); err != nil {
 		return nil, fmt.Errorf("validation shard %s: %w", valShard, err)
 	}
-	r.printPlan(plan, trainShards, valShard)
-	if plan.EvalSteps < asked {
-		fmt.Fprintf(r.Log, "the validation shard holds %d batches, not the %d of eval_tokens: each evaluation reads it whole, once\n", plan.EvalSteps, asked)
+	r.printPlan(b.plan, trainShards, valShard)
+	if b.plan.EvalSteps < asked {
+		fmt.Fprintf(r.Log, "the validation shard holds %d batches, not the %d of eval_tokens: each evaluation reads it whole, once\n", b.plan.EvalSteps, asked)
 	}
 
-	model, err := graph.Build(plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: r.Engine})
-	if err != nil {
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	if b.model, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: r.Engine}); err != nil {
 		return nil, err
 	}
-	defer model.Close()
-	if err := model.Load(weights); err != nil {
+	if err := b.model.Load(weights); err != nil {
 		return nil, err
 	}
-	eval, err := graph.Build(plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: r.Engine, Share: model})
-	if err != nil {
+	if b.eval, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: r.Engine, Share: b.model}); err != nil {
 		return nil, err
 	}
-	defer eval.Close()
-	horizon := plan.NumIterations
+	horizon := b.plan.NumIterations
 	if horizon == 0 { // a time budget: no warmdown until the horizon is known
 		horizon = math.MaxInt32
 	}
-	trainer, err := NewTrainer(model, Recipe{MatrixLR: s.MatrixLR, EmbeddingLR: s.EmbeddingLR,
+	if b.trainer, err = NewTrainer(b.model, Recipe{MatrixLR: s.MatrixLR, EmbeddingLR: s.EmbeddingLR,
 		UnembeddingLR: s.UnembeddingLR, WeightDecay: s.WeightDecay, GradClip: s.GradClip,
-		Schedule: optimizers.Schedule{NumIterations: horizon, WarmupRatio: s.WarmupRatio, WarmdownRatio: s.WarmdownRatio, FinalLRFrac: s.FinalLRFrac}}, r.Engine)
-	if err != nil {
+		Schedule: optimizers.Schedule{NumIterations: horizon, WarmupRatio: s.WarmupRatio, WarmdownRatio: s.WarmdownRatio, FinalLRFrac: s.FinalLRFrac}}, r.Engine); err != nil {
 		return nil, err
 	}
 	if resumed != nil {
-		if err := trainer.LoadState(resumed.Optim); err != nil {
+		if err := b.trainer.LoadState(resumed.Optim); err != nil {
 			return nil, err
 		}
-		if trainer.Iter != st.step {
-			return nil, fmt.Errorf("resume: the optimizer state is at step %d, the checkpoint at %d", trainer.Iter, st.step)
+		if b.trainer.Iter != b.st.step {
+			return nil, fmt.Errorf("resume: the optimizer state is at step %d, the checkpoint at %d", b.trainer.Iter, b.st.step)
 		}
 	}
-	data, err := loader.NewLoader(trainShards, r.Tokenizer, B, T, 0, 1, st.pos)
-	if err != nil {
+	if b.data, err = loader.NewLoader(trainShards, r.Tokenizer, B, T, 0, 1, b.st.pos); err != nil {
 		return nil, err
 	}
-	defer data.Close()
-	met, err := openMetrics(r.Dir, st.step)
-	if err != nil {
+	if b.met, err = openMetrics(r.Dir, b.st.step); err != nil {
 		return nil, err
 	}
+	b.res = &Result{Plan: b.plan, Peak: r.Peak}
+	b.deadline = b.st.wallStart.Add(time.Duration((s.TimeBudget - b.st.WallSeconds) * float64(time.Second)))
+	b.first = b.st.step
+	b.evalEvery = s.evalEvery(b.plan.NumIterations)
+	return b, nil
+}
 
-	res := &Result{Plan: plan, Peak: r.Peak}
-	deadline := st.wallStart.Add(time.Duration((s.TimeBudget - st.WallSeconds) * float64(time.Second)))
-	var evalSeconds, timedSeconds, timedTokens, waitSeconds float64
-	first := st.step
-	// The pace of the loop: wall time per step after the first, bookkeeping included and
-	// evaluations left out, from which a time budget fixes the horizon.
-	var paceStart time.Time
-	var paceEvals float64
-	pace := func(step int) float64 { return (r.since(paceStart) - paceEvals) / float64(step-first) }
-	budgeted := s.NumIterations <= 0 && s.TargetFLOPs <= 0 && s.TimeBudget > 0
-	evalEvery := s.evalEvery(plan.NumIterations)
-	for ; ; st.step++ {
-		step := st.step
-		last := plan.NumIterations > 0 && step >= plan.NumIterations
-		stop := ctx.Err() != nil && !last // a stopped run saves and leaves; the resumed one evaluates
-		if !stop && (last || (evalEvery > 0 && step%evalEvery == 0)) {
-			start := r.now()
-			if st.valBPB, err = BPB(eval, []string{valShard}, r.Tokenizer, plan.EvalSteps, nil); err != nil {
-				return nil, err
-			}
-			if st.MinValBPB == nil || st.valBPB < *st.MinValBPB {
-				st.MinValBPB = ptr(st.valBPB)
-			}
-			fmt.Fprintf(r.Log, "step %05d | validation bpb: %.4f (%.1f s)\n", step, st.valBPB, r.since(start))
-			if err := met.add(Record{Kind: "eval", Step: step, ValBPB: st.valBPB}); err != nil {
-				return nil, err
-			}
-			if err := met.plot(); err != nil {
-				return nil, err
-			}
-			evalSeconds = r.since(start)
-			if !paceStart.IsZero() {
-				paceEvals += evalSeconds
-			}
+// close releases the graphs and the loader.
+func (b *baseRun) close() {
+	for _, m := range []*graph.Model{b.model, b.eval} {
+		if m != nil {
+			m.Close()
 		}
-		if !stop && (last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0)) {
-			if res.Samples, err = r.samples(model); err != nil {
-				return nil, err
-			}
-			for _, line := range res.Samples {
-				fmt.Fprintf(r.Log, "sample: %q\n", line)
-			}
-		}
-		if last || stop || (s.SaveEvery > 0 && step > 0 && step%s.SaveEvery == 0) {
-			now := r.now()
-			st.WallSeconds += now.Sub(st.wallStart).Seconds()
-			st.wallStart = now
-			if err := r.save(model, trainer, plan, &st, data.Position()); err != nil {
-				return nil, err
-			}
-		}
-		if last || stop {
-			res.Interrupted = stop
-			break
-		}
+	}
+	if b.data != nil {
+		b.data.Close()
+	}
+}
 
-		// One optimizer step over GradAccum micro-batches.
-		waitStart := r.now()
-		batches := make([]Batch, plan.GradAccum)
-		for k := range batches {
-			ids, targets, err := data.Next()
-			if err != nil {
-				return nil, err
-			}
-			batches[k] = Batch{IDs: ids, Targets: targets}
-		}
-		wait := r.since(waitStart)
-		start := r.now()
-		out, err := trainer.Step(batches)
+// step is one optimizer step over GradAccum micro-batches, with its log line and metrics.
+func (b *baseRun) step(step int) error {
+	plan := b.plan
+	waitStart := b.now()
+	batches := make([]Batch, plan.GradAccum)
+	for k := range batches {
+		ids, targets, err := b.data.Next()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		dt := r.since(start) + wait
-		if step == first {
-			paceStart = r.now()
-		}
-		st.SmoothLoss = smoothing*st.SmoothLoss + (1-smoothing)*out.Loss
-		smooth := st.SmoothLoss / (1 - math.Pow(smoothing, float64(step+1)))
-		tokPerSec := float64(plan.TokensPerStep) / dt
-		mfu := r.Peak.MFU(plan.FLOPsPerToken * tokPerSec)
-		st.TrainSeconds += dt
-		if step > first { // the first step of a process also allocates every buffer
-			timedSeconds, timedTokens, waitSeconds = timedSeconds+dt, timedTokens+float64(plan.TokensPerStep), waitSeconds+wait
-		}
-		of := "?????"
-		if plan.NumIterations > 0 {
-			of = fmt.Sprintf("%05d (%5.1f%%)", plan.NumIterations, 100*float64(step+1)/float64(plan.NumIterations))
-		}
-		fmt.Fprintf(r.Log, "step %05d/%s | loss: %.6f | lrm: %.2f | dt: %.0fms | tok/sec: %.0f | mfu: %.2f | total time: %.2fm\n",
-			step+1, of, smooth, out.LRMultiplier, 1000*dt, tokPerSec, mfu, st.TrainSeconds/60)
-		if err := met.add(Record{Kind: "train", Step: step, Loss: out.Loss, SmoothLoss: smooth, LRMultiplier: out.LRMultiplier,
-			GradNorm: out.GradNorm, Seconds: dt, TokPerSec: tokPerSec, MFU: mfu, DataWait: wait}); err != nil {
-			return nil, err
-		}
-		res.Loss = smooth
-		// A time budget fixes the horizon after the first steps, and refines it after each
-		// evaluation while the learning rate is still flat (so no step taken would change).
-		evaluated := evalEvery > 0 && step > first && step%evalEvery == 0
-		if budgeted && (plan.NumIterations == 0 && step+1-first >= calibrationSteps || evaluated && step+1 <= s.flatUntil(plan.NumIterations)) {
-			stepSeconds := pace(step)
-			if evalSeconds == 0 { // not measured yet: a forward pass is about a third of a step's work
-				evalSeconds = float64(plan.EvalSteps) * stepSeconds / float64(3*plan.GradAccum)
-			}
-			left := deadline.Sub(r.now()).Seconds()
-			every := evalEvery
-			if plan.NumIterations == 0 && s.Evals > 0 { // the first horizon spreads the evaluations
-				every = s.evalEvery(fixHorizon(step+1, left, stepSeconds, evalSeconds, 0))
-			}
-			n := fixHorizon(step+1, left, stepSeconds, evalSeconds, every)
-			if n != plan.NumIterations && step+1 <= s.flatUntil(n) {
-				plan.NumIterations, evalEvery = n, every
-				res.Plan, trainer.Recipe.NumIterations = plan, n
-				fmt.Fprintf(r.Log, "time budget: %.0f s left at %.0f ms a step: %d steps in all\n", left, 1000*stepSeconds, n)
-			}
-		} else if !budgeted && step+1-first == calibrationSteps && plan.NumIterations > step+1 {
-			stepSeconds := pace(step)
-			fmt.Fprintf(r.Log, "at %.0f ms a step, the %d steps left take about %s (evaluations aside)\n",
-				1000*stepSeconds, plan.NumIterations-step-1, Duration(stepSeconds*float64(plan.NumIterations-step-1)))
-		}
-		if r.Progress != nil {
-			r.Progress(step+1, plan.NumIterations)
-		}
+		batches[k] = Batch{IDs: ids, Targets: targets}
 	}
-	res.Step, res.ValBPB = st.step, st.valBPB
-	if st.MinValBPB != nil {
-		res.MinValBPB = *st.MinValBPB
+	wait := b.since(waitStart)
+	start := b.now()
+	out, err := b.trainer.Step(batches)
+	if err != nil {
+		return err
 	}
-	if timedSeconds > 0 {
-		res.TokPerSec = timedTokens / timedSeconds
-		res.MFU = r.Peak.MFU(plan.FLOPsPerToken * res.TokPerSec)
-		res.DataWait = waitSeconds / timedSeconds
+	dt := b.since(start) + wait
+	if step == b.first {
+		b.paceStart = b.now()
 	}
-	res.Seconds = st.WallSeconds
-	return res, met.plot()
+	b.st.SmoothLoss = smoothing*b.st.SmoothLoss + (1-smoothing)*out.Loss
+	smooth := b.st.SmoothLoss / (1 - math.Pow(smoothing, float64(step+1)))
+	tokPerSec := float64(plan.TokensPerStep) / dt
+	mfu := b.Peak.MFU(plan.FLOPsPerToken * tokPerSec)
+	b.st.TrainSeconds += dt
+	if step > b.first { // the first step of a process also allocates every buffer
+		b.timedSeconds, b.timedTokens, b.waitSeconds = b.timedSeconds+dt, b.timedTokens+float64(plan.TokensPerStep), b.waitSeconds+wait
+	}
+	of := "?????"
+	if plan.NumIterations > 0 {
+		of = fmt.Sprintf("%05d (%5.1f%%)", plan.NumIterations, 100*float64(step+1)/float64(plan.NumIterations))
+	}
+	fmt.Fprintf(b.Log, "step %05d/%s | loss: %.6f | lrm: %.2f | dt: %.0fms | tok/sec: %.0f | mfu: %.2f | total time: %.2fm\n",
+		step+1, of, smooth, out.LRMultiplier, 1000*dt, tokPerSec, mfu, b.st.TrainSeconds/60)
+	b.res.Loss = smooth
+	return b.met.add(Record{Kind: "train", Step: step, Loss: out.Loss, SmoothLoss: smooth, LRMultiplier: out.LRMultiplier,
+		GradNorm: out.GradNorm, Seconds: dt, TokPerSec: tokPerSec, MFU: mfu, DataWait: wait})
+}
+
+// finish sums the run up.
+func (b *baseRun) finish() (*Result, error) {
+	res := b.res
+	res.Step, res.ValBPB = b.st.step, b.st.valBPB
+	if b.st.MinValBPB != nil {
+		res.MinValBPB = *b.st.MinValBPB
+	}
+	if b.timedSeconds > 0 {
+		res.TokPerSec = b.timedTokens / b.timedSeconds
+		res.MFU = b.Peak.MFU(b.plan.FLOPsPerToken * res.TokPerSec)
+		res.DataWait = b.waitSeconds / b.timedSeconds
+	}
+	res.Seconds = b.st.WallSeconds
+	return res, b.met.plot()
 }
 
 // state is what the loop carries from step to step (Loop is what a checkpoint keeps).
@@ -315,34 +297,6 @@ type state struct {
 }
 
 func ptr(x float64) *float64 { return &x }
-
-// evalEvery is the number of steps between evaluations of an n-step run: EvalEvery, or with
-// Evals that many evaluations spread over the run. Before a time budget has fixed the
-// horizon (n = 0), Evals evaluates step 0 only.
-func (s Settings) evalEvery(n int) int {
-	switch {
-	case s.Evals <= 0:
-		return s.EvalEvery
-	case n == 0:
-		return math.MaxInt32
-	}
-	return max(1, n/s.Evals)
-}
-
-// flatUntil is the last step at which the learning rate of an n-step run is still the
-// initial one (no warmup with a time budget; the warmdown takes the end).
-func (s Settings) flatUntil(n int) int { return n - int(math.Round(s.WarmdownRatio*float64(n))) }
-
-// fixHorizon turns the time left into a step count: each further step costs dt, plus an
-// evaluation (evalSeconds) every evalEvery steps and one at the end.
-func fixHorizon(done int, secondsLeft, dt, evalSeconds float64, evalEvery int) int {
-	perStep := dt
-	if evalEvery > 0 {
-		perStep += evalSeconds / float64(evalEvery)
-	}
-	more := int((secondsLeft - evalSeconds) / perStep)
-	return done + max(more, 1)
-}
 
 // printPlan prints the numbers base_train derives.
 func (r Run) printPlan(p Plan, train []string, val string) {
@@ -368,103 +322,4 @@ func (r Run) printPlan(p Plan, train []string, val string) {
 	}
 	fmt.Fprintf(r.Log, "data: %d training shards, validation on %s (%d steps of %d tokens per evaluation)\n",
 		len(train), val, p.EvalSteps, r.Settings.DeviceBatchSize*r.Settings.MaxSeqLen)
-}
-
-// samples completes SamplePrompts greedily with the model's current weights, through the
-// sampler's KV-cached engine.
-func (r Run) samples(model *graph.Model) ([]string, error) {
-	m, err := graph.NewCached(model.Config, model.Weights(), r.Engine)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := sampler.NewGenerator(m, r.Tokenizer)
-	if err != nil {
-		return nil, err
-	}
-	bos, err := r.Tokenizer.Special("<|bos|>")
-	if err != nil {
-		return nil, err
-	}
-	texts := r.Prompts
-	if texts == nil {
-		texts = SamplePrompts
-	}
-	out := make([]string, len(texts))
-	for i, p := range texts {
-		prompt := r.Tokenizer.Encode(p)
-		tokens, _, err := eng.Continuations(context.Background(), append([]int{bos}, prompt...), sampler.Settings{MaxTokens: sampleTokens})
-		if err != nil {
-			return nil, err
-		}
-		text, err := r.Tokenizer.Decode(append(prompt, tokens[0]...))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = string(text)
-	}
-	return out, nil
-}
-
-// save writes the step's checkpoint.
-func (r Run) save(model *graph.Model, trainer *Trainer, plan Plan, st *state, pos loader.Position) error {
-	var user map[string]any
-	raw, _ := json.Marshal(r.Settings)
-	json.Unmarshal(raw, &user)
-	meta := checkpoint.Meta{Step: st.step, ModelConfig: plan.Model, UserConfig: user,
-		DeviceBatchSize: r.Settings.DeviceBatchSize, MaxSeqLen: r.Settings.MaxSeqLen,
-		NumIterations: plan.NumIterations, Loader: pos, Seed: r.Settings.Seed,
-		Tokenizer: checkpoint.Tokenizer{Dir: r.TokenizerDir, Fingerprint: r.Tokenizer.Fingerprint()}, Loop: st.Loop}
-	if st.MinValBPB != nil {
-		meta.ValBPB = ptr(st.valBPB)
-	}
-	if err := checkpoint.Save(r.Dir, model.Weights(), trainer.State(), meta); err != nil {
-		return err
-	}
-	fmt.Fprintf(r.Log, "saved checkpoint of step %d to %s\n", st.step, r.Dir)
-	return nil
-}
-
-// loadResume reads the run's last checkpoint and checks that it belongs to this run.
-func (r Run) loadResume(plan Plan) (*checkpoint.Checkpoint, error) {
-	step, err := checkpoint.LastStep(r.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	c, err := checkpoint.Load(r.Dir, step, true)
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	m := c.Meta
-	if m.Tokenizer.Fingerprint != r.Tokenizer.Fingerprint() {
-		return nil, fmt.Errorf("resume: the run was trained with tokenizer %s (%s), this one is %s (%s)",
-			m.Tokenizer.Fingerprint, m.Tokenizer.Dir, r.Tokenizer.Fingerprint(), r.TokenizerDir)
-	}
-	if m.ModelConfig != plan.Model {
-		return nil, fmt.Errorf("resume: the checkpoint's model is %+v, these settings make %+v", m.ModelConfig, plan.Model)
-	}
-	var saved Settings
-	raw, _ := json.Marshal(m.UserConfig)
-	if err := json.Unmarshal(raw, &saved); err != nil {
-		return nil, fmt.Errorf("resume: user_config: %w", err)
-	}
-	if diff := trainingDifference(saved, r.Settings); diff != "" {
-		return nil, fmt.Errorf("resume: the run was started with %s", diff)
-	}
-	return c, nil
-}
-
-// trainingDifference names the first setting that would change the training itself (not
-// its evaluation or bookkeeping) between two settings, or returns "".
-func trainingDifference(saved, now Settings) string {
-	for _, s := range []*Settings{&saved, &now} {
-		s.EvalEvery, s.Evals, s.EvalTokens, s.SampleEvery, s.SaveEvery = 0, 0, 0, 0, 0
-	}
-	a, b := reflect.ValueOf(saved), reflect.ValueOf(now)
-	for i := range a.NumField() {
-		if !a.Field(i).Equal(b.Field(i)) {
-			name := reflect.TypeOf(saved).Field(i).Tag.Get("json")
-			return fmt.Sprintf("%s = %v, not %v", name, a.Field(i), b.Field(i))
-		}
-	}
-	return ""
 }

@@ -1,0 +1,124 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"gochat/checkpoint"
+	"gochat/graph"
+	"gochat/loader"
+	"gochat/sampler"
+)
+
+// evaluate is the evaluation hook: validation bpb, its log line, metrics record and plots.
+func (b *baseRun) evaluate(step int) error {
+	start := b.now()
+	var err error
+	if b.st.valBPB, err = BPB(b.eval, []string{b.val}, b.Tokenizer, b.plan.EvalSteps, nil); err != nil {
+		return err
+	}
+	if b.st.MinValBPB == nil || b.st.valBPB < *b.st.MinValBPB {
+		b.st.MinValBPB = ptr(b.st.valBPB)
+	}
+	fmt.Fprintf(b.Log, "step %05d | validation bpb: %.4f (%.1f s)\n", step, b.st.valBPB, b.since(start))
+	if err := b.met.add(Record{Kind: "eval", Step: step, ValBPB: b.st.valBPB}); err != nil {
+		return err
+	}
+	if err := b.met.plot(); err != nil {
+		return err
+	}
+	b.evalSeconds = b.since(start)
+	if !b.paceStart.IsZero() {
+		b.paceEvals += b.evalSeconds
+	}
+	return nil
+}
+
+// sample is the sampling hook: the prompts completed with the current weights, logged.
+func (b *baseRun) sample() error {
+	var err error
+	if b.res.Samples, err = b.samples(b.model); err != nil {
+		return err
+	}
+	for _, line := range b.res.Samples {
+		fmt.Fprintf(b.Log, "sample: %q\n", line)
+	}
+	return nil
+}
+
+// save is the checkpoint hook: the wall time so far, then the step's checkpoint.
+func (b *baseRun) save() error {
+	now := b.now()
+	b.st.WallSeconds += now.Sub(b.st.wallStart).Seconds()
+	b.st.wallStart = now
+	return b.Run.save(b.model, b.trainer, b.plan, &b.st, b.data.Position())
+}
+
+// SamplePrompts are base_train's prompts, completed greedily at each sample step.
+var SamplePrompts = []string{
+	"The capital of France is",
+	"The chemical symbol of gold is",
+	"If yesterday was Friday, then tomorrow will be",
+	"The opposite of hot is",
+	"The planets of the solar system are:",
+	"My favorite color is",
+	"If 5*x + 3 = 13, then x is",
+}
+
+// sampleTokens is how many tokens a sample adds to its prompt.
+const sampleTokens = 16
+
+// samples completes SamplePrompts greedily with the model's current weights, through the
+// sampler's KV-cached engine.
+func (r Run) samples(model *graph.Model) ([]string, error) {
+	m, err := graph.NewCached(model.Config, model.Weights(), r.Engine)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := sampler.NewGenerator(m, r.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	bos, err := r.Tokenizer.Special("<|bos|>")
+	if err != nil {
+		return nil, err
+	}
+	texts := r.Prompts
+	if texts == nil {
+		texts = SamplePrompts
+	}
+	out := make([]string, len(texts))
+	for i, p := range texts {
+		prompt := r.Tokenizer.Encode(p)
+		tokens, _, err := eng.Continuations(context.Background(), append([]int{bos}, prompt...), sampler.Settings{MaxTokens: sampleTokens})
+		if err != nil {
+			return nil, err
+		}
+		text, err := r.Tokenizer.Decode(append(prompt, tokens[0]...))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = string(text)
+	}
+	return out, nil
+}
+
+// save writes the step's checkpoint.
+func (r Run) save(model *graph.Model, trainer *Trainer, plan Plan, st *state, pos loader.Position) error {
+	var user map[string]any
+	raw, _ := json.Marshal(r.Settings)
+	json.Unmarshal(raw, &user)
+	meta := checkpoint.Meta{Step: st.step, ModelConfig: plan.Model, UserConfig: user,
+		DeviceBatchSize: r.Settings.DeviceBatchSize, MaxSeqLen: r.Settings.MaxSeqLen,
+		NumIterations: plan.NumIterations, Loader: pos, Seed: r.Settings.Seed,
+		Tokenizer: checkpoint.Tokenizer{Dir: r.TokenizerDir, Fingerprint: r.Tokenizer.Fingerprint()}, Loop: st.Loop}
+	if st.MinValBPB != nil {
+		meta.ValBPB = ptr(st.valBPB)
+	}
+	if err := checkpoint.Save(r.Dir, model.Weights(), trainer.State(), meta); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.Log, "saved checkpoint of step %d to %s\n", st.step, r.Dir)
+	return nil
+}
