@@ -48,7 +48,7 @@ type Tokenizer struct {
 // Loop is the training loop's own state at the step.
 type Loop struct {
 	SmoothLoss   float64  `json:"smooth_train_loss"`   // the EMA before bias correction
-	TrainSeconds float64  `json:"total_training_time"` // step time after step 10, as nanochat counts
+	TrainSeconds float64  `json:"total_training_time"` // the steps' time, evaluations and saves left out
 	WallSeconds  float64  `json:"wall_time"`           // the whole run's, evaluations and saves included
 	MinValBPB    *float64 `json:"min_val_bpb"`
 }

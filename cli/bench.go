@@ -24,7 +24,7 @@ func benchCommand() *cli.Command {
 			Usage: "training-step throughput (tok/s, GFLOP/s, ratio to SGEMM, peak RSS)",
 			Description: "Without --depth, runs the standard configurations (d4 T=256 B=8 V=8192, d6 T=512 B=8\n" +
 				"V=8192, d12 T=2048 B=1 V=65536), each in a fresh process so that its peak RSS is its own.",
-			Flags: []cli.Flag{depthFlag, seqLenFlag, batchFlag, vocabFlag, engineFlag, blasFlag,
+			Flags: []cli.Flag{depthFlag(4), seqLenFlag(256), batchFlag(8), vocabFlag(8192), engineFlag, blasFlag,
 				&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed steps after one warm-up step"},
 				&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON line"},
 				&cli.BoolFlag{Name: "profile", Usage: "also show where the CPU time goes, from a CPU profile of the timed steps"},
@@ -47,7 +47,7 @@ func benchCommand() *cli.Command {
 				"Bandwidth used = weight bytes read per decode step × steps/s ÷ this machine's copy bandwidth.",
 			Flags: []cli.Flag{engineFlag, blasFlag,
 				&cli.IntFlag{Name: "depth", Usage: "one model of this depth instead of the standard ones"},
-				&cli.IntFlag{Name: "vocab-size", Value: 65536, Usage: "with --depth"},
+				vocabFlag(65536),
 				&cli.IntFlag{Name: "batch", Value: 1, Usage: "rows generated side by side, with --depth"},
 				&cli.IntFlag{Name: "prompt", Value: 512, Usage: "prompt tokens, with --depth"},
 				&cli.IntFlag{Name: "steps", Value: 32, Usage: "decode steps timed"},

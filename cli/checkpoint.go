@@ -10,7 +10,7 @@ import (
 )
 
 func checkpointCommand() *cli.Command {
-	checkpoints := &cli.StringFlag{Name: "checkpoints", Usage: "`DIR` of the runs (default $GOCHAT_HOME/base_checkpoints)"}
+	checkpoints := checkpointsFlag()
 	return &cli.Command{
 		Name:  "checkpoint",
 		Usage: "move checkpoints between gochat and nanochat (PyTorch .pt files)",

@@ -33,10 +33,7 @@ func demoCommand() *cli.Command {
 			"are), the model in base_checkpoints/demo (replaced by each demo), and report/report.md.",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "time", Value: 10 * time.Minute, Usage: "training time"},
-			&cli.IntFlag{Name: "depth", Value: 4, Usage: "transformer layers"},
-			&cli.IntFlag{Name: "max-seq-len", Value: 256, Usage: "tokens per sequence"},
-			&cli.IntFlag{Name: "device-batch-size", Value: 8, Usage: "sequences per step"},
-			&cli.IntFlag{Name: "vocab-size", Value: 8192, Usage: "vocabulary of the tokenizer, when one is trained"},
+			depthFlag(4), seqLenFlag(256), batchFlag(8), vocabFlag(8192),
 			&cli.IntFlag{Name: "evals", Value: 12, Usage: "validation bpb measurements spread over the run (and one at the start)"},
 			&cli.StringFlag{Name: "include", Value: "*.go", Usage: "file name `GLOB` of the Go source files to pack"},
 			&cli.IntFlag{Name: "val-docs", Value: 256, Usage: "files that go to the validation shard"},

@@ -11,12 +11,29 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Flags shared by commands, named as nanochat's scripts name them.
+// Flags shared by commands, named as nanochat's scripts name them; the model's shape flags
+// take each command's default.
+func depthFlag(def int) *cli.IntFlag {
+	return &cli.IntFlag{Name: "depth", Value: def, Usage: "transformer layers; model_dim = 64·depth"}
+}
+
+func seqLenFlag(def int) *cli.IntFlag {
+	return &cli.IntFlag{Name: "max-seq-len", Value: def, Usage: "tokens per sequence"}
+}
+
+func batchFlag(def int) *cli.IntFlag {
+	return &cli.IntFlag{Name: "device-batch-size", Value: def, Usage: "sequences per forward pass"}
+}
+
+func vocabFlag(def int) *cli.IntFlag {
+	return &cli.IntFlag{Name: "vocab-size", Value: def, Usage: "vocabulary size: 256 bytes, the merges and 9 special tokens (a trained model's is its tokenizer's)"}
+}
+
+func checkpointsFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "checkpoints", Usage: "`DIR` of the runs (default $GOCHAT_HOME/base_checkpoints)"}
+}
+
 var (
-	depthFlag  = &cli.IntFlag{Name: "depth", Value: 4, Usage: "transformer layers; model_dim = 64·depth"}
-	seqLenFlag = &cli.IntFlag{Name: "max-seq-len", Value: 256, Usage: "tokens per sequence"}
-	batchFlag  = &cli.IntFlag{Name: "device-batch-size", Value: 8, Usage: "sequences per forward pass"}
-	vocabFlag  = &cli.IntFlag{Name: "vocab-size", Value: 8192, Usage: "vocabulary size (the tokenizer's, once there is one)"}
 	seedFlag   = &cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the weight initialisation and the sample batch"}
 	engineFlag = &cli.StringFlag{Name: "engine", Value: "auto", Usage: "compute engine: auto (an NVIDIA GPU when there is one, else the CPU), cpu, metal, cuda (strict fp32), cuda-tf32 or cuda-bf16"}
 	blasFlag   = &cli.StringFlag{Name: "blas", Value: "auto", EnvVars: []string{"GOCHAT_BLAS"}, Usage: "CPU matrix library: auto (the system's, else go), native (OpenBLAS / Accelerate), go (gochat's own kernels) or gonum"}

@@ -29,7 +29,7 @@ func modelCommand() *cli.Command {
 			"nanochat's recipe (Muon, AdamW, warmdown, clipping) on that batch, which the model learns by\n" +
 			"heart. --load takes weights from a safetensors file with nanochat's parameter names; --save\n" +
 			"writes the model's weights to one.",
-		Flags: []cli.Flag{depthFlag, seqLenFlag, batchFlag, vocabFlag, seedFlag, engineFlag, blasFlag,
+		Flags: []cli.Flag{depthFlag(4), seqLenFlag(256), batchFlag(8), vocabFlag(8192), seedFlag, engineFlag, blasFlag,
 			&cli.StringFlag{Name: "load", Usage: "safetensors `FILE` of weights to use instead of a fresh initialisation"},
 			&cli.StringFlag{Name: "save", Usage: "write the weights to safetensors `FILE`"},
 			&cli.IntFlag{Name: "steps", Value: 10, Usage: "optimizer steps on the sample batch after the check (0: none)"},

@@ -52,7 +52,7 @@ func tokCommand() *cli.Command {
 			Usage:     "train a tokenizer on the training shards of --data, or on text files and folders (a document each)",
 			ArgsUsage: "[PATH...]",
 			Flags: []cli.Flag{dataFlag,
-				&cli.IntFlag{Name: "vocab-size", Value: 65536, Usage: "tokens in all: 256 bytes, the merges, 9 special tokens"},
+				vocabFlag(65536),
 				&cli.IntFlag{Name: "max-chars", Value: 10_000_000_000, Usage: "characters of input to use at most"},
 				&cli.IntFlag{Name: "doc-cap", Value: 10_000, Usage: "characters of each document to use at most"},
 				&cli.StringFlag{Name: "out", Usage: "output `DIR` (default $GOCHAT_HOME/tokenizer)"},

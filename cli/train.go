@@ -20,9 +20,7 @@ import (
 func trainFlags() []cli.Flag {
 	d := train.DefaultSettings()
 	return []cli.Flag{
-		&cli.IntFlag{Name: "depth", Value: d.Depth, Usage: "transformer layers; model_dim = 64·depth"},
-		&cli.IntFlag{Name: "max-seq-len", Value: d.MaxSeqLen, Usage: "tokens per sequence"},
-		&cli.IntFlag{Name: "device-batch-size", Value: d.DeviceBatchSize, Usage: "sequences per forward pass"},
+		depthFlag(d.Depth), seqLenFlag(d.MaxSeqLen), batchFlag(d.DeviceBatchSize),
 		&cli.IntFlag{Name: "total-batch-size", Value: d.TotalBatchSize, Usage: "tokens per optimizer step (a multiple of a forward pass's)"},
 		&cli.IntFlag{Name: "num-iterations", Value: d.NumIterations, Usage: "optimizer steps (first of the horizons that is positive)"},
 		&cli.Float64Flag{Name: "target-flops", Value: d.TargetFLOPs, Usage: "training FLOPs (second horizon)"},
@@ -43,7 +41,7 @@ func trainFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "seed of the initialisation"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue the run from its last checkpoint"},
 		&cli.StringFlag{Name: "model-tag", Usage: "name of the run's folder (default d<depth>)"},
-		&cli.StringFlag{Name: "checkpoints", Usage: "`DIR` of the runs (default $GOCHAT_HOME/base_checkpoints)"},
+		checkpointsFlag(),
 		dataFlag, tokenizerFlag, engineFlag, blasFlag,
 	}
 }
