@@ -2,11 +2,10 @@ package benchmarks
 
 import (
 	"bytes"
+	"gochat/backend"
 	"slices"
 	"sort"
 	"strings"
-
-	"gochat/cpubackend"
 
 	"github.com/google/pprof/profile"
 )
@@ -98,7 +97,7 @@ type DeviceShare struct {
 }
 
 // deviceShares turns a device profile of steps steps into shares per step, largest first.
-func deviceShares(times map[string]cpubackend.KernelTime, steps int) []DeviceShare {
+func deviceShares(times map[string]backend.KernelTime, steps int) []DeviceShare {
 	var out []DeviceShare
 	for kind, t := range times {
 		out = append(out, DeviceShare{Kind: kind, CallsPerStep: float64(t.Calls) / float64(steps), SecondsPerStep: t.Seconds / float64(steps)})

@@ -10,7 +10,6 @@ import (
 	"gochat/cpubackend"
 	"gochat/internal/atomicfile"
 	"gochat/internal/measure"
-	"gochat/layers"
 	"gochat/optimizers"
 
 	"gonum.org/v1/plot"
@@ -60,7 +59,7 @@ func RunEngine(name string, blas cpubackend.BLAS, sizes []int, models []ModelSpe
 	if err != nil {
 		return EngineResult{}, err
 	}
-	e := engine.(layers.Gemm)
+	e := engine
 	res := EngineResult{Engine: name, BLAS: fmt.Sprint(engine), Sizes: sizes}
 	for _, s := range NanochatShapes {
 		res.Shapes = append(res.Shapes, measure.GemmGFLOPs(e, true, s.M, s.N, s.K, 300*time.Millisecond))

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"time"
 
+	"gochat/backend"
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/internal/measure"
@@ -91,7 +92,7 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	if err := m.Load(graph.InitWeights(cfg, 1)); err != nil {
 		return res, err
 	}
-	tr, err := train.NewTrainer(m, train.DefaultRecipe(1<<30), engine.(layers.Gemm))
+	tr, err := train.NewTrainer(m, train.DefaultRecipe(1<<30), engine)
 	if err != nil {
 		return res, err
 	}
@@ -118,7 +119,7 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 		return res, err
 	}
 	var profile bytes.Buffer
-	profiler, onDevice := engine.(cpubackend.Profiler)
+	profiler, onDevice := engine.(backend.Profiler)
 	if opt.Profile {
 		if err := pprof.StartCPUProfile(&profile); err != nil {
 			return res, err
@@ -172,10 +173,10 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	res.FwdBwdSeconds, res.OptimizerSeconds, res.StepSeconds = median(fb), median(op), median(total)
 	res.TokensPerSec = float64(n) / res.StepSeconds
 	res.ModelGFLOPs = cfg.FLOPsPerToken() * float64(n) / res.FwdBwdSeconds / 1e9
-	res.SgemmGFLOPs = measure.GemmGFLOPs(engine.(layers.Gemm), false, 1024, 768, 3072, time.Second)
+	res.SgemmGFLOPs = measure.GemmGFLOPs(engine, false, 1024, 768, 3072, time.Second)
 	res.Ratio = res.ModelGFLOPs / res.SgemmGFLOPs
 	res.PeakRSS = measure.PeakRSS()
-	if d, ok := engine.(cpubackend.DeviceMemory); ok {
+	if d, ok := engine.(backend.DeviceMemory); ok {
 		res.DeviceBytes = d.DeviceBytes()
 	}
 	return res, nil

@@ -5,8 +5,8 @@ import (
 	"os"
 	"runtime"
 
+	"gochat/backend"
 	"gochat/cpubackend"
-	"gochat/train"
 
 	"github.com/urfave/cli/v2"
 )
@@ -70,7 +70,7 @@ func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
 // trainingEngine is the engine graphs and optimizers run on over blas: an accelerator's own,
 // which keeps the tensors in its memory, or the CPU engine. With --engine auto, a GPU whose
 // engine cannot start (no NVRTC, say) leaves training to the CPU, with a notice.
-func trainingEngine(c *cli.Context, blas cpubackend.BLAS) (train.Engine, error) {
+func trainingEngine(c *cli.Context, blas cpubackend.BLAS) (backend.Backend, error) {
 	e, err := cpubackend.NewEngine(blas)
 	if err != nil && c.String(engineFlag.Name) == "auto" {
 		fmt.Fprintf(os.Stderr, "gochat: %s: %v; training on the CPU\n", blas.Name(), err)
@@ -83,7 +83,7 @@ func trainingEngine(c *cli.Context, blas cpubackend.BLAS) (train.Engine, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", blas.Name(), err)
 	}
-	return e.(train.Engine), nil
+	return e, nil
 }
 
 // positive checks that integer flags are positive.

@@ -119,7 +119,7 @@ func trainSample(m *graph.Model, blas cpubackend.BLAS, ids, targets []int, steps
 	if steps <= 0 {
 		return nil
 	}
-	tr, err := train.NewTrainer(m, train.DefaultRecipe(steps), m.Engine.(layers.Gemm))
+	tr, err := train.NewTrainer(m, train.DefaultRecipe(steps), m.Engine)
 	if err != nil {
 		return err
 	}

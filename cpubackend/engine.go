@@ -2,27 +2,33 @@ package cpubackend
 
 import (
 	"fmt"
+	"gochat/backend"
+	"gochat/layers"
+	"gochat/optimizers"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// Engine is Gorgonia's standard engine with matrix products done by a BLAS. It serves two
-// callers: Gorgonia's own matrix ops, through tensor.MatMuler, and gochat's custom ops, which
-// call Sgemm and Dgemm on raw slices (layers.Gemm).
+// Engine is the CPU's backend.Backend: Gorgonia's standard engine with matrix products done
+// by a BLAS (for Gorgonia's own matrix ops, through tensor.MatMuler, and for gochat's kernels,
+// which call Sgemm and Dgemm on raw slices), tensors in Go's memory, and the Go kernels of
+// layers and optimizers.
 type Engine struct {
 	G.StandardEngine
 	BLAS
+	layers.HostOps[float32]
+	optimizers.HostSteps
 }
 
 // EngineMaker is a BLAS of an accelerator that has an engine of its own, one that keeps the
 // tensors in the accelerator's memory (cudabackend's).
 type EngineMaker interface {
-	Engine() (tensor.Engine, error)
+	Engine() (backend.Backend, error)
 }
 
 // NewEngine returns b's own engine when b is an EngineMaker, else the CPU engine over b.
-func NewEngine(b BLAS) (tensor.Engine, error) {
+func NewEngine(b BLAS) (backend.Backend, error) {
 	if m, ok := b.(EngineMaker); ok {
 		return m.Engine()
 	}
@@ -34,11 +40,34 @@ func New(b BLAS) *Engine {
 	if b == nil {
 		b = Default()
 	}
-	return &Engine{BLAS: b}
+	return &Engine{BLAS: b, HostOps: layers.NewHostOps[float32](b), HostSteps: optimizers.NewHostSteps(b)}
 }
 
-// String names the engine and its BLAS.
-func (e *Engine) String() string { return "cpu(" + e.BLAS.Name() + ")" }
+// Name implements backend.Backend: the engine and its BLAS.
+func (e *Engine) Name() string { return "cpu(" + e.BLAS.Name() + ")" }
+
+// String is Name.
+func (e *Engine) String() string { return e.Name() }
+
+// Make implements backend.Memory with Go's memory.
+func (e *Engine) Make(dt tensor.Dtype, n int) any {
+	if dt == tensor.Int {
+		return make([]int, n)
+	}
+	return make([]float32, n)
+}
+
+// Sync implements backend.Memory: the CPU's work is done when its call returns.
+func (e *Engine) Sync() error { return nil }
+
+// Sgemm and Dgemm are the BLAS's (the kernels hold it too).
+func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	e.BLAS.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+func (e *Engine) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	e.BLAS.Dgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
 
 // MatMul implements tensor.MatMuler: prealloc = a·b for matrices, where a and b may be
 // transposed views (Gorgonia passes transposes un-materialised and batched products as one
@@ -121,3 +150,6 @@ type KernelTime struct {
 	Calls   int
 	Seconds float64
 }
+
+// The CPU engine is a whole backend.
+var _ backend.Backend = (*Engine)(nil)

@@ -4,9 +4,8 @@ package cudabackend
 
 import (
 	"fmt"
+	"gochat/backend"
 	"math"
-
-	"gochat/layers"
 )
 
 // attnScores bounds the score matrices held at once: the batch rows are taken in chunks
@@ -17,7 +16,7 @@ const attnScores = 1 << 28
 // (rows of w = (H + 2·KV)·D), the output y (rows of H·D) and the score matrices (T×T per
 // batch row and head).
 type attnLayout struct {
-	s                 layers.AttnShape
+	s                 backend.AttnShape
 	scores, grads     uintptr
 	w, hd, rep, b0, n int // row widths, heads per kv head, first batch row and rows in the chunk
 }
@@ -57,7 +56,7 @@ func (l attnLayout) pairs(a, b, c addr) batch {
 }
 
 // chunks calls fn for each chunk of batch rows, with the score buffers reserved.
-func (e *Engine) attnChunks(s layers.AttnShape, grads bool, fn func(l attnLayout)) {
+func (e *Engine) attnChunks(s backend.AttnShape, grads bool, fn func(l attnLayout)) {
 	if s.Tq != s.Tk || s.Heads%s.KVHeads != 0 {
 		e.fail(fmt.Errorf("cuda attention: shape %+v is not a whole causal sequence", s))
 		return
@@ -75,9 +74,9 @@ func (e *Engine) attnChunks(s layers.AttnShape, grads bool, fn func(l attnLayout
 	}
 }
 
-// AttentionForward implements layers.Kernels: per chunk, S = QKᵀ/√D for every head as one
+// AttentionForward implements backend.Kernels: per chunk, S = QKᵀ/√D for every head as one
 // batched product, the causal softmax in place (saving each row's log-sum-exp), Y = P·V.
-func (e *Engine) AttentionForward(s layers.AttnShape, qkv, y, lse []float32) {
+func (e *Engine) AttentionForward(s backend.AttnShape, qkv, y, lse []float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	T, D := s.Tq, s.HeadDim
@@ -91,11 +90,11 @@ func (e *Engine) AttentionForward(s layers.AttnShape, qkv, y, lse []float32) {
 	})
 }
 
-// AttentionBackward implements layers.Kernels: per chunk the probabilities are recomputed
+// AttentionBackward implements backend.Kernels: per chunk the probabilities are recomputed
 // from the saved log-sum-exps, dS = P ⊙ (dY·Vᵀ − δ), dQ = dS·K/√D, and dK = dSᵀ·Q/√D and
 // dV = Pᵀ·dY, which the heads of one kv head add up in turn (a batch never writes one
 // matrix twice).
-func (e *Engine) AttentionBackward(s layers.AttnShape, qkv, y, dy, dqkv, lse []float32) {
+func (e *Engine) AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse []float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	T, D := s.Tq, s.HeadDim

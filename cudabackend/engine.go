@@ -12,9 +12,9 @@ import (
 	"sync"
 	"unsafe"
 
+	"gochat/backend"
 	"gochat/cpubackend"
 	"gochat/internal/arena"
-	"gochat/layers"
 
 	"gorgonia.org/tensor"
 )
@@ -49,12 +49,12 @@ type Engine struct {
 	ctx                uintptr
 	functions          map[string]uintptr
 
-	memory    arena.Arena                        // managed memory, handed out by Make
-	gpuBytes  uint64                             // memory on the GPU
-	scratch   [8]buffer                          // device memory of the engine's own (see the scratch* indices)
-	pointers  map[string]uintptr                 // pointer arrays of batched products, by content
-	tables    map[*layers.RotaryTable][2]uintptr // rotary cos and sin tables on the device
-	sums      map[[2]uintptr]*tensor.Dense       // Gorgonia's gradient sums, by their operands
+	memory    arena.Arena                         // managed memory, handed out by Make
+	gpuBytes  uint64                              // memory on the GPU
+	scratch   [8]buffer                           // device memory of the engine's own (see the scratch* indices)
+	pointers  map[string]uintptr                  // pointer arrays of batched products, by content
+	tables    map[*backend.RotaryTable][2]uintptr // rotary cos and sin tables on the device
+	sums      map[[2]uintptr]*tensor.Dense        // Gorgonia's gradient sums, by their operands
 	errMu     sync.Mutex
 	failed    error    // the first failure of queued work
 	prof      *profile // timings, while profiling
@@ -77,7 +77,7 @@ const (
 // the CUDA driver (libcuda) and NVRTC besides libcudart and libcublas, and a GPU that lets
 // the host use managed memory while kernels run (concurrentManagedAccess: Linux, Pascal or
 // newer).
-func (b *BLAS) Engine() (tensor.Engine, error) {
+func (b *BLAS) Engine() (backend.Backend, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.engine != nil {
@@ -88,7 +88,7 @@ func (b *BLAS) Engine() (tensor.Engine, error) {
 		return nil, err
 	}
 	e := &Engine{Engine: cpubackend.New(b), b: b, drv: drv, functions: map[string]uintptr{},
-		pointers: map[string]uintptr{}, tables: map[*layers.RotaryTable][2]uintptr{}, sums: map[[2]uintptr]*tensor.Dense{}}
+		pointers: map[string]uintptr{}, tables: map[*backend.RotaryTable][2]uintptr{}, sums: map[[2]uintptr]*tensor.Dense{}}
 	e.memory = arena.Arena{MinChunk: chunkBytes, Align: align, New: e.newChunk}
 	b.w.wait(func() { err = e.open() })
 	if err != nil {
@@ -140,8 +140,11 @@ func (e *Engine) open() error {
 	return nil
 }
 
-// String names the engine.
-func (e *Engine) String() string { return "cuda(" + e.b.device + ", " + e.b.prec.String() + ")" }
+// Name implements backend.Backend.
+func (e *Engine) Name() string { return "cuda(" + e.b.device + ", " + e.b.prec.String() + ")" }
+
+// String is Name.
+func (e *Engine) String() string { return e.Name() }
 
 // fail records the first failure; the work queued after it is skipped until Sync reports
 // it.
@@ -183,7 +186,7 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	return arena.Typed(p, dt, n)
 }
 
-// DeviceBytes implements cpubackend.DeviceMemory: the managed memory taken for tensors
+// DeviceBytes implements backend.DeviceMemory: the managed memory taken for tensors
 // (scratch of the engine's own not counted).
 func (e *Engine) DeviceBytes() uint64 {
 	e.b.mu.Lock()
@@ -290,7 +293,7 @@ func (e *Engine) elementwise(name string, n int, args ...any) {
 // elementwiseBlocks is the grid of an elementwise kernel over n elements.
 func elementwiseBlocks(n int) int { return min((n+255)/256, 1<<16) }
 
-// Sync implements layers.Memory: it waits for the queued work and reports the first
+// Sync implements backend.Memory: it waits for the queued work and reports the first
 // failure since the last Sync. A failure of the device itself comes back with the next work.
 func (e *Engine) Sync() error {
 	e.b.w.wait(func() { e.sync() })

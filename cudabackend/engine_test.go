@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"gochat/backend"
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/layers"
@@ -23,7 +24,7 @@ func engine(t *testing.T) *Engine {
 	t.Helper()
 	b, err := cpubackend.Select("cuda")
 	if err == nil {
-		var e tensor.Engine
+		var e backend.Backend
 		if e, err = cpubackend.NewEngine(b); err == nil {
 			return e.(*Engine)
 		}
@@ -147,11 +148,11 @@ func TestRowKernels(t *testing.T) {
 		same(t, e, "rmsnorm gradient", dy, want)
 	}
 	// Rotary of 3 heads of 8 in rows of 40, sequences of 5 from position 2, both ways.
-	table, err := layers.NewRotaryTable(16, 8, 10000)
+	table, err := backend.NewRotaryTable(16, 8, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rot := layers.Rotation{Table: table, SeqLen: 5, Pos0: 2, Heads: 3}
+	rot := backend.Rotation{Table: table, SeqLen: 5, Pos0: 2, Heads: 3}
 	x := random(e, r, 10*40, 1)
 	for _, inverse := range []bool{false, true} {
 		y, want := e.Make(tensor.Float32, len(x)).([]float32), make([]float32, len(x))
@@ -205,7 +206,7 @@ func TestCrossEntropyKernel(t *testing.T) {
 func TestAttentionKernels(t *testing.T) {
 	e := engine(t)
 	r := rand.New(rand.NewPCG(7, 8))
-	for _, s := range []layers.AttnShape{
+	for _, s := range []backend.AttnShape{
 		{Batch: 3, Heads: 4, KVHeads: 2, HeadDim: 16, Tq: 37, Tk: 37},
 		{Batch: 2, Heads: 3, KVHeads: 3, HeadDim: 8, Tq: 130, Tk: 130},
 		{Batch: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Tq: 1, Tk: 1},
@@ -345,7 +346,7 @@ func TestForeignMemory(t *testing.T) {
 func TestGraphStaysOnTheDevice(t *testing.T) {
 	e := engine(t)
 	cfg := graph.Config{SequenceLen: 64, VocabSize: 300, NLayer: 3, NHead: 4, NKVHead: 2, NEmbd: 64}
-	run := func(engine tensor.Engine) (*graph.Model, float64) {
+	run := func(engine backend.Backend) (*graph.Model, float64) {
 		m, err := graph.Build(cfg, graph.Options{Batch: 2, SeqLen: 32, Mode: graph.Train, Reduction: layers.Mean, Engine: engine})
 		if err != nil {
 			t.Fatal(err)

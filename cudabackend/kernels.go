@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"unsafe"
 
+	"gochat/backend"
+	"gochat/cpubackend"
 	"gochat/internal/arena"
 	"gochat/layers"
 
 	"gorgonia.org/tensor"
 )
 
-// The layers.Kernels and optimizers.Device methods: each locks the device, checks that its
+// The backend.Kernels and optimizers.Device methods: each locks the device, checks that its
 // slices are the engine's memory, and queues the kernel of kernels.cu of the same name.
 
 const rowThreads = 256 // threads of a row kernel's block
@@ -74,7 +76,7 @@ func normLabel(name string, size, heads int) string {
 	return fmt.Sprintf("%s (%d×%d)", name, heads, size)
 }
 
-func (e *Engine) RotaryForward(y, x []float32, width int, r layers.Rotation, inverse bool) {
+func (e *Engine) RotaryForward(y, x []float32, width int, r backend.Rotation, inverse bool) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	tables, ok := e.tables[r.Table]
@@ -282,4 +284,7 @@ func (e *Engine) resident(t *tensor.Dense) bool {
 }
 
 // Interface checks.
-var _ layers.Device = (*Engine)(nil)
+var (
+	_ backend.Backend        = (*Engine)(nil)
+	_ cpubackend.EngineMaker = (*BLAS)(nil)
+)

@@ -10,7 +10,7 @@ import (
 	"gochat/internal/arena"
 )
 
-// Sgemm implements layers.Gemm: a product of the engine's memory is queued on the GPU as
+// Sgemm implements backend.Gemm: a product of the engine's memory is queued on the GPU as
 // it is; any other (host memory) goes through the BLAS.
 func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {

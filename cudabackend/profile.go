@@ -2,16 +2,14 @@
 
 package cudabackend
 
-import (
-	"gochat/cpubackend"
-)
+import "gochat/backend"
 
 // profile times the engine's queued work with pairs of CUDA events around each call,
 // resolved at every Sync; events are reused.
 type profile struct {
 	pending []timing
 	free    []uintptr
-	times   map[string]cpubackend.KernelTime
+	times   map[string]backend.KernelTime
 }
 
 type timing struct {
@@ -19,13 +17,13 @@ type timing struct {
 	start, end uintptr
 }
 
-// StartProfile implements cpubackend.Profiler.
+// StartProfile implements backend.Profiler.
 func (e *Engine) StartProfile() {
-	e.b.w.wait(func() { e.prof = &profile{times: map[string]cpubackend.KernelTime{}} })
+	e.b.w.wait(func() { e.prof = &profile{times: map[string]backend.KernelTime{}} })
 }
 
-// StopProfile implements cpubackend.Profiler.
-func (e *Engine) StopProfile() (map[string]cpubackend.KernelTime, error) {
+// StopProfile implements backend.Profiler.
+func (e *Engine) StopProfile() (map[string]backend.KernelTime, error) {
 	var p *profile
 	e.b.w.wait(func() {
 		e.sync()

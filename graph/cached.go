@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 
+	"gochat/backend"
 	"gochat/layers"
 )
 
@@ -13,8 +14,8 @@ import (
 // positions read from a KVCache instead of recomputed.
 type Cached struct {
 	Config Config
-	gemm   layers.Gemm
-	rotary *layers.RotaryTable
+	gemm   backend.Gemm
+	rotary *backend.RotaryTable
 	wte    []float32
 	blocks []block
 	lmHead []float32
@@ -26,11 +27,11 @@ type Cached struct {
 type block struct{ qkv, proj, fc, mproj []float32 }
 
 // NewCached lays out the weights of a model of config cfg; its matrix products run on e.
-func NewCached(cfg Config, w Weights, e layers.Gemm) (*Cached, error) {
+func NewCached(cfg Config, w Weights, e backend.Gemm) (*Cached, error) {
 	if err := cfg.Check(w); err != nil {
 		return nil, err
 	}
-	table, err := layers.NewRotaryTable(cfg.RotaryLen(), cfg.HeadDim(), RotaryBase)
+	table, err := backend.NewRotaryTable(cfg.RotaryLen(), cfg.HeadDim(), RotaryBase)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +167,7 @@ func (o *sliceOps) width() int {
 
 func (o *sliceOps) rotary(qkv []float32) []float32 {
 	c := o.m.Config
-	layers.RotaryForward(qkv, qkv, o.width(), layers.Rotation{Table: o.m.rotary, SeqLen: o.T, Pos0: o.c.Pos, Heads: c.NHead + c.NKVHead}, false)
+	layers.RotaryForward(qkv, qkv, o.width(), backend.Rotation{Table: o.m.rotary, SeqLen: o.T, Pos0: o.c.Pos, Heads: c.NHead + c.NKVHead}, false)
 	return qkv
 }
 
@@ -182,7 +183,7 @@ func (o *sliceOps) attention(l int, qkv []float32) []float32 {
 	c, cache, T := o.m.Config, o.c, o.T
 	H, D, W := c.NHead, c.HeadDim(), o.width()
 	cache.store(l, qkv, T, H*D)
-	shape := layers.AttnShape{Batch: cache.Batch, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: cache.Pos + T}
+	shape := backend.AttnShape{Batch: cache.Batch, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: cache.Pos + T}
 	y := o.bufs.get(o.rows() * H * D)
 	kv := cache.Width
 	q := layers.View[float32]{Data: qkv, Batch: T * W, Row: W}

@@ -4,12 +4,11 @@ import (
 	"math"
 	"testing"
 
+	"gochat/backend"
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/internal/hostdevice"
 	"gochat/layers"
-
-	"gorgonia.org/tensor"
 )
 
 // TestDeviceGraphs runs the other graphs on a device: per-token training losses (whose
@@ -28,7 +27,7 @@ func TestDeviceGraphs(t *testing.T) {
 		{Mode: graph.Eval},
 		{Mode: graph.Infer},
 	} {
-		run := func(e tensor.Engine) ([]float32, float64, graph.Weights) {
+		run := func(e backend.Backend) ([]float32, float64, graph.Weights) {
 			o.Batch, o.SeqLen, o.Engine = 2, 16, e
 			m, err := graph.Build(cfg, o)
 			if err != nil {

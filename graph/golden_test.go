@@ -9,6 +9,7 @@ import (
 	"sort"
 	"testing"
 
+	"gochat/backend"
 	"gochat/cpubackend"
 	_ "gochat/cudabackend" // GOCHAT_BLAS=cuda runs the golden cases on the GPU
 	"gochat/graph"
@@ -306,7 +307,7 @@ func (c *goldenCase) checkSteps(t *testing.T) {
 	s := train.Recipe{MatrixLR: o.MatrixLR, EmbeddingLR: o.EmbeddingLR, UnembeddingLR: o.UnembeddingLR,
 		WeightDecay: o.WeightDecay, GradClip: o.GradClip,
 		Schedule: optimizers.Schedule{NumIterations: o.Steps[0].NumIterations, WarmdownRatio: 0.2}}
-	tr, err := train.NewTrainer(m, s, m.Engine.(layers.Gemm))
+	tr, err := train.NewTrainer(m, s, m.Engine)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,8 +404,8 @@ func checkNewtonSchulz(t *testing.T) {
 			g, _ := in.Float32s()
 			want, _ := out.Float64s()
 			g, got := onEngine(engine, g), onEngine(engine, make([]float32, len(g)))
-			optimizers.NewtonSchulz(engine.(layers.Gemm), got, g, in.Shape[0], in.Shape[1], optimizers.NSSteps)
-			if d, ok := engine.(layers.Memory); ok {
+			optimizers.NewtonSchulz(engine, got, g, in.Shape[0], in.Shape[1], optimizers.NSSteps)
+			if d, ok := engine.(backend.Memory); ok {
 				if err := d.Sync(); err != nil {
 					t.Fatal(err)
 				}
@@ -416,7 +417,7 @@ func checkNewtonSchulz(t *testing.T) {
 
 // onEngine returns x, copied into the engine's memory when it is a device's.
 func onEngine(e tensor.Engine, x []float32) []float32 {
-	d, ok := e.(layers.Memory)
+	d, ok := e.(backend.Memory)
 	if !ok {
 		return x
 	}

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"gochat/backend"
 	"gochat/layers"
 
 	G "gorgonia.org/gorgonia"
@@ -28,7 +29,7 @@ type Options struct {
 	Batch, SeqLen int
 	Mode          Mode
 	Reduction     layers.Reduction // Train only
-	Engine        tensor.Engine    // nil: the engine of the process's BLAS (cpubackend.NewEngine)
+	Engine        backend.Backend  // nil: the engine of the process's BLAS (cpubackend.NewEngine)
 	// Share, if set, is a model of the same Config whose parameter tensors this graph
 	// uses instead of its own: what updates one (an optimizer) updates the other.
 	Share *Model
@@ -126,7 +127,7 @@ func Build(cfg Config, opt Options) (*Model, error) {
 // trunk builds the network up to lm_head (forward.go) as nodes of the graph.
 func (m *Model) trunk() (*G.Node, error) {
 	c := m.Config
-	table, err := layers.NewRotaryTable(c.RotaryLen(), c.HeadDim(), RotaryBase)
+	table, err := backend.NewRotaryTable(c.RotaryLen(), c.HeadDim(), RotaryBase)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +141,7 @@ func (m *Model) trunk() (*G.Node, error) {
 type nodeOps struct {
 	builder
 	m     *Model
-	table *layers.RotaryTable
+	table *backend.RotaryTable
 }
 
 func (o *nodeOps) embed() *G.Node         { return o.do(layers.Embedding(o.m.params[0], o.m.ids)) }
@@ -166,7 +167,7 @@ func (o *nodeOps) linear(x *G.Node, w matrix) *G.Node {
 
 func (o *nodeOps) rotary(qkv *G.Node) *G.Node {
 	c := o.m.Config
-	return o.do(layers.Rotary(qkv, layers.Rotation{Table: o.table, SeqLen: o.m.SeqLen, Heads: c.NHead + c.NKVHead}))
+	return o.do(layers.Rotary(qkv, backend.Rotation{Table: o.table, SeqLen: o.m.SeqLen, Heads: c.NHead + c.NKVHead}))
 }
 
 func (o *nodeOps) qkNorm(qkv *G.Node) *G.Node {
@@ -176,7 +177,7 @@ func (o *nodeOps) qkNorm(qkv *G.Node) *G.Node {
 
 func (o *nodeOps) attention(_ int, qkv *G.Node) *G.Node {
 	c, T := o.m.Config, o.m.SeqLen
-	return o.do(layers.Attention(qkv, layers.AttnShape{Batch: o.m.Batch, Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim(), Tq: T, Tk: T}))
+	return o.do(layers.Attention(qkv, backend.AttnShape{Batch: o.m.Batch, Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim(), Tq: T, Tk: T}))
 }
 
 // builder keeps the first error of a chain of node constructors.

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"gochat/backend"
 	"gochat/cpubackend"
 	"gochat/layers"
 
@@ -12,7 +13,7 @@ import (
 
 // defaultEngine is the engine of the process's BLAS (GOCHAT_BLAS): an accelerator's own when
 // it has one.
-func defaultEngine() (tensor.Engine, error) { return cpubackend.NewEngine(cpubackend.Default()) }
+func defaultEngine() (backend.Backend, error) { return cpubackend.NewEngine(cpubackend.Default()) }
 
 // Load copies weights into the parameter tensors.
 func (m *Model) Load(w Weights) error {
@@ -55,7 +56,7 @@ func (m *Model) Grads() (Weights, error) {
 
 // Run computes the graph on one batch: ids and targets hold Batch·SeqLen values, row-major
 // (targets are ignored by an inference graph and may be nil). Ids must lie in
-// [0, vocab_size); targets too, or be -1 to be ignored. On a layers.Memory engine, Run
+// [0, vocab_size); targets too, or be -1 to be ignored. On a backend.Memory engine, Run
 // returns once its work has finished.
 func (m *Model) Run(ids, targets []int) error {
 	n := m.Batch * m.SeqLen
@@ -79,7 +80,7 @@ func (m *Model) Run(ids, targets []int) error {
 	if err := m.vm.RunAll(); err != nil {
 		return err
 	}
-	if d, ok := m.Engine.(layers.Memory); ok {
+	if d, ok := m.Engine.(backend.Memory); ok {
 		return d.Sync()
 	}
 	return nil

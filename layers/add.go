@@ -63,13 +63,9 @@ func (op *addOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 	}
 	switch a.Dtype() {
 	case tensor.Float32:
-		if d := deviceOf(a); d != nil {
-			d.AddForward(floats[float32](y), floats[float32](a), floats[float32](b))
-			break
-		}
-		AddForward(floats[float32](y), floats[float32](a), floats[float32](b))
+		kernelsOf[float32](a).AddForward(floats[float32](y), floats[float32](a), floats[float32](b))
 	case tensor.Float64:
-		AddForward(floats[float64](y), floats[float64](a), floats[float64](b))
+		kernelsOf[float64](a).AddForward(floats[float64](y), floats[float64](a), floats[float64](b))
 	}
 	return y, nil
 }

@@ -4,32 +4,13 @@ import (
 	"fmt"
 	"math"
 
+	"gochat/backend"
 	"gochat/internal/parallel"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
-
-// AttnShape describes one causal self-attention call: Batch rows, Heads query heads sharing
-// KVHeads key/value heads (nanochat's repeat_kv: query head h reads kv head h/(Heads/KVHeads)),
-// HeadDim elements per head, and Tq queries that are the last Tq of Tk positions. Tq == Tk
-// is training and prefill; Tq == 1 is one decoded token; anything between is a chunk after a
-// cached prefix. Query i attends to keys 0..Tk−Tq+i.
-type AttnShape struct {
-	Batch, Heads, KVHeads, HeadDim int
-	Tq, Tk                         int
-}
-
-func (s AttnShape) check() error {
-	if s.Batch <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.HeadDim <= 0 || s.Tq <= 0 || s.Tk < s.Tq {
-		return fmt.Errorf("attention: invalid shape %+v", s)
-	}
-	if s.Heads%s.KVHeads != 0 {
-		return fmt.Errorf("attention: %d kv heads do not divide %d heads", s.KVHeads, s.Heads)
-	}
-	return nil
-}
 
 // View locates a (batch, position, head, dim) array in memory: element (b, t, h, d) is
 // Data[b·Batch + t·Row + h·HeadDim + d]. It lets one kernel read q, k and v out of a fused
@@ -50,17 +31,17 @@ const attnBlock = 128
 // are done by one worker, which alone then writes that group's dk and dv. Each worker holds
 // two score blocks (probabilities and their gradient); there are at most one worker per
 // processor, and never a (B, H, T, T) score tensor.
-func attnWorkers(s AttnShape) int { return min(parallel.Workers(), s.Batch*s.KVHeads) }
+func attnWorkers(s backend.AttnShape) int { return min(parallel.Workers(), s.Batch*s.KVHeads) }
 
 func attnPerWorker(tk int) int { return 2 * attnBlock * tk }
 
 // AttnScratch is the number of elements of scratch AttentionForward and AttentionBackward
 // need for s.
-func AttnScratch(s AttnShape) int { return attnWorkers(s) * attnPerWorker(s.Tk) }
+func AttnScratch(s backend.AttnShape) int { return attnWorkers(s) * attnPerWorker(s.Tk) }
 
 // forGroups calls fn for every (batch row, kv group) on the workers scratch allows, each
 // with its own part of scratch.
-func forGroups[T Float](s AttnShape, scratch []T, fn func(b, g int, scratch []T)) {
+func forGroups[T Float](s backend.AttnShape, scratch []T, fn func(b, g int, scratch []T)) {
 	per := attnPerWorker(s.Tk)
 	workers := max(1, min(attnWorkers(s), len(scratch)/per))
 	parallel.Each(s.Batch*s.KVHeads, workers, func(unit, w int) {
@@ -70,7 +51,7 @@ func forGroups[T Float](s AttnShape, scratch []T, fn func(b, g int, scratch []T)
 
 // AttentionForward sets y = softmax(q·kᵀ/√D, causal)·v for every batch row and query head,
 // and writes the log-sum-exp of every score row to lse, ordered (b, h, t) with Tq rows.
-func AttentionForward[T Float](e Gemm, s AttnShape, q, k, v, y View[T], lse, scratch []T) {
+func AttentionForward[T Float](e backend.Gemm, s backend.AttnShape, q, k, v, y View[T], lse, scratch []T) {
 	d, rep := s.HeadDim, s.Heads/s.KVHeads
 	scale := T(1 / math.Sqrt(float64(d)))
 	forGroups(s, scratch, func(b, g int, scratch []T) {
@@ -89,7 +70,7 @@ func AttentionForward[T Float](e Gemm, s AttnShape, q, k, v, y View[T], lse, scr
 
 // AttentionBackward overwrites dq, dk and dv with the gradients of AttentionForward, given
 // the gradient dy of its output y and the log-sum-exps it saved.
-func AttentionBackward[T Float](e Gemm, s AttnShape, q, k, v, y, dy, dq, dk, dv View[T], lse, scratch []T) {
+func AttentionBackward[T Float](e backend.Gemm, s backend.AttnShape, q, k, v, y, dy, dq, dk, dv View[T], lse, scratch []T) {
 	d, rep := s.HeadDim, s.Heads/s.KVHeads
 	scale := T(1 / math.Sqrt(float64(d)))
 	forGroups(s, scratch, func(b, g int, scratch []T) {
@@ -118,7 +99,7 @@ func AttentionBackward[T Float](e Gemm, s AttnShape, q, k, v, y, dy, dq, dk, dv 
 }
 
 // attnBlockSize gives the rows of the query block starting at i0 and the keys they see.
-func attnBlockSize(s AttnShape, i0 int) (rows, keys int) {
+func attnBlockSize(s backend.AttnShape, i0 int) (rows, keys int) {
 	rows = min(attnBlock, s.Tq-i0)
 	return rows, s.Tk - s.Tq + i0 + rows
 }
@@ -176,8 +157,8 @@ func softmaxGrad[T Float](ds, p, dy []T, ldy int, y []T, ldyy, d, nc int) {
 // Attention applies causal self-attention to a fused q|k|v matrix of shape
 // (Batch·T, (Heads + 2·KVHeads)·HeadDim), rows ordered batch-major, with rotary and QK norm
 // already applied. The result is (Batch·T, Heads·HeadDim).
-func Attention(qkv *G.Node, s AttnShape) (*G.Node, error) {
-	if err := s.check(); err != nil {
+func Attention(qkv *G.Node, s backend.AttnShape) (*G.Node, error) {
+	if err := s.Check(); err != nil {
 		return nil, err
 	}
 	if s.Tq != s.Tk {
@@ -194,13 +175,13 @@ func Attention(qkv *G.Node, s AttnShape) (*G.Node, error) {
 // attentionOp keeps the log-sum-exps of its last forward run for its gradient op.
 type attentionOp struct {
 	opInfo
-	shape             AttnShape
-	out, lse, scratch buffer
+	shape    backend.AttnShape
+	out, lse buffer
 }
 
 // AttnViews splits a fused q|k|v row layout (the Attention op's input), and the per-head
 // layout of its output y, into Views.
-func AttnViews[T Float](s AttnShape, qkv []T, y []T) (q, k, v, out View[T]) {
+func AttnViews[T Float](s backend.AttnShape, qkv []T, y []T) (q, k, v, out View[T]) {
 	w := (s.Heads + 2*s.KVHeads) * s.HeadDim
 	q = View[T]{Data: qkv, Batch: s.Tq * w, Row: w}
 	k, v = q, q
@@ -225,23 +206,13 @@ func (op *attentionOp) Do(in ...G.Value) (G.Value, error) {
 	dt, eng := qkv.Dtype(), qkv.Engine()
 	y := op.out.get(dt, eng, s.Batch*s.Tq, s.Heads*s.HeadDim)
 	lse := op.lse.get(dt, eng, s.Batch*s.Heads*s.Tq)
-	if d := deviceOf(qkv); d != nil {
-		d.AttentionForward(s, floats[float32](qkv), floats[float32](y), floats[float32](lse))
-		return y, nil
-	}
-	scratch := op.scratch.get(dt, eng, AttnScratch(s))
 	switch dt {
 	case tensor.Float32:
-		attentionDo[float32](gemmOf(qkv), s, qkv, y, lse, scratch)
+		kernelsOf[float32](qkv).AttentionForward(s, floats[float32](qkv), floats[float32](y), floats[float32](lse))
 	case tensor.Float64:
-		attentionDo[float64](gemmOf(qkv), s, qkv, y, lse, scratch)
+		kernelsOf[float64](qkv).AttentionForward(s, floats[float64](qkv), floats[float64](y), floats[float64](lse))
 	}
 	return y, nil
-}
-
-func attentionDo[T Float](e Gemm, s AttnShape, qkv, y, lse, scratch *tensor.Dense) {
-	q, k, v, out := AttnViews(s, floats[T](qkv), floats[T](y))
-	AttentionForward(e, s, q, k, v, out, floats[T](lse), floats[T](scratch))
 }
 
 func (op *attentionOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
@@ -253,8 +224,8 @@ func (op *attentionOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 // attentionGradOp computes d(q|k|v) from (q|k|v, y, dy) and its forward op's log-sum-exps.
 type attentionGradOp struct {
 	opInfo
-	fwd          *attentionOp
-	out, scratch buffer
+	fwd *attentionOp
+	out buffer
 }
 
 func (op *attentionGradOp) Type() hm.Type {
@@ -286,22 +257,11 @@ func (op *attentionGradOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	dt, eng := qkv.Dtype(), qkv.Engine()
 	d := op.out.get(dt, eng, qkv.Shape()...)
-	if dev := deviceOf(qkv); dev != nil {
-		dev.AttentionBackward(s, floats[float32](qkv), floats[float32](y), floats[float32](dy), floats[float32](d), floats[float32](lse))
-		return d, nil
-	}
-	scratch := op.scratch.get(dt, eng, AttnScratch(s))
 	switch dt {
 	case tensor.Float32:
-		attentionGradDo[float32](gemmOf(qkv), s, qkv, y, dy, d, lse, scratch)
+		kernelsOf[float32](qkv).AttentionBackward(s, floats[float32](qkv), floats[float32](y), floats[float32](dy), floats[float32](d), floats[float32](lse))
 	case tensor.Float64:
-		attentionGradDo[float64](gemmOf(qkv), s, qkv, y, dy, d, lse, scratch)
+		kernelsOf[float64](qkv).AttentionBackward(s, floats[float64](qkv), floats[float64](y), floats[float64](dy), floats[float64](d), floats[float64](lse))
 	}
 	return d, nil
-}
-
-func attentionGradDo[T Float](e Gemm, s AttnShape, qkv, y, dy, d, lse, scratch *tensor.Dense) {
-	q, k, v, yv := AttnViews(s, floats[T](qkv), floats[T](y))
-	dq, dk, dv, dyv := AttnViews(s, floats[T](d), floats[T](dy))
-	AttentionBackward(e, s, q, k, v, yv, dyv, dq, dk, dv, floats[T](lse), floats[T](scratch))
 }

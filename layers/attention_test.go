@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"gochat/cpubackend"
+	"gochat/backend"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -14,7 +14,7 @@ import (
 
 func TestAttentionGradients(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 9))
-	for _, s := range []AttnShape{
+	for _, s := range []backend.AttnShape{
 		{Batch: 1, Heads: 1, KVHeads: 1, HeadDim: 1, Tq: 1, Tk: 1},
 		{Batch: 2, Heads: 2, KVHeads: 2, HeadDim: 3, Tq: 5, Tk: 5},
 		{Batch: 1, Heads: 4, KVHeads: 1, HeadDim: 2, Tq: 7, Tk: 7},
@@ -27,14 +27,14 @@ func TestAttentionGradients(t *testing.T) {
 	// And random shapes: odd sizes and every divisor ratio of kv heads.
 	for range 6 {
 		kv := 1 + r.IntN(3)
-		s := AttnShape{Batch: 1 + r.IntN(3), KVHeads: kv, Heads: kv * (1 + r.IntN(3)), HeadDim: 1 + r.IntN(4)}
+		s := backend.AttnShape{Batch: 1 + r.IntN(3), KVHeads: kv, Heads: kv * (1 + r.IntN(3)), HeadDim: 1 + r.IntN(4)}
 		s.Tq = 1 + r.IntN(9)
 		s.Tk = s.Tq
 		checkAttentionGradients(t, r, s)
 	}
 }
 
-func checkAttentionGradients(t *testing.T, r *rand.Rand, s AttnShape) {
+func checkAttentionGradients(t *testing.T, r *rand.Rand, s backend.AttnShape) {
 	t.Helper()
 	// Scale inputs up so that the softmax is far from uniform.
 	qkv := randTensor(r, s.Batch*s.Tq, (s.Heads+2*s.KVHeads)*s.HeadDim)
@@ -51,7 +51,7 @@ func checkAttentionGradients(t *testing.T, r *rand.Rand, s AttnShape) {
 
 // naiveAttention is the textbook definition, for comparison: every query of every head
 // against every visible key, softmax in float64.
-func naiveAttention(s AttnShape, q, k, v View[float64]) []float64 {
+func naiveAttention(s backend.AttnShape, q, k, v View[float64]) []float64 {
 	d := s.HeadDim
 	y := make([]float64, s.Batch*s.Tq*s.Heads*d)
 	for b := 0; b < s.Batch; b++ {
@@ -89,10 +89,10 @@ func naiveAttention(s AttnShape, q, k, v View[float64]) []float64 {
 // read from a cache-like layout with room for more positions than are filled.
 func TestAttentionCachedCases(t *testing.T) {
 	r := rand.New(rand.NewPCG(10, 11))
-	e := cpubackend.New(cpubackend.Gonum{})
+	e := goGemm{}
 	const capacity = 300
 	for _, c := range []struct{ tq, tk int }{{9, 9}, {1, 9}, {3, 9}, {1, 1}, {attnBlock + 5, 2*attnBlock + 1}, {260, 260}} {
-		s := AttnShape{Batch: 2, Heads: 4, KVHeads: 2, HeadDim: 3, Tq: c.tq, Tk: c.tk}
+		s := backend.AttnShape{Batch: 2, Heads: 4, KVHeads: 2, HeadDim: 3, Tq: c.tq, Tk: c.tk}
 		kvw := s.KVHeads * s.HeadDim
 		q := View[float64]{Data: randTensor(r, s.Batch*s.Tq*s.Heads*s.HeadDim).Data().([]float64), Batch: s.Tq * s.Heads * s.HeadDim, Row: s.Heads * s.HeadDim}
 		k := View[float64]{Data: randTensor(r, s.Batch*capacity*kvw).Data().([]float64), Batch: capacity * kvw, Row: kvw}
@@ -114,7 +114,7 @@ func TestAttentionCachedCases(t *testing.T) {
 func TestAttentionRejectsBadShapes(t *testing.T) {
 	g := G.NewGraph()
 	x := G.NewMatrix(g, tensor.Float32, G.WithShape(8, 12), G.WithName("x"))
-	for _, s := range []AttnShape{
+	for _, s := range []backend.AttnShape{
 		{Batch: 2, Heads: 3, KVHeads: 2, HeadDim: 2, Tq: 4, Tk: 4}, // kv heads do not divide heads
 		{Batch: 2, Heads: 2, KVHeads: 1, HeadDim: 2, Tq: 4, Tk: 4}, // width 12 != (2+2)·2
 		{Batch: 1, Heads: 2, KVHeads: 1, HeadDim: 3, Tq: 4, Tk: 4}, // 8 rows != 1·4

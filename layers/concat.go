@@ -113,13 +113,9 @@ func (op *rowsOp) Do(in ...G.Value) (G.Value, error) {
 	out := op.out.get(m.Dtype(), m.Engine(), op.rows, cols)
 	switch d := m.Data().(type) {
 	case []float32:
-		if dev := deviceOf(m); dev != nil {
-			dev.Copy(floats[float32](out), d[op.from*cols:(op.from+op.rows)*cols])
-			break
-		}
-		copy(floats[float32](out), d[op.from*cols:(op.from+op.rows)*cols])
+		kernelsOf[float32](m).Copy(floats[float32](out), d[op.from*cols:(op.from+op.rows)*cols])
 	case []float64:
-		copy(floats[float64](out), d[op.from*cols:(op.from+op.rows)*cols])
+		kernelsOf[float64](m).Copy(floats[float64](out), d[op.from*cols:(op.from+op.rows)*cols])
 	}
 	return out, nil
 }

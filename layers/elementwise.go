@@ -69,31 +69,17 @@ type pointwise struct {
 }
 
 // runPointwise applies the function to x (dy == nil) or, with x the function's output,
-// its gradient.
-func runPointwise[T Float](f pointwise, out, x, dy []T) {
+// its gradient, with the kernels k.
+func runPointwise[T Float](k opKernels[T], f pointwise, out, x, dy []T) {
 	switch {
 	case f.kind == "ReLU2" && dy == nil:
-		ReLU2Forward(out, x)
+		k.ReLU2Forward(out, x)
 	case f.kind == "ReLU2":
-		ReLU2Backward(out, x, dy)
+		k.ReLU2Backward(out, x, dy)
 	case dy == nil:
-		SoftcapForward(out, x, T(f.cap))
+		k.SoftcapForward(out, x, T(f.cap))
 	default:
-		SoftcapBackward(out, x, dy, T(f.cap))
-	}
-}
-
-// runPointwiseOn is runPointwise on a device.
-func runPointwiseOn(d Device, f pointwise, out, x, dy []float32) {
-	switch {
-	case f.kind == "ReLU2" && dy == nil:
-		d.ReLU2Forward(out, x)
-	case f.kind == "ReLU2":
-		d.ReLU2Backward(out, x, dy)
-	case dy == nil:
-		d.SoftcapForward(out, x, float32(f.cap))
-	default:
-		d.SoftcapBackward(out, x, dy, float32(f.cap))
+		k.SoftcapBackward(out, x, dy, T(f.cap))
 	}
 }
 
@@ -152,13 +138,9 @@ func (op *elementwiseOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
-		if d := deviceOf(x); d != nil {
-			runPointwiseOn(d, op.f, floats[float32](out), floats[float32](x), optionalFloats[float32](dy))
-			break
-		}
-		runPointwise(op.f, floats[float32](out), floats[float32](x), optionalFloats[float32](dy))
+		runPointwise(kernelsOf[float32](x), op.f, floats[float32](out), floats[float32](x), optionalFloats[float32](dy))
 	case tensor.Float64:
-		runPointwise(op.f, floats[float64](out), floats[float64](x), optionalFloats[float64](dy))
+		runPointwise(kernelsOf[float64](x), op.f, floats[float64](out), floats[float64](x), optionalFloats[float64](dy))
 	}
 	return out, nil
 }

@@ -83,20 +83,17 @@ func (op *embeddingOp) Do(in ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	c := table.Shape()[1]
+	if err := CheckIDs("token id", ids, table.Shape()[0], false); err != nil {
+		return nil, err
+	}
 	y := op.out.get(table.Dtype(), table.Engine(), len(ids), c)
 	switch table.Dtype() {
 	case tensor.Float32:
-		if d := deviceOf(table); d != nil {
-			if err = CheckIDs("token id", ids, table.Shape()[0], false); err == nil {
-				d.EmbeddingForward(floats[float32](y), floats[float32](table), ids, c)
-			}
-			break
-		}
-		err = EmbeddingForward(floats[float32](y), floats[float32](table), ids, c)
+		kernelsOf[float32](table).EmbeddingForward(floats[float32](y), floats[float32](table), ids, c)
 	case tensor.Float64:
-		err = EmbeddingForward(floats[float64](y), floats[float64](table), ids, c)
+		kernelsOf[float64](table).EmbeddingForward(floats[float64](y), floats[float64](table), ids, c)
 	}
-	return y, err
+	return y, nil
 }
 
 func (op *embeddingOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
@@ -133,13 +130,9 @@ func (op *embeddingGradOp) Do(in ...G.Value) (G.Value, error) {
 	d := op.out.get(table.Dtype(), table.Engine(), table.Shape()...)
 	switch table.Dtype() {
 	case tensor.Float32:
-		if dev := deviceOf(table); dev != nil {
-			dev.EmbeddingBackward(floats[float32](d), floats[float32](dy), ids, c)
-			break
-		}
-		EmbeddingBackward(floats[float32](d), floats[float32](dy), ids, c)
+		kernelsOf[float32](table).EmbeddingBackward(floats[float32](d), floats[float32](dy), ids, c)
 	case tensor.Float64:
-		EmbeddingBackward(floats[float64](d), floats[float64](dy), ids, c)
+		kernelsOf[float64](table).EmbeddingBackward(floats[float64](d), floats[float64](dy), ids, c)
 	}
 	return d, nil
 }

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"gochat/backend"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -25,11 +26,12 @@ func LinearCrossEntropy(x, w, targets *G.Node, cap float64, r Reduction) (*G.Nod
 	return G.ApplyOp(&lmHeadOp{opInfo: opInfo{name: name, arity: 3}, cap: cap, reduction: r}, x, w, targets)
 }
 
-// lmHeadRows is how many rows of logits exist at once: about 8 Mi values (32 MiB) on the
-// CPU, 16 times that on a device, where larger products run nearer its peak.
-func lmHeadRows(e Gemm, vocab int) int {
+// lmHeadRows is how many rows of logits exist at once: about 8 Mi values (32 MiB) in host
+// memory, 16 times that on an engine with a device's memory, where larger products run
+// nearer its peak.
+func lmHeadRows(e backend.Gemm, vocab int) int {
 	values := 8 << 20
-	if _, ok := e.(Device); ok {
+	if _, ok := e.(backend.DeviceMemory); ok {
 		values *= 16
 	}
 	return max(1, values/vocab)
@@ -38,9 +40,9 @@ func lmHeadRows(e Gemm, vocab int) int {
 // LinearCrossEntropyPass computes, chunk by chunk, the logits x·Wᵀ, their softcap and
 // cross-entropy: losses receives every row's loss. When scale is not nil, dx and dw
 // receive the gradients of Σ_i scale_i·loss_i; dw is accumulated into, so clear it first.
-// scratch holds lmHeadRows(e, vocab)·vocab values. On a Device every slice must be its
-// memory, and the work is queued.
-func LinearCrossEntropyPass[T Float](e Gemm, x, w []T, targets []int, width, vocab int, cap T, losses, scale, dx, dw, scratch []T) error {
+// scratch holds lmHeadRows(e, vocab)·vocab values. Every slice must be e's memory; the work
+// may be queued there.
+func LinearCrossEntropyPass[T Float](e backend.Gemm, x, w []T, targets []int, width, vocab int, cap T, losses, scale, dx, dw, scratch []T) error {
 	if err := CheckIDs("target", targets, vocab, true); err != nil {
 		return err
 	}
@@ -57,9 +59,7 @@ func LinearCrossEntropyPass[T Float](e Gemm, x, w []T, targets []int, width, voc
 		if scale != nil {
 			rowScale = scale[r0 : r0+r]
 		}
-		if err := crossEntropy(e, losses[r0:r0+r], logits, targets[r0:r0+r], vocab, cap, grad, rowScale); err != nil {
-			return err
-		}
+		kernelsFor[T](e).CrossEntropyForward(losses[r0:r0+r], logits, targets[r0:r0+r], vocab, cap, grad, rowScale)
 		if scale == nil {
 			continue
 		}
@@ -67,17 +67,6 @@ func LinearCrossEntropyPass[T Float](e Gemm, x, w []T, targets []int, width, voc
 		gemm(e, true, false, vocab, width, r, 1, grad, vocab, xs, width, 1, dw, width)
 	}
 	return nil
-}
-
-// crossEntropy is CrossEntropyForward, run by e when it is a Device and T is float32.
-func crossEntropy[T Float](e Gemm, losses, logits []T, targets []int, vocab int, cap T, grad, scale []T) error {
-	if d, ok := e.(Device); ok {
-		if l, ok := any(losses).([]float32); ok {
-			d.CrossEntropyForward(l, any(logits).([]float32), targets, vocab, float32(cap), any(grad).([]float32), any(scale).([]float32))
-			return nil
-		}
-	}
-	return CrossEntropyForward(losses, logits, targets, vocab, cap, grad, scale)
 }
 
 // lmHeadOp keeps the gradients its forward pass computes for its gradient ops.
@@ -170,9 +159,9 @@ func (op *lmHeadOp) Do(in ...G.Value) (G.Value, error) {
 	if err := op.pass(x, w, targets, losses, scale); err != nil {
 		return nil, err
 	}
-	if d := deviceOf(losses); d != nil {
+	if m, ok := losses.Engine().(backend.Memory); ok {
 		// The host reads the losses next: the sum below, or Gorgonia's of per-token losses.
-		if err := d.Sync(); err != nil {
+		if err := m.Sync(); err != nil {
 			return nil, err
 		}
 	}
@@ -227,13 +216,16 @@ func (op *lmHeadGradOp) Do(in ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		if deviceOf(x) != nil {
-			// Gorgonia makes the losses' gradient (its Sum's) on the host, in its memory:
-			// the device gets a copy in its own.
-			own := op.fwd.scale.get(x.Dtype(), x.Engine(), x.Shape()[0])
+		// Gorgonia makes the losses' gradient (its Sum's) in Go's memory: the engine gets a
+		// copy in its own.
+		own := op.fwd.scale.get(x.Dtype(), x.Engine(), x.Shape()[0])
+		switch own.Dtype() {
+		case tensor.Float32:
 			copy(floats[float32](own), floats[float32](g))
-			g = own
+		case tensor.Float64:
+			copy(floats[float64](own), floats[float64](g))
 		}
+		g = own
 		if err := op.fwd.pass(x, w, targets, op.fwd.losses.get(x.Dtype(), x.Engine(), x.Shape()[0]), g); err != nil {
 			return nil, err
 		}
@@ -249,9 +241,7 @@ func (op *lmHeadGradOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	if g := scalarFloat(s); g != 1 {
 		for _, t := range []*tensor.Dense{dx, dw} {
-			if err := scaleBy(t, g); err != nil {
-				return nil, err
-			}
+			scaleBy(t, g)
 		}
 	}
 	return dx, nil

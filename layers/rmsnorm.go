@@ -108,13 +108,9 @@ func (op *rmsNormOp) Do(in ...G.Value) (G.Value, error) {
 	y := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
-		if d := deviceOf(x); d != nil {
-			d.RMSNormForward(floats[float32](y), floats[float32](x), w, op.size, op.heads)
-			break
-		}
-		RMSNormForward(floats[float32](y), floats[float32](x), w, op.size, op.heads)
+		kernelsOf[float32](x).RMSNormForward(floats[float32](y), floats[float32](x), w, op.size, op.heads)
 	case tensor.Float64:
-		RMSNormForward(floats[float64](y), floats[float64](x), w, op.size, op.heads)
+		kernelsOf[float64](x).RMSNormForward(floats[float64](y), floats[float64](x), w, op.size, op.heads)
 	}
 	return y, nil
 }
@@ -158,13 +154,9 @@ func (op *rmsNormGradOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
-		if d := deviceOf(x); d != nil {
-			d.RMSNormBackward(floats[float32](dx), floats[float32](x), floats[float32](dy), w, op.size, op.heads)
-			break
-		}
-		RMSNormBackward(floats[float32](dx), floats[float32](x), floats[float32](dy), w, op.size, op.heads)
+		kernelsOf[float32](x).RMSNormBackward(floats[float32](dx), floats[float32](x), floats[float32](dy), w, op.size, op.heads)
 	case tensor.Float64:
-		RMSNormBackward(floats[float64](dx), floats[float64](x), floats[float64](dy), w, op.size, op.heads)
+		kernelsOf[float64](x).RMSNormBackward(floats[float64](dx), floats[float64](x), floats[float64](dy), w, op.size, op.heads)
 	}
 	return dx, nil
 }

@@ -2,8 +2,8 @@ package layers
 
 import (
 	"fmt"
-	"math"
 
+	"gochat/backend"
 	"gochat/internal/parallel"
 
 	"github.com/chewxy/hm"
@@ -11,77 +11,26 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// RotaryTable holds nanochat's rotary embedding: for position t and frequency index j < D/2,
-// angle t·base^(−2j/D). Angles are computed in float64 and rounded once to float32, the
-// precision the float32 kernels use.
-type RotaryTable struct {
-	HeadDim, Len int
-	cos64, sin64 []float64
-	cos32, sin32 []float32
-}
-
-// NewRotaryTable computes cos and sin for positions [0, length).
-func NewRotaryTable(length, headDim int, base float64) (*RotaryTable, error) {
-	if headDim <= 0 || headDim%2 != 0 || length <= 0 {
-		return nil, fmt.Errorf("rotary table: head dim %d must be even and positive, length %d positive", headDim, length)
-	}
-	half := headDim / 2
-	rt := &RotaryTable{HeadDim: headDim, Len: length,
-		cos64: make([]float64, length*half), sin64: make([]float64, length*half),
-		cos32: make([]float32, length*half), sin32: make([]float32, length*half)}
-	for t := 0; t < length; t++ {
-		for j := 0; j < half; j++ {
-			invFreq := 1 / math.Pow(base, float64(2*j)/float64(headDim))
-			s, c := math.Sincos(float64(t) * invFreq)
-			i := t*half + j
-			rt.cos64[i], rt.sin64[i] = c, s
-			rt.cos32[i], rt.sin32[i] = float32(c), float32(s)
-		}
-	}
-	return rt, nil
-}
-
-// Float32 returns the cos and sin tables, position-major with HeadDim/2 values per
-// position, as the float32 kernels use them (do not change them).
-func (rt *RotaryTable) Float32() (cos, sin []float32) { return rt.cos32, rt.sin32 }
-
-// tables returns the cos and sin tables in T's precision.
-func rotaryTables[T Float](rt *RotaryTable) (cos, sin []T) {
+// rotaryTables returns the cos and sin tables in T's precision.
+func rotaryTables[T Float](rt *backend.RotaryTable) (cos, sin []T) {
 	var z T
 	if _, ok := any(z).(float32); ok {
-		return any(rt.cos32).([]T), any(rt.sin32).([]T)
+		c, s := rt.Float32()
+		return any(c).([]T), any(s).([]T)
 	}
-	return any(rt.cos64).([]T), any(rt.sin64).([]T)
-}
-
-// Rotation says where a rotary op applies: rows of x are sequences of seqLen positions
-// starting at pos0 (rows are ordered batch-major), and the first heads chunks of
-// table.HeadDim elements of each row are rotated.
-type Rotation struct {
-	Table       *RotaryTable
-	SeqLen      int
-	Pos0, Heads int
-}
-
-func (r Rotation) check(width int) error {
-	if r.SeqLen <= 0 || r.Pos0 < 0 || r.Pos0+r.SeqLen > r.Table.Len {
-		return fmt.Errorf("rotary: positions %d..%d are beyond the table of %d", r.Pos0, r.Pos0+r.SeqLen, r.Table.Len)
-	}
-	if r.Heads <= 0 || r.Heads*r.Table.HeadDim > width {
-		return fmt.Errorf("rotary: %d heads of %d do not fit rows of %d", r.Heads, r.Table.HeadDim, width)
-	}
-	return nil
+	c, s := rt.Float64()
+	return any(c).([]T), any(s).([]T)
 }
 
 // Rotary applies nanochat's rotary embedding to x (N, W), N a multiple of r.SeqLen. It is
 // the half-split rotation by −θ: y1 = x1·cos + x2·sin, y2 = −x1·sin + x2·cos.
-func Rotary(x *G.Node, r Rotation) (*G.Node, error) { return applyRotary(x, r, false) }
+func Rotary(x *G.Node, r backend.Rotation) (*G.Node, error) { return applyRotary(x, r, false) }
 
-func applyRotary(x *G.Node, r Rotation, inverse bool) (*G.Node, error) {
+func applyRotary(x *G.Node, r backend.Rotation, inverse bool) (*G.Node, error) {
 	if x.Dims() != 2 || x.Shape()[0]%r.SeqLen != 0 {
 		return nil, fmt.Errorf("rotary: rows of %v are not sequences of %d", x.Shape(), r.SeqLen)
 	}
-	if err := r.check(x.Shape()[1]); err != nil {
+	if err := r.Check(x.Shape()[1]); err != nil {
 		return nil, err
 	}
 	name := fmt.Sprintf("Rotary{T%d pos%d h%d×%d inv%t}", r.SeqLen, r.Pos0, r.Heads, r.Table.HeadDim, inverse)
@@ -90,7 +39,7 @@ func applyRotary(x *G.Node, r Rotation, inverse bool) (*G.Node, error) {
 
 // RotaryForward writes x rotated into y; inverse rotates by +θ instead, which is the
 // gradient of the forward rotation.
-func RotaryForward[T Float](y, x []T, width int, r Rotation, inverse bool) {
+func RotaryForward[T Float](y, x []T, width int, r backend.Rotation, inverse bool) {
 	cos, sin := rotaryTables[T](r.Table)
 	half := r.Table.HeadDim / 2
 	var s T = 1
@@ -118,7 +67,7 @@ func RotaryForward[T Float](y, x []T, width int, r Rotation, inverse bool) {
 
 type rotaryOp struct {
 	opInfo
-	Rotation
+	backend.Rotation
 	inverse bool
 	out     buffer
 }
@@ -147,13 +96,9 @@ func (op *rotaryOp) do(in G.Value, inPlace bool) (G.Value, error) {
 	}
 	switch x.Dtype() {
 	case tensor.Float32:
-		if d := deviceOf(x); d != nil {
-			d.RotaryForward(floats[float32](y), floats[float32](x), w, op.Rotation, op.inverse)
-			break
-		}
-		RotaryForward(floats[float32](y), floats[float32](x), w, op.Rotation, op.inverse)
+		kernelsOf[float32](x).RotaryForward(floats[float32](y), floats[float32](x), w, op.Rotation, op.inverse)
 	case tensor.Float64:
-		RotaryForward(floats[float64](y), floats[float64](x), w, op.Rotation, op.inverse)
+		kernelsOf[float64](x).RotaryForward(floats[float64](y), floats[float64](x), w, op.Rotation, op.inverse)
 	}
 	return y, nil
 }

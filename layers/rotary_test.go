@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"gochat/backend"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -12,7 +13,7 @@ import (
 
 func TestRotaryGradients(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	table, err := NewRotaryTable(64, 6, 10000)
+	table, err := backend.NewRotaryTable(64, 6, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +25,7 @@ func TestRotaryGradients(t *testing.T) {
 			inputs: []tensor.Tensor{randTensor(r, c.batch*c.seq, c.width)},
 			wrt:    []int{0},
 			build: func(in []*G.Node) (*G.Node, error) {
-				return Rotary(in[0], Rotation{Table: table, SeqLen: c.seq, Pos0: c.pos0, Heads: c.heads})
+				return Rotary(in[0], backend.Rotation{Table: table, SeqLen: c.seq, Pos0: c.pos0, Heads: c.heads})
 			},
 		})
 	}
@@ -33,10 +34,10 @@ func TestRotaryGradients(t *testing.T) {
 // TestRotaryValues checks nanochat's convention on one pair: position t, frequency j=0
 // (angle t): y1 = x1·cos t + x2·sin t, y2 = −x1·sin t + x2·cos t.
 func TestRotaryValues(t *testing.T) {
-	table, _ := NewRotaryTable(8, 2, 10000)
+	table, _ := backend.NewRotaryTable(8, 2, 10000)
 	x := []float64{1, 2, 1, 2, 1, 2}
 	y := make([]float64, 6)
-	RotaryForward(y, x, 2, Rotation{Table: table, SeqLen: 3, Heads: 1}, false)
+	RotaryForward(y, x, 2, backend.Rotation{Table: table, SeqLen: 3, Heads: 1}, false)
 	for p := 0; p < 3; p++ {
 		c, s := math.Cos(float64(p)), math.Sin(float64(p))
 		if math.Abs(y[2*p]-(c+2*s)) > 1e-12 || math.Abs(y[2*p+1]-(-s+2*c)) > 1e-12 {
@@ -46,14 +47,14 @@ func TestRotaryValues(t *testing.T) {
 }
 
 func TestRotaryRejectsPositionsBeyondTable(t *testing.T) {
-	table, _ := NewRotaryTable(16, 4, 10000)
+	table, _ := backend.NewRotaryTable(16, 4, 10000)
 	g := G.NewGraph()
 	x := G.NewMatrix(g, tensor.Float32, G.WithShape(20, 4), G.WithName("x"))
-	if _, err := Rotary(x, Rotation{Table: table, SeqLen: 20, Heads: 1}); err == nil {
+	if _, err := Rotary(x, backend.Rotation{Table: table, SeqLen: 20, Heads: 1}); err == nil {
 		t.Fatal("20 positions accepted with a table of 16")
 	}
 	y := G.NewMatrix(g, tensor.Float32, G.WithShape(4, 4), G.WithName("y"))
-	if _, err := Rotary(y, Rotation{Table: table, SeqLen: 4, Pos0: 13, Heads: 1}); err == nil {
+	if _, err := Rotary(y, backend.Rotation{Table: table, SeqLen: 4, Pos0: 13, Heads: 1}); err == nil {
 		t.Fatal("positions 13..17 accepted with a table of 16")
 	}
 }

@@ -9,8 +9,11 @@ import (
 	"sync"
 	"unsafe"
 
+	"gochat/backend"
 	"gochat/cpubackend"
 	"gochat/internal/arena"
+	"gochat/layers"
+	"gochat/optimizers"
 
 	"github.com/ebitengine/purego"
 	"github.com/ebitengine/purego/objc"
@@ -162,7 +165,7 @@ func (b *BLAS) multiply(p plan, alpha, beta float32, buffers [3]objc.ID) error {
 	return nil
 }
 
-// Engine is the CPU engine with its tensors in shared Metal buffers (layers.Memory): unified
+// Engine is the CPU engine with its tensors in shared Metal buffers (backend.Memory): unified
 // memory lets the CPU kernels work on them as they are, and the large products go to MPS on
 // the same buffers, with nothing copied. Products of other memory go through the BLAS,
 // staged.
@@ -175,20 +178,26 @@ type Engine struct {
 // chunkBytes is the size of the shared buffers Make carves up (at least).
 const chunkBytes = 256 << 20
 
-// Engine returns the engine over b's device.
-func (b *BLAS) Engine() (tensor.Engine, error) {
+// Engine returns the engine over b's device. Its kernels are the CPU's, with their
+// products (attention's, lm_head's, Newton-Schulz's) on the engine itself, so that those of
+// its buffers multiply in place.
+func (b *BLAS) Engine() (backend.Backend, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.engine == nil {
 		e := &Engine{Engine: cpubackend.New(b), b: b}
+		e.HostOps, e.HostSteps = layers.NewHostOps[float32](e), optimizers.NewHostSteps(e)
 		e.memory = arena.Arena{MinChunk: chunkBytes, Align: align, New: e.newBuffer}
 		b.engine = e
 	}
 	return b.engine, nil
 }
 
-// String names the engine.
-func (e *Engine) String() string { return "metal(" + e.b.name + ", shared memory)" }
+// Name implements backend.Backend.
+func (e *Engine) Name() string { return "metal(" + e.b.name + ", shared memory)" }
+
+// String is Name.
+func (e *Engine) String() string { return e.Name() }
 
 // newBuffer makes a shared MTLBuffer, whole pages long, for the arena.
 func (e *Engine) newBuffer(size uintptr) (arena.Chunk, error) {
@@ -201,7 +210,7 @@ func (e *Engine) newBuffer(size uintptr) (arena.Chunk, error) {
 	return arena.Chunk{Base: objc.Send[unsafe.Pointer](buf, sel("contents")), Size: size, Handle: uintptr(buf)}, nil
 }
 
-// Make implements layers.Memory: n zeroed float32s or ints in a shared buffer.
+// Make implements backend.Memory: n zeroed float32s or ints in a shared buffer.
 func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
@@ -214,10 +223,10 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	return arena.Typed(p, dt, n)
 }
 
-// Sync implements layers.Memory: every product has finished when its call returns.
+// Sync implements backend.Memory: every product has finished when its call returns.
 func (e *Engine) Sync() error { return nil }
 
-// Sgemm implements layers.Gemm: a large product of the engine's memory multiplies where it
+// Sgemm implements backend.Gemm: a large product of the engine's memory multiplies where it
 // lies; any other goes through the BLAS (staged, or on the CPU).
 func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
 	p, err := planGemm(transA, transB, m, n, k, lda, ldb, ldc)
@@ -248,3 +257,9 @@ func (e *Engine) inPlace(p plan, alpha float32, a, bm []float32, beta float32, c
 func init() {
 	cpubackend.Register("metal", func(cpu cpubackend.BLAS) (cpubackend.BLAS, error) { return Load(cpu) })
 }
+
+// The engine is a whole backend, and the BLAS makes it.
+var (
+	_ backend.Backend        = (*Engine)(nil)
+	_ cpubackend.EngineMaker = (*BLAS)(nil)
+)

@@ -4,8 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"gochat/internal/parallel"
-	"gochat/layers"
+	"gochat/backend"
 )
 
 // AdamW is PyTorch's AdamW with nanochat's settings: betas (0.8, 0.95), eps 1e-10, bias
@@ -14,16 +13,13 @@ type AdamW struct {
 	Beta1, Beta2, Eps, WeightDecay float64
 	steps                          int
 	expAvg, expAvgSq               map[string][]float32
-	device                         Device // where the moments live and the updates run, if set
+	engine                         backend.Backend // where the moments live and the updates run
 }
 
-// NewAdamW returns nanochat's AdamW with the given weight decay; its moments live, and its
-// updates run, on e when e is a Device (nil: the host).
-func NewAdamW(weightDecay float64, e layers.Gemm) *AdamW {
-	a := &AdamW{Beta1: 0.8, Beta2: 0.95, Eps: 1e-10, WeightDecay: weightDecay,
+// NewAdamW returns nanochat's AdamW with the given weight decay, running on e.
+func NewAdamW(weightDecay float64, e backend.Backend) *AdamW {
+	return &AdamW{Beta1: 0.8, Beta2: 0.95, Eps: 1e-10, WeightDecay: weightDecay, engine: e,
 		expAvg: map[string][]float32{}, expAvgSq: map[string][]float32{}}
-	a.device, _ = e.(Device)
-	return a
 }
 
 // Steps is the number of steps taken, which the bias correction counts.
@@ -60,29 +56,12 @@ func (a *AdamW) Step(params []Param, lrs []float64) error {
 		}
 		m, ok := a.expAvg[p.Name]
 		if !ok {
-			m = Zeros(a.device, len(p.Value))
-			a.expAvg[p.Name], a.expAvgSq[p.Name] = m, Zeros(a.device, len(p.Value))
+			m = Zeros(a.engine, len(p.Value))
+			a.expAvg[p.Name], a.expAvgSq[p.Name] = m, Zeros(a.engine, len(p.Value))
 		}
-		v := a.expAvgSq[p.Name]
 		lr := lrs[k]
-		decay := float32(1 - lr*a.WeightDecay)
-		b1, b2 := float32(1-a.Beta1), float32(a.Beta2)
-		step, invBC2, eps := float32(lr/bc1), float32(1/bc2), float32(a.Eps)
-		if a.device != nil {
-			a.device.AdamW(p.Value, p.Grad, m, v, decay, b1, b2, step, invBC2, eps)
-			continue
-		}
-		parallel.For(len(p.Grad), 16, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				g := p.Grad[i]
-				m[i] += b1 * (g - m[i])
-				v[i] = b2*v[i] + (1-b2)*g*g
-				p.Value[i] = p.Value[i]*decay - step*m[i]/(float32(math.Sqrt(float64(v[i])))*invBC2+eps)
-			}
-		})
+		a.engine.AdamW(p.Value, p.Grad, m, a.expAvgSq[p.Name], float32(1-lr*a.WeightDecay), float32(1-a.Beta1), float32(a.Beta2),
+			float32(lr/bc1), float32(1/bc2), float32(a.Eps))
 	}
-	if a.device != nil {
-		return a.device.Sync()
-	}
-	return nil
+	return a.engine.Sync()
 }

@@ -7,8 +7,8 @@ package optimizers
 import (
 	"math"
 
+	"gochat/backend"
 	"gochat/internal/parallel"
-	"gochat/layers"
 )
 
 // Coefficients of the quintic Newton-Schulz iteration (Keller Jordan's Muon).
@@ -18,41 +18,34 @@ const (
 	NSSteps = 5
 )
 
-// nsWork holds the matrices of one Newton-Schulz shape (r ≤ c), reused across steps, and
-// the Muon update being orthogonalised; in the engine's memory when it has one (Metal's
-// products then run on them in place).
+// nsWork holds the matrices of one Newton-Schulz shape (r ≤ c), reused across steps; in
+// the engine's memory when it has one (Metal's products then run on them in place).
 type nsWork struct {
-	shape              [2]int
-	x, next, a, b, upd []float32
+	shape         [2]int
+	x, next, a, b []float32
 }
 
-func newNSWork(e layers.Gemm, r, c int) *nsWork {
-	return &nsWork{shape: [2]int{r, c}, x: Zeros(e, r*c), next: Zeros(e, r*c),
-		a: Zeros(e, r*r), b: Zeros(e, r*r), upd: Zeros(e, r*c)}
+func newNSWork(e backend.Gemm, r, c int) *nsWork {
+	return &nsWork{shape: [2]int{r, c}, x: Zeros(e, r*c), next: Zeros(e, r*c), a: Zeros(e, r*r), b: Zeros(e, r*r)}
 }
 
 // NewtonSchulz writes into out (rows×cols, row-major) the approximate orthogonalisation of
 // g that nanochat's zeropower_via_newtonschulz5 computes: g is scaled to unit Frobenius
 // norm (plus 1e-7), a tall matrix is transposed so that the iteration works on the wide
-// orientation, and steps of X ← aX + (bA + cA²)X with A = XXᵀ follow, in float32. Its
-// matrix products go through the engine e. On a Device, out and g are its memory and the
-// work is queued there.
-func NewtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int) {
-	if d, ok := e.(Device); ok {
-		d.NewtonSchulz([][]float32{out}, [][]float32{g}, rows, cols, steps, nsA, nsB, nsC)
-		return
-	}
-	newtonSchulz(e, out, g, rows, cols, steps, nil)
+// orientation, and steps of X ← aX + (bA + cA²)X with A = XXᵀ follow, in float32, with
+// Keller Jordan's quintic coefficients. It runs on e, whose memory out and g must be; the
+// work may be queued there.
+func NewtonSchulz(e backend.OptimizerKernels, out, g []float32, rows, cols, steps int) {
+	e.NewtonSchulz([][]float32{out}, [][]float32{g}, rows, cols, steps, nsA, nsB, nsC)
 }
 
-func newtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int, w *nsWork) {
+// newtonSchulz is NewtonSchulz on the host, with coefficients (ca, cb, cc), its products on
+// e and its matrices in w.
+func newtonSchulz(e backend.Gemm, out, g []float32, rows, cols, steps int, ca, cb, cc float32, w *nsWork) {
 	tall := rows > cols
 	r, c := rows, cols
 	if tall {
 		r, c = cols, rows
-	}
-	if w == nil {
-		w = newNSWork(e, r, c)
 	}
 	x := w.x
 	if tall {
@@ -70,12 +63,12 @@ func newtonSchulz(e layers.Gemm, out, g []float32, rows, cols, steps int, w *nsW
 	for range steps {
 		e.Sgemm(false, true, r, r, c, 1, x, c, x, c, 0, a, r) // A = X·Xᵀ
 		for i, v := range a {
-			b[i] = nsB * v
+			b[i] = cb * v
 		}
-		e.Sgemm(false, false, r, r, r, nsC, a, r, a, r, 1, b, r) // B = bA + cA·A
+		e.Sgemm(false, false, r, r, r, cc, a, r, a, r, 1, b, r) // B = bA + cA·A
 		parallel.For(len(x), 1, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				next[i] = nsA * x[i]
+				next[i] = ca * x[i]
 			}
 		})
 		e.Sgemm(false, false, r, c, r, 1, b, r, x, c, 1, next, c) // X = aX + B·X

@@ -3,6 +3,7 @@ package optimizers
 import (
 	"math"
 
+	"gochat/backend"
 	"gochat/internal/parallel"
 )
 
@@ -35,45 +36,19 @@ func MuonMomentum(it int) float64 {
 	return (1-frac)*0.85 + frac*0.95
 }
 
-// ClipGradNorm scales the gradients so that their global L2 norm is at most maxNorm, as
+// Clip scales the gradients on e so that their global L2 norm is at most maxNorm, as
 // torch.nn.utils.clip_grad_norm_ does (coefficient maxNorm/(norm + 1e-6), capped at 1), and
-// returns the norm before clipping. maxNorm ≤ 0 only measures.
-func ClipGradNorm(grads [][]float32, maxNorm float64) float64 {
-	var ss float64
-	for _, g := range grads {
-		ss += sumSquares(g)
-	}
-	norm := math.Sqrt(ss)
-	if maxNorm > 0 {
-		if coef := maxNorm / (norm + 1e-6); coef < 1 {
-			c := float32(coef)
-			for _, g := range grads {
-				parallel.For(len(g), 1, func(lo, hi int) {
-					for i := lo; i < hi; i++ {
-						g[i] *= c
-					}
-				})
-			}
-		}
-	}
-	return norm
-}
-
-// Clip is ClipGradNorm on e: on its accelerator when e is a Device, where it also reports
-// the failures of the work queued there.
-func Clip(e any, grads [][]float32, maxNorm float64) (float64, error) {
-	d, ok := e.(Device)
-	if !ok {
-		return ClipGradNorm(grads, maxNorm), nil
-	}
-	ss, err := d.SumSquares(grads)
+// returns the norm before clipping; maxNorm ≤ 0 only measures. It reports the failures of
+// the work queued on e.
+func Clip(e backend.Backend, grads [][]float32, maxNorm float64) (float64, error) {
+	ss, err := e.SumSquares(grads)
 	if err != nil {
 		return 0, err
 	}
 	norm := math.Sqrt(ss)
 	if coef := maxNorm / (norm + 1e-6); maxNorm > 0 && coef < 1 {
 		for _, g := range grads {
-			d.Scale(g, float32(coef))
+			e.Scale(g, float32(coef))
 		}
 	}
 	return norm, nil

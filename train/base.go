@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"gochat/backend"
 	"gochat/checkpoint"
 	"gochat/graph"
 	"gochat/internal/measure"
@@ -14,16 +15,7 @@ import (
 	"gochat/loader"
 	"gochat/optimizers"
 	"gochat/tokenizer"
-
-	"gorgonia.org/tensor"
 )
-
-// Engine is what training computes with: a Gorgonia engine whose matrix products the
-// custom ops and Muon's Newton-Schulz also use.
-type Engine interface {
-	tensor.Engine
-	layers.Gemm
-}
 
 // Run is one base-training run.
 type Run struct {
@@ -32,7 +24,7 @@ type Run struct {
 	Tokenizer    *tokenizer.Tokenizer
 	TokenizerDir string
 	Dir          string // the run's checkpoint folder, such as base_checkpoints/d4
-	Engine       Engine
+	Engine       backend.Backend
 	Peak         measure.Peak // what MFU is a share of; a zero Peak leaves MFU out
 	Resume       bool         // continue from the last checkpoint in Dir
 	Prompts      []string     // completed at each sample step (nil: SamplePrompts)

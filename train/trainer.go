@@ -5,8 +5,8 @@ import (
 	"math"
 	"strings"
 
+	"gochat/backend"
 	"gochat/graph"
-	"gochat/internal/parallel"
 	"gochat/layers"
 	"gochat/optimizers"
 )
@@ -47,16 +47,14 @@ type Trainer struct {
 
 	muon   *optimizers.Muon
 	adam   *optimizers.AdamW
-	engine layers.Gemm
-	device optimizers.Device // the engine, when it runs the step on its accelerator
+	engine backend.Backend   // where the step runs: the model's engine
 	acc    graph.Weights     // sum of the micro-batches' gradients, when there are several
 	matrix []graph.ParamSpec // Muon's parameters, in the model's order
 	embed  []graph.ParamSpec // AdamW's: wte, lm_head
 }
 
-// NewTrainer prepares the optimizers; matrix products of Muon run on e. When e is a
-// Device (the model's engine), the whole step runs there.
-func NewTrainer(m *graph.Model, s Recipe, e layers.Gemm) (*Trainer, error) {
+// NewTrainer prepares the optimizers; the whole step runs on e, the model's engine.
+func NewTrainer(m *graph.Model, s Recipe, e backend.Backend) (*Trainer, error) {
 	if m.Mode != graph.Train || m.Reduction != layers.Mean {
 		return nil, fmt.Errorf("trainer: the model must be a training graph with the mean loss")
 	}
@@ -64,7 +62,6 @@ func NewTrainer(m *graph.Model, s Recipe, e layers.Gemm) (*Trainer, error) {
 		return nil, fmt.Errorf("trainer: the schedule needs a positive number of iterations, got %d", s.NumIterations)
 	}
 	t := &Trainer{Model: m, Recipe: s, muon: optimizers.NewMuon(e), adam: optimizers.NewAdamW(s.WeightDecay, e), engine: e}
-	t.device, _ = e.(optimizers.Device)
 	for _, p := range m.Config.Params() {
 		if strings.HasPrefix(p.Name, "transformer.h.") {
 			t.matrix = append(t.matrix, p)
@@ -124,24 +121,11 @@ func (t *Trainer) addGrads(first bool) error {
 		}
 	}
 	for name, g := range grads {
-		acc := t.acc[name]
-		if t.device != nil {
-			if first {
-				t.device.Copy(acc, g)
-			} else {
-				t.device.AddForward(acc, acc, g)
-			}
-			continue
+		if acc := t.acc[name]; first {
+			t.engine.Copy(acc, g)
+		} else {
+			t.engine.AddForward(acc, acc, g)
 		}
-		parallel.For(len(g), 1, func(lo, hi int) {
-			if first {
-				copy(acc[lo:hi], g[lo:hi])
-				return
-			}
-			for i := lo; i < hi; i++ {
-				acc[i] += g[i]
-			}
-		})
 	}
 	return nil
 }
@@ -164,12 +148,8 @@ func (t *Trainer) Update(micro int) (StepResult, error) {
 	inv := float32(1 / float64(micro))
 	for _, p := range m.Config.Params() {
 		g := grads[p.Name]
-		if micro > 1 && t.device != nil {
-			t.device.Scale(g, inv)
-		} else if micro > 1 {
-			for i := range g {
-				g[i] *= inv
-			}
+		if micro > 1 {
+			t.engine.Scale(g, inv)
 		}
 		all = append(all, g)
 	}

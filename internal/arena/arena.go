@@ -75,7 +75,7 @@ func Holds[T any](a *Arena, x []T) bool {
 	return ok
 }
 
-// Typed returns the n elements at p as the slice layers.Memory's Make returns for dt:
+// Typed returns the n elements at p as the slice backend.Memory's Make returns for dt:
 // []float32 for tensor.Float32, []int for tensor.Int. It panics on another type, which no
 // caller asks for.
 func Typed(p unsafe.Pointer, dt tensor.Dtype, n int) any {

@@ -4,9 +4,8 @@
 package measure
 
 import (
+	"gochat/backend"
 	"time"
-
-	"gochat/layers"
 
 	"gorgonia.org/tensor"
 )
@@ -15,7 +14,7 @@ import (
 // operands in e's memory: the best rate of repeated calls over at least the given duration,
 // after one warm-up call. The best, not the mean, is what the engine can do when nothing
 // else runs.
-func GemmGFLOPs(e layers.Gemm, transB bool, m, n, k int, duration time.Duration) float64 {
+func GemmGFLOPs(e backend.Gemm, transB bool, m, n, k int, duration time.Duration) float64 {
 	a, b, c := Floats(e, m*k), Floats(e, k*n), Floats(e, m*n)
 	for i := range a {
 		a[i] = float32(i%7) - 3
@@ -42,16 +41,16 @@ func GemmGFLOPs(e layers.Gemm, transB bool, m, n, k int, duration time.Duration)
 }
 
 // Floats returns n zeroed floats in e's memory: a device's when e is one.
-func Floats(e layers.Gemm, n int) []float32 {
-	if d, ok := e.(layers.Memory); ok {
+func Floats(e backend.Gemm, n int) []float32 {
+	if d, ok := e.(backend.Memory); ok {
 		return d.Make(tensor.Float32, n).([]float32)
 	}
 	return make([]float32, n)
 }
 
 // Wait returns when e has done the work queued on it.
-func Wait(e layers.Gemm) {
-	if d, ok := e.(layers.Memory); ok {
+func Wait(e backend.Gemm) {
+	if d, ok := e.(backend.Memory); ok {
 		d.Sync()
 	}
 }

@@ -3,14 +3,13 @@ package measure
 import (
 	"bufio"
 	"fmt"
+	"gochat/backend"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
-
-	"gochat/layers"
 )
 
 // Peak is the rate MFU is a share of: FLOPS (floating-point operations per second) and
@@ -41,7 +40,7 @@ type NominalPeaker interface {
 // measured on e. A run's model FLOPs include work slower than a matrix product, so neither
 // can be beaten by the run itself, even when the measurement ran on a busy machine: MFU
 // stays at most 100%.
-func PeakOf(e layers.Gemm) Peak {
+func PeakOf(e backend.Gemm) Peak {
 	if n, ok := e.(NominalPeaker); ok {
 		if p, ok := n.NominalPeak(); ok {
 			return p

@@ -1,0 +1,111 @@
+// Package backend is the contract between gochat's model and the engines that compute it:
+// what an engine is (Backend: Gorgonia's tensor.Engine, matrix products, memory, and the
+// float32 kernels of every op and optimizer step), the shapes those kernels take, and the
+// registry that opens an engine by name.
+//
+// The engines live beside it, each in a folder of its own, as the project's layout fixes
+// them: cpubackend (the CPU: a BLAS for the products, the Go kernels of layers and
+// optimizers for the rest), cudabackend (NVIDIA GPUs) and metalbackend (Apple silicon). Each
+// registers itself; none imports another. The model (layers, graph, optimizers, train)
+// imports this package and no engine: it calls the kernels of whatever engine its tensors
+// live on, and the Go kernels are simply the CPU engine's.
+package backend
+
+import "gorgonia.org/tensor"
+
+// Gemm is the matrix product every engine offers: row-major
+// C = alpha·op(A)·op(B) + beta·C, op transposing its operand when the flag is set, with row
+// strides lda, ldb, ldc of the matrices as stored.
+type Gemm interface {
+	Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+	Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int)
+}
+
+// Memory is where an engine keeps its tensors: Go's memory for the CPU, an accelerator's
+// that the host addresses too (CUDA managed memory, Metal shared buffers) for the others.
+// Ops make their outputs, and graphs their parameters and inputs, with Make.
+//
+// Work on that memory may be queued: the host may read or write a tensor only after Sync,
+// which also reports the first failure of the queued work. graph.Model.Run and the
+// optimizers' steps end with a Sync, so what they leave is the host's to read.
+type Memory interface {
+	// Make returns n zeroed elements of dt (tensor.Float32 or tensor.Int) in the engine's
+	// memory, as []float32 or []int. The memory lives as long as the engine.
+	Make(dt tensor.Dtype, n int) any
+	// Sync waits for the queued work and returns its first failure.
+	Sync() error
+}
+
+// Kernels are the float32 kernels of the ops. Each computes what the Go kernel of the same
+// name in layers does (the CPU engine's are those); the attention and cross-entropy kernels
+// take whole fused layouts and need no scratch from the caller. The slices must be the
+// engine's memory.
+type Kernels interface {
+	Zero(x []float32)
+	Copy(dst, src []float32)
+	Scale(x []float32, a float32)
+	AddForward(y, a, b []float32)
+	EmbeddingForward(y, table []float32, ids []int, width int)
+	EmbeddingBackward(dtable, dy []float32, ids []int, width int)
+	RMSNormForward(y, x []float32, width, size, heads int)
+	RMSNormBackward(dx, x, dy []float32, width, size, heads int)
+	RotaryForward(y, x []float32, width int, r Rotation, inverse bool)
+	ReLU2Forward(y, x []float32)
+	ReLU2Backward(dx, y, dy []float32)
+	SoftcapForward(y, x []float32, cap float32)
+	SoftcapBackward(dx, y, dy []float32, cap float32)
+	// AttentionForward takes q|k|v fused as the graph's Attention op does, y (B·T, H·D) and
+	// lse (B, H, T); Tq must equal Tk.
+	AttentionForward(s AttnShape, qkv, y, lse []float32)
+	AttentionBackward(s AttnShape, qkv, y, dy, dqkv, lse []float32)
+	CrossEntropyForward(losses, logits []float32, targets []int, vocab int, cap float32, grad, scale []float32)
+}
+
+// OptimizerKernels are the float32 kernels of the optimizers' steps, over the engine's
+// memory, queued like the ops' kernels.
+type OptimizerKernels interface {
+	// MuonMomentum sets buf ← lerp(buf, g, 1−mu) and then upd ← lerp(g, buf, mu).
+	MuonMomentum(buf, g, upd []float32, mu float32)
+	// NewtonSchulz writes into each out[i] (rows×cols) what optimizers.NewtonSchulz computes
+	// for g[i] with the given steps and coefficients, all the matrices at once; out[i] may be
+	// g[i].
+	NewtonSchulz(out, g [][]float32, rows, cols, steps int, a, b, c float32)
+	// AdamW updates p, m and v for gradient g: m ← m + lerp·(g − m),
+	// v ← beta2·v + (1 − beta2)·g², p ← p·decay − step·m / (√v·invBC2 + eps).
+	AdamW(p, g, m, v []float32, decay, lerp, beta2, step, invBC2, eps float32)
+	// Axpy sets y ← y + a·x.
+	Axpy(y, x []float32, a float32)
+	// SumSquares waits for the queued work and returns Σx² over all of xs, in float64.
+	SumSquares(xs [][]float32) (float64, error)
+}
+
+// Backend is an engine: it holds the tensors of Gorgonia's graphs (tensor.Engine, Memory)
+// and computes everything a training step and a forward pass need on them.
+type Backend interface {
+	tensor.Engine
+	Gemm
+	Memory
+	Kernels
+	OptimizerKernels
+	Name() string
+}
+
+// DeviceMemory is a backend that says how much of its device's memory its tensors take.
+type DeviceMemory interface {
+	DeviceBytes() uint64
+}
+
+// Profiler is a backend that can time the work it queues on its device, by kind of work
+// (its kernels' and libraries' names).
+type Profiler interface {
+	StartProfile()
+	// StopProfile waits for the device and returns the time of the work queued since
+	// StartProfile.
+	StopProfile() (map[string]KernelTime, error)
+}
+
+// KernelTime is the device time of one kind of work.
+type KernelTime struct {
+	Calls   int
+	Seconds float64
+}
