@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"gochat/cpubackend"
+	"gochat/backend"
 	"gochat/internal/atomicfile"
 	"gochat/internal/measure"
 	"gochat/optimizers"
@@ -51,16 +51,10 @@ type ModelStep struct {
 	TokPerSec float64
 }
 
-// RunEngine measures the engine training runs on over blas (cpubackend.NewEngine): products
-// at nanochat's shapes and at square sizes, and Newton-Schulz, all on the engine's own
-// memory, then training steps of the given models.
-func RunEngine(name string, blas cpubackend.BLAS, sizes []int, models []ModelSpec, steps int) (EngineResult, error) {
-	engine, err := cpubackend.NewEngine(blas)
-	if err != nil {
-		return EngineResult{}, err
-	}
-	e := engine
-	res := EngineResult{Engine: name, BLAS: fmt.Sprint(engine), Sizes: sizes}
+// RunEngine measures an engine: products at nanochat's shapes and at square sizes, and
+// Newton-Schulz, all on the engine's own memory, then training steps of the given models.
+func RunEngine(name string, e backend.Backend, sizes []int, models []ModelSpec, steps int) (EngineResult, error) {
+	res := EngineResult{Engine: name, BLAS: e.Name(), Sizes: sizes}
 	for _, s := range NanochatShapes {
 		res.Shapes = append(res.Shapes, measure.GemmGFLOPs(e, true, s.M, s.N, s.K, 300*time.Millisecond))
 	}
@@ -83,7 +77,7 @@ func RunEngine(name string, blas cpubackend.BLAS, sizes []int, models []ModelSpe
 		res.NS = append(res.NS, time.Since(start).Seconds()/reps)
 	}
 	for _, spec := range models {
-		r, err := RunModel(spec, Options{Steps: steps, BLAS: blas})
+		r, err := RunModel(spec, Options{Steps: steps, Engine: e})
 		if err != nil {
 			return res, err
 		}

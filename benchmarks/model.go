@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"gochat/backend"
-	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/internal/measure"
 	"gochat/layers"
@@ -63,8 +62,8 @@ type ModelResult struct {
 
 // Options of RunModel.
 type Options struct {
-	Steps int
-	BLAS  cpubackend.BLAS
+	Steps  int
+	Engine backend.Backend
 	// ForwardBackward times forward and backward alone: no optimizer and no optimizer state.
 	ForwardBackward bool
 	Profile         bool                                  // CPU-profile the timed steps into Breakdown (and time the device's work into Device)
@@ -78,11 +77,8 @@ type Options struct {
 func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	cfg := graph.ConfigForDepth(spec.Depth, spec.Vocab, spec.SeqLen)
 	res := ModelResult{Spec: spec, Threads: runtime.GOMAXPROCS(0), Steps: opt.Steps}
-	engine, err := cpubackend.NewEngine(opt.BLAS)
-	if err != nil {
-		return res, err
-	}
-	res.BLAS = fmt.Sprint(engine)
+	engine := opt.Engine
+	res.BLAS = engine.Name()
 	m, err := graph.Build(cfg, graph.Options{Batch: spec.Batch, SeqLen: spec.SeqLen, Mode: graph.Train,
 		Reduction: layers.Mean, Engine: engine})
 	if err != nil {

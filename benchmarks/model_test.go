@@ -20,7 +20,7 @@ func BenchmarkModel(b *testing.B) {
 				name = strings.TrimSuffix(name, "step") + "fwdbwd"
 			}
 			b.Run(name, func(b *testing.B) {
-				res, err := RunModel(spec, Options{Steps: max(b.N, 1), BLAS: cpubackend.Default(), ForwardBackward: fb})
+				res, err := RunModel(spec, Options{Steps: max(b.N, 1), Engine: cpubackend.New(nil), ForwardBackward: fb})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unsafe"
 
-	"gochat/cpubackend"
+	"gochat/backend"
 	"gochat/graph"
 	"gochat/internal/parallel"
 )
@@ -51,9 +51,9 @@ type Bandwidth struct{ Copy, Read float64 }
 
 // RunSample times the KV-cached forward pass of random-weight models: a prefill of the
 // prompt in every row, then steps of one token per row.
-func RunSample(spec SampleSpec, blas cpubackend.BLAS, steps int, bandwidth Bandwidth) (SampleResult, error) {
+func RunSample(spec SampleSpec, e backend.Backend, steps int, bandwidth Bandwidth) (SampleResult, error) {
 	cfg := graph.ConfigForDepth(spec.Depth, spec.Vocab, 2048)
-	m, err := graph.NewCached(cfg, graph.InitWeights(cfg, 1), cpubackend.New(blas))
+	m, err := graph.NewCached(cfg, graph.InitWeights(cfg, 1), e)
 	if err != nil {
 		return SampleResult{}, err
 	}
@@ -65,7 +65,7 @@ func RunSample(spec SampleSpec, blas cpubackend.BLAS, steps int, bandwidth Bandw
 		}
 		return out
 	}
-	res := SampleResult{Spec: spec, BLAS: blas.Name(), WeightBytes: m.WeightBytes(), Bandwidth: bandwidth}
+	res := SampleResult{Spec: spec, BLAS: e.Name(), WeightBytes: m.WeightBytes(), Bandwidth: bandwidth}
 	best := func(run func() (time.Duration, error)) (time.Duration, error) {
 		var fastest time.Duration
 		for k := range 3 {

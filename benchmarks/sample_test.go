@@ -13,7 +13,7 @@ func BenchmarkSample(b *testing.B) {
 	bandwidth := MeasureBandwidth()
 	for _, spec := range StandardSamples {
 		b.Run(fmt.Sprintf("d%d_V%d_B%d", spec.Depth, spec.Vocab, spec.Batch), func(b *testing.B) {
-			res, err := RunSample(spec, cpubackend.Default(), max(b.N, 1), bandwidth)
+			res, err := RunSample(spec, cpubackend.New(nil), max(b.N, 1), bandwidth)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"gochat/backend"
 	"gochat/benchmarks"
 	"gochat/cpubackend"
 	"gochat/internal/measure"
@@ -80,9 +81,9 @@ func runBenchSgemm(c *cli.Context) error {
 		}
 		blases = append(blases, cpubackend.GoKernels{}, cpubackend.Gonum{})
 	} else {
-		blas, err := cpuBLAS(c)
+		blas, err := cpubackend.Select(c.String(blasFlag.Name))
 		if err != nil {
-			return err
+			return fmt.Errorf("--blas: %w", err)
 		}
 		blases = append(blases, blas)
 	}
@@ -111,14 +112,14 @@ func runBenchModel(c *cli.Context) error {
 	if err := positive(c, "depth", "max-seq-len", "device-batch-size", "vocab-size"); err != nil {
 		return err
 	}
-	blas, err := cpuBLAS(c)
+	engine, err := openEngine(c)
 	if err != nil {
 		return err
 	}
 	spec := benchmarks.ModelSpec{Depth: c.Int("depth"), SeqLen: c.Int("max-seq-len"), Batch: c.Int("device-batch-size"), Vocab: c.Int("vocab-size")}
 	steps := c.Int("steps")
 	fmt.Fprintf(os.Stderr, "%v: %d steps\n", spec, steps)
-	opt := benchmarks.Options{Steps: steps, BLAS: blas, Profile: c.Bool("profile"), ForwardBackward: c.Bool("forward-backward"),
+	opt := benchmarks.Options{Steps: steps, Engine: engine, Profile: c.Bool("profile"), ForwardBackward: c.Bool("forward-backward"),
 		Progress: func(step int, seconds, loss float64) {
 			fmt.Fprintf(os.Stderr, "  step %d/%d  %.3f s  loss %.4f\n", step, steps, seconds, loss)
 		}}
@@ -179,7 +180,7 @@ func runBenchSample(c *cli.Context) error {
 	if err := positive(c, "steps", "batch", "prompt", "vocab-size"); err != nil {
 		return err
 	}
-	blas, err := cpuBLAS(c)
+	engine, err := openEngine(c)
 	if err != nil {
 		return err
 	}
@@ -190,7 +191,7 @@ func runBenchSample(c *cli.Context) error {
 	bandwidth := benchmarks.MeasureBandwidth()
 	var results []benchmarks.SampleResult
 	for _, spec := range specs {
-		res, err := benchmarks.RunSample(spec, blas, c.Int("steps"), bandwidth)
+		res, err := benchmarks.RunSample(spec, engine, c.Int("steps"), bandwidth)
 		if err != nil {
 			return err
 		}
@@ -217,17 +218,13 @@ func runBenchEngines(c *cli.Context) error {
 	sizes := []int{128, 256, 512, 1024, 2048, 4096}
 	var results []benchmarks.EngineResult
 	for _, name := range c.StringSlice("engines") {
-		choice := name
-		if name == "cpu" {
-			choice = "auto"
-		}
-		blas, err := cpubackend.Select(choice)
+		engine, err := backend.OpenOn(name, cpubackend.New(cpubackend.Default()))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: skipped (%v)\n", name, err)
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "measuring %s: %s\n", name, blas.Name())
-		res, err := benchmarks.RunEngine(name, blas, sizes, models, c.Int("steps"))
+		fmt.Fprintf(os.Stderr, "measuring %s: %s\n", name, engine.Name())
+		res, err := benchmarks.RunEngine(name, engine, sizes, models, c.Int("steps"))
 		if err != nil {
 			return err
 		}

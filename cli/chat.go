@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 
-	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/sampler"
 	"gochat/tokenizer"
@@ -74,7 +73,7 @@ func loadEngine(c *cli.Context) (*sampler.Generator, string, error) {
 	if c.Float64("temperature") < 0 || c.Int("top-k") < 0 || c.Int("max-tokens") <= 0 {
 		return nil, "", fmt.Errorf("--temperature and --top-k must not be negative, --max-tokens must be positive")
 	}
-	blas, err := cpuBLAS(c)
+	engine, err := openEngine(c)
 	if err != nil {
 		return nil, "", err
 	}
@@ -85,7 +84,7 @@ func loadEngine(c *cli.Context) (*sampler.Generator, string, error) {
 		}
 		return nil, "", err
 	}
-	m, err := graph.NewCached(ck.Meta.ModelConfig, ck.Weights, cpubackend.New(blas))
+	m, err := graph.NewCached(ck.Meta.ModelConfig, ck.Weights, engine)
 	if err != nil {
 		return nil, "", err
 	}

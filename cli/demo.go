@@ -63,7 +63,7 @@ func runDemo(c *cli.Context) error {
 	if c.Duration("time") <= 0 {
 		return fmt.Errorf("--time must be positive")
 	}
-	blas, err := cpuBLAS(c)
+	engine, err := openEngine(c)
 	if err != nil {
 		return err
 	}
@@ -116,12 +116,12 @@ func runDemo(c *cli.Context) error {
 	}
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
-	res, err := trainBase(ctx, c, train.Run{Settings: s, Data: data, Tokenizer: tok, TokenizerDir: tokDir, Dir: dir,
-		Prompts: append(append([]string(nil), train.SamplePrompts...), goPrompts...)}, blas)
+	res, err := trainBase(ctx, train.Run{Settings: s, Data: data, Tokenizer: tok, TokenizerDir: tokDir, Dir: dir,
+		Prompts: append(append([]string(nil), train.SamplePrompts...), goPrompts...), Engine: engine})
 	if err != nil {
 		return err
 	}
-	rep.settings, rep.result, rep.dir, rep.blas = s, res, dir, blas.Name()
+	rep.settings, rep.result, rep.dir, rep.engine = s, res, dir, engine.Name()
 
 	fmt.Println("== 4/4 report")
 	path, err := rep.write(filepath.Join(home, "report"))

@@ -97,7 +97,7 @@ func runEvalBPB(c *cli.Context) error {
 	if err := positive(c, "device-batch-size", "split-tokens"); err != nil {
 		return err
 	}
-	blas, err := cpuBLAS(c)
+	engine, err := openEngine(c)
 	if err != nil {
 		return err
 	}
@@ -124,10 +124,6 @@ func runEvalBPB(c *cli.Context) error {
 		if splits[i].steps, err = train.EvalSteps(sp.shards, tok, B, T, asked); err != nil {
 			return fmt.Errorf("%s split: %w", sp.name, err)
 		}
-	}
-	engine, err := trainingEngine(c, blas)
-	if err != nil {
-		return err
 	}
 	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: engine})
 	if err != nil {

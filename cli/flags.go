@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 
 	"gochat/backend"
@@ -39,49 +38,21 @@ var (
 	blasFlag   = &cli.StringFlag{Name: "blas", Value: "auto", EnvVars: []string{"GOCHAT_BLAS"}, Usage: "CPU matrix library: auto (the system's, else go), native (OpenBLAS / Accelerate), go (gochat's own kernels) or gonum"}
 )
 
-// cpuBLAS returns the BLAS the engine and BLAS flags ask for: the CPU's, or an accelerator's
-// that runs the large products (and says so in its name).
-func cpuBLAS(c *cli.Context) (cpubackend.BLAS, error) {
-	switch e := c.String(engineFlag.Name); e {
-	case "auto":
-		// An NVIDIA GPU in strict fp32 when there is one (32× the 16-core CPU at d4, 38× at
-		// d12: benchmarks/README.md); Metal is not chosen until it has run on a Mac.
-		if gpu, err := cpubackend.Select("cuda"); err == nil {
-			return gpu, nil
-		}
-	case "cpu":
-	case "metal":
-		if runtime.GOOS != "darwin" || runtime.GOARCH != "arm64" {
-			return nil, fmt.Errorf("--engine metal: Metal needs macOS on Apple silicon")
-		}
-		fallthrough
-	case "cuda", "cuda-tf32", "cuda-bf16":
-		b, err := cpubackend.Select(e)
-		if err != nil {
-			return nil, fmt.Errorf("--engine %s: %w", e, err)
-		}
-		return b, nil
-	default:
-		return nil, fmt.Errorf("--engine %q: want auto, cpu, metal, cuda, cuda-tf32 or cuda-bf16", e)
-	}
-	return cpubackend.Select(c.String(blasFlag.Name))
-}
-
-// trainingEngine is the engine graphs and optimizers run on over blas: an accelerator's own,
-// which keeps the tensors in its memory, or the CPU engine. With --engine auto, a GPU whose
-// engine cannot start (no NVRTC, say) leaves training to the CPU, with a notice.
-func trainingEngine(c *cli.Context, blas cpubackend.BLAS) (backend.Backend, error) {
-	e, err := cpubackend.NewEngine(blas)
-	if err != nil && c.String(engineFlag.Name) == "auto" {
-		fmt.Fprintf(os.Stderr, "gochat: %s: %v; training on the CPU\n", blas.Name(), err)
-		cpu, cerr := cpubackend.Select(c.String(blasFlag.Name))
-		if cerr != nil {
-			return nil, cerr
-		}
-		return cpubackend.New(cpu), nil
-	}
+// openEngine opens the engine that --engine names over the CPU engine of --blas. With auto, an
+// NVIDIA GPU whose engine cannot start (no NVRTC, say) leaves the work to the CPU, with a
+// notice.
+func openEngine(c *cli.Context) (backend.Backend, error) {
+	blas, err := cpubackend.Select(c.String(blasFlag.Name))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", blas.Name(), err)
+		return nil, fmt.Errorf("--blas: %w", err)
+	}
+	name := c.String(engineFlag.Name)
+	if name == "metal" && (runtime.GOOS != "darwin" || runtime.GOARCH != "arm64") {
+		return nil, fmt.Errorf("--engine metal: Metal needs macOS on Apple silicon")
+	}
+	e, err := backend.OpenOn(name, cpubackend.New(blas))
+	if err != nil {
+		return nil, fmt.Errorf("--engine %s: %w", name, err)
 	}
 	return e, nil
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/layers"
 	"gochat/train"
@@ -45,7 +44,7 @@ func runModel(c *cli.Context) error {
 	if c.Int("vocab-size") < 256 {
 		return fmt.Errorf("--vocab-size must be at least 256 (the byte tokens), got %d", c.Int("vocab-size"))
 	}
-	blas, err := cpuBLAS(c)
+	engine, err := openEngine(c)
 	if err != nil {
 		return err
 	}
@@ -60,10 +59,6 @@ func runModel(c *cli.Context) error {
 			return err
 		}
 		fresh = false
-	}
-	engine, err := trainingEngine(c, blas)
-	if err != nil {
-		return err
 	}
 	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: engine})
 	if err != nil {
@@ -98,11 +93,11 @@ func runModel(c *cli.Context) error {
 	elapsed := time.Since(start)
 	tokens := float64(B * T)
 	fmt.Printf("forward+backward: %.3f s, %.0f tok/s, %.1f GFLOP/s on %s\n", elapsed.Seconds(),
-		tokens/elapsed.Seconds(), cfg.FLOPsPerToken()*tokens/elapsed.Seconds()/1e9, blas.Name())
+		tokens/elapsed.Seconds(), cfg.FLOPsPerToken()*tokens/elapsed.Seconds()/1e9, engine.Name())
 	if fresh && math.Abs(loss-math.Log(float64(cfg.VocabSize))) > 1e-4*loss {
 		return fmt.Errorf("a fresh model's loss %.6f is not ln vocab_size", loss)
 	}
-	if err := trainSample(m, blas, ids, targets, c.Int("steps")); err != nil {
+	if err := trainSample(m, ids, targets, c.Int("steps")); err != nil {
 		return err
 	}
 	if path := c.String("save"); path != "" {
@@ -115,7 +110,7 @@ func runModel(c *cli.Context) error {
 }
 
 // trainSample takes steps optimizer steps on one batch, printing each step's loss.
-func trainSample(m *graph.Model, blas cpubackend.BLAS, ids, targets []int, steps int) error {
+func trainSample(m *graph.Model, ids, targets []int, steps int) error {
 	if steps <= 0 {
 		return nil
 	}

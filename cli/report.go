@@ -25,7 +25,7 @@ type report struct {
 	settings   train.Settings
 	result     *train.Result
 	dir        string // the run's folder, with its plots
-	blas       string
+	engine     string
 }
 
 // write puts report.md and the run's plots in dir and returns the report's path.
@@ -48,7 +48,7 @@ func (r *report) write(dir string) (string, error) {
 
 	fmt.Fprintf(&b, "## Machine\n\n| | |\n| --- | --- |\n")
 	fmt.Fprintf(&b, "| CPU | %s, %d processors used |\n", cpuModel(), runtime.GOMAXPROCS(0))
-	fmt.Fprintf(&b, "| matrix library | %s |\n| Go | %s %s/%s |\n\n", r.blas, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "| engine | %s |\n| Go | %s %s/%s |\n\n", r.engine, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 
 	train, val, err := loader.Split(r.data)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"gochat/cpubackend"
 	"gochat/internal/measure"
 	"gochat/tokenizer"
 	"gochat/train"
@@ -94,14 +93,14 @@ func runTrainBase(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w (train one with `gochat tok train`)", err)
 	}
-	blas, err := cpuBLAS(c)
+	engine, err := openEngine(c)
 	if err != nil {
 		return err
 	}
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
-	res, err := trainBase(ctx, c, train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
-		Dir: runDir(c, s.Depth), Resume: c.Bool("resume")}, blas)
+	res, err := trainBase(ctx, train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
+		Dir: runDir(c, s.Depth), Resume: c.Bool("resume"), Engine: engine})
 	if err != nil {
 		return err
 	}
@@ -111,16 +110,11 @@ func runTrainBase(c *cli.Context) error {
 	return nil
 }
 
-// trainBase completes r with the CPU engine, its measured peak and a progress display,
+// trainBase completes r (its engine chosen) with the engine's peak and a progress display,
 // trains, and prints nanochat's closing summary.
-func trainBase(ctx context.Context, c *cli.Context, r train.Run, blas cpubackend.BLAS) (*train.Result, error) {
-	engine, err := trainingEngine(c, blas)
-	if err != nil {
-		return nil, err
-	}
-	r.Engine = engine
-	r.Peak = measure.PeakOf(engine)
-	fmt.Printf("engine: %v; MFU is a share of %s: %.1f GFLOP/s\n", engine, r.Peak.What, r.Peak.FLOPS/1e9)
+func trainBase(ctx context.Context, r train.Run) (*train.Result, error) {
+	r.Peak = measure.PeakOf(r.Engine)
+	fmt.Printf("engine: %s; MFU is a share of %s: %.1f GFLOP/s\n", r.Engine.Name(), r.Peak.What, r.Peak.FLOPS/1e9)
 	log := newStepLog()
 	r.Log, r.Progress = log, log.progress
 	res, err := train.Base(ctx, r)

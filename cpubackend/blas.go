@@ -10,7 +10,6 @@ package cpubackend
 import (
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 
@@ -53,9 +52,7 @@ func trans(t bool) blas.Transpose {
 
 // Select returns the BLAS named by choice: "auto" or "" (the system library, else gochat's
 // own kernels with a one-line notice on stderr), "native" (the system library or an error),
-// "go" (gochat's kernels, GoKernels), "gonum", or the
-// name of a registered accelerator ("cuda" once cudabackend is linked in), which runs the
-// large products and leaves the rest to the automatic choice.
+// "go" (gochat's kernels, GoKernels) or "gonum".
 func Select(choice string) (BLAS, error) {
 	switch choice = strings.ToLower(choice); choice {
 	case "", "auto":
@@ -76,37 +73,11 @@ func Select(choice string) (BLAS, error) {
 	case "gonum":
 		return Gonum{}, nil
 	}
-	if load, ok := accelerators[choice]; ok {
-		cpu, err := Select("auto")
-		if err != nil {
-			return nil, err
-		}
-		return load(cpu)
-	}
-	return nil, fmt.Errorf("unknown BLAS %q: want auto, native, go, gonum%s", choice, acceleratorNames())
+	return nil, fmt.Errorf("unknown BLAS %q: want auto, native, go or gonum", choice)
 }
 
 // fallbackNotice says once per process that no system BLAS was found.
 var fallbackNotice sync.Once
-
-// accelerators are the BLAS that packages linked into the program registered.
-var accelerators = map[string]func(cpu BLAS) (BLAS, error){}
-
-// Register makes an accelerator selectable by name (GOCHAT_BLAS, --engine): load gets the
-// CPU BLAS for what it leaves to the processors. Packages call it from init.
-func Register(name string, load func(cpu BLAS) (BLAS, error)) { accelerators[name] = load }
-
-func acceleratorNames() string {
-	var names []string
-	for n := range accelerators {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return ""
-	}
-	return ", " + strings.Join(names, ", ")
-}
 
 var (
 	defaultOnce sync.Once

@@ -21,20 +21,6 @@ type Engine struct {
 	optimizers.HostSteps
 }
 
-// EngineMaker is a BLAS of an accelerator that has an engine of its own, one that keeps the
-// tensors in the accelerator's memory (cudabackend's).
-type EngineMaker interface {
-	Engine() (backend.Backend, error)
-}
-
-// NewEngine returns b's own engine when b is an EngineMaker, else the CPU engine over b.
-func NewEngine(b BLAS) (backend.Backend, error) {
-	if m, ok := b.(EngineMaker); ok {
-		return m.Engine()
-	}
-	return New(b), nil
-}
-
 // New returns an engine over b, or over the process default when b is nil.
 func New(b BLAS) *Engine {
 	if b == nil {
@@ -130,25 +116,10 @@ func decode(t tensor.Tensor) (matrix, error) {
 	return mat, nil
 }
 
-// DeviceMemory is an engine that keeps tensors in memory of its own and says how much it
-// has taken.
-type DeviceMemory interface {
-	DeviceBytes() uint64
-}
-
-// Profiler is an engine that can time the work it queues on its device, by kind of work
-// (its kernels' and libraries' names).
-type Profiler interface {
-	StartProfile()
-	// StopProfile waits for the device and returns the time of the work queued since
-	// StartProfile.
-	StopProfile() (map[string]KernelTime, error)
-}
-
-// KernelTime is the device time of one kind of work.
-type KernelTime struct {
-	Calls   int
-	Seconds float64
+// init registers the CPU engine over the process's BLAS (GOCHAT_BLAS) as "cpu", the host of
+// every other engine.
+func init() {
+	backend.Register("cpu", func(backend.Backend) (backend.Backend, error) { return New(Default()), nil })
 }
 
 // The CPU engine is a whole backend.

@@ -1,6 +1,7 @@
 package cpubackend
 
 import (
+	"gochat/backend"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -54,8 +55,8 @@ func TestGemmMatchesDefinition(t *testing.T) {
 		for _, b := range blases(t) {
 			for _, ta := range []bool{false, true} {
 				for _, tb := range []bool{false, true} {
-					ar, ac := Stored(ta, m, k)
-					br, bc := Stored(tb, k, n)
+					ar, ac := backend.Stored(ta, m, k)
+					br, bc := backend.Stored(tb, k, n)
 					lda, ldb, ldc := ac+pad, bc+pad, n+pad
 					a64, b64 := make([]float64, ar*lda), make([]float64, br*ldb)
 					for i := range a64 {
@@ -203,8 +204,8 @@ func TestSplitProductsMatch(t *testing.T) {
 		m, n, k := dims[0], dims[1], dims[2]
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
-				ar, ac := Stored(ta, m, k)
-				br, bc := Stored(tb, k, n)
+				ar, ac := backend.Stored(ta, m, k)
+				br, bc := backend.Stored(tb, k, n)
 				lda, ldb, ldc := ac+3, bc+1, n+2
 				a, b := make([]float32, ar*lda), make([]float32, br*ldb)
 				for i := range a {
@@ -232,17 +233,5 @@ func TestSplitProductsMatch(t *testing.T) {
 				}
 			}
 		}
-	}
-}
-
-func TestStoredAndSpan(t *testing.T) {
-	if r, c := Stored(true, 3, 4); r != 4 || c != 3 {
-		t.Errorf("Stored(true, 3, 4) = %d×%d", r, c)
-	}
-	if got := Span(3, 4, 10); got != 24 {
-		t.Errorf("Span(3, 4, 10) = %d, want 24", got)
-	}
-	if got := Span(1, 4, 10); got != 4 {
-		t.Errorf("Span(1, 4, 10) = %d, want 4", got)
 	}
 }

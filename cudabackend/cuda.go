@@ -13,7 +13,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"gochat/cpubackend"
+	"gochat/backend"
 	"gochat/internal/parallel"
 
 	"github.com/ebitengine/purego"
@@ -89,11 +89,11 @@ func versions(base string) []string { return []string{base + ".so.13", base + ".
 func loadRuntime() (*cudart, error) {
 	rt, err := openFirst("GOCHAT_CUDART", versions("libcudart"))
 	if err != nil {
-		return nil, err
+		return nil, backend.Absent(err)
 	}
 	bl, err := openFirst("GOCHAT_CUBLAS", versions("libcublas"))
 	if err != nil {
-		return nil, err
+		return nil, backend.Absent(err)
 	}
 	r := &cudart{}
 	for _, f := range []struct {
@@ -145,9 +145,10 @@ func (w worker) wait(f func()) {
 	<-done
 }
 
-// BLAS is a cpubackend.BLAS that runs large float32 products on the GPU.
+// BLAS runs large float32 products of host memory on the GPU, copying them there and back;
+// the others, and float64, run on the host engine.
 type BLAS struct {
-	cpu    cpubackend.BLAS
+	cpu    backend.Backend
 	rt     *cudart
 	handle uintptr
 	device string
@@ -181,7 +182,7 @@ func (p Precision) String() string { return [...]string{"fp32", "tf32", "bf16"}[
 
 // Load opens the first GPU, multiplying in precision prec. Products below DefaultMinFLOPs,
 // and every float64 product, go to cpu.
-func Load(cpu cpubackend.BLAS, prec Precision) (*BLAS, error) {
+func Load(cpu backend.Backend, prec Precision) (*BLAS, error) {
 	rt, err := loadRuntime()
 	if err != nil {
 		return nil, err
@@ -205,7 +206,7 @@ func (b *BLAS) open() error {
 	rt := b.rt
 	var n int32
 	if code := rt.getDeviceCount(&n); code != 0 || n == 0 {
-		return fmt.Errorf("no CUDA device: %s", rt.describe(code))
+		return backend.Absent(fmt.Errorf("no CUDA device: %s", rt.describe(code)))
 	}
 	if code := rt.setDevice(0); code != 0 {
 		return fmt.Errorf("cudaSetDevice: %s", rt.describe(code))
@@ -234,24 +235,24 @@ func (rt *cudart) describe(code int32) string {
 	return fmt.Sprintf("%s (error %d)", rt.errorString(code), code)
 }
 
-// Name implements cpubackend.BLAS.
+// Name names the GPU, the precision and the host engine.
 func (b *BLAS) Name() string {
 	return fmt.Sprintf("cuda:%s (%s, small products on %s)", b.device, b.prec, b.cpu.Name())
 }
 
-// Dgemm implements cpubackend.BLAS on the CPU: float64 is for tests and checks.
+// Dgemm runs on the host: float64 is for tests and checks.
 func (b *BLAS) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, bm []float64, ldb int, beta float64, c []float64, ldc int) {
 	b.cpu.Dgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
-// Sgemm implements cpubackend.BLAS: row-major C = alpha·op(A)·op(B) + beta·C, on the GPU
+// Sgemm is the row-major C = alpha·op(A)·op(B) + beta·C, on the GPU
 // from the threshold on. cuBLAS is column-major, where row-major C is Cᵀ, so it computes
 // Cᵀ = op(B)ᵀ·op(A)ᵀ with the operands' memory as it is.
 func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
-	spanA, spanB, spanC := cpubackend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
+	spanA, spanB, spanC := backend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
 	flops, moved := 2*float64(m)*float64(n)*float64(k), 4*float64(spanA+spanB+2*spanC)
 	if k == 0 || b.min > 0 && (flops < float64(b.min) || flops < MinIntensity*moved) {
 		b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
@@ -413,10 +414,15 @@ func (b *BLAS) upload(i int, x []float32) (uintptr, error) {
 	return ptr, nil
 }
 
-// init registers "cuda" (strict float32), "cuda-tf32" and "cuda-bf16" with
-// cpubackend.Select.
+// init registers the engine as "cuda" (strict float32), "cuda-tf32" and "cuda-bf16".
 func init() {
 	for name, prec := range map[string]Precision{"cuda": FP32, "cuda-tf32": TF32, "cuda-bf16": BF16} {
-		cpubackend.Register(name, func(cpu cpubackend.BLAS) (cpubackend.BLAS, error) { return Load(cpu, prec) })
+		backend.Register(name, func(host backend.Backend) (backend.Backend, error) {
+			b, err := Load(host, prec)
+			if err != nil {
+				return nil, err
+			}
+			return b.Engine()
+		})
 	}
 }

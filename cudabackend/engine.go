@@ -13,9 +13,9 @@ import (
 	"unsafe"
 
 	"gochat/backend"
-	"gochat/cpubackend"
 	"gochat/internal/arena"
 
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -43,11 +43,11 @@ const (
 // operations run on the GPU where they are additions of device tensors (the gradient sums of
 // the residual stream), else on the CPU after a Sync.
 type Engine struct {
-	*cpubackend.Engine // Gorgonia's standard engine, with the BLAS for host memory
-	b                  *BLAS
-	drv                *driver
-	ctx                uintptr
-	functions          map[string]uintptr
+	G.StandardEngine // Gorgonia's own operations that the engine leaves to the host
+	b                *BLAS
+	drv              *driver
+	ctx              uintptr
+	functions        map[string]uintptr
 
 	memory    arena.Arena                         // managed memory, handed out by Make
 	gpuBytes  uint64                              // memory on the GPU
@@ -87,7 +87,7 @@ func (b *BLAS) Engine() (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{Engine: cpubackend.New(b), b: b, drv: drv, functions: map[string]uintptr{},
+	e := &Engine{b: b, drv: drv, functions: map[string]uintptr{},
 		pointers: map[string]uintptr{}, tables: map[*backend.RotaryTable][2]uintptr{}, sums: map[[2]uintptr]*tensor.Dense{}}
 	e.memory = arena.Arena{MinChunk: chunkBytes, Align: align, New: e.newChunk}
 	b.w.wait(func() { err = e.open() })

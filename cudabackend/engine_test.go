@@ -22,10 +22,10 @@ import (
 // GOCHAT_REQUIRE_CUDA says there must be one).
 func engine(t *testing.T) *Engine {
 	t.Helper()
-	b, err := cpubackend.Select("cuda")
+	b, err := Load(cpubackend.New(nil), FP32)
 	if err == nil {
 		var e backend.Backend
-		if e, err = cpubackend.NewEngine(b); err == nil {
+		if e, err = b.Engine(); err == nil {
 			return e.(*Engine)
 		}
 	}
@@ -320,7 +320,7 @@ func TestOptimizerKernels(t *testing.T) {
 // TestForeignMemory: a kernel handed memory the engine did not make fails at the next Sync
 // with a clear error, and touches nothing.
 func TestForeignMemory(t *testing.T) {
-	b, err := Load(cpubackend.Gonum{}, FP32) // a fresh engine: the error sticks to it
+	b, err := Load(cpubackend.New(cpubackend.Gonum{}), FP32) // a fresh engine: the error sticks to it
 	if err != nil {
 		if os.Getenv("GOCHAT_REQUIRE_CUDA") != "" {
 			t.Fatal(err)

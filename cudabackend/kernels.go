@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	"gochat/backend"
-	"gochat/cpubackend"
 	"gochat/internal/arena"
 	"gochat/layers"
 
@@ -267,7 +266,7 @@ func (e *Engine) Add(a, b tensor.Tensor, opts ...tensor.FuncOpt) (tensor.Tensor,
 		if err := e.Sync(); err != nil {
 			return nil, err
 		}
-		return e.Engine.Add(a, b, opts...)
+		return e.StandardEngine.Add(a, b, opts...)
 	}
 	e.AddForward(out.Float32s(), ad.Float32s(), bd.Float32s())
 	return out, nil
@@ -284,7 +283,4 @@ func (e *Engine) resident(t *tensor.Dense) bool {
 }
 
 // Interface checks.
-var (
-	_ backend.Backend        = (*Engine)(nil)
-	_ cpubackend.EngineMaker = (*BLAS)(nil)
-)
+var _ backend.Backend = (*Engine)(nil)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"unsafe"
 
-	"gochat/cpubackend"
+	"gochat/backend"
 	"gochat/internal/arena"
 )
 
@@ -16,7 +16,7 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	if m == 0 || n == 0 {
 		return
 	}
-	spanA, spanB, spanC := cpubackend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
+	spanA, spanB, spanC := backend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
 	e.b.mu.Lock()
 	resident := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC &&
 		arena.Holds(&e.memory, a[:spanA]) && arena.Holds(&e.memory, bm[:spanB]) && arena.Holds(&e.memory, c[:spanC])
@@ -29,10 +29,15 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	}
 }
 
+// Dgemm runs on the host: float64 is for tests and checks.
+func (e *Engine) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, bm []float64, ldb int, beta float64, c []float64, ldc int) {
+	e.b.Dgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}
+
 // gemm queues a row-major product of device memory in the engine's precision.
 func (e *Engine) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintptr, lda int, dB uintptr, ldb int, beta float32, dC uintptr, ldc int) {
 	if e.b.prec == BF16 {
-		spanA, spanB, _ := cpubackend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
+		spanA, spanB, _ := backend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
 		hA, hB := e.halves(scratchHalfA, dA, spanA), e.halves(scratchHalfB, dB, spanB)
 		e.queue("cublasGemmEx (bf16)", func() error {
 			return e.b.gemmBF16(transA, transB, m, n, k, alpha, hA, lda, hB, ldb, beta, dC, ldc)

@@ -265,7 +265,7 @@ func (c *goldenCase) checkKV(t *testing.T, ids []int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := graph.NewCached(c.meta.Config, c.weights, cpubackend.New(cpubackend.Default()))
+	m, err := graph.NewCached(c.meta.Config, c.weights, cpubackend.New(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func float64s(x []float32) []float64 {
 // checkNewtonSchulz compares Muon's orthogonalisation with nanochat's on every matrix of
 // each root's muon/newton_schulz.safetensors.
 func checkNewtonSchulz(t *testing.T) {
-	engine, err := cpubackend.NewEngine(cpubackend.Default())
+	engine, err := backend.Default()
 	if err != nil {
 		t.Fatal(err)
 	}

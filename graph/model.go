@@ -29,7 +29,7 @@ type Options struct {
 	Batch, SeqLen int
 	Mode          Mode
 	Reduction     layers.Reduction // Train only
-	Engine        backend.Backend  // nil: the engine of the process's BLAS (cpubackend.NewEngine)
+	Engine        backend.Backend  // nil: the process's engine (backend.Default)
 	// Share, if set, is a model of the same Config whose parameter tensors this graph
 	// uses instead of its own: what updates one (an optimizer) updates the other.
 	Share *Model

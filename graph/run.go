@@ -4,16 +4,14 @@ import (
 	"fmt"
 
 	"gochat/backend"
-	"gochat/cpubackend"
 	"gochat/layers"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// defaultEngine is the engine of the process's BLAS (GOCHAT_BLAS): an accelerator's own when
-// it has one.
-func defaultEngine() (backend.Backend, error) { return cpubackend.NewEngine(cpubackend.Default()) }
+// defaultEngine is the process's engine (backend.Default: GOCHAT_ENGINE, else the CPU).
+func defaultEngine() (backend.Backend, error) { return backend.Default() }
 
 // Load copies weights into the parameter tensors.
 func (m *Model) Load(w Weights) error {

@@ -10,13 +10,13 @@ import (
 	"unsafe"
 
 	"gochat/backend"
-	"gochat/cpubackend"
 	"gochat/internal/arena"
 	"gochat/layers"
 	"gochat/optimizers"
 
 	"github.com/ebitengine/purego"
 	"github.com/ebitengine/purego/objc"
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -24,9 +24,10 @@ var sel = objc.RegisterName
 
 func class(name string) objc.ID { return objc.ID(objc.GetClass(name)) }
 
-// BLAS is a cpubackend.BLAS that runs large float32 products with MPS.
+// BLAS runs large float32 products with MPS, staging operands of other memory in a shared
+// buffer; the others, and float64, run on the host engine.
 type BLAS struct {
-	cpu    cpubackend.BLAS
+	cpu    backend.Backend
 	device objc.ID
 	queue  objc.ID
 	name   string
@@ -41,7 +42,7 @@ type BLAS struct {
 
 // Load opens the system's default Metal device. Products below MinFLOPs, and every float64
 // product, go to cpu.
-func Load(cpu cpubackend.BLAS) (*BLAS, error) {
+func Load(cpu backend.Backend) (*BLAS, error) {
 	metal, err := purego.Dlopen("/System/Library/Frameworks/Metal.framework/Metal", purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
 		return nil, fmt.Errorf("no Metal framework: %w", err)
@@ -80,15 +81,15 @@ func goString(s objc.ID) string {
 	return string(unsafe.Slice(p, n))
 }
 
-// Name implements cpubackend.BLAS.
+// Name names the device.
 func (b *BLAS) Name() string { return fmt.Sprintf("%s (small products on %s)", b.name, b.cpu.Name()) }
 
-// Dgemm implements cpubackend.BLAS on the CPU: MPS has no float64 products.
+// Dgemm runs on the host: MPS has no float64 products.
 func (b *BLAS) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, bm []float64, ldb int, beta float64, c []float64, ldc int) {
 	b.cpu.Dgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
-// Sgemm implements cpubackend.BLAS: row-major C = alpha·op(A)·op(B) + beta·C, with MPS from
+// Sgemm is the row-major C = alpha·op(A)·op(B) + beta·C, with MPS from
 // MinFLOPs on.
 func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
@@ -165,12 +166,14 @@ func (b *BLAS) multiply(p plan, alpha, beta float32, buffers [3]objc.ID) error {
 	return nil
 }
 
-// Engine is the CPU engine with its tensors in shared Metal buffers (backend.Memory): unified
-// memory lets the CPU kernels work on them as they are, and the large products go to MPS on
-// the same buffers, with nothing copied. Products of other memory go through the BLAS,
-// staged.
+// Engine keeps its tensors in shared Metal buffers (backend.Memory): unified memory lets the
+// CPU's kernels (layers.HostOps, optimizers.HostSteps) work on them as they are, and the
+// large products go to MPS on the same buffers, with nothing copied. Products of other
+// memory go through the BLAS, staged.
 type Engine struct {
-	*cpubackend.Engine
+	G.StandardEngine
+	layers.HostOps[float32]
+	optimizers.HostSteps
 	b      *BLAS
 	memory arena.Arena
 }
@@ -185,7 +188,7 @@ func (b *BLAS) Engine() (backend.Backend, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.engine == nil {
-		e := &Engine{Engine: cpubackend.New(b), b: b}
+		e := &Engine{b: b}
 		e.HostOps, e.HostSteps = layers.NewHostOps[float32](e), optimizers.NewHostSteps(e)
 		e.memory = arena.Arena{MinChunk: chunkBytes, Align: align, New: e.newBuffer}
 		b.engine = e
@@ -226,6 +229,11 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 // Sync implements backend.Memory: every product has finished when its call returns.
 func (e *Engine) Sync() error { return nil }
 
+// Dgemm implements backend.Gemm on the host.
+func (e *Engine) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, bm []float64, ldb int, beta float64, c []float64, ldc int) {
+	e.b.Dgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}
+
 // Sgemm implements backend.Gemm: a large product of the engine's memory multiplies where it
 // lies; any other goes through the BLAS (staged, or on the CPU).
 func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
@@ -253,13 +261,16 @@ func (e *Engine) inPlace(p plan, alpha float32, a, bm []float32, beta float32, c
 	return true
 }
 
-// init registers "metal" with cpubackend.Select.
+// init registers the engine as "metal".
 func init() {
-	cpubackend.Register("metal", func(cpu cpubackend.BLAS) (cpubackend.BLAS, error) { return Load(cpu) })
+	backend.Register("metal", func(host backend.Backend) (backend.Backend, error) {
+		b, err := Load(host)
+		if err != nil {
+			return nil, backend.Absent(err)
+		}
+		return b.Engine()
+	})
 }
 
-// The engine is a whole backend, and the BLAS makes it.
-var (
-	_ backend.Backend        = (*Engine)(nil)
-	_ cpubackend.EngineMaker = (*BLAS)(nil)
-)
+// The engine is a whole backend.
+var _ backend.Backend = (*Engine)(nil)

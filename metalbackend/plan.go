@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"unsafe"
 
-	"gochat/cpubackend"
+	"gochat/backend"
 	"gochat/internal/arena"
 )
 
@@ -58,8 +58,8 @@ func planGemm(transA, transB bool, m, n, k, lda, ldb, ldc int) (plan, error) {
 	if m <= 0 || n <= 0 || k <= 0 {
 		return p, fmt.Errorf("metal: empty product %d×%d×%d", m, n, k)
 	}
-	ra, ca := cpubackend.Stored(transA, m, k)
-	rb, cb := cpubackend.Stored(transB, k, n)
+	ra, ca := backend.Stored(transA, m, k)
+	rb, cb := backend.Stored(transB, k, n)
 	offset := 0
 	for _, o := range []struct {
 		op             *operand
@@ -68,7 +68,7 @@ func planGemm(transA, transB bool, m, n, k, lda, ldb, ldc int) (plan, error) {
 		if o.ld < o.cols {
 			return p, fmt.Errorf("metal: row stride %d under %d columns", o.ld, o.cols)
 		}
-		*o.op = operand{Rows: o.rows, Cols: o.cols, RowBytes: 4 * o.ld, Offset: offset, Elems: cpubackend.Span(o.rows, o.cols, o.ld)}
+		*o.op = operand{Rows: o.rows, Cols: o.cols, RowBytes: 4 * o.ld, Offset: offset, Elems: backend.Span(o.rows, o.cols, o.ld)}
 		offset += (4*o.op.Elems + align - 1) / align * align
 	}
 	p.Bytes = offset

@@ -14,7 +14,7 @@ import (
 )
 
 func newModel(t *testing.T, cfg graph.Config, w graph.Weights) *graph.Cached {
-	m, err := graph.NewCached(cfg, w, cpubackend.New(cpubackend.Default()))
+	m, err := graph.NewCached(cfg, w, cpubackend.New(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

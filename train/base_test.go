@@ -46,7 +46,7 @@ func tinySettings() Settings {
 
 func tinyRun(t *testing.T, data string, tok *tokenizer.Tokenizer, dir string) Run {
 	return Run{Settings: tinySettings(), Data: data, Tokenizer: tok, TokenizerDir: "tok", Dir: dir,
-		Engine: cpubackend.New(cpubackend.Default()), Log: io.Discard}
+		Engine: cpubackend.New(nil), Log: io.Discard}
 }
 
 func trainRecords(t *testing.T, dir string) []Record {

@@ -38,7 +38,7 @@ func TestBPBReadsEachTokenOnce(t *testing.T) {
 	}
 
 	cfg := graph.ConfigForDepth(1, tok.VocabSize(), T)
-	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: cpubackend.New(cpubackend.Default())})
+	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: cpubackend.New(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

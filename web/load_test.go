@@ -24,7 +24,7 @@ import (
 func BenchmarkLoad(b *testing.B) {
 	tok := scripted.Tokenizer()
 	cfg := graph.ConfigForDepth(4, tok.VocabSize(), 256)
-	m, err := graph.NewCached(cfg, graph.InitWeights(cfg, 1), cpubackend.New(cpubackend.Default()))
+	m, err := graph.NewCached(cfg, graph.InitWeights(cfg, 1), cpubackend.New(nil))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func newServer(t testing.TB, opt Options, next func(int) int) (*Server, *httptes
 		}
 	}
 	cfg, w := scripted.Model(tok.VocabSize(), 1024, next)
-	m, err := graph.NewCached(cfg, w, cpubackend.New(cpubackend.Default()))
+	m, err := graph.NewCached(cfg, w, cpubackend.New(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
