@@ -11,10 +11,10 @@ import (
 
 	"gochat/backend"
 	"gochat/cpubackend"
-	_ "gochat/cudabackend" // GOCHAT_BLAS=cuda runs the golden cases on the GPU
+	_ "gochat/cudabackend" // GOCHAT_ENGINE=cuda runs the golden cases on the GPU
 	"gochat/graph"
 	"gochat/layers"
-	_ "gochat/metalbackend" // GOCHAT_BLAS=metal on a Mac
+	_ "gochat/metalbackend" // GOCHAT_ENGINE=metal on a Mac
 	"gochat/optimizers"
 	"gochat/safetensors"
 	"gochat/train"
@@ -28,7 +28,7 @@ import (
 // what each step changed.
 type tolerance struct{ value, step, update float64 }
 
-// tolerances are float32's, and TF32's for GOCHAT_BLAS=cuda-tf32: its products round
+// tolerances are float32's, and TF32's for GOCHAT_ENGINE=cuda-tf32: its products round
 // their operands to 10-bit mantissas (relative error 2^-11 ≈ 4.9e-4 each). Measured on the
 // H100 machine with TF32: logits 5.2e-4, gradients 1.2e-3, Newton-Schulz 3.4e-3, weights
 // after two steps 1.4e-2 and their updates 0.10 (Adam divides by √v: small gradients'
@@ -39,9 +39,9 @@ var tolerances = map[string]tolerance{
 	"cuda-tf32": {value: 5e-3, step: 5e-2, update: 0.25},
 }
 
-// tol is the tolerance of the engine GOCHAT_BLAS chooses.
+// tol is the tolerance of the engine GOCHAT_ENGINE chooses.
 func tol() tolerance {
-	if t, ok := tolerances[os.Getenv("GOCHAT_BLAS")]; ok {
+	if t, ok := tolerances[os.Getenv("GOCHAT_ENGINE")]; ok {
 		return t
 	}
 	return tolerances[""]
