@@ -35,7 +35,7 @@ type Meta struct {
 	Loader        loader.Position `json:"loader_position"`
 	Seed          uint64          `json:"seed"` // of the initialisation; nothing else draws random numbers
 	Tokenizer     Tokenizer       `json:"tokenizer"`
-	Loop          Loop            `json:"loop"`
+	Loop          json.RawMessage `json:"loop,omitempty"` // the training loop's own state (train.Loop), as it wrote it
 }
 
 // Tokenizer names the tokenizer a run used: where it was and a fingerprint of its
@@ -43,14 +43,6 @@ type Meta struct {
 type Tokenizer struct {
 	Dir         string `json:"dir"`
 	Fingerprint string `json:"fingerprint"`
-}
-
-// Loop is the training loop's own state at the step.
-type Loop struct {
-	SmoothLoss   float64  `json:"smooth_train_loss"`   // the EMA before bias correction
-	TrainSeconds float64  `json:"total_training_time"` // the steps' time, evaluations and saves left out
-	WallSeconds  float64  `json:"wall_time"`           // the whole run's, evaluations and saves included
-	MinValBPB    *float64 `json:"min_val_bpb"`
 }
 
 // Step files of a run folder.

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -152,7 +153,12 @@ func (r Run) setup() (b *baseRun, err error) {
 			return nil, err
 		}
 		weights, b.st.pos, b.st.step = resumed.Weights, resumed.Meta.Loader, resumed.Meta.Step
-		b.st.Loop, b.plan.NumIterations = resumed.Meta.Loop, resumed.Meta.NumIterations
+		b.plan.NumIterations = resumed.Meta.NumIterations
+		if len(resumed.Meta.Loop) > 0 {
+			if err := json.Unmarshal(resumed.Meta.Loop, &b.st.Loop); err != nil {
+				return nil, fmt.Errorf("resume: the loop's state in the meta file: %w", err)
+			}
+		}
 		if resumed.Meta.ValBPB != nil {
 			b.st.valBPB = *resumed.Meta.ValBPB
 		}
@@ -279,9 +285,18 @@ func (b *baseRun) finish() (*Result, error) {
 	return res, b.met.plot()
 }
 
+// Loop is the training loop's own state at a saved step, which the checkpoint's meta keeps
+// for it (checkpoint.Meta.Loop).
+type Loop struct {
+	SmoothLoss   float64  `json:"smooth_train_loss"`   // the EMA before bias correction
+	TrainSeconds float64  `json:"total_training_time"` // the steps' time, evaluations and saves left out
+	WallSeconds  float64  `json:"wall_time"`           // the whole run's, evaluations and saves included
+	MinValBPB    *float64 `json:"min_val_bpb"`
+}
+
 // state is what the loop carries from step to step (Loop is what a checkpoint keeps).
 type state struct {
-	checkpoint.Loop
+	Loop
 	step      int
 	pos       loader.Position
 	valBPB    float64

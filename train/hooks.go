@@ -112,7 +112,11 @@ func (r Run) save(model *graph.Model, trainer *Trainer, plan Plan, st *state, po
 	meta := checkpoint.Meta{Step: st.step, ModelConfig: plan.Model, UserConfig: user,
 		DeviceBatchSize: r.Settings.DeviceBatchSize, MaxSeqLen: r.Settings.MaxSeqLen,
 		NumIterations: plan.NumIterations, Loader: pos, Seed: r.Settings.Seed,
-		Tokenizer: checkpoint.Tokenizer{Dir: r.TokenizerDir, Fingerprint: r.Tokenizer.Fingerprint()}, Loop: st.Loop}
+		Tokenizer: checkpoint.Tokenizer{Dir: r.TokenizerDir, Fingerprint: r.Tokenizer.Fingerprint()}}
+	var err error
+	if meta.Loop, err = json.Marshal(st.Loop); err != nil {
+		return fmt.Errorf("saving the loop's state: %w", err)
+	}
 	if st.MinValBPB != nil {
 		meta.ValBPB = ptr(st.valBPB)
 	}
