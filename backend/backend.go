@@ -36,30 +36,37 @@ type Memory interface {
 	Sync() error
 }
 
-// Kernels are the float32 kernels of the ops. Each computes what the Go kernel of the same
+// Float is the element type of the kernels: float32 on every engine, float64 on the host
+// for the gradient checks.
+type Float interface{ ~float32 | ~float64 }
+
+// KernelsOf are the kernels of the ops in T. Each computes what the Go kernel of the same
 // name in layers does (the CPU engine's are those); the attention and cross-entropy kernels
 // take whole fused layouts and need no scratch from the caller. The slices must be the
 // engine's memory.
-type Kernels interface {
-	Zero(x []float32)
-	Copy(dst, src []float32)
-	Scale(x []float32, a float32)
-	AddForward(y, a, b []float32)
-	EmbeddingForward(y, table []float32, ids []int, width int)
-	EmbeddingBackward(dtable, dy []float32, ids []int, width int)
-	RMSNormForward(y, x []float32, width, size, heads int)
-	RMSNormBackward(dx, x, dy []float32, width, size, heads int)
-	RotaryForward(y, x []float32, width int, r Rotation, inverse bool)
-	ReLU2Forward(y, x []float32)
-	ReLU2Backward(dx, y, dy []float32)
-	SoftcapForward(y, x []float32, cap float32)
-	SoftcapBackward(dx, y, dy []float32, cap float32)
+type KernelsOf[T Float] interface {
+	Zero(x []T)
+	Copy(dst, src []T)
+	Scale(x []T, a T)
+	AddForward(y, a, b []T)
+	EmbeddingForward(y, table []T, ids []int, width int)
+	EmbeddingBackward(dtable, dy []T, ids []int, width int)
+	RMSNormForward(y, x []T, width, size, heads int)
+	RMSNormBackward(dx, x, dy []T, width, size, heads int)
+	RotaryForward(y, x []T, width int, r Rotation, inverse bool)
+	ReLU2Forward(y, x []T)
+	ReLU2Backward(dx, y, dy []T)
+	SoftcapForward(y, x []T, cap T)
+	SoftcapBackward(dx, y, dy []T, cap T)
 	// AttentionForward takes q|k|v fused as the graph's Attention op does, y (B·T, H·D) and
 	// lse (B, H, T); Tq must equal Tk.
-	AttentionForward(s AttnShape, qkv, y, lse []float32)
-	AttentionBackward(s AttnShape, qkv, y, dy, dqkv, lse []float32)
-	CrossEntropyForward(losses, logits []float32, targets []int, vocab int, cap float32, grad, scale []float32)
+	AttentionForward(s AttnShape, qkv, y, lse []T)
+	AttentionBackward(s AttnShape, qkv, y, dy, dqkv, lse []T)
+	CrossEntropyForward(losses, logits []T, targets []int, vocab int, cap T, grad, scale []T)
 }
+
+// Kernels are the float32 kernels of the ops, which every engine runs.
+type Kernels = KernelsOf[float32]
 
 // OptimizerKernels are the float32 kernels of the optimizers' steps, over the engine's
 // memory, queued like the ops' kernels.

@@ -13,26 +13,11 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// opKernels are the kernels of the ops in T: those of backend.Kernels, typed for T, with
-// the engine's matrix products. Every backend is one for float32; HostOps is one for both.
+// opKernels are the kernels of the ops in T, with the engine's matrix products. Every
+// backend is one for float32; HostOps is one for both.
 type opKernels[T Float] interface {
 	backend.Gemm
-	Zero(x []T)
-	Copy(dst, src []T)
-	Scale(x []T, a T)
-	AddForward(y, a, b []T)
-	EmbeddingForward(y, table []T, ids []int, width int)
-	EmbeddingBackward(dtable, dy []T, ids []int, width int)
-	RMSNormForward(y, x []T, width, size, heads int)
-	RMSNormBackward(dx, x, dy []T, width, size, heads int)
-	RotaryForward(y, x []T, width int, r backend.Rotation, inverse bool)
-	ReLU2Forward(y, x []T)
-	ReLU2Backward(dx, y, dy []T)
-	SoftcapForward(y, x []T, cap T)
-	SoftcapBackward(dx, y, dy []T, cap T)
-	AttentionForward(s backend.AttnShape, qkv, y, lse []T)
-	AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse []T)
-	CrossEntropyForward(losses, logits []T, targets []int, vocab int, cap T, grad, scale []T)
+	backend.KernelsOf[T]
 }
 
 // kernelsOf returns the kernels for a tensor of T: its engine's when the engine has them

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"gochat/backend"
 	"hash"
 	"hash/fnv"
 
@@ -9,7 +10,7 @@ import (
 )
 
 // Float is the element type of every kernel.
-type Float interface{ ~float32 | ~float64 }
+type Float = backend.Float
 
 // opInfo supplies the Gorgonia Op methods that every op here answers the same way. name
 // must hold every parameter of the op: Gorgonia merges nodes whose ops hash alike.
