@@ -74,6 +74,24 @@ func Save(dir string, weights graph.Weights, optim map[string]safetensors.Tensor
 	return writeMeta(dir, meta)
 }
 
+// UpdateMeta rewrites the meta file of a step already saved (what an evaluation after the
+// save adds), atomically.
+func UpdateMeta(dir string, meta Meta) error {
+	if _, err := os.Stat(modelFile(dir, meta.Step)); err != nil {
+		return fmt.Errorf("checkpoint: step %d is not saved in %s: %w", meta.Step, dir, err)
+	}
+	return writeMeta(dir, meta)
+}
+
+// ValidTag checks that a run's tag is a plain folder name: not empty, no path separator,
+// not "." or "..", so that a run stays inside its checkpoints folder.
+func ValidTag(tag string) error {
+	if tag == "" || tag == "." || tag == ".." || strings.ContainsAny(tag, `/\`) || strings.ContainsRune(tag, 0) {
+		return fmt.Errorf("model tag %q is not a plain folder name (letters, digits, '-', '_', '.')", tag)
+	}
+	return nil
+}
+
 // writeMeta writes a step's meta file, atomically.
 func writeMeta(dir string, meta Meta) error {
 	raw, err := json.MarshalIndent(meta, "", "  ")
@@ -191,6 +209,9 @@ func ReadMeta(dir string, step int) (Meta, error) {
 	if err := m.ModelConfig.Validate(); err != nil {
 		return m, fmt.Errorf("checkpoint: %s: %w", metaFile(dir, step), err)
 	}
+	if m.Step != step {
+		return m, fmt.Errorf("checkpoint: %s says it is step %d", metaFile(dir, step), m.Step)
+	}
 	return m, nil
 }
 
@@ -206,6 +227,9 @@ func Load(dir string, step int, withOptim bool) (*Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := meta.ModelConfig.Check(c.Weights); err != nil {
+		return nil, fmt.Errorf("checkpoint: %s: %w", modelFile(dir, step), err)
+	}
+	if err := c.Weights.Finite(); err != nil {
 		return nil, fmt.Errorf("checkpoint: %s: %w", modelFile(dir, step), err)
 	}
 	if withOptim {

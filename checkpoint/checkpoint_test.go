@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,4 +122,37 @@ func compact(raw json.RawMessage) string {
 		return "invalid: " + err.Error()
 	}
 	return b.String()
+}
+
+// TestLoadRefusesWhatItCannotTrust: weights that are NaN, a meta file that names another
+// step, an update of a step never saved, and tags that are not plain names.
+func TestLoadRefusesWhatItCannotTrust(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d2")
+	w, meta := save(t, dir, 3)
+	w["transformer.h.1.mlp.c_fc.weight"][7] = float32(math.NaN())
+	if err := tiny.WriteWeights(modelFile(dir, 3), w); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir, 3, false); err == nil || !strings.Contains(err.Error(), "transformer.h.1.mlp.c_fc.weight holds 1 NaN") {
+		t.Errorf("NaN weights: %v", err)
+	}
+	meta.Step = 4
+	raw, _ := json.Marshal(meta)
+	os.WriteFile(metaFile(dir, 3), raw, 0o644)
+	if _, err := ReadMeta(dir, 3); err == nil || !strings.Contains(err.Error(), "says it is step 4") {
+		t.Errorf("a meta file of another step: %v", err)
+	}
+	if err := UpdateMeta(dir, meta); err == nil {
+		t.Error("updated the meta of a step never saved")
+	}
+	for _, tag := range []string{"", ".", "..", "../elsewhere", "a/b", `a\b`} {
+		if err := ValidTag(tag); err == nil {
+			t.Errorf("tag %q accepted", tag)
+		}
+	}
+	for _, tag := range []string{"d12", "demo", "sft-v2.1"} {
+		if err := ValidTag(tag); err != nil {
+			t.Errorf("tag %q refused: %v", tag, err)
+		}
+	}
 }

@@ -44,6 +44,9 @@ func runCheckpointImport(c *cli.Context) error {
 	if tag == "" {
 		tag = filepath.Base(filepath.Clean(src))
 	}
+	if err := checkpoint.ValidTag(tag); err != nil {
+		return fmt.Errorf("--model-tag: %w", err)
+	}
 	dst := filepath.Join(homeDir(c, "checkpoints", "base_checkpoints"), tag)
 	if err := checkpoint.Import(src, step, dst); err != nil {
 		return err

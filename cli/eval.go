@@ -48,6 +48,9 @@ func chosenStep(c *cli.Context, root string) (dir string, step int, err error) {
 			return "", 0, err
 		}
 	}
+	if err := checkpoint.ValidTag(tag); err != nil {
+		return "", 0, fmt.Errorf("--model-tag: %w", err)
+	}
 	dir = filepath.Join(root, tag)
 	steps, _ := checkpoint.Steps(dir)
 	if len(steps) == 0 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"gochat/checkpoint"
 	"gochat/internal/measure"
 	"gochat/tokenizer"
 	"gochat/train"
@@ -74,12 +75,15 @@ func trainSettings(c *cli.Context) train.Settings {
 }
 
 // runDir is the run's checkpoint folder.
-func runDir(c *cli.Context, depth int) string {
+func runDir(c *cli.Context, depth int) (string, error) {
 	tag := c.String("model-tag")
 	if tag == "" {
 		tag = fmt.Sprintf("d%d", depth)
 	}
-	return filepath.Join(homeDir(c, "checkpoints", "base_checkpoints"), tag)
+	if err := checkpoint.ValidTag(tag); err != nil {
+		return "", fmt.Errorf("--model-tag: %w", err)
+	}
+	return filepath.Join(homeDir(c, "checkpoints", "base_checkpoints"), tag), nil
 }
 
 func runTrainBase(c *cli.Context) error {
@@ -97,10 +101,14 @@ func runTrainBase(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	dir, err := runDir(c, s.Depth)
+	if err != nil {
+		return err
+	}
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
 	res, err := trainBase(ctx, train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
-		Dir: runDir(c, s.Depth), Resume: c.Bool("resume"), Engine: engine})
+		Dir: dir, Resume: c.Bool("resume"), Engine: engine})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"gochat/checkpoint"
+	"gochat/graph"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,6 +142,20 @@ func TestTrainBaseErrors(t *testing.T) {
 	raw, _ := os.ReadFile(model)
 	os.WriteFile(model, raw[:len(raw)-100], 0o644)
 	empty := t.TempDir()
+	// A run whose weights went NaN: what evaluation must refuse.
+	nan := filepath.Join(home, "base_checkpoints", "nan")
+	if _, stderr, err := inHome(t, home, append(tinyTrain, "--num-iterations", "1", "--model-tag", "nan")...); err != nil {
+		t.Fatal(stderr)
+	}
+	w, err := graph.ReadWeights(filepath.Join(nan, "model_000001.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w["lm_head.weight"][0] = float32(math.NaN())
+	meta, _ := checkpoint.ReadMeta(nan, 1)
+	if err := meta.ModelConfig.WriteWeights(filepath.Join(nan, "model_000001.safetensors"), w); err != nil {
+		t.Fatal(err)
+	}
 	one := filepath.Join(t.TempDir(), "one.txt")
 	os.WriteFile(one, []byte("a single document"), 0o644)
 	for _, c := range []struct {
@@ -161,6 +178,12 @@ func TestTrainBaseErrors(t *testing.T) {
 		{[]string{"trian"}, "did you mean `gochat train`?"},
 		{[]string{"train", "base", "--depht", "3"}, "did you mean --depth?"},
 		{[]string{"train", "base", "--depth", "abc"}, "`gochat train base --help` lists the flags"},
+		{append(tinyTrain, "--matrix-lr", "NaN"), "matrix_lr is NaN"},
+		{append(tinyTrain, "--grad-clip", "-1"), "grad_clip is -1"},
+		{append(tinyTrain, "--time-budget", "-5m"), "time_budget is -300"},
+		{append(tinyTrain, "--model-tag", "../outside"), "not a plain folder name"},
+		{[]string{"eval", "bpb", "--model-tag", "../d2"}, "not a plain folder name"},
+		{[]string{"eval", "bpb", "--model-tag", "nan"}, "NaN or infinite"},
 	} {
 		_, stderr, err := inHome(t, home, c.args...)
 		if err == nil || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {

@@ -2,6 +2,8 @@ package graph
 
 import (
 	"fmt"
+	"math"
+	"sort"
 
 	"gochat/safetensors"
 )
@@ -33,6 +35,28 @@ func (c Config) WriteWeights(path string, w Weights) error {
 	}
 	if err := safetensors.Write(path, ts, map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("saving weights: %w", err)
+	}
+	return nil
+}
+
+// Finite checks that no weight is NaN or infinite: the weights of a run that diverged
+// evaluate and sample as if they were a model.
+func (w Weights) Finite() error {
+	names := make([]string, 0, len(w))
+	for name := range w {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		bad := 0
+		for _, v := range w[name] {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				bad++
+			}
+		}
+		if bad > 0 {
+			return fmt.Errorf("%s holds %d NaN or infinite values of %d: the run diverged; load an earlier step", name, bad, len(w[name]))
+		}
 	}
 	return nil
 }

@@ -66,9 +66,12 @@ type Result struct {
 const smoothing = 0.9
 
 // Base trains a model as nanochat's base_train does, until the horizon or until ctx is
-// cancelled, saving a checkpoint at the end either way. Each step is, in order: the hooks
-// due at it (evaluate, sample, save), then the optimizer step and its log line, then the
-// horizon's refinement under a time budget.
+// cancelled, saving a checkpoint at the end either way. Each step is, in order: the save due
+// at it, the evaluation and samples due (whose results then complete the saved meta), the
+// optimizer step and its log line, and the horizon's refinement under a time budget. What
+// was trained is saved before anything that can fail after it: a failing evaluation or
+// sample, or a step that diverges (whose state before it is saved), ends the run with the
+// trained steps on disk.
 func Base(ctx context.Context, r Run) (*Result, error) {
 	b, err := r.setup()
 	if err != nil {
@@ -80,18 +83,25 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 		step := b.st.step
 		last := b.plan.NumIterations > 0 && step >= b.plan.NumIterations
 		stop := ctx.Err() != nil && !last // a stopped run saves and leaves; the resumed one evaluates
-		if !stop && (last || (b.evalEvery > 0 && step%b.evalEvery == 0)) {
-			if err := b.evaluate(step); err != nil {
+		saved := last || stop || (s.SaveEvery > 0 && step > 0 && step%s.SaveEvery == 0)
+		if saved {
+			if err := b.save(); err != nil {
 				return nil, err
+			}
+		}
+		evaluated := !stop && (last || (b.evalEvery > 0 && step%b.evalEvery == 0))
+		if evaluated {
+			if err := b.evaluate(step); err != nil {
+				return nil, b.keep(err)
 			}
 		}
 		if !stop && (last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0)) {
 			if err := b.sample(); err != nil {
-				return nil, err
+				return nil, b.keep(err)
 			}
 		}
-		if last || stop || (s.SaveEvery > 0 && step > 0 && step%s.SaveEvery == 0) {
-			if err := b.save(); err != nil {
+		if saved && evaluated {
+			if err := b.updateMeta(); err != nil {
 				return nil, err
 			}
 		}
@@ -100,7 +110,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 			break
 		}
 		if err := b.step(step); err != nil {
-			return nil, err
+			return nil, b.keep(err)
 		}
 		b.refineHorizon(step)
 		if r.Progress != nil {
@@ -122,6 +132,7 @@ type baseRun struct {
 	st          state
 	res         *Result
 	evalEvery   int // steps between evaluations (Settings.evalEvery of the horizon)
+	savedAt     int // the step last saved, -1 before
 
 	first                                  int       // the first step this process takes
 	deadline                               time.Time // of a time budget
@@ -135,7 +146,7 @@ type baseRun struct {
 // trainer, the loader and the metrics, and prints what base_train prints before it starts.
 func (r Run) setup() (b *baseRun, err error) {
 	s := r.Settings
-	b = &baseRun{Run: r}
+	b = &baseRun{Run: r, savedAt: -1}
 	if b.plan, err = s.Plan(r.Tokenizer.VocabSize()); err != nil {
 		return nil, err
 	}
@@ -162,6 +173,9 @@ func (r Run) setup() (b *baseRun, err error) {
 		if resumed.Meta.ValBPB != nil {
 			b.st.valBPB = *resumed.Meta.ValBPB
 		}
+	}
+	if err := r.checkPrompts(b.plan.Model); err != nil {
+		return nil, err
 	}
 	asked := b.plan.EvalSteps
 	if b.plan.EvalSteps, err = EvalSteps([]string{valShard}, r.Tokenizer, B, T, asked); err != nil {

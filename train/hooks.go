@@ -49,10 +49,66 @@ func (b *baseRun) sample() error {
 
 // save is the checkpoint hook: the wall time so far, then the step's checkpoint.
 func (b *baseRun) save() error {
+	b.clockWall()
+	if err := b.Run.save(b.model, b.trainer, b.plan, &b.st, b.data.Position()); err != nil {
+		return err
+	}
+	b.savedAt = b.st.step
+	return nil
+}
+
+// updateMeta completes the meta of the step just saved with what its evaluation found.
+func (b *baseRun) updateMeta() error {
+	b.clockWall()
+	meta, err := b.meta(b.plan, &b.st, b.data.Position())
+	if err != nil {
+		return err
+	}
+	return checkpoint.UpdateMeta(b.Dir, meta)
+}
+
+// clockWall adds the wall time since the last call to the loop's state.
+func (b *baseRun) clockWall() {
 	now := b.now()
 	b.st.WallSeconds += now.Sub(b.st.wallStart).Seconds()
 	b.st.wallStart = now
-	return b.Run.save(b.model, b.trainer, b.plan, &b.st, b.data.Position())
+}
+
+// keep saves the state the loop is at, unless it is saved already or its weights are no
+// longer finite (a diverged run keeps its last good checkpoint), and returns err saying
+// where the trained steps are.
+func (b *baseRun) keep(err error) error {
+	if b.savedAt != b.st.step {
+		if ferr := b.model.Weights().Finite(); ferr != nil {
+			if b.savedAt < 0 {
+				return fmt.Errorf("%w; the weights are no longer finite and no step was saved (--save-every keeps some)", err)
+			}
+			return fmt.Errorf("%w; the weights are no longer finite: the last good checkpoint is step %d in %s", err, b.savedAt, b.Dir)
+		}
+		if serr := b.save(); serr != nil {
+			return fmt.Errorf("%w; saving the %d steps trained failed too: %v", err, b.st.step, serr)
+		}
+	}
+	return fmt.Errorf("%w (step %d, what was trained before it, is saved in %s)", err, b.st.step, b.Dir)
+}
+
+// checkPrompts checks that the sample prompts, which the last step completes, fit the
+// model's positions: a run must not fail at its end on what its start could see.
+func (r Run) checkPrompts(cfg graph.Config) error {
+	for _, p := range r.prompts() {
+		if n := 1 + len(r.Tokenizer.Encode(p)); n >= cfg.RotaryLen() {
+			return fmt.Errorf("the sample prompt %q is %d tokens, and max_seq_len %d gives the model %d positions: raise it", p, n, cfg.SequenceLen, cfg.RotaryLen())
+		}
+	}
+	return nil
+}
+
+// prompts are the prompts the samples complete.
+func (r Run) prompts() []string {
+	if r.Prompts == nil {
+		return SamplePrompts
+	}
+	return r.Prompts
 }
 
 // SamplePrompts are base_train's prompts, completed greedily at each sample step.
@@ -84,10 +140,7 @@ func (r Run) samples(model *graph.Model) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	texts := r.Prompts
-	if texts == nil {
-		texts = SamplePrompts
-	}
+	texts := r.prompts()
 	out := make([]string, len(texts))
 	for i, p := range texts {
 		prompt := r.Tokenizer.Encode(p)
@@ -104,8 +157,8 @@ func (r Run) samples(model *graph.Model) ([]string, error) {
 	return out, nil
 }
 
-// save writes the step's checkpoint.
-func (r Run) save(model *graph.Model, trainer *Trainer, plan Plan, st *state, pos loader.Position) error {
+// meta is the meta file of the step the loop is at.
+func (r Run) meta(plan Plan, st *state, pos loader.Position) (checkpoint.Meta, error) {
 	var user map[string]any
 	raw, _ := json.Marshal(r.Settings)
 	json.Unmarshal(raw, &user)
@@ -115,10 +168,19 @@ func (r Run) save(model *graph.Model, trainer *Trainer, plan Plan, st *state, po
 		Tokenizer: checkpoint.Tokenizer{Dir: r.TokenizerDir, Fingerprint: r.Tokenizer.Fingerprint()}}
 	var err error
 	if meta.Loop, err = json.Marshal(st.Loop); err != nil {
-		return fmt.Errorf("saving the loop's state: %w", err)
+		return meta, fmt.Errorf("saving the loop's state: %w", err)
 	}
 	if st.MinValBPB != nil {
 		meta.ValBPB = ptr(st.valBPB)
+	}
+	return meta, nil
+}
+
+// save writes the step's checkpoint.
+func (r Run) save(model *graph.Model, trainer *Trainer, plan Plan, st *state, pos loader.Position) error {
+	meta, err := r.meta(plan, st, pos)
+	if err != nil {
+		return err
 	}
 	if err := checkpoint.Save(r.Dir, model.Weights(), trainer.State(), meta); err != nil {
 		return err

@@ -82,8 +82,22 @@ func (s Settings) Plan(vocabSize int) (Plan, error) {
 	if p.EvalSteps < 1 {
 		return p, fmt.Errorf("eval_tokens %d is less than one batch of %d tokens", s.EvalTokens, micro)
 	}
+	for _, f := range []struct {
+		name  string
+		value float64
+	}{{"embedding_lr", s.EmbeddingLR}, {"unembedding_lr", s.UnembeddingLR}, {"matrix_lr", s.MatrixLR},
+		{"weight_decay", s.WeightDecay}, {"grad_clip", s.GradClip}, {"time_budget", s.TimeBudget}} {
+		if math.IsNaN(f.value) || math.IsInf(f.value, 0) || f.value < 0 {
+			return p, fmt.Errorf("%s is %g: it must be a finite number, not negative", f.name, f.value)
+		}
+	}
+	for _, f := range []float64{s.TargetFLOPs, s.TargetParamDataRatio} {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return p, fmt.Errorf("target_flops and target_param_data_ratio must be finite numbers")
+		}
+	}
 	for _, r := range []float64{s.WarmupRatio, s.WarmdownRatio, s.FinalLRFrac} {
-		if r < 0 || r > 1 {
+		if !(r >= 0 && r <= 1) {
 			return p, fmt.Errorf("warmup_ratio, warmdown_ratio and final_lr_frac must lie in [0, 1]")
 		}
 	}

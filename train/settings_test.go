@@ -1,6 +1,7 @@
 package train
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -37,13 +38,18 @@ func TestPlanHorizons(t *testing.T) {
 		t.Errorf("a time budget gives %d steps up front (%v)", p.NumIterations, err)
 	}
 	for name, change := range map[string]func(*Settings){
-		"multiple":         func(s *Settings) { s.TotalBatchSize = 3000 },
-		"eval_tokens":      func(s *Settings) { s.EvalTokens = 100 },
-		"warmup":           func(s *Settings) { s.WarmupRatio = 0.1 },
-		"more than":        func(s *Settings) { s.NumIterations, s.WarmupRatio, s.WarmdownRatio = 10, 0.6, 0.6 },
-		"horizon comes to": func(s *Settings) { s.TimeBudget, s.TargetParamDataRatio = 0, 1e-9 },
-		"positive":         func(s *Settings) { s.Depth = 0 },
-		"no horizon":       func(s *Settings) { s.TimeBudget, s.TargetParamDataRatio = 0, 0 },
+		"multiple":             func(s *Settings) { s.TotalBatchSize = 3000 },
+		"eval_tokens":          func(s *Settings) { s.EvalTokens = 100 },
+		"warmup":               func(s *Settings) { s.WarmupRatio = 0.1 },
+		"more than":            func(s *Settings) { s.NumIterations, s.WarmupRatio, s.WarmdownRatio = 10, 0.6, 0.6 },
+		"horizon comes to":     func(s *Settings) { s.TimeBudget, s.TargetParamDataRatio = 0, 1e-9 },
+		"positive":             func(s *Settings) { s.Depth = 0 },
+		"no horizon":           func(s *Settings) { s.TimeBudget, s.TargetParamDataRatio = 0, 0 },
+		"matrix_lr is NaN":     func(s *Settings) { s.MatrixLR = math.NaN() },
+		"grad_clip is -1":      func(s *Settings) { s.GradClip = -1 },
+		"time_budget is -300":  func(s *Settings) { s.TimeBudget = -300 },
+		"embedding_lr is +Inf": func(s *Settings) { s.EmbeddingLR = math.Inf(1) },
+		"final_lr_frac":        func(s *Settings) { s.FinalLRFrac = math.NaN() },
 	} {
 		bad := s
 		change(&bad)

@@ -75,11 +75,28 @@ func NewTrainer(m *graph.Model, s Recipe, e backend.Backend) (*Trainer, error) {
 // scale is nanochat's dmodel_lr_scale for the AdamW groups.
 func (t *Trainer) scale() float64 { return math.Pow(float64(t.Model.Config.NEmbd)/768, -0.5) }
 
-// Step runs one optimizer step over the micro-batches: Accumulate, then Update.
+// DivergedError is a step that met a NaN or infinite loss or gradient norm. The trainer
+// stops before it updates anything: the weights and optimizer state are still those before
+// the step.
+type DivergedError struct {
+	Iter  int
+	What  string // "loss" or "gradient norm"
+	Value float64
+}
+
+func (e *DivergedError) Error() string {
+	return fmt.Sprintf("step %d: the %s is %g: the run diverged (lower the learning rates, or resume from an earlier step)", e.Iter, e.What, e.Value)
+}
+
+// Step runs one optimizer step over the micro-batches: Accumulate, then Update. A
+// non-finite loss or gradient norm is a *DivergedError, with nothing updated.
 func (t *Trainer) Step(batches []Batch) (StepResult, error) {
 	loss, err := t.Accumulate(batches)
 	if err != nil {
 		return StepResult{}, err
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return StepResult{Loss: loss}, &DivergedError{Iter: t.Iter, What: "loss", Value: loss}
 	}
 	res, err := t.Update(len(batches))
 	res.Loss = loss
@@ -155,6 +172,9 @@ func (t *Trainer) Update(micro int) (StepResult, error) {
 	}
 	if res.GradNorm, err = optimizers.Clip(t.engine, all, t.Recipe.GradClip); err != nil {
 		return res, err
+	}
+	if math.IsNaN(res.GradNorm) || math.IsInf(res.GradNorm, 0) {
+		return res, &DivergedError{Iter: t.Iter, What: "gradient norm", Value: res.GradNorm}
 	}
 	res.LRMultiplier = t.Recipe.LRMultiplier(t.Iter)
 	res.Momentum = optimizers.MuonMomentum(t.Iter)

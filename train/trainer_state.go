@@ -83,6 +83,22 @@ func (t *Trainer) LoadState(s map[string]safetensors.Tensor) error {
 		dst[param] = optimizers.Zeros(t.engine, len(values))
 		copy(dst[param], values)
 	}
+	// Every step updates every parameter: after one, each has its whole state.
+	if steps != iter {
+		return fmt.Errorf("optimizer state: AdamW took %d steps, the trainer %d", steps, iter)
+	}
+	if iter > 0 {
+		for _, p := range t.embed {
+			if adamM[p.Name] == nil || adamV[p.Name] == nil {
+				return fmt.Errorf("optimizer state: no AdamW moments for %s after %d steps", p.Name, iter)
+			}
+		}
+		for _, p := range t.matrix {
+			if muon[p.Name] == nil {
+				return fmt.Errorf("optimizer state: no Muon momentum for %s after %d steps", p.Name, iter)
+			}
+		}
+	}
 	if err := t.adam.Restore(steps, adamM, adamV); err != nil {
 		return fmt.Errorf("optimizer state: %w", err)
 	}

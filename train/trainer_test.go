@@ -185,6 +185,14 @@ func TestLoadStateRejectsMismatches(t *testing.T) {
 			s["muon.momentum_buffer.transformer.h.0.attn.c_q.weight"] = safetensors.F32([]float32{1}, 1)
 		},
 		"no 2nd moment": func(s map[string]safetensors.Tensor) { delete(s, "adamw.exp_avg_sq.lm_head.weight") },
+		"no moments": func(s map[string]safetensors.Tensor) {
+			delete(s, "adamw.exp_avg_sq.lm_head.weight")
+			delete(s, "adamw.exp_avg.lm_head.weight")
+		},
+		"no momentum": func(s map[string]safetensors.Tensor) {
+			delete(s, "muon.momentum_buffer.transformer.h.1.mlp.c_fc.weight")
+		},
+		"adamw steps": func(s map[string]safetensors.Tensor) { s["adamw.step"] = safetensors.I64([]int{2}, 1) },
 	} {
 		s := map[string]safetensors.Tensor{}
 		for k, v := range good {
