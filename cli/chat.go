@@ -111,8 +111,8 @@ func runSample(c *cli.Context) error {
 		text = string(raw)
 	}
 	rows := c.Int("num-samples")
-	if rows <= 0 {
-		return fmt.Errorf("--num-samples must be positive")
+	if rows <= 0 || rows > sampler.MaxRows {
+		return fmt.Errorf("--num-samples must lie in 1..%d, got %d", sampler.MaxRows, rows)
 	}
 	eng, _, err := loadEngine(c)
 	if err != nil {

@@ -50,6 +50,12 @@ func runModel(c *cli.Context) error {
 	}
 	cfg := graph.ConfigForDepth(c.Int("depth"), c.Int("vocab-size"), c.Int("max-seq-len"))
 	B, T := c.Int("device-batch-size"), cfg.SequenceLen
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := train.CheckFits(cfg); err != nil {
+		return err
+	}
 	printConfig(cfg)
 
 	weights := graph.InitWeights(cfg, c.Uint64("seed"))

@@ -184,6 +184,8 @@ func TestTrainBaseErrors(t *testing.T) {
 		{append(tinyTrain, "--model-tag", "../outside"), "not a plain folder name"},
 		{[]string{"eval", "bpb", "--model-tag", "../d2"}, "not a plain folder name"},
 		{[]string{"eval", "bpb", "--model-tag", "nan"}, "NaN or infinite"},
+		{append(tinyTrain, "--depth", "1000"), "this machine has"},
+		{[]string{"sample", "-g", "d2", "-n", "100000", "hi"}, "--num-samples must lie in 1..1024"},
 	} {
 		_, stderr, err := inHome(t, home, c.args...)
 		if err == nil || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {

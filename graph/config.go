@@ -35,6 +35,9 @@ func (c Config) Validate() error {
 	switch {
 	case c.SequenceLen <= 0 || c.VocabSize <= 0 || c.NLayer <= 0 || c.NHead <= 0 || c.NKVHead <= 0 || c.NEmbd <= 0:
 		return fmt.Errorf("config %+v: every field must be positive", c)
+	case c.SequenceLen > MaxSequenceLen || c.NLayer > MaxLayers || c.NEmbd > MaxEmbd || c.VocabSize > MaxVocab:
+		return fmt.Errorf("config %+v: beyond gochat's bounds (sequence_len ≤ %d, n_layer ≤ %d, n_embd ≤ %d, vocab_size ≤ %d)",
+			c, MaxSequenceLen, MaxLayers, MaxEmbd, MaxVocab)
 	case c.NEmbd%c.NHead != 0:
 		return fmt.Errorf("config: n_embd %d is not a multiple of n_head %d", c.NEmbd, c.NHead)
 	case (c.NEmbd/c.NHead)%2 != 0:
@@ -44,6 +47,16 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// Bounds of a config, far beyond what gochat trains (nanochat's d20: sequence 2048, 20
+// layers, n_embd 1280, a 65,536 vocabulary) but small enough that nothing sized by a config
+// overflows or asks for absurd memory before the weights are checked against it.
+const (
+	MaxSequenceLen = 1 << 16
+	MaxLayers      = 1 << 10
+	MaxEmbd        = 1 << 16
+	MaxVocab       = 1 << 24
+)
 
 // HeadDim is the size of one attention head.
 func (c Config) HeadDim() int { return c.NEmbd / c.NHead }

@@ -43,6 +43,9 @@ func TestConfigValidate(t *testing.T) {
 		"heads do not divide":  {SequenceLen: 8, VocabSize: 16, NLayer: 1, NHead: 3, NKVHead: 1, NEmbd: 16},
 		"kv heads not divisor": {SequenceLen: 8, VocabSize: 16, NLayer: 1, NHead: 4, NKVHead: 3, NEmbd: 16},
 		"odd head dim":         {SequenceLen: 8, VocabSize: 16, NLayer: 1, NHead: 4, NKVHead: 4, NEmbd: 12},
+		"huge sequence":        {SequenceLen: 1 << 40, VocabSize: 16, NLayer: 1, NHead: 4, NKVHead: 2, NEmbd: 16},
+		"huge depth":           {SequenceLen: 8, VocabSize: 16, NLayer: 1 << 30, NHead: 4, NKVHead: 2, NEmbd: 16},
+		"huge vocabulary":      {SequenceLen: 8, VocabSize: 1 << 40, NLayer: 1, NHead: 4, NKVHead: 2, NEmbd: 16},
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: %+v validated", name, c)

@@ -22,6 +22,9 @@ type Settings struct {
 	Rows        int     // continuations generated side by side (0 counts as 1)
 }
 
+// MaxRows is the most rows one generation runs side by side: each holds a KV cache.
+const MaxRows = 1024
+
 // Column is one step of a generation: a token for each row, -1 for a row that has ended.
 // Forced marks the tokens a tool wrote (the calculator's output) rather than the model.
 type Column struct {
@@ -77,6 +80,9 @@ func (e *Generator) Generate(ctx context.Context, prompt []int, s Settings, yiel
 	}
 	if s.MaxTokens < 0 || s.Temperature < 0 || math.IsNaN(s.Temperature) || s.TopK < 0 {
 		return fmt.Errorf("sampler: max tokens %d, temperature %g and top-k %d must not be negative", s.MaxTokens, s.Temperature, s.TopK)
+	}
+	if R > MaxRows {
+		return fmt.Errorf("sampler: %d rows at once; at most %d", R, MaxRows)
 	}
 	if len(prompt) >= m.Config.RotaryLen() {
 		return fmt.Errorf("sampler: a prompt of %d tokens leaves no room in the model's %d positions", len(prompt), m.Config.RotaryLen())

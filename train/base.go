@@ -150,6 +150,12 @@ func (r Run) setup() (b *baseRun, err error) {
 	if b.plan, err = s.Plan(r.Tokenizer.VocabSize()); err != nil {
 		return nil, err
 	}
+	if err := CheckFits(b.plan.Model); err != nil {
+		return nil, err
+	}
+	if err := r.checkPrompts(b.plan.Model); err != nil {
+		return nil, err
+	}
 	trainShards, valShard, err := loader.Split(r.Data)
 	if err != nil {
 		return nil, err
@@ -173,9 +179,6 @@ func (r Run) setup() (b *baseRun, err error) {
 		if resumed.Meta.ValBPB != nil {
 			b.st.valBPB = *resumed.Meta.ValBPB
 		}
-	}
-	if err := r.checkPrompts(b.plan.Model); err != nil {
-		return nil, err
 	}
 	asked := b.plan.EvalSteps
 	if b.plan.EvalSteps, err = EvalSteps([]string{valShard}, r.Tokenizer, B, T, asked); err != nil {

@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"gochat/graph"
+	"gochat/internal/measure"
 )
 
 // Settings are base_train's knobs, under its names (they are the checkpoint's user_config).
@@ -123,4 +124,22 @@ func (s Settings) Plan(vocabSize int) (Plan, error) {
 		return p, fmt.Errorf("the horizon comes to %d steps; raise it", p.NumIterations)
 	}
 	return p, nil
+}
+
+// bytesPerParam is the least memory a parameter takes in training: its float32 value, its
+// gradient and one float32 of optimizer state (Muon's momentum; AdamW keeps two).
+const bytesPerParam = 12
+
+// CheckFits refuses a model whose training cannot fit this machine's memory: its weights,
+// gradients and optimizer state alone, a bound below what training takes, so that only
+// models that cannot fit are refused, before anything is allocated. It says nothing where
+// the machine's memory cannot be read.
+func CheckFits(cfg graph.Config) error {
+	total := measure.TotalMemory()
+	need := uint64(cfg.NumParams()) * bytesPerParam
+	if total == 0 || need <= total {
+		return nil
+	}
+	return fmt.Errorf("a model of %d layers and n_embd %d has %d parameters: training needs at least %.1f GiB for their values, gradients and optimizer state, and this machine has %.1f GiB",
+		cfg.NLayer, cfg.NEmbd, cfg.NumParams(), float64(need)/(1<<30), float64(total)/(1<<30))
 }
