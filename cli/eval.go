@@ -137,14 +137,19 @@ func runEvalBPB(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("%s step %d, %d×%d tokens a batch\n", dir, ck.Meta.Step, B, T)
+	ctx, stop := interruptible(c.Context, "stopping after the batch under way")
+	defer stop()
 	for _, sp := range splits {
 		fmt.Printf("%s split: %d batches, %d tokens", sp.name, sp.steps, sp.steps*B*T)
 		if sp.steps < asked {
 			fmt.Printf(" (all it holds; --split-tokens asks for %d)", asked*B*T)
 		}
 		fmt.Println()
-		bpb, err := train.BPB(m, sp.shards, tok, sp.steps, progressBar("batches", 1, time.Now()))
+		bpb, err := train.BPB(ctx, m, sp.shards, tok, sp.steps, progressBar("batches", 1, time.Now()))
 		fmt.Fprintln(os.Stderr)
+		if ctx.Err() != nil {
+			return fmt.Errorf("eval bpb: interrupted")
+		}
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -91,13 +92,13 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 		}
 		evaluated := !stop && (last || (b.evalEvery > 0 && step%b.evalEvery == 0))
 		if evaluated {
-			if err := b.evaluate(step); err != nil {
-				return nil, b.keep(err)
+			if err := b.evaluate(ctx, step); err != nil {
+				return b.interrupted(ctx, err)
 			}
 		}
 		if !stop && (last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0)) {
-			if err := b.sample(); err != nil {
-				return nil, b.keep(err)
+			if err := b.sample(ctx); err != nil {
+				return b.interrupted(ctx, err)
 			}
 		}
 		if saved && evaluated {
@@ -117,6 +118,22 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 			r.Progress(step+1, b.plan.NumIterations)
 		}
 	}
+	return b.finish()
+}
+
+// interrupted ends the run after a hook failed with err: a stop (ctx cancelled during an
+// evaluation or the samples) saves and leaves as a stop between steps does, and the resumed
+// run does that hook again; any other failure keeps what was trained.
+func (b *baseRun) interrupted(ctx context.Context, err error) (*Result, error) {
+	if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+		return nil, b.keep(err)
+	}
+	if b.savedAt != b.st.step {
+		if err := b.save(); err != nil {
+			return nil, err
+		}
+	}
+	b.res.Interrupted = true
 	return b.finish()
 }
 

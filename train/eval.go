@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -30,8 +31,9 @@ func EvalSteps(shards []string, tok *tokenizer.Tokenizer, B, T, steps int) (int,
 // tokens) are left out of both sums. m is an Eval graph. It never reads past the end of the
 // shards: a batch that would start over at their first document ends the evaluation
 // (EvalSteps says beforehand how many batches there are). progress, when not nil, is called
-// after each batch with the batches done and steps.
-func BPB(m *graph.Model, shards []string, tok *tokenizer.Tokenizer, steps int, progress func(done, total int)) (float64, error) {
+// after each batch with the batches done and steps. A cancelled ctx ends it after the batch
+// under way, with ctx's error.
+func BPB(ctx context.Context, m *graph.Model, shards []string, tok *tokenizer.Tokenizer, steps int, progress func(done, total int)) (float64, error) {
 	if m.Mode != graph.Eval {
 		return 0, fmt.Errorf("bpb: needs an Eval graph")
 	}
@@ -44,6 +46,9 @@ func BPB(m *graph.Model, shards []string, tok *tokenizer.Tokenizer, steps int, p
 	var nats float64
 	var bytes int
 	for step := range steps {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		ids, targets, err := ld.Next()
 		if err != nil {
 			return 0, err

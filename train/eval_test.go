@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -47,12 +48,12 @@ func TestBPBReadsEachTokenOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls int
-	exact, err := BPB(m, []string{val}, tok, whole, func(done, total int) { calls++ })
+	exact, err := BPB(context.Background(), m, []string{val}, tok, whole, func(done, total int) { calls++ })
 	if err != nil || calls != whole {
 		t.Fatalf("BPB over the whole shard: %v after %d of %d batches", err, calls, whole)
 	}
 	calls = 0
-	more, err := BPB(m, []string{val}, tok, whole+5, func(done, total int) { calls++ })
+	more, err := BPB(context.Background(), m, []string{val}, tok, whole+5, func(done, total int) { calls++ })
 	if err != nil || calls != whole || more != exact {
 		t.Errorf("asked for 5 batches more than the shard holds: bpb %v after %d batches, %v; the whole shard gives %v", more, calls, err, exact)
 	}

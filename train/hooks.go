@@ -12,10 +12,10 @@ import (
 )
 
 // evaluate is the evaluation hook: validation bpb, its log line, metrics record and plots.
-func (b *baseRun) evaluate(step int) error {
+func (b *baseRun) evaluate(ctx context.Context, step int) error {
 	start := b.now()
 	var err error
-	if b.st.valBPB, err = BPB(b.eval, []string{b.val}, b.Tokenizer, b.plan.EvalSteps, nil); err != nil {
+	if b.st.valBPB, err = BPB(ctx, b.eval, []string{b.val}, b.Tokenizer, b.plan.EvalSteps, nil); err != nil {
 		return err
 	}
 	if b.st.MinValBPB == nil || b.st.valBPB < *b.st.MinValBPB {
@@ -36,9 +36,9 @@ func (b *baseRun) evaluate(step int) error {
 }
 
 // sample is the sampling hook: the prompts completed with the current weights, logged.
-func (b *baseRun) sample() error {
+func (b *baseRun) sample(ctx context.Context) error {
 	var err error
-	if b.res.Samples, err = b.samples(b.model); err != nil {
+	if b.res.Samples, err = b.samples(ctx, b.model); err != nil {
 		return err
 	}
 	for _, line := range b.res.Samples {
@@ -127,7 +127,7 @@ const sampleTokens = 16
 
 // samples completes SamplePrompts greedily with the model's current weights, through the
 // sampler's KV-cached engine.
-func (r Run) samples(model *graph.Model) ([]string, error) {
+func (r Run) samples(ctx context.Context, model *graph.Model) ([]string, error) {
 	m, err := graph.NewCached(model.Config, model.Weights(), r.Engine)
 	if err != nil {
 		return nil, err
@@ -144,7 +144,7 @@ func (r Run) samples(model *graph.Model) ([]string, error) {
 	out := make([]string, len(texts))
 	for i, p := range texts {
 		prompt := r.Tokenizer.Encode(p)
-		tokens, _, err := eng.Continuations(context.Background(), append([]int{bos}, prompt...), sampler.Settings{MaxTokens: sampleTokens})
+		tokens, _, err := eng.Continuations(ctx, append([]int{bos}, prompt...), sampler.Settings{MaxTokens: sampleTokens})
 		if err != nil {
 			return nil, err
 		}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gochat/checkpoint"
 	"gochat/loader"
@@ -69,5 +71,43 @@ func TestPromptsMustFit(t *testing.T) {
 	}
 	if steps, _ := checkpoint.Steps(run.Dir); len(steps) != 0 {
 		t.Errorf("trained %v before refusing", steps)
+	}
+}
+
+// TestStopDuringEvaluation: a stop that comes while an evaluation runs ends it after the
+// batch under way; the run saves its step and leaves as a stop between steps does, and the
+// resumed run evaluates that step again and finishes.
+func TestStopDuringEvaluation(t *testing.T) {
+	data, tok := fixture(t)
+	run := tinyRun(t, data, tok, filepath.Join(t.TempDir(), "d1"))
+	ctx, cancel := context.WithCancel(context.Background())
+	trained := 0
+	run.Progress = func(step, _ int) { trained = step }
+	run.Now = func() time.Time {
+		if trained == 8 { // the loop reads the clock as step 8's evaluation starts
+			cancel()
+		}
+		return time.Now()
+	}
+	res, err := Base(ctx, run)
+	if err != nil || !res.Interrupted || res.Step != 8 {
+		t.Fatalf("stopped during the evaluation of step 8: %+v, %v", res, err)
+	}
+	if steps, _ := checkpoint.Steps(run.Dir); !slices.Equal(steps, []int{8}) {
+		t.Fatalf("saved steps %v", steps)
+	}
+	run.Resume, run.Now, run.Progress = true, nil, nil
+	if res, err = Base(context.Background(), run); err != nil || res.Step != run.Settings.NumIterations {
+		t.Fatalf("resumed: %+v, %v", res, err)
+	}
+	m, _ := openMetrics(run.Dir, 1<<30)
+	var evals []int
+	for _, r := range m.records {
+		if r.Kind == "eval" {
+			evals = append(evals, r.Step)
+		}
+	}
+	if !slices.Equal(evals, []int{0, 4, 8, 12}) {
+		t.Errorf("evaluations at %v", evals)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"log"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,9 +42,10 @@ type Options struct {
 	Temperature float64 // defaults for requests that leave them out
 	TopK        int
 	MaxTokens   int
-	Workers     int         // requests generated at once (0: 1)
-	Queue       int         // requests that may wait for a worker; beyond it, 503 (0: 16)
-	Log         *log.Logger // conversations and errors (nil: discarded)
+	Workers     int           // requests generated at once (0: 1)
+	Queue       int           // requests that may wait for a worker; beyond it, 503 (0: 16)
+	BodyTimeout time.Duration // for a request's body to arrive, or 408 (0: 30 s)
+	Log         *log.Logger   // conversations and errors (nil: discarded)
 }
 
 // Server answers chat requests with one model.
@@ -66,6 +68,9 @@ func New(eng *sampler.Generator, opt Options) *Server {
 	}
 	if opt.Log == nil {
 		opt.Log = log.New(io.Discard, "", 0)
+	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = 30 * time.Second
 	}
 	s := &Server{eng: eng, opt: opt, workers: make(chan struct{}, opt.Workers), mux: http.NewServeMux()}
 	for range opt.Workers {
@@ -189,19 +194,35 @@ func (s *Server) prompt(msgs []Message) []int {
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	var req Request
+	// A sender slower than the body timeout does not hold the connection.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(s.opt.BodyTimeout))
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err := dec.Decode(&req); err != nil {
+	err := dec.Decode(&req)
+	if err == nil {
+		// Cleared for the reply: the server reads on to see the client leave.
+		rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil { // the deadline stays, so that the server does not wait for the rest of a bad body
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", maxBodyBytes))
-			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			writeError(w, http.StatusRequestTimeout, fmt.Sprintf("the body did not arrive within %v", s.opt.BodyTimeout))
+		default:
+			writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 		}
-		writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 		return
 	}
 	settings, err := req.check(s.opt)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	prompt := s.prompt(req.Messages)
+	if n := s.eng.Model.Config.RotaryLen(); len(prompt) >= n {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the conversation is %d tokens and the model holds %d: start a new one", len(prompt), n))
 		return
 	}
 	// Wait for a worker, unless the queue is full.
@@ -222,7 +243,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		s.workers <- struct{}{}
 	}()
 	stream := req.Stream == nil || *req.Stream
-	reply, err := s.generate(w, r, s.prompt(req.Messages), settings, stream)
+	reply, err := s.generate(w, r, prompt, settings, stream)
 	s.served.Add(1)
 	s.logConversation(req.Messages, reply, err)
 }
@@ -269,6 +290,11 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, prompt []int, 
 	switch {
 	case stream && err == nil:
 		writeEvent(w, map[string]any{"done": true})
+		if flusher != nil {
+			flusher.Flush()
+		}
+	case stream && r.Context().Err() == nil: // the client is still there to be told
+		writeEvent(w, map[string]any{"error": err.Error()})
 		if flusher != nil {
 			flusher.Flush()
 		}

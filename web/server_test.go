@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -44,7 +45,7 @@ func newServer(t testing.TB, opt Options, next func(int) int) (*Server, *httptes
 			return -1
 		}
 	}
-	cfg, w := scripted.Model(tok.VocabSize(), 1024, next)
+	cfg, w := scripted.Model(tok.VocabSize(), 2048, next) // 20,480 positions: a request at the limits fits
 	m, err := graph.NewCached(cfg, w, cpubackend.New(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +171,7 @@ func TestLimits(t *testing.T) {
 	}
 	many := strings.TrimSuffix(strings.Repeat(msg("user", "x")+",", MaxMessages+1), ",")
 	four := strings.TrimSuffix(strings.Repeat(msg("user", strings.Repeat("y", 7000))+",", 5), ",")
+	three := strings.TrimSuffix(strings.Repeat(msg("user", strings.Repeat("w", 7000))+",", 3), ",")
 	for name, c := range map[string]struct {
 		body   string
 		status int
@@ -191,6 +193,7 @@ func TestLimits(t *testing.T) {
 		"max_tokens high":  {`{"messages": [` + msg("user", "hi") + `], "max_tokens": 4097}`, 400, "max_tokens"},
 		"wrong type":       {`{"messages": [` + msg("user", "hi") + `], "top_k": "many"}`, 400, "malformed JSON"},
 		"huge body":        {`{"messages": [` + msg("user", strings.Repeat("z", 2<<20)) + `]}`, 413, "over"},
+		"past the context": {`{"messages": [` + three + `]}`, 400, "the model holds 20480"},
 	} {
 		res := post(t, context.Background(), srv.URL, c.body)
 		var e struct{ Error string }
@@ -329,5 +332,27 @@ func TestLoadLeavesNothingBehind(t *testing.T) {
 	}
 	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 4<<20 {
 		t.Errorf("the live heap grew by %d KiB over 80 requests", grown>>10)
+	}
+}
+
+// TestSlowBody: a client that sends its body slower than the body timeout gets 408 and
+// frees the connection.
+func TestSlowBody(t *testing.T) {
+	_, srv := newServer(t, Options{BodyTimeout: 200 * time.Millisecond}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"messages\": [")
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a bound on a hang, not a timing
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	var e struct{ Error string }
+	json.NewDecoder(res.Body).Decode(&e)
+	if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(e.Error, "did not arrive") {
+		t.Errorf("a stalled body: %s %q", res.Status, e.Error)
 	}
 }
