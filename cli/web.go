@@ -28,6 +28,7 @@ func webCommand() *cli.Command {
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address to listen on (0.0.0.0: every interface)"},
 			&cli.IntFlag{Name: "workers", Value: 2, Usage: "requests generated at once"},
 			&cli.IntFlag{Name: "queue", Value: 16, Usage: "requests that may wait for a worker; beyond them the server answers 503"},
+			&cli.DurationFlag{Name: "body-timeout", Value: 30 * time.Second, Usage: "how long a request's body may take to arrive; then 408"},
 		),
 		Action: runWeb,
 	}
@@ -45,7 +46,7 @@ func runWeb(c *cli.Context) error {
 		return err
 	}
 	srv := web.New(eng, web.Options{Temperature: c.Float64("temperature"), TopK: c.Int("top-k"), MaxTokens: c.Int("max-tokens"),
-		Workers: c.Int("workers"), Queue: c.Int("queue"), Log: log.New(os.Stderr, "", log.LstdFlags)})
+		Workers: c.Int("workers"), Queue: c.Int("queue"), BodyTimeout: c.Duration("body-timeout"), Log: log.New(os.Stderr, "", log.LstdFlags)})
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port"))))
 	if err != nil {
 		return err
