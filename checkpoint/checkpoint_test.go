@@ -156,3 +156,29 @@ func TestLoadRefusesWhatItCannotTrust(t *testing.T) {
 		}
 	}
 }
+
+// TestLock: a second writer of a run folder is refused while the first holds it, and may
+// write once it is released; taking the lock clears the temporary files of interrupted
+// saves.
+func TestLock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d2")
+	os.MkdirAll(dir, 0o755)
+	stale := filepath.Join(dir, ".model_000004.safetensors.tmp123")
+	os.WriteFile(stale, []byte("half a save"), 0o644)
+	release, err := Lock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("an interrupted save's temporary file is still there")
+	}
+	if _, err := Lock(dir); err == nil || !strings.Contains(err.Error(), "another gochat") {
+		t.Errorf("a second writer: %v", err)
+	}
+	release()
+	again, err := Lock(dir)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	again()
+}

@@ -31,6 +31,7 @@ type Loader struct {
 	group *rowGroup // the row group being cut, or nil
 	ready chan *rowGroup
 	stop  chan struct{}
+	first bool // the next row group is the one pos starts in
 }
 
 // rowGroup is a row group's documents, tokenized, or the error met reading it.
@@ -60,7 +61,18 @@ func NewLoader(shards []string, tok *tokenizer.Tokenizer, B, T, rank, world int,
 		pos.Doc < 0 || pos.Token < 0 || pos.Epoch < 0 {
 		return nil, fmt.Errorf("loader: position %+v is not one of rank %d of %d over %d shards", pos, rank, world, len(shards))
 	}
-	l := &Loader{B: B, T: T, pos: pos, ready: make(chan *rowGroup, Prefetch), stop: make(chan struct{})}
+	if pos.RowGroup > rank || pos.Doc > 0 || pos.Token > 0 { // a saved position: it must lie in its shard
+		s, err := OpenShard(shards[pos.Shard])
+		if err != nil {
+			return nil, err
+		}
+		groups := s.RowGroups()
+		s.Close()
+		if pos.RowGroup >= groups {
+			return nil, fmt.Errorf("loader: position %+v is past the %d row groups of %s", pos, groups, shards[pos.Shard])
+		}
+	}
+	l := &Loader{B: B, T: T, pos: pos, ready: make(chan *rowGroup, Prefetch), stop: make(chan struct{}), first: true}
 	r := &reader{shards: shards, tok: tok, bos: bos, rank: rank, world: world}
 	go r.run(pos, l.ready, l.stop)
 	return l, nil
@@ -85,8 +97,10 @@ func (l *Loader) Next() (inputs, targets []int, err error) {
 			}
 			if g.epoch != l.pos.Epoch || g.shard != l.pos.Shard || g.index != l.pos.RowGroup { // the next row group
 				l.pos = Position{Epoch: g.epoch, Shard: g.shard, RowGroup: g.index}
+			} else if l.first && l.pos.Doc > len(g.docs) {
+				return nil, nil, fmt.Errorf("loader: position %+v is past the %d documents of its row group", l.pos, len(g.docs))
 			}
-			l.group = g
+			l.group, l.first = g, false
 		}
 		if l.pos.Doc >= len(l.group.docs) {
 			l.group = nil

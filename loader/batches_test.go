@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"gochat/tokenizer"
@@ -132,6 +133,17 @@ func TestLoaderErrors(t *testing.T) {
 	bad, _ := NewLoader([]string{filepath.Join(t.TempDir(), "missing.parquet")}, tok, 1, 8, 0, 1, Position{})
 	if _, _, err := bad.Next(); err == nil {
 		t.Error("a missing shard gave a batch")
+	}
+	// A saved position outside its shard is an error, not a silent skip to the next.
+	if _, err := NewLoader(paths, tok, 1, 8, 0, 1, Position{Shard: 1, RowGroup: 5}); err == nil || !strings.Contains(err.Error(), "past the 1 row groups") {
+		t.Errorf("a row group past the shard: %v", err)
+	}
+	far, err := NewLoader(paths, tok, 1, 8, 0, 1, Position{Shard: 1, Doc: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := far.Next(); err == nil || !strings.Contains(err.Error(), "documents of its row group") {
+		t.Errorf("a document past the row group: %v", err)
 	}
 }
 

@@ -82,6 +82,9 @@ func parse(raw []byte) (map[string]Tensor, map[string]string, error) {
 			if d < 0 {
 				return nil, nil, fmt.Errorf("tensor %q: negative dimension in %v", name, e.Shape)
 			}
+			if d > 0 && count > len(data)/size/d { // more elements than the file holds bytes: also no overflow
+				return nil, nil, fmt.Errorf("tensor %q: shape %v is larger than the file's %d data bytes", name, e.Shape, len(data))
+			}
 			count *= d
 		}
 		begin, end := e.Offsets[0], e.Offsets[1]

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -83,12 +84,18 @@ func TestSafetensorsRejectsDamagedFiles(t *testing.T) {
 	binary.LittleEndian.PutUint64(hugeHeader, 1<<40)
 	badJSON := append([]byte(nil), raw...)
 	badJSON[9] = '!'
+	// A shape whose element count overflows an int, so that count·4 wraps to the 400 bytes
+	// the offsets hold: 2^62+25 elements of 4 bytes are 2^64 + 100·4.
+	overflow := []byte(strings.Replace(string(raw), "[10,10]", "[4611686018427387929,4]", 1))
+	overflow = append([]byte(nil), overflow...)
+	binary.LittleEndian.PutUint64(overflow, binary.LittleEndian.Uint64(raw)+uint64(len("[4611686018427387929,4]")-len("[10,10]")))
 	for name, data := range map[string][]byte{
-		"truncated data":   raw[:len(raw)-4],
-		"truncated header": raw[:20],
-		"tiny":             raw[:3],
-		"huge header":      hugeHeader,
-		"bad json":         badJSON,
+		"overflowing shape": overflow,
+		"truncated data":    raw[:len(raw)-4],
+		"truncated header":  raw[:20],
+		"tiny":              raw[:3],
+		"huge header":       hugeHeader,
+		"bad json":          badJSON,
 	} {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, data, 0o644)

@@ -148,8 +148,9 @@ type baseRun struct {
 	met         *metrics
 	st          state
 	res         *Result
-	evalEvery   int // steps between evaluations (Settings.evalEvery of the horizon)
-	savedAt     int // the step last saved, -1 before
+	evalEvery   int    // steps between evaluations (Settings.evalEvery of the horizon)
+	savedAt     int    // the step last saved, -1 before
+	release     func() // of the run folder's lock
 
 	first                                  int       // the first step this process takes
 	deadline                               time.Time // of a time budget
@@ -211,6 +212,9 @@ func (r Run) setup() (b *baseRun, err error) {
 			b.close()
 		}
 	}()
+	if b.release, err = checkpoint.Lock(r.Dir); err != nil {
+		return nil, err
+	}
 	if b.model, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: r.Engine}); err != nil {
 		return nil, err
 	}
@@ -259,6 +263,9 @@ func (b *baseRun) close() {
 	}
 	if b.data != nil {
 		b.data.Close()
+	}
+	if b.release != nil {
+		b.release()
 	}
 }
 

@@ -111,3 +111,17 @@ func TestStopDuringEvaluation(t *testing.T) {
 		t.Errorf("evaluations at %v", evals)
 	}
 }
+
+// TestOneWriterPerRun: a run folder another trainer is writing is refused.
+func TestOneWriterPerRun(t *testing.T) {
+	data, tok := fixture(t)
+	run := tinyRun(t, data, tok, filepath.Join(t.TempDir(), "d1"))
+	release, err := checkpoint.Lock(run.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if _, err := Base(context.Background(), run); err == nil || !strings.Contains(err.Error(), "another gochat") {
+		t.Fatalf("a second trainer of one run: %v", err)
+	}
+}
