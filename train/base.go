@@ -207,9 +207,10 @@ func (r Run) setup() (b *baseRun, err error) {
 		fmt.Fprintf(r.Log, "the validation shard holds %d batches, not the %d of eval_tokens: each evaluation reads it whole, once\n", b.plan.EvalSteps, asked)
 	}
 
+	run := b // the named result is nil when setup fails
 	defer func() {
 		if err != nil {
-			b.close()
+			run.close()
 		}
 	}()
 	if b.release, err = checkpoint.Lock(r.Dir); err != nil {
