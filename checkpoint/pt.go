@@ -26,9 +26,15 @@ import (
 // storageDTypes maps PyTorch's storage classes to safetensors dtypes.
 var storageDTypes = map[string]string{"FloatStorage": "F32", "BFloat16Storage": "BF16", "HalfStorage": "F16", "DoubleStorage": "F64"}
 
+// maxPickleBytes bounds data.pkl: a state_dict's pickle holds names and geometry only, a few
+// kilobytes for nanochat's models.
+const maxPickleBytes = 16 << 20
+
 // ReadPT reads the tensors of a state_dict that torch.save wrote, as float32, under their
-// names (nanochat's; a "_orig_mod." prefix that torch.compile adds is removed).
-func ReadPT(file string) (graph.Weights, error) {
+// names (nanochat's; a "_orig_mod." prefix that torch.compile adds is removed). Every
+// tensor must be a parameter of cfg, of its shape: what the file declares is checked
+// before memory is given to it, and nothing is decompressed beyond what it declares.
+func ReadPT(file string, cfg graph.Config) (graph.Weights, error) {
 	zr, err := zip.OpenReader(file)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a PyTorch checkpoint: %w", file, err)
@@ -45,23 +51,33 @@ func ReadPT(file string) (graph.Weights, error) {
 	if prefix == "" {
 		return nil, fmt.Errorf("%s: no data.pkl: not a PyTorch checkpoint", file)
 	}
-	read := func(name string) ([]byte, error) {
+	read := func(name string, limit int) ([]byte, error) {
 		f, ok := records[prefix+name]
 		if !ok {
 			return nil, fmt.Errorf("%s: missing %s", file, prefix+name)
+		}
+		if f.UncompressedSize64 > uint64(limit) {
+			return nil, fmt.Errorf("%s: %s declares %d bytes, more than the %d expected", file, name, f.UncompressedSize64, limit)
 		}
 		r, err := f.Open()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, name, err)
 		}
 		defer r.Close()
-		b, err := io.ReadAll(r)
+		b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, name, err)
 		}
+		if len(b) > limit {
+			return nil, fmt.Errorf("%s: %s holds more than the %d bytes expected", file, name, limit)
+		}
 		return b, nil
 	}
-	raw, err := read("data.pkl")
+	shapes := map[string][2]int{}
+	for _, p := range cfg.Params() {
+		shapes[p.Name] = p.Shape
+	}
+	raw, err := read("data.pkl", maxPickleBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -79,11 +95,16 @@ func ReadPT(file string) (graph.Weights, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: a state_dict key of type %T", file, key)
 		}
-		t, err := rebuildTensor(value, read)
+		name = strings.TrimPrefix(name, "_orig_mod.")
+		shape, ok := shapes[name]
+		if !ok {
+			return nil, fmt.Errorf("%s: %s is not a parameter of the model its meta file describes", file, name)
+		}
+		t, err := rebuildTensor(value, shape, read)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, name, err)
 		}
-		if w[strings.TrimPrefix(name, "_orig_mod.")], err = t.Float32s(); err != nil {
+		if w[name], err = t.Float32s(); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, name, err)
 		}
 	}
@@ -92,8 +113,9 @@ func ReadPT(file string) (graph.Weights, error) {
 
 // rebuildTensor interprets torch._utils._rebuild_tensor_v2(storage, offset, size, stride,
 // ...) (inside _rebuild_parameter for a Parameter), gathering the elements in row-major
-// order whatever the strides.
-func rebuildTensor(v any, read func(string) ([]byte, error)) (safetensors.Tensor, error) {
+// order whatever the strides. The tensor must have the parameter's shape, and its storage
+// no more elements.
+func rebuildTensor(v any, shape [2]int, read func(string, int) ([]byte, error)) (safetensors.Tensor, error) {
 	var t safetensors.Tensor
 	call, ok := v.(*pickle.Call)
 	if ok && call.Func == (pickle.Global{Module: "torch._utils", Name: "_rebuild_parameter"}) && len(call.Args) > 0 {
@@ -120,11 +142,17 @@ func rebuildTensor(v any, read func(string) ([]byte, error)) (safetensors.Tensor
 	if !ok || !ok2 || !ok3 || len(size) != len(stride) {
 		return t, fmt.Errorf("malformed tensor geometry")
 	}
-	data, err := read("data/" + key)
+	if len(size) != 2 || size[0] != shape[0] || size[1] != shape[1] {
+		return t, fmt.Errorf("shape %v, want %v", size, shape)
+	}
+	if numel < 1 || numel > shape[0]*shape[1] {
+		return t, fmt.Errorf("a storage of %d elements for %d×%d", numel, shape[0], shape[1])
+	}
+	width := map[string]int{"F32": 4, "BF16": 2, "F16": 2, "F64": 8}[t.DType]
+	data, err := read("data/"+key, numel*width)
 	if err != nil {
 		return t, err
 	}
-	width := map[string]int{"F32": 4, "BF16": 2, "F16": 2, "F64": 8}[t.DType]
 	if len(data) != numel*width {
 		return t, fmt.Errorf("storage %s has %d bytes, want %d×%d", key, len(data), numel, width)
 	}
@@ -268,7 +296,7 @@ func Import(src string, step int, dst string) error {
 	if err != nil {
 		return err
 	}
-	w, err := ReadPT(ptFile(src, step))
+	w, err := ReadPT(ptFile(src, step), meta.ModelConfig)
 	if err != nil {
 		return err
 	}

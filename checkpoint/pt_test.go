@@ -1,15 +1,18 @@
 package checkpoint
 
 import (
+	"archive/zip"
 	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	"gochat/graph"
+	"gochat/internal/pickle"
 )
 
 // ptConfig is the model of testdata/pt, written by PyTorch 2.11 (make_fixture.py): wte in
@@ -50,7 +53,7 @@ func sameWeights(t *testing.T, what string, got, want graph.Weights) {
 func TestReadPT(t *testing.T) {
 	want := expectedPT(t)
 	for _, f := range []string{"model_000005.pt", "model_000006.pt"} {
-		got, err := ReadPT(filepath.Join("../testdata/pt/d2", f))
+		got, err := ReadPT(filepath.Join("../testdata/pt/d2", f), ptConfig)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +81,7 @@ func TestImportExport(t *testing.T) {
 	if err := Export(run, 5, out); err != nil {
 		t.Fatal(err)
 	}
-	back, err := ReadPT(filepath.Join(out, "model_000005.pt"))
+	back, err := ReadPT(filepath.Join(out, "model_000005.pt"), ptConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +102,7 @@ func TestReadPTRejectsDamage(t *testing.T) {
 	} {
 		p := filepath.Join(dir, name+".pt")
 		os.WriteFile(p, data, 0o644)
-		if _, err := ReadPT(p); err == nil || !strings.Contains(err.Error(), p) {
+		if _, err := ReadPT(p, ptConfig); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -110,5 +113,56 @@ func TestReadPTRejectsDamage(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "model_000005.pt"), raw, 0o644)
 	if err := Import(src, 5, t.TempDir()); err == nil {
 		t.Error("imported weights of another shape")
+	}
+}
+
+// craftPT writes a .pt whose data.pkl holds lm_head.weight with the given geometry over a
+// storage of numel floats, stored (uncompressed) with data bytes or, deflated, with a
+// stream that inflates to inflated zero bytes.
+func craftPT(t *testing.T, size, stride pickle.Tuple, numel int, data []byte, inflated int) string {
+	t.Helper()
+	storage := pickle.Persistent{ID: pickle.Tuple{"storage", pickle.Global{Module: "torch", Name: "FloatStorage"}, "0", "cpu", numel}}
+	tensor := &pickle.Call{Func: pickle.Global{Module: "torch._utils", Name: "_rebuild_tensor_v2"},
+		Args: pickle.Tuple{storage, 0, size, stride, false, pickle.OrderedDict{}}}
+	pkl, err := pickle.Marshal(pickle.OrderedDict{{Key: "lm_head.weight", Value: tensor}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.pt")
+	f, _ := os.Create(path)
+	defer f.Close()
+	z := zip.NewWriter(f)
+	w, _ := z.Create("model/data.pkl")
+	w.Write(pkl)
+	w, _ = z.Create("model/data/0")
+	if inflated > 0 {
+		w.Write(make([]byte, inflated))
+	} else {
+		w.Write(data)
+	}
+	z.Close()
+	return path
+}
+
+// TestReadPTRefusesBalloons: a file that declares more than the model it claims to be is
+// refused before memory is given to what it declares: a broadcast tensor of 300M elements
+// over one float (632 bytes of file), a storage that inflates far past its declared size.
+func TestReadPTRefusesBalloons(t *testing.T) {
+	broadcast := craftPT(t, pickle.Tuple{300_000_000, 1}, pickle.Tuple{0, 0}, 1, make([]byte, 4), 0)
+	if _, err := ReadPT(broadcast, ptConfig); err == nil || !strings.Contains(err.Error(), "shape [300000000 1]") {
+		t.Errorf("a broadcast tensor: %v", err)
+	}
+	rows, cols := ptConfig.VocabSize, ptConfig.NEmbd
+	bomb := craftPT(t, pickle.Tuple{rows, cols}, pickle.Tuple{cols, 1}, rows*cols, nil, 64<<20)
+	if _, err := ReadPT(bomb, ptConfig); err == nil || !strings.Contains(err.Error(), "more than the") {
+		t.Errorf("a storage that inflates past its size: %v", err)
+	}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ReadPT(broadcast, ptConfig)
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 16<<20 {
+		t.Errorf("refusing a 300M-element tensor allocated %d MiB", grown>>20)
 	}
 }
