@@ -17,7 +17,7 @@ import (
 
 var tiny = graph.Config{SequenceLen: 16, VocabSize: 64, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 32}
 
-func save(t *testing.T, dir string, step int) (graph.Weights, Meta) {
+func save(t testing.TB, dir string, step int) (graph.Weights, Meta) {
 	t.Helper()
 	w := graph.InitWeights(tiny, uint64(step))
 	bpb := 1.25
@@ -181,4 +181,25 @@ func TestLock(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 	again()
+}
+
+// FuzzReadMeta: any meta file gives a meta whose config is valid and whose step is its
+// file's, or an error, never a panic.
+func FuzzReadMeta(f *testing.F) {
+	dir := f.TempDir()
+	_, meta := save(f, dir, 1)
+	raw, _ := json.Marshal(meta)
+	f.Add(raw)
+	f.Add([]byte(`{"step": 1, "model_config": {"sequence_len": 99999999999}}`))
+	f.Add([]byte(`{"step": 1, "loop": [1, 2]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		os.WriteFile(metaFile(dir, 1), data, 0o644)
+		m, err := ReadMeta(dir, 1)
+		if err != nil {
+			return
+		}
+		if m.Step != 1 || m.ModelConfig.Validate() != nil {
+			t.Fatalf("accepted %+v", m)
+		}
+	})
 }

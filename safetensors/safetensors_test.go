@@ -115,3 +115,26 @@ func TestHalfPrecisionConversions(t *testing.T) {
 		t.Fatalf("bf16 %v, f16 %v", b, h)
 	}
 }
+
+// FuzzParse: any bytes give tensors whose data fit their dtype and shape, or an error,
+// never a panic.
+func FuzzParse(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "seed.safetensors")
+	if err := Write(path, map[string]Tensor{"x": F32(make([]float32, 6), 2, 3), "n": I64([]int{7}, 1)}, map[string]string{"format": "pt"}); err != nil {
+		f.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	f.Add(raw)
+	f.Add(raw[:20])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tensors, _, err := parse(data)
+		if err != nil {
+			return
+		}
+		for name, x := range tensors {
+			if len(x.Data) != x.Len()*dtypeSize[x.DType] {
+				t.Fatalf("%s: %d bytes for %v %s", name, len(x.Data), x.Shape, x.DType)
+			}
+		}
+	})
+}

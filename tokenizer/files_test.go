@@ -96,3 +96,24 @@ func TestFolderRoundTrip(t *testing.T) {
 		t.Fatal("wrong special tokens accepted")
 	}
 }
+
+// FuzzReadTiktoken: any file gives a tokenizer that round-trips its bytes, or an error,
+// never a panic.
+func FuzzReadTiktoken(f *testing.F) {
+	f.Add([]byte("YQ== 0\nYg== 1\n"))
+	f.Add([]byte("YQ== 1\n"))
+	f.Add([]byte("!!! 0\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "fuzz.tiktoken")
+		os.WriteFile(p, data, 0o644)
+		tok, err := ReadTiktoken(p)
+		if err != nil {
+			return
+		}
+		text := "abc é"
+		if got, err := tok.Decode(tok.Encode(text)); err == nil && string(got) != text {
+			t.Fatalf("a tokenizer read from %q turns %q into %q", data, text, got)
+		}
+	})
+}

@@ -356,3 +356,21 @@ func TestSlowBody(t *testing.T) {
 		t.Errorf("a stalled body: %s %q", res.Status, e.Error)
 	}
 }
+
+// FuzzCompletions: any request body gets a JSON error (400, 408, 413) or an answer, never
+// a panic or a 5xx.
+func FuzzCompletions(f *testing.F) {
+	s, _ := newServer(f, Options{MaxTokens: 2}, nil)
+	f.Add(`{"messages":[{"role":"user","content":"hi"}],"stream":false}`)
+	f.Add(`{"messages":[{"role":"user","content":"hi"}],"temperature":2,"top_k":200,"max_tokens":1}`)
+	f.Add(`{"messages": [`)
+	f.Add(`{"messages":[{"role":"system","content":""}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest(http.MethodPost, "/chat/completions", strings.NewReader(body))
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%q: %d %s", body, rec.Code, rec.Body.String())
+		}
+	})
+}
