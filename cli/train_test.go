@@ -6,6 +6,7 @@ import (
 	"gochat/checkpoint"
 	"gochat/graph"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // inHome runs the binary with GOCHAT_HOME set to home.
@@ -297,4 +299,66 @@ func shellWords(line string) []string {
 		words = append(words, word.String())
 	}
 	return words
+}
+
+// TestKillNineResumes kills a training run with SIGKILL at random moments, saves among
+// them, and resumes it each time: after every kill the newest checkpoint loads whole, and
+// the run, once finished, ends with the uninterrupted run's weights byte for byte.
+func TestKillNineResumes(t *testing.T) {
+	home := newHome(t)
+	args := append(tinyTrain, "--save-every", "10")
+	start := time.Now()
+	if _, stderr, err := inHome(t, home, append(args, "--model-tag", "straight")...); err != nil {
+		t.Fatalf("%v %s", err, stderr)
+	}
+	straightTime := time.Since(start)
+	dir := filepath.Join(home, "base_checkpoints", "killed")
+	r := rand.New(rand.NewPCG(9, 9))
+	finished := false
+	for kill := 0; kill < 6 && !finished; kill++ {
+		run := append(args, "--model-tag", "killed")
+		if steps, _ := checkpoint.Steps(dir); len(steps) > 0 {
+			run = append(run, "--resume")
+		}
+		cmd := exec.Command(binary, run...)
+		cmd.Env = append(os.Environ(), "GOCHAT_HOME="+home)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: %v", kill, err)
+			}
+			finished = true
+		case <-time.After(time.Duration(r.Float64() * float64(straightTime))):
+			cmd.Process.Kill()
+			<-done
+		}
+		if steps, _ := checkpoint.Steps(dir); len(steps) > 0 {
+			last := steps[len(steps)-1]
+			if _, err := checkpoint.Load(dir, last, true); err != nil {
+				t.Fatalf("after kill %d the newest checkpoint, step %d, does not load: %v", kill, last, err)
+			}
+		}
+	}
+	if !finished {
+		resume := append(args, "--model-tag", "killed")
+		if steps, _ := checkpoint.Steps(dir); len(steps) > 0 {
+			resume = append(resume, "--resume")
+		}
+		if _, stderr, err := inHome(t, home, resume...); err != nil {
+			t.Fatalf("the last resume: %v %s", err, stderr)
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(home, "base_checkpoints", "straight", "model_000150.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(dir, "model_000150.safetensors"))
+	if len(a) == 0 || string(a) != string(b) {
+		t.Error("the run killed and resumed ends with other weights than the straight run")
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp*")); len(tmp) > 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
 }
