@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"gochat/checkpoint"
 	"gochat/graph"
+	"gochat/loader"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -360,5 +361,20 @@ func TestKillNineResumes(t *testing.T) {
 	}
 	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp*")); len(tmp) > 0 {
 		t.Errorf("temporary files left: %v", tmp)
+	}
+}
+
+// TestDamagedValidationShardStopsAtStart: a validation shard that cannot be read is found
+// before the first step, also when the run evaluates only at its end.
+func TestDamagedValidationShardStopsAtStart(t *testing.T) {
+	home := newHome(t)
+	_, val, err := loader.Split(filepath.Join(home, "base_data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(val, []byte("PAR1 not really"), 0o644)
+	out, stderr, err := inHome(t, home, append(tinyTrain, "--eval-every", "0", "--model-tag", "damaged")...)
+	if err == nil || !strings.Contains(stderr, "validation shard") || strings.Contains(out, "step 00001/") {
+		t.Fatalf("a damaged validation shard: %v\n%s\n%s", err, stderr, out)
 	}
 }
