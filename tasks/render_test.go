@@ -1,0 +1,116 @@
+package tasks
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"slices"
+	"testing"
+
+	"gochat/tokenizer"
+)
+
+// renderCase is a case of nanochat_render.json: a dataset row as published, what
+// nanochat's task made of it, and nanochat's rendering of that.
+type renderCase struct {
+	Task          string          `json:"task"`
+	Row           json.RawMessage `json:"row"`
+	MaxTokens     int             `json:"max_tokens"`
+	Conversation  json.RawMessage `json:"conversation"`
+	IDs           []int           `json:"ids"`
+	Mask          []int8          `json:"mask"`
+	CompletionIDs []int           `json:"completion_ids"`
+}
+
+// convert is each task's conversion of a row.
+func convert(task string, row json.RawMessage) (Example, error) {
+	switch task {
+	case "smoltalk", "conversation":
+		var r SmolTalkRow
+		if err := json.Unmarshal(row, &r); err != nil {
+			return Example{}, err
+		}
+		if task == "conversation" {
+			return Example{Conversation: tokenizer.Conversation{Messages: r.Messages}}, nil
+		}
+		return SmolTalk(r)
+	case "mmlu":
+		var r MMLURow
+		if err := json.Unmarshal(row, &r); err != nil {
+			return Example{}, err
+		}
+		return MMLU(r)
+	case "arc":
+		var r ARCRow
+		if err := json.Unmarshal(row, &r); err != nil {
+			return Example{}, err
+		}
+		return ARC(r)
+	case "gsm8k":
+		var r GSM8KRow
+		if err := json.Unmarshal(row, &r); err != nil {
+			return Example{}, err
+		}
+		return GSM8K(r)
+	}
+	panic("unknown task " + task)
+}
+
+// asNanochat is an example as nanochat's task returns it: the conversation dict with its
+// "letters" and "subject" when it has them.
+func asNanochat(t *testing.T, ex Example) any {
+	d := map[string]any{"messages": ex.Messages}
+	if ex.Letters != nil {
+		d["letters"] = ex.Letters
+	}
+	if ex.Subject != "" {
+		d["subject"] = ex.Subject
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	json.Unmarshal(raw, &v)
+	return v
+}
+
+// TestRenderMatchesNanochat: on rows in each dataset's published schema, every task makes
+// the conversation nanochat's task makes, and it renders to nanochat's token ids, training
+// mask and completion prompt (testdata/golden/render, from nanochat's own code).
+func TestRenderMatchesNanochat(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/golden/render/nanochat_render.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []renderCase
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load("../testdata/golden/render/tokenizer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		ex, err := convert(c.Task, c.Row)
+		if err != nil {
+			t.Fatalf("case %d (%s): %v", i, c.Task, err)
+		}
+		var want any
+		json.Unmarshal(c.Conversation, &want)
+		if got := asNanochat(t, ex); !reflect.DeepEqual(got, want) {
+			t.Errorf("case %d (%s): conversation\n%v\nwant\n%v", i, c.Task, got, want)
+		}
+		ids, mask, err := tok.RenderConversation(ex.Conversation, c.MaxTokens)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		if !slices.Equal(ids, c.IDs) || !slices.Equal(mask, c.Mask) {
+			t.Errorf("case %d (%s): rendering differs from nanochat's", i, c.Task)
+		}
+		completion, err := tok.RenderForCompletion(ex.Conversation)
+		if err != nil || !slices.Equal(completion, c.CompletionIDs) {
+			t.Errorf("case %d (%s): completion prompt differs from nanochat's (%v)", i, c.Task, err)
+		}
+	}
+}
