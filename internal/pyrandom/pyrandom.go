@@ -4,7 +4,10 @@
 // seed: the order of a task mixture, the items and few-shot examples of an evaluation.
 package pyrandom
 
-import "math/bits"
+import (
+	"math"
+	"math/bits"
+)
 
 const (
 	n         = 624
@@ -110,4 +113,38 @@ func (r *Rand) Shuffle(count int, swap func(i, j int)) {
 	for i := count - 1; i > 0; i-- {
 		swap(i, r.Below(i+1))
 	}
+}
+
+// Sample is random.sample(range(n), k): k distinct indices of [0, n) in selection order
+// (random.sample(population, k) picks population[i] for each),
+// with CPython's two strategies (a shrinking pool for small n, rejection from a set for
+// large n) and its rule for choosing between them. 0 ≤ k ≤ n.
+func (r *Rand) Sample(n, k int) []int {
+	out := make([]int, k)
+	setsize := 21
+	if k > 5 {
+		setsize += int(math.Pow(4, math.Ceil(math.Log(float64(k*3))/math.Log(4))))
+	}
+	if n <= setsize {
+		pool := make([]int, n)
+		for i := range pool {
+			pool[i] = i
+		}
+		for i := range k {
+			j := r.Below(n - i)
+			out[i] = pool[j]
+			pool[j] = pool[n-i-1]
+		}
+		return out
+	}
+	selected := map[int]bool{}
+	for i := range k {
+		j := r.Below(n)
+		for selected[j] {
+			j = r.Below(n)
+		}
+		selected[j] = true
+		out[i] = j
+	}
+	return out
 }

@@ -23,6 +23,11 @@ func TestMatchesCPython(t *testing.T) {
 			K      int
 			Values []uint64
 		} `json:"getrandbits_seq"`
+		Sample []struct {
+			Seed   uint64
+			N, K   int
+			Sample []int
+		}
 	}
 	json.Unmarshal(raw, &want)
 	for _, c := range want.Shuffle {
@@ -44,6 +49,11 @@ func TestMatchesCPython(t *testing.T) {
 			if got := r.GetRandBits(c.K); got != v {
 				t.Fatalf("getrandbits(%d) #%d: %d, want %d", c.K, i, got, v)
 			}
+		}
+	}
+	for _, c := range want.Sample {
+		if got := New(c.Seed).Sample(c.N, c.K); !slices.Equal(got, c.Sample) {
+			t.Errorf("seed %d: sample(range(%d), %d) = %v, want %v", c.Seed, c.N, c.K, got, c.Sample)
 		}
 	}
 }
