@@ -2,6 +2,8 @@ package tasks
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -88,3 +90,36 @@ func TestEvaluation(t *testing.T) {
 }
 
 func second(_ Example, err error) error { return err }
+
+func TestCustomJSON(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(text), 0o644)
+		return p
+	}
+	good := write("good.jsonl", `[{"role":"user","content":"Who are you?"},{"role":"assistant","content":"gochat, a small GPT."}]
+
+[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"},{"role":"assistant","content":"d"}]
+`)
+	task, err := ReadCustomJSON(good)
+	if err != nil || task.Len() != 2 {
+		t.Fatalf("%v, %v", task, err)
+	}
+	if ex, _ := task.Example(1); len(ex.Messages) != 4 || ex.Messages[3].Text != "d" {
+		t.Errorf("example 1: %+v", ex)
+	}
+	for name, text := range map[string]string{
+		"bad.jsonl:2: want a JSON array": `[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]` + "\n{}\n",
+		"1 messages":                     `[{"role":"user","content":"a"}]`,
+		"want \"user\" text":             `[{"role":"assistant","content":"a"},{"role":"user","content":"b"}]`,
+		"with 1 parts":                   `[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"text","text":"b"}]}]`,
+	} {
+		if _, err := ReadCustomJSON(write("bad.jsonl", text)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := ReadCustomJSON(filepath.Join(dir, "missing.jsonl")); err == nil {
+		t.Error("a missing file")
+	}
+}
