@@ -10,7 +10,7 @@ import (
 
 // SmolTalkRow is a row of HuggingFaceTB/smol-smoltalk.
 type SmolTalkRow struct {
-	Messages []tokenizer.Message `json:"messages" parquet:"messages"`
+	Messages []tokenizer.Message `json:"messages"`
 }
 
 // SmolTalk is the row's conversation as it is, once checked as nanochat checks it: an
@@ -51,10 +51,10 @@ func MultipleChoice(question string, letters, choices []string) string {
 
 // MMLURow is a row of cais/mmlu.
 type MMLURow struct {
-	Question string   `json:"question" parquet:"question"`
-	Subject  string   `json:"subject" parquet:"subject"`
-	Choices  []string `json:"choices" parquet:"choices"`
-	Answer   int      `json:"answer" parquet:"answer"`
+	Question string   `json:"question"`
+	Subject  string   `json:"subject"`
+	Choices  []string `json:"choices"`
+	Answer   int      `json:"answer"`
 }
 
 // mmluLetters are MMLU's answer letters.
@@ -71,13 +71,13 @@ func MMLU(row MMLURow) (Example, error) {
 
 // ARCRow is a row of allenai/ai2_arc (ARC-Easy and ARC-Challenge).
 type ARCRow struct {
-	ID       string `json:"id" parquet:"id"`
-	Question string `json:"question" parquet:"question"`
+	ID       string `json:"id"`
+	Question string `json:"question"`
 	Choices  struct {
-		Text  []string `json:"text" parquet:"text"`
-		Label []string `json:"label" parquet:"label"`
-	} `json:"choices" parquet:"choices"`
-	AnswerKey string `json:"answerKey" parquet:"answerKey"`
+		Text  []string `json:"text"`
+		Label []string `json:"label"`
+	} `json:"choices"`
+	AnswerKey string `json:"answerKey"`
 }
 
 // ARC is a question with its own labels (letters, or digits in some rows) answered by one.
@@ -91,8 +91,8 @@ func ARC(row ARCRow) (Example, error) {
 
 // GSM8KRow is a row of openai/gsm8k.
 type GSM8KRow struct {
-	Question string `json:"question" parquet:"question"`
-	Answer   string `json:"answer" parquet:"answer"`
+	Question string `json:"question"`
+	Answer   string `json:"answer"`
 }
 
 // calculatorSpan is GSM8K's <<expr=result>> annotation.

@@ -3,11 +3,14 @@ package tasks
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
 
 	"gochat/tokenizer"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 // renderCase is a case of nanochat_render.json: a dataset row as published, what
@@ -112,5 +115,62 @@ func TestRenderMatchesNanochat(t *testing.T) {
 		if err != nil || !slices.Equal(completion, c.CompletionIDs) {
 			t.Errorf("case %d (%s): completion prompt differs from nanochat's (%v)", i, c.Task, err)
 		}
+	}
+}
+
+// writeRow writes one golden row, read into the file layout F, as a parquet file.
+func writeRow[F any](t *testing.T, row json.RawMessage) string {
+	var f F
+	if err := json.Unmarshal(row, &f); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rows.parquet")
+	if err := parquet.WriteFile(path, []F{f}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestParquetRows: the golden rows written in HuggingFace's parquet layout of each dataset
+// (nested lists and structs) read back into the conversations nanochat makes of them.
+func TestParquetRows(t *testing.T) {
+	raw, _ := os.ReadFile("../testdata/golden/render/nanochat_render.json")
+	var cases []renderCase
+	json.Unmarshal(raw, &cases)
+	read := 0
+	for i, c := range cases {
+		var task Task
+		var err error
+		switch c.Task {
+		case "smoltalk":
+			task, err = ReadSmolTalk(writeRow[smolTalkFile](t, c.Row))
+		case "mmlu":
+			task, err = ReadMMLU(writeRow[mmluFile](t, c.Row))
+		case "arc":
+			task, err = ReadARC(writeRow[arcFile](t, c.Row))
+		case "gsm8k":
+			task, err = ReadGSM8K(writeRow[gsm8kFile](t, c.Row))
+		default:
+			continue
+		}
+		if err != nil || task.Len() != 1 {
+			t.Fatalf("case %d (%s): %v", i, c.Task, err)
+		}
+		ex, err := task.Example(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want any
+		json.Unmarshal(c.Conversation, &want)
+		if got := asNanochat(t, ex); !reflect.DeepEqual(got, want) {
+			t.Errorf("case %d (%s) from parquet:\n%v\nwant\n%v", i, c.Task, got, want)
+		}
+		read++
+	}
+	if read != 11 {
+		t.Errorf("read %d golden rows from parquet, want 11", read)
+	}
+	if _, err := ReadGSM8K(filepath.Join(t.TempDir(), "missing.parquet")); err == nil {
+		t.Error("a missing file")
 	}
 }
