@@ -7,6 +7,7 @@ package tasks
 import (
 	"fmt"
 
+	"gochat/internal/nprandom"
 	"gochat/internal/pyrandom"
 	"gochat/tokenizer"
 )
@@ -132,4 +133,26 @@ func (s Sequence) Example(i int) (Example, error) {
 		}
 	}
 	return Example{}, fmt.Errorf("tasks: example out of a sequence of %d", s.Len())
+}
+
+// Shuffled is HuggingFace datasets' shuffle(seed): example i is the task's example
+// numpy.random.default_rng(seed).permutation(len)[i]. nanochat loads every dataset shuffled
+// with seed 42 before its task slices it.
+type Shuffled struct {
+	Task  Task
+	order []int
+}
+
+// Shuffle returns t shuffled as dataset.shuffle(seed=seed) shuffles it.
+func Shuffle(t Task, seed uint64) Shuffled {
+	return Shuffled{Task: t, order: nprandom.DefaultRNG(seed).Permutation(t.Len())}
+}
+
+func (s Shuffled) Len() int { return len(s.order) }
+
+func (s Shuffled) Example(i int) (Example, error) {
+	if i < 0 || i >= len(s.order) {
+		return Example{}, fmt.Errorf("tasks: example %d of %d", i, len(s.order))
+	}
+	return s.Task.Example(s.order[i])
 }

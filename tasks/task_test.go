@@ -57,6 +57,10 @@ func TestViewsMixturesSequences(t *testing.T) {
 	if got := strings.Join(texts(t, m), ","); got != "b 0,c 1,c 2,b 1,c 3,a 2,c 0,a 0,a 1" {
 		t.Errorf("mixture order %s", got)
 	}
+	// HuggingFace's shuffle(seed=42): numpy's default_rng(42).permutation(10).
+	if got := strings.Join(texts(t, Shuffle(numbered("d", 10), 42)), ","); got != "d 5,d 6,d 0,d 7,d 3,d 2,d 4,d 9,d 1,d 8" {
+		t.Errorf("shuffled %s", got)
+	}
 	s := Sequence{numbered("a", 2), numbered("b", 1)}
 	if got := strings.Join(texts(t, s), ","); got != "a 0,a 1,b 0" {
 		t.Errorf("sequence %s", got)
