@@ -28,35 +28,29 @@ type renderCase struct {
 // convert is each task's conversion of a row.
 func convert(task string, row json.RawMessage) (Example, error) {
 	switch task {
-	case "smoltalk", "conversation":
-		var r SmolTalkRow
-		if err := json.Unmarshal(row, &r); err != nil {
-			return Example{}, err
-		}
-		if task == "conversation" {
+	case "smoltalk":
+		return decodeAs(row, SmolTalk)
+	case "conversation": // a conversation given as it is
+		return decodeAs(row, func(r SmolTalkRow) (Example, error) {
 			return Example{Conversation: tokenizer.Conversation{Messages: r.Messages}}, nil
-		}
-		return SmolTalk(r)
+		})
 	case "mmlu":
-		var r MMLURow
-		if err := json.Unmarshal(row, &r); err != nil {
-			return Example{}, err
-		}
-		return MMLU(r)
+		return decodeAs(row, MMLU)
 	case "arc":
-		var r ARCRow
-		if err := json.Unmarshal(row, &r); err != nil {
-			return Example{}, err
-		}
-		return ARC(r)
+		return decodeAs(row, ARC)
 	case "gsm8k":
-		var r GSM8KRow
-		if err := json.Unmarshal(row, &r); err != nil {
-			return Example{}, err
-		}
-		return GSM8K(r)
+		return decodeAs(row, GSM8K)
 	}
 	panic("unknown task " + task)
+}
+
+// decodeAs reads a JSON row as R and converts it.
+func decodeAs[R any](row json.RawMessage, convert func(R) (Example, error)) (Example, error) {
+	var r R
+	if err := json.Unmarshal(row, &r); err != nil {
+		return Example{}, err
+	}
+	return convert(r)
 }
 
 // asNanochat is an example as nanochat's task returns it: the conversation dict with its

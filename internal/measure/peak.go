@@ -84,19 +84,28 @@ func maxClockGHz() float64 {
 	if best > 0 {
 		return best
 	}
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, value, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(key) == "cpu MHz" {
-			if mhz, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
-				best = max(best, mhz/1e3)
-			}
+	for _, v := range procValues("/proc/cpuinfo", "cpu MHz") {
+		if mhz, err := strconv.ParseFloat(v, 64); err == nil {
+			best = max(best, mhz/1e3)
 		}
 	}
 	return best
+}
+
+// procValues are the values of the "key: value" lines of a /proc file whose key is key,
+// trimmed; none where the file cannot be read.
+func procValues(path, key string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == key {
+			out = append(out, strings.TrimSpace(v))
+		}
+	}
+	return out
 }
