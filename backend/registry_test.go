@@ -52,3 +52,21 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("Open(cpu): %v, %v", b, err)
 	}
 }
+
+func TestRoundBF16(t *testing.T) {
+	for in, want := range map[float32]float32{
+		1: 1, 1.00390625: 1, 1.01171875: 1.015625, 3.14159: 3.140625, -2.5: -2.5, 0: 0,
+	} {
+		if got := backend.RoundBF16(in); got != want {
+			t.Errorf("RoundBF16(%v) = %v, want %v", in, got, want)
+		}
+	}
+	table, _ := backend.NewRotaryTable(4, 8, 10000)
+	cos, _ := table.BFloat16().Float32()
+	c32, _ := table.Float32()
+	for i := range cos {
+		if cos[i] != backend.RoundBF16(c32[i]) {
+			t.Fatalf("cos[%d] = %v, not %v rounded", i, cos[i], c32[i])
+		}
+	}
+}

@@ -56,6 +56,35 @@ func NewRotaryTable(length, headDim int, base float64) (*RotaryTable, error) {
 	return rt, nil
 }
 
+// BFloat16 returns a copy of the table with its values rounded to bfloat16, as nanochat
+// casts its tables (its forward asserts bfloat16 cos and sin): evaluating a model as
+// nanochat evaluates it takes them.
+func (rt *RotaryTable) BFloat16() *RotaryTable {
+	out := &RotaryTable{HeadDim: rt.HeadDim, Len: rt.Len}
+	for _, t := range []struct {
+		src []float32
+		dst *[]float32
+		d64 *[]float64
+	}{{rt.cos32, &out.cos32, &out.cos64}, {rt.sin32, &out.sin32, &out.sin64}} {
+		*t.dst, *t.d64 = make([]float32, len(t.src)), make([]float64, len(t.src))
+		for i, v := range t.src {
+			(*t.dst)[i] = RoundBF16(v)
+			(*t.d64)[i] = float64((*t.dst)[i])
+		}
+	}
+	return out
+}
+
+// RoundBF16 rounds x to the nearest bfloat16 (ties to even), as PyTorch's cast does.
+func RoundBF16(x float32) float32 {
+	b := math.Float32bits(x)
+	if x != x { // NaN stays NaN
+		return x
+	}
+	b += 0x7fff + (b>>16)&1
+	return math.Float32frombits(b &^ 0xffff)
+}
+
 // Float32 returns the cos and sin tables, position-major with HeadDim/2 values per
 // position, as the float32 kernels use them (do not change them).
 func (rt *RotaryTable) Float32() (cos, sin []float32) { return rt.cos32, rt.sin32 }

@@ -44,6 +44,11 @@ func NewCached(cfg Config, w Weights, e backend.Gemm) (*Cached, error) {
 	return m, nil
 }
 
+// NanochatRotary makes the model rotate with bfloat16 cos and sin tables, as nanochat's
+// forward does, so that what it computes is what nanochat computes on the same weights
+// (evaluation meant to equal nanochat's); gochat trains with float32 tables.
+func (m *Cached) NanochatRotary() { m.rotary = m.rotary.BFloat16() }
+
 // WeightBytes is the size of the weights one decoded token reads: every matrix but the
 // embedding table, of which it reads a row.
 func (m *Cached) WeightBytes() int {
