@@ -71,8 +71,8 @@ func TestCoreOrderAndFewShotMatchNanochat(t *testing.T) {
 
 // TestCoreScoresMatchNanochat scores every item of the golden bundle with the golden d2
 // model, whole and cut to 25 items a task, rotating with bfloat16 tables as nanochat does:
-// each option's mean loss within 1e-4 of nanochat's (relative; measured: all but 2 options within 1e-5, float32 kernels summing in other
-// orders), every item's
+// each option's mean loss within 1e-4 of nanochat's (relative; measured: all but 2
+// options within 1e-5, float32 kernels summing in other orders), every item's
 // verdict, each task's accuracy and centred accuracy, and CORE. (With gochat's float32
 // tables the verdicts and CORE are the same and the mean losses differ by up to 2.3e-4.)
 func TestCoreScoresMatchNanochat(t *testing.T) {
