@@ -33,10 +33,10 @@ const (
 
 // Engine keeps a model's tensors in CUDA managed memory and runs the whole training step on
 // the GPU: the matrix products with cuBLAS on the tensors where they lie, and every other op
-// and the optimizers with the kernels of kernels.cu. It implements layers.Device and
-// optimizers.Device. Managed memory is one address space for both sides, so whatever the
-// host still does (loading weights, reading the loss, saving a checkpoint) reads and writes
-// the same tensors, after a Sync.
+// and the optimizers with the kernels of kernels.cu. It is a backend.Backend, registered as
+// "cuda", "cuda-tf32" and "cuda-bf16". Managed memory is one address space for both sides,
+// so whatever the host still does (loading weights, reading the loss, saving a checkpoint)
+// reads and writes the same tensors, after a Sync.
 //
 // Products of host memory (the sampler's, which keeps its activations in Go memory) go
 // through the BLAS: copied to the GPU when large, else done on the CPU. Gorgonia's own
@@ -163,7 +163,7 @@ func (e *Engine) err() error {
 	return e.failed
 }
 
-// Make implements layers.Device: n zeroed float32s or ints in managed memory.
+// Make implements backend.Memory: n zeroed float32s or ints in managed memory.
 func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()

@@ -13,7 +13,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// The backend.Kernels and optimizers.Device methods: each locks the device, checks that its
+// The backend.Kernels and backend.OptimizerKernels methods: each locks the device, checks that its
 // slices are the engine's memory, and queues the kernel of kernels.cu of the same name.
 
 const rowThreads = 256 // threads of a row kernel's block
@@ -161,7 +161,7 @@ func (e *Engine) Axpy(y, x []float32, a float32) {
 	e.elementwise("axpy", len(y), y, x[:len(y)], len(y), a)
 }
 
-// SumSquares implements optimizers.Device: the squares add up in float64 on the device, and
+// SumSquares implements backend.OptimizerKernels: the squares add up in float64 on the device, and
 // the one result comes back.
 func (e *Engine) SumSquares(xs [][]float32) (float64, error) {
 	e.b.mu.Lock()
@@ -183,7 +183,7 @@ func (e *Engine) SumSquares(xs [][]float32) (float64, error) {
 	return ss, e.err()
 }
 
-// NewtonSchulz implements optimizers.Device: the matrices go, transposed when tall, into
+// NewtonSchulz implements backend.OptimizerKernels: the matrices go, transposed when tall, into
 // consecutive scratch X; their norms and every step run for all of them at once (batched
 // products over the matrices, X' and B copied whole), and the results come back.
 func (e *Engine) NewtonSchulz(out, g [][]float32, rows, cols, steps int, ca, cb, cc float32) {
