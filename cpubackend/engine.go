@@ -46,15 +46,6 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 // Sync implements backend.Memory: the CPU's work is done when its call returns.
 func (e *Engine) Sync() error { return nil }
 
-// Sgemm and Dgemm are the BLAS's (the kernels hold it too).
-func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	e.BLAS.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
-func (e *Engine) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	e.BLAS.Dgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
 // MatMul implements tensor.MatMuler: prealloc = a·b for matrices, where a and b may be
 // transposed views (Gorgonia passes transposes un-materialised and batched products as one
 // call per slice). prealloc must be contiguous and row-major.

@@ -124,14 +124,6 @@ func scalarFloat(s G.Scalar) float64 {
 	return 0
 }
 
-// castTo converts x to the Go type of dt (float32 or float64).
-func castTo(dt tensor.Dtype, x float64) any {
-	if dt == tensor.Float32 {
-		return float32(x)
-	}
-	return x
-}
-
 // sumFloats adds a float tensor's elements in float64.
 func sumFloats(t *tensor.Dense) float64 {
 	var total float64
