@@ -24,31 +24,24 @@ const FineWebShards = 1823
 // ShardName is the file name of shard i, as nanochat names them.
 func ShardName(i int) string { return fmt.Sprintf("shard_%05d.parquet", i) }
 
-// DownloadOptions control Download. Zero fields take the defaults in brackets.
+// DownloadOptions control Fetch and Download. Zero fields take the defaults in brackets.
 type DownloadOptions struct {
-	BaseURL  string        // the shards are BaseURL/ShardName(i) [FineWebURL]
-	Workers  int           // shards fetched at once [4]
-	Attempts int           // tries per shard [5]
+	BaseURL  string        // Download's shards are BaseURL/ShardName(i) [FineWebURL]; Fetch ignores it
+	Workers  int           // files fetched at once [4]
+	Attempts int           // tries per file [5]
 	Backoff  time.Duration // wait before the second try, doubled after each [2 s]
 	Stall    time.Duration // give up a try when no byte arrives for this long [30 s]
 	Client   *http.Client  // [http.DefaultClient]
 
 	// Progress, if set, is called as bytes arrive with the bytes fetched so far and an
-	// estimate of the total (the known sizes, plus the mean known size for each shard not
-	// yet sized); shards found complete on disk count in neither.
+	// estimate of the total (the known sizes, plus the mean known size for each file not
+	// yet sized); files found complete on disk count in neither.
 	Progress func(done, total int64)
 }
 
-// Download fetches the shards with the given indices into dir, several at a time. A
-// shard's bytes go to ShardName(i)+".tmp", resumed with a range request after a cut-off
-// try, and the file takes the shard's name only once it is complete and its parquet footer
-// reads: a file with a shard's name is always a whole shard. Shards already in dir are
-// skipped. It returns the first error after every other shard has been tried.
-func Download(ctx context.Context, dir string, indices []int, opt DownloadOptions) error {
-	if opt.BaseURL == "" {
-		opt.BaseURL = FineWebURL
-	}
-	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
+// withDefaults fills opt's zero fields with their defaults.
+func (opt DownloadOptions) withDefaults() DownloadOptions {
+	opt.BaseURL = strings.TrimSuffix(cmpOr(opt.BaseURL, FineWebURL), "/")
 	opt.Workers = cmpOr(opt.Workers, 4)
 	opt.Attempts = cmpOr(opt.Attempts, 5)
 	opt.Backoff = cmpOr(opt.Backoff, 2*time.Second)
@@ -56,23 +49,64 @@ func Download(ctx context.Context, dir string, indices []int, opt DownloadOption
 	if opt.Client == nil {
 		opt.Client = http.DefaultClient
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	return opt
+}
+
+// Remote is a file to fetch: where it is served and the Path it takes on disk once it is
+// complete and Check (nil: none) accepts it.
+type Remote struct {
+	URL, Path string
+	Check     func(path string) error
+}
+
+// Download fetches the FineWeb shards with the given indices into dir (Fetch's files
+// BaseURL/ShardName(i), each checked as a shard whose parquet footer reads).
+func Download(ctx context.Context, dir string, indices []int, opt DownloadOptions) error {
+	opt = opt.withDefaults()
+	files := make([]Remote, len(indices))
+	for k, i := range indices {
+		files[k] = Remote{URL: opt.BaseURL + "/" + ShardName(i), Path: filepath.Join(dir, ShardName(i)), Check: checkShard}
+	}
+	return Fetch(ctx, files, opt)
+}
+
+// checkShard reads a downloaded shard's parquet footer and finds its "text" column.
+func checkShard(path string) error {
+	s, err := OpenShard(path)
+	if err != nil {
 		return err
 	}
-	p := &progress{report: opt.Progress, sizes: make(map[int]int64), got: make(map[int]int64), shards: len(indices)}
+	return s.Close()
+}
+
+// Fetch brings the files to their paths, several at a time, creating their folders. A
+// file's bytes go to its Path+".tmp", resumed with a range request after a cut-off try,
+// and the file takes its name only once it is complete and Check accepts it: a file under
+// its name is always whole. A file already at its Path that Check accepts is not fetched
+// again. Failed tries are repeated with backoff, except those another try would repeat
+// (404, 403, a file that cannot be written). Fetch returns the errors of the files that
+// failed, each named, after every other file has been tried. The paths must differ.
+func Fetch(ctx context.Context, files []Remote, opt DownloadOptions) error {
+	opt = opt.withDefaults()
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			return err
+		}
+	}
+	p := &progress{report: opt.Progress, sizes: make(map[int]int64), got: make(map[int]int64), files: len(files)}
 	jobs := make(chan int)
-	errs := make([]error, len(indices))
+	errs := make([]error, len(files))
 	var wg sync.WaitGroup
-	for range min(opt.Workers, len(indices)) {
+	for range min(opt.Workers, len(files)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for k := range jobs {
-				errs[k] = fetchShard(ctx, dir, indices[k], opt, p)
+				errs[k] = fetchFile(ctx, k, files[k], opt, p)
 			}
 		}()
 	}
-	for k := range indices {
+	for k := range files {
 		jobs <- k
 	}
 	close(jobs)
@@ -88,28 +122,26 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// fetchShard brings shard i into dir, retrying with backoff.
-func fetchShard(ctx context.Context, dir string, i int, opt DownloadOptions, p *progress) error {
-	name := ShardName(i)
-	final := filepath.Join(dir, name)
-	if _, err := os.Stat(final); err == nil {
-		if s, err := OpenShard(final); err == nil {
-			s.Close()
-			p.skip()
-			return nil
-		}
+// fetchFile brings file k to its path, retrying with backoff.
+func fetchFile(ctx context.Context, k int, file Remote, opt DownloadOptions, p *progress) error {
+	check := file.Check
+	if check == nil {
+		check = func(string) error { return nil }
 	}
-	url := opt.BaseURL + "/" + name
-	tmp := final + ".tmp"
+	if _, err := os.Stat(file.Path); err == nil && check(file.Path) == nil {
+		p.skip()
+		return nil
+	}
+	tmp := file.Path + ".tmp"
 	wait := opt.Backoff
 	var err error
 	for try := 1; try <= opt.Attempts; try++ {
-		if err = fetchOnce(ctx, url, tmp, i, opt, p); err == nil {
-			if err = checkShard(tmp); err == nil {
-				return os.Rename(tmp, final)
+		if err = fetchOnce(ctx, file.URL, tmp, k, opt, p); err == nil {
+			if err = check(tmp); err == nil {
+				return os.Rename(tmp, file.Path)
 			}
-			os.Remove(tmp) // complete but unreadable: start over
-			p.set(i, 0)
+			os.Remove(tmp) // complete but refused: start over
+			p.set(k, 0)
 		}
 		var perm permanent
 		if ctx.Err() != nil || errors.As(err, &perm) || try == opt.Attempts {
@@ -122,26 +154,17 @@ func fetchShard(ctx context.Context, dir string, i int, opt DownloadOptions, p *
 		wait *= 2
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", name, ctx.Err())
+		return fmt.Errorf("%s: %w", file.Path, ctx.Err())
 	}
-	return fmt.Errorf("%s: %w", name, err)
+	return fmt.Errorf("%s: %w", file.Path, err)
 }
 
 // permanent marks errors that another try would repeat.
 type permanent struct{ error }
 
-// checkShard reads a downloaded file's parquet footer.
-func checkShard(path string) error {
-	s, err := OpenShard(path)
-	if err != nil {
-		return err
-	}
-	return s.Close()
-}
-
 // fetchOnce makes one request for url, appending to the bytes tmp already holds when the
 // server honours a range request, and returns nil once the whole file is in tmp.
-func fetchOnce(ctx context.Context, url, tmp string, i int, opt DownloadOptions, p *progress) error {
+func fetchOnce(ctx context.Context, url, tmp string, k int, opt DownloadOptions, p *progress) error {
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return permanent{err}
@@ -187,7 +210,7 @@ func fetchOnce(ctx context.Context, url, tmp string, i int, opt DownloadOptions,
 		have, total = 0, resp.ContentLength
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable: // tmp is longer than the file
 		f.Truncate(0)
-		p.set(i, 0)
+		p.set(k, 0)
 		return fmt.Errorf("%s: %s", url, resp.Status)
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden:
 		return permanent{fmt.Errorf("%s: %s", url, resp.Status)}
@@ -195,9 +218,9 @@ func fetchOnce(ctx context.Context, url, tmp string, i int, opt DownloadOptions,
 		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	if total > 0 {
-		p.sized(i, total)
+		p.sized(k, total)
 	}
-	p.set(i, have)
+	p.set(k, have)
 	buf := make([]byte, 1<<20)
 	for {
 		n, rerr := resp.Body.Read(buf)
@@ -207,7 +230,7 @@ func fetchOnce(ctx context.Context, url, tmp string, i int, opt DownloadOptions,
 				return permanent{err}
 			}
 			have += int64(n)
-			p.set(i, have)
+			p.set(k, have)
 		}
 		if rerr == io.EOF {
 			break
@@ -238,19 +261,19 @@ func contentRange(h string) (start, size int64, ok bool) {
 	return start, size, err1 == nil && err2 == nil
 }
 
-// progress adds up the bytes of shards fetched concurrently.
+// progress adds up the bytes of files fetched concurrently, each by its index.
 type progress struct {
 	mu     sync.Mutex
 	report func(done, total int64)
-	shards int
-	sizes  map[int]int64 // full size of each shard whose size is known
-	got    map[int]int64 // bytes on disk per shard
+	files  int
+	sizes  map[int]int64 // full size of each file whose size is known
+	got    map[int]int64 // bytes on disk per file
 }
 
-// skip takes a shard already on disk out of the count: progress is this run's bytes.
+// skip takes a file already on disk out of the count: progress is this run's bytes.
 func (p *progress) skip() {
 	p.mu.Lock()
-	p.shards--
+	p.files--
 	p.mu.Unlock()
 }
 
@@ -276,7 +299,7 @@ func (p *progress) set(i int, bytes int64) {
 	}
 	total := known
 	if n := len(p.sizes); n > 0 {
-		total += known / int64(n) * int64(p.shards-n)
+		total += known / int64(n) * int64(p.files-n)
 	}
 	p.report(done, max(total, done))
 }

@@ -212,3 +212,59 @@ func TestSplit(t *testing.T) {
 		t.Errorf("packed folder: train %v, validation %s, %v", train, val, err)
 	}
 }
+
+// TestFetchChecksBeforeNaming: Fetch's files of any kind take their names only once their
+// Check accepts them; a refused file is tried again and leaves nothing under its name, a
+// file on disk that its Check refuses is fetched again, and one it accepts is not.
+func TestFetchChecksBeforeNaming(t *testing.T) {
+	files := map[string]string{"/good.txt": "good contents", "/bad.txt": "bad contents", "/stale.txt": "fresh contents"}
+	var mu sync.Mutex
+	hits := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+		body, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, r.URL.Path, time.Time{}, strings.NewReader(body))
+	}))
+	defer srv.Close()
+	dir := filepath.Join(t.TempDir(), "nested", "folder")
+	noBad := func(path string) error {
+		b, err := os.ReadFile(path)
+		if err == nil && strings.HasPrefix(string(b), "bad") {
+			return fmt.Errorf("refused %q", b)
+		}
+		return err
+	}
+	remote := func(name string) Remote {
+		return Remote{URL: srv.URL + "/" + name, Path: filepath.Join(dir, name), Check: noBad}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "stale.txt"), []byte("bad and stale"), 0o644)
+	err := Fetch(context.Background(), []Remote{remote("good.txt"), remote("bad.txt"), remote("stale.txt")}, fastRetries(""))
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "bad.txt")) || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("want the refused file named: %v", err)
+	}
+	if hits["/bad.txt"] != 4 {
+		t.Errorf("a refused file was asked for %d times, want every attempt (4)", hits["/bad.txt"])
+	}
+	for name, want := range map[string]string{"good.txt": "good contents", "stale.txt": "fresh contents", "bad.txt": ""} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if string(got) != want || (want == "") != os.IsNotExist(err) {
+			t.Errorf("%s holds %q (%v), want %q", name, got, err, want)
+		}
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmp) > 0 {
+		t.Errorf("left behind: %v", tmp)
+	}
+	clear(hits)
+	if err := Fetch(context.Background(), []Remote{remote("good.txt"), {URL: srv.URL + "/stale.txt", Path: filepath.Join(dir, "stale.txt")}}, fastRetries("")); err != nil || len(hits) != 0 {
+		t.Errorf("files on disk that pass their checks were fetched again: %v, %v", err, hits)
+	}
+}
