@@ -9,6 +9,15 @@ import (
 // IgnoreIndex is a target that no loss counts (layers.IgnoreIndex, nanochat's -1).
 const IgnoreIndex = -1
 
+// Position is where a conversation loader stands, which resumes it: the conversation its
+// next batch starts in, the token of that conversation (Mid's stream), and the passes over
+// the task completed.
+type Position struct {
+	Conv  int `json:"conversation"`
+	Token int `json:"token,omitempty"`
+	Epoch int `json:"epoch"`
+}
+
 // SFT is nanochat's sft_data_generator: B conversations a batch, each rendered (ids and
 // training mask), inputs its ids but the last and targets its ids but the first with the
 // untrained ones (mask 0) ignored. nanochat pads each batch to its longest row with
@@ -20,8 +29,7 @@ type SFT struct {
 	Tok         *tokenizer.Tokenizer
 	B, T        int
 	Rank, World int
-	Next        int // the next conversation: its position resumes the loader
-	Epoch       int // passes over the task completed
+	Position
 }
 
 // Batch returns the next batch: B·T inputs and targets, row-major.
@@ -38,16 +46,16 @@ func (s *SFT) Batch() (inputs, targets []int, err error) {
 		inputs[i], targets[i] = pad, IgnoreIndex
 	}
 	for row := range s.B {
-		if s.Next < s.Rank || s.Next >= s.Task.Len() {
-			s.Next = s.Rank
+		if s.Conv < s.Rank || s.Conv >= s.Task.Len() {
+			s.Conv = s.Rank
 		}
-		ex, err := s.Task.Example(s.Next)
+		ex, err := s.Task.Example(s.Conv)
 		if err != nil {
 			return nil, nil, err
 		}
 		ids, mask, err := s.Tok.RenderConversation(ex.Conversation, min(tokenizer.DefaultMaxTokens, s.T+1))
 		if err != nil {
-			return nil, nil, fmt.Errorf("sft: conversation %d: %w", s.Next, err)
+			return nil, nil, fmt.Errorf("sft: conversation %d: %w", s.Conv, err)
 		}
 		in, tg := inputs[row*s.T:], targets[row*s.T:]
 		for i := range len(ids) - 1 {
@@ -56,8 +64,8 @@ func (s *SFT) Batch() (inputs, targets []int, err error) {
 				tg[i] = ids[i+1]
 			}
 		}
-		if s.Next += s.World; s.Next >= s.Task.Len() {
-			s.Next, s.Epoch = s.Rank, s.Epoch+1
+		if s.Conv += s.World; s.Conv >= s.Task.Len() {
+			s.Conv, s.Epoch = s.Rank, s.Epoch+1
 		}
 	}
 	return inputs, targets, nil
@@ -72,9 +80,7 @@ type Mid struct {
 	Tok         *tokenizer.Tokenizer
 	B, T        int
 	Rank, World int
-	// The position, which resumes the loader: the conversation the next batch starts in,
-	// the token of it, and the passes over the task completed.
-	Conv, Token, Epoch int
+	Position
 }
 
 // Batch returns the next batch: B·T inputs and targets (the inputs shifted by one),
@@ -110,4 +116,23 @@ func (m *Mid) Batch() (inputs, targets []int, err error) {
 		}
 	}
 	return window[:need-1], window[1:], nil
+}
+
+// Done says that the stream has reached the task's last conversation: nanochat's
+// mid-training ends at the step whose next batch took tokens of it (or went past it).
+func (m *Mid) Done() bool {
+	return m.Epoch > 0 || m.Token > 0 && m.Conv+m.World >= m.Task.Len()
+}
+
+// Progress is the share of the task's first pass the stream has reached, nanochat's
+// approx_progress: the conversations begun over the task's, 1 once it has gone round.
+func (m *Mid) Progress() float64 {
+	begun := m.Conv
+	if m.Token > 0 {
+		begun += m.World
+	}
+	if m.Epoch > 0 {
+		return 1
+	}
+	return float64(min(begun, m.Task.Len())) / float64(m.Task.Len())
 }

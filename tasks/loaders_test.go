@@ -65,8 +65,8 @@ func TestSFTBatches(t *testing.T) {
 			}
 		}
 	}
-	if s.Epoch != 1 || s.Next != (4*B)%task.Len() {
-		t.Errorf("after 12 rows of %d: epoch %d, next %d", task.Len(), s.Epoch, s.Next)
+	if s.Epoch != 1 || s.Conv != (4*B)%task.Len() {
+		t.Errorf("after 12 rows of %d: epoch %d, next %d", task.Len(), s.Epoch, s.Conv)
 	}
 }
 
@@ -86,7 +86,7 @@ func TestMidStream(t *testing.T) {
 	batches := len(stream)/2/(B*T+1) + 1 // past the end of the first pass
 	for batch := range batches {
 		if batch == 3 { // resume from the position saved now
-			m = &Mid{Task: task, Tok: tok, B: B, T: T, World: 1, Conv: m.Conv, Token: m.Token, Epoch: m.Epoch}
+			m = &Mid{Task: task, Tok: tok, B: B, T: T, World: 1, Position: m.Position}
 		}
 		inputs, targets, err := m.Batch()
 		if err != nil {

@@ -16,13 +16,17 @@ import (
 	"gochat/layers"
 	"gochat/loader"
 	"gochat/optimizers"
+	"gochat/tasks"
 	"gochat/tokenizer"
 )
 
-// Run is one base-training run.
+// Run is one training run: base training (Base), mid-training (Mid) or SFT (SFT).
 type Run struct {
+	Stage        Stage // set by Base, Mid and SFT
 	Settings     Settings
-	Data         string // shard folder: training shards and the validation shard (loader.Split)
+	Data         string                 // base training: the shard folder, training shards and the validation shard (loader.Split)
+	From         *checkpoint.Checkpoint // mid-training and SFT: the model they start from
+	Train, Val   tasks.Task             // mid-training and SFT: the conversations trained on and validated on
 	Tokenizer    *tokenizer.Tokenizer
 	TokenizerDir string
 	Dir          string // the run's checkpoint folder, such as base_checkpoints/d4
@@ -52,8 +56,9 @@ type Result struct {
 	Plan        Plan
 	Step        int     // steps taken
 	Loss        float64 // debiased EMA of the training loss at the end
-	ValBPB      float64 // at the last evaluation
+	ValBPB      float64 // at the last evaluation (base training and mid-training)
 	MinValBPB   float64
+	ValLoss     float64  // at the last evaluation (SFT)
 	Samples     []string // the last samples, prompt and continuation
 	TokPerSec   float64  // over the timed steps
 	MFU         float64  // percent of Peak, over the timed steps
@@ -74,6 +79,26 @@ const smoothing = 0.9
 // sample, or a step that diverges (whose state before it is saved), ends the run with the
 // trained steps on disk.
 func Base(ctx context.Context, r Run) (*Result, error) {
+	r.Stage = BaseStage
+	return r.loop(ctx)
+}
+
+// Mid is nanochat's mid_train: r.From trained on r.Train's conversations as one token
+// stream for one pass (MidStage), with the loop of Base.
+func Mid(ctx context.Context, r Run) (*Result, error) {
+	r.Stage = MidStage
+	return r.loop(ctx)
+}
+
+// SFT is nanochat's chat_sft: r.From fine-tuned on r.Train's conversations (SFTStage), with
+// the loop of Base.
+func SFT(ctx context.Context, r Run) (*Result, error) {
+	r.Stage = SFTStage
+	return r.loop(ctx)
+}
+
+// loop is the training loop of every stage.
+func (r Run) loop(ctx context.Context) (*Result, error) {
 	b, err := r.setup()
 	if err != nil {
 		return nil, err
@@ -82,7 +107,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 	s := r.Settings
 	for ; ; b.st.step++ {
 		step := b.st.step
-		last := b.plan.NumIterations > 0 && step >= b.plan.NumIterations
+		last := b.plan.NumIterations > 0 && step >= b.plan.NumIterations || b.stage.done()
 		stop := ctx.Err() != nil && !last // a stopped run saves and leaves; the resumed one evaluates
 		saved := last || stop || (s.SaveEvery > 0 && step > 0 && step%s.SaveEvery == 0)
 		if saved {
@@ -115,7 +140,7 @@ func Base(ctx context.Context, r Run) (*Result, error) {
 		}
 		b.refineHorizon(step)
 		if r.Progress != nil {
-			r.Progress(step+1, b.plan.NumIterations)
+			r.Progress(step+1, b.horizon(step+1))
 		}
 	}
 	return b.finish()
@@ -141,10 +166,9 @@ func (b *baseRun) interrupted(ctx context.Context, err error) (*Result, error) {
 type baseRun struct {
 	Run
 	plan        Plan
-	val         string       // the validation shard
+	stage       stage
 	model, eval *graph.Model // the training graph and an evaluation graph sharing its weights
 	trainer     *Trainer
-	data        *loader.Loader
 	met         *metrics
 	st          state
 	res         *Result
@@ -161,27 +185,26 @@ type baseRun struct {
 }
 
 // setup derives the plan, reads the checkpoint to resume from, builds the graphs, the
-// trainer, the loader and the metrics, and prints what base_train prints before it starts.
+// trainer, the stage's data and the metrics, and prints what nanochat's scripts print
+// before they start.
 func (r Run) setup() (b *baseRun, err error) {
 	s := r.Settings
 	b = &baseRun{Run: r, savedAt: -1}
-	if b.plan, err = s.Plan(r.Tokenizer.VocabSize()); err != nil {
+	run := b // the named result is nil when setup fails
+	defer func() {
+		if err != nil {
+			run.close()
+		}
+	}()
+	weights, err := b.begin()
+	if err != nil {
 		return nil, err
 	}
 	if err := CheckFits(b.plan.Model); err != nil {
 		return nil, err
 	}
-	if err := r.checkPrompts(b.plan.Model); err != nil {
-		return nil, err
-	}
-	trainShards, valShard, err := loader.Split(r.Data)
-	if err != nil {
-		return nil, err
-	}
-	b.val = valShard
 	B, T := s.DeviceBatchSize, s.MaxSeqLen
 	b.st.wallStart = r.now()
-	weights := graph.InitWeights(b.plan.Model, s.Seed)
 	var resumed *checkpoint.Checkpoint
 	if r.Resume {
 		if resumed, err = r.loadResume(b.plan); err != nil {
@@ -198,21 +221,9 @@ func (r Run) setup() (b *baseRun, err error) {
 			b.st.valBPB = *resumed.Meta.ValBPB
 		}
 	}
-	asked := b.plan.EvalSteps
-	if b.plan.EvalSteps, err = EvalSteps([]string{valShard}, r.Tokenizer, B, T, asked); err != nil {
-		return nil, fmt.Errorf("validation shard %s: %w", valShard, err)
+	if err := b.openStage(B, T); err != nil {
+		return nil, err
 	}
-	r.printPlan(b.plan, trainShards, valShard)
-	if b.plan.EvalSteps < asked {
-		fmt.Fprintf(r.Log, "the validation shard holds %d batches, not the %d of eval_tokens: each evaluation reads it whole, once\n", b.plan.EvalSteps, asked)
-	}
-
-	run := b // the named result is nil when setup fails
-	defer func() {
-		if err != nil {
-			run.close()
-		}
-	}()
 	if b.release, err = checkpoint.Lock(r.Dir); err != nil {
 		return nil, err
 	}
@@ -225,13 +236,7 @@ func (r Run) setup() (b *baseRun, err error) {
 	if b.eval, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: r.Engine, Share: b.model}); err != nil {
 		return nil, err
 	}
-	horizon := b.plan.NumIterations
-	if horizon == 0 { // a time budget: no warmdown until the horizon is known
-		horizon = math.MaxInt32
-	}
-	if b.trainer, err = NewTrainer(b.model, Recipe{MatrixLR: s.MatrixLR, EmbeddingLR: s.EmbeddingLR,
-		UnembeddingLR: s.UnembeddingLR, WeightDecay: s.WeightDecay, GradClip: s.GradClip,
-		Schedule: optimizers.Schedule{NumIterations: horizon, WarmupRatio: s.WarmupRatio, WarmdownRatio: s.WarmdownRatio, FinalLRFrac: s.FinalLRFrac}}, r.Engine); err != nil {
+	if b.trainer, err = NewTrainer(b.model, b.recipe(), r.Engine); err != nil {
 		return nil, err
 	}
 	if resumed != nil {
@@ -241,9 +246,6 @@ func (r Run) setup() (b *baseRun, err error) {
 		if b.trainer.Iter != b.st.step {
 			return nil, fmt.Errorf("resume: the optimizer state is at step %d, the checkpoint at %d", b.trainer.Iter, b.st.step)
 		}
-	}
-	if b.data, err = loader.NewLoader(trainShards, r.Tokenizer, B, T, 0, 1, b.st.pos); err != nil {
-		return nil, err
 	}
 	if b.met, err = openMetrics(r.Dir, b.st.step); err != nil {
 		return nil, err
@@ -255,15 +257,111 @@ func (r Run) setup() (b *baseRun, err error) {
 	return b, nil
 }
 
-// close releases the graphs and the loader.
+// begin derives the plan and the weights a new run starts from: a new model's for base
+// training, the checkpoint's it comes from for the chat stages.
+func (b *baseRun) begin() (graph.Weights, error) {
+	var err error
+	if b.Stage == BaseStage {
+		if b.plan, err = b.Settings.Plan(b.Tokenizer.VocabSize()); err != nil {
+			return nil, err
+		}
+		return graph.InitWeights(b.plan.Model, b.Settings.Seed), b.checkPrompts(b.plan.Model)
+	}
+	from := b.From
+	if from == nil || b.Train == nil || b.Val == nil {
+		return nil, fmt.Errorf("%v: a checkpoint to start from and tasks to train and validate on are needed", b.Stage)
+	}
+	if fp := from.Meta.Tokenizer.Fingerprint; fp != b.Tokenizer.Fingerprint() {
+		return nil, fmt.Errorf("the checkpoint was trained with tokenizer %s (%s), this one is %s (%s)",
+			fp, from.Meta.Tokenizer.Dir, b.Tokenizer.Fingerprint(), b.TokenizerDir)
+	}
+	if b.Train.Len() == 0 || b.Val.Len() == 0 {
+		return nil, fmt.Errorf("%v: the training mixture has %d conversations and the validation one %d: both need some", b.Stage, b.Train.Len(), b.Val.Len())
+	}
+	if b.plan, err = b.Settings.chatPlan(b.Stage, from.Meta.ModelConfig, b.Train.Len()); err != nil {
+		return nil, err
+	}
+	return from.Weights, nil
+}
+
+// openStage opens the stage's data at the position the run resumes from (or the start)
+// and prints the plan.
+func (b *baseRun) openStage(B, T int) error {
+	var pos tasks.Position
+	if b.st.Data != nil {
+		pos = *b.st.Data
+	}
+	switch b.Stage {
+	case BaseStage:
+		trainShards, valShard, err := loader.Split(b.Data)
+		if err != nil {
+			return err
+		}
+		asked := b.plan.EvalSteps
+		if b.plan.EvalSteps, err = EvalSteps([]string{valShard}, b.Tokenizer, B, T, asked); err != nil {
+			return fmt.Errorf("validation shard %s: %w", valShard, err)
+		}
+		b.printPlan(b.plan, trainShards, valShard)
+		if b.plan.EvalSteps < asked {
+			fmt.Fprintf(b.Log, "the validation shard holds %d batches, not the %d of eval_tokens: each evaluation reads it whole, once\n", b.plan.EvalSteps, asked)
+		}
+		data, err := loader.NewLoader(trainShards, b.Tokenizer, B, T, 0, 1, b.st.pos)
+		if err != nil {
+			return err
+		}
+		b.stage = &shardStage{data: data, val: valShard, tok: b.Tokenizer, steps: b.plan.EvalSteps}
+		return nil
+	case MidStage:
+		b.printChatPlan()
+		mid, err := newMidStage(b.Run, B, T, pos, b.plan.EvalSteps)
+		if err != nil {
+			return err
+		}
+		b.stage = mid
+	default:
+		b.printChatPlan()
+		b.stage = &sftStage{train: &tasks.SFT{Task: b.Train, Tok: b.Tokenizer, B: B, T: T, World: 1, Position: pos},
+			val: &tasks.SFT{Task: b.Val, Tok: b.Tokenizer, B: B, T: T, World: 1}, steps: b.plan.EvalSteps}
+	}
+	return nil
+}
+
+// recipe is the stage's optimisation recipe.
+func (b *baseRun) recipe() Recipe {
+	if b.Stage != BaseStage {
+		return b.chatRecipe()
+	}
+	s := b.Settings
+	horizon := b.plan.NumIterations
+	if horizon == 0 { // a time budget: no warmdown until the horizon is known
+		horizon = math.MaxInt32
+	}
+	return Recipe{MatrixLR: s.MatrixLR, EmbeddingLR: s.EmbeddingLR, UnembeddingLR: s.UnembeddingLR,
+		WeightDecay: s.WeightDecay, GradClip: s.GradClip,
+		Schedule: optimizers.Schedule{NumIterations: horizon, WarmupRatio: s.WarmupRatio, WarmdownRatio: s.WarmdownRatio, FinalLRFrac: s.FinalLRFrac}}
+}
+
+// horizon is the number of steps the run will take, or an estimate of it after step steps
+// while a stage bound to its data (mid-training) has not reached the end.
+func (b *baseRun) horizon(step int) int {
+	if b.plan.NumIterations > 0 {
+		return b.plan.NumIterations
+	}
+	if mid, ok := b.stage.(*midStage); ok && mid.share() > 0 {
+		return max(step, int(math.Round(float64(step)/mid.share())))
+	}
+	return 0
+}
+
+// close releases the graphs and the stage's data.
 func (b *baseRun) close() {
 	for _, m := range []*graph.Model{b.model, b.eval} {
 		if m != nil {
 			m.Close()
 		}
 	}
-	if b.data != nil {
-		b.data.Close()
+	if b.stage != nil {
+		b.stage.close()
 	}
 	if b.release != nil {
 		b.release()
@@ -276,11 +374,10 @@ func (b *baseRun) step(step int) error {
 	waitStart := b.now()
 	batches := make([]Batch, plan.GradAccum)
 	for k := range batches {
-		ids, targets, err := b.data.Next()
-		if err != nil {
+		var err error
+		if batches[k], err = b.stage.next(); err != nil {
 			return err
 		}
-		batches[k] = Batch{IDs: ids, Targets: targets}
 	}
 	wait := b.since(waitStart)
 	start := b.now()
@@ -330,10 +427,12 @@ func (b *baseRun) finish() (*Result, error) {
 // Loop is the training loop's own state at a saved step, which the checkpoint's meta keeps
 // for it (checkpoint.Meta.Loop).
 type Loop struct {
-	SmoothLoss   float64  `json:"smooth_train_loss"`   // the EMA before bias correction
-	TrainSeconds float64  `json:"total_training_time"` // the steps' time, evaluations and saves left out
-	WallSeconds  float64  `json:"wall_time"`           // the whole run's, evaluations and saves included
-	MinValBPB    *float64 `json:"min_val_bpb"`
+	SmoothLoss   float64         `json:"smooth_train_loss"`   // the EMA before bias correction
+	TrainSeconds float64         `json:"total_training_time"` // the steps' time, evaluations and saves left out
+	WallSeconds  float64         `json:"wall_time"`           // the whole run's, evaluations and saves included
+	MinValBPB    *float64        `json:"min_val_bpb"`
+	ValLoss      *float64        `json:"val_loss,omitempty"`      // SFT's last validation loss
+	Data         *tasks.Position `json:"data_position,omitempty"` // a chat stage's (base training's is the meta's loader_position)
 }
 
 // state is what the loop carries from step to step (Loop is what a checkpoint keeps).
@@ -346,6 +445,22 @@ type state struct {
 }
 
 func ptr(x float64) *float64 { return &x }
+
+// printChatPlan prints the numbers of a mid-training or SFT run.
+func (b *baseRun) printChatPlan() {
+	p, s := b.plan, b.Settings
+	c := p.Model
+	fmt.Fprintf(b.Log, "%v training from %s: n_layer %d, n_embd %d, vocab_size %d, %d parameters\n",
+		b.Stage, s.Source, c.NLayer, c.NEmbd, c.VocabSize, p.Params)
+	fmt.Fprintf(b.Log, "tokens / micro-batch: %d (%d × %d), total batch size %d => gradient accumulation steps: %d\n",
+		s.DeviceBatchSize*s.MaxSeqLen, s.DeviceBatchSize, s.MaxSeqLen, p.TokensPerStep, p.GradAccum)
+	if p.NumIterations > 0 {
+		fmt.Fprintf(b.Log, "number of iterations: %d (%d conversations a step)\n", p.NumIterations, p.TokensPerStep/s.MaxSeqLen)
+	} else {
+		fmt.Fprintf(b.Log, "number of iterations: one pass over the conversations\n")
+	}
+	fmt.Fprintf(b.Log, "data: %d conversations to train on, %d to validate on (%d batches per evaluation)\n", b.Train.Len(), b.Val.Len(), p.EvalSteps)
+}
 
 // printPlan prints the numbers base_train derives.
 func (r Run) printPlan(p Plan, train []string, val string) {

@@ -34,14 +34,24 @@ func EvalSteps(shards []string, tok *tokenizer.Tokenizer, B, T, steps int) (int,
 // after each batch with the batches done and steps. A cancelled ctx ends it after the batch
 // under way, with ctx's error.
 func BPB(ctx context.Context, m *graph.Model, shards []string, tok *tokenizer.Tokenizer, steps int, progress func(done, total int)) (float64, error) {
-	if m.Mode != graph.Eval {
-		return 0, fmt.Errorf("bpb: needs an Eval graph")
-	}
 	ld, err := loader.NewLoader(shards, tok, m.Batch, m.SeqLen, 0, 1, loader.Position{})
 	if err != nil {
 		return 0, err
 	}
 	defer ld.Close()
+	return bpbOf(ctx, m, tok, steps, func() (Batch, bool, error) {
+		ids, targets, err := ld.Next()
+		return Batch{IDs: ids, Targets: targets}, ld.Position().Epoch == 0, err
+	}, progress)
+}
+
+// bpbOf is evaluate_bpb over steps batches from next, which says whether each batch is
+// still in the first pass over its data; a batch that is not ends the evaluation, unless
+// it is the first.
+func bpbOf(ctx context.Context, m *graph.Model, tok *tokenizer.Tokenizer, steps int, next func() (Batch, bool, error), progress func(done, total int)) (float64, error) {
+	if m.Mode != graph.Eval {
+		return 0, fmt.Errorf("bpb: needs an Eval graph")
+	}
 	tokenBytes := tok.TokenBytes()
 	var nats float64
 	var bytes int
@@ -49,18 +59,18 @@ func BPB(ctx context.Context, m *graph.Model, shards []string, tok *tokenizer.To
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		ids, targets, err := ld.Next()
+		b, first, err := next()
 		if err != nil {
 			return 0, err
 		}
-		if ld.Position().Epoch > 0 { // the batch went round to the first document again
+		if !first && step > 0 { // the batch went round to the first document again
 			break
 		}
-		if err := m.Run(ids, targets); err != nil {
+		if err := m.Run(b.IDs, b.Targets); err != nil {
 			return 0, err
 		}
 		for i, loss := range m.Output() {
-			if nb := tokenBytes[targets[i]]; nb > 0 {
+			if nb := tokenBytes[b.Targets[i]]; nb > 0 {
 				nats += float64(loss)
 				bytes += nb
 			}

@@ -7,22 +7,27 @@ import (
 
 	"gochat/checkpoint"
 	"gochat/graph"
-	"gochat/loader"
 	"gochat/sampler"
 )
 
-// evaluate is the evaluation hook: validation bpb, its log line, metrics record and plots.
+// evaluate is the evaluation hook: the stage's validation (bits per byte, or SFT's loss),
+// its log line, metrics record and plots.
 func (b *baseRun) evaluate(ctx context.Context, step int) error {
 	start := b.now()
-	var err error
-	if b.st.valBPB, err = BPB(ctx, b.eval, []string{b.val}, b.Tokenizer, b.plan.EvalSteps, nil); err != nil {
+	e, err := b.stage.validate(ctx, b.eval)
+	if err != nil {
 		return err
 	}
-	if b.st.MinValBPB == nil || b.st.valBPB < *b.st.MinValBPB {
-		b.st.MinValBPB = ptr(b.st.valBPB)
+	if e.bpb > 0 {
+		b.st.valBPB = e.bpb
+		if b.st.MinValBPB == nil || b.st.valBPB < *b.st.MinValBPB {
+			b.st.MinValBPB = ptr(b.st.valBPB)
+		}
+	} else {
+		b.st.ValLoss = ptr(e.loss)
 	}
-	fmt.Fprintf(b.Log, "step %05d | validation bpb: %.4f (%.1f s)\n", step, b.st.valBPB, b.since(start))
-	if err := b.met.add(Record{Kind: "eval", Step: step, ValBPB: b.st.valBPB}); err != nil {
+	fmt.Fprintf(b.Log, "step %05d | %v (%.1f s)\n", step, e, b.since(start))
+	if err := b.met.add(Record{Kind: "eval", Step: step, ValBPB: e.bpb, ValLoss: e.loss}); err != nil {
 		return err
 	}
 	if err := b.met.plot(); err != nil {
@@ -50,9 +55,14 @@ func (b *baseRun) sample(ctx context.Context) error {
 // save is the checkpoint hook: the wall time so far, then the step's checkpoint.
 func (b *baseRun) save() error {
 	b.clockWall()
-	if err := b.Run.save(b.model, b.trainer, b.plan, &b.st, b.data.Position()); err != nil {
+	meta, err := b.meta()
+	if err != nil {
 		return err
 	}
+	if err := checkpoint.Save(b.Dir, b.model.Weights(), b.trainer.State(), meta); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.Log, "saved checkpoint of step %d to %s\n", b.st.step, b.Dir)
 	b.savedAt = b.st.step
 	return nil
 }
@@ -60,7 +70,7 @@ func (b *baseRun) save() error {
 // updateMeta completes the meta of the step just saved with what its evaluation found.
 func (b *baseRun) updateMeta() error {
 	b.clockWall()
-	meta, err := b.meta(b.plan, &b.st, b.data.Position())
+	meta, err := b.meta()
 	if err != nil {
 		return err
 	}
@@ -158,33 +168,23 @@ func (r Run) samples(ctx context.Context, model *graph.Model) ([]string, error) 
 }
 
 // meta is the meta file of the step the loop is at.
-func (r Run) meta(plan Plan, st *state, pos loader.Position) (checkpoint.Meta, error) {
+func (b *baseRun) meta() (checkpoint.Meta, error) {
 	var user map[string]any
-	raw, _ := json.Marshal(r.Settings)
+	raw, _ := json.Marshal(b.Settings)
 	json.Unmarshal(raw, &user)
-	meta := checkpoint.Meta{Step: st.step, ModelConfig: plan.Model, UserConfig: user,
-		DeviceBatchSize: r.Settings.DeviceBatchSize, MaxSeqLen: r.Settings.MaxSeqLen,
-		NumIterations: plan.NumIterations, Loader: pos, Seed: r.Settings.Seed,
-		Tokenizer: checkpoint.Tokenizer{Dir: r.TokenizerDir, Fingerprint: r.Tokenizer.Fingerprint()}}
+	st := &b.st
+	meta := checkpoint.Meta{Step: st.step, ModelConfig: b.plan.Model, UserConfig: user,
+		DeviceBatchSize: b.Settings.DeviceBatchSize, MaxSeqLen: b.Settings.MaxSeqLen,
+		NumIterations: b.plan.NumIterations, Seed: b.Settings.Seed,
+		Tokenizer: checkpoint.Tokenizer{Dir: b.TokenizerDir, Fingerprint: b.Tokenizer.Fingerprint()}}
+	loop := st.Loop
+	b.stage.save(&meta, &loop)
 	var err error
-	if meta.Loop, err = json.Marshal(st.Loop); err != nil {
+	if meta.Loop, err = json.Marshal(loop); err != nil {
 		return meta, fmt.Errorf("saving the loop's state: %w", err)
 	}
 	if st.MinValBPB != nil {
 		meta.ValBPB = ptr(st.valBPB)
 	}
 	return meta, nil
-}
-
-// save writes the step's checkpoint.
-func (r Run) save(model *graph.Model, trainer *Trainer, plan Plan, st *state, pos loader.Position) error {
-	meta, err := r.meta(plan, st, pos)
-	if err != nil {
-		return err
-	}
-	if err := checkpoint.Save(r.Dir, model.Weights(), trainer.State(), meta); err != nil {
-		return err
-	}
-	fmt.Fprintf(r.Log, "saved checkpoint of step %d to %s\n", st.step, r.Dir)
-	return nil
 }

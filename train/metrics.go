@@ -33,7 +33,8 @@ type Record struct {
 	MFU          float64 `json:"mfu,omitempty"`       // percent of the engine's measured peak
 	DataWait     float64 `json:"data_wait,omitempty"` // seconds the step waited for batches
 
-	ValBPB float64 `json:"val_bpb,omitempty"`
+	ValBPB  float64 `json:"val_bpb,omitempty"`
+	ValLoss float64 `json:"val_loss,omitempty"` // SFT's
 }
 
 // metrics appends records to dir/metrics.jsonl and redraws the plots.

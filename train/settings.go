@@ -41,6 +41,10 @@ type Settings struct {
 	SampleEvery int    `json:"sample_every"` // steps; 0: only at the end
 	SaveEvery   int    `json:"save_every"`   // steps; 0: only at the end
 	Seed        uint64 `json:"seed"`
+
+	// The chat stages'.
+	InitLRFrac float64 `json:"init_lr_frac,omitempty"` // the learning rates above are scaled by it
+	Source     string  `json:"source,omitempty"`       // the checkpoint the run starts from: its folder and step
 }
 
 // DefaultSettings are nanochat's base_train defaults (d20 on 8×H100, 524,288 tokens a step).

@@ -12,11 +12,34 @@ import (
 )
 
 // Recipe is nanochat's optimisation recipe: the learning rates of the three groups, weight
-// decay, clipping and the schedule.
+// decay, clipping and the schedules.
 type Recipe struct {
 	MatrixLR, EmbeddingLR, UnembeddingLR, WeightDecay float64
 	GradClip                                          float64 // 0: no clipping
 	optimizers.Schedule
+	// LR, when set, is the learning-rate multiplier at each iteration in place of the
+	// Schedule's: mid-training's follows the share of its data trained on, SFT's and RL's
+	// fall linearly to zero.
+	LR func(iter int) float64
+	// Momentum, when positive, holds Muon's momentum there (SFT and RL keep Muon's 0.95)
+	// in place of base_train's ramp.
+	Momentum float64
+}
+
+// lrMultiplier is the factor on every group's learning rate at iteration it.
+func (r Recipe) lrMultiplier(it int) float64 {
+	if r.LR != nil {
+		return r.LR(it)
+	}
+	return r.LRMultiplier(it)
+}
+
+// momentum is Muon's momentum at iteration it.
+func (r Recipe) momentum(it int) float64 {
+	if r.Momentum > 0 {
+		return r.Momentum
+	}
+	return optimizers.MuonMomentum(it)
 }
 
 // DefaultRecipe is nanochat's for a run of numIterations steps.
@@ -58,7 +81,7 @@ func NewTrainer(m *graph.Model, s Recipe, e backend.Backend) (*Trainer, error) {
 	if m.Mode != graph.Train || m.Reduction != layers.Mean {
 		return nil, fmt.Errorf("trainer: the model must be a training graph with the mean loss")
 	}
-	if s.NumIterations <= 0 {
+	if s.LR == nil && s.NumIterations <= 0 {
 		return nil, fmt.Errorf("trainer: the schedule needs a positive number of iterations, got %d", s.NumIterations)
 	}
 	t := &Trainer{Model: m, Recipe: s, muon: optimizers.NewMuon(e), adam: optimizers.NewAdamW(s.WeightDecay, e), engine: e}
@@ -176,8 +199,8 @@ func (t *Trainer) Update(micro int) (StepResult, error) {
 	if math.IsNaN(res.GradNorm) || math.IsInf(res.GradNorm, 0) {
 		return res, &DivergedError{Iter: t.Iter, What: "gradient norm", Value: res.GradNorm}
 	}
-	res.LRMultiplier = t.Recipe.LRMultiplier(t.Iter)
-	res.Momentum = optimizers.MuonMomentum(t.Iter)
+	res.LRMultiplier = t.Recipe.lrMultiplier(t.Iter)
+	res.Momentum = t.Recipe.momentum(t.Iter)
 
 	params := func(specs []graph.ParamSpec) []optimizers.Param {
 		ps := make([]optimizers.Param, len(specs))

@@ -1,0 +1,235 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"gochat/checkpoint"
+	"gochat/graph"
+	"gochat/loader"
+	"gochat/tasks"
+	"gochat/tokenizer"
+)
+
+// Stage names the runs of the training loop: nanochat's base_train, mid_train and
+// chat_sft. They differ in where the model and the micro-batches come from, what an
+// evaluation measures, and where the horizon lies; the loop (base.go) is the same.
+type Stage int
+
+const (
+	// BaseStage trains a new model on the shards of Run.Data.
+	BaseStage Stage = iota
+	// MidStage trains Run.From on the conversations of Run.Train rendered into one token
+	// stream, every token trained on, for one pass; validation in bits per byte on Run.Val's
+	// stream; the learning rate flat, then falling to zero over the last 20% of the data.
+	MidStage
+	// SFTStage fine-tunes Run.From on Run.Train's conversations, one a row, trained on the
+	// assistant's tokens only; validation loss on Run.Val; the learning rate falling
+	// linearly to zero over the steps; Muon's momentum fixed at 0.95.
+	SFTStage
+)
+
+func (s Stage) String() string { return [...]string{"base", "mid", "sft"}[s] }
+
+// stage is a running stage's part of the loop.
+type stage interface {
+	// next is the next micro-batch.
+	next() (Batch, error)
+	// done says that a one-pass stage has used its data up: the loop ends at this step.
+	done() bool
+	// validate measures the evaluation graph m, which shares the training weights.
+	validate(ctx context.Context, m *graph.Model) (evaluation, error)
+	// save writes where the data stands into a checkpoint's meta and loop state.
+	save(meta *checkpoint.Meta, loop *Loop)
+	close()
+}
+
+// evaluation is one validation: bits per byte or a mean loss.
+type evaluation struct {
+	bpb, loss float64
+}
+
+func (e evaluation) String() string {
+	if e.bpb > 0 {
+		return fmt.Sprintf("validation bpb: %.4f", e.bpb)
+	}
+	return fmt.Sprintf("validation loss: %.6f", e.loss)
+}
+
+// shardStage is base training's: shards through the loader, validation bpb on the
+// validation shard.
+type shardStage struct {
+	data  *loader.Loader
+	val   string
+	tok   *tokenizer.Tokenizer
+	steps int
+}
+
+func (s *shardStage) next() (Batch, error) {
+	ids, targets, err := s.data.Next()
+	return Batch{IDs: ids, Targets: targets}, err
+}
+
+func (s *shardStage) done() bool { return false }
+
+func (s *shardStage) validate(ctx context.Context, m *graph.Model) (evaluation, error) {
+	bpb, err := BPB(ctx, m, []string{s.val}, s.tok, s.steps, nil)
+	return evaluation{bpb: bpb}, err
+}
+
+func (s *shardStage) save(meta *checkpoint.Meta, _ *Loop) { meta.Loader = s.data.Position() }
+
+func (s *shardStage) close() { s.data.Close() }
+
+// midStage is mid-training's: the train task's token stream, read one micro-batch ahead
+// as nanochat's loop does, so that the step whose next batch reaches the last
+// conversation is the last.
+type midStage struct {
+	train, val *tasks.Mid
+	pending    Batch
+	before     tasks.Position // the stream's position before pending, which a resume starts at
+	steps      int
+	tok        *tokenizer.Tokenizer
+}
+
+// newMidStage starts the stream at pos and reads its first batch.
+func newMidStage(r Run, B, T int, pos tasks.Position, steps int) (*midStage, error) {
+	s := &midStage{train: &tasks.Mid{Task: r.Train, Tok: r.Tokenizer, B: B, T: T, World: 1, Position: pos},
+		val: &tasks.Mid{Task: r.Val, Tok: r.Tokenizer, B: B, T: T, World: 1}, steps: steps, tok: r.Tokenizer}
+	return s, s.fetch()
+}
+
+func (s *midStage) fetch() error {
+	s.before = s.train.Position
+	ids, targets, err := s.train.Batch()
+	s.pending = Batch{IDs: ids, Targets: targets}
+	return err
+}
+
+func (s *midStage) next() (Batch, error) {
+	b := s.pending
+	return b, s.fetch()
+}
+
+func (s *midStage) done() bool { return s.train.Done() }
+
+// share is the part of the data trained on once the pending batch is: nanochat's progress.
+func (s *midStage) share() float64 { return s.train.Progress() }
+
+func (s *midStage) validate(ctx context.Context, m *graph.Model) (evaluation, error) {
+	val := *s.val // from the start of the stream each time
+	bpb, err := bpbOf(ctx, m, s.tok, s.steps, func() (Batch, bool, error) {
+		ids, targets, err := val.Batch()
+		return Batch{IDs: ids, Targets: targets}, val.Epoch == 0, err
+	}, nil)
+	return evaluation{bpb: bpb}, err
+}
+
+func (s *midStage) save(_ *checkpoint.Meta, loop *Loop) { loop.Data = &s.before }
+
+func (s *midStage) close() {}
+
+// sftStage is SFT's: conversations one a row, validation loss on the val task's rows.
+type sftStage struct {
+	train, val *tasks.SFT
+	steps      int
+}
+
+func (s *sftStage) next() (Batch, error) {
+	ids, targets, err := s.train.Batch()
+	return Batch{IDs: ids, Targets: targets}, err
+}
+
+func (s *sftStage) done() bool { return false }
+
+// validate is chat_sft's validation loss: the mean over steps batches of each batch's mean
+// loss over its trained targets, from the val task's first conversation (at most one pass).
+func (s *sftStage) validate(ctx context.Context, m *graph.Model) (evaluation, error) {
+	val := *s.val
+	var sum float64
+	n := 0
+	for n < s.steps && (n == 0 || val.Epoch == 0) {
+		if err := ctx.Err(); err != nil {
+			return evaluation{}, err
+		}
+		ids, targets, err := val.Batch()
+		if err != nil {
+			return evaluation{}, err
+		}
+		if err := m.Run(ids, targets); err != nil {
+			return evaluation{}, err
+		}
+		var loss float64
+		count := 0
+		for i, l := range m.Output() {
+			if targets[i] != tasks.IgnoreIndex {
+				loss += float64(l)
+				count++
+			}
+		}
+		sum += loss / float64(max(count, 1))
+		n++
+	}
+	return evaluation{loss: sum / float64(n)}, nil
+}
+
+func (s *sftStage) save(_ *checkpoint.Meta, loop *Loop) { loop.Data = &s.train.Position }
+
+func (s *sftStage) close() {}
+
+// chatPlan is the plan of a mid-training or SFT run of the model cfg on train: the batch
+// geometry from the settings; SFT's horizon is one pass over train (num_iterations caps
+// it), mid-training's is the end of its data (NumIterations 0).
+func (s Settings) chatPlan(st Stage, cfg graph.Config, train int) (Plan, error) {
+	var p Plan
+	if s.MaxSeqLen <= 0 || s.DeviceBatchSize <= 0 || s.TotalBatchSize <= 0 || s.EvalTokens <= 0 {
+		return p, fmt.Errorf("max_seq_len, device_batch_size, total_batch_size and eval_tokens must be positive")
+	}
+	for _, f := range []float64{s.EmbeddingLR, s.UnembeddingLR, s.MatrixLR, s.WeightDecay, s.InitLRFrac} {
+		if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+			return p, fmt.Errorf("the learning rates, weight_decay and init_lr_frac must be finite numbers, not negative")
+		}
+	}
+	p.Model, p.Params, p.FLOPsPerToken, p.TokensPerStep = cfg, cfg.NumParams(), cfg.FLOPsPerToken(), s.TotalBatchSize
+	micro := s.DeviceBatchSize * s.MaxSeqLen
+	if s.TotalBatchSize%micro != 0 {
+		return p, fmt.Errorf("total_batch_size %d is not a multiple of device_batch_size × max_seq_len = %d × %d = %d",
+			s.TotalBatchSize, s.DeviceBatchSize, s.MaxSeqLen, micro)
+	}
+	p.GradAccum, p.EvalSteps = s.TotalBatchSize/micro, max(1, s.EvalTokens/micro)
+	if st == SFTStage {
+		perStep := s.TotalBatchSize / s.MaxSeqLen // conversations a step
+		p.NumIterations = train / perStep
+		if s.NumIterations > 0 {
+			p.NumIterations = min(p.NumIterations, s.NumIterations)
+		}
+		if p.NumIterations < 1 {
+			return p, fmt.Errorf("%d conversations make no step of %d", train, perStep)
+		}
+	}
+	return p, nil
+}
+
+// chatRecipe is the recipe of a chat stage: the learning rates scaled by init_lr_frac,
+// no clipping, and the stage's schedules.
+func (b *baseRun) chatRecipe() Recipe {
+	s := b.Settings
+	r := Recipe{MatrixLR: s.MatrixLR * s.InitLRFrac, EmbeddingLR: s.EmbeddingLR * s.InitLRFrac,
+		UnembeddingLR: s.UnembeddingLR * s.InitLRFrac, WeightDecay: s.WeightDecay}
+	switch b.Stage {
+	case MidStage:
+		mid := b.stage.(*midStage)
+		r.LR = func(int) float64 {
+			if p := mid.share(); p >= 0.8 {
+				return max(0, 1-(p-0.8)/0.2)
+			}
+			return 1
+		}
+	case SFTStage:
+		n := float64(b.plan.NumIterations)
+		r.LR = func(it int) float64 { return 1 - float64(it)/n }
+		r.Momentum = 0.95
+	}
+	return r
+}
