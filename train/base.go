@@ -415,6 +415,9 @@ func (b *baseRun) finish() (*Result, error) {
 	if b.st.MinValBPB != nil {
 		res.MinValBPB = *b.st.MinValBPB
 	}
+	if b.st.ValLoss != nil {
+		res.ValLoss = *b.st.ValLoss
+	}
 	if b.timedSeconds > 0 {
 		res.TokPerSec = b.timedTokens / b.timedSeconds
 		res.MFU = b.Peak.MFU(b.plan.FLOPsPerToken * res.TokPerSec)

@@ -1,0 +1,157 @@
+package train
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gochat/checkpoint"
+	"gochat/tasks"
+	"gochat/tokenizer"
+)
+
+// baseCheckpoint trains the tiny base model and returns its last checkpoint.
+func baseCheckpoint(t *testing.T) (*checkpoint.Checkpoint, *tokenizer.Tokenizer) {
+	t.Helper()
+	data, tok := fixture(t)
+	dir := filepath.Join(t.TempDir(), "base")
+	if _, err := Base(context.Background(), tinyRun(t, data, tok, dir)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := checkpoint.Load(dir, 12, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, tok
+}
+
+// chatRun is a run of a chat stage on synthetic arithmetic conversations.
+func chatRun(from *checkpoint.Checkpoint, tok *tokenizer.Tokenizer, dir string, st Stage) Run {
+	r := tinyRun(nil, "", tok, dir)
+	s := &r.Settings
+	s.InitLRFrac, s.Source, s.EvalEvery, s.EvalTokens = 1, "base step 12", 10, 256
+	r.Train, r.Val = tasks.Arithmetic(120, 1), tasks.Arithmetic(16, 2)
+	if st == SFTStage {
+		s.MaxSeqLen, s.DeviceBatchSize, s.TotalBatchSize, s.EvalTokens = 64, 2, 4*64, 4*64
+		s.InitLRFrac, s.NumIterations = 0.5, -1
+	}
+	r.From = from
+	return r
+}
+
+// stageRun runs a chat stage.
+func stageRun(ctx context.Context, r Run, st Stage) (*Result, error) {
+	if st == MidStage {
+		return Mid(ctx, r)
+	}
+	return SFT(ctx, r)
+}
+
+// evalRecords are a run's validations, in bpb or loss.
+func evalRecords(t *testing.T, dir string) []float64 {
+	m, err := openMetrics(dir, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []float64
+	for _, r := range m.records {
+		if r.Kind == "eval" {
+			out = append(out, r.ValBPB+r.ValLoss)
+		}
+	}
+	return out
+}
+
+// TestChatStages: mid-training on synthetic conversations, then SFT from its checkpoint,
+// each lowers its validation measure by a margin, ends where its data says (mid: one pass;
+// SFT: a conversation per row, a pass over the data), and a run stopped midway and resumed
+// ends with the straight run's weights and losses, bit for bit.
+func TestChatStages(t *testing.T) {
+	base, tok := baseCheckpoint(t)
+	from := base
+	for _, st := range []Stage{MidStage, SFTStage} {
+		dir := filepath.Join(t.TempDir(), st.String())
+		var log strings.Builder
+		r := chatRun(from, tok, dir, st)
+		r.Log = &log
+		res, err := stageRun(context.Background(), r, st)
+		if err != nil {
+			t.Fatalf("%v: %v", st, err)
+		}
+		evals := evalRecords(t, dir)
+		if len(evals) < 2 || !(evals[len(evals)-1] < 0.9*evals[0]) {
+			t.Errorf("%v: validation went %v", st, evals)
+		}
+		switch st {
+		case MidStage:
+			// 120 conversations of about 70 tokens, 2 micro-batches of 65 a step.
+			if res.Step < 30 || res.Step > 120 || res.ValBPB <= 0 {
+				t.Errorf("mid: %d steps, val bpb %v", res.Step, res.ValBPB)
+			}
+		case SFTStage:
+			if res.Step != 120/4 || res.ValLoss <= 0 {
+				t.Errorf("sft: %d steps (want %d), val loss %v", res.Step, 120/4, res.ValLoss)
+			}
+		}
+		if !strings.Contains(log.String(), "training from base step 12") {
+			t.Errorf("%v log:\n%s", st, log.String())
+		}
+
+		stopped := filepath.Join(t.TempDir(), st.String())
+		ctx, cancel := context.WithCancel(context.Background())
+		r = chatRun(from, tok, stopped, st)
+		r.Progress = func(step, _ int) {
+			if step == 7 {
+				cancel()
+			}
+		}
+		if part, err := stageRun(ctx, r, st); err != nil || !part.Interrupted || part.Step != 7 {
+			t.Fatalf("%v interrupted: %+v, %v", st, part, err)
+		}
+		r = chatRun(from, tok, stopped, st)
+		r.Resume = true
+		again, err := stageRun(context.Background(), r, st)
+		if err != nil {
+			t.Fatalf("%v resumed: %v", st, err)
+		}
+		if again.Step != res.Step {
+			t.Fatalf("%v: the resumed run ended at step %d, the straight one at %d", st, again.Step, res.Step)
+		}
+		a, err := checkpoint.Load(dir, res.Step, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := checkpoint.Load(stopped, res.Step, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, w := range a.Weights {
+			if !slices.Equal(w, b.Weights[name]) {
+				t.Fatalf("%v: %s differs between the straight and the resumed run", st, name)
+			}
+		}
+		if !slices.Equal(evalRecords(t, dir), evalRecords(t, stopped)) {
+			t.Errorf("%v: validations %v straight, %v resumed", st, evalRecords(t, dir), evalRecords(t, stopped))
+		}
+		from = a
+	}
+}
+
+// TestChatStagesRefuse: a stage without conversations, or from a checkpoint of another
+// tokenizer, stops before training with one clear error.
+func TestChatStagesRefuse(t *testing.T) {
+	base, tok := baseCheckpoint(t)
+	r := chatRun(base, tok, filepath.Join(t.TempDir(), "mid"), MidStage)
+	r.Train = tasks.Arithmetic(0, 1)
+	if _, err := Mid(context.Background(), r); err == nil || !strings.Contains(err.Error(), "0 conversations") {
+		t.Errorf("an empty mixture: %v", err)
+	}
+	other := *base
+	other.Meta.Tokenizer.Fingerprint = "another"
+	r = chatRun(&other, tok, filepath.Join(t.TempDir(), "sft"), SFTStage)
+	if _, err := SFT(context.Background(), r); err == nil || !strings.Contains(err.Error(), "tokenizer another") {
+		t.Errorf("another tokenizer: %v", err)
+	}
+}
