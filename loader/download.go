@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,11 +42,11 @@ type DownloadOptions struct {
 
 // withDefaults fills opt's zero fields with their defaults.
 func (opt DownloadOptions) withDefaults() DownloadOptions {
-	opt.BaseURL = strings.TrimSuffix(cmpOr(opt.BaseURL, FineWebURL), "/")
-	opt.Workers = cmpOr(opt.Workers, 4)
-	opt.Attempts = cmpOr(opt.Attempts, 5)
-	opt.Backoff = cmpOr(opt.Backoff, 2*time.Second)
-	opt.Stall = cmpOr(opt.Stall, 30*time.Second)
+	opt.BaseURL = strings.TrimSuffix(cmp.Or(opt.BaseURL, FineWebURL), "/")
+	opt.Workers = cmp.Or(opt.Workers, 4)
+	opt.Attempts = cmp.Or(opt.Attempts, 5)
+	opt.Backoff = cmp.Or(opt.Backoff, 2*time.Second)
+	opt.Stall = cmp.Or(opt.Stall, 30*time.Second)
 	if opt.Client == nil {
 		opt.Client = http.DefaultClient
 	}
@@ -112,14 +113,6 @@ func Fetch(ctx context.Context, files []Remote, opt DownloadOptions) error {
 	close(jobs)
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // fetchFile brings file k to its path, retrying with backoff.
@@ -189,7 +182,7 @@ func fetchOnce(ctx context.Context, url, tmp string, k int, opt DownloadOptions,
 	defer watchdog.Stop()
 	resp, err := opt.Client.Do(req)
 	if err != nil {
-		return cmpOr(context.Cause(ctx), err)
+		return cmp.Or(context.Cause(ctx), err)
 	}
 	defer resp.Body.Close()
 	var total int64
