@@ -44,6 +44,7 @@ type Model struct {
 	params  []*G.Node // in Config.Params order
 	ids     *G.Node   // (B·T) token ids
 	targets *G.Node   // (B·T) targets, Train only
+	weights *G.Node   // (B·T) weights of the per-token losses, PerToken Train only
 	out     *G.Node   // loss (Train) or logits (Infer)
 	vm      G.VM
 }
@@ -103,8 +104,15 @@ func Build(cfg Config, opt Options) (*Model, error) {
 			return nil, err
 		}
 		loss := m.out
-		if opt.Reduction == layers.PerToken {
-			if loss, err = G.Sum(m.out); err != nil {
+		if opt.Reduction == layers.PerToken { // Σ_i w_i·loss_i, the weights 1 until SetLossWeights
+			m.weights = G.NewVector(m.g, tensor.Float32, G.WithShape(n), G.WithName("loss_weights"),
+				G.WithValue(layers.NewTensor(opt.Engine, tensor.Float32, n)))
+			m.SetLossWeights(nil)
+			weighted, err := G.HadamardProd(m.out, m.weights)
+			if err != nil {
+				return nil, err
+			}
+			if loss, err = G.Sum(weighted); err != nil {
 				return nil, err
 			}
 		}

@@ -185,3 +185,67 @@ func TestEvalSharesWeights(t *testing.T) {
 		t.Error("shared the weights of another configuration")
 	}
 }
+
+// TestLossWeights: a per-token training graph differentiates Σ_i w_i·loss_i. Weights of
+// 1/count on the trained positions give the mean reduction's gradients, and the gradients
+// are linear in the weights (RL's signed advantages).
+func TestLossWeights(t *testing.T) {
+	w := InitWeights(tinyConfig, 5)
+	for i := range w["lm_head.weight"] {
+		w["lm_head.weight"][i] = float32(math.Cos(float64(i)))
+	}
+	ids, targets := tokens(32, 64), tokens(33, 64)[1:]
+	targets[3], targets[20] = layers.IgnoreIndex, layers.IgnoreIndex
+	grads := func(r layers.Reduction, weights []float32) Weights {
+		m := buildTiny(t, Options{Batch: 2, SeqLen: 16, Mode: Train, Reduction: r})
+		m.Load(w)
+		if weights != nil {
+			if err := m.SetLossWeights(weights); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := m.Run(ids, targets); err != nil {
+			t.Fatal(err)
+		}
+		g, err := m.Grads()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := Weights{}
+		for name, v := range g {
+			out[name] = append([]float32(nil), v...)
+		}
+		return out
+	}
+	mean := make([]float32, 32)
+	a, b, sum := make([]float32, 32), make([]float32, 32), make([]float32, 32)
+	for i := range mean {
+		mean[i] = 1.0 / 30
+		a[i], b[i] = float32(math.Sin(float64(i))), float32(i%5)-2
+		sum[i] = a[i] + b[i]
+	}
+	near := func(what string, got, want Weights) {
+		for name, g := range want {
+			var d, n float64
+			for i := range g {
+				d += float64(got[name][i]-g[i]) * float64(got[name][i]-g[i])
+				n += float64(g[i]) * float64(g[i])
+			}
+			if math.Sqrt(d) > 1e-5*math.Sqrt(n) {
+				t.Errorf("%s: %s differs by %.2g of its norm", what, name, math.Sqrt(d/n))
+			}
+		}
+	}
+	near("weights 1/count", grads(layers.PerToken, mean), grads(layers.Mean, nil))
+	ga, gb := grads(layers.PerToken, a), grads(layers.PerToken, b)
+	for name := range ga {
+		for i := range ga[name] {
+			ga[name][i] += gb[name][i]
+		}
+	}
+	near("linearity", grads(layers.PerToken, sum), ga)
+	m := buildTiny(t, Options{Batch: 2, SeqLen: 16, Mode: Train, Reduction: layers.Mean})
+	if err := m.SetLossWeights(mean); err == nil {
+		t.Error("a mean-loss graph took loss weights")
+	}
+}

@@ -84,15 +84,43 @@ func (m *Model) Run(ids, targets []int) error {
 	return nil
 }
 
-// Loss is the last Train run's loss: mean or sum by the reduction, or the sum of the
-// per-token losses (of an Eval run too).
+// SetLossWeights sets the weight of each position's loss in a PerToken Train graph, whose
+// loss (what its gradients differentiate) is Σ_i w_i·loss_i: RL's advantages. nil sets
+// them all to 1, where they start.
+func (m *Model) SetLossWeights(w []float32) error {
+	if m.weights == nil {
+		return fmt.Errorf("loss weights: only a per-token training graph has them")
+	}
+	dst := m.weights.Value().Data().([]float32)
+	switch {
+	case w == nil:
+		for i := range dst {
+			dst[i] = 1
+		}
+	case len(w) != len(dst):
+		return fmt.Errorf("loss weights: got %d, want %d", len(w), len(dst))
+	default:
+		copy(dst, w)
+	}
+	return nil
+}
+
+// Loss is the last Train run's loss: mean or sum by the reduction, or the weighted sum of
+// the per-token losses (SetLossWeights); of an Eval run, the sum of its per-token losses.
 func (m *Model) Loss() float64 {
 	switch v := m.out.Value().(type) {
 	case *G.F32:
 		return float64(*v)
 	case tensor.Tensor:
+		var w []float32
+		if m.weights != nil {
+			w = m.weights.Value().Data().([]float32)
+		}
 		var s float64
-		for _, x := range v.Data().([]float32) {
+		for i, x := range v.Data().([]float32) {
+			if w != nil {
+				x *= w[i]
+			}
 			s += float64(x)
 		}
 		return s
