@@ -24,9 +24,10 @@ import (
 type Run struct {
 	Stage        Stage // set by Base, Mid and SFT
 	Settings     Settings
-	Data         string                 // base training: the shard folder, training shards and the validation shard (loader.Split)
-	From         *checkpoint.Checkpoint // mid-training and SFT: the model they start from
-	Train, Val   tasks.Task             // mid-training and SFT: the conversations trained on and validated on
+	Data         string                                    // base training: the shard folder, training shards and the validation shard (loader.Split)
+	From         *checkpoint.Checkpoint                    // the chat stages: the model they start from
+	Train, Val   tasks.Task                                // the chat stages: the conversations trained on and validated on
+	Judge        func(ex tasks.Example, reply string) bool // RL: whether a reply to ex earns its reward
 	Tokenizer    *tokenizer.Tokenizer
 	TokenizerDir string
 	Dir          string // the run's checkpoint folder, such as base_checkpoints/d4
@@ -58,10 +59,12 @@ type Result struct {
 	Loss        float64 // debiased EMA of the training loss at the end
 	ValBPB      float64 // at the last evaluation (base training and mid-training)
 	MinValBPB   float64
-	ValLoss     float64  // at the last evaluation (SFT)
-	Samples     []string // the last samples, prompt and continuation
-	TokPerSec   float64  // over the timed steps
-	MFU         float64  // percent of Peak, over the timed steps
+	ValLoss     float64   // at the last evaluation (SFT)
+	PassAtK     []float64 // at the last evaluation (RL)
+	Reward      float64   // RL's mean reward over the last step's replies
+	Samples     []string  // the last samples, prompt and continuation
+	TokPerSec   float64   // over the timed steps
+	MFU         float64   // percent of Peak, over the timed steps
 	Peak        measure.Peak
 	DataWait    float64 // share of the step time spent waiting for batches
 	Interrupted bool    // the context was cancelled; a checkpoint was saved
@@ -99,7 +102,7 @@ func SFT(ctx context.Context, r Run) (*Result, error) {
 
 // loop is the training loop of every stage.
 func (r Run) loop(ctx context.Context) (*Result, error) {
-	b, err := r.setup()
+	b, err := r.setup(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +139,7 @@ func (r Run) loop(ctx context.Context) (*Result, error) {
 			break
 		}
 		if err := b.step(step); err != nil {
-			return nil, b.keep(err)
+			return b.interrupted(ctx, err)
 		}
 		b.refineHorizon(step)
 		if r.Progress != nil {
@@ -187,7 +190,7 @@ type baseRun struct {
 // setup derives the plan, reads the checkpoint to resume from, builds the graphs, the
 // trainer, the stage's data and the metrics, and prints what nanochat's scripts print
 // before they start.
-func (r Run) setup() (b *baseRun, err error) {
+func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	s := r.Settings
 	b = &baseRun{Run: r, savedAt: -1}
 	run := b // the named result is nil when setup fails
@@ -221,13 +224,17 @@ func (r Run) setup() (b *baseRun, err error) {
 			b.st.valBPB = *resumed.Meta.ValBPB
 		}
 	}
-	if err := b.openStage(B, T); err != nil {
+	if err := b.openStage(ctx, B, T); err != nil {
 		return nil, err
 	}
 	if b.release, err = checkpoint.Lock(r.Dir); err != nil {
 		return nil, err
 	}
-	if b.model, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: r.Engine}); err != nil {
+	reduction := layers.Mean
+	if r.Stage == RLStage {
+		reduction = layers.PerToken // weighted by the advantages
+	}
+	if b.model, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: reduction, Engine: r.Engine}); err != nil {
 		return nil, err
 	}
 	if err := b.model.Load(weights); err != nil {
@@ -278,7 +285,12 @@ func (b *baseRun) begin() (graph.Weights, error) {
 	if b.Train.Len() == 0 || b.Val.Len() == 0 {
 		return nil, fmt.Errorf("%v: the training mixture has %d conversations and the validation one %d: both need some", b.Stage, b.Train.Len(), b.Val.Len())
 	}
-	if b.plan, err = b.Settings.chatPlan(b.Stage, from.Meta.ModelConfig, b.Train.Len()); err != nil {
+	if b.Stage == RLStage {
+		b.plan, err = b.Settings.rlPlan(from.Meta.ModelConfig, b.Train.Len())
+	} else {
+		b.plan, err = b.Settings.chatPlan(b.Stage, from.Meta.ModelConfig, b.Train.Len())
+	}
+	if err != nil {
 		return nil, err
 	}
 	return from.Weights, nil
@@ -286,7 +298,7 @@ func (b *baseRun) begin() (graph.Weights, error) {
 
 // openStage opens the stage's data at the position the run resumes from (or the start)
 // and prints the plan.
-func (b *baseRun) openStage(B, T int) error {
+func (b *baseRun) openStage(ctx context.Context, B, T int) error {
 	var pos tasks.Position
 	if b.st.Data != nil {
 		pos = *b.st.Data
@@ -318,6 +330,9 @@ func (b *baseRun) openStage(B, T int) error {
 			return err
 		}
 		b.stage = mid
+	case RLStage:
+		b.printChatPlan()
+		b.stage = newRLStage(ctx, b, pos)
 	default:
 		b.printChatPlan()
 		b.stage = &sftStage{train: &tasks.SFT{Task: b.Train, Tok: b.Tokenizer, B: B, T: T, World: 1, Position: pos},
@@ -401,11 +416,13 @@ func (b *baseRun) step(step int) error {
 	if plan.NumIterations > 0 {
 		of = fmt.Sprintf("%05d (%5.1f%%)", plan.NumIterations, 100*float64(step+1)/float64(plan.NumIterations))
 	}
-	fmt.Fprintf(b.Log, "step %05d/%s | loss: %.6f | lrm: %.2f | dt: %.0fms | tok/sec: %.0f | mfu: %.2f | total time: %.2fm\n",
-		step+1, of, smooth, out.LRMultiplier, 1000*dt, tokPerSec, mfu, b.st.TrainSeconds/60)
-	b.res.Loss = smooth
-	return b.met.add(Record{Kind: "train", Step: step, Loss: out.Loss, SmoothLoss: smooth, LRMultiplier: out.LRMultiplier,
-		GradNorm: out.GradNorm, Seconds: dt, TokPerSec: tokPerSec, MFU: mfu, DataWait: wait})
+	rec := Record{Kind: "train", Step: step, Loss: out.Loss, SmoothLoss: smooth, LRMultiplier: out.LRMultiplier,
+		GradNorm: out.GradNorm, Seconds: dt, TokPerSec: tokPerSec, MFU: mfu, DataWait: wait}
+	note := b.stage.note(&rec)
+	fmt.Fprintf(b.Log, "step %05d/%s | loss: %.6f | lrm: %.2f | dt: %.0fms | tok/sec: %.0f | mfu: %.2f | total time: %.2fm%s\n",
+		step+1, of, smooth, out.LRMultiplier, 1000*dt, tokPerSec, mfu, b.st.TrainSeconds/60, note)
+	b.res.Loss, b.res.Reward = smooth, rec.Reward
+	return b.met.add(rec)
 }
 
 // finish sums the run up.

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -153,5 +154,88 @@ func TestChatStagesRefuse(t *testing.T) {
 	r = chatRun(&other, tok, filepath.Join(t.TempDir(), "sft"), SFTStage)
 	if _, err := SFT(context.Background(), r); err == nil || !strings.Contains(err.Error(), "tokenizer another") {
 		t.Errorf("another tokenizer: %v", err)
+	}
+}
+
+// rlRun is an RL run on arithmetic prompts whose judge rewards a reply holding a "(": a
+// reward the tiny model earns now and then from the start.
+func rlRun(from *checkpoint.Checkpoint, tok *tokenizer.Tokenizer, dir string) Run {
+	r := tinyRun(nil, "", tok, dir)
+	s := &r.Settings
+	s.MaxSeqLen, s.DeviceBatchSize, s.NumIterations = 96, 4, 24
+	s.ExamplesPerStep, s.NumSamples, s.MaxNewTokens, s.Temperature, s.TopK, s.EvalExamples = 2, 8, 12, 1, 50, 4
+	s.InitLRFrac, s.Source, s.EvalEvery, s.SaveEvery = 1, "sft step 30", 12, 0
+	r.Train, r.Val, r.From = tasks.Arithmetic(200, 5), tasks.Arithmetic(8, 6), from
+	r.Judge = func(_ tasks.Example, reply string) bool { return strings.Contains(reply, "(") }
+	return r
+}
+
+// TestRL: REINFORCE raises the mean reward of the replies (the first six steps' against the
+// last six), reports pass@k, and a run stopped and resumed samples and ends as the
+// straight one does, bit for bit.
+func TestRL(t *testing.T) {
+	from, tok := baseCheckpoint(t)
+	dir := filepath.Join(t.TempDir(), "rl")
+	var log strings.Builder
+	r := rlRun(from, tok, dir)
+	r.Log = &log
+	res, err := RL(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewards := func(dir string) []float64 {
+		var out []float64
+		for _, rec := range trainRecords(t, dir) {
+			out = append(out, rec.Reward)
+		}
+		return out
+	}
+	got := rewards(dir)
+	mean := func(x []float64) float64 {
+		var s float64
+		for _, v := range x {
+			s += v
+		}
+		return s / float64(len(x))
+	}
+	first, last := mean(got[:6]), mean(got[len(got)-6:])
+	t.Logf("mean reward: first steps %.3f, last steps %.3f; %v", first, last, res.PassAtK)
+	if len(got) != 24 || !(last > first+0.3) {
+		t.Errorf("rewards over %d steps: %v", len(got), got)
+	}
+	for _, plot := range []string{"reward.png", "pass_at_1.png", "pass_at_k.png", "loss.png"} {
+		if _, err := os.Stat(filepath.Join(dir, plot)); err != nil {
+			t.Error(err)
+		}
+	}
+	if len(res.PassAtK) != 4 || !strings.Contains(log.String(), "pass@4: ") || !strings.Contains(log.String(), "| reward: ") {
+		t.Errorf("pass@k %v; log:\n%s", res.PassAtK, log.String())
+	}
+
+	stopped := filepath.Join(t.TempDir(), "rl")
+	ctx, cancel := context.WithCancel(context.Background())
+	r = rlRun(from, tok, stopped)
+	r.Progress = func(step, _ int) {
+		if step == 9 {
+			cancel()
+		}
+	}
+	if part, err := RL(ctx, r); err != nil || !part.Interrupted || part.Step != 9 {
+		t.Fatalf("interrupted: %+v, %v", part, err)
+	}
+	r = rlRun(from, tok, stopped)
+	r.Resume = true
+	if _, err := RL(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rewards(stopped), got) {
+		t.Errorf("rewards resumed %v, straight %v", rewards(stopped), got)
+	}
+	a, _ := checkpoint.Load(dir, 24, true)
+	b, _ := checkpoint.Load(stopped, 24, true)
+	for name, w := range a.Weights {
+		if !slices.Equal(w, b.Weights[name]) {
+			t.Fatalf("%s differs between the straight and the resumed run", name)
+		}
 	}
 }

@@ -18,16 +18,19 @@ func (b *baseRun) evaluate(ctx context.Context, step int) error {
 	if err != nil {
 		return err
 	}
-	if e.bpb > 0 {
+	switch {
+	case e.passAtK != nil:
+		b.res.PassAtK = e.passAtK
+	case e.bpb > 0:
 		b.st.valBPB = e.bpb
 		if b.st.MinValBPB == nil || b.st.valBPB < *b.st.MinValBPB {
 			b.st.MinValBPB = ptr(b.st.valBPB)
 		}
-	} else {
+	default:
 		b.st.ValLoss = ptr(e.loss)
 	}
 	fmt.Fprintf(b.Log, "step %05d | %v (%.1f s)\n", step, e, b.since(start))
-	if err := b.met.add(Record{Kind: "eval", Step: step, ValBPB: e.bpb, ValLoss: e.loss}); err != nil {
+	if err := b.met.add(Record{Kind: "eval", Step: step, ValBPB: e.bpb, ValLoss: e.loss, PassAtK: e.passAtK}); err != nil {
 		return err
 	}
 	if err := b.met.plot(); err != nil {

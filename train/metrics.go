@@ -33,8 +33,12 @@ type Record struct {
 	MFU          float64 `json:"mfu,omitempty"`       // percent of the engine's measured peak
 	DataWait     float64 `json:"data_wait,omitempty"` // seconds the step waited for batches
 
-	ValBPB  float64 `json:"val_bpb,omitempty"`
-	ValLoss float64 `json:"val_loss,omitempty"` // SFT's
+	ValBPB  float64   `json:"val_bpb,omitempty"`
+	ValLoss float64   `json:"val_loss,omitempty"`  // SFT's
+	PassAtK []float64 `json:"pass_at_k,omitempty"` // RL's: pass@1, pass@2, …
+
+	Reward float64 `json:"reward,omitempty"`  // RL's mean reward of the step's replies
+	SeqLen float64 `json:"seq_len,omitempty"` // and their mean length, prompt included
 }
 
 // metrics appends records to dir/metrics.jsonl and redraws the plots.
@@ -99,21 +103,43 @@ func (m *metrics) add(r Record) error {
 	return err
 }
 
-// plot draws loss.png (the smoothed training loss) and val_bpb.png.
+// plot draws loss.png (the smoothed training loss) and the validation's curve:
+// val_bpb.png, val_loss.png (SFT) or pass_at_k.png (RL, pass@1 and pass@k), with
+// reward.png (RL's mean reward a step).
 func (m *metrics) plot() error {
-	var loss, bpb plotter.XYs
+	var loss, bpb, vloss, pass1, passK, reward plotter.XYs
 	for _, r := range m.records {
-		switch r.Kind {
-		case "train":
+		switch {
+		case r.Kind == "train":
 			loss = append(loss, plotter.XY{X: float64(r.Step + 1), Y: r.SmoothLoss})
-		case "eval":
+			if r.SeqLen > 0 {
+				reward = append(reward, plotter.XY{X: float64(r.Step + 1), Y: r.Reward})
+			}
+		case r.PassAtK != nil:
+			pass1 = append(pass1, plotter.XY{X: float64(r.Step), Y: r.PassAtK[0]})
+			passK = append(passK, plotter.XY{X: float64(r.Step), Y: r.PassAtK[len(r.PassAtK)-1]})
+		case r.ValBPB > 0:
 			bpb = append(bpb, plotter.XY{X: float64(r.Step), Y: r.ValBPB})
+		default:
+			vloss = append(vloss, plotter.XY{X: float64(r.Step), Y: r.ValLoss})
 		}
 	}
-	if err := drawCurve(filepath.Join(m.dir, "loss.png"), "training loss (EMA)", "loss (nats)", loss); err != nil {
-		return err
+	for _, c := range []struct {
+		file, title, ylabel string
+		pts                 plotter.XYs
+	}{
+		{"loss.png", "training loss (EMA)", "loss (nats)", loss},
+		{"val_bpb.png", "validation bits per byte", "bpb", bpb},
+		{"val_loss.png", "validation loss", "loss (nats)", vloss},
+		{"reward.png", "mean reward of the step's replies", "reward", reward},
+		{"pass_at_1.png", "pass@1 on held-out problems", "pass@1", pass1},
+		{"pass_at_k.png", "pass@k on held-out problems", "pass@k", passK},
+	} {
+		if err := drawCurve(filepath.Join(m.dir, c.file), c.title, c.ylabel, c.pts); err != nil {
+			return err
+		}
 	}
-	return drawCurve(filepath.Join(m.dir, "val_bpb.png"), "validation bits per byte", "bpb", bpb)
+	return nil
 }
 
 // drawCurve writes a line plot of pts (points too when there are few) as a PNG, atomically.

@@ -45,6 +45,14 @@ type Settings struct {
 	// The chat stages'.
 	InitLRFrac float64 `json:"init_lr_frac,omitempty"` // the learning rates above are scaled by it
 	Source     string  `json:"source,omitempty"`       // the checkpoint the run starts from: its folder and step
+
+	// RL's: problems a step, replies sampled to each and how, problems of each evaluation.
+	ExamplesPerStep int     `json:"examples_per_step,omitempty"`
+	NumSamples      int     `json:"num_samples,omitempty"`
+	MaxNewTokens    int     `json:"max_new_tokens,omitempty"`
+	Temperature     float64 `json:"temperature,omitempty"`
+	TopK            int     `json:"top_k,omitempty"`
+	EvalExamples    int     `json:"eval_examples,omitempty"`
 }
 
 // DefaultSettings are nanochat's base_train defaults (d20 on 8×H100, 524,288 tokens a step).

@@ -28,9 +28,11 @@ const (
 	// assistant's tokens only; validation loss on Run.Val; the learning rate falling
 	// linearly to zero over the steps; Muon's momentum fixed at 0.95.
 	SFTStage
+	// RLStage is REINFORCE on Run.Train's problems judged by Run.Judge (rl.go).
+	RLStage
 )
 
-func (s Stage) String() string { return [...]string{"base", "mid", "sft"}[s] }
+func (s Stage) String() string { return [...]string{"base", "mid", "sft", "rl"}[s] }
 
 // stage is a running stage's part of the loop.
 type stage interface {
@@ -42,16 +44,23 @@ type stage interface {
 	validate(ctx context.Context, m *graph.Model) (evaluation, error)
 	// save writes where the data stands into a checkpoint's meta and loop state.
 	save(meta *checkpoint.Meta, loop *Loop)
+	// note adds what the stage measured in a step to its record and returns it for the
+	// step's log line.
+	note(r *Record) string
 	close()
 }
 
-// evaluation is one validation: bits per byte or a mean loss.
+// evaluation is one validation: bits per byte, a mean loss, or RL's pass@k.
 type evaluation struct {
 	bpb, loss float64
+	passAtK   []float64
 }
 
 func (e evaluation) String() string {
-	if e.bpb > 0 {
+	switch {
+	case e.passAtK != nil:
+		return passAtK(e.passAtK)
+	case e.bpb > 0:
 		return fmt.Sprintf("validation bpb: %.4f", e.bpb)
 	}
 	return fmt.Sprintf("validation loss: %.6f", e.loss)
@@ -79,6 +88,8 @@ func (s *shardStage) validate(ctx context.Context, m *graph.Model) (evaluation, 
 }
 
 func (s *shardStage) save(meta *checkpoint.Meta, _ *Loop) { meta.Loader = s.data.Position() }
+
+func (s *shardStage) note(*Record) string { return "" }
 
 func (s *shardStage) close() { s.data.Close() }
 
@@ -128,6 +139,8 @@ func (s *midStage) validate(ctx context.Context, m *graph.Model) (evaluation, er
 
 func (s *midStage) save(_ *checkpoint.Meta, loop *Loop) { loop.Data = &s.before }
 
+func (s *midStage) note(*Record) string { return "" }
+
 func (s *midStage) close() {}
 
 // sftStage is SFT's: conversations one a row, validation loss on the val task's rows.
@@ -175,6 +188,8 @@ func (s *sftStage) validate(ctx context.Context, m *graph.Model) (evaluation, er
 }
 
 func (s *sftStage) save(_ *checkpoint.Meta, loop *Loop) { loop.Data = &s.train.Position }
+
+func (s *sftStage) note(*Record) string { return "" }
 
 func (s *sftStage) close() {}
 
@@ -226,7 +241,7 @@ func (b *baseRun) chatRecipe() Recipe {
 			}
 			return 1
 		}
-	case SFTStage:
+	case SFTStage, RLStage:
 		n := float64(b.plan.NumIterations)
 		r.LR = func(it int) float64 { return 1 - float64(it)/n }
 		r.Momentum = 0.95

@@ -48,8 +48,12 @@ func DefaultRecipe(numIterations int) Recipe {
 		Schedule: optimizers.Schedule{NumIterations: numIterations, WarmdownRatio: 0.2}}
 }
 
-// Batch is one micro-batch: Batch·SeqLen ids and targets of the model's shape.
-type Batch struct{ IDs, Targets []int }
+// Batch is one micro-batch: Batch·SeqLen ids and targets of the model's shape, and for a
+// per-token training graph the weights of the positions' losses (RL's).
+type Batch struct {
+	IDs, Targets []int
+	Weights      []float32
+}
 
 // StepResult reports one optimizer step.
 type StepResult struct {
@@ -60,7 +64,7 @@ type StepResult struct {
 }
 
 // Trainer is nanochat's training step over a graph.Model built in Train mode with the mean
-// reduction: Muon on every block matrix at MatrixLR; AdamW on wte at EmbeddingLR·s and on
+// reduction (or the per-token one, whose losses the batches weigh): Muon on every block matrix at MatrixLR; AdamW on wte at EmbeddingLR·s and on
 // lm_head at UnembeddingLR·s, s = (n_embd/768)^−½.
 type Trainer struct {
 	Model  *graph.Model
@@ -78,8 +82,8 @@ type Trainer struct {
 
 // NewTrainer prepares the optimizers; the whole step runs on e, the model's engine.
 func NewTrainer(m *graph.Model, s Recipe, e backend.Backend) (*Trainer, error) {
-	if m.Mode != graph.Train || m.Reduction != layers.Mean {
-		return nil, fmt.Errorf("trainer: the model must be a training graph with the mean loss")
+	if m.Mode != graph.Train || m.Reduction == layers.Sum {
+		return nil, fmt.Errorf("trainer: the model must be a training graph with the mean loss or weighted per-token losses")
 	}
 	if s.LR == nil && s.NumIterations <= 0 {
 		return nil, fmt.Errorf("trainer: the schedule needs a positive number of iterations, got %d", s.NumIterations)
@@ -135,6 +139,11 @@ func (t *Trainer) Accumulate(batches []Batch) (float64, error) {
 	}
 	var loss float64
 	for k, b := range batches {
+		if t.Model.Reduction == layers.PerToken {
+			if err := t.Model.SetLossWeights(b.Weights); err != nil {
+				return 0, err
+			}
+		}
 		if err := t.Model.Run(b.IDs, b.Targets); err != nil {
 			return 0, err
 		}
