@@ -7,10 +7,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"gochat/loader"
+	"gochat/tasks"
 
 	"github.com/urfave/cli/v2"
 )
@@ -39,14 +41,19 @@ func dataCommand() *cli.Command {
 			Action: runDataPack,
 		}, {
 			Name:  "download",
-			Usage: "fetch nanochat's FineWeb-edu shards (shard_00000 … shard_01822, about 100 MB each)",
-			Description: "Fetches the first -n shards and always the last, shard_01822, which validates. Shards already\n" +
-				"complete are skipped; an interrupted download resumes where it stopped.",
+			Usage: "fetch nanochat's FineWeb-edu shards (shard_00000 … shard_01822, about 100 MB each), or with --task its chat datasets",
+			Description: "Fetches the first -n shards and always the last, shard_01822, which validates. With --task it\n" +
+				"fetches instead datasets of nanochat's mid-training, SFT, RL and chat evaluations, every split:\n" +
+				"the HuggingFace ones as their parquet export into <out>/<name>/<split>/, the identity\n" +
+				"conversations as their JSONL file. The names: " + strings.Join(tasks.Names(), ", ") + " (all: every one).\n" +
+				"Files already complete are skipped; an interrupted download resumes where it stopped.",
 			Flags: []cli.Flag{
 				&cli.IntFlag{Name: "num-files", Aliases: []string{"n"}, Value: -1, Usage: "training shards to fetch (-1: all 1,822)"},
-				&cli.IntFlag{Name: "workers", Aliases: []string{"w"}, Value: 4, Usage: "shards fetched at once"},
-				&cli.StringFlag{Name: "base-url", Value: loader.FineWebURL, Usage: "`URL` the shards are under"},
-				&cli.StringFlag{Name: "out", Usage: "output `DIR` (default $GOCHAT_HOME/base_data)"},
+				&cli.StringSliceFlag{Name: "task", Usage: "chat dataset `NAME` to fetch instead of shards (repeatable; all: every one)"},
+				&cli.IntFlag{Name: "workers", Aliases: []string{"w"}, Value: 4, Usage: "files fetched at once"},
+				&cli.StringFlag{Name: "base-url", Value: loader.FineWebURL, Usage: "`URL` the shards are under; with --task, in place of " + tasks.HuggingFace},
+				&cli.StringFlag{Name: "identity-url", Value: tasks.IdentityURL, Usage: "`URL` of the identity conversations (--task identity)"},
+				&cli.StringFlag{Name: "out", Usage: "output `DIR` (default $GOCHAT_HOME/base_data; with --task $GOCHAT_HOME/tasks)"},
 			},
 			Action: runDataDownload,
 		}},
@@ -110,6 +117,9 @@ func pack(srcs []string, out string, opt loader.PackOptions) error {
 }
 
 func runDataDownload(c *cli.Context) error {
+	if c.IsSet("task") {
+		return runTaskDownload(c)
+	}
 	n := c.Int("num-files")
 	if n < 0 || n > loader.FineWebShards-1 {
 		n = loader.FineWebShards - 1
@@ -138,5 +148,45 @@ func runDataDownload(c *cli.Context) error {
 		return fmt.Errorf("data download: %w", err)
 	}
 	fmt.Printf("%d shards in %s after %.1f s; %s validates\n", len(indices), out, time.Since(start).Seconds(), loader.ShardName(loader.FineWebShards-1))
+	return nil
+}
+
+// runTaskDownload is `data download --task`: the named chat datasets into --out.
+func runTaskDownload(c *cli.Context) error {
+	if c.IsSet("num-files") {
+		return fmt.Errorf("data download: --num-files counts shards; --task fetches whole datasets")
+	}
+	if err := positive(c, "workers"); err != nil {
+		return err
+	}
+	names := c.StringSlice("task")
+	if slices.Contains(names, "all") {
+		names = tasks.Names()
+	}
+	for _, name := range names {
+		if _, err := tasks.Lookup(name); err != nil {
+			return fmt.Errorf("data download --task: %w (or all)", err)
+		}
+	}
+	src := tasks.Sources{Identity: c.String("identity-url")}
+	if c.IsSet("base-url") {
+		src.HuggingFace = c.String("base-url")
+	}
+	out := homeDir(c, "out", "tasks")
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
+	defer stop()
+	start := time.Now()
+	bar := progressBar("MB", 1e6, start)
+	fmt.Fprintf(os.Stderr, "fetching %s into %s\n", strings.Join(names, ", "), out)
+	err := tasks.Download(ctx, out, names, src, loader.DownloadOptions{Workers: c.Int("workers"),
+		Progress: func(done, total int64) { bar(int(done), int(total)) }})
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("data download: interrupted; run it again to resume")
+		}
+		return fmt.Errorf("data download: %w", err)
+	}
+	fmt.Printf("%s in %s after %.1f s\n", strings.Join(names, ", "), out, time.Since(start).Seconds())
 	return nil
 }
