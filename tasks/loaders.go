@@ -72,14 +72,16 @@ func (s *SFT) Batch() (inputs, targets []int, err error) {
 }
 
 // Mid is nanochat's mid_data_generator: every conversation rendered and its ids (all of
-// them: mid-training trains on every token) appended to one stream, cut into batches of
-// B·T+1 tokens whose last is not reused, as base training's loader cuts documents. Rank of
+// them: nanochat's mid-training trains on every token) appended to one stream, cut into
+// batches of B·T+1 tokens whose last is not reused, as base training's loader cuts
+// documents. Masked trains only on what SFT trains on (the rendering's mask). Rank of
 // World reads conversations rank, rank+World, ….
 type Mid struct {
 	Task        Task
 	Tok         *tokenizer.Tokenizer
 	B, T        int
 	Rank, World int
+	Masked      bool
 	Position
 }
 
@@ -93,13 +95,13 @@ func (m *Mid) Batch() (inputs, targets []int, err error) {
 		m.Conv, m.Token = m.Rank, 0
 	}
 	need := m.B*m.T + 1
-	window := make([]int, 0, need)
+	window, trained := make([]int, 0, need), make([]int8, 0, need)
 	for len(window) < need {
 		ex, err := m.Task.Example(m.Conv)
 		if err != nil {
 			return nil, nil, err
 		}
-		ids, _, err := m.Tok.RenderConversation(ex.Conversation, tokenizer.DefaultMaxTokens)
+		ids, mask, err := m.Tok.RenderConversation(ex.Conversation, tokenizer.DefaultMaxTokens)
 		if err != nil {
 			return nil, nil, fmt.Errorf("mid: conversation %d: %w", m.Conv, err)
 		}
@@ -108,6 +110,7 @@ func (m *Mid) Batch() (inputs, targets []int, err error) {
 		}
 		take := min(need-len(window), len(ids)-m.Token)
 		window = append(window, ids[m.Token:m.Token+take]...)
+		trained = append(trained, mask[m.Token:m.Token+take]...)
 		if m.Token += take; m.Token == len(ids) {
 			m.Token = 0
 			if m.Conv += m.World; m.Conv >= m.Task.Len() {
@@ -115,7 +118,16 @@ func (m *Mid) Batch() (inputs, targets []int, err error) {
 			}
 		}
 	}
-	return window[:need-1], window[1:], nil
+	targets = window[1:]
+	if m.Masked {
+		targets = append([]int(nil), targets...) // the inputs are the same window
+		for i := range targets {
+			if trained[i+1] == 0 {
+				targets[i] = IgnoreIndex
+			}
+		}
+	}
+	return window[:need-1], targets, nil
 }
 
 // Done says that the stream has reached the task's last conversation: nanochat's

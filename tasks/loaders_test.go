@@ -100,4 +100,31 @@ func TestMidStream(t *testing.T) {
 	if m.Epoch < 1 {
 		t.Errorf("%d batches of %d tokens did not go round a task of %d conversations", batches, B*T+1, task.Len())
 	}
+
+	// Masked: the same stream, its targets ignored where the rendering's mask is 0.
+	_, _, masks, _ := goldenTask(t)
+	var trained []int8
+	for range 3 {
+		for _, x := range masks {
+			trained = append(trained, x...)
+		}
+	}
+	m = &Mid{Task: task, Tok: tok, B: B, T: T, World: 1, Masked: true}
+	inputs, targets, err := m.Batch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignored := 0
+	for i, tg := range targets {
+		want := stream[i+1]
+		if trained[i+1] == 0 {
+			want, ignored = IgnoreIndex, ignored+1
+		}
+		if inputs[i] != stream[i] || tg != want {
+			t.Fatalf("masked stream: position %d has %d → %d, want %d → %d", i, inputs[i], tg, stream[i], want)
+		}
+	}
+	if ignored == 0 || ignored == len(targets) {
+		t.Errorf("%d of %d targets ignored", ignored, len(targets))
+	}
 }

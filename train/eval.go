@@ -70,9 +70,9 @@ func bpbOf(ctx context.Context, m *graph.Model, tok *tokenizer.Tokenizer, steps 
 			return 0, err
 		}
 		for i, loss := range m.Output() {
-			if nb := tokenBytes[b.Targets[i]]; nb > 0 {
+			if t := b.Targets[i]; t >= 0 && tokenBytes[t] > 0 { // ignored targets count nothing
 				nats += float64(loss)
-				bytes += nb
+				bytes += tokenBytes[t]
 			}
 		}
 		if progress != nil {

@@ -45,6 +45,9 @@ type Settings struct {
 	// The chat stages'.
 	InitLRFrac float64 `json:"init_lr_frac,omitempty"` // the learning rates above are scaled by it
 	Source     string  `json:"source,omitempty"`       // the checkpoint the run starts from: its folder and step
+	// AssistantOnly trains mid-training only on what SFT trains on (nanochat trains it on
+	// every token).
+	AssistantOnly bool `json:"assistant_only,omitempty"`
 
 	// RL's: problems a step, replies sampled to each and how, problems of each evaluation.
 	ExamplesPerStep int     `json:"examples_per_step,omitempty"`

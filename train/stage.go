@@ -106,8 +106,9 @@ type midStage struct {
 
 // newMidStage starts the stream at pos and reads its first batch.
 func newMidStage(r Run, B, T int, pos tasks.Position, steps int) (*midStage, error) {
-	s := &midStage{train: &tasks.Mid{Task: r.Train, Tok: r.Tokenizer, B: B, T: T, World: 1, Position: pos},
-		val: &tasks.Mid{Task: r.Val, Tok: r.Tokenizer, B: B, T: T, World: 1}, steps: steps, tok: r.Tokenizer}
+	masked := r.Settings.AssistantOnly
+	s := &midStage{train: &tasks.Mid{Task: r.Train, Tok: r.Tokenizer, B: B, T: T, World: 1, Masked: masked, Position: pos},
+		val: &tasks.Mid{Task: r.Val, Tok: r.Tokenizer, B: B, T: T, World: 1, Masked: masked}, steps: steps, tok: r.Tokenizer}
 	return s, s.fetch()
 }
 
