@@ -22,12 +22,15 @@ import (
 
 // Run is one training run: base training (Base), mid-training (Mid) or SFT (SFT).
 type Run struct {
-	Stage        Stage // set by Base, Mid and SFT
-	Settings     Settings
-	Data         string                                    // base training: the shard folder, training shards and the validation shard (loader.Split)
-	From         *checkpoint.Checkpoint                    // the chat stages: the model they start from
-	Train, Val   tasks.Task                                // the chat stages: the conversations trained on and validated on
-	Judge        func(ex tasks.Example, reply string) bool // RL: whether a reply to ex earns its reward
+	Stage      Stage // set by Base, Mid and SFT
+	Settings   Settings
+	Data       string                                    // base training: the shard folder, training shards and the validation shard (loader.Split)
+	From       *checkpoint.Checkpoint                    // the chat stages: the model they start from
+	Train, Val tasks.Task                                // the chat stages: the conversations trained on and validated on
+	Judge      func(ex tasks.Example, reply string) bool // RL: whether a reply to ex earns its reward
+	// Metrics, when set, measures the model every Settings.MetricsEvery steps and at the
+	// end, by name (SFT's MMLU and ARC-Easy accuracies).
+	Metrics      func(ctx context.Context, m *graph.Cached) (map[string]float64, error)
 	Tokenizer    *tokenizer.Tokenizer
 	TokenizerDir string
 	Dir          string // the run's checkpoint folder, such as base_checkpoints/d4
@@ -59,12 +62,13 @@ type Result struct {
 	Loss        float64 // debiased EMA of the training loss at the end
 	ValBPB      float64 // at the last evaluation (base training and mid-training)
 	MinValBPB   float64
-	ValLoss     float64   // at the last evaluation (SFT)
-	PassAtK     []float64 // at the last evaluation (RL)
-	Reward      float64   // RL's mean reward over the last step's replies
-	Samples     []string  // the last samples, prompt and continuation
-	TokPerSec   float64   // over the timed steps
-	MFU         float64   // percent of Peak, over the timed steps
+	ValLoss     float64            // at the last evaluation (SFT)
+	PassAtK     []float64          // at the last evaluation (RL)
+	Metrics     map[string]float64 // the last Run.Metrics
+	Reward      float64            // RL's mean reward over the last step's replies
+	Samples     []string           // the last samples, prompt and continuation
+	TokPerSec   float64            // over the timed steps
+	MFU         float64            // percent of Peak, over the timed steps
 	Peak        measure.Peak
 	DataWait    float64 // share of the step time spent waiting for batches
 	Interrupted bool    // the context was cancelled; a checkpoint was saved
@@ -126,6 +130,11 @@ func (r Run) loop(ctx context.Context) (*Result, error) {
 		}
 		if !stop && (last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0)) {
 			if err := b.sample(ctx); err != nil {
+				return b.interrupted(ctx, err)
+			}
+		}
+		if !stop && r.Metrics != nil && (last || s.MetricsEvery > 0 && step > 0 && step%s.MetricsEvery == 0) {
+			if err := b.measure(ctx, step); err != nil {
 				return b.interrupted(ctx, err)
 			}
 		}

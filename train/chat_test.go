@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"gochat/checkpoint"
+	"gochat/graph"
 	"gochat/tasks"
 	"gochat/tokenizer"
 )
@@ -77,6 +78,12 @@ func TestChatStages(t *testing.T) {
 		var log strings.Builder
 		r := chatRun(from, tok, dir, st)
 		r.Log = &log
+		var measured []int
+		r.Settings.MetricsEvery = 10
+		r.Metrics = func(_ context.Context, m *graph.Cached) (map[string]float64, error) {
+			measured = append(measured, m.Config.NLayer)
+			return map[string]float64{"arc_easy_acc": 0.25, "mmlu_acc": 0.5}, nil
+		}
 		res, err := stageRun(context.Background(), r, st)
 		if err != nil {
 			t.Fatalf("%v: %v", st, err)
@@ -95,6 +102,9 @@ func TestChatStages(t *testing.T) {
 			if res.Step != 120/4 || res.ValLoss <= 0 {
 				t.Errorf("sft: %d steps (want %d), val loss %v", res.Step, 120/4, res.ValLoss)
 			}
+		}
+		if len(measured) != res.Step/10+min(res.Step%10, 1) || !strings.Contains(log.String(), "| arc_easy_acc: 0.2500, mmlu_acc: 0.5000") {
+			t.Errorf("%v: %d measures in %d steps; log:\n%s", st, len(measured), res.Step, log.String())
 		}
 		if !strings.Contains(log.String(), "training from base step 12") {
 			t.Errorf("%v log:\n%s", st, log.String())

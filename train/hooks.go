@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"gochat/checkpoint"
 	"gochat/graph"
@@ -41,6 +43,28 @@ func (b *baseRun) evaluate(ctx context.Context, step int) error {
 		b.paceEvals += b.evalSeconds
 	}
 	return nil
+}
+
+// measure is the hook of Run.Metrics: the measures of the current weights, logged and
+// recorded.
+func (b *baseRun) measure(ctx context.Context, step int) error {
+	m, err := graph.NewCached(b.plan.Model, b.model.Weights(), b.Engine)
+	if err != nil {
+		return err
+	}
+	if b.res.Metrics, err = b.Metrics(ctx, m); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(b.res.Metrics))
+	for name := range b.res.Metrics {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		names[i] = fmt.Sprintf("%s: %.4f", name, b.res.Metrics[name])
+	}
+	fmt.Fprintf(b.Log, "step %05d | %s\n", step, strings.Join(names, ", "))
+	return b.met.add(Record{Kind: "metrics", Step: step, Metrics: b.res.Metrics})
 }
 
 // sample is the sampling hook: the prompts completed with the current weights, logged.

@@ -18,8 +18,8 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// Record is one line of a run's metrics.jsonl: a training step (Kind "train") or an
-// evaluation (Kind "eval").
+// Record is one line of a run's metrics.jsonl: a training step (Kind "train"), an
+// evaluation (Kind "eval") or Run.Metrics' measures (Kind "metrics").
 type Record struct {
 	Kind string `json:"kind"`
 	Step int    `json:"step"`
@@ -36,6 +36,8 @@ type Record struct {
 	ValBPB  float64   `json:"val_bpb,omitempty"`
 	ValLoss float64   `json:"val_loss,omitempty"`  // SFT's
 	PassAtK []float64 `json:"pass_at_k,omitempty"` // RL's: pass@1, pass@2, …
+
+	Metrics map[string]float64 `json:"metrics,omitempty"` // Run.Metrics (Kind "metrics")
 
 	Reward float64 `json:"reward,omitempty"`  // RL's mean reward of the step's replies
 	SeqLen float64 `json:"seq_len,omitempty"` // and their mean length, prompt included
@@ -115,6 +117,7 @@ func (m *metrics) plot() error {
 			if r.SeqLen > 0 {
 				reward = append(reward, plotter.XY{X: float64(r.Step + 1), Y: r.Reward})
 			}
+		case r.Kind == "metrics":
 		case r.PassAtK != nil:
 			pass1 = append(pass1, plotter.XY{X: float64(r.Step), Y: r.PassAtK[0]})
 			passK = append(passK, plotter.XY{X: float64(r.Step), Y: r.PassAtK[len(r.PassAtK)-1]})

@@ -48,6 +48,7 @@ type Settings struct {
 	// AssistantOnly trains mid-training only on what SFT trains on (nanochat trains it on
 	// every token).
 	AssistantOnly bool `json:"assistant_only,omitempty"`
+	MetricsEvery  int  `json:"eval_metrics_every,omitempty"` // steps between Run.Metrics (0: at the end only)
 
 	// RL's: problems a step, replies sampled to each and how, problems of each evaluation.
 	ExamplesPerStep int     `json:"examples_per_step,omitempty"`
