@@ -57,7 +57,7 @@ func trainCommand() *cli.Command {
 				"checkpoint and stops; --resume continues from it exactly.",
 			Flags:  trainFlags(),
 			Action: runTrainBase,
-		}},
+		}, trainMidCommand(), trainSFTCommand(), trainRLCommand()},
 	}
 }
 

@@ -43,7 +43,7 @@ func (s Settings) rlPlan(cfg graph.Config, train int) (Plan, error) {
 	p.Model, p.Params, p.FLOPsPerToken = cfg, cfg.NumParams(), cfg.FLOPsPerToken()
 	p.GradAccum = s.ExamplesPerStep * s.NumSamples / s.DeviceBatchSize
 	p.TokensPerStep = p.GradAccum * s.DeviceBatchSize * s.MaxSeqLen
-	p.NumIterations = train / s.ExamplesPerStep
+	p.NumIterations = train / s.ExamplesPerStep * max(1, s.NumEpochs)
 	if s.NumIterations > 0 {
 		p.NumIterations = min(p.NumIterations, s.NumIterations)
 	}

@@ -49,6 +49,7 @@ type Settings struct {
 	// every token).
 	AssistantOnly bool `json:"assistant_only,omitempty"`
 	MetricsEvery  int  `json:"eval_metrics_every,omitempty"` // steps between Run.Metrics (0: at the end only)
+	NumEpochs     int  `json:"num_epochs,omitempty"`         // SFT's and RL's passes over their data (0 counts as 1)
 
 	// RL's: problems a step, replies sampled to each and how, problems of each evaluation.
 	ExamplesPerStep int     `json:"examples_per_step,omitempty"`

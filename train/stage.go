@@ -216,7 +216,7 @@ func (s Settings) chatPlan(st Stage, cfg graph.Config, train int) (Plan, error) 
 	p.GradAccum, p.EvalSteps = s.TotalBatchSize/micro, max(1, s.EvalTokens/micro)
 	if st == SFTStage {
 		perStep := s.TotalBatchSize / s.MaxSeqLen // conversations a step
-		p.NumIterations = train / perStep
+		p.NumIterations = train / perStep * max(1, s.NumEpochs)
 		if s.NumIterations > 0 {
 			p.NumIterations = min(p.NumIterations, s.NumIterations)
 		}
