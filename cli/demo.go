@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"gochat/internal/report"
 	"gochat/loader"
 	"gochat/tokenizer"
 	"gochat/train"
@@ -37,6 +38,7 @@ func demoCommand() *cli.Command {
 			&cli.IntFlag{Name: "evals", Value: 12, Usage: "validation bpb measurements spread over the run (and one at the start)"},
 			&cli.StringFlag{Name: "include", Value: "*.go", Usage: "file name `GLOB` of the Go source files to pack"},
 			&cli.IntFlag{Name: "val-docs", Value: 256, Usage: "files that go to the validation shard"},
+			&cli.IntFlag{Name: "problems", Value: 3000, Usage: "arithmetic problems made for mid-training (half as many for SFT, a third for RL)"},
 			engineFlag, blasFlag,
 		},
 		Action: runDemo,
@@ -57,7 +59,7 @@ func self() string {
 }
 
 func runDemo(c *cli.Context) error {
-	if err := positive(c, "depth", "max-seq-len", "device-batch-size", "vocab-size", "evals", "val-docs"); err != nil {
+	if err := positive(c, "depth", "max-seq-len", "device-batch-size", "vocab-size", "evals", "val-docs", "problems"); err != nil {
 		return err
 	}
 	if c.Duration("time") <= 0 {
@@ -69,10 +71,12 @@ func runDemo(c *cli.Context) error {
 	}
 	home := gochatHome()
 	data, tokDir := filepath.Join(home, "base_data"), filepath.Join(home, "tokenizer")
-	var rep report
-	rep.start = time.Now()
+	start := time.Now()
+	if err := report.Reset(reportDir()); err != nil { // the demo is a whole pipeline: a card of its own
+		return err
+	}
 
-	fmt.Println("== 1/4 data")
+	fmt.Println("== 1/5 data")
 	if _, _, err := loader.Split(data); err == nil {
 		fmt.Println("using the shards in", data)
 	} else {
@@ -83,9 +87,9 @@ func runDemo(c *cli.Context) error {
 			return err
 		}
 	}
-	rep.data = data
 
-	fmt.Println("== 2/4 tokenizer")
+	fmt.Println("== 2/5 tokenizer")
+	var tokNote string
 	tok, err := tokenizer.Load(tokDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		start := time.Now()
@@ -95,16 +99,15 @@ func runDemo(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		rep.tokTrained = fmt.Sprintf("trained here in %.1f s on %d documents (at most 10,000 characters each)", time.Since(start).Seconds(), docs)
+		tokNote = fmt.Sprintf(", trained here in %.1f s on %d documents (at most 10,000 characters each)", time.Since(start).Seconds(), docs)
 	} else if err != nil {
 		return err
 	} else {
 		fmt.Println("using the tokenizer in", tokDir)
-		rep.tokTrained = "loaded from " + tokDir
+		tokNote = ", made by an earlier run"
 	}
-	rep.tok, rep.tokDir = tok, tokDir
 
-	fmt.Println("== 3/4 training")
+	fmt.Println("== 3/5 base training")
 	B, T := c.Int("device-batch-size"), c.Int("max-seq-len")
 	s := train.DefaultSettings()
 	s.Depth, s.MaxSeqLen, s.DeviceBatchSize, s.TotalBatchSize = c.Int("depth"), T, B, B*T
@@ -116,22 +119,51 @@ func runDemo(c *cli.Context) error {
 	}
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
-	res, err := trainBase(ctx, train.Run{Settings: s, Data: data, Tokenizer: tok, TokenizerDir: tokDir, Dir: dir,
-		Prompts: append(append([]string(nil), train.SamplePrompts...), goPrompts...), Engine: engine})
+	run := train.Run{Settings: s, Data: data, Tokenizer: tok, TokenizerDir: tokDir, Dir: dir,
+		Prompts: append(append([]string(nil), train.SamplePrompts...), goPrompts...), Engine: engine}
+	res, err := trainBase(ctx, run)
 	if err != nil {
 		return err
 	}
-	rep.settings, rep.result, rep.dir, rep.engine = s, res, dir, engine.Name()
+	if err := logBaseSection(run, res, tokNote); err != nil {
+		return err
+	}
 
-	fmt.Println("== 4/4 report")
-	path, err := rep.write(filepath.Join(home, "report"))
+	var exchanges [][2]string
+	if !res.Interrupted {
+		fmt.Println("== 4/5 chat: conversations made here, mid-training, SFT, RL")
+		stages, err := demoChatStages(ctx, engine, tok, tokDir, home, dir, B, c.Int("problems"))
+		if err != nil {
+			return err
+		}
+		if len(stages) == 3 && !stages[2].result.Interrupted {
+			if exchanges, err = demoExchanges(ctx, engine, tok, stages[1].dir); err != nil {
+				return err
+			}
+			var text strings.Builder
+			for _, ex := range exchanges {
+				fmt.Fprintf(&text, "> %s\n\n```\n%s\n```\n\n", ex[0], ex[1])
+			}
+			logSection(report.Section{Name: "demo-exchanges", Title: "Talking to the SFT model", Text: text.String()})
+		}
+	}
+
+	fmt.Println("== 5/5 report")
+	path, err := report.Generate(reportDir())
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nvalidation bpb %.4f after %d steps (%.1f minutes). The report card: %s\n", res.ValBPB, res.Step, res.Seconds/60, path)
+	fmt.Printf("\nbase model: validation bpb %.4f after %d steps; the whole demo took %.1f minutes. The report card: %s\n",
+		res.ValBPB, res.Step, time.Since(start).Minutes(), path)
 	me := self()
-	fmt.Println("Talk to it (a base model: it continues what you type):")
-	fmt.Printf("  %s chat -i base -g demo\n", me)
+	for _, ex := range exchanges {
+		fmt.Printf("\n> %s\n%s\n", ex[0], ex[1])
+	}
+	fmt.Println("\nTalk to it:")
+	if len(exchanges) > 0 {
+		fmt.Printf("  %s chat -i sft -g demo   # the chat model (-i rl: after RL on the arithmetic)\n", me)
+	}
+	fmt.Printf("  %s chat -i base -g demo  # the base model: it continues what you type\n", me)
 	fmt.Printf("  %s sample -g demo -n 3 'func (b *Buffer) Len() int {'\n", me)
 	fmt.Println("Next:")
 	fmt.Printf("  %s eval bpb -g demo --device-batch-size %d --split-tokens %d   # measure it again, on both splits\n", me, B, s.EvalTokens)

@@ -29,6 +29,7 @@ func main() {
 			chatCommand(),
 			sampleCommand(),
 			webCommand(),
+			reportCommand(),
 		},
 		// Errors are printed once, by main, without usage text or a stack trace.
 		ExitErrHandler: func(*cli.Context, error) {},

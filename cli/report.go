@@ -1,98 +1,140 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
-	"gochat/internal/atomicfile"
+	"gochat/internal/report"
 	"gochat/loader"
 	"gochat/tokenizer"
 	"gochat/train"
+
+	"github.com/urfave/cli/v2"
 )
 
-// report gathers what the demo's report card shows: nanochat's report.md, ours.
-type report struct {
-	start      time.Time
-	data       string
-	tok        *tokenizer.Tokenizer
-	tokDir     string
-	tokTrained string
-	settings   train.Settings
-	result     *train.Result
-	dir        string // the run's folder, with its plots
-	engine     string
+// reportDir is where the report card's sections and report.md are.
+func reportDir() string { return filepath.Join(gochatHome(), "report") }
+
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "report",
+		Usage: "assemble the report card from the sections training and evaluation commands logged",
+		Description: "Each training stage (train base, mid, sft, rl) and evaluation (eval core, eval chat) logs its\n" +
+			"section into $GOCHAT_HOME/report as it finishes; this writes report.md there from them, with the\n" +
+			"summary table of the evaluations by stage, as nanochat's report card.",
+		Action: func(*cli.Context) error {
+			path, err := report.Generate(reportDir())
+			if err == nil {
+				fmt.Println("the report card:", path)
+			}
+			return err
+		},
+		Subcommands: []*cli.Command{{
+			Name:  "reset",
+			Usage: "start a new report card (the sections logged so far are removed)",
+			Action: func(*cli.Context) error {
+				if err := report.Reset(reportDir()); err != nil {
+					return err
+				}
+				fmt.Println("a new report card starts in", reportDir())
+				return nil
+			},
+		}},
+	}
 }
 
-// write puts report.md and the run's plots in dir and returns the report's path.
-func (r *report) write(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+// logSection logs a section, saying so; a card that cannot be written is a warning, not
+// a failure of the command that trained or evaluated.
+func logSection(s report.Section, plots ...string) {
+	if err := report.Log(reportDir(), s, plots...); err != nil {
+		fmt.Printf("warning: the report card's %s section: %v\n", s.Name, err)
 	}
-	for _, plot := range []string{"loss.png", "val_bpb.png"} {
-		raw, err := os.ReadFile(filepath.Join(r.dir, plot))
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(dir, plot), raw, 0o644); err != nil {
-			return "", err
-		}
-	}
-	var b strings.Builder
-	res, s, p := r.result, r.settings, r.result.Plan
-	fmt.Fprintf(&b, "# gochat report card\n\nWritten by `gochat demo` on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+}
 
-	fmt.Fprintf(&b, "## Machine\n\n| | |\n| --- | --- |\n")
-	fmt.Fprintf(&b, "| CPU | %s, %d processors used |\n", cpuModel(), runtime.GOMAXPROCS(0))
-	fmt.Fprintf(&b, "| engine | %s |\n| Go | %s %s/%s |\n\n", r.engine, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-
-	train, val, err := loader.Split(r.data)
-	if err != nil {
-		return "", err
-	}
-	bpt, err := bytesPerToken(r.tok, val)
-	if err != nil {
-		return "", err
-	}
-	fmt.Fprintf(&b, "## Data and tokenizer\n\n| | |\n| --- | --- |\n")
-	fmt.Fprintf(&b, "| shards | %s: %d for training, %s validates |\n", r.data, len(train), filepath.Base(val))
-	fmt.Fprintf(&b, "| tokenizer | %s: %d tokens, %s |\n", r.tokDir, r.tok.VocabSize(), r.tokTrained)
-	fmt.Fprintf(&b, "| compression | %.2f bytes per token on the validation shard |\n\n", bpt)
-
-	c := p.Model
-	fmt.Fprintf(&b, "## Model\n\n| | |\n| --- | --- |\n")
-	fmt.Fprintf(&b, "| depth | %d (n_embd %d, %d heads of %d, sequence %d) |\n", c.NLayer, c.NEmbd, c.NHead, c.HeadDim(), c.SequenceLen)
-	fmt.Fprintf(&b, "| parameters | %d |\n| FLOPs per token | %.3g |\n\n", p.Params, p.FLOPsPerToken)
-
+// runRows are what every training section says of its run.
+func runRows(r train.Run, res *train.Result) [][2]string {
+	p := res.Plan
 	tokens := res.Step * p.TokensPerStep
-	fmt.Fprintf(&b, "## Training\n\n| | |\n| --- | --- |\n")
-	fmt.Fprintf(&b, "| steps | %d of %d tokens (%d × %d), %d tokens in all (%.2f per parameter) |\n",
-		res.Step, p.TokensPerStep, s.DeviceBatchSize, s.MaxSeqLen, tokens, float64(tokens)/float64(p.Params))
-	fmt.Fprintf(&b, "| time | %.1f minutes of a %.0f-second budget |\n", res.Seconds/60, s.TimeBudget)
-	fmt.Fprintf(&b, "| speed | %.0f tok/s, MFU %.1f%% of %s, %.2f%% of step time waiting for data |\n", res.TokPerSec, res.MFU, res.Peak.What, 100*res.DataWait)
-	fmt.Fprintf(&b, "| final training loss | %.4f (EMA) |\n", res.Loss)
+	rows := [][2]string{
+		{"engine", fmt.Sprintf("%s on %s, %d processors used", r.Engine.Name(), report.CPUModel(), runtime.GOMAXPROCS(0))},
+		{"run", r.Dir},
+		{"steps", fmt.Sprintf("%d of %d tokens (%d × %d), %d tokens in all", res.Step, p.TokensPerStep, r.Settings.DeviceBatchSize, r.Settings.MaxSeqLen, tokens)},
+		{"time", fmt.Sprintf("%.1f minutes", res.Seconds/60)},
+		{"speed", fmt.Sprintf("%.0f tok/s, MFU %.1f%% of %s, %.2f%% of step time waiting for data", res.TokPerSec, res.MFU, res.Peak.What, 100*res.DataWait)},
+		{"final training loss", fmt.Sprintf("%.4f (EMA)", res.Loss)},
+	}
 	if res.Interrupted {
-		fmt.Fprintf(&b, "| note | interrupted by the user |\n")
+		rows = append(rows, [2]string{"note", "interrupted by the user"})
 	}
-	fmt.Fprintf(&b, "\n![training loss](loss.png)\n\n")
+	return rows
+}
 
-	fmt.Fprintf(&b, "## Evaluation\n\n| | |\n| --- | --- |\n| validation bpb | %.4f at the end, %.4f at best |\n\n![validation bpb](val_bpb.png)\n\n", res.ValBPB, res.MinValBPB)
-
-	fmt.Fprintf(&b, "## Samples\n\nGreedy, nanochat's prompts and three of Go:\n\n")
-	for _, sample := range res.Samples {
-		fmt.Fprintf(&b, "```\n%s\n```\n\n", strings.TrimRight(sample, "\n"))
+// plotsOf are a run folder's plots.
+func plotsOf(dir string) []string {
+	var out []string
+	for _, p := range []string{"loss.png", "val_bpb.png", "val_loss.png", "reward.png", "pass_at_1.png", "pass_at_k.png"} {
+		out = append(out, filepath.Join(dir, p))
 	}
-	fmt.Fprintf(&b, "Total time of the demo: %.1f minutes.\n", time.Since(r.start).Minutes())
+	return out
+}
 
-	path := filepath.Join(dir, "report.md")
-	return path, atomicfile.Write(path, func(f *os.File) error {
-		_, err := f.WriteString(b.String())
+// logBaseSection logs base training's section: the data and tokenizer, the model, the
+// run, its validation and samples; tokNote says where the tokenizer came from.
+func logBaseSection(r train.Run, res *train.Result, tokNote string) error {
+	_, val, err := loader.Split(r.Data)
+	if err != nil {
 		return err
-	})
+	}
+	bpt, err := bytesPerToken(r.Tokenizer, val)
+	if err != nil {
+		return err
+	}
+	p, c := res.Plan, res.Plan.Model
+	rows := [][2]string{
+		{"shards", fmt.Sprintf("%s, %s validates", r.Data, filepath.Base(val))},
+		{"tokenizer", fmt.Sprintf("%s: %d tokens%s", r.TokenizerDir, r.Tokenizer.VocabSize(), tokNote)},
+		{"compression", fmt.Sprintf("%.2f bytes per token on the validation shard", bpt)},
+		{"model", fmt.Sprintf("depth %d (n_embd %d, %d heads of %d, sequence %d), %d parameters, %.3g FLOPs per token", c.NLayer, c.NEmbd, c.NHead, c.HeadDim(), c.SequenceLen, p.Params, p.FLOPsPerToken)},
+	}
+	rows = append(rows, runRows(r, res)...)
+	rows = append(rows, [2]string{"validation bpb", fmt.Sprintf("%.4f at the end, %.4f at best", res.ValBPB, res.MinValBPB)})
+	var text strings.Builder
+	if len(res.Samples) > 0 {
+		text.WriteString("Greedy completions of the sample prompts:\n\n")
+		for _, s := range res.Samples {
+			fmt.Fprintf(&text, "```\n%s\n```\n\n", strings.TrimRight(s, "\n"))
+		}
+	}
+	logSection(report.Section{Name: "base-training", Title: "Base training", Rows: rows, Text: text.String()}, plotsOf(r.Dir)...)
+	return nil
+}
+
+// logStageSection logs a chat stage's section: where it started, its data, the run and
+// what its evaluations measured.
+func logStageSection(r train.Run, res *train.Result) {
+	rows := [][2]string{{"from", r.Settings.Source}, {"conversations", fmt.Sprintf("%d to train on, %d held out", r.Train.Len(), r.Val.Len())}}
+	rows = append(rows, runRows(r, res)...)
+	var name, title string
+	switch r.Stage {
+	case train.MidStage:
+		name, title = "mid-training", "Mid-training"
+		rows = append(rows, [2]string{"validation bpb", fmt.Sprintf("%.4f at the end, %.4f at best", res.ValBPB, res.MinValBPB)})
+	case train.SFTStage:
+		name, title = "chat-sft", "SFT"
+		rows = append(rows, [2]string{"validation loss", fmt.Sprintf("%.4f", res.ValLoss)})
+	case train.RLStage:
+		name, title = "chat-rl", "RL"
+		rows = append(rows, [2]string{"mean reward", fmt.Sprintf("%.4f in the last step", res.Reward)})
+		if len(res.PassAtK) > 0 {
+			rows = append(rows, [2]string{"held out", fmt.Sprintf("pass@1 %.4f, pass@%d %.4f", res.PassAtK[0], len(res.PassAtK), res.PassAtK[len(res.PassAtK)-1])})
+		}
+	}
+	for metric, v := range res.Metrics {
+		rows = append(rows, [2]string{metric, fmt.Sprintf("%.4f", v)})
+	}
+	logSection(report.Section{Name: name, Title: title, Rows: rows}, plotsOf(r.Dir)...)
 }
 
 // bytesPerToken is the tokenizer's compression on a shard's documents.
@@ -104,20 +146,4 @@ func bytesPerToken(tok *tokenizer.Tokenizer, shard string) (float64, error) {
 		return bytes < 50_000_000
 	})
 	return float64(bytes) / float64(max(tokens, 1)), err
-}
-
-// cpuModel is the processor's name, where the system says it.
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if name, value, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(name) == "model name" {
-			return strings.TrimSpace(value)
-		}
-	}
-	return runtime.GOARCH
 }

@@ -107,9 +107,13 @@ func runTrainBase(c *cli.Context) error {
 	}
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
-	res, err := trainBase(ctx, train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
-		Dir: dir, Resume: c.Bool("resume"), Engine: engine})
+	r := train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
+		Dir: dir, Resume: c.Bool("resume"), Engine: engine}
+	res, err := trainBase(ctx, r)
 	if err != nil {
+		return err
+	}
+	if err := logBaseSection(r, res, ""); err != nil {
 		return err
 	}
 	if res.Interrupted {

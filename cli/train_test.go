@@ -202,12 +202,13 @@ func TestTrainBaseErrors(t *testing.T) {
 func TestDemo(t *testing.T) {
 	home := t.TempDir()
 	args := []string{"demo", "--time", "4s", "--depth", "1", "--max-seq-len", "32", "--device-batch-size", "4",
-		"--vocab-size", "300", "--include", "strings*.go", "--val-docs", "4", "--evals", "3"}
+		"--vocab-size", "300", "--include", "strings*.go", "--val-docs", "4", "--evals", "3", "--problems", "40"}
 	out, stderr, err := inHome(t, home, args...)
 	if err != nil {
 		t.Fatalf("%v: %s\n%s", err, stderr, out)
 	}
-	for _, want := range []string{"packing Go's source tree", "trained 300 tokens", "steps in all", "validation bpb", "report card"} {
+	for _, want := range []string{"packing Go's source tree", "trained 300 tokens", "steps in all", "validation bpb", "report card",
+		"== mid-training", "== SFT", "== RL on the arithmetic", "| reward: ", "pass@4: ", "> What is 47 + 38?"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -216,12 +217,14 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Training", "validation bpb |", "![training loss](loss.png)", "The capital of France is", "func (b *Buffer) Len() int {"} {
+	for _, want := range []string{"## Base training", "| validation bpb |", "![base-training-loss](base-training-loss.png)", "The capital of France is",
+		"func (b *Buffer) Len() int {", "## Mid-training", "## SFT", "## RL", "| mean reward |", "## Talking to the SFT model", "> What does the Go package net/http do?"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
-	for _, f := range []string{"report/loss.png", "report/val_bpb.png", "base_checkpoints/demo/metrics.jsonl"} {
+	for _, f := range []string{"report/base-training-loss.png", "report/base-training-val_bpb.png", "report/chat-rl-reward.png",
+		"base_checkpoints/demo/metrics.jsonl", "mid_checkpoints/demo", "chatsft_checkpoints/demo", "chatrl_checkpoints/demo"} {
 		if _, err := os.Stat(filepath.Join(home, f)); err != nil {
 			t.Error(err)
 		}
@@ -240,8 +243,8 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s: %v\n%s", line, err, got)
 		}
 	}
-	if suggested != 4 {
-		t.Errorf("ran %d of the demo's suggestions, want 4:\n%s", suggested, out)
+	if suggested != 5 {
+		t.Errorf("ran %d of the demo's suggestions, want 5:\n%s", suggested, out)
 	}
 	// A second demo reuses the shards and the tokenizer.
 	if out, stderr, err = inHome(t, home, args...); err != nil || !strings.Contains(out, "using the shards") || !strings.Contains(out, "using the tokenizer") {

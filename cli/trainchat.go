@@ -196,7 +196,7 @@ func runChatStage(c *cli.Context, st train.Stage) error {
 	}
 	s := chatSettings(c, st)
 	s.Source = fmt.Sprintf("%s step %d", fromDir, from.Meta.Step)
-	r := train.Run{Settings: s, From: from, Tokenizer: tok, TokenizerDir: tokenizerDir(c),
+	r := train.Run{Stage: st, Settings: s, From: from, Tokenizer: tok, TokenizerDir: tokenizerDir(c),
 		Dir: filepath.Join(gochatHome(), sources[stageFolders[st]], filepath.Base(fromDir)), Resume: c.Bool("resume"), Engine: engine}
 	if err := stageData(c, st, &r); err != nil {
 		return err
@@ -213,6 +213,7 @@ func runChatStage(c *cli.Context, st train.Stage) error {
 	if err != nil {
 		return err
 	}
+	logStageSection(r, res)
 	switch st {
 	case train.MidStage:
 		fmt.Printf("minimum validation bpb: %.4f\n", res.MinValBPB)

@@ -295,6 +295,9 @@ func (b *baseRun) begin() (graph.Weights, error) {
 		return nil, fmt.Errorf("%v: the training mixture has %d conversations and the validation one %d: both need some", b.Stage, b.Train.Len(), b.Val.Len())
 	}
 	if b.Stage == RLStage {
+		if err := b.checkRLPrompts(); err != nil {
+			return nil, err
+		}
 		b.plan, err = b.Settings.rlPlan(from.Meta.ModelConfig, b.Train.Len())
 	} else {
 		b.plan, err = b.Settings.chatPlan(b.Stage, from.Meta.ModelConfig, b.Train.Len())

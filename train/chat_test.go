@@ -159,6 +159,11 @@ func TestChatStagesRefuse(t *testing.T) {
 	if _, err := Mid(context.Background(), r); err == nil || !strings.Contains(err.Error(), "0 conversations") {
 		t.Errorf("an empty mixture: %v", err)
 	}
+	r = rlRun(base, tok, filepath.Join(t.TempDir(), "rl"))
+	r.Settings.MaxSeqLen = 40
+	if _, err := RL(context.Background(), r); err == nil || !strings.Contains(err.Error(), "max_seq_len must be at least") {
+		t.Errorf("prompts longer than max_seq_len: %v", err)
+	}
 	other := *base
 	other.Meta.Tokenizer.Fingerprint = "another"
 	r = chatRun(&other, tok, filepath.Join(t.TempDir(), "sft"), SFTStage)

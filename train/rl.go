@@ -9,6 +9,7 @@ import (
 	"gochat/graph"
 	"gochat/sampler"
 	"gochat/tasks"
+	"gochat/tokenizer"
 )
 
 // RL is nanochat's chat_rl, REINFORCE on r.Train's problems from r.From (RLStage): each
@@ -51,6 +52,44 @@ func (s Settings) rlPlan(cfg graph.Config, train int) (Plan, error) {
 		return p, fmt.Errorf("%d problems make no step of %d", train, s.ExamplesPerStep)
 	}
 	return p, nil
+}
+
+// LongestPrompt is the most tokens a problem of t takes as a prompt (rendered for its
+// reply): RL's max_seq_len must hold it and max_new_tokens more.
+func LongestPrompt(tok *tokenizer.Tokenizer, t tasks.Task) (int, error) {
+	longest := 0
+	for i := range t.Len() {
+		ex, err := t.Example(i)
+		if err != nil {
+			return 0, err
+		}
+		prompt, err := tok.RenderForCompletion(ex.Conversation)
+		if err != nil {
+			return 0, fmt.Errorf("problem %d: %w", i, err)
+		}
+		longest = max(longest, len(prompt))
+	}
+	return longest, nil
+}
+
+// checkRLPrompts refuses an RL run whose longest prompt and max_new_tokens do not fit in
+// max_seq_len, before anything is trained.
+func (b *baseRun) checkRLPrompts() error {
+	s := b.Settings
+	for _, t := range []struct {
+		name string
+		task tasks.Task
+	}{{"training", b.Train}, {"evaluation", b.Val}} {
+		n, err := LongestPrompt(b.Tokenizer, t.task)
+		if err != nil {
+			return fmt.Errorf("rl: the %s problems: %w", t.name, err)
+		}
+		if n+s.MaxNewTokens > s.MaxSeqLen+1 {
+			return fmt.Errorf("rl: the longest %s prompt is %d tokens: with max_new_tokens %d, max_seq_len must be at least %d, not %d",
+				t.name, n, s.MaxNewTokens, n+s.MaxNewTokens-1, s.MaxSeqLen)
+		}
+	}
+	return nil
 }
 
 // rlStage makes each step's micro-batches from rollouts of the training model.
@@ -138,9 +177,6 @@ func (s *rlStage) problem(gen *sampler.Generator, n int) ([]Batch, []float64, er
 	prompt, err := tok.RenderForCompletion(ex.Conversation)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rl: problem %d: %w", n%s.b.Train.Len(), err)
-	}
-	if len(prompt)+st.MaxNewTokens > T+1 {
-		return nil, nil, fmt.Errorf("rl: problem %d's prompt is %d tokens: with max_new_tokens %d it needs max_seq_len %d", n%s.b.Train.Len(), len(prompt), st.MaxNewTokens, len(prompt)+st.MaxNewTokens-1)
 	}
 	var replies [][]int
 	var sampled [][]bool
