@@ -35,7 +35,7 @@ func evalCommand() *cli.Command {
 				&cli.IntFlag{Name: "split-tokens", Value: 20 * 524288, Usage: "tokens evaluated per split"},
 			},
 			Action: runEvalBPB,
-		}},
+		}, chatEvalCommand()},
 	}
 }
 
