@@ -10,6 +10,7 @@ import (
 	"gochat/backend"
 	"gochat/checkpoint"
 	"gochat/graph"
+	"gochat/internal/measure"
 	"gochat/sampler"
 	"gochat/tasks"
 	"gochat/tokenizer"
@@ -86,7 +87,7 @@ func demoChatStages(ctx context.Context, engine backend.Backend, tok *tokenizer.
 			return done, err
 		}
 		r := train.Run{Stage: st.stage, Settings: demoSettings(st.stage, B, st.train.Len()), From: ck, Train: st.train, Val: st.val, Tokenizer: tok,
-			TokenizerDir: tokDir, Dir: dir, Engine: engine, Judge: tasks.CorrectGSM8K}
+			TokenizerDir: tokDir, Dir: dir, Engine: engine, Peak: measure.PeakOf(engine), Judge: tasks.CorrectGSM8K}
 		r.Settings.Source = fmt.Sprintf("%s step %d", from, step)
 		if st.stage == train.RLStage { // as wide as the longest problem and its reply
 			longest, err := train.LongestPrompt(tok, tasks.Sequence{st.train, st.val})
