@@ -58,8 +58,7 @@ func splits(config string, layout any, read func(string) (Task, error), names ..
 }
 
 // Catalog is every dataset nanochat's chat stages read, in the order `--task all` fetches
-// them. TODO(humaneval): openai/openai_humaneval (config openai_humaneval, split test)
-// joins it once tasks.ReadHumanEval and its file layout exist.
+// them.
 var Catalog = []Dataset{
 	{Name: "smoltalk", Repo: "HuggingFaceTB/smol-smoltalk",
 		Splits: splits("default", smolTalkFile{}, ReadSmolTalk, "train", "test")},
@@ -72,6 +71,8 @@ var Catalog = []Dataset{
 		Splits: splits("ARC-Easy", arcFile{}, ReadARC, "train", "validation", "test")},
 	{Name: "arc-challenge", Repo: "allenai/ai2_arc",
 		Splits: splits("ARC-Challenge", arcFile{}, ReadARC, "train", "validation", "test")},
+	{Name: "humaneval", Repo: "openai/openai_humaneval",
+		Splits: splits("openai_humaneval", humanEvalFile{}, ReadHumanEval, "test")},
 	{Name: "identity", URL: IdentityURL,
 		Splits: []Split{{Name: "train", read: ReadCustomJSON}}},
 }

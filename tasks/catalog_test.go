@@ -80,6 +80,11 @@ func writeHF(t *testing.T, path, dataset string, from, n int) {
 			r.Choices.Text, r.Choices.Label = []string{"p", "q", "r"}, []string{"A", "B", "C"}
 			return r
 		}))
+	case "humaneval":
+		err = parquet.WriteFile(path, rowsOf(from, n, func(k int) humanEvalFile {
+			return humanEvalFile{TaskID: fmt.Sprint("HumanEval/", k), Prompt: rowQuestion(k), CanonicalSolution: "    return 1\n",
+				Test: "def check(f):\n    assert f() == 1\n", EntryPoint: "f"}
+		}))
 	default:
 		t.Fatalf("no test layout for %s", dataset)
 	}

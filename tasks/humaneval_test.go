@@ -138,14 +138,21 @@ func TestCorrectHumanEval(t *testing.T) {
 		}
 		return ok
 	}
+	exampleJudge := JudgeHumanEval(context.Background(), cfg)
 	for _, r := range humanEvalRows {
 		ex, err := HumanEval(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !judge(r, ex.Messages[1].Text) {
-			t.Errorf("%s: the canonical solution fails", r.TaskID)
+		if ok, err := exampleJudge(ex, ex.Messages[1].Text); !ok || err != nil {
+			t.Errorf("%s: the canonical solution fails: %v", r.TaskID, err)
 		}
+		if ok, _ := exampleJudge(ex, "def nothing():\n    pass\n"); ok {
+			t.Errorf("%s: a reply without the function passes", r.TaskID)
+		}
+	}
+	if _, err := exampleJudge(Example{}, "x"); err == nil {
+		t.Error("an example without a HumanEval row was judged")
 	}
 	square := humanEvalRows[1]
 	for _, c := range []struct {

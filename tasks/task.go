@@ -22,11 +22,13 @@ const (
 )
 
 // Example is one conversation of a task, with what its evaluation needs: the letters of a
-// multiple-choice question and, for MMLU, its subject.
+// multiple-choice question and, for MMLU, its subject; for HumanEval, its row, whose tests
+// judge a reply.
 type Example struct {
 	tokenizer.Conversation
-	Letters []string
-	Subject string
+	Letters   []string
+	Subject   string
+	HumanEval *HumanEvalRow
 }
 
 // Task is a dataset of conversations.
