@@ -30,6 +30,7 @@ type SFT struct {
 	B, T        int
 	Rank, World int
 	Position
+	Filled int // positions of the batches so far that hold a conversation's tokens, not padding
 }
 
 // Batch returns the next batch: B·T inputs and targets, row-major.
@@ -58,6 +59,7 @@ func (s *SFT) Batch() (inputs, targets []int, err error) {
 			return nil, nil, fmt.Errorf("sft: conversation %d: %w", s.Conv, err)
 		}
 		in, tg := inputs[row*s.T:], targets[row*s.T:]
+		s.Filled += len(ids) - 1
 		for i := range len(ids) - 1 {
 			in[i] = ids[i]
 			if mask[i+1] != 0 {

@@ -102,6 +102,10 @@ func TestChatStages(t *testing.T) {
 			if res.Step != 120/4 || res.ValLoss <= 0 {
 				t.Errorf("sft: %d steps (want %d), val loss %v", res.Step, 120/4, res.ValLoss)
 			}
+			// Conversations of about 70 tokens in rows of 64: little padding, some.
+			if p := trainRecords(t, dir)[0].Padding; !(p > 0 && p < 0.5) || !strings.Contains(log.String(), "| padding: ") {
+				t.Errorf("sft: padding %v", p)
+			}
 		}
 		if len(measured) != res.Step/10+min(res.Step%10, 1) || !strings.Contains(log.String(), "| arc_easy_acc: 0.2500, mmlu_acc: 0.5000") {
 			t.Errorf("%v: %d measures in %d steps; log:\n%s", st, len(measured), res.Step, log.String())

@@ -39,6 +39,8 @@ type Record struct {
 
 	Metrics map[string]float64 `json:"metrics,omitempty"` // Run.Metrics (Kind "metrics")
 
+	Padding float64 `json:"padding,omitempty"` // SFT's share of the step's positions that held no conversation
+
 	Reward float64 `json:"reward,omitempty"`  // RL's mean reward of the step's replies
 	SeqLen float64 `json:"seq_len,omitempty"` // and their mean length, prompt included
 }

@@ -148,10 +148,13 @@ func (s *midStage) close() {}
 type sftStage struct {
 	train, val *tasks.SFT
 	steps      int
+	filled     int // train.Filled at the last note
+	batches    int // batches since then
 }
 
 func (s *sftStage) next() (Batch, error) {
 	ids, targets, err := s.train.Batch()
+	s.batches++
 	return Batch{IDs: ids, Targets: targets}, err
 }
 
@@ -190,7 +193,13 @@ func (s *sftStage) validate(ctx context.Context, m *graph.Model) (evaluation, er
 
 func (s *sftStage) save(_ *checkpoint.Meta, loop *Loop) { loop.Data = &s.train.Position }
 
-func (s *sftStage) note(*Record) string { return "" }
+// note says how much of the step's batches was padding: the work spent on no conversation.
+func (s *sftStage) note(r *Record) string {
+	positions := s.batches * s.train.B * s.train.T
+	r.Padding = 1 - float64(s.train.Filled-s.filled)/float64(max(positions, 1))
+	s.filled, s.batches = s.train.Filled, 0
+	return fmt.Sprintf(" | padding: %.1f%%", 100*r.Padding)
+}
 
 func (s *sftStage) close() {}
 
