@@ -1,9 +1,11 @@
-// Package eval holds the evaluations of nanochat: CORE (base_eval.py and core_eval.py), to
-// begin with the order it evaluates a task's items in and the few-shot examples each item
-// is shown, which CPython's random module decides.
+// Package eval holds the evaluations of nanochat. CORE (base_eval.py and core_eval.py) is
+// in core.go: the order a task's items are evaluated in and the few-shot examples each is
+// shown (CPython's random module decides both), the prompts, and the scoring of a batch of
+// items in one forward pass; corerun.go reads a bundle and runs its tasks.
 package eval
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -77,12 +79,12 @@ func CorePrompts(kind string, item CoreItem, delimiter string, fewshot []CoreIte
 		switch kind {
 		case MultipleChoice:
 			if ex.Gold < 0 || ex.Gold >= len(ex.Choices) {
-				return nil, fmt.Errorf("core: a few-shot example's gold %d of %d choices", ex.Gold, len(ex.Choices))
+				return nil, fmt.Errorf("a few-shot example's gold %d of %d choices", ex.Gold, len(ex.Choices))
 			}
 			shots.WriteString(ex.Query + delimiter + ex.Choices[ex.Gold])
 		case Schema:
 			if ex.Gold < 0 || ex.Gold >= len(ex.ContextOptions) {
-				return nil, fmt.Errorf("core: a few-shot example's gold %d of %d options", ex.Gold, len(ex.ContextOptions))
+				return nil, fmt.Errorf("a few-shot example's gold %d of %d options", ex.Gold, len(ex.ContextOptions))
 			}
 			shots.WriteString(ex.ContextOptions[ex.Gold] + delimiter + ex.Continuation)
 		case LanguageModeling:
@@ -105,10 +107,10 @@ func CorePrompts(kind string, item CoreItem, delimiter string, fewshot []CoreIte
 		without := prefix + pyStrip(item.Context) + delimiter
 		prompts = []string{pyStrip(without), without + item.Continuation}
 	default:
-		return nil, fmt.Errorf("core: unknown task type %q", kind)
+		return nil, fmt.Errorf("unknown task type %q", kind)
 	}
 	if len(prompts) == 0 {
-		return nil, fmt.Errorf("core: an item with nothing to score")
+		return nil, fmt.Errorf("an item with nothing to score")
 	}
 	return prompts, nil
 }
@@ -118,79 +120,140 @@ func pyStrip(s string) string {
 	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) })
 }
 
-// CoreScore scores an item on m as core_eval.py does. Each prompt is encoded without
-// special tokens after <|bos|>; multiple choice scores each choice's tokens after the
-// prompts' common prefix, schema the continuation's tokens (the common suffix) after each
-// context, and the option of lowest mean loss must be gold; language modelling is right
-// when greedy decoding writes the continuation's tokens. meanLosses are the options' (nil
-// for language modelling).
-func CoreScore(m *graph.Cached, tok *tokenizer.Tokenizer, kind string, item CoreItem, delimiter string, fewshot []CoreItem) (correct bool, meanLosses []float64, err error) {
+// CoreCase is an item made ready for the model: the token sequences core_eval.py forwards
+// (each prompt encoded without special tokens after <|bos|>; for language modelling only
+// the prompt with its continuation) and, for each, the first position whose token is
+// scored. Multiple choice scores each choice's tokens after the prompts' common prefix,
+// schema the continuation's tokens (the common suffix) after each context, language
+// modelling the continuation's tokens after the prompt without it. An option with no
+// tokens of its own (a choice that is another's prefix) scores none: as in nanochat, its
+// mean loss is the mean of nothing, NaN.
+type CoreCase struct {
+	Kind   string
+	Seqs   [][]int
+	Starts []int
+	Gold   int
+}
+
+// NewCoreCase renders an item's prompts (CorePrompts), encodes them and finds what each
+// sequence scores.
+func NewCoreCase(tok *tokenizer.Tokenizer, kind string, item CoreItem, delimiter string, fewshot []CoreItem) (*CoreCase, error) {
 	prompts, err := CorePrompts(kind, item, delimiter, fewshot)
 	if err != nil {
-		return false, nil, err
+		return nil, err
 	}
 	bos, err := tok.Special("<|bos|>")
 	if err != nil {
-		return false, nil, err
+		return nil, err
 	}
 	seqs := make([][]int, len(prompts))
 	for i, p := range prompts {
 		seqs[i] = append([]int{bos}, tok.Encode(p)...)
 	}
-	if kind == LanguageModeling {
+	c := &CoreCase{Kind: kind, Seqs: seqs, Starts: make([]int, len(seqs)), Gold: item.Gold}
+	switch kind {
+	case LanguageModeling:
 		without, with := seqs[0], seqs[1]
 		if len(without) >= len(with) || !slices.Equal(without, with[:len(without)]) {
-			return false, nil, fmt.Errorf("core: the prompt without its continuation does not encode to a prefix of the prompt with it")
+			return nil, fmt.Errorf("the prompt without its continuation does not encode to a prefix of the prompt with it")
 		}
-		logits, err := forwardAll(m, with)
-		if err != nil {
-			return false, nil, err
-		}
-		V := m.Config.VocabSize
-		for p := len(without) - 1; p < len(with)-1; p++ {
-			if argmax(logits[p*V:(p+1)*V]) != with[p+1] {
-				return false, nil, nil
-			}
-		}
-		return true, nil, nil
-	}
-	starts := make([]int, len(seqs))
-	if kind == MultipleChoice {
+		c.Seqs, c.Starts = [][]int{with}, []int{len(without)}
+	case MultipleChoice:
 		prefix := commonLength(seqs, false)
-		for i := range starts {
-			starts[i] = prefix
+		for i := range c.Starts {
+			c.Starts[i] = prefix
 		}
-	} else {
+	case Schema:
 		suffix := commonLength(seqs, true)
 		for i, s := range seqs {
-			starts[i] = len(s) - suffix
+			if c.Starts[i] = len(s) - suffix; c.Starts[i] == 0 { // options all alike: nothing scored
+				c.Starts[i] = len(s)
+			}
 		}
 	}
-	meanLosses = make([]float64, len(seqs))
+	return c, nil
+}
+
+// Longest is the length of the case's longest sequence.
+func (c *CoreCase) Longest() int {
+	n := 0
+	for _, s := range c.Seqs {
+		n = max(n, len(s))
+	}
+	return n
+}
+
+// CoreVerdict is how an item scored: whether it is right and, for multiple choice and
+// schema, each option's mean loss (nil for language modelling).
+type CoreVerdict struct {
+	Correct    bool
+	MeanLosses []float64
+}
+
+// ScoreCore scores cases on m in one forward pass, as core_eval.py scores each: their
+// sequences are the rows of one batch, right-padded with <|bos|> to the longest (causal
+// attention keeps every row's logits blind to the padding after it, whose logits are
+// ignored). Multiple choice and schema are right when the option of lowest mean loss is
+// gold, chosen as Python's min and list.index choose it: the first of equals, and a NaN
+// never wins unless it comes first. Language modelling is right when greedy decoding
+// writes every continuation token.
+func ScoreCore(m *graph.Cached, cases []*CoreCase) ([]CoreVerdict, error) {
+	B, T := 0, 0
+	for _, c := range cases {
+		B += len(c.Seqs)
+		T = max(T, c.Longest())
+	}
+	if B == 0 {
+		return nil, nil
+	}
+	ids := make([]int, 0, B*T)
+	for _, c := range cases {
+		for _, s := range c.Seqs {
+			ids = append(ids, s...)
+			for range T - len(s) {
+				ids = append(ids, s[0])
+			}
+		}
+	}
+	logits, err := m.ForwardAll(m.NewKVCache(B, T), ids, T)
+	if err != nil {
+		return nil, fmt.Errorf("core: %w", err)
+	}
+	V := m.Config.VocabSize
+	verdicts := make([]CoreVerdict, len(cases))
+	row := 0
+	for k, c := range cases {
+		verdicts[k] = c.judge(logits[row*T*V:(row+len(c.Seqs))*T*V], T, V)
+		row += len(c.Seqs)
+	}
+	return verdicts, nil
+}
+
+// judge is the verdict on c given the logits of its sequences' positions: sequence i's
+// row of T positions of V logits starts at logits[i·T·V].
+func (c *CoreCase) judge(logits []float32, T, V int) CoreVerdict {
+	at := func(i, p int) []float32 { return logits[(i*T+p)*V : (i*T+p+1)*V] }
+	if c.Kind == LanguageModeling {
+		s := c.Seqs[0]
+		for p := c.Starts[0] - 1; p < len(s)-1; p++ {
+			if argmax(at(0, p)) != s[p+1] {
+				return CoreVerdict{}
+			}
+		}
+		return CoreVerdict{Correct: true}
+	}
+	losses := make([]float64, len(c.Seqs))
 	best := 0
-	for i, s := range seqs {
-		if starts[i] < 1 || starts[i] >= len(s) {
-			return false, nil, fmt.Errorf("core: option %d has no tokens of its own to score", i)
-		}
-		logits, err := forwardAll(m, s)
-		if err != nil {
-			return false, nil, err
-		}
-		V := m.Config.VocabSize
+	for i, s := range c.Seqs {
 		var sum float64
-		for p := starts[i] - 1; p < len(s)-1; p++ {
-			sum += crossEntropy(logits[p*V:(p+1)*V], s[p+1])
+		for p := c.Starts[i] - 1; p < len(s)-1; p++ {
+			sum += crossEntropy(at(i, p), s[p+1])
 		}
-		if meanLosses[i] = sum / float64(len(s)-starts[i]); meanLosses[i] < meanLosses[best] {
+		if losses[i] = sum / float64(len(s)-c.Starts[i]); losses[i] < losses[best] {
 			best = i
 		}
 	}
-	return best == item.Gold, meanLosses, nil
-}
-
-// forwardAll is the logits of every position of ids, computed with a fresh cache.
-func forwardAll(m *graph.Cached, ids []int) ([]float32, error) {
-	return m.ForwardAll(m.NewKVCache(1, len(ids)), ids, len(ids))
+	return CoreVerdict{Correct: best == c.Gold, MeanLosses: losses}
 }
 
 // commonLength is the length of the prefix (or, fromEnd, the suffix) all seqs share.
@@ -276,11 +339,16 @@ func ReadCoreTasks(path string) ([]CoreTask, error) {
 	return cfg.Tasks, nil
 }
 
-// ReadCoreItems reads a task's JSONL file.
-func ReadCoreItems(path string) ([]CoreItem, error) {
+// ReadCoreItems reads a task's JSONL file, a line an item, and checks that each item has
+// what a task of its kind scores: choices (multiple choice) or context options (schema)
+// with gold among them.
+func ReadCoreItems(path, kind string) ([]CoreItem, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("core: %w", err)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, fmt.Errorf("core: %s holds no items", path)
 	}
 	var items []CoreItem
 	for i, line := range strings.Split(strings.TrimRight(string(raw), "\n"), "\n") {
@@ -288,9 +356,30 @@ func ReadCoreItems(path string) ([]CoreItem, error) {
 		if err := json.Unmarshal([]byte(line), &it); err != nil {
 			return nil, fmt.Errorf("core: %s:%d: %w", path, i+1, err)
 		}
+		if err := checkItem(kind, it); err != nil {
+			return nil, fmt.Errorf("core: %s:%d: %w", path, i+1, err)
+		}
 		items = append(items, it)
 	}
 	return items, nil
+}
+
+// checkItem says what an item of kind lacks.
+func checkItem(kind string, it CoreItem) error {
+	options, name := it.Choices, "choices"
+	switch kind {
+	case LanguageModeling:
+		return nil
+	case Schema:
+		options, name = it.ContextOptions, "context_options"
+	}
+	if len(options) == 0 {
+		return fmt.Errorf("a %s item without %s", kind, name)
+	}
+	if it.Gold < 0 || it.Gold >= len(options) {
+		return fmt.Errorf("gold %d is not one of the %d %s", it.Gold, len(options), name)
+	}
+	return nil
 }
 
 // ReadBaselines reads a bundle's eval_meta_data.csv: each task's random baseline, percent.
@@ -301,8 +390,11 @@ func ReadBaselines(path string) (map[string]float64, error) {
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) < 1 {
-		return nil, fmt.Errorf("core: %s: %v", path, err)
+	if err != nil {
+		return nil, fmt.Errorf("core: %s: %w", path, err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("core: %s is empty", path)
 	}
 	task, baseline := slices.Index(rows[0], "Eval Task"), slices.Index(rows[0], "Random baseline")
 	if task < 0 || baseline < 0 {
@@ -314,7 +406,9 @@ func ReadBaselines(path string) (map[string]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("core: %s: the baseline of %s: %w", path, r[task], err)
 		}
-		out[r[task]] = v
+		if _, seen := out[r[task]]; !seen { // the first row of a task counts, as pandas' lookup takes it
+			out[r[task]] = v
+		}
 	}
 	return out, nil
 }
