@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,7 +13,9 @@ import (
 	"time"
 
 	"gochat/checkpoint"
+	"gochat/eval"
 	"gochat/graph"
+	"gochat/internal/atomicfile"
 	"gochat/loader"
 	"gochat/tokenizer"
 	"gochat/train"
@@ -27,15 +33,23 @@ func evalCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "eval",
 		Usage: "evaluate checkpoints",
-		Subcommands: []*cli.Command{{
-			Name:  "bpb",
-			Usage: "bits per byte of a base checkpoint on the training and validation shards (nanochat's base_loss)",
-			Flags: []cli.Flag{modelTagFlag, stepFlag, dataFlag, tokenizerFlag, engineFlag, blasFlag,
-				checkpointsFlag(), batchFlag(32),
-				&cli.IntFlag{Name: "split-tokens", Value: 20 * 524288, Usage: "tokens evaluated per split"},
-			},
-			Action: runEvalBPB,
-		}, chatEvalCommand()},
+		Subcommands: []*cli.Command{
+			evalBPBCommand(),
+			evalCoreCommand(),
+			chatEvalCommand(),
+		},
+	}
+}
+
+func evalBPBCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bpb",
+		Usage: "bits per byte of a base checkpoint on the training and validation shards (nanochat's base_loss)",
+		Flags: []cli.Flag{modelTagFlag, stepFlag, dataFlag, tokenizerFlag, engineFlag, blasFlag,
+			checkpointsFlag(), batchFlag(32),
+			&cli.IntFlag{Name: "split-tokens", Value: 20 * 524288, Usage: "tokens evaluated per split"},
+		},
+		Action: runEvalBPB,
 	}
 }
 
@@ -156,4 +170,184 @@ func runEvalBPB(c *cli.Context) error {
 		fmt.Printf("%s bpb: %.4f\n", sp.name, bpb)
 	}
 	return nil
+}
+
+// bundleBaseURL is where nanochat's eval_bundle.zip is served from.
+var bundleBaseURL = strings.TrimSuffix(eval.BundleURL, "/eval_bundle.zip")
+
+func evalCoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "core",
+		Usage: "a base model's CORE metric on nanochat's eval bundle (nanochat's base_eval)",
+		Description: "Scores every task of the bundle's core.yaml as nanochat's core_eval.py does (its item order and\n" +
+			"few-shot draws, prompts and scoring, bfloat16 rotary tables) and prints each task's accuracy,\n" +
+			"its accuracy centred on the random baseline, and CORE, their mean. Unlike nanochat it scores many\n" +
+			"items a forward pass, --batch-tokens at most (rows × the longest, padding included; the logits\n" +
+			"take that × vocab_size × 4 bytes), with the verdicts of scoring each alone. The bundle is fetched\n" +
+			"from --base-url when its folder is missing. An item longer than the model reaches (10 ×\n" +
+			"sequence_len, where nanochat's model stops too) is an error. Ctrl-C stops after the forward pass\n" +
+			"under way, keeping the tasks printed and writing no --json.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: "base", Usage: "training stage of the checkpoint: base, mid, sft or rl"},
+			modelTagFlag, stepFlag, tokenizerFlag, engineFlag, blasFlag,
+			&cli.IntFlag{Name: "max-per-task", Value: -1, Usage: "items per task at most, the first in CORE's order (-1 or 0: all)"},
+			&cli.IntFlag{Name: "batch-tokens", Value: 4096, Usage: "tokens per forward pass at most (an item larger runs alone; 1: one item at a time)"},
+			&cli.StringFlag{Name: "bundle", Usage: "eval bundle `DIR` (default $GOCHAT_HOME/eval_bundle)"},
+			&cli.StringFlag{Name: "base-url", Value: bundleBaseURL, Usage: "`URL` eval_bundle.zip is fetched from when the bundle is missing"},
+			&cli.StringFlag{Name: "json", Usage: "write CORE, each task's accuracies and every item's verdict to `FILE`"},
+		},
+		Action: runEvalCore,
+	}
+}
+
+func runEvalCore(c *cli.Context) error {
+	if err := positive(c, "batch-tokens"); err != nil {
+		return err
+	}
+	folder, ok := sources[c.String("source")]
+	if !ok {
+		return fmt.Errorf("--source %q: want base, mid, sft or rl", c.String("source"))
+	}
+	jsonPath := c.String("json")
+	if jsonPath != "" {
+		if info, err := os.Stat(filepath.Dir(jsonPath)); err != nil || !info.IsDir() {
+			return fmt.Errorf("--json %s: no folder %s to write it in", jsonPath, filepath.Dir(jsonPath))
+		}
+	}
+	engine, err := openEngine(c)
+	if err != nil {
+		return err
+	}
+	ck, tok, ckDir, err := loadCheckpoint(c, filepath.Join(gochatHome(), folder))
+	if err != nil {
+		return err
+	}
+	m, err := graph.NewCached(ck.Meta.ModelConfig, ck.Weights, engine)
+	if err != nil {
+		return err
+	}
+	m.NanochatRotary()
+	ctx, stop := interruptible(c.Context, "stopping after the forward pass under way")
+	defer stop()
+	bundle, err := openBundle(ctx, c)
+	if err != nil {
+		return err
+	}
+	items := 0
+	for _, t := range bundle.Items {
+		items += len(eval.CoreOrder(len(t), c.Int("max-per-task")))
+	}
+	fmt.Printf("%s step %d on %s; %s: %d tasks, %d items; forward passes of %d tokens at most\n",
+		ckDir, ck.Meta.Step, engine.Name(), bundle.Dir, len(bundle.Tasks), items, c.Int("batch-tokens"))
+
+	// The task lines go to stdout; the bar of the items scored to stderr, kept below the
+	// lines on a terminal, a line every 30 s and at the end elsewhere.
+	start := time.Now()
+	bar := progressBar("items", 1, start)
+	log := &stepLog{tty: isTerminal(os.Stderr), bar: bar}
+	res, err := eval.RunCore(ctx, m, tok, bundle, eval.CoreOptions{
+		MaxPerTask:  c.Int("max-per-task"),
+		BatchTokens: c.Int("batch-tokens"),
+		Progress: func(done, total int) {
+			if log.progress(done, total); !log.tty {
+				bar(done, total)
+			}
+		},
+		TaskDone: func(t eval.CoreTaskResult) {
+			secs := t.Duration.Seconds()
+			fmt.Fprintf(log, "Evaluating: %s (%d-shot, type: %s)... accuracy: %.4f | centered: %.4f | time: %.2fs | %.1f items/s\n",
+				t.Task.Label, t.Task.NumFewshot[0], t.Task.Kind, t.Accuracy, t.Centered, secs, float64(len(t.Items))/secs)
+		},
+	})
+	if log.finish(); !log.tty {
+		fmt.Fprintln(os.Stderr)
+	}
+	if err != nil {
+		if ctx.Err() != nil && res != nil {
+			return fmt.Errorf("eval core: interrupted after %d of %d tasks: no CORE metric, and no --json written", len(res.Tasks), len(bundle.Tasks))
+		}
+		return err
+	}
+	printCoreTable(fmt.Sprintf("%s (step %d)", ckDir, ck.Meta.Step), res)
+	scored := 0
+	for _, t := range res.Tasks {
+		scored += len(t.Items)
+	}
+	secs := time.Since(start).Seconds()
+	fmt.Printf("%d items in %.1f s: %.1f items/s\n", scored, secs, float64(scored)/secs)
+	if jsonPath == "" {
+		return nil
+	}
+	if err := writeCoreJSON(jsonPath, res); err != nil {
+		return fmt.Errorf("--json: %w", err)
+	}
+	fmt.Printf("wrote %s\n", jsonPath)
+	return nil
+}
+
+// openBundle opens the bundle of --bundle, fetching it from --base-url into that folder
+// first when the folder is missing.
+func openBundle(ctx context.Context, c *cli.Context) (*eval.CoreBundle, error) {
+	dir := homeDir(c, "bundle", "eval_bundle")
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		url := strings.TrimSuffix(c.String("base-url"), "/") + "/eval_bundle.zip"
+		fmt.Fprintf(os.Stderr, "no eval bundle at %s: fetching %s\n", dir, url)
+		bar := progressBar("MB", 1e6, time.Now())
+		err := eval.DownloadBundle(ctx, dir, url, loader.DownloadOptions{Progress: func(done, total int64) { bar(int(done), int(total)) }})
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("eval core: interrupted while fetching the eval bundle; run it again to resume")
+			}
+			return nil, err
+		}
+	}
+	return eval.OpenCoreBundle(dir)
+}
+
+// printCoreTable prints the tasks' accuracies and CORE as nanochat's base_eval prints its
+// CSV file.
+func printCoreTable(model string, res *eval.CoreResult) {
+	rule := strings.Repeat("=", 80)
+	fmt.Printf("%s\nModel: %s\n%s\n", rule, model, rule)
+	fmt.Printf("%-35s, %-10s, %-10s\n", "Task", "Accuracy", "Centered")
+	for _, t := range res.Tasks {
+		fmt.Printf("%-35s, %-10.6f, %-10.6f\n", t.Task.Label, t.Accuracy, t.Centered)
+	}
+	fmt.Printf("%-35s, %-10s, %-10.6f\n", "CORE", "", res.Core)
+}
+
+// coreJSON is the --json file: CORE, and per task its accuracies and each item's verdict
+// in evaluation order, the item named by its 0-based line in the task's JSONL file.
+type coreJSON struct {
+	Core  float64                 `json:"core_metric"`
+	Tasks map[string]coreTaskJSON `json:"tasks"`
+}
+
+type coreTaskJSON struct {
+	Accuracy float64        `json:"accuracy"`
+	Centered float64        `json:"centered"`
+	Items    []coreItemJSON `json:"items"`
+}
+
+type coreItemJSON struct {
+	Line    int  `json:"line"`
+	Correct bool `json:"correct"`
+}
+
+// writeCoreJSON writes res to path atomically: a reader finds the whole file or none.
+func writeCoreJSON(path string, res *eval.CoreResult) error {
+	out := coreJSON{Core: res.Core, Tasks: map[string]coreTaskJSON{}}
+	for _, t := range res.Tasks {
+		task := coreTaskJSON{Accuracy: t.Accuracy, Centered: t.Centered, Items: make([]coreItemJSON, len(t.Items))}
+		for i, it := range t.Items {
+			task.Items[i] = coreItemJSON{Line: it.Line, Correct: it.Correct}
+		}
+		out.Tasks[t.Task.Label] = task
+	}
+	return atomicfile.Write(path, func(f *os.File) error {
+		enc := json.NewEncoder(f)
+		enc.SetIndent("", " ")
+		return enc.Encode(out)
+	})
 }
