@@ -29,8 +29,10 @@ type demoConversations struct {
 	midTrain, midVal, sftTrain, sftVal, rlTrain, rlVal tasks.Task
 }
 
-// makeConversations makes them from the Go source tree src, with n arithmetic problems for
-// mid-training and a share of that for SFT and RL.
+// makeConversations makes them from the Go source tree src, with n one-step arithmetic
+// problems for mid-training and a share of that for SFT, a few two-step ones in both, and
+// two-step problems for RL: the harder problems, which SFT leaves the model getting right
+// only some of the time, are what RL improves.
 func makeConversations(src string, n int) (demoConversations, error) {
 	docs, err := tasks.GoDocs(src)
 	if err != nil {
@@ -41,12 +43,12 @@ func makeConversations(src string, n int) (demoConversations, error) {
 	docsTrain, _ := tasks.NewView(shuffled, 0, docs.Len()-held, 1)
 	docsVal, _ := tasks.NewView(shuffled, docs.Len()-held, -1, 1)
 	return demoConversations{
-		midTrain: tasks.NewMixture(docsTrain, docsTrain, tasks.Arithmetic(n, 1)),
+		midTrain: tasks.NewMixture(docsTrain, docsTrain, tasks.Arithmetic(n, 1), tasks.TwoStepArithmetic(n/6, 11)),
 		midVal:   tasks.NewMixture(docsVal, tasks.Arithmetic(max(n/30, 16), 2)),
-		sftTrain: tasks.NewMixture(docsTrain, tasks.Arithmetic(n/2, 3)),
+		sftTrain: tasks.NewMixture(docsTrain, tasks.Arithmetic(n/2, 3), tasks.TwoStepArithmetic(n/12, 13)),
 		sftVal:   tasks.NewMixture(docsVal, tasks.Arithmetic(max(n/50, 16), 4)),
-		rlTrain:  tasks.Arithmetic(max(n/3, 8), 5),
-		rlVal:    tasks.Arithmetic(32, 6),
+		rlTrain:  tasks.TwoStepArithmetic(max(n/3, 8), 5),
+		rlVal:    tasks.TwoStepArithmetic(32, 6),
 	}, nil
 }
 
@@ -64,7 +66,7 @@ func demoChatStages(ctx context.Context, engine backend.Backend, tok *tokenizer.
 	if err != nil {
 		return nil, err
 	}
-	fmt.Printf("conversations made here: %d for mid-training (Go's package comments, arithmetic with the calculator), %d for SFT, %d arithmetic problems for RL\n",
+	fmt.Printf("conversations made here: %d for mid-training (Go's package comments, arithmetic with the calculator), %d for SFT, %d two-step problems for RL\n",
 		convs.midTrain.Len(), convs.sftTrain.Len(), convs.rlTrain.Len())
 	from := baseDir
 	var done []demoStage
@@ -151,7 +153,7 @@ func demoExchanges(ctx context.Context, engine backend.Backend, tok *tokenizer.T
 		return nil, err
 	}
 	var out [][2]string
-	for _, q := range []string{"What is 47 + 38?", "There are 6 boxes with 9 pens in each box. How many pens are there in all?",
+	for _, q := range []string{"What is 47 + 38?", "There are 6 boxes with 9 pens in each box and 5 loose pens. How many pens are there in all?",
 		"What does the Go package net/http do?", "Tell me about Go's sort package."} {
 		prompt, err := tok.RenderForCompletion(tokenizer.Conversation{Messages: []tokenizer.Message{{Role: "user", Text: q}, {Role: "assistant"}}})
 		if err != nil {

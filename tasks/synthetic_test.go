@@ -25,7 +25,7 @@ func TestArithmetic(t *testing.T) {
 			t.Fatalf("problem %d: parts %+v", i, parts)
 		}
 		answer := parts[2].Text
-		if !CorrectGSM8K(ex, "so #### "+answer) || CorrectGSM8K(ex, "#### "+answer+"1") {
+		if !CorrectGSM8K(ex, "so #### "+answer) || CorrectGSM8K(ex, "#### "+answer+"1") || strings.Contains(ex.Messages[0].Text, "%!") {
 			t.Fatalf("problem %d (%q): the judge is wrong about its answer %s", i, ex.Messages[0].Text, answer)
 		}
 	}
@@ -33,6 +33,17 @@ func TestArithmetic(t *testing.T) {
 	b, _ := Arithmetic(3, 1).Example(0)
 	if a.Messages[0].Text != b.Messages[0].Text {
 		t.Error("the same seed drew other problems")
+	}
+	two := TwoStepArithmetic(50, 8)
+	for i := range two.Len() {
+		ex, _ := two.Example(i)
+		parts := ex.Messages[1].Parts
+		if len(parts) != 7 || parts[4].Type != "python" || !strings.HasPrefix(parts[4].Text, parts[2].Text) {
+			t.Fatalf("two-step problem %d: parts %+v", i, parts)
+		}
+		if !CorrectGSM8K(ex, "#### "+parts[5].Text) || strings.Contains(ex.Messages[0].Text, "%!") || strings.HasPrefix(parts[5].Text, "-") {
+			t.Fatalf("two-step problem %d (%q): answer %s", i, ex.Messages[0].Text, parts[5].Text)
+		}
 	}
 }
 
