@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 )
 
-// Rows in HuggingFace's parquet layout of allenai/ai2_arc, cais/mmlu and openai/gsm8k.
+// Rows in HuggingFace's parquet layout of allenai/ai2_arc, cais/mmlu, openai/gsm8k and
+// openai/openai_humaneval.
 type (
 	arcFixture struct {
 		ID       string `parquet:"id,optional"`
@@ -42,6 +44,13 @@ type (
 	gsm8kFixture struct {
 		Question string `parquet:"question,optional"`
 		Answer   string `parquet:"answer,optional"`
+	}
+	humanEvalFixture struct {
+		TaskID            string `parquet:"task_id,optional"`
+		Prompt            string `parquet:"prompt,optional"`
+		CanonicalSolution string `parquet:"canonical_solution,optional"`
+		Test              string `parquet:"test,optional"`
+		EntryPoint        string `parquet:"entry_point,optional"`
 	}
 )
 
@@ -77,8 +86,9 @@ const chatEvalReply = "<|python_start|>6*7<|python_end|><|output_start|>42<|outp
 // (GSM8K's answer mark as one token); a model, saved as an sft and a base checkpoint, that
 // after <|assistant_start|> prefers B among the letters and writes chatEvalReply (its
 // calculator output forced in); and the test splits of ARC-Easy (answers A B B C D: 2 of 5
-// are B), ARC-Challenge (B B A: 2 of 3), MMLU (A B C D: 1 of 4) and GSM8K (42 41 42: 2 of
-// 3). It returns the home and the datasets' files.
+// are B), ARC-Challenge (B B A: 2 of 3), MMLU (A B C D: 1 of 4), GSM8K (42 41 42: 2 of 3)
+// and HumanEval (two problems, which the reply, not Python, fails). It returns the home and
+// the datasets' files.
 func chatEvalHome(t *testing.T) (string, map[string]string) {
 	home := t.TempDir()
 	tokens := make([][]byte, 256)
@@ -118,6 +128,9 @@ func chatEvalHome(t *testing.T) (string, map[string]string) {
 			{"What is 6 times 7?", "6 times 7 is <<6*7=42>>42.\n#### 42"},
 			{"What is 6 times 7, less 1?", "<<6*7=42>>42 less 1 is <<42-1=41>>41.\n#### 41"},
 			{"What is 7 times 6?", "#### 42"}}),
+		"HumanEval": writeSplit(t, home, "humaneval", "test", []humanEvalFixture{
+			{"Test/0", "def one():\n", "    return 1\n", "def check(f):\n    assert f() == 1\n", "one"},
+			{"Test/1", "def two():\n", "    return 2\n", "def check(f):\n    assert f() == 2\n", "two"}}),
 	}
 	return home, files
 }
@@ -162,37 +175,42 @@ func shuffledAnswers(t *testing.T, read func(string) (tasks.Task, error), path s
 	return answers
 }
 
-// TestEvalChat runs `gochat eval chat` on the fixtures: every task gochat evaluates by
-// default, in nanochat's order, each problem in the shuffled order with its verdict, and
-// the accuracies printed and written with --json; then two tasks named in any case and
-// cut to two problems with three samples each, on the base checkpoint.
+// TestEvalChat runs `gochat eval chat` on the fixtures: the five tasks by default, in
+// nanochat's order, each problem in the shuffled order with its verdict, the accuracies
+// and ChatCORE printed and written with --json (without python3, the four other tasks and
+// no ChatCORE); then two tasks named in any case and cut to two problems with three
+// samples each, on the base checkpoint.
 func TestEvalChat(t *testing.T) {
 	home, files := chatEvalHome(t)
 	report := filepath.Join(t.TempDir(), "chat.json")
-	out, stderr, err := inHome(t, home, "eval", "chat", "--json", report)
+	args := []string{"eval", "chat", "--json", report}
+	want := []struct {
+		name          string
+		passed, total int
+	}{{"ARC-Easy", 2, 5}, {"ARC-Challenge", 2, 3}, {"MMLU", 1, 4}, {"GSM8K", 2, 3}, {"HumanEval", 0, 2}}
+	// (0.4−0.25)/0.75, (2/3−0.25)/0.75, 0, 2/3 and 0, over five.
+	chatCORE, lines := (0.2+(2.0/3-0.25)/0.75+2.0/3)/5, []string{"HumanEval accuracy: 0.00%", "ChatCORE metric: 0.2844"}
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Logf("python3 is not installed (%v): HumanEval and ChatCORE are left out", err)
+		args, want, chatCORE, lines = append(args, "-a", "ARC-Easy|ARC-Challenge|MMLU|GSM8K"), want[:4], 0, nil
+	}
+	out, stderr, err := inHome(t, home, args...)
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, stderr)
 	}
-	for _, want := range []string{
-		"HumanEval is left out", "ARC-Easy: 5 of 5 problems (arc-easy test)", "Final: 2/5 (40.00%)", "ARC-Easy accuracy: 40.00%",
-		"ARC-Challenge accuracy: 66.67%", "MMLU accuracy: 25.00%", "GSM8K accuracy: 66.67%", "problems/s", "results written to",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("the output lacks %q:\n%s", want, out)
+	for _, line := range append(lines, "ARC-Easy: 5 of 5 problems (arc-easy test)", "Final: 2/5 (40.00%)", "ARC-Easy accuracy: 40.00%",
+		"ARC-Challenge accuracy: 66.67%", "MMLU accuracy: 25.00%", "GSM8K accuracy: 66.67%", "problems/s", "results written to") {
+		if !strings.Contains(out, line) {
+			t.Errorf("the output lacks %q:\n%s", line, out)
 		}
 	}
-	if strings.Contains(out, "ChatCORE metric") {
-		t.Errorf("ChatCORE without HumanEval:\n%s", out)
-	}
 	r := readChatReport(t, report)
-	if r.Source != "sft" || r.ChatCORE != nil || r.Interrupted || len(r.Tasks) != 4 {
-		t.Fatalf("report: %+v", r)
+	if r.Source != "sft" || r.Interrupted || len(r.Tasks) != len(want) || (r.ChatCORE == nil) != (chatCORE == 0) ||
+		(r.ChatCORE != nil && math.Abs(*r.ChatCORE-chatCORE) > 1e-12) {
+		t.Fatalf("report: %+v; want ChatCORE %v", r, chatCORE)
 	}
 	reads := map[string]func(string) (tasks.Task, error){"ARC-Easy": tasks.ReadARC, "ARC-Challenge": tasks.ReadARC, "MMLU": tasks.ReadMMLU}
-	for i, want := range []struct {
-		name          string
-		passed, total int
-	}{{"ARC-Easy", 2, 5}, {"ARC-Challenge", 2, 3}, {"MMLU", 1, 4}, {"GSM8K", 2, 3}} {
+	for i, want := range want {
 		task := r.Tasks[i]
 		if task.Name != want.name || task.Passed != want.passed || task.Total != want.total || len(task.Problems) != want.total ||
 			task.Accuracy != float64(want.passed)/float64(want.total) {
@@ -213,9 +231,11 @@ func TestEvalChat(t *testing.T) {
 		}
 	}
 	gsm8k := r.Tasks[3].Problems
-	for _, p := range gsm8k {
-		if len(p.Completions) != 1 || p.Completions[0] != chatEvalReply {
-			t.Errorf("GSM8K problem %d: %+v", p.Index, p)
+	for _, task := range r.Tasks[3:] {
+		for _, p := range task.Problems {
+			if len(p.Completions) != 1 || p.Completions[0] != chatEvalReply {
+				t.Errorf("%s problem %d: %+v", task.Name, p.Index, p)
+			}
 		}
 	}
 
@@ -237,8 +257,9 @@ func TestEvalChat(t *testing.T) {
 	}
 }
 
-// TestEvalChatErrors: an unknown task, a task gochat cannot evaluate, a dataset not
-// downloaded, another tokenizer than the checkpoint's and a bad flag each give one line.
+// TestEvalChatErrors: an unknown task, a dataset not downloaded, another tokenizer than
+// the checkpoint's, a stage without checkpoints, bad flags and HumanEval without Python
+// each give one line.
 func TestEvalChatErrors(t *testing.T) {
 	home, _ := chatEvalHome(t)
 	other := filepath.Join(t.TempDir(), "tokenizer")
@@ -251,7 +272,6 @@ func TestEvalChatErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"-a", "ARC-Easy|SpellingBee"}, `no task "SpellingBee"; the tasks are ARC-Easy, ARC-Challenge, MMLU, GSM8K, HumanEval`},
-		{[]string{"-a", "HumanEval"}, "gochat cannot evaluate HumanEval yet"},
 		{[]string{"-a", "ARC-Challenge"}, "run gochat data download --task arc-challenge"},
 		{[]string{"-a", "MMLU", "--tokenizer", other}, "was trained with tokenizer"},
 		{[]string{"-a", "MMLU", "-i", "rl"}, "no checkpoints in"},
@@ -268,6 +288,11 @@ func TestEvalChatErrors(t *testing.T) {
 		if err == nil || len(lines) != 1 || !strings.Contains(lines[0], c.want) || strings.Contains(stderr, "panic") {
 			t.Errorf("%v: %v %q, want one line with %q", c.args, err, stderr, c.want)
 		}
+	}
+	cmd := exec.Command(binary, "eval", "chat", "-a", "HumanEval")
+	cmd.Env = append(os.Environ(), "GOCHAT_HOME="+home, "PATH="+t.TempDir()) // no python3 there
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "HumanEval runs the model's programs: sandbox: no Python interpreter") {
+		t.Errorf("HumanEval without Python: %v %s", err, out)
 	}
 }
 

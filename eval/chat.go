@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"gochat/eval/sandbox"
 	"gochat/graph"
 	"gochat/sampler"
 	"gochat/tasks"
@@ -159,14 +160,24 @@ func Categorical(ctx context.Context, m *graph.Cached, tok *tokenizer.Tokenizer,
 	return res, nil
 }
 
-// Judge says whether completion, a reply sampled for ex, answers it (tasks.CorrectGSM8K
-// for GSM8K; running its tests for HumanEval). An error is a failure to judge, which stops
-// the evaluation, not a wrong answer.
-type Judge func(ex tasks.Example, completion string) (bool, error)
+// Judge says whether completion, a reply sampled for ex, answers it. An error is a
+// failure to judge, which stops the evaluation, not a wrong answer; ctx stops a judge that
+// runs a program.
+type Judge func(ctx context.Context, ex tasks.Example, completion string) (bool, error)
 
 // JudgeGSM8K is GSM8K's judge: the completion's final answer is the solution's.
-func JudgeGSM8K(ex tasks.Example, completion string) (bool, error) {
+func JudgeGSM8K(_ context.Context, ex tasks.Example, completion string) (bool, error) {
 	return tasks.CorrectGSM8K(ex, completion), nil
+}
+
+// JudgeHumanEval is HumanEval's judge: the completion's program passes the problem's
+// tests, run in the sandbox with nanochat's limits (tasks.CorrectHumanEval).
+func JudgeHumanEval(ctx context.Context, ex tasks.Example, completion string) (bool, error) {
+	if ex.HumanEval == nil {
+		return false, fmt.Errorf("not a HumanEval problem")
+	}
+	passed, _, err := tasks.CorrectHumanEval(ctx, *ex.HumanEval, completion, sandbox.Config{})
+	return passed, err
 }
 
 // Generative is chat_eval.py's evaluation of an open-ended task (GSM8K, HumanEval): its
@@ -203,7 +214,10 @@ func Generative(ctx context.Context, gen *sampler.Generator, task tasks.Task, ju
 			if err != nil {
 				return res, fmt.Errorf("generative: problem %d: %w", i, err)
 			}
-			right, err := judge(ex, string(text))
+			right, err := judge(ctx, ex, string(text))
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
 			if err != nil {
 				return res, fmt.Errorf("generative: judging problem %d: %w", i, err)
 			}

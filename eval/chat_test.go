@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -281,7 +282,7 @@ func TestChatGenerativePassAtK(t *testing.T) {
 	// The judge passes only the third sample of the first question.
 	run := func(rows int) (ChatResult, map[string]int) {
 		judged := map[string]int{}
-		judge := func(ex tasks.Example, completion string) (bool, error) {
+		judge := func(_ context.Context, ex tasks.Example, completion string) (bool, error) {
 			q := ex.Messages[0].Text
 			judged[q]++
 			return q == "First?" && judged[q] == 3, nil
@@ -306,7 +307,7 @@ func TestChatGenerativePassAtK(t *testing.T) {
 			}
 		}
 	}
-	failing := func(tasks.Example, string) (bool, error) { return false, errors.New("no sandbox") }
+	failing := func(context.Context, tasks.Example, string) (bool, error) { return false, errors.New("no sandbox") }
 	if _, err := Generative(context.Background(), gen, task, failing, sampler.Settings{MaxTokens: 8}, 0, nil); err == nil || !strings.Contains(err.Error(), "judging problem 0: no sandbox") {
 		t.Errorf("a failing judge: %v", err)
 	}
@@ -315,6 +316,41 @@ func TestChatGenerativePassAtK(t *testing.T) {
 	res, err := Generative(ctx, gen, task, JudgeGSM8K, sampler.Settings{MaxTokens: 64}, 0, func(int, int) { cancel() })
 	if !errors.Is(err, context.Canceled) || len(res.Problems) != 1 {
 		t.Errorf("cancelled after the first problem: %d problems, %v", len(res.Problems), err)
+	}
+}
+
+// TestChatJudgeHumanEval: HumanEval's judge runs a completion's program against the
+// problem's tests: the canonical solution in a code block passes, a wrong one and the
+// calculator model's reply (through Generative) fail, and a problem of another task is an
+// error.
+func TestChatJudgeHumanEval(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skipf("skipped: python3 is not installed (%v), and HumanEval's judge runs the tests", err)
+	}
+	row := tasks.HumanEvalRow{TaskID: "Test/0", Prompt: "def twice(x):\n    \"\"\" Twice x. \"\"\"\n",
+		CanonicalSolution: "    return 2 * x\n", EntryPoint: "twice",
+		Test: "def check(candidate):\n    assert candidate(3) == 6\n    assert candidate(-1) == -2\n"}
+	task := tasks.Rows[tasks.HumanEvalRow]{Rows: []tasks.HumanEvalRow{row}, Convert: tasks.HumanEval}
+	ex, err := task.Example(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for completion, want := range map[string]bool{
+		"Here it is:\n```python\n" + row.Prompt + row.CanonicalSolution + "```\n": true,
+		"```python\ndef twice(x):\n    return x + 1\n```":                         false,
+	} {
+		if got, err := JudgeHumanEval(ctx, ex, completion); err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", completion, got, err, want)
+		}
+	}
+	res, err := Generative(ctx, calculatorModel(t), task, JudgeHumanEval, sampler.Settings{MaxTokens: 64}, 0, nil)
+	if err != nil || res.Passed != 0 || len(res.Problems) != 1 || len(res.Problems[0].Completions) != 1 {
+		t.Errorf("the calculator's reply to HumanEval: %+v, %v", res, err)
+	}
+	gsm8k, _ := tasks.GSM8K(tasks.GSM8KRow{Question: "1+1?", Answer: "#### 2"})
+	if _, err := JudgeHumanEval(ctx, gsm8k, "2"); err == nil {
+		t.Error("a GSM8K problem judged as HumanEval")
 	}
 }
 
