@@ -111,16 +111,3 @@ func humanEvalCode(completion string) string {
 func pyStrip(s string) string {
 	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) })
 }
-
-// JudgeHumanEval judges replies to HumanEval examples by running each program
-// (HumanEvalProgram) in the sandbox with cfg: a reply passes when its program does. An
-// example without a HumanEval row is an error.
-func JudgeHumanEval(ctx context.Context, cfg sandbox.Config) func(ex Example, reply string) (bool, error) {
-	return func(ex Example, reply string) (bool, error) {
-		if ex.HumanEval == nil {
-			return false, fmt.Errorf("humaneval: the example has no HumanEval row")
-		}
-		ok, _, err := CorrectHumanEval(ctx, *ex.HumanEval, reply, cfg)
-		return ok, err
-	}
-}

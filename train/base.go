@@ -337,11 +337,7 @@ func (b *baseRun) openStage(ctx context.Context, B, T int) error {
 		return nil
 	case MidStage:
 		b.printChatPlan()
-		mid, err := newMidStage(b.Run, B, T, pos, b.plan.EvalSteps)
-		if err != nil {
-			return err
-		}
-		b.stage = mid
+		b.stage = newMidStage(b.Run, B, T, pos, b.plan.EvalSteps)
 	case RLStage:
 		b.printChatPlan()
 		b.stage = newRLStage(ctx, b, pos)

@@ -95,39 +95,70 @@ func (s *shardStage) close() { s.data.Close() }
 
 // midStage is mid-training's: the train task's token stream, read one micro-batch ahead
 // as nanochat's loop does, so that the step whose next batch reaches the last
-// conversation is the last.
+// conversation is the last. The batch ahead is rendered while the step computes.
 type midStage struct {
 	train, val *tasks.Mid
-	pending    Batch
-	before     tasks.Position // the stream's position before pending, which a resume starts at
+	pending    chan fetched // the batch ahead, once rendered
+	ahead      *fetched     // the batch ahead, received
 	steps      int
 	tok        *tokenizer.Tokenizer
 }
 
-// newMidStage starts the stream at pos and reads its first batch.
-func newMidStage(r Run, B, T int, pos tasks.Position, steps int) (*midStage, error) {
+// fetched is a batch of the stream and the stream's position before it, which a resume
+// starts at.
+type fetched struct {
+	Batch
+	before tasks.Position
+	err    error
+}
+
+// newMidStage starts the stream at pos and starts reading its first batch.
+func newMidStage(r Run, B, T int, pos tasks.Position, steps int) *midStage {
 	masked := r.Settings.AssistantOnly
 	s := &midStage{train: &tasks.Mid{Task: r.Train, Tok: r.Tokenizer, B: B, T: T, World: 1, Masked: masked, Position: pos},
 		val: &tasks.Mid{Task: r.Val, Tok: r.Tokenizer, B: B, T: T, World: 1, Masked: masked}, steps: steps, tok: r.Tokenizer}
-	return s, s.fetch()
+	s.fetch()
+	return s
 }
 
-func (s *midStage) fetch() error {
-	s.before = s.train.Position
-	ids, targets, err := s.train.Batch()
-	s.pending = Batch{IDs: ids, Targets: targets}
-	return err
+// fetch starts rendering the next batch; only settle reads the stream after it.
+func (s *midStage) fetch() {
+	s.pending, s.ahead = make(chan fetched, 1), nil
+	go func() {
+		f := fetched{before: s.train.Position}
+		f.IDs, f.Targets, f.err = s.train.Batch()
+		s.pending <- f
+	}()
+}
+
+// settle waits for the batch ahead.
+func (s *midStage) settle() *fetched {
+	if s.ahead == nil {
+		f := <-s.pending
+		s.ahead = &f
+	}
+	return s.ahead
 }
 
 func (s *midStage) next() (Batch, error) {
-	b := s.pending
-	return b, s.fetch()
+	f := s.settle()
+	if f.err != nil {
+		return Batch{}, f.err
+	}
+	s.fetch()
+	return f.Batch, nil
 }
 
-func (s *midStage) done() bool { return s.train.Done() }
+func (s *midStage) done() bool {
+	s.settle()
+	return s.train.Done()
+}
 
-// share is the part of the data trained on once the pending batch is: nanochat's progress.
-func (s *midStage) share() float64 { return s.train.Progress() }
+// share is the part of the data trained on once the batch ahead is: nanochat's progress.
+func (s *midStage) share() float64 {
+	s.settle()
+	return s.train.Progress()
+}
 
 func (s *midStage) validate(ctx context.Context, m *graph.Model) (evaluation, error) {
 	val := *s.val // from the start of the stream each time
@@ -138,11 +169,11 @@ func (s *midStage) validate(ctx context.Context, m *graph.Model) (evaluation, er
 	return evaluation{bpb: bpb}, err
 }
 
-func (s *midStage) save(_ *checkpoint.Meta, loop *Loop) { loop.Data = &s.before }
+func (s *midStage) save(_ *checkpoint.Meta, loop *Loop) { loop.Data = &s.settle().before }
 
 func (s *midStage) note(*Record) string { return "" }
 
-func (s *midStage) close() {}
+func (s *midStage) close() { s.settle() }
 
 // sftStage is SFT's: conversations one a row, validation loss on the val task's rows.
 type sftStage struct {
