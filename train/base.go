@@ -212,9 +212,6 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckFits(b.plan.Model); err != nil {
-		return nil, err
-	}
 	B, T := s.DeviceBatchSize, s.MaxSeqLen
 	b.st.wallStart = r.now()
 	var resumed *checkpoint.Checkpoint
@@ -274,14 +271,21 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 }
 
 // begin derives the plan and the weights a new run starts from: a new model's for base
-// training, the checkpoint's it comes from for the chat stages.
+// training (once the model is known to fit the machine), the checkpoint's it comes from
+// for the chat stages.
 func (b *baseRun) begin() (graph.Weights, error) {
 	var err error
 	if b.Stage == BaseStage {
 		if b.plan, err = b.Settings.Plan(b.Tokenizer.VocabSize()); err != nil {
 			return nil, err
 		}
-		return graph.InitWeights(b.plan.Model, b.Settings.Seed), b.checkPrompts(b.plan.Model)
+		if err := CheckFits(b.plan.Model); err != nil {
+			return nil, err
+		}
+		if err := b.checkPrompts(b.plan.Model); err != nil {
+			return nil, err
+		}
+		return graph.InitWeights(b.plan.Model, b.Settings.Seed), nil
 	}
 	from := b.From
 	if from == nil || b.Train == nil || b.Val == nil {
@@ -305,7 +309,7 @@ func (b *baseRun) begin() (graph.Weights, error) {
 	if err != nil {
 		return nil, err
 	}
-	return from.Weights, nil
+	return from.Weights, CheckFits(b.plan.Model)
 }
 
 // openStage opens the stage's data at the position the run resumes from (or the start)
