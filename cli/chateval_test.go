@@ -23,37 +23,6 @@ import (
 	"github.com/parquet-go/parquet-go"
 )
 
-// Rows in HuggingFace's parquet layout of allenai/ai2_arc, cais/mmlu, openai/gsm8k and
-// openai/openai_humaneval.
-type (
-	arcFixture struct {
-		ID       string `parquet:"id,optional"`
-		Question string `parquet:"question,optional"`
-		Choices  struct {
-			Text  []string `parquet:"text,optional,list"`
-			Label []string `parquet:"label,optional,list"`
-		} `parquet:"choices,optional"`
-		AnswerKey string `parquet:"answerKey,optional"`
-	}
-	mmluFixture struct {
-		Question string   `parquet:"question,optional"`
-		Subject  string   `parquet:"subject,optional"`
-		Choices  []string `parquet:"choices,optional,list"`
-		Answer   int64    `parquet:"answer,optional"`
-	}
-	gsm8kFixture struct {
-		Question string `parquet:"question,optional"`
-		Answer   string `parquet:"answer,optional"`
-	}
-	humanEvalFixture struct {
-		TaskID            string `parquet:"task_id,optional"`
-		Prompt            string `parquet:"prompt,optional"`
-		CanonicalSolution string `parquet:"canonical_solution,optional"`
-		Test              string `parquet:"test,optional"`
-		EntryPoint        string `parquet:"entry_point,optional"`
-	}
-)
-
 // writeSplit writes rows as the one parquet file of a dataset's split under home, where
 // tasks.Open finds it.
 func writeSplit[R any](t *testing.T, home, dataset, split string, rows []R) string {
@@ -69,8 +38,8 @@ func writeSplit[R any](t *testing.T, home, dataset, split string, rows []R) stri
 }
 
 // arcFixtures are ARC questions with the answers given, each with the choices A to D.
-func arcFixtures(answers ...string) []arcFixture {
-	rows := make([]arcFixture, len(answers))
+func arcFixtures(answers ...string) []tasks.ARCFile {
+	rows := make([]tasks.ARCFile, len(answers))
 	for i, a := range answers {
 		rows[i].ID, rows[i].Question, rows[i].AnswerKey = fmt.Sprint("arc", i), fmt.Sprintf("Which is number %d?", i), a
 		rows[i].Choices.Label = []string{"A", "B", "C", "D"}
@@ -121,16 +90,16 @@ func chatEvalHome(t *testing.T) (string, map[string]string) {
 	files := map[string]string{
 		"ARC-Easy":      writeSplit(t, home, "arc-easy", "test", arcFixtures("A", "B", "B", "C", "D")),
 		"ARC-Challenge": writeSplit(t, home, "arc-challenge", "test", arcFixtures("B", "B", "A")),
-		"MMLU": writeSplit(t, home, "mmlu", "test", []mmluFixture{
-			{"First?", "math", []string{"a", "b", "c", "d"}, 0}, {"Second?", "math", []string{"a", "b", "c", "d"}, 1},
-			{"Third?", "law", []string{"a", "b", "c", "d"}, 2}, {"Fourth?", "law", []string{"a", "b", "c", "d"}, 3}}),
-		"GSM8K": writeSplit(t, home, "gsm8k", "test", []gsm8kFixture{
-			{"What is 6 times 7?", "6 times 7 is <<6*7=42>>42.\n#### 42"},
-			{"What is 6 times 7, less 1?", "<<6*7=42>>42 less 1 is <<42-1=41>>41.\n#### 41"},
-			{"What is 7 times 6?", "#### 42"}}),
-		"HumanEval": writeSplit(t, home, "humaneval", "test", []humanEvalFixture{
-			{"Test/0", "def one():\n", "    return 1\n", "def check(f):\n    assert f() == 1\n", "one"},
-			{"Test/1", "def two():\n", "    return 2\n", "def check(f):\n    assert f() == 2\n", "two"}}),
+		"MMLU": writeSplit(t, home, "mmlu", "test", []tasks.MMLUFile{
+			{Question: "First?", Subject: "math", Choices: []string{"a", "b", "c", "d"}, Answer: 0}, {Question: "Second?", Subject: "math", Choices: []string{"a", "b", "c", "d"}, Answer: 1},
+			{Question: "Third?", Subject: "law", Choices: []string{"a", "b", "c", "d"}, Answer: 2}, {Question: "Fourth?", Subject: "law", Choices: []string{"a", "b", "c", "d"}, Answer: 3}}),
+		"GSM8K": writeSplit(t, home, "gsm8k", "test", []tasks.GSM8KFile{
+			{Question: "What is 6 times 7?", Answer: "6 times 7 is <<6*7=42>>42.\n#### 42"},
+			{Question: "What is 6 times 7, less 1?", Answer: "<<6*7=42>>42 less 1 is <<42-1=41>>41.\n#### 41"},
+			{Question: "What is 7 times 6?", Answer: "#### 42"}}),
+		"HumanEval": writeSplit(t, home, "humaneval", "test", []tasks.HumanEvalFile{
+			{TaskID: "Test/0", Prompt: "def one():\n", CanonicalSolution: "    return 1\n", Test: "def check(f):\n    assert f() == 1\n", EntryPoint: "one"},
+			{TaskID: "Test/1", Prompt: "def two():\n", CanonicalSolution: "    return 2\n", Test: "def check(f):\n    assert f() == 2\n", EntryPoint: "two"}}),
 	}
 	return home, files
 }

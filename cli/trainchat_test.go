@@ -8,21 +8,8 @@ import (
 	"testing"
 
 	"gochat/graph"
+	"gochat/tasks"
 	"gochat/tokenizer"
-)
-
-// Rows of HuggingFaceTB/smol-smoltalk and cais/mmlu's auxiliary_train in HuggingFace's
-// parquet layout (the others are chateval_test.go's).
-type (
-	smolTalkFixture struct {
-		Messages []struct {
-			Content string `parquet:"content,optional"`
-			Role    string `parquet:"role,optional"`
-		} `parquet:"messages,optional,list"`
-	}
-	mmluAuxiliaryFixture struct {
-		Train mmluFixture `parquet:"train,optional"`
-	}
 )
 
 // chatStagesHome makes a GOCHAT_HOME with a byte-level tokenizer, a d1 base model and the
@@ -42,36 +29,30 @@ func chatStagesHome(t *testing.T) string {
 	}
 	cfg := graph.ConfigForDepth(1, tok.VocabSize(), 64)
 	saveModel(t, home, cfg, graph.InitWeights(cfg, 1), tok, "base_checkpoints")
-	smol := func(n int) []smolTalkFixture {
-		rows := make([]smolTalkFixture, n)
+	smol := func(n int) []tasks.SmolTalkFile {
+		rows := make([]tasks.SmolTalkFile, n)
 		for i := range rows {
-			rows[i].Messages = append(rows[i].Messages, struct {
-				Content string `parquet:"content,optional"`
-				Role    string `parquet:"role,optional"`
-			}{fmt.Sprintf("Say %d.", i), "user"}, struct {
-				Content string `parquet:"content,optional"`
-				Role    string `parquet:"role,optional"`
-			}{fmt.Sprint(i), "assistant"})
+			rows[i].Messages = []tasks.SmolTalkMessage{{Content: fmt.Sprintf("Say %d.", i), Role: "user"}, {Content: fmt.Sprint(i), Role: "assistant"}}
 		}
 		return rows
 	}
-	mmlu := func(n int) []mmluFixture {
-		rows := make([]mmluFixture, n)
+	mmlu := func(n int) []tasks.MMLUFile {
+		rows := make([]tasks.MMLUFile, n)
 		for i := range rows {
-			rows[i] = mmluFixture{fmt.Sprintf("Question %d?", i), "math", []string{"a", "b", "c", "d"}, int64(i % 4)}
+			rows[i] = tasks.MMLUFile{Question: fmt.Sprintf("Question %d?", i), Subject: "math", Choices: []string{"a", "b", "c", "d"}, Answer: int64(i % 4)}
 		}
 		return rows
 	}
-	gsm8k := func(n int) []gsm8kFixture {
-		rows := make([]gsm8kFixture, n)
+	gsm8k := func(n int) []tasks.GSM8KFile {
+		rows := make([]tasks.GSM8KFile, n)
 		for i := range rows {
-			rows[i] = gsm8kFixture{fmt.Sprintf("What is %d+1?", i), fmt.Sprintf("<<%d+1=%d>>%d\n#### %d", i, i+1, i+1, i+1)}
+			rows[i] = tasks.GSM8KFile{Question: fmt.Sprintf("What is %d+1?", i), Answer: fmt.Sprintf("<<%d+1=%d>>%d\n#### %d", i, i+1, i+1, i+1)}
 		}
 		return rows
 	}
 	writeSplit(t, home, "smoltalk", "train", smol(40))
 	writeSplit(t, home, "smoltalk", "test", smol(8))
-	aux := make([]mmluAuxiliaryFixture, 20)
+	aux := make([]tasks.MMLUAuxiliaryFile, 20)
 	for i, r := range mmlu(20) {
 		aux[i].Train = r
 	}

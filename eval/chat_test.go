@@ -21,24 +21,6 @@ import (
 	"github.com/parquet-go/parquet-go"
 )
 
-// arcParquet and gsm8kParquet are rows in HuggingFace's parquet layout of allenai/ai2_arc
-// and openai/gsm8k, which tasks.ReadARC and tasks.ReadGSM8K read.
-type (
-	arcParquet struct {
-		ID       string `parquet:"id,optional"`
-		Question string `parquet:"question,optional"`
-		Choices  struct {
-			Text  []string `parquet:"text,optional,list"`
-			Label []string `parquet:"label,optional,list"`
-		} `parquet:"choices,optional"`
-		AnswerKey string `parquet:"answerKey,optional"`
-	}
-	gsm8kParquet struct {
-		Question string `parquet:"question,optional"`
-		Answer   string `parquet:"answer,optional"`
-	}
-)
-
 // readTask writes rows as a parquet file and reads it back as a task with read.
 func readTask[R any](t *testing.T, read func(string) (tasks.Task, error), rows []R) tasks.Task {
 	t.Helper()
@@ -55,9 +37,9 @@ func readTask[R any](t *testing.T, read func(string) (tasks.Task, error), rows [
 
 // arcRows are n ARC questions of different lengths with three to five choices, labelled
 // with letters or (every third) with digits as some ARC rows are.
-func arcRows(n int) []arcParquet {
+func arcRows(n int) []tasks.ARCFile {
 	r := rand.New(rand.NewPCG(7, 8))
-	rows := make([]arcParquet, n)
+	rows := make([]tasks.ARCFile, n)
 	for i := range rows {
 		row := &rows[i]
 		row.ID = fmt.Sprint("q", i)
@@ -182,7 +164,7 @@ func TestChatCategoricalErrors(t *testing.T) {
 	if _, err := Categorical(ctx, m, tok, readTask(t, tasks.ReadARC, rows), 1, 0, nil); err == nil || !strings.Contains(err.Error(), `"AB" encodes to 2 tokens`) {
 		t.Errorf("a letter of two tokens: %v", err)
 	}
-	gsm8k := readTask(t, tasks.ReadGSM8K, []gsm8kParquet{{"What is 1+1?", "#### 2"}})
+	gsm8k := readTask(t, tasks.ReadGSM8K, []tasks.GSM8KFile{{Question: "What is 1+1?", Answer: "#### 2"}})
 	if _, err := Categorical(ctx, m, tok, gsm8k, 1, 0, nil); err == nil || !strings.Contains(err.Error(), "no answer letters") {
 		t.Errorf("a task without letters: %v", err)
 	}
@@ -246,10 +228,10 @@ func calculatorModel(t *testing.T) *sampler.Generator {
 // every problem answers 42, and GSM8K's judge passes the problems whose answer is 42.
 func TestChatGenerativeGSM8K(t *testing.T) {
 	gen := calculatorModel(t)
-	task := readTask(t, tasks.ReadGSM8K, []gsm8kParquet{
-		{"What is 6 times 7?", "6 times 7 is <<6*7=42>>42.\n#### 42"},
-		{"What is 6 times 7, less 1?", "<<6*7=42>>42 less 1 is <<42-1=41>>41.\n#### 41"},
-		{"What is 7 times 6?", "#### 42"},
+	task := readTask(t, tasks.ReadGSM8K, []tasks.GSM8KFile{
+		{Question: "What is 6 times 7?", Answer: "6 times 7 is <<6*7=42>>42.\n#### 42"},
+		{Question: "What is 6 times 7, less 1?", Answer: "<<6*7=42>>42 less 1 is <<42-1=41>>41.\n#### 41"},
+		{Question: "What is 7 times 6?", Answer: "#### 42"},
 	})
 	s := sampler.Settings{MaxTokens: 64, TopK: 50, Seed: 42, Rows: 2}
 	var calls []int
@@ -278,7 +260,7 @@ func TestChatGenerativeGSM8K(t *testing.T) {
 // is judged, and judging errors and cancellation stop the evaluation.
 func TestChatGenerativePassAtK(t *testing.T) {
 	gen := calculatorModel(t)
-	task := readTask(t, tasks.ReadGSM8K, []gsm8kParquet{{"First?", "#### 1"}, {"Second?", "#### 2"}})
+	task := readTask(t, tasks.ReadGSM8K, []tasks.GSM8KFile{{Question: "First?", Answer: "#### 1"}, {Question: "Second?", Answer: "#### 2"}})
 	// The judge passes only the third sample of the first question.
 	run := func(rows int) (ChatResult, map[string]int) {
 		judged := map[string]int{}

@@ -34,17 +34,9 @@ type Split struct {
 // IdentityURL serves nanochat's identity conversations: who the model is, as JSONL.
 const IdentityURL = "https://karpathy-public.s3.us-west-2.amazonaws.com/identity_conversations.jsonl"
 
-// mmluAuxiliaryFile is a row of cais/mmlu's auxiliary_train config, whose export wraps each
-// row's columns in a struct column "train" (nanochat unwraps it with row['train']).
-type mmluAuxiliaryFile struct {
-	Train mmluFile `parquet:"train,optional"`
-}
-
 // readMMLUAuxiliary reads a parquet file of cais/mmlu's auxiliary_train as a task.
 func readMMLUAuxiliary(path string) (Task, error) {
-	rows, err := readRows(path, func(f mmluAuxiliaryFile) MMLURow {
-		return MMLURow{Question: f.Train.Question, Subject: f.Train.Subject, Choices: f.Train.Choices, Answer: int(f.Train.Answer)}
-	})
+	rows, err := readRows(path, func(f MMLUAuxiliaryFile) MMLURow { return f.Train.row() })
 	return Rows[MMLURow]{Rows: rows, Convert: MMLU}, err
 }
 
@@ -61,18 +53,18 @@ func splits(config string, layout any, read func(string) (Task, error), names ..
 // them.
 var Catalog = []Dataset{
 	{Name: "smoltalk", Repo: "HuggingFaceTB/smol-smoltalk",
-		Splits: splits("default", smolTalkFile{}, ReadSmolTalk, "train", "test")},
+		Splits: splits("default", SmolTalkFile{}, ReadSmolTalk, "train", "test")},
 	{Name: "mmlu", Repo: "cais/mmlu",
-		Splits: append(splits("all", mmluFile{}, ReadMMLU, "test", "validation", "dev"),
-			Split{Name: "auxiliary_train", Config: "auxiliary_train", HFSplit: "train", layout: mmluAuxiliaryFile{}, read: readMMLUAuxiliary})},
+		Splits: append(splits("all", MMLUFile{}, ReadMMLU, "test", "validation", "dev"),
+			Split{Name: "auxiliary_train", Config: "auxiliary_train", HFSplit: "train", layout: MMLUAuxiliaryFile{}, read: readMMLUAuxiliary})},
 	{Name: "gsm8k", Repo: "openai/gsm8k",
-		Splits: splits("main", gsm8kFile{}, ReadGSM8K, "train", "test")},
+		Splits: splits("main", GSM8KFile{}, ReadGSM8K, "train", "test")},
 	{Name: "arc-easy", Repo: "allenai/ai2_arc",
-		Splits: splits("ARC-Easy", arcFile{}, ReadARC, "train", "validation", "test")},
+		Splits: splits("ARC-Easy", ARCFile{}, ReadARC, "train", "validation", "test")},
 	{Name: "arc-challenge", Repo: "allenai/ai2_arc",
-		Splits: splits("ARC-Challenge", arcFile{}, ReadARC, "train", "validation", "test")},
+		Splits: splits("ARC-Challenge", ARCFile{}, ReadARC, "train", "validation", "test")},
 	{Name: "humaneval", Repo: "openai/openai_humaneval",
-		Splits: splits("openai_humaneval", humanEvalFile{}, ReadHumanEval, "test")},
+		Splits: splits("openai_humaneval", HumanEvalFile{}, ReadHumanEval, "test")},
 	{Name: "identity", URL: IdentityURL,
 		Splits: []Split{{Name: "train", read: ReadCustomJSON}}},
 }

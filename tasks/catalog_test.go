@@ -10,41 +10,6 @@ import (
 	"github.com/parquet-go/parquet-go"
 )
 
-// The datasets' rows in the exact schema of HuggingFace's parquet export, as Arrow writes
-// it: every column optional, lists as three-level LIST groups of optional elements,
-// cais/mmlu's auxiliary_train wrapped in a struct column "train".
-type (
-	hfMessage struct {
-		Content string `parquet:"content,optional"`
-		Role    string `parquet:"role,optional"`
-	}
-	hfSmolTalk struct {
-		Messages []hfMessage `parquet:"messages,optional,list" parquet-element:",optional"`
-	}
-	hfMMLU struct {
-		Question string   `parquet:"question,optional"`
-		Subject  string   `parquet:"subject,optional"`
-		Choices  []string `parquet:"choices,optional,list" parquet-element:",optional"`
-		Answer   int64    `parquet:"answer,optional"`
-	}
-	hfMMLUAuxiliary struct {
-		Train hfMMLU `parquet:"train,optional"`
-	}
-	hfGSM8K struct {
-		Question string `parquet:"question,optional"`
-		Answer   string `parquet:"answer,optional"`
-	}
-	hfARC struct {
-		ID       string `parquet:"id,optional"`
-		Question string `parquet:"question,optional"`
-		Choices  struct {
-			Text  []string `parquet:"text,optional,list" parquet-element:",optional"`
-			Label []string `parquet:"label,optional,list" parquet-element:",optional"`
-		} `parquet:"choices,optional"`
-		AnswerKey string `parquet:"answerKey,optional"`
-	}
-)
-
 // rowQuestion is the text of row k of every test file: what its example must quote.
 func rowQuestion(k int) string { return fmt.Sprintf("question %d", k) }
 
@@ -58,31 +23,31 @@ func writeHF(t *testing.T, path, dataset string, from, n int) {
 	var err error
 	switch dataset {
 	case "smoltalk":
-		err = parquet.WriteFile(path, rowsOf(from, n, func(k int) hfSmolTalk {
-			return hfSmolTalk{Messages: []hfMessage{{Role: "user", Content: rowQuestion(k)}, {Role: "assistant", Content: "an answer"}}}
+		err = parquet.WriteFile(path, rowsOf(from, n, func(k int) SmolTalkFile {
+			return SmolTalkFile{Messages: []SmolTalkMessage{{Role: "user", Content: rowQuestion(k)}, {Role: "assistant", Content: "an answer"}}}
 		}))
 	case "mmlu", "mmlu/auxiliary_train":
-		mmlu := func(k int) hfMMLU {
-			return hfMMLU{Question: rowQuestion(k), Subject: "anatomy", Choices: []string{"w", "x", "y", "z"}, Answer: int64(k % 4)}
+		mmlu := func(k int) MMLUFile {
+			return MMLUFile{Question: rowQuestion(k), Subject: "anatomy", Choices: []string{"w", "x", "y", "z"}, Answer: int64(k % 4)}
 		}
 		if dataset == "mmlu" {
 			err = parquet.WriteFile(path, rowsOf(from, n, mmlu))
 		} else {
-			err = parquet.WriteFile(path, rowsOf(from, n, func(k int) hfMMLUAuxiliary { return hfMMLUAuxiliary{Train: mmlu(k)} }))
+			err = parquet.WriteFile(path, rowsOf(from, n, func(k int) MMLUAuxiliaryFile { return MMLUAuxiliaryFile{Train: mmlu(k)} }))
 		}
 	case "gsm8k":
-		err = parquet.WriteFile(path, rowsOf(from, n, func(k int) hfGSM8K {
-			return hfGSM8K{Question: rowQuestion(k), Answer: "2+2=<<2+2=4>>4\n#### 4"}
+		err = parquet.WriteFile(path, rowsOf(from, n, func(k int) GSM8KFile {
+			return GSM8KFile{Question: rowQuestion(k), Answer: "2+2=<<2+2=4>>4\n#### 4"}
 		}))
 	case "arc-easy", "arc-challenge":
-		err = parquet.WriteFile(path, rowsOf(from, n, func(k int) hfARC {
-			r := hfARC{ID: fmt.Sprint("id", k), Question: rowQuestion(k), AnswerKey: "B"}
+		err = parquet.WriteFile(path, rowsOf(from, n, func(k int) ARCFile {
+			r := ARCFile{ID: fmt.Sprint("id", k), Question: rowQuestion(k), AnswerKey: "B"}
 			r.Choices.Text, r.Choices.Label = []string{"p", "q", "r"}, []string{"A", "B", "C"}
 			return r
 		}))
 	case "humaneval":
-		err = parquet.WriteFile(path, rowsOf(from, n, func(k int) humanEvalFile {
-			return humanEvalFile{TaskID: fmt.Sprint("HumanEval/", k), Prompt: rowQuestion(k), CanonicalSolution: "    return 1\n",
+		err = parquet.WriteFile(path, rowsOf(from, n, func(k int) HumanEvalFile {
+			return HumanEvalFile{TaskID: fmt.Sprint("HumanEval/", k), Prompt: rowQuestion(k), CanonicalSolution: "    return 1\n",
 				Test: "def check(f):\n    assert f() == 1\n", EntryPoint: "f"}
 		}))
 	default:
@@ -195,7 +160,7 @@ func TestParquetGoZeroFills(t *testing.T) {
 	if r := task.(Rows[MMLURow]).Rows[0]; r.Question != "" || len(r.Choices) != 0 {
 		t.Fatalf("read a wrapped row flat as %+v", r)
 	}
-	if err := checkColumns(path, mmluFile{}); err == nil || !strings.Contains(err.Error(), "no column question") {
+	if err := checkColumns(path, MMLUFile{}); err == nil || !strings.Contains(err.Error(), "no column question") {
 		t.Errorf("checkColumns: %v", err)
 	}
 }
@@ -233,7 +198,7 @@ func TestOpenErrors(t *testing.T) {
 			}
 		}
 	}
-	if err := checkColumns(filepath.Join(root, "broken.parquet"), gsm8kFile{}); err == nil || !strings.Contains(err.Error(), "not a readable parquet file") {
+	if err := checkColumns(filepath.Join(root, "broken.parquet"), GSM8KFile{}); err == nil || !strings.Contains(err.Error(), "not a readable parquet file") {
 		t.Errorf("a file that is not parquet: %v", err)
 	}
 	// A column of the right name and the wrong type.
@@ -243,7 +208,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	path := filepath.Join(root, "typed.parquet")
 	parquet.WriteFile(path, []wrongType{{"q", 4}})
-	if err := checkColumns(path, gsm8kFile{}); err == nil || !strings.Contains(err.Error(), "column answer is INT64, want BYTE_ARRAY") {
+	if err := checkColumns(path, GSM8KFile{}); err == nil || !strings.Contains(err.Error(), "column answer is INT64, want BYTE_ARRAY") {
 		t.Errorf("a column of the wrong type: %v", err)
 	}
 }

@@ -22,19 +22,10 @@ type HumanEvalRow struct {
 	EntryPoint        string `json:"entry_point"`
 }
 
-// humanEvalFile is a row of HuggingFace's parquet export of openai/openai_humaneval.
-type humanEvalFile struct {
-	TaskID            string `parquet:"task_id,optional"`
-	Prompt            string `parquet:"prompt,optional"`
-	CanonicalSolution string `parquet:"canonical_solution,optional"`
-	Test              string `parquet:"test,optional"`
-	EntryPoint        string `parquet:"entry_point,optional"`
-}
-
 // ReadHumanEval reads a parquet file of openai/openai_humaneval as a task (a Generative
 // one: the model writes the function, and CorrectHumanEval runs its tests).
 func ReadHumanEval(path string) (Task, error) {
-	rows, err := readRows(path, func(f humanEvalFile) HumanEvalRow { return HumanEvalRow(f) })
+	rows, err := readRows(path, func(f HumanEvalFile) HumanEvalRow { return HumanEvalRow(f) })
 	return Rows[HumanEvalRow]{Rows: rows, Convert: HumanEval}, err
 }
 

@@ -50,15 +50,15 @@ var humanEvalRows = []HumanEvalRow{
 // TestHumanEvalParquet: rows written in the export's schema read back into nanochat's
 // conversations.
 func TestHumanEvalParquet(t *testing.T) {
-	files := make([]humanEvalFile, len(humanEvalRows))
+	files := make([]HumanEvalFile, len(humanEvalRows))
 	for i, r := range humanEvalRows {
-		files[i] = humanEvalFile(r)
+		files[i] = HumanEvalFile(r)
 	}
 	path := filepath.Join(t.TempDir(), "test.parquet")
 	if err := parquet.WriteFile(path, files); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkColumns(path, humanEvalFile{}); err != nil {
+	if err := checkColumns(path, HumanEvalFile{}); err != nil {
 		t.Fatalf("the fixture lacks the export's columns: %v", err)
 	}
 	task, err := ReadHumanEval(path)

@@ -8,33 +8,53 @@ import (
 	"github.com/parquet-go/parquet-go"
 )
 
-// The datasets' rows as HuggingFace's parquet export stores them (Arrow's schema: optional
-// columns, lists as three-level LIST groups).
+// The datasets' rows as HuggingFace's parquet export stores them (Arrow's schema: every
+// column optional, lists as three-level LIST groups of optional elements). The readers read
+// them; tests and tools write datasets in their published layout with them.
 type (
-	smolTalkFile struct {
-		Messages []struct {
-			Content string `parquet:"content,optional"`
-			Role    string `parquet:"role,optional"`
-		} `parquet:"messages,optional,list"`
+	// SmolTalkFile is a row of HuggingFaceTB/smol-smoltalk.
+	SmolTalkFile struct {
+		Messages []SmolTalkMessage `parquet:"messages,optional,list" parquet-element:",optional"`
 	}
-	mmluFile struct {
+	SmolTalkMessage struct {
+		Content string `parquet:"content,optional"`
+		Role    string `parquet:"role,optional"`
+	}
+	// MMLUFile is a row of cais/mmlu's configs but auxiliary_train.
+	MMLUFile struct {
 		Question string   `parquet:"question,optional"`
 		Subject  string   `parquet:"subject,optional"`
-		Choices  []string `parquet:"choices,optional,list"`
+		Choices  []string `parquet:"choices,optional,list" parquet-element:",optional"`
 		Answer   int64    `parquet:"answer,optional"`
 	}
-	arcFile struct {
-		ID       string `parquet:"id,optional"`
-		Question string `parquet:"question,optional"`
-		Choices  struct {
-			Text  []string `parquet:"text,optional,list"`
-			Label []string `parquet:"label,optional,list"`
-		} `parquet:"choices,optional"`
-		AnswerKey string `parquet:"answerKey,optional"`
+	// MMLUAuxiliaryFile is a row of cais/mmlu's auxiliary_train config, whose export wraps
+	// each row's columns in a struct column "train" (nanochat unwraps it with row['train']).
+	MMLUAuxiliaryFile struct {
+		Train MMLUFile `parquet:"train,optional"`
 	}
-	gsm8kFile struct {
+	// ARCFile is a row of allenai/ai2_arc.
+	ARCFile struct {
+		ID        string     `parquet:"id,optional"`
+		Question  string     `parquet:"question,optional"`
+		Choices   ARCChoices `parquet:"choices,optional"`
+		AnswerKey string     `parquet:"answerKey,optional"`
+	}
+	ARCChoices struct {
+		Text  []string `parquet:"text,optional,list" parquet-element:",optional"`
+		Label []string `parquet:"label,optional,list" parquet-element:",optional"`
+	}
+	// GSM8KFile is a row of openai/gsm8k.
+	GSM8KFile struct {
 		Question string `parquet:"question,optional"`
 		Answer   string `parquet:"answer,optional"`
+	}
+	// HumanEvalFile is a row of openai/openai_humaneval.
+	HumanEvalFile struct {
+		TaskID            string `parquet:"task_id,optional"`
+		Prompt            string `parquet:"prompt,optional"`
+		CanonicalSolution string `parquet:"canonical_solution,optional"`
+		Test              string `parquet:"test,optional"`
+		EntryPoint        string `parquet:"entry_point,optional"`
 	}
 )
 
@@ -53,7 +73,7 @@ func readRows[F, R any](path string, row func(F) R) ([]R, error) {
 
 // ReadSmolTalk reads a parquet file of HuggingFaceTB/smol-smoltalk as a task.
 func ReadSmolTalk(path string) (Task, error) {
-	rows, err := readRows(path, func(f smolTalkFile) SmolTalkRow {
+	rows, err := readRows(path, func(f SmolTalkFile) SmolTalkRow {
 		var r SmolTalkRow
 		for _, m := range f.Messages {
 			r.Messages = append(r.Messages, tokenizer.Message{Role: m.Role, Text: m.Content})
@@ -65,15 +85,17 @@ func ReadSmolTalk(path string) (Task, error) {
 
 // ReadMMLU reads a parquet file of cais/mmlu as a task.
 func ReadMMLU(path string) (Task, error) {
-	rows, err := readRows(path, func(f mmluFile) MMLURow {
-		return MMLURow{Question: f.Question, Subject: f.Subject, Choices: f.Choices, Answer: int(f.Answer)}
-	})
+	rows, err := readRows(path, MMLUFile.row)
 	return Rows[MMLURow]{Rows: rows, Convert: MMLU}, err
+}
+
+func (f MMLUFile) row() MMLURow {
+	return MMLURow{Question: f.Question, Subject: f.Subject, Choices: f.Choices, Answer: int(f.Answer)}
 }
 
 // ReadARC reads a parquet file of allenai/ai2_arc as a task.
 func ReadARC(path string) (Task, error) {
-	rows, err := readRows(path, func(f arcFile) ARCRow {
+	rows, err := readRows(path, func(f ARCFile) ARCRow {
 		r := ARCRow{ID: f.ID, Question: f.Question, AnswerKey: f.AnswerKey}
 		r.Choices.Text, r.Choices.Label = f.Choices.Text, f.Choices.Label
 		return r
@@ -83,6 +105,6 @@ func ReadARC(path string) (Task, error) {
 
 // ReadGSM8K reads a parquet file of openai/gsm8k as a task.
 func ReadGSM8K(path string) (Task, error) {
-	rows, err := readRows(path, func(f gsm8kFile) GSM8KRow { return GSM8KRow(f) })
+	rows, err := readRows(path, func(f GSM8KFile) GSM8KRow { return GSM8KRow(f) })
 	return Rows[GSM8KRow]{Rows: rows, Convert: GSM8K}, err
 }

@@ -137,13 +137,13 @@ func TestParquetRows(t *testing.T) {
 		var err error
 		switch c.Task {
 		case "smoltalk":
-			task, err = ReadSmolTalk(writeRow[smolTalkFile](t, c.Row))
+			task, err = ReadSmolTalk(writeRow[SmolTalkFile](t, c.Row))
 		case "mmlu":
-			task, err = ReadMMLU(writeRow[mmluFile](t, c.Row))
+			task, err = ReadMMLU(writeRow[MMLUFile](t, c.Row))
 		case "arc":
-			task, err = ReadARC(writeRow[arcFile](t, c.Row))
+			task, err = ReadARC(writeRow[ARCFile](t, c.Row))
 		case "gsm8k":
-			task, err = ReadGSM8K(writeRow[gsm8kFile](t, c.Row))
+			task, err = ReadGSM8K(writeRow[GSM8KFile](t, c.Row))
 		default:
 			continue
 		}
