@@ -18,31 +18,18 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"gochat/internal/golden"
 	"time"
 )
 
 // goldenCoreCases are the folders of CORE cases made by nanochat's own code, each holding
-// nanochat_core.json, bundle/ and model/: testdata/golden/core and, when GOCHAT_GOLDEN_DIR
-// is set, that folder or its subfolders that hold one.
-func goldenCoreCases(t *testing.T) []string {
-	dirs := []string{"../testdata/golden/core"}
-	if extra := os.Getenv("GOCHAT_GOLDEN_DIR"); extra != "" {
-		found, _ := filepath.Glob(filepath.Join(extra, "*", "nanochat_core.json"))
-		if _, err := os.Stat(filepath.Join(extra, "nanochat_core.json")); err == nil {
-			found = append(found, filepath.Join(extra, "nanochat_core.json"))
-		}
-		for _, f := range found {
-			if dir := filepath.Dir(f); !slices.Contains(dirs, dir) {
-				dirs = append(dirs, dir)
-			}
-		}
-	}
-	for i, d := range dirs {
-		abs, err := filepath.Abs(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dirs[i] = abs
+// nanochat_core.json beside a bundle/ and a model/ (testdata/golden/README.md): testdata's
+// and GOCHAT_GOLDEN_DIR's.
+func goldenCoreCases(t testing.TB) []string {
+	dirs, err := golden.Cases("../testdata/golden/core", "nanochat_core.json")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return dirs
 }

@@ -8,6 +8,7 @@ import (
 	"gochat/checkpoint"
 	"gochat/cpubackend"
 	"gochat/graph"
+	"gochat/internal/golden"
 	"gochat/tokenizer"
 	"math"
 	"os"
@@ -18,22 +19,13 @@ import (
 	"testing"
 )
 
-// goldenCoreCases are the folders of CORE cases made by nanochat's own code: each holds a
-// nanochat_core.json beside a bundle/ and a model/ (see testdata/golden/README.md). They
-// are testdata/golden/core and, when GOCHAT_GOLDEN_DIR is set, that folder or its
-// subfolders that hold one.
+// goldenCoreCases are the folders of CORE cases made by nanochat's own code, each holding
+// nanochat_core.json beside a bundle/ and a model/ (testdata/golden/README.md): testdata's
+// and GOCHAT_GOLDEN_DIR's.
 func goldenCoreCases(t testing.TB) []string {
-	dirs := []string{"../testdata/golden/core"}
-	if extra := os.Getenv("GOCHAT_GOLDEN_DIR"); extra != "" {
-		found, _ := filepath.Glob(filepath.Join(extra, "*", "nanochat_core.json"))
-		if _, err := os.Stat(filepath.Join(extra, "nanochat_core.json")); err == nil {
-			found = append(found, filepath.Join(extra, "nanochat_core.json"))
-		}
-		for _, f := range found {
-			if dir := filepath.Dir(f); !slices.Contains(dirs, dir) {
-				dirs = append(dirs, dir)
-			}
-		}
+	dirs, err := golden.Cases("../testdata/golden/core", "nanochat_core.json")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return dirs
 }

@@ -6,13 +6,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 
 	"gochat/backend"
 	"gochat/cpubackend"
 	_ "gochat/cudabackend" // GOCHAT_ENGINE=cuda runs the golden cases on the GPU
 	"gochat/graph"
+	"gochat/internal/golden"
 	"gochat/layers"
 	_ "gochat/metalbackend" // GOCHAT_ENGINE=metal on a Mac
 	"gochat/optimizers"
@@ -90,25 +90,12 @@ func goldenRoots() []string {
 	return roots
 }
 
-// goldenDirs lists the case folders: every subfolder of a golden root that holds a
-// weights.safetensors.
+// goldenDirs lists the case folders: those of testdata/golden and GOCHAT_GOLDEN_DIR that
+// hold a weights.safetensors.
 func goldenDirs(t *testing.T) []string {
-	var dirs []string
-	for _, root := range goldenRoots() {
-		entries, err := os.ReadDir(root)
-		if err != nil {
-			t.Fatalf("golden folder: %v", err)
-		}
-		for _, e := range entries {
-			dir := filepath.Join(root, e.Name())
-			if _, err := os.Stat(filepath.Join(dir, "weights.safetensors")); err == nil {
-				dirs = append(dirs, dir)
-			}
-		}
-	}
-	sort.Strings(dirs)
-	if len(dirs) == 0 {
-		t.Fatal("no golden cases found")
+	dirs, err := golden.Cases("../testdata/golden", "weights.safetensors")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return dirs
 }
