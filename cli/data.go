@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -133,22 +134,36 @@ func runDataDownload(c *cli.Context) error {
 	}
 	indices = append(indices, loader.FineWebShards-1)
 	out := homeDir(c, "out", "base_data")
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
+	took, err := download(c.Context, "data download", fmt.Sprintf("%d shards into %s (validation: %s)", len(indices), out, loader.ShardName(loader.FineWebShards-1)),
+		func(ctx context.Context, opt loader.DownloadOptions) error {
+			opt.BaseURL, opt.Workers = c.String("base-url"), c.Int("workers")
+			return loader.Download(ctx, out, indices, opt)
+		})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d shards in %s after %.1f s; %s validates\n", len(indices), out, took.Seconds(), loader.ShardName(loader.FineWebShards-1))
+	return nil
+}
+
+// download runs fetch with Ctrl-C and a progress bar in MB, saying what it fetches; an
+// interrupted download (which resumes) says to run the command again. cmd names the
+// command in the errors.
+func download(parent context.Context, cmd, what string, fetch func(ctx context.Context, opt loader.DownloadOptions) error) (time.Duration, error) {
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt)
 	defer stop()
 	start := time.Now()
 	bar := progressBar("MB", 1e6, start)
-	fmt.Fprintf(os.Stderr, "fetching %d shards into %s (validation: %s)\n", len(indices), out, loader.ShardName(loader.FineWebShards-1))
-	err := loader.Download(ctx, out, indices, loader.DownloadOptions{BaseURL: c.String("base-url"), Workers: c.Int("workers"),
-		Progress: func(done, total int64) { bar(int(done), int(total)) }})
+	fmt.Fprintf(os.Stderr, "fetching %s\n", what)
+	err := fetch(ctx, loader.DownloadOptions{Progress: func(done, total int64) { bar(int(done), int(total)) }})
 	fmt.Fprintln(os.Stderr)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("data download: interrupted; run it again to resume")
+			return 0, fmt.Errorf("%s: interrupted; run it again to resume", cmd)
 		}
-		return fmt.Errorf("data download: %w", err)
+		return 0, fmt.Errorf("%s: %w", cmd, err)
 	}
-	fmt.Printf("%d shards in %s after %.1f s; %s validates\n", len(indices), out, time.Since(start).Seconds(), loader.ShardName(loader.FineWebShards-1))
-	return nil
+	return time.Since(start), nil
 }
 
 // runTaskDownload is `data download --task`: the named chat datasets into --out.
@@ -173,20 +188,14 @@ func runTaskDownload(c *cli.Context) error {
 		src.HuggingFace = c.String("base-url")
 	}
 	out := homeDir(c, "out", "tasks")
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
-	defer stop()
-	start := time.Now()
-	bar := progressBar("MB", 1e6, start)
-	fmt.Fprintf(os.Stderr, "fetching %s into %s\n", strings.Join(names, ", "), out)
-	err := tasks.Download(ctx, out, names, src, loader.DownloadOptions{Workers: c.Int("workers"),
-		Progress: func(done, total int64) { bar(int(done), int(total)) }})
-	fmt.Fprintln(os.Stderr)
+	took, err := download(c.Context, "data download", fmt.Sprintf("%s into %s", strings.Join(names, ", "), out),
+		func(ctx context.Context, opt loader.DownloadOptions) error {
+			opt.Workers = c.Int("workers")
+			return tasks.Download(ctx, out, names, src, opt)
+		})
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("data download: interrupted; run it again to resume")
-		}
-		return fmt.Errorf("data download: %w", err)
+		return err
 	}
-	fmt.Printf("%s in %s after %.1f s\n", strings.Join(names, ", "), out, time.Since(start).Seconds())
+	fmt.Printf("%s in %s after %.1f s\n", strings.Join(names, ", "), out, took.Seconds())
 	return nil
 }

@@ -291,14 +291,10 @@ func openBundle(ctx context.Context, c *cli.Context) (*eval.CoreBundle, error) {
 	dir := homeDir(c, "bundle", "eval_bundle")
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		url := strings.TrimSuffix(c.String("base-url"), "/") + "/eval_bundle.zip"
-		fmt.Fprintf(os.Stderr, "no eval bundle at %s: fetching %s\n", dir, url)
-		bar := progressBar("MB", 1e6, time.Now())
-		err := eval.DownloadBundle(ctx, dir, url, loader.DownloadOptions{Progress: func(done, total int64) { bar(int(done), int(total)) }})
-		fmt.Fprintln(os.Stderr)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("eval core: interrupted while fetching the eval bundle; run it again to resume")
-			}
+		fmt.Fprintf(os.Stderr, "no eval bundle at %s\n", dir)
+		if _, err := download(ctx, "eval core", url, func(ctx context.Context, opt loader.DownloadOptions) error {
+			return eval.DownloadBundle(ctx, dir, url, opt)
+		}); err != nil {
 			return nil, err
 		}
 	}
