@@ -49,19 +49,22 @@ func tinyRun(t *testing.T, data string, tok *tokenizer.Tokenizer, dir string) Ru
 		Engine: cpubackend.New(nil), Log: io.Discard}
 }
 
-func trainRecords(t *testing.T, dir string) []Record {
+// recordsOf are a run's metrics records of a kind ("train", "eval").
+func recordsOf(t *testing.T, dir, kind string) []Record {
 	m, err := openMetrics(dir, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []Record
 	for _, r := range m.records {
-		if r.Kind == "train" {
+		if r.Kind == kind {
 			out = append(out, r)
 		}
 	}
 	return out
 }
+
+func trainRecords(t *testing.T, dir string) []Record { return recordsOf(t, dir, "train") }
 
 func TestBaseTrainsAndResumesExactly(t *testing.T) {
 	data, tok := fixture(t)

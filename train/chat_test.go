@@ -53,15 +53,9 @@ func stageRun(ctx context.Context, r Run, st Stage) (*Result, error) {
 
 // evalRecords are a run's validations, in bpb or loss.
 func evalRecords(t *testing.T, dir string) []float64 {
-	m, err := openMetrics(dir, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []float64
-	for _, r := range m.records {
-		if r.Kind == "eval" {
-			out = append(out, r.ValBPB+r.ValLoss)
-		}
+	for _, r := range recordsOf(t, dir, "eval") {
+		out = append(out, r.ValBPB+r.ValLoss)
 	}
 	return out
 }
