@@ -163,6 +163,9 @@ func runChatEval(c *cli.Context) error {
 		fmt.Printf("ChatCORE metric: %.4f\n", score)
 		report.ChatCORE = &score
 	}
+	if len(accuracy) > 0 {
+		logChatEvalSection(c.String("source"), which, accuracy, report.ChatCORE)
+	}
 	if path := c.String("json"); path != "" {
 		if err := atomicfile.Write(path, func(f *os.File) error {
 			enc := json.NewEncoder(f)

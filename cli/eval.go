@@ -275,6 +275,7 @@ func runEvalCore(c *cli.Context) error {
 	}
 	secs := time.Since(start).Seconds()
 	fmt.Printf("%d items in %.1f s: %.1f items/s\n", scored, secs, float64(scored)/secs)
+	logCoreSection(c.String("source"), fmt.Sprintf("%s, step %d", ckDir, ck.Meta.Step), res, float64(scored)/secs)
 	if jsonPath == "" {
 		return nil
 	}

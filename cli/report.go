@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 
+	"gochat/eval"
 	"gochat/internal/report"
 	"gochat/loader"
 	"gochat/tokenizer"
@@ -135,6 +136,46 @@ func logStageSection(r train.Run, res *train.Result) {
 		rows = append(rows, [2]string{metric, fmt.Sprintf("%.4f", v)})
 	}
 	logSection(report.Section{Name: name, Title: title, Rows: rows}, plotsOf(r.Dir)...)
+}
+
+// evalSectionName is the report card's name for an evaluation of a stage's model: nanochat's
+// base-eval for CORE of the base model, chat-eval-<stage> for the chat evaluations.
+func evalSectionName(kind, source string) string {
+	if kind == "core" && source == "base" {
+		return "base-eval"
+	}
+	return kind + "-eval-" + source
+}
+
+// logCoreSection logs CORE's section: each task's accuracy and centred accuracy, and CORE
+// in the summary's column of the stage evaluated.
+func logCoreSection(source, model string, res *eval.CoreResult, itemsPerSec float64) {
+	rows := [][2]string{{"model", model}, {"speed", fmt.Sprintf("%.1f items/s", itemsPerSec)}}
+	for _, t := range res.Tasks {
+		rows = append(rows, [2]string{t.Task.Label, fmt.Sprintf("accuracy %.4f, centred %.4f (%d items)", t.Accuracy, t.Centered, len(t.Items))})
+	}
+	rows = append(rows, [2]string{"CORE", fmt.Sprintf("%.4f", res.Core)})
+	logSection(report.Section{Name: evalSectionName("core", source), Title: fmt.Sprintf("CORE of the %s model", source), Rows: rows,
+		Stage: source, Metrics: map[string]float64{"CORE": res.Core}})
+}
+
+// logChatEvalSection logs the chat evaluations' section: each task's accuracy, and
+// ChatCORE when all five ran, in the summary's column of the stage evaluated.
+func logChatEvalSection(source, model string, accuracy map[string]float64, chatCORE *float64) {
+	rows := [][2]string{{"model", model}}
+	metrics := map[string]float64{}
+	for _, name := range eval.ChatTasks {
+		if a, ok := accuracy[name]; ok {
+			rows = append(rows, [2]string{name, fmt.Sprintf("%.4f", a)})
+			metrics[name] = a
+		}
+	}
+	if chatCORE != nil {
+		rows = append(rows, [2]string{"ChatCORE", fmt.Sprintf("%.4f", *chatCORE)})
+		metrics["ChatCORE"] = *chatCORE
+	}
+	logSection(report.Section{Name: evalSectionName("chat", source), Title: fmt.Sprintf("Chat evaluation of the %s model", source), Rows: rows,
+		Stage: source, Metrics: metrics})
 }
 
 // bytesPerToken is the tokenizer's compression on a shard's documents.

@@ -99,12 +99,16 @@ func TestTrainChatStages(t *testing.T) {
 	if out, stderr, err := inHome(t, home, "chat", "-i", "rl", "-g", "d1", "-p", "What is 2+1?", "--max-tokens", "4"); err != nil {
 		t.Errorf("chat with the RL model: %v %s %s", err, stderr, out)
 	}
+	if out, stderr, err := inHome(t, home, "eval", "chat", "-i", "sft", "-g", "d1", "-a", "ARC-Easy", "-x", "4"); err != nil {
+		t.Fatalf("eval chat: %v %s %s", err, stderr, out)
+	}
 	out, _, err := inHome(t, home, "report")
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(filepath.Join(home, "report", "report.md"))
-	for _, want := range []string{"## Mid-training", "## SFT", "| mmlu_acc |", "## RL", "| mean reward |", "chat-rl-reward.png"} {
+	for _, want := range []string{"## Mid-training", "## SFT", "| mmlu_acc |", "## Chat evaluation of the sft model", "## RL", "| mean reward |",
+		"chat-rl-reward.png", "| ARC-Easy | - | - | 0."} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("report card lacks %q (%s):\n%s", want, out, raw)
 		}
