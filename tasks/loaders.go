@@ -30,7 +30,8 @@ type SFT struct {
 	B, T        int
 	Rank, World int
 	Position
-	Filled int // positions of the batches so far that hold a conversation's tokens, not padding
+	Filled    int // positions of the batches so far that hold a conversation's tokens, not padding
+	Truncated int // conversations so far cut to fit a row (nanochat cuts them to 2,048 tokens)
 }
 
 // Batch returns the next batch: B·T inputs and targets, row-major.
@@ -54,9 +55,14 @@ func (s *SFT) Batch() (inputs, targets []int, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		ids, mask, err := s.Tok.RenderConversation(ex.Conversation, min(tokenizer.DefaultMaxTokens, s.T+1))
+		limit := min(tokenizer.DefaultMaxTokens, s.T+1)
+		ids, mask, err := s.Tok.RenderConversation(ex.Conversation, limit+1)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sft: conversation %d: %w", s.Conv, err)
+		}
+		if len(ids) > limit {
+			ids, mask = ids[:limit], mask[:limit]
+			s.Truncated++
 		}
 		in, tg := inputs[row*s.T:], targets[row*s.T:]
 		s.Filled += len(ids) - 1

@@ -68,6 +68,13 @@ func TestSFTBatches(t *testing.T) {
 	if s.Epoch != 1 || s.Conv != (4*B)%task.Len() {
 		t.Errorf("after 12 rows of %d: epoch %d, next %d", task.Len(), s.Epoch, s.Conv)
 	}
+	if s.Truncated != 0 {
+		t.Errorf("%d conversations cut to rows of %d; none is longer", s.Truncated, T)
+	}
+	short := &SFT{Task: task, Tok: tok, B: B, T: 8, World: 1}
+	if _, _, err := short.Batch(); err != nil || short.Truncated != B {
+		t.Errorf("rows of 8: %d of %d conversations counted as cut (%v)", short.Truncated, B, err)
+	}
 }
 
 // TestMidStream: the batches are the conversations' ids one after another, B·T+1 at a time

@@ -229,7 +229,11 @@ func (s *sftStage) note(r *Record) string {
 	positions := s.batches * s.train.B * s.train.T
 	r.Padding = 1 - float64(s.train.Filled-s.filled)/float64(max(positions, 1))
 	s.filled, s.batches = s.train.Filled, 0
-	return fmt.Sprintf(" | padding: %.1f%%", 100*r.Padding)
+	note := fmt.Sprintf(" | padding: %.1f%%", 100*r.Padding)
+	if s.train.Truncated > 0 {
+		note += fmt.Sprintf(" | cut to fit: %d conversations so far", s.train.Truncated)
+	}
+	return note
 }
 
 func (s *sftStage) close() {}
