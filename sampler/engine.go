@@ -1,5 +1,5 @@
 // Package sampler is nanochat's engine.py: generation with a trained model's KV-cached
-// forward pass (graph.Cached), sampling with temperature and top-k, and the calculator tool.
+// forward pass (graph.Cached), sampling with temperature, top-k and top-p, and the calculator tool.
 package sampler
 
 import (
@@ -18,6 +18,7 @@ type Settings struct {
 	MaxTokens   int     // tokens added to each row at most, forced ones included
 	Temperature float64 // 0: always the most likely token
 	TopK        int     // sample among the TopK most likely tokens (0: among all)
+	TopP        float64 // of those, among the fewest most likely whose probabilities reach TopP (0 or 1: no cut)
 	Seed        uint64  // of the request's random generator
 	Rows        int     // continuations generated side by side (0 counts as 1)
 }
@@ -81,6 +82,9 @@ func (e *Generator) Generate(ctx context.Context, prompt []int, s Settings, yiel
 	if s.MaxTokens < 0 || s.Temperature < 0 || math.IsNaN(s.Temperature) || s.TopK < 0 {
 		return fmt.Errorf("sampler: max tokens %d, temperature %g and top-k %d must not be negative", s.MaxTokens, s.Temperature, s.TopK)
 	}
+	if err := s.checkTopP(); err != nil {
+		return err
+	}
 	if R > MaxRows {
 		return fmt.Errorf("sampler: %d rows at once; at most %d", R, MaxRows)
 	}
@@ -118,7 +122,7 @@ func (e *Generator) Generate(ctx context.Context, prompt []int, s Settings, yiel
 				if n == 0 { // the prompt's logits, the same for every row
 					at = 0
 				}
-				col.Tokens[r] = Sample(logits[at:at+V], s.Temperature, s.TopK, rng)
+				col.Tokens[r] = Sample(logits[at:at+V], s.Temperature, s.topK(logits[at:at+V]), rng)
 			}
 			if col.Tokens[r] >= 0 {
 				e.advance(st, col.Tokens[r])
