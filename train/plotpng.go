@@ -1,0 +1,65 @@
+package train
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// Series is one named line of a plot: its points' X and Y, of equal length.
+type Series struct {
+	Name string
+	X, Y []float64
+}
+
+// palette colours the lines of a plot in turn (matplotlib's first four).
+var palette = []color.RGBA{
+	{R: 31, G: 119, B: 180, A: 255}, {R: 255, G: 127, B: 14, A: 255},
+	{R: 44, G: 160, B: 44, A: 255}, {R: 214, G: 39, B: 40, A: 255},
+}
+
+// PlotPNG draws series as lines (with points when they have few) under a title and axis
+// labels, with a legend when there is more than one, and returns the PNG's bytes: what a
+// notebook displays inline, or a program writes to a file.
+func PlotPNG(title, xlabel, ylabel string, series ...Series) ([]byte, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xlabel
+	p.Y.Label.Text = ylabel
+	p.Add(plotter.NewGrid())
+	for i, s := range series {
+		if len(s.X) != len(s.Y) || len(s.X) == 0 {
+			return nil, fmt.Errorf("plot %q: series %q has %d x and %d y values", title, s.Name, len(s.X), len(s.Y))
+		}
+		pts := make(plotter.XYs, len(s.X))
+		for j := range pts {
+			pts[j] = plotter.XY{X: s.X[j], Y: s.Y[j]}
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return nil, fmt.Errorf("plot %q: series %q: %w", title, s.Name, err)
+		}
+		line.Color = palette[i%len(palette)]
+		points.Color = line.Color
+		if len(pts) > 30 {
+			points.Radius = 0
+		}
+		p.Add(line, points)
+		if len(series) > 1 {
+			p.Legend.Add(s.Name, line, points)
+		}
+	}
+	w, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
+	if err != nil {
+		return nil, fmt.Errorf("plot %q: %w", title, err)
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("plot %q: %w", title, err)
+	}
+	return buf.Bytes(), nil
+}
