@@ -1,7 +1,8 @@
 // Package web serves a model over HTTP as nanochat's chat_web does: a single-page chat UI
 // at /, a streaming completion API at /chat/completions (server-sent events), /health and
-// /stats. Requests are checked against nanochat's limits, answered by a pool of workers
-// with a bounded queue, and stopped when their client goes away.
+// /stats; and beside them OpenAI's chat completions API under /v1 (openai.go). Requests are
+// checked against nanochat's limits, answered by a pool of workers with a bounded queue,
+// and stopped when their client goes away.
 package web
 
 import (
@@ -42,6 +43,8 @@ type Options struct {
 	Temperature float64 // defaults for requests that leave them out
 	TopK        int
 	MaxTokens   int
+	Model       string        // the model's name in the OpenAI API (empty: "gochat")
+	APIKey      string        // when set, the OpenAI API wants it as a bearer token
 	Workers     int           // requests generated at once (0: 1)
 	Queue       int           // requests that may wait for a worker; beyond it, 503 (0: 16)
 	BodyTimeout time.Duration // for a request's body to arrive, or 408 (0: 30 s)
@@ -72,6 +75,9 @@ func New(eng *sampler.Generator, opt Options) *Server {
 	if opt.BodyTimeout <= 0 {
 		opt.BodyTimeout = 30 * time.Second
 	}
+	if opt.Model == "" {
+		opt.Model = "gochat"
+	}
 	s := &Server{eng: eng, opt: opt, workers: make(chan struct{}, opt.Workers), mux: http.NewServeMux()}
 	for range opt.Workers {
 		s.workers <- struct{}{}
@@ -80,6 +86,7 @@ func New(eng *sampler.Generator, opt Options) *Server {
 	s.mux.HandleFunc("GET /health", s.health)
 	s.mux.HandleFunc("GET /stats", s.stats)
 	s.mux.HandleFunc("POST /chat/completions", s.completions)
+	s.handleOpenAI()
 	return s
 }
 
@@ -127,47 +134,63 @@ type Request struct {
 	Stream      *bool     `json:"stream"`
 }
 
+// requestError is a request the server refuses: the HTTP status, the request field at
+// fault (empty when none is), why, and the code OpenAI's API gives the error (empty: none).
+type requestError struct {
+	status int
+	param  string
+	msg    string
+	code   string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+// invalid is a 400 for the field param.
+func invalid(param, format string, a ...any) *requestError {
+	return &requestError{status: http.StatusBadRequest, param: param, msg: fmt.Sprintf(format, a...)}
+}
+
 // check applies nanochat's limits and fills in the server's defaults.
-func (req *Request) check(opt Options) (sampler.Settings, error) {
+func (req *Request) check(opt Options) (sampler.Settings, *requestError) {
 	var s sampler.Settings
 	if len(req.Messages) == 0 {
-		return s, errors.New("at least one message is required")
+		return s, invalid("messages", "at least one message is required")
 	}
 	if len(req.Messages) > MaxMessages {
-		return s, fmt.Errorf("too many messages: %d, at most %d", len(req.Messages), MaxMessages)
+		return s, invalid("messages", "too many messages: %d, at most %d", len(req.Messages), MaxMessages)
 	}
 	total := 0
 	for i, m := range req.Messages {
 		n := utf8.RuneCountInString(m.Content)
 		switch {
 		case m.Role != "user" && m.Role != "assistant":
-			return s, fmt.Errorf("message %d: role %q, want user or assistant", i, m.Role)
+			return s, invalid("messages", "message %d: role %q, want user or assistant", i, m.Role)
 		case n == 0:
-			return s, fmt.Errorf("message %d is empty", i)
+			return s, invalid("messages", "message %d is empty", i)
 		case n > MaxMessageChars:
-			return s, fmt.Errorf("message %d has %d characters, at most %d", i, n, MaxMessageChars)
+			return s, invalid("messages", "message %d has %d characters, at most %d", i, n, MaxMessageChars)
 		}
 		total += n
 	}
 	if total > MaxTotalChars {
-		return s, fmt.Errorf("the conversation has %d characters, at most %d", total, MaxTotalChars)
+		return s, invalid("messages", "the conversation has %d characters, at most %d", total, MaxTotalChars)
 	}
 	s = sampler.Settings{Temperature: opt.Temperature, TopK: opt.TopK, MaxTokens: opt.MaxTokens, Seed: rand.Uint64()}
 	if t := req.Temperature; t != nil {
 		if !(*t >= 0 && *t <= MaxTemperature) {
-			return s, fmt.Errorf("temperature %g is outside [0, %g]", *t, MaxTemperature)
+			return s, invalid("temperature", "temperature %g is outside [0, %g]", *t, MaxTemperature)
 		}
 		s.Temperature = *t
 	}
 	if k := req.TopK; k != nil {
 		if *k < 1 || *k > MaxTopK {
-			return s, fmt.Errorf("top_k %d is outside [1, %d]", *k, MaxTopK)
+			return s, invalid("top_k", "top_k %d is outside [1, %d]", *k, MaxTopK)
 		}
 		s.TopK = *k
 	}
 	if m := req.MaxTokens; m != nil {
 		if *m < 1 || *m > MaxMaxTokens {
-			return s, fmt.Errorf("max_tokens %d is outside [1, %d]", *m, MaxMaxTokens)
+			return s, invalid("max_tokens", "max_tokens %d is outside [1, %d]", *m, MaxMaxTokens)
 		}
 		s.MaxTokens = *m
 	}
@@ -192,119 +215,127 @@ func (s *Server) prompt(msgs []Message) []int {
 	return append(ids, id("<|assistant_start|>"))
 }
 
-func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
-	var req Request
+// readBody decodes the JSON body of r into v, refusing a body over maxBodyBytes (413) or
+// slower than the body timeout (408).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, v any) *requestError {
 	// A sender slower than the body timeout does not hold the connection.
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(s.opt.BodyTimeout))
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	err := dec.Decode(&req)
+	err := dec.Decode(v)
 	if err == nil {
 		// Cleared for the reply: the server reads on to see the client leave.
 		rc.SetReadDeadline(time.Time{})
+		return nil
 	}
-	if err != nil { // the deadline stays, so that the server does not wait for the rest of a bad body
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", maxBodyBytes))
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			writeError(w, http.StatusRequestTimeout, fmt.Sprintf("the body did not arrive within %v", s.opt.BodyTimeout))
-		default:
-			writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
-		}
+	// The deadline stays, so that the server does not wait for the rest of a bad body.
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return &requestError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the body is over %d bytes", maxBodyBytes)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &requestError{status: http.StatusRequestTimeout, msg: fmt.Sprintf("the body did not arrive within %v", s.opt.BodyTimeout)}
+	}
+	return invalid("", "malformed JSON: %v", err)
+}
+
+// checkLength refuses a prompt that leaves the model no position to answer in.
+func (s *Server) checkLength(prompt []int) *requestError {
+	if n := s.eng.Model.Config.RotaryLen(); len(prompt) >= n {
+		return invalid("messages", "the conversation is %d tokens and the model holds %d: start a new one", len(prompt), n)
+	}
+	return nil
+}
+
+// errBusy is the answer to a request that finds the queue full.
+var errBusy = &requestError{status: http.StatusServiceUnavailable, msg: "the server is busy; try again shortly"}
+
+// admit queues a request for a worker, unless the queue is full (errBusy), and waits for
+// one. Once it has generated its reply, the request calls done to count itself served and
+// free the worker. A client that leaves while waiting gets neither done nor an error.
+func (s *Server) admit(r *http.Request) (done func(), err *requestError) {
+	if s.waiting.Add(1) > int64(s.opt.Workers+s.opt.Queue) {
+		s.waiting.Add(-1)
+		return nil, errBusy
+	}
+	select {
+	case <-s.workers:
+	case <-r.Context().Done():
+		s.waiting.Add(-1)
+		return nil, nil
+	}
+	s.busy.Add(1)
+	return func() {
+		s.served.Add(1)
+		s.busy.Add(-1)
+		s.workers <- struct{}{}
+		s.waiting.Add(-1)
+	}, nil
+}
+
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	var req Request
+	if err := s.readBody(w, r, &req); err != nil {
+		writeError(w, err.status, err.msg)
 		return
 	}
 	settings, err := req.check(s.opt)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, err.status, err.msg)
 		return
 	}
 	prompt := s.prompt(req.Messages)
-	if n := s.eng.Model.Config.RotaryLen(); len(prompt) >= n {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("the conversation is %d tokens and the model holds %d: start a new one", len(prompt), n))
+	if err := s.checkLength(prompt); err != nil {
+		writeError(w, err.status, err.msg)
 		return
 	}
-	// Wait for a worker, unless the queue is full.
-	if s.waiting.Add(1) > int64(s.opt.Workers+s.opt.Queue) {
-		s.waiting.Add(-1)
-		writeError(w, http.StatusServiceUnavailable, "the server is busy; try again shortly")
+	done, err := s.admit(r)
+	if err != nil {
+		writeError(w, err.status, err.msg)
 		return
 	}
-	defer s.waiting.Add(-1)
-	select {
-	case <-s.workers:
-	case <-r.Context().Done():
+	if done == nil { // the client left
 		return
 	}
-	s.busy.Add(1)
-	defer func() {
-		s.busy.Add(-1)
-		s.workers <- struct{}{}
-	}()
+	defer done()
 	stream := req.Stream == nil || *req.Stream
-	reply, err := s.generate(w, r, prompt, settings, stream)
-	s.served.Add(1)
-	s.logConversation(req.Messages, reply, err)
+	reply, genErr := s.generate(w, r, prompt, settings, stream)
+	s.logConversation(req.Messages, reply, genErr)
 }
 
 // generate runs the request and writes its answer: server-sent events of whole characters
 // when streaming, one JSON object otherwise.
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, prompt []int, settings sampler.Settings, stream bool) (string, error) {
-	tok := s.eng.Tok
-	end, _ := tok.Special("<|assistant_end|>")
-	bos, _ := tok.Special("<|bos|>")
-	flusher, _ := w.(http.Flusher)
+	var events *eventStream
 	if stream {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.WriteHeader(http.StatusOK)
+		events = startEvents(w)
 	}
-	dec := tok.NewStreamDecoder()
-	var reply []byte
-	var writeErr error
+	rp := s.newReply(nil)
 	send := func(text string) {
-		reply = append(reply, text...)
-		if stream && text != "" && writeErr == nil {
-			writeErr = writeEvent(w, map[string]any{"token": text})
-			if flusher != nil {
-				flusher.Flush()
-			}
+		if events != nil && text != "" {
+			events.send(map[string]any{"token": text})
 		}
 	}
 	err := s.eng.Generate(r.Context(), prompt, settings, func(c sampler.Column) bool {
-		t := c.Tokens[0]
-		if t == end || t == bos {
-			return false
-		}
-		text, err := dec.Push(t)
-		if err == nil {
-			send(text)
-		}
-		return writeErr == nil
+		send(rp.push(c.Tokens[0]))
+		return rp.finish == "" && (events == nil || events.err == nil)
 	})
-	send(dec.Flush())
-	if err == nil {
-		err = writeErr
+	send(rp.close("length"))
+	if err == nil && events != nil {
+		err = events.err
 	}
 	switch {
 	case stream && err == nil:
-		writeEvent(w, map[string]any{"done": true})
-		if flusher != nil {
-			flusher.Flush()
-		}
+		events.send(map[string]any{"done": true})
 	case stream && r.Context().Err() == nil: // the client is still there to be told
-		writeEvent(w, map[string]any{"error": err.Error()})
-		if flusher != nil {
-			flusher.Flush()
-		}
+		events.send(map[string]any{"error": err.Error()})
 	case !stream && err == nil:
 		writeJSON(w, http.StatusOK, map[string]any{"choices": []any{map[string]any{
-			"message": Message{Role: "assistant", Content: string(reply)}, "finish_reason": "stop"}}})
+			"message": Message{Role: "assistant", Content: rp.content()}, "finish_reason": "stop"}}})
 	case !stream:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}
-	return string(reply), err
+	return rp.content(), err
 }
 
 // logConversation writes one JSON line per conversation answered.
@@ -317,15 +348,6 @@ func (s *Server) logConversation(msgs []Message, reply string, err error) {
 	s.mu.Lock()
 	s.opt.Log.Println(string(line))
 	s.mu.Unlock()
-}
-
-func writeEvent(w io.Writer, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "data: %s\n\n", raw)
-	return err
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
