@@ -84,12 +84,21 @@ func Read(path string) (*Notebook, error) {
 	return nb, nil
 }
 
-// chunk is a top-level piece of a cell: an import, a declaration or a statement.
+// chunk is a top-level piece of a cell: a statement, an import or a declaration.
 type chunk struct {
-	kind token.Token // token.IMPORT, token.FUNC (any declaration) or token.ILLEGAL (a statement)
+	kind kind
 	text string
 	line int // of the cell where it starts
 }
+
+// kind is what a chunk is.
+type kind int
+
+const (
+	statement   kind = iota // run in main
+	imports                 // merged into the program's imports
+	declaration             // func, method, type, const or var: kept at the top level
+)
 
 // tok is a token of a cell, where it lies and the offset just past it.
 type tok struct {
@@ -151,15 +160,15 @@ func split(src string) ([]chunk, error) {
 
 // kindOf says what the tokens of a chunk start: an import, a declaration (a function or
 // method, not a function literal) or a statement.
-func kindOf(toks []tok) token.Token {
+func kindOf(toks []tok) kind {
 	switch toks[0].tok {
 	case token.IMPORT:
-		return token.IMPORT
+		return imports
 	case token.TYPE, token.CONST, token.VAR:
-		return token.FUNC
+		return declaration
 	case token.FUNC:
 		if len(toks) > 1 && toks[1].tok == token.IDENT {
-			return token.FUNC
+			return declaration
 		}
 		if len(toks) > 1 && toks[1].tok == token.LPAREN { // a receiver, then the method's name?
 			depth := 0
@@ -172,14 +181,14 @@ func kindOf(toks []tok) token.Token {
 				}
 				if depth == 0 {
 					if i+1 < len(toks) && toks[i+1].tok == token.IDENT {
-						return token.FUNC
+						return declaration
 					}
 					break
 				}
 			}
 		}
 	}
-	return token.ILLEGAL
+	return statement
 }
 
 // Imports lists the packages nb imports, the display package included.
@@ -207,7 +216,7 @@ func (nb *Notebook) imports() ([]importSpec, error) {
 			return nil, fmt.Errorf("%s#%d: %w", nb.Name, i+1, err)
 		}
 		for _, c := range chunks {
-			if c.kind != token.IMPORT {
+			if c.kind != imports {
 				continue
 			}
 			f, err := parser.ParseFile(token.NewFileSet(), "", "package p\n"+c.text, parser.ImportsOnly)
@@ -259,8 +268,8 @@ func (nb *Notebook) Program(imp types.Importer) ([]byte, error) {
 		for j, c := range chunks {
 			directive := fmt.Sprintf("//line %s#%d:%d\n", nb.Name, i+1, c.line)
 			switch {
-			case c.kind == token.IMPORT:
-			case c.kind == token.FUNC:
+			case c.kind == imports:
+			case c.kind == declaration:
 				decls.WriteString(directive + c.text + "\n")
 			case j == len(chunks)-1 && isExpression(c.text):
 				body = append(body, part{directive: directive, text: c.text, result: true, cell: i})
