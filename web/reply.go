@@ -17,7 +17,7 @@ type reply struct {
 	end, bos int      // the tokens that end a reply
 	stops    []string // stop sequences
 	text     []byte   // what it says so far
-	sent     int      // how much of text has been handed out: none of the rest may begin a stop sequence
+	sent     int      // how much of text has been handed out; the rest may be the start of a stop sequence
 	tokens   int      // tokens it holds, its end token left out
 	finish   string   // why it ended: "stop" (its end token or a stop sequence) or the caller's reason; "" while it goes on
 }
@@ -40,7 +40,7 @@ func (rp *reply) push(t int) string {
 	}
 	rp.tokens++
 	piece, err := rp.dec.Push(t)
-	if err != nil { // not a token of the vocabulary: the model has no such row
+	if err != nil { // an id outside the vocabulary, which the model never samples
 		return ""
 	}
 	return rp.add(piece)
