@@ -33,20 +33,16 @@ func (s Settings) topK(logits []float32) int {
 // mass p; at least one.
 func nucleus(logits []float32, temperature float64, topK int, p float64) int {
 	candidates := topIndices(logits, topK)
-	slices.SortFunc(candidates, func(a, b int) int { // largest first; topIndices sorts only a top k
-		switch {
-		case logits[a] > logits[b]:
-			return -1
-		case logits[a] < logits[b]:
-			return 1
-		}
-		return 0
-	})
-	hi := float64(logits[candidates[0]])
-	weights := make([]float64, len(candidates))
-	var sum float64
+	sorted := make([]float32, len(candidates)) // the values alone sort fast
 	for k, i := range candidates {
-		weights[k] = math.Exp((float64(logits[i]) - hi) / temperature)
+		sorted[k] = logits[i]
+	}
+	slices.Sort(sorted)
+	slices.Reverse(sorted) // the most likely first
+	weights := make([]float64, len(sorted))
+	var sum float64
+	for k, x := range sorted {
+		weights[k] = math.Exp((float64(x) - float64(sorted[0])) / temperature)
 		sum += weights[k]
 	}
 	var mass float64
@@ -55,5 +51,5 @@ func nucleus(logits []float32, temperature float64, topK int, p float64) int {
 			return k + 1
 		}
 	}
-	return len(candidates) // rounding left the sum short of p·sum
+	return len(sorted) // rounding left the sum short of p·sum
 }
