@@ -33,12 +33,12 @@ func demoCommand() *cli.Command {
 			"tokenizer (each made once, kept and reused; shards already there, FineWeb's too, are used as they\n" +
 			"are), the model in base_checkpoints/demo (replaced by each demo), and report/report.md.",
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "time", Value: 10 * time.Minute, Usage: "training time"},
+			&cli.DurationFlag{Name: "time", Value: 8 * time.Minute, Usage: "base training's time"},
 			depthFlag(4), seqLenFlag(256), batchFlag(8), vocabFlag(8192),
 			&cli.IntFlag{Name: "evals", Value: 12, Usage: "validation bpb measurements spread over the run (and one at the start)"},
 			&cli.StringFlag{Name: "include", Value: "*.go", Usage: "file name `GLOB` of the Go source files to pack"},
 			&cli.IntFlag{Name: "val-docs", Value: 256, Usage: "files that go to the validation shard"},
-			&cli.IntFlag{Name: "problems", Value: 3000, Usage: "arithmetic problems made for mid-training (half as many for SFT, a third for RL)"},
+			&cli.IntFlag{Name: "problems", Value: 2400, Usage: "arithmetic problems made for mid-training (and half as many two-step ones; a third of each for SFT, a third for RL)"},
 			engineFlag, blasFlag,
 		},
 		Action: runDemo,
