@@ -31,6 +31,7 @@ func PlotPNG(title, xlabel, ylabel string, series ...Series) ([]byte, error) {
 	p.X.Label.Text = xlabel
 	p.Y.Label.Text = ylabel
 	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, true // curves that rise leave the top left free
 	for i, s := range series {
 		if len(s.X) != len(s.Y) || len(s.X) == 0 {
 			return nil, fmt.Errorf("plot %q: series %q has %d x and %d y values", title, s.Name, len(s.X), len(s.Y))
