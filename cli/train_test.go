@@ -208,7 +208,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("%v: %s\n%s", err, stderr, out)
 	}
 	for _, want := range []string{"packing Go's source tree", "trained 300 tokens", "steps in all", "validation bpb", "report card",
-		"== mid-training", "== SFT", "== RL on the arithmetic", "| reward: ", "pass@4: ", "> What is 47 + 38?"} {
+		"== mid-training", "== SFT", "== RL on the arithmetic", "| reward: ", "pass@4: ", "\nRL: ", "> What is 47 + 38?"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -64,6 +64,8 @@ type Result struct {
 	MinValBPB   float64
 	ValLoss     float64            // at the last evaluation (SFT)
 	PassAtK     []float64          // at the last evaluation (RL)
+	PassAt1     []float64          // RL's pass@1 at each evaluation of this process, in order
+	Rewards     []float64          // RL's mean reward at each step of this process, in order
 	Metrics     map[string]float64 // the last Run.Metrics
 	Reward      float64            // RL's mean reward over the last step's replies
 	Samples     []string           // the last samples, prompt and continuation
@@ -434,6 +436,9 @@ func (b *baseRun) step(step int) error {
 	fmt.Fprintf(b.Log, "step %05d/%s | loss: %.6f | lrm: %.2f | dt: %.0fms | tok/sec: %.0f | mfu: %.2f | total time: %.2fm%s\n",
 		step+1, of, smooth, out.LRMultiplier, 1000*dt, tokPerSec, mfu, b.st.TrainSeconds/60, note)
 	b.res.Loss, b.res.Reward = smooth, rec.Reward
+	if b.Stage == RLStage {
+		b.res.Rewards = append(b.res.Rewards, rec.Reward)
+	}
 	return b.met.add(rec)
 }
 

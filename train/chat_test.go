@@ -213,7 +213,7 @@ func TestRL(t *testing.T) {
 	}
 	first, last := mean(got[:6]), mean(got[len(got)-6:])
 	t.Logf("mean reward: first steps %.3f, last steps %.3f; %v", first, last, res.PassAtK)
-	if len(got) != 24 || !(last > first+0.3) {
+	if len(got) != 24 || !(last > first+0.3) || !slices.Equal(res.Rewards, got) || len(res.PassAt1) != 3 {
 		t.Errorf("rewards over %d steps: %v", len(got), got)
 	}
 	for _, plot := range []string{"reward.png", "pass_at_1.png", "pass_at_k.png", "loss.png"} {

@@ -22,7 +22,7 @@ func (b *baseRun) evaluate(ctx context.Context, step int) error {
 	}
 	switch {
 	case e.passAtK != nil:
-		b.res.PassAtK = e.passAtK
+		b.res.PassAtK, b.res.PassAt1 = e.passAtK, append(b.res.PassAt1, e.passAtK[0])
 	case e.bpb > 0:
 		b.st.valBPB = e.bpb
 		if b.st.MinValBPB == nil || b.st.valBPB < *b.st.MinValBPB {
