@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 
+	"gochat/checkpoint"
 	"gochat/eval"
 	"gochat/graph"
 	"gochat/internal/measure"
@@ -198,6 +200,10 @@ func runChatStage(c *cli.Context, st train.Stage) error {
 	s.Source = fmt.Sprintf("%s step %d", fromDir, from.Meta.Step)
 	r := train.Run{Stage: st, Settings: s, From: from, Tokenizer: tok, TokenizerDir: tokenizerDir(c),
 		Dir: filepath.Join(gochatHome(), sources[stageFolders[st]], filepath.Base(fromDir)), Resume: c.Bool("resume"), Engine: engine}
+	if steps, _ := checkpoint.Steps(r.Dir); len(steps) > 0 && !r.Resume { // a new run must not sit among an old one's steps
+		return fmt.Errorf("%s already holds a run (steps %s): --resume continues it; remove the folder to start a new one",
+			r.Dir, strings.Trim(fmt.Sprint(steps), "[]"))
+	}
 	if err := stageData(c, st, &r); err != nil {
 		return err
 	}

@@ -96,6 +96,9 @@ func TestTrainChatStages(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	if _, stderr, err := inHome(t, home, "train", "mid", "-g", "d1"); err == nil || !strings.Contains(stderr, "already holds a run") {
+		t.Errorf("a new mid run over the old one: %v %s", err, stderr)
+	}
 	if out, stderr, err := inHome(t, home, "chat", "-i", "rl", "-g", "d1", "-p", "What is 2+1?", "--max-tokens", "4"); err != nil {
 		t.Errorf("chat with the RL model: %v %s %s", err, stderr, out)
 	}

@@ -186,9 +186,10 @@ type baseRun struct {
 	met         *metrics
 	st          state
 	res         *Result
-	evalEvery   int    // steps between evaluations (Settings.evalEvery of the horizon)
-	savedAt     int    // the step last saved, -1 before
-	release     func() // of the run folder's lock
+	evalEvery   int       // steps between evaluations (Settings.evalEvery of the horizon)
+	savedAt     int       // the step last saved, -1 before
+	release     func()    // of the run folder's lock
+	stepStart   *position // where the data stood when the step under way began; nil between steps
 
 	first                                  int       // the first step this process takes
 	deadline                               time.Time // of a time budget
@@ -231,6 +232,12 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 		if resumed.Meta.ValBPB != nil {
 			b.st.valBPB = *resumed.Meta.ValBPB
 		}
+	}
+	if b.Stage != BaseStage {
+		if n := b.st.Examples; n != 0 && n != b.Train.Len() {
+			return nil, fmt.Errorf("resume: the run trained on %d conversations, these are %d (the datasets changed since; the position would point elsewhere)", n, b.Train.Len())
+		}
+		b.st.Examples = b.Train.Len()
 	}
 	if err := b.openStage(ctx, B, T); err != nil {
 		return nil, err
@@ -400,6 +407,7 @@ func (b *baseRun) close() {
 // step is one optimizer step over GradAccum micro-batches, with its log line and metrics.
 func (b *baseRun) step(step int) error {
 	plan := b.plan
+	b.stepStart = b.position()
 	waitStart := b.now()
 	batches := make([]Batch, plan.GradAccum)
 	for k := range batches {
@@ -414,6 +422,7 @@ func (b *baseRun) step(step int) error {
 	if err != nil {
 		return err
 	}
+	b.stepStart = nil // the batches are trained on
 	dt := b.since(start) + wait
 	if step == b.first {
 		b.paceStart = b.now()
@@ -461,6 +470,21 @@ func (b *baseRun) finish() (*Result, error) {
 	return res, b.met.plot()
 }
 
+// position is where a stage's data stands: base training's loader position, or a chat
+// stage's.
+type position struct {
+	loader loader.Position
+	data   *tasks.Position
+}
+
+// position is where the stage's data stands now.
+func (b *baseRun) position() *position {
+	var meta checkpoint.Meta
+	var loop Loop
+	b.stage.save(&meta, &loop)
+	return &position{loader: meta.Loader, data: loop.Data}
+}
+
 // Loop is the training loop's own state at a saved step, which the checkpoint's meta keeps
 // for it (checkpoint.Meta.Loop).
 type Loop struct {
@@ -469,6 +493,7 @@ type Loop struct {
 	WallSeconds  float64         `json:"wall_time"`           // the whole run's, evaluations and saves included
 	MinValBPB    *float64        `json:"min_val_bpb"`
 	ValLoss      *float64        `json:"val_loss,omitempty"`      // SFT's last validation loss
+	Examples     int             `json:"examples,omitempty"`      // a chat stage's conversations (or problems) to train on
 	Data         *tasks.Position `json:"data_position,omitempty"` // a chat stage's (base training's is the meta's loader_position)
 }
 

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -250,5 +251,69 @@ func TestRL(t *testing.T) {
 		if !slices.Equal(w, b.Weights[name]) {
 			t.Fatalf("%s differs between the straight and the resumed run", name)
 		}
+	}
+}
+
+// failingTask is a task whose example at fail errors once, as a damaged file would.
+type failingTask struct {
+	tasks.Task
+	fail   int
+	failed bool
+}
+
+func (f *failingTask) Example(i int) (tasks.Example, error) {
+	if i == f.fail && !f.failed {
+		f.failed = true
+		return tasks.Example{}, errors.New("damaged row")
+	}
+	return f.Task.Example(i)
+}
+
+// TestChatStageFailures: a step that fails midway is saved with the data where the step
+// began, so that the resumed run equals the straight one bit for bit; a run that fails
+// before its first step saves nothing; a resume on other conversations is refused.
+func TestChatStageFailures(t *testing.T) {
+	base, tok := baseCheckpoint(t)
+	straight := filepath.Join(t.TempDir(), "sft")
+	res, err := SFT(context.Background(), chatRun(base, tok, straight, SFTStage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := filepath.Join(t.TempDir(), "sft")
+	r := chatRun(base, tok, failed, SFTStage)
+	r.Train = &failingTask{Task: r.Train, fail: 41} // in step 10, of four conversations a step
+	if _, err := SFT(context.Background(), r); err == nil || !strings.Contains(err.Error(), "step 10") {
+		t.Fatalf("a damaged conversation: %v", err)
+	}
+	r = chatRun(base, tok, failed, SFTStage)
+	r.Resume = true
+	if _, err := SFT(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := checkpoint.Load(straight, res.Step, false)
+	b, err := checkpoint.Load(failed, res.Step, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range a.Weights {
+		if !slices.Equal(w, b.Weights[name]) {
+			t.Fatalf("%s differs between the straight run and the one resumed after its failure", name)
+		}
+	}
+
+	early := filepath.Join(t.TempDir(), "mid")
+	r = chatRun(base, tok, early, MidStage)
+	r.Val = &failingTask{Task: r.Val, fail: 0}
+	if _, err := Mid(context.Background(), r); err == nil || !strings.Contains(err.Error(), "nothing was trained") {
+		t.Errorf("a failure before the first step: %v", err)
+	}
+	if steps, _ := checkpoint.Steps(early); len(steps) != 0 {
+		t.Errorf("a run that trained nothing saved steps %v", steps)
+	}
+
+	r = chatRun(base, tok, straight, SFTStage)
+	r.Resume, r.Train = true, tasks.Arithmetic(140, 1)
+	if _, err := SFT(context.Background(), r); err == nil || !strings.Contains(err.Error(), "the datasets changed") {
+		t.Errorf("a resume on other conversations: %v", err)
 	}
 }

@@ -115,6 +115,15 @@ func (b *baseRun) clockWall() {
 // longer finite (a diverged run keeps its last good checkpoint), and returns err saying
 // where the trained steps are.
 func (b *baseRun) keep(err error) error {
+	if b.trainer != nil && b.trainer.Iter > b.st.step { // the step was taken; what failed came after
+		b.st.step = b.trainer.Iter
+	}
+	if b.st.step == b.first && b.savedAt != b.st.step { // nothing trained: no copy of the start to mistake for a run
+		if b.first == 0 {
+			return fmt.Errorf("%w (before the first step: nothing was trained or saved)", err)
+		}
+		return fmt.Errorf("%w (before any step of this process: the checkpoint of step %d stays the last)", err, b.first)
+	}
 	if b.savedAt != b.st.step {
 		if ferr := b.model.Weights().Finite(); ferr != nil {
 			if b.savedAt < 0 {
@@ -206,6 +215,9 @@ func (b *baseRun) meta() (checkpoint.Meta, error) {
 		Tokenizer: checkpoint.Tokenizer{Dir: b.TokenizerDir, Fingerprint: b.Tokenizer.Fingerprint()}}
 	loop := st.Loop
 	b.stage.save(&meta, &loop)
+	if p := b.stepStart; p != nil { // a step that failed or stopped midway: its batches come again
+		meta.Loader, loop.Data = p.loader, p.data
+	}
 	var err error
 	if meta.Loop, err = json.Marshal(loop); err != nil {
 		return meta, fmt.Errorf("saving the loop's state: %w", err)

@@ -42,6 +42,7 @@ func (r Run) loadResume(plan Plan) (*checkpoint.Checkpoint, error) {
 func trainingDifference(saved, now Settings) string {
 	for _, s := range []*Settings{&saved, &now} {
 		s.EvalEvery, s.Evals, s.EvalTokens, s.SampleEvery, s.SaveEvery = 0, 0, 0, 0, 0
+		s.MetricsEvery, s.EvalExamples = 0, 0
 	}
 	a, b := reflect.ValueOf(saved), reflect.ValueOf(now)
 	for i := range a.NumField() {

@@ -34,6 +34,8 @@ func (s Settings) rlPlan(cfg graph.Config, train int) (Plan, error) {
 	switch {
 	case s.DeviceBatchSize <= 0 || s.MaxSeqLen <= 0 || s.ExamplesPerStep <= 0 || s.NumSamples <= 0 || s.MaxNewTokens <= 0:
 		return p, fmt.Errorf("device_batch_size, max_seq_len, examples_per_step, num_samples and max_new_tokens must be positive")
+	case s.DeviceBatchSize > sampler.MaxRows:
+		return p, fmt.Errorf("device_batch_size %d: replies are sampled at most %d side by side", s.DeviceBatchSize, sampler.MaxRows)
 	case s.NumSamples%s.DeviceBatchSize != 0:
 		return p, fmt.Errorf("num_samples %d is not a multiple of device_batch_size %d", s.NumSamples, s.DeviceBatchSize)
 	case s.Temperature < 0 || s.TopK < 0:
@@ -76,10 +78,14 @@ func LongestPrompt(tok *tokenizer.Tokenizer, t tasks.Task) (int, error) {
 // max_seq_len, before anything is trained.
 func (b *baseRun) checkRLPrompts() error {
 	s := b.Settings
+	evaluated, err := tasks.NewView(b.Val, 0, max(s.EvalExamples, 0), 1) // the problems validate uses
+	if err != nil {
+		return err
+	}
 	for _, t := range []struct {
 		name string
 		task tasks.Task
-	}{{"training", b.Train}, {"evaluation", b.Val}} {
+	}{{"training", b.Train}, {"evaluation", evaluated}} {
 		n, err := LongestPrompt(b.Tokenizer, t.task)
 		if err != nil {
 			return fmt.Errorf("rl: the %s problems: %w", t.name, err)

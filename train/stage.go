@@ -222,7 +222,10 @@ func (s *sftStage) validate(ctx context.Context, m *graph.Model) (evaluation, er
 	return evaluation{loss: sum / float64(n)}, nil
 }
 
-func (s *sftStage) save(_ *checkpoint.Meta, loop *Loop) { loop.Data = &s.train.Position }
+func (s *sftStage) save(_ *checkpoint.Meta, loop *Loop) {
+	p := s.train.Position
+	loop.Data = &p
+}
 
 // note says how much of the step's batches was padding: the work spent on no conversation.
 func (s *sftStage) note(r *Record) string {
