@@ -133,6 +133,15 @@ func LastStep(dir string) (int, error) {
 	return steps[len(steps)-1], nil
 }
 
+// LoadLast reads the highest saved step of a run folder, as Load does.
+func LoadLast(dir string, withOptim bool) (*Checkpoint, error) {
+	step, err := LastStep(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Load(dir, step, withOptim)
+}
+
 // Tags lists the run folders of a checkpoints folder that hold a saved step, by name.
 func Tags(root string) ([]string, error) {
 	entries, err := os.ReadDir(root)

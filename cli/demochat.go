@@ -76,11 +76,7 @@ func demoChatStages(ctx context.Context, engine backend.Backend, tok *tokenizer.
 		train, val tasks.Task
 	}{{train.MidStage, train.Mid, convs.midTrain, convs.midVal}, {train.SFTStage, train.SFT, convs.sftTrain, convs.sftVal},
 		{train.RLStage, train.RL, convs.rlTrain, convs.rlVal}} {
-		step, err := checkpoint.LastStep(from)
-		if err != nil {
-			return done, err
-		}
-		ck, err := checkpoint.Load(from, step, false)
+		ck, err := checkpoint.LoadLast(from, false)
 		if err != nil {
 			return done, err
 		}
@@ -90,7 +86,7 @@ func demoChatStages(ctx context.Context, engine backend.Backend, tok *tokenizer.
 		}
 		r := train.Run{Stage: st.stage, Settings: demoSettings(st.stage, B, st.train.Len()), From: ck, Train: st.train, Val: st.val, Tokenizer: tok,
 			TokenizerDir: tokDir, Dir: dir, Engine: engine, Peak: measure.PeakOf(engine), Judge: tasks.CorrectGSM8K}
-		r.Settings.Source = fmt.Sprintf("%s step %d", from, step)
+		r.Settings.Source = fmt.Sprintf("%s step %d", from, ck.Meta.Step)
 		if st.stage == train.RLStage { // as wide as the longest problem and its reply
 			longest, err := train.LongestPrompt(tok, tasks.Sequence{st.train, st.val})
 			if err != nil {
@@ -160,11 +156,7 @@ func demoSettings(st train.Stage, B, n int) train.Settings {
 // demoExchanges are a few real exchanges with the model in dir: questions it was taught to
 // answer, and ones it was not.
 func demoExchanges(ctx context.Context, engine backend.Backend, tok *tokenizer.Tokenizer, dir string) ([][2]string, error) {
-	step, err := checkpoint.LastStep(dir)
-	if err != nil {
-		return nil, err
-	}
-	ck, err := checkpoint.Load(dir, step, false)
+	ck, err := checkpoint.LoadLast(dir, false)
 	if err != nil {
 		return nil, err
 	}

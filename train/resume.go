@@ -10,11 +10,7 @@ import (
 
 // loadResume reads the run's last checkpoint and checks that it belongs to this run.
 func (r Run) loadResume(plan Plan) (*checkpoint.Checkpoint, error) {
-	step, err := checkpoint.LastStep(r.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	c, err := checkpoint.Load(r.Dir, step, true)
+	c, err := checkpoint.LoadLast(r.Dir, true)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}

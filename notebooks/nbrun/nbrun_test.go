@@ -19,17 +19,9 @@ func TestRunsANotebookAsTheKernelWould(t *testing.T) {
 	if len(nb.Cells) != 8 || len(nb.Expect) != 6 {
 		t.Fatalf("read %d code cells and %d expectations, want 8 and 6", len(nb.Cells), len(nb.Expect))
 	}
-	work, err := os.MkdirTemp(".", "_run-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(work) })
-	bins, err := Build("../..", work, []*Notebook{nb})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := build(t, nb)
 	images := t.TempDir()
-	cmd := exec.Command(bins[0])
+	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "GOCHAT_NOTEBOOK_OUT="+images)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -58,6 +50,16 @@ func TestRunsANotebookAsTheKernelWould(t *testing.T) {
 // A panic names the notebook, cell and line.
 func TestPanicsCiteTheCell(t *testing.T) {
 	nb := &Notebook{Name: "bad.ipynb", Cells: []string{"x := 1\n", "var s []int\n_ = x\n_ = s[x]\n"}}
+	bin := build(t, nb)
+	out, err := exec.Command(bin).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "bad.ipynb#2:3") {
+		t.Fatalf("a panic in cell 2, line 3: err %v, output:\n%s", err, out)
+	}
+}
+
+// build builds nb's program in a temporary folder of the module and returns its path.
+func build(t *testing.T, nb *Notebook) string {
+	t.Helper()
 	work, err := os.MkdirTemp(".", "_run-")
 	if err != nil {
 		t.Fatal(err)
@@ -67,8 +69,5 @@ func TestPanicsCiteTheCell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bins[0]).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "bad.ipynb#2:3") {
-		t.Fatalf("a panic in cell 2, line 3: err %v, output:\n%s", err, out)
-	}
+	return bins[0]
 }
