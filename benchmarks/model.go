@@ -84,7 +84,6 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	if err != nil {
 		return res, err
 	}
-	defer m.Close()
 	if err := m.Load(graph.InitWeights(cfg, 1)); err != nil {
 		return res, err
 	}

@@ -146,7 +146,6 @@ func runEvalBPB(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer m.Close()
 	if err := m.Load(ck.Weights); err != nil {
 		return err
 	}

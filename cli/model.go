@@ -70,7 +70,6 @@ func runModel(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer m.Close()
 	if err := m.Load(weights); err != nil {
 		return err
 	}

@@ -54,7 +54,6 @@ type Engine struct {
 	scratch   [8]buffer                           // device memory of the engine's own (see the scratch* indices)
 	pointers  map[string]uintptr                  // pointer arrays of batched products, by content
 	tables    map[*backend.RotaryTable][2]uintptr // rotary cos and sin tables on the device
-	sums      map[[2]uintptr]*tensor.Dense        // Gorgonia's gradient sums, by their operands
 	errMu     sync.Mutex
 	failed    error    // the first failure of queued work
 	prof      *profile // timings, while profiling
@@ -88,7 +87,7 @@ func (b *BLAS) Engine() (backend.Backend, error) {
 		return nil, err
 	}
 	e := &Engine{b: b, drv: drv, functions: map[string]uintptr{},
-		pointers: map[string]uintptr{}, tables: map[*backend.RotaryTable][2]uintptr{}, sums: map[[2]uintptr]*tensor.Dense{}}
+		pointers: map[string]uintptr{}, tables: map[*backend.RotaryTable][2]uintptr{}}
 	e.memory = arena.Arena{MinChunk: chunkBytes, Align: align, New: e.newChunk}
 	b.w.wait(func() { err = e.open() })
 	if err != nil {

@@ -358,7 +358,7 @@ func TestGraphStaysOnTheDevice(t *testing.T) {
 		for i := range ids {
 			ids[i] = (i * 37) % cfg.VocabSize
 		}
-		for range 2 { // the second run finds Gorgonia's registers filled
+		for range 2 {
 			if err := m.Run(ids, ids); err != nil {
 				t.Fatal(err)
 			}

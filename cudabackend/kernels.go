@@ -245,9 +245,9 @@ func (e *Engine) launch2(name string, n, count int, args ...any) {
 
 // Add overrides Gorgonia's standard addition for the sums Gorgonia inserts where a value's
 // gradients meet (the residual stream's): float32 tensors of the device add there, into the
-// tensor Gorgonia hands over for the result (a register's previous value), into the first
-// operand when Gorgonia allows, or else into a buffer kept for this pair of operands, as the
-// ops keep theirs. Anything else is added on the CPU once the device is idle.
+// tensor handed over for the result (the graph's planned memory), into the first operand
+// when asked to, or else into a new tensor of the device. Anything else is added on the CPU
+// once the device is idle.
 func (e *Engine) Add(a, b tensor.Tensor, opts ...tensor.FuncOpt) (tensor.Tensor, error) {
 	fo := tensor.ParseFuncOpts(opts...)
 	ad, _ := a.(*tensor.Dense)
@@ -256,11 +256,7 @@ func (e *Engine) Add(a, b tensor.Tensor, opts ...tensor.FuncOpt) (tensor.Tensor,
 	if reuse := fo.Reuse(); reuse != nil {
 		out, _ = reuse.(*tensor.Dense)
 	} else if fo.Safe() && e.resident(ad) && e.resident(bd) {
-		key := [2]uintptr{ad.Uintptr(), bd.Uintptr()}
-		if out = e.sums[key]; out == nil || !out.Shape().Eq(ad.Shape()) {
-			out = layers.NewTensor(e, tensor.Float32, ad.Shape()...)
-			e.sums[key] = out
-		}
+		out = layers.NewTensor(e, tensor.Float32, ad.Shape()...)
 	}
 	if fo.Incr() != nil || !e.resident(ad) || !e.resident(bd) || !e.resident(out) || !ad.Shape().Eq(bd.Shape()) || !ad.Shape().Eq(out.Shape()) {
 		if err := e.Sync(); err != nil {

@@ -42,11 +42,10 @@ func (m *Cached) Probe(ids []int) (*Probe, error) {
 }
 
 // probeOps are sliceOps that record the attention weights of each layer and the residual
-// stream after each block (its second add) on the way.
+// stream after each block on the way.
 type probeOps struct {
 	sliceOps
 	probe *Probe
-	adds  int
 }
 
 // attention computes each head's weights from the rotated, normalised q and k (the
@@ -88,20 +87,16 @@ func (o *probeOps) attention(l int, qkv []float32) []float32 {
 	return o.sliceOps.attention(l, qkv)
 }
 
-// add records the residual stream after each block's MLP (every second add) through the
-// final norm and lm_head.
-func (o *probeOps) add(a, b []float32) []float32 {
-	x := o.sliceOps.add(a, b)
-	if o.adds++; o.adds%2 == 0 {
-		cfg := o.m.Config
-		n := o.T
-		normed := make([]float32, len(x))
-		layers.RMSNormForward(normed, x, cfg.NEmbd, cfg.NEmbd, 1)
-		logits := make([]float32, n*cfg.VocabSize)
-		o.m.gemm.Sgemm(false, true, n, cfg.VocabSize, cfg.NEmbd, 1, normed, cfg.NEmbd, o.m.lmHead, cfg.NEmbd, 0, logits, cfg.VocabSize)
-		layers.SoftcapForward(logits, logits, LogitSoftcap)
-		o.probe.Lens = append(o.probe.Lens, logits)
-	}
+// block records the residual stream after each block through the final norm and lm_head.
+func (o *probeOps) block(l int, x []float32, body func([]float32) []float32) []float32 {
+	x = o.sliceOps.block(l, x, body)
+	cfg := o.m.Config
+	normed := make([]float32, len(x))
+	layers.RMSNormForward(normed, x, cfg.NEmbd, cfg.NEmbd, 1)
+	logits := make([]float32, o.T*cfg.VocabSize)
+	o.m.gemm.Sgemm(false, true, o.T, cfg.VocabSize, cfg.NEmbd, 1, normed, cfg.NEmbd, o.m.lmHead, cfg.NEmbd, 0, logits, cfg.VocabSize)
+	layers.SoftcapForward(logits, logits, LogitSoftcap)
+	o.probe.Lens = append(o.probe.Lens, logits)
 	return x
 }
 

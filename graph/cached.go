@@ -204,6 +204,10 @@ func (o *sliceOps) add(a, b []float32) []float32 {
 	return a
 }
 
+func (o *sliceOps) block(_ int, x []float32, body func([]float32) []float32) []float32 {
+	return body(x)
+}
+
 func (o *sliceOps) relu2(x []float32) []float32 {
 	layers.ReLU2Forward(x, x)
 	return x

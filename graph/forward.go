@@ -25,6 +25,9 @@ type ops[X any] interface {
 	attention(l int, qkv X) X // causal attention of layer l over q|k|v rows
 	add(a, b X) X
 	relu2(x X) X
+	// block applies body, transformer block l, to the residual stream x: what activation
+	// recomputation runs again, keeping only x.
+	block(l int, x X, body func(X) X) X
 }
 
 // trunk is the network up to lm_head, nanochat's GPT.forward: embedding, norm, the blocks
@@ -33,10 +36,12 @@ type ops[X any] interface {
 func trunk[X any](o ops[X], layers int) X {
 	x := o.norm(o.embed())
 	for l := range layers {
-		qkv := o.qkNorm(o.rotary(o.linear(o.norm(x), matrix{l, qkvMatrix})))
-		x = o.add(x, o.linear(o.attention(l, qkv), matrix{l, projMatrix}))
-		h := o.relu2(o.linear(o.norm(x), matrix{l, fcMatrix}))
-		x = o.add(x, o.linear(h, matrix{l, mlpProjMatrix}))
+		x = o.block(l, x, func(x X) X {
+			qkv := o.qkNorm(o.rotary(o.linear(o.norm(x), matrix{l, qkvMatrix})))
+			x = o.add(x, o.linear(o.attention(l, qkv), matrix{l, projMatrix}))
+			h := o.relu2(o.linear(o.norm(x), matrix{l, fcMatrix}))
+			return o.add(x, o.linear(h, matrix{l, mlpProjMatrix}))
+		})
 	}
 	return o.norm(x)
 }

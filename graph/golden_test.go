@@ -202,7 +202,8 @@ func (c *goldenCase) build(t *testing.T, opt graph.Options) *graph.Model {
 
 // TestGolden compares gochat with nanochat's own outputs on every golden case: the inference
 // logits, the mean and the summed loss, the gradient of every parameter, and two optimizer
-// steps (gradient norms and every parameter after each); and Newton-Schulz on its own.
+// steps (gradient norms and every parameter after each), each training graph with and
+// without recomputation; and Newton-Schulz on its own.
 func TestGolden(t *testing.T) {
 	checkNewtonSchulz(t)
 	for _, dir := range goldenDirs(t) {
@@ -211,35 +212,39 @@ func TestGolden(t *testing.T) {
 			ids, targets := c.ints(t, "idx"), c.ints(t, "targets")
 
 			infer := c.build(t, graph.Options{Mode: graph.Infer})
-			defer infer.Close()
 			if err := infer.Run(ids, nil); err != nil {
 				t.Fatal(err)
 			}
 			c.check(t, "logits", infer.Output(), c.floats(t, "logits"), tol().value)
 
-			for _, r := range []struct {
-				red   layers.Reduction
-				check string
-				want  float64
-			}{{layers.Sum, "loss_sum", c.meta.LossSum}, {layers.Mean, "loss", c.meta.Loss}} {
-				m := c.build(t, graph.Options{Mode: graph.Train, Reduction: r.red})
-				defer m.Close()
-				if err := m.Run(ids, targets); err != nil {
-					t.Fatal(err)
+			for _, rc := range []graph.Recompute{graph.RecomputeNone, graph.RecomputeBlocks} {
+				suffix := "" // the checks' names as before recomputation existed
+				if rc != graph.RecomputeNone {
+					suffix = " recompute " + rc.String()
 				}
-				c.check(t, r.check, []float32{float32(m.Loss())}, []float64{r.want}, tol().value)
-				if r.red != layers.Mean {
-					continue
+				for _, r := range []struct {
+					red   layers.Reduction
+					check string
+					want  float64
+				}{{layers.Sum, "loss_sum", c.meta.LossSum}, {layers.Mean, "loss", c.meta.Loss}} {
+					m := c.build(t, graph.Options{Mode: graph.Train, Reduction: r.red, Recompute: rc})
+					if err := m.Run(ids, targets); err != nil {
+						t.Fatal(err)
+					}
+					c.check(t, r.check+suffix, []float32{float32(m.Loss())}, []float64{r.want}, tol().value)
+					if r.red != layers.Mean {
+						continue
+					}
+					grads, err := m.Grads()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, p := range c.meta.Config.Params() {
+						c.check(t, "grad."+p.Name+suffix, grads[p.Name], c.floats(t, "grad."+p.Name), tol().value)
+					}
 				}
-				grads, err := m.Grads()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range c.meta.Config.Params() {
-					c.check(t, "grad."+p.Name, grads[p.Name], c.floats(t, "grad."+p.Name), tol().value)
-				}
+				c.checkSteps(t, rc)
 			}
-			c.checkSteps(t)
 			c.checkKV(t, ids)
 		})
 	}
@@ -284,13 +289,12 @@ func (c *goldenCase) checkKV(t *testing.T, ids []int) {
 
 // checkSteps does base_train's two optimizer steps the golden README describes: each batch
 // split into micro-batches of rows 0,2,... and 1,3,..., clipping, AdamW then Muon.
-func (c *goldenCase) checkSteps(t *testing.T) {
+func (c *goldenCase) checkSteps(t *testing.T, rc graph.Recompute) {
 	o := c.meta.Optimizer
 	if len(o.Steps) != 2 || c.meta.B%2 != 0 {
 		t.Fatalf("%s: want two optimizer steps on an even batch, got %d steps, B=%d", c.dir, len(o.Steps), c.meta.B)
 	}
-	m := c.build(t, graph.Options{Batch: c.meta.B / 2, Mode: graph.Train, Reduction: layers.Mean})
-	defer m.Close()
+	m := c.build(t, graph.Options{Batch: c.meta.B / 2, Mode: graph.Train, Reduction: layers.Mean, Recompute: rc})
 	s := train.Recipe{MatrixLR: o.MatrixLR, EmbeddingLR: o.EmbeddingLR, UnembeddingLR: o.UnembeddingLR,
 		WeightDecay: o.WeightDecay, GradClip: o.GradClip,
 		Schedule: optimizers.Schedule{NumIterations: o.Steps[0].NumIterations, WarmdownRatio: 0.2}}

@@ -33,24 +33,51 @@ type Options struct {
 	// Share, if set, is a model of the same Config whose parameter tensors this graph
 	// uses instead of its own: what updates one (an optimizer) updates the other.
 	Share *Model
+	// Recompute, for a Train graph, trades compute for memory (program.go).
+	Recompute Recompute
 }
 
 // Model is nanochat's GPT compiled for one batch shape: parameters bound to tensors that
-// persist across runs, input tensors that each run copies a batch into, and a TapeMachine.
+// persist across runs, input tensors that each run copies a batch into, and the program
+// that runs the graph on planned memory.
 type Model struct {
 	Config Config
 	Options
 	g       *G.ExprGraph
-	params  []*G.Node // in Config.Params order
-	ids     *G.Node   // (B·T) token ids
-	targets *G.Node   // (B·T) targets, Train only
-	weights *G.Node   // (B·T) weights of the per-token losses, PerToken Train only
-	out     *G.Node   // loss (Train) or logits (Infer)
-	vm      G.VM
+	params  []*G.Node    // in Config.Params order
+	ids     *G.Node      // (B·T) token ids
+	targets *G.Node      // (B·T) targets, Train only
+	weights *G.Node      // (B·T) weights of the per-token losses, PerToken Train only
+	out     *G.Node      // loss (Train) or logits (Infer)
+	loss    *G.Node      // what a Train graph differentiates
+	blocks  []blockNodes // the transformer blocks' nodes
+	prog    *program
 }
 
-// Build constructs the graph and its machine. Weights start at zero: Load them.
-func Build(cfg Config, opt Options) (*Model, error) {
+// blockNodes are the nodes one transformer block adds to the graph, and its output.
+type blockNodes struct {
+	nodes []*G.Node
+	out   *G.Node
+}
+
+// Build constructs the graph and its program, on memory planned and allocated on the
+// engine. Weights start at zero: Load them.
+func Build(cfg Config, opt Options) (*Model, error) { return build(cfg, opt, true) }
+
+// Plan is the memory a graph of cfg and opt would take, planned without building its
+// tensors: nothing is allocated.
+func Plan(cfg Config, opt Options) (Memory, error) {
+	m, err := build(cfg, opt, false)
+	if err != nil {
+		return Memory{}, err
+	}
+	return m.Memory(), nil
+}
+
+// Memory is the graph's planned memory.
+func (m *Model) Memory() Memory { return m.prog.memory }
+
+func build(cfg Config, opt Options, alloc bool) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -71,21 +98,27 @@ func Build(cfg Config, opt Options) (*Model, error) {
 	}
 	m := &Model{Config: cfg, Options: opt, g: G.NewGraph()}
 	n := opt.Batch * opt.SeqLen
+	var weights int64
 	for i, p := range cfg.Params() {
-		var v tensor.Tensor
-		if opt.Share != nil {
-			v = opt.Share.params[i].Value().(tensor.Tensor)
-		} else {
-			v = layers.NewTensor(opt.Engine, tensor.Float32, p.Shape[0], p.Shape[1])
+		opts := []G.NodeConsOpt{G.WithShape(p.Shape[0], p.Shape[1]), G.WithName(p.Name)}
+		switch {
+		case opt.Share != nil:
+			opts = append(opts, G.WithValue(opt.Share.params[i].Value()))
+		case alloc:
+			opts = append(opts, G.WithValue(layers.NewTensor(opt.Engine, tensor.Float32, p.Shape[0], p.Shape[1])))
 		}
-		m.params = append(m.params, G.NewMatrix(m.g, tensor.Float32, G.WithShape(p.Shape[0], p.Shape[1]), G.WithName(p.Name), G.WithValue(v)))
+		if opt.Share == nil {
+			weights += int64(p.Shape[0]*p.Shape[1]) * 4
+		}
+		m.params = append(m.params, G.NewMatrix(m.g, tensor.Float32, opts...))
 	}
-	m.ids = intInput(m.g, opt.Engine, "idx", n)
+	m.ids = intInput(m.g, opt.Engine, "idx", n, alloc)
 	x, err := m.trunk()
 	if err != nil {
 		return nil, err
 	}
 	lmHead := m.params[len(m.params)-1]
+	results := []*G.Node{}
 	switch opt.Mode {
 	case Infer:
 		b := builder{}
@@ -94,42 +127,46 @@ func Build(cfg Config, opt Options) (*Model, error) {
 			return nil, b.err
 		}
 	case Eval:
-		m.targets = intInput(m.g, opt.Engine, "targets", n)
+		m.targets = intInput(m.g, opt.Engine, "targets", n, alloc)
 		if m.out, err = layers.LinearCrossEntropy(x, lmHead, m.targets, LogitSoftcap, layers.PerToken); err != nil {
 			return nil, err
 		}
 	case Train:
-		m.targets = intInput(m.g, opt.Engine, "targets", n)
+		m.targets = intInput(m.g, opt.Engine, "targets", n, alloc)
 		if m.out, err = layers.LinearCrossEntropy(x, lmHead, m.targets, LogitSoftcap, opt.Reduction); err != nil {
 			return nil, err
 		}
-		loss := m.out
+		m.loss = m.out
 		if opt.Reduction == layers.PerToken { // Σ_i w_i·loss_i, the weights 1 until SetLossWeights
-			m.weights = G.NewVector(m.g, tensor.Float32, G.WithShape(n), G.WithName("loss_weights"),
-				G.WithValue(layers.NewTensor(opt.Engine, tensor.Float32, n)))
-			m.SetLossWeights(nil)
+			wopts := []G.NodeConsOpt{G.WithShape(n), G.WithName("loss_weights")}
+			if alloc {
+				wopts = append(wopts, G.WithValue(layers.NewTensor(opt.Engine, tensor.Float32, n)))
+			}
+			m.weights = G.NewVector(m.g, tensor.Float32, wopts...)
+			if alloc {
+				m.SetLossWeights(nil)
+			}
 			weighted, err := G.HadamardProd(m.out, m.weights)
 			if err != nil {
 				return nil, err
 			}
-			if loss, err = G.Sum(weighted); err != nil {
+			if m.loss, err = G.Sum(weighted); err != nil {
 				return nil, err
 			}
 		}
-		grads, err := G.Grad(loss, m.params...)
+		grads, err := G.Grad(m.loss, m.params...)
 		if err != nil {
 			return nil, fmt.Errorf("gradients: %w", err)
 		}
-		// The gradients are the values of these nodes, read after each run: keep them live
-		// to the end of the program.
-		if _, err := layers.Keep(append(grads, m.out)...); err != nil {
-			return nil, err
-		}
+		results = grads
 	default:
 		return nil, fmt.Errorf("unknown mode %d", opt.Mode)
 	}
-	m.vm, err = newMachine(m.g, G.WithEngine(opt.Engine))
-	return m, err
+	if m.prog, err = m.compile(append(results, m.out), alloc); err != nil {
+		return nil, err
+	}
+	m.prog.memory.Weights = weights
+	return m, nil
 }
 
 // trunk builds the network up to lm_head (forward.go) as nodes of the graph.
@@ -158,6 +195,14 @@ func (o *nodeOps) add(a, b *G.Node) *G.Node {
 	return o.do(layers.Add(a, b))
 }
 func (o *nodeOps) relu2(x *G.Node) *G.Node { return o.do(layers.ReLU2(x)) }
+
+// block builds the block's nodes and records them.
+func (o *nodeOps) block(_ int, x *G.Node, body func(*G.Node) *G.Node) *G.Node {
+	before := len(o.m.g.AllNodes())
+	out := body(x)
+	o.m.blocks = append(o.m.blocks, blockNodes{nodes: o.m.g.AllNodes()[before:], out: out})
+	return out
+}
 
 // linear multiplies by a block matrix; q, k and v are the rows of one.
 func (o *nodeOps) linear(x *G.Node, w matrix) *G.Node {
@@ -198,17 +243,11 @@ func (b *builder) do(n *G.Node, err error) *G.Node {
 	return n
 }
 
-func intInput(g *G.ExprGraph, eng tensor.Engine, name string, n int) *G.Node {
-	v := layers.NewTensor(eng, tensor.Int, n)
-	return G.NewVector(g, tensor.Int, G.WithShape(n), G.WithName(name), G.WithValue(v))
-}
-
-// newMachine compiles the graph, turning a compiler panic into an error.
-func newMachine(g *G.ExprGraph, opts ...G.VMOpt) (vm G.VM, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("compiling the graph: %v", r)
-		}
-	}()
-	return G.NewTapeMachine(g, opts...), nil
+// intInput is an input of n token ids, with a tensor of eng when alloc is set.
+func intInput(g *G.ExprGraph, eng tensor.Engine, name string, n int, alloc bool) *G.Node {
+	opts := []G.NodeConsOpt{G.WithShape(n), G.WithName(name)}
+	if alloc {
+		opts = append(opts, G.WithValue(layers.NewTensor(eng, tensor.Int, n)))
+	}
+	return G.NewVector(g, tensor.Int, opts...)
 }

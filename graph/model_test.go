@@ -20,7 +20,6 @@ func buildTiny(t *testing.T, opt Options) *Model {
 	if err := m.Load(InitWeights(tinyConfig, 1)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(m.Close)
 	return m
 }
 
@@ -161,7 +160,6 @@ func TestEvalSharesWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eval.Close()
 	ids, targets := tokens(32, 64), tokens(33, 64)[1:]
 	for round := range 2 {
 		if err := train.Run(ids, targets); err != nil {

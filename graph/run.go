@@ -74,8 +74,7 @@ func (m *Model) Run(ids, targets []int) error {
 		}
 		copy(m.targets.Value().Data().([]int), targets)
 	}
-	m.vm.Reset()
-	if err := m.vm.RunAll(); err != nil {
+	if err := m.prog.run(); err != nil {
 		return err
 	}
 	if d, ok := m.Engine.(backend.Memory); ok {
@@ -136,6 +135,3 @@ func (m *Model) Output() []float32 {
 	}
 	return nil
 }
-
-// Close releases the machine.
-func (m *Model) Close() { m.vm.Close() }

@@ -11,13 +11,13 @@ import (
 )
 
 // Add is the residual connection a + b. Unlike Gorgonia's own Add, it keeps its output
-// buffer across runs, splits the work across processors, and writes over a when Gorgonia
-// sees a die here; its gradient passes the incoming gradient to both inputs.
+// buffer across runs, splits the work across processors, and may take the memory of an
+// operand that dies here; its gradient passes the incoming gradient to both inputs.
 func Add(a, b *G.Node) (*G.Node, error) {
 	if !a.Shape().Eq(b.Shape()) {
 		return nil, fmt.Errorf("add: shapes %v and %v differ", a.Shape(), b.Shape())
 	}
-	return G.ApplyOp(&addOp{opInfo: opInfo{name: "Add", arity: 2, inPlace: 1}}, a, b)
+	return G.ApplyOp(&addOp{opInfo: opInfo{name: "Add", arity: 2}}, a, b)
 }
 
 // AddForward sets y = a + b; y may be a or b.
@@ -31,7 +31,7 @@ func AddForward[T Float](y, a, b []T) {
 
 type addOp struct {
 	opInfo
-	out buffer
+	out Buffer
 }
 
 func (op *addOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a, a) }
@@ -40,12 +40,10 @@ func (op *addOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-func (op *addOp) Do(in ...G.Value) (G.Value, error) { return op.do(in, false) }
+// Plan: the sum may take either operand's memory.
+func (op *addOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan { return single(&op.out, in[0], 0, 1) }
 
-// UnsafeDo writes the sum over a.
-func (op *addOp) UnsafeDo(in ...G.Value) (G.Value, error) { return op.do(in, true) }
-
-func (op *addOp) do(in []G.Value, inPlace bool) (G.Value, error) {
+func (op *addOp) Do(in ...G.Value) (G.Value, error) {
 	a, err := dense("add operand", in[0])
 	if err != nil {
 		return nil, err
@@ -57,10 +55,7 @@ func (op *addOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 	if err := sameDtype(a, b); err != nil {
 		return nil, err
 	}
-	y := a
-	if !inPlace {
-		y = op.out.get(a.Dtype(), a.Engine(), a.Shape()...)
-	}
+	y := op.out.get(a.Dtype(), a.Engine(), a.Shape()...)
 	switch a.Dtype() {
 	case tensor.Float32:
 		kernelsOf[float32](a).AddForward(floats[float32](y), floats[float32](a), floats[float32](b))

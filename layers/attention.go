@@ -176,7 +176,7 @@ func Attention(qkv *G.Node, s backend.AttnShape) (*G.Node, error) {
 type attentionOp struct {
 	opInfo
 	shape    backend.AttnShape
-	out, lse buffer
+	out, lse Buffer
 }
 
 // AttnViews splits a fused q|k|v row layout (the Attention op's input), and the per-head
@@ -195,6 +195,15 @@ func (op *attentionOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.New
 
 func (op *attentionOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{in[0].(tensor.Shape)[0], op.shape.Heads * op.shape.HeadDim}, nil
+}
+
+// Plan: y and the log-sum-exps its gradient op reads.
+func (op *attentionOp) Plan(_ tensor.Engine, _ []tensor.Shape) Plan {
+	s := op.shape
+	return Plan{Writes: []Write{
+		{Buf: &op.out, Shape: tensor.Shape{s.Batch * s.Tq, s.Heads * s.HeadDim}},
+		{Buf: &op.lse, Shape: tensor.Shape{s.Batch * s.Heads * s.Tq}},
+	}, Result: &op.out}
 }
 
 func (op *attentionOp) Do(in ...G.Value) (G.Value, error) {
@@ -225,7 +234,7 @@ func (op *attentionOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 type attentionGradOp struct {
 	opInfo
 	fwd *attentionOp
-	out buffer
+	out Buffer
 }
 
 func (op *attentionGradOp) Type() hm.Type {
@@ -235,6 +244,12 @@ func (op *attentionGradOp) Type() hm.Type {
 
 func (op *attentionGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
+}
+
+func (op *attentionGradOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
+	p := single(&op.out, in[0])
+	p.Reads = []*Buffer{&op.fwd.lse}
+	return p
 }
 
 func (op *attentionGradOp) Do(in ...G.Value) (G.Value, error) {

@@ -29,7 +29,7 @@ func ConcatRows(ms ...*G.Node) (*G.Node, error) {
 type concatOp struct {
 	opInfo
 	rows []int
-	out  buffer
+	out  Buffer
 }
 
 func (op *concatOp) Type() hm.Type {
@@ -47,6 +47,11 @@ func (op *concatOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 		total += r
 	}
 	return tensor.Shape{total, in[0].(tensor.Shape)[1]}, nil
+}
+
+func (op *concatOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
+	shape, _ := op.InferShape(dimSizers(in)...)
+	return single(&op.out, shape)
 }
 
 func (op *concatOp) Do(in ...G.Value) (G.Value, error) {
@@ -92,13 +97,17 @@ func (op *concatOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 type rowsOp struct {
 	opInfo
 	from, rows int
-	out        buffer
+	out        Buffer
 }
 
 func (op *rowsOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
 
 func (op *rowsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.rows, in[0].(tensor.Shape)[1]}, nil
+}
+
+func (op *rowsOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
+	return single(&op.out, tensor.Shape{op.rows, in[0][1]})
 }
 
 func (op *rowsOp) Do(in ...G.Value) (G.Value, error) {

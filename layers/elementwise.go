@@ -84,19 +84,19 @@ func runPointwise[T Float](k opKernels[T], f pointwise, out, x, dy []T) {
 }
 
 // elementwiseOp applies f to its one input x, or with two inputs (y, dy), y = f(x), f's
-// gradient. Both can write over their last input: neither needs it afterwards.
+// gradient. Both may write over their last input.
 type elementwiseOp struct {
 	opInfo
 	f   pointwise
-	out buffer
+	out Buffer
 }
 
 func applyElementwise(x, dy *G.Node, f pointwise) (*G.Node, error) {
 	name := fmt.Sprintf("%s{%g}", f.kind, f.cap)
 	if dy == nil {
-		return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name, arity: 1, inPlace: 1}, f: f}, x)
+		return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name, arity: 1}, f: f}, x)
 	}
-	return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name + "Grad", arity: 2, inPlace: 2}, f: f}, x, dy)
+	return G.ApplyOp(&elementwiseOp{opInfo: opInfo{name: name + "Grad", arity: 2}, f: f}, x, dy)
 }
 
 func (op *elementwiseOp) Type() hm.Type {
@@ -111,12 +111,11 @@ func (op *elementwiseOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-func (op *elementwiseOp) Do(in ...G.Value) (G.Value, error) { return op.do(in, false) }
+func (op *elementwiseOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
+	return single(&op.out, in[0], op.arity-1)
+}
 
-// UnsafeDo writes the result over the last input.
-func (op *elementwiseOp) UnsafeDo(in ...G.Value) (G.Value, error) { return op.do(in, true) }
-
-func (op *elementwiseOp) do(in []G.Value, inPlace bool) (G.Value, error) {
+func (op *elementwiseOp) Do(in ...G.Value) (G.Value, error) {
 	x, err := dense(op.name+" input", in[0])
 	if err != nil {
 		return nil, err
@@ -127,15 +126,7 @@ func (op *elementwiseOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 			return nil, err
 		}
 	}
-	var out *tensor.Dense
-	switch {
-	case inPlace && dy != nil:
-		out = dy
-	case inPlace:
-		out = x
-	default:
-		out = op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
-	}
+	out := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		runPointwise(kernelsOf[float32](x), op.f, floats[float32](out), floats[float32](x), optionalFloats[float32](dy))

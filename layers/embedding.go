@@ -49,7 +49,7 @@ func EmbeddingBackward[T Float](dtable, dy []T, ids []int, width int) {
 
 type embeddingOp struct {
 	opInfo
-	out buffer
+	out Buffer
 }
 
 func (op *embeddingOp) Type() hm.Type {
@@ -75,6 +75,10 @@ func embeddingInputs(t, i G.Value) (*tensor.Dense, []int, error) {
 		return nil, nil, fmt.Errorf("embedding: want a table matrix and int ids, got %v and %v", t, i)
 	}
 	return table, ids.Ints(), nil
+}
+
+func (op *embeddingOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
+	return single(&op.out, tensor.Shape{in[1].TotalSize(), in[0][1]})
 }
 
 func (op *embeddingOp) Do(in ...G.Value) (G.Value, error) {
@@ -104,7 +108,7 @@ func (op *embeddingOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 // embeddingGradOp computes dtable from (table, ids, dy); the table gives only its shape.
 type embeddingGradOp struct {
 	opInfo
-	out buffer
+	out Buffer
 }
 
 func (op *embeddingGradOp) Type() hm.Type {
@@ -115,6 +119,10 @@ func (op *embeddingGradOp) Type() hm.Type {
 
 func (op *embeddingGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
+}
+
+func (op *embeddingGradOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
+	return single(&op.out, in[0])
 }
 
 func (op *embeddingGradOp) Do(in ...G.Value) (G.Value, error) {

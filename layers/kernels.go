@@ -35,8 +35,11 @@ func kernelsFor[T Float](e backend.Gemm) opKernels[T] {
 
 // gemmOf returns the engine of t when it does matrix products, else gochat's own Go
 // products: a tensor of a plain Gorgonia engine (the tests of this package make them).
-func gemmOf(t tensor.Tensor) backend.Gemm {
-	if g, ok := t.Engine().(backend.Gemm); ok {
+func gemmOf(t tensor.Tensor) backend.Gemm { return engineGemm(t.Engine()) }
+
+// engineGemm is e when it does matrix products, else gochat's own Go products.
+func engineGemm(e tensor.Engine) backend.Gemm {
+	if g, ok := e.(backend.Gemm); ok {
 		return g
 	}
 	return goGemm{}

@@ -75,7 +75,7 @@ type lmHeadOp struct {
 	cap                            float64
 	reduction                      Reduction
 	differentiated                 bool // set by SymDiff
-	losses, dx, dw, scale, scratch buffer
+	losses, dx, dw, scale, scratch Buffer
 }
 
 func (op *lmHeadOp) Type() hm.Type {
@@ -115,11 +115,38 @@ func lmHeadInputs(in []G.Value) (x, w *tensor.Dense, targets []int, err error) {
 	return x, w, t.Ints(), nil
 }
 
+// scratchShape is the logits' chunk on engine e.
+func (op *lmHeadOp) scratchShape(e tensor.Engine, n, vocab int) tensor.Shape {
+	return tensor.Shape{min(lmHeadRows(engineGemm(e), vocab), n) * vocab}
+}
+
+// gradients are the writes of a pass that computes the gradients.
+func (op *lmHeadOp) gradients(e tensor.Engine, in []tensor.Shape) []Write {
+	n, v := in[0][0], in[1][0]
+	return []Write{{Buf: &op.scale, Shape: tensor.Shape{n}}, {Buf: &op.dx, Shape: in[0]},
+		{Buf: &op.dw, Shape: in[1]}, {Buf: &op.scratch, Shape: op.scratchShape(e, n, v)}}
+}
+
+// Plan: the losses and the logits' chunk; for the mean or the sum, when differentiated,
+// the gradients too (the gradient ops only scale them).
+func (op *lmHeadOp) Plan(e tensor.Engine, in []tensor.Shape) Plan {
+	n := in[0][0]
+	losses := Write{Buf: &op.losses, Shape: tensor.Shape{n}}
+	if op.differentiated && op.reduction != PerToken {
+		return Plan{Writes: append(op.gradients(e, in), losses)}
+	}
+	p := Plan{Writes: []Write{losses, {Buf: &op.scratch, Shape: op.scratchShape(e, n, in[1][0])}}}
+	if op.reduction == PerToken {
+		p.Result = &op.losses
+	}
+	return p
+}
+
 // pass runs LinearCrossEntropyPass on the op's buffers; scale nil computes no gradients.
 func (op *lmHeadOp) pass(x, w *tensor.Dense, targets []int, losses, scale *tensor.Dense) error {
 	n, c, v := x.Shape()[0], x.Shape()[1], w.Shape()[0]
 	dt, eng := x.Dtype(), x.Engine()
-	scratch := op.scratch.get(dt, eng, min(lmHeadRows(gemmOf(x), v), n)*v)
+	scratch := op.scratch.get(dt, eng, op.scratchShape(eng, n, v)...)
 	var dx, dw *tensor.Dense
 	if scale != nil {
 		dx, dw = op.dx.get(dt, eng, n, c), op.dw.get(dt, eng, v, c)
@@ -206,6 +233,16 @@ func (op *lmHeadGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
+// Plan: per-token losses run the pass again (its losses are the forward op's, rewritten
+// alike); the mean and the sum scale the forward op's gradients in place.
+func (op *lmHeadGradOp) Plan(e tensor.Engine, in []tensor.Shape) Plan {
+	f := op.fwd
+	if f.reduction == PerToken {
+		return Plan{Writes: f.gradients(e, in), Result: &f.dx, Reads: []*Buffer{&f.losses}}
+	}
+	return Plan{Result: &f.dx, Reads: []*Buffer{&f.dx, &f.dw}}
+}
+
 func (op *lmHeadGradOp) Do(in ...G.Value) (G.Value, error) {
 	x, w, targets, err := lmHeadInputs(in)
 	if err != nil {
@@ -261,6 +298,10 @@ func (op *lmHeadWeightGradOp) Type() hm.Type {
 
 func (op *lmHeadWeightGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[1].(tensor.Shape).Clone(), nil
+}
+
+func (op *lmHeadWeightGradOp) Plan(tensor.Engine, []tensor.Shape) Plan {
+	return Plan{Result: &op.fwd.dw}
 }
 
 func (op *lmHeadWeightGradOp) Do(in ...G.Value) (G.Value, error) {

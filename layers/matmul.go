@@ -24,7 +24,7 @@ func MatMul(a, b *G.Node, transA, transB bool) (*G.Node, error) {
 type matMulOp struct {
 	opInfo
 	transA, transB bool
-	out            buffer
+	out            Buffer
 }
 
 func (op *matMulOp) Type() hm.Type {
@@ -54,6 +54,11 @@ func (op *matMulOp) dims(a, b tensor.Shape) (m, n, k int, err error) {
 func (op *matMulOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	m, n, _, err := op.dims(in[0].(tensor.Shape), in[1].(tensor.Shape))
 	return tensor.Shape{m, n}, err
+}
+
+func (op *matMulOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
+	m, n, _, _ := op.dims(in[0], in[1])
+	return single(&op.out, tensor.Shape{m, n})
 }
 
 func (op *matMulOp) Do(in ...G.Value) (G.Value, error) {

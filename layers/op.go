@@ -13,20 +13,18 @@ import (
 type Float = backend.Float
 
 // opInfo supplies the Gorgonia Op methods that every op here answers the same way. name
-// must hold every parameter of the op: Gorgonia merges nodes whose ops hash alike.
-// inPlace, when not 0, is 1 + the index of an input the op can overwrite with its result:
-// where Gorgonia's compiler sees that input die at the op, it calls the op's UnsafeDo,
-// which writes there instead of into a buffer of its own.
+// must hold every parameter of the op: Gorgonia merges nodes whose ops hash alike. No op
+// overwrites its inputs for Gorgonia: where a result may take an input's memory, the op's
+// Plan says so and the graph's planner decides.
 type opInfo struct {
-	name    string
-	arity   int
-	inPlace int
+	name  string
+	arity int
 }
 
 func (o opInfo) Arity() int            { return o.arity }
 func (o opInfo) ReturnsPtr() bool      { return false }
 func (o opInfo) CallsExtern() bool     { return false }
-func (o opInfo) OverwritesInput() int  { return o.inPlace - 1 }
+func (o opInfo) OverwritesInput() int  { return -1 }
 func (o opInfo) WriteHash(h hash.Hash) { fmt.Fprint(h, o.name) }
 func (o opInfo) String() string        { return o.name }
 func (o opInfo) Hashcode() uint32      { h := fnv.New32a(); o.WriteHash(h); return h.Sum32() }
@@ -36,19 +34,6 @@ func (o opInfo) DiffWRT(n int) []bool {
 		d[i] = true
 	}
 	return d
-}
-
-// buffer is an output tensor an op keeps across runs: Gorgonia's TapeMachine reallocates
-// every value on every run otherwise. It is reallocated only when the shape, dtype or engine
-// changes. Each op node owns its buffers, so no two live values share one. On a Device the
-// buffer is the device's memory.
-type buffer struct{ t *tensor.Dense }
-
-func (b *buffer) get(dt tensor.Dtype, eng tensor.Engine, shape ...int) *tensor.Dense {
-	if b.t == nil || b.t.Dtype() != dt || !b.t.Shape().Eq(tensor.Shape(shape)) || b.t.Engine() != eng {
-		b.t = NewTensor(eng, dt, shape...)
-	}
-	return b.t
 }
 
 // dense checks that v is a dense float tensor of the given shape (nil: any shape).

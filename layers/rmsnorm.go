@@ -90,7 +90,7 @@ func invRMS[T Float](x []T) T {
 type rmsNormOp struct {
 	opInfo
 	rmsShape
-	out buffer
+	out Buffer
 }
 
 func (op *rmsNormOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
@@ -98,6 +98,8 @@ func (op *rmsNormOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFn
 func (op *rmsNormOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
+
+func (op *rmsNormOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan { return single(&op.out, in[0]) }
 
 func (op *rmsNormOp) Do(in ...G.Value) (G.Value, error) {
 	x, err := dense("RMSNorm input", in[0])
@@ -116,7 +118,7 @@ func (op *rmsNormOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 func (op *rmsNormOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&rmsNormGradOp{opInfo: opInfo{name: "RMSNormGrad" + op.rmsShape.label(), arity: 2, inPlace: 2}, rmsShape: op.rmsShape}, in[0], grad)
+	dx, err := G.ApplyOp(&rmsNormGradOp{opInfo: opInfo{name: "RMSNormGrad" + op.rmsShape.label(), arity: 2}, rmsShape: op.rmsShape}, in[0], grad)
 	return G.Nodes{dx}, err
 }
 
@@ -124,7 +126,7 @@ func (op *rmsNormOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 type rmsNormGradOp struct {
 	opInfo
 	rmsShape
-	out buffer
+	out Buffer
 }
 
 func (op *rmsNormGradOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a, a) }
@@ -133,12 +135,12 @@ func (op *rmsNormGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-func (op *rmsNormGradOp) Do(in ...G.Value) (G.Value, error) { return op.do(in, false) }
+// Plan: dx may take dy's memory.
+func (op *rmsNormGradOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
+	return single(&op.out, in[0], 1)
+}
 
-// UnsafeDo writes dx over dy.
-func (op *rmsNormGradOp) UnsafeDo(in ...G.Value) (G.Value, error) { return op.do(in, true) }
-
-func (op *rmsNormGradOp) do(in []G.Value, inPlace bool) (G.Value, error) {
+func (op *rmsNormGradOp) Do(in ...G.Value) (G.Value, error) {
 	x, err := dense("RMSNorm input", in[0])
 	if err != nil {
 		return nil, err
@@ -148,10 +150,7 @@ func (op *rmsNormGradOp) do(in []G.Value, inPlace bool) (G.Value, error) {
 		return nil, err
 	}
 	w := x.Shape()[1]
-	dx := dy
-	if !inPlace {
-		dx = op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
-	}
+	dx := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		kernelsOf[float32](x).RMSNormBackward(floats[float32](dx), floats[float32](x), floats[float32](dy), w, op.size, op.heads)

@@ -34,7 +34,7 @@ func applyRotary(x *G.Node, r backend.Rotation, inverse bool) (*G.Node, error) {
 		return nil, err
 	}
 	name := fmt.Sprintf("Rotary{T%d pos%d h%d×%d inv%t}", r.SeqLen, r.Pos0, r.Heads, r.Table.HeadDim, inverse)
-	return G.ApplyOp(&rotaryOp{opInfo: opInfo{name: name, arity: 1, inPlace: 1}, Rotation: r, inverse: inverse}, x)
+	return G.ApplyOp(&rotaryOp{opInfo: opInfo{name: name, arity: 1}, Rotation: r, inverse: inverse}, x)
 }
 
 // RotaryForward writes x rotated into y; inverse rotates by +θ instead, which is the
@@ -69,7 +69,7 @@ type rotaryOp struct {
 	opInfo
 	backend.Rotation
 	inverse bool
-	out     buffer
+	out     Buffer
 }
 
 func (op *rotaryOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
@@ -78,22 +78,16 @@ func (op *rotaryOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-func (op *rotaryOp) Do(in ...G.Value) (G.Value, error) { return op.do(in[0], false) }
+// Plan: a rotation may rotate its input in place, forward or backward.
+func (op *rotaryOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan { return single(&op.out, in[0], 0) }
 
-// UnsafeDo rotates its input in place: a rotation needs no copy of what it rotates, forward
-// or backward.
-func (op *rotaryOp) UnsafeDo(in ...G.Value) (G.Value, error) { return op.do(in[0], true) }
-
-func (op *rotaryOp) do(in G.Value, inPlace bool) (G.Value, error) {
-	x, err := dense("rotary input", in)
+func (op *rotaryOp) Do(in ...G.Value) (G.Value, error) {
+	x, err := dense("rotary input", in[0])
 	if err != nil {
 		return nil, err
 	}
 	w := x.Shape()[1]
-	y := x
-	if !inPlace {
-		y = op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
-	}
+	y := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
 	switch x.Dtype() {
 	case tensor.Float32:
 		kernelsOf[float32](x).RotaryForward(floats[float32](y), floats[float32](x), w, op.Rotation, op.inverse)

@@ -40,7 +40,6 @@ func inferOf(t *testing.T, cfg graph.Config, w graph.Weights, batch, seqLen int)
 	if err := m.Load(w); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(m.Close)
 	return m
 }
 

@@ -389,13 +389,8 @@ func (b *baseRun) horizon(step int) int {
 	return 0
 }
 
-// close releases the graphs and the stage's data.
+// close releases the stage's data.
 func (b *baseRun) close() {
-	for _, m := range []*graph.Model{b.model, b.eval} {
-		if m != nil {
-			m.Close()
-		}
-	}
 	if b.stage != nil {
 		b.stage.close()
 	}

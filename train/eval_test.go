@@ -43,7 +43,6 @@ func TestBPBReadsEachTokenOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
 	if err := m.Load(graph.InitWeights(cfg, 1)); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,6 @@ func tinyModel(t *testing.T, batch, seqLen int) *graph.Model {
 	if err := m.Load(graph.InitWeights(cfg, 5)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(m.Close)
 	return m
 }
 
