@@ -71,7 +71,8 @@ type Kernels = KernelsOf[float32]
 // OptimizerKernels are the float32 kernels of the optimizers' steps, over the engine's
 // memory, queued like the ops' kernels.
 type OptimizerKernels interface {
-	// MuonMomentum sets buf ← lerp(buf, g, 1−mu) and then upd ← lerp(g, buf, mu).
+	// MuonMomentum sets buf ← lerp(buf, g, 1−mu) and then upd ← lerp(g, buf, mu); upd may
+	// be g.
 	MuonMomentum(buf, g, upd []float32, mu float32)
 	// NewtonSchulz writes into each out[i] (rows×cols) what optimizers.NewtonSchulz computes
 	// for g[i] with the given steps and coefficients, all the matrices at once; out[i] may be

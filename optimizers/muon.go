@@ -22,12 +22,11 @@ type Param struct {
 type Muon struct {
 	engine   backend.Backend
 	momentum map[string][]float32
-	upd      map[[2]int][][]float32 // the updates being orthogonalised, by shape, kept across steps
 }
 
 // NewMuon returns a Muon that runs on e, its state in e's memory.
 func NewMuon(e backend.Backend) *Muon {
-	return &Muon{engine: e, momentum: map[string][]float32{}, upd: map[[2]int][][]float32{}}
+	return &Muon{engine: e, momentum: map[string][]float32{}}
 }
 
 // Momentum returns the momentum buffer of parameter name, once it has been stepped.
@@ -42,7 +41,8 @@ func (m *Muon) Restore(momentum map[string][]float32) { m.momentum = momentum }
 
 // Step updates every parameter with learning rate lr and momentum mu (nesterov): the
 // momentum of each, then Newton-Schulz on the matrices of each shape at once, then each
-// update.
+// update. The updates are made in the gradients' memory, which they overwrite: a step
+// needs no memory beyond the momentum.
 func (m *Muon) Step(params []Param, lr, mu float64) error {
 	var shapes [][2]int
 	groups := map[[2]int][]Param{}
@@ -63,8 +63,9 @@ func (m *Muon) Step(params []Param, lr, mu float64) error {
 	e := m.engine
 	for _, key := range shapes {
 		group := groups[key]
-		upd := m.updates(key, len(group))
+		upd := make([][]float32, len(group))
 		for i, p := range group {
+			upd[i] = p.Grad
 			e.MuonMomentum(m.momentum[p.Name], p.Grad, upd[i], float32(mu))
 		}
 		e.NewtonSchulz(upd, upd, key[0], key[1], NSSteps, nsA, nsB, nsC)
@@ -73,14 +74,6 @@ func (m *Muon) Step(params []Param, lr, mu float64) error {
 		}
 	}
 	return e.Sync()
-}
-
-// updates returns count update buffers of a shape in the engine's memory, kept across steps.
-func (m *Muon) updates(shape [2]int, count int) [][]float32 {
-	for len(m.upd[shape]) < count {
-		m.upd[shape] = append(m.upd[shape], Zeros(m.engine, shape[0]*shape[1]))
-	}
-	return m.upd[shape][:count]
 }
 
 // updateScale is Muon's step size for p: lr·√max(1, rows/cols).
