@@ -33,6 +33,10 @@ type Options struct {
 	// Share, if set, is a model of the same Config whose parameter tensors this graph
 	// uses instead of its own: what updates one (an optimizer) updates the other.
 	Share *Model
+	// ShareMemory, with Share, puts this graph's planned values in Share's memory when it
+	// is large enough. The two graphs must then run one at a time, and each run overwrites
+	// the other's results: read a training graph's gradients before an evaluation runs.
+	ShareMemory bool
 	// Recompute, for a Train graph, trades compute for memory (program.go).
 	Recompute Recompute
 }

@@ -19,6 +19,7 @@ import (
 type program struct {
 	steps  []step
 	values []*tensor.Dense // each planned value's memory
+	slab   []float32       // the allocation they lie in
 	memory Memory
 }
 
@@ -104,7 +105,11 @@ func (m *Model) compile(results []*G.Node, alloc bool) (*program, error) {
 		return nil, err
 	}
 	if alloc {
-		p.values = pl.allocate()
+		var reuse []float32
+		if m.Share != nil && m.ShareMemory && len(m.Share.prog.slab) >= pl.total {
+			reuse = m.Share.prog.slab
+		}
+		p.slab, p.values = pl.allocate(reuse)
 	}
 	return p, nil
 }
@@ -298,10 +303,10 @@ func (pl *planner) place() (Memory, error) {
 // products want.
 func alignedFloats(n int) int { return (n + 63) &^ 63 }
 
-// allocate makes the planned memory on the engine and returns each value's tensor in it.
-func (pl *planner) allocate() []*tensor.Dense {
-	var slab []float32
-	if pl.total > 0 {
+// allocate makes the planned memory on the engine, or takes slab when it is not nil, and
+// returns it with each value's tensor in it.
+func (pl *planner) allocate(slab []float32) ([]float32, []*tensor.Dense) {
+	if slab == nil && pl.total > 0 {
 		slab = layers.NewTensor(pl.eng, tensor.Float32, pl.total).Float32s()
 	}
 	ts := make([]*tensor.Dense, len(pl.values))
@@ -309,7 +314,7 @@ func (pl *planner) allocate() []*tensor.Dense {
 		off, n := pl.offsets[v], pv.shape.TotalSize()
 		ts[v] = tensor.New(tensor.WithShape(pv.shape...), tensor.WithBacking(slab[off:off+n:off+n]), tensor.WithEngine(pl.eng))
 	}
-	return ts
+	return slab, ts
 }
 
 // run runs the steps once.

@@ -133,3 +133,53 @@ func TestParseRecompute(t *testing.T) {
 		t.Error("recompute \"some\" was accepted")
 	}
 }
+
+// TestShareMemory: an evaluation graph in its training graph's memory takes no allocation
+// of its own, and the two running in turn compute what they compute apart.
+func TestShareMemory(t *testing.T) {
+	ids, targets := tokens(2*16, planConfig.VocabSize), tokens(2*16, planConfig.VocabSize)
+	slices.Reverse(targets)
+	tr, err := Build(planConfig, Options{Batch: 2, SeqLen: 16, Mode: Train})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Load(InitWeights(planConfig, 2)); err != nil {
+		t.Fatal(err)
+	}
+	shared, err := Build(planConfig, Options{Batch: 2, SeqLen: 16, Mode: Eval, Share: tr, ShareMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := Build(planConfig, Options{Batch: 2, SeqLen: 16, Mode: Eval, Share: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &shared.prog.slab[0] != &tr.prog.slab[0] || &own.prog.slab[0] == &tr.prog.slab[0] {
+		t.Fatal("the shared graph does not use the training graph's memory, or the other does")
+	}
+	if err := tr.Run(ids, targets); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := tr.Grads()
+	want := Weights{}
+	for name, x := range g {
+		want[name] = slices.Clone(x)
+	}
+	for _, m := range []*Model{shared, own} {
+		if err := m.Run(ids, targets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if shared.Loss() != own.Loss() {
+		t.Fatalf("evaluation loss %v in shared memory, %v in its own", shared.Loss(), own.Loss())
+	}
+	if err := tr.Run(ids, targets); err != nil {
+		t.Fatal(err)
+	}
+	g, _ = tr.Grads()
+	for name, x := range want {
+		if !slices.Equal(g[name], x) {
+			t.Fatalf("the gradient of %s changed after an evaluation in the same memory", name)
+		}
+	}
+}

@@ -255,7 +255,7 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	if err := b.model.Load(weights); err != nil {
 		return nil, err
 	}
-	if b.eval, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: r.Engine, Share: b.model}); err != nil {
+	if b.eval, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: r.Engine, Share: b.model, ShareMemory: true}); err != nil {
 		return nil, err
 	}
 	if b.trainer, err = NewTrainer(b.model, b.recipe(), r.Engine); err != nil {
