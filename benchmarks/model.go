@@ -25,10 +25,15 @@ import (
 // ModelSpec is one benchmark configuration.
 type ModelSpec struct {
 	Depth, SeqLen, Batch, Vocab int
+	Recompute                   graph.Recompute `json:",omitempty"`
 }
 
 func (s ModelSpec) String() string {
-	return fmt.Sprintf("d%d T=%d B=%d V=%d", s.Depth, s.SeqLen, s.Batch, s.Vocab)
+	r := ""
+	if s.Recompute != graph.RecomputeNone {
+		r = " recompute " + s.Recompute.String()
+	}
+	return fmt.Sprintf("d%d T=%d B=%d V=%d%s", s.Depth, s.SeqLen, s.Batch, s.Vocab, r)
 }
 
 // StandardModels are the configurations of the model issue: the laptop demo sizes and d12 at
@@ -58,6 +63,7 @@ type ModelResult struct {
 	AllocsPerStep    float64
 	Breakdown        []Share       `json:",omitempty"` // CPU time by kind of work, when profiled
 	Device           []DeviceShare `json:",omitempty"` // device time per step by kind of work, when profiled on a device
+	Planned          graph.Memory  // the training graph's memory plan
 }
 
 // Options of RunModel.
@@ -80,10 +86,11 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	engine := opt.Engine
 	res.BLAS = engine.Name()
 	m, err := graph.Build(cfg, graph.Options{Batch: spec.Batch, SeqLen: spec.SeqLen, Mode: graph.Train,
-		Reduction: layers.Mean, Engine: engine})
+		Reduction: layers.Mean, Engine: engine, Recompute: spec.Recompute})
 	if err != nil {
 		return res, err
 	}
+	res.Planned = m.Memory()
 	if err := m.Load(graph.InitWeights(cfg, 1)); err != nil {
 		return res, err
 	}

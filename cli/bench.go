@@ -11,6 +11,7 @@ import (
 	"gochat/backend"
 	"gochat/benchmarks"
 	"gochat/cpubackend"
+	"gochat/graph"
 	"gochat/internal/measure"
 
 	"github.com/urfave/cli/v2"
@@ -25,7 +26,7 @@ func benchCommand() *cli.Command {
 			Usage: "training-step throughput (tok/s, GFLOP/s, ratio to SGEMM, peak RSS)",
 			Description: "Without --depth, runs the standard configurations (d4 T=256 B=8 V=8192, d6 T=512 B=8\n" +
 				"V=8192, d12 T=2048 B=1 V=65536), each in a fresh process so that its peak RSS is its own.",
-			Flags: []cli.Flag{depthFlag(4), seqLenFlag(256), batchFlag(8), vocabFlag(8192), engineFlag, blasFlag,
+			Flags: []cli.Flag{depthFlag(4), seqLenFlag(256), batchFlag(8), vocabFlag(8192), recomputeFlag, engineFlag, blasFlag,
 				&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed steps after one warm-up step"},
 				&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON line"},
 				&cli.BoolFlag{Name: "profile", Usage: "also show where the CPU time goes, from a CPU profile of the timed steps"},
@@ -112,11 +113,15 @@ func runBenchModel(c *cli.Context) error {
 	if err := positive(c, "depth", "max-seq-len", "device-batch-size", "vocab-size"); err != nil {
 		return err
 	}
+	rc, err := graph.ParseRecompute(c.String("recompute"))
+	if err != nil {
+		return err
+	}
 	engine, err := openEngine(c)
 	if err != nil {
 		return err
 	}
-	spec := benchmarks.ModelSpec{Depth: c.Int("depth"), SeqLen: c.Int("max-seq-len"), Batch: c.Int("device-batch-size"), Vocab: c.Int("vocab-size")}
+	spec := benchmarks.ModelSpec{Depth: c.Int("depth"), SeqLen: c.Int("max-seq-len"), Batch: c.Int("device-batch-size"), Vocab: c.Int("vocab-size"), Recompute: rc}
 	steps := c.Int("steps")
 	fmt.Fprintf(os.Stderr, "%v: %d steps\n", spec, steps)
 	opt := benchmarks.Options{Steps: steps, Engine: engine, Profile: c.Bool("profile"), ForwardBackward: c.Bool("forward-backward"),
@@ -138,6 +143,9 @@ func runBenchModel(c *cli.Context) error {
 	if c.Bool("json") {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
+	p := res.Planned
+	fmt.Printf("memory planned: %s weights, %s gradients, %s activations (%.3f MB a token)\n",
+		graph.GiB(p.Weights), graph.GiB(p.Gradients), graph.GiB(p.Activations), float64(p.Activations)/float64(spec.Batch*spec.SeqLen)/1e6)
 	benchmarks.WriteTable(os.Stdout, []benchmarks.ModelResult{res})
 	benchmarks.WriteDeviceMemory(os.Stdout, []benchmarks.ModelResult{res})
 	benchmarks.WriteBreakdowns(os.Stdout, []benchmarks.ModelResult{res})
@@ -156,7 +164,7 @@ func benchStandard(c *cli.Context) error {
 		cmd := exec.Command(self, "bench", "model", "--json",
 			"--depth", strconv.Itoa(s.Depth), "--max-seq-len", strconv.Itoa(s.SeqLen),
 			"--device-batch-size", strconv.Itoa(s.Batch), "--vocab-size", strconv.Itoa(s.Vocab),
-			"--steps", strconv.Itoa(c.Int("steps")), "--engine", c.String("engine"), "--blas", c.String("blas"),
+			"--steps", strconv.Itoa(c.Int("steps")), "--engine", c.String("engine"), "--blas", c.String("blas"), "--recompute", c.String("recompute"),
 			"--profile="+strconv.FormatBool(c.Bool("profile")), "--forward-backward="+strconv.FormatBool(c.Bool("forward-backward")))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()

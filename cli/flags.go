@@ -24,6 +24,9 @@ func batchFlag(def int) *cli.IntFlag {
 	return &cli.IntFlag{Name: "device-batch-size", Value: def, Usage: "sequences per forward pass"}
 }
 
+// recomputeFlag trades compute for memory in training steps.
+var recomputeFlag = &cli.StringFlag{Name: "recompute", Value: "none", Usage: "activations: none (keep what the backward pass reads) or blocks (each block keeps its input and runs again for its backward: about a third slower, a fifth of the memory)"}
+
 func vocabFlag(def int) *cli.IntFlag {
 	return &cli.IntFlag{Name: "vocab-size", Value: def, Usage: "vocabulary size: 256 bytes, the merges and 9 special tokens (a trained model's is its tokenizer's)"}
 }

@@ -20,7 +20,7 @@ import (
 func trainFlags() []cli.Flag {
 	d := train.DefaultSettings()
 	return []cli.Flag{
-		depthFlag(d.Depth), seqLenFlag(d.MaxSeqLen), batchFlag(d.DeviceBatchSize),
+		depthFlag(d.Depth), seqLenFlag(d.MaxSeqLen), batchFlag(d.DeviceBatchSize), recomputeFlag,
 		&cli.IntFlag{Name: "total-batch-size", Value: d.TotalBatchSize, Usage: "tokens per optimizer step (a multiple of a forward pass's)"},
 		&cli.IntFlag{Name: "num-iterations", Value: d.NumIterations, Usage: "optimizer steps (first of the horizons that is positive)"},
 		&cli.Float64Flag{Name: "target-flops", Value: d.TargetFLOPs, Usage: "training FLOPs (second horizon)"},
@@ -71,6 +71,7 @@ func trainSettings(c *cli.Context) train.Settings {
 		WeightDecay: c.Float64("weight-decay"), GradClip: c.Float64("grad-clip"), WarmupRatio: c.Float64("warmup-ratio"),
 		WarmdownRatio: c.Float64("warmdown-ratio"), FinalLRFrac: c.Float64("final-lr-frac"), EvalEvery: c.Int("eval-every"),
 		EvalTokens: c.Int("eval-tokens"), SampleEvery: c.Int("sample-every"), SaveEvery: c.Int("save-every"), Seed: c.Uint64("seed"),
+		Recompute: c.String("recompute"),
 	}
 }
 

@@ -28,7 +28,7 @@ func chatStageFlags(source string, seqLen, batch int, initLRFrac float64, evalEv
 	d := train.DefaultSettings()
 	return []cli.Flag{
 		&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: source, Usage: "training stage of the checkpoint to start from: base, mid or sft"},
-		modelTagFlag, stepFlag, seqLenFlag(seqLen), batchFlag(batch),
+		modelTagFlag, stepFlag, seqLenFlag(seqLen), batchFlag(batch), recomputeFlag,
 		&cli.Float64Flag{Name: "embedding-lr", Value: d.EmbeddingLR, Usage: "AdamW learning rate of wte (before init-lr-frac)"},
 		&cli.Float64Flag{Name: "unembedding-lr", Value: d.UnembeddingLR, Usage: "AdamW learning rate of lm_head (before init-lr-frac)"},
 		&cli.Float64Flag{Name: "matrix-lr", Value: d.MatrixLR, Usage: "Muon learning rate of the block matrices (before init-lr-frac)"},
@@ -106,7 +106,8 @@ func chatSettings(c *cli.Context, st train.Stage) train.Settings {
 	B, T := c.Int("device-batch-size"), c.Int("max-seq-len")
 	s := train.Settings{MaxSeqLen: T, DeviceBatchSize: B, EmbeddingLR: c.Float64("embedding-lr"),
 		UnembeddingLR: c.Float64("unembedding-lr"), MatrixLR: c.Float64("matrix-lr"), WeightDecay: c.Float64("weight-decay"),
-		InitLRFrac: c.Float64("init-lr-frac"), EvalEvery: c.Int("eval-every"), SaveEvery: c.Int("save-every")}
+		InitLRFrac: c.Float64("init-lr-frac"), EvalEvery: c.Int("eval-every"), SaveEvery: c.Int("save-every"),
+		Recompute: c.String("recompute")}
 	switch st {
 	case train.MidStage:
 		s.TotalBatchSize, s.EvalTokens, s.AssistantOnly = c.Int("total-batch-size"), c.Int("eval-tokens"), c.Bool("assistant-only")

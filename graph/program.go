@@ -357,3 +357,6 @@ func sameMemory(v G.Value, t *tensor.Dense) bool {
 	d, ok := v.(*tensor.Dense)
 	return ok && d.Uintptr() == t.Uintptr() && d.Shape().TotalSize() == t.Shape().TotalSize()
 }
+
+// GiB formats bytes in GiB, as the memory plans are printed.
+func GiB(bytes int64) string { return fmt.Sprintf("%.2f GiB", float64(bytes)/(1<<30)) }

@@ -249,9 +249,16 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	if r.Stage == RLStage {
 		reduction = layers.PerToken // weighted by the advantages
 	}
-	if b.model, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: reduction, Engine: r.Engine}); err != nil {
+	rc, err := s.recompute()
+	if err != nil {
 		return nil, err
 	}
+	if b.model, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: reduction, Engine: r.Engine, Recompute: rc}); err != nil {
+		return nil, err
+	}
+	mem := b.model.Memory()
+	fmt.Fprintf(b.Log, "memory: %s weights, %s gradients, %s activations planned (recompute %v)\n",
+		graph.GiB(mem.Weights), graph.GiB(mem.Gradients), graph.GiB(mem.Activations), rc)
 	if err := b.model.Load(weights); err != nil {
 		return nil, err
 	}

@@ -58,6 +58,18 @@ type Settings struct {
 	Temperature     float64 `json:"temperature,omitempty"`
 	TopK            int     `json:"top_k,omitempty"`
 	EvalExamples    int     `json:"eval_examples,omitempty"`
+
+	// Recompute is graph.ParseRecompute's: "blocks" recomputes each block's activations in
+	// the backward pass ("" or "none" keeps them).
+	Recompute string `json:"recompute,omitempty"`
+}
+
+// recompute is the settings' recomputation.
+func (s Settings) recompute() (graph.Recompute, error) {
+	if s.Recompute == "" {
+		return graph.RecomputeNone, nil
+	}
+	return graph.ParseRecompute(s.Recompute)
 }
 
 // DefaultSettings are nanochat's base_train defaults (d20 on 8×H100, 524,288 tokens a step).
@@ -84,6 +96,9 @@ func (s Settings) Plan(vocabSize int) (Plan, error) {
 	var p Plan
 	if s.Depth <= 0 || s.MaxSeqLen <= 0 || s.DeviceBatchSize <= 0 || s.TotalBatchSize <= 0 {
 		return p, fmt.Errorf("depth, max_seq_len, device_batch_size and total_batch_size must be positive")
+	}
+	if _, err := s.recompute(); err != nil {
+		return p, err
 	}
 	p.Model = graph.ConfigForDepth(s.Depth, vocabSize, s.MaxSeqLen)
 	if err := p.Model.Validate(); err != nil {
