@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"gochat/checkpoint"
 	"gochat/graph"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -379,5 +381,35 @@ func TestDamagedValidationShardStopsAtStart(t *testing.T) {
 	out, stderr, err := inHome(t, home, append(tinyTrain, "--eval-every", "0", "--model-tag", "damaged")...)
 	if err == nil || !strings.Contains(stderr, "validation shard") || strings.Contains(out, "step 00001/") {
 		t.Fatalf("a damaged validation shard: %v\n%s\n%s", err, stderr, out)
+	}
+}
+
+// TestTrainRecompute: a run that recomputes every block's activations ends with the same
+// weights, byte for byte, as one that keeps them, and says which it planned; a wrong
+// --recompute is one clear line.
+func TestTrainRecompute(t *testing.T) {
+	home := newHome(t)
+	short := append(slices.Clone(tinyTrain[:len(tinyTrain)-8]), "--num-iterations", "10", "--eval-every", "0", "--eval-tokens", "512", "--sample-every", "0")
+	var models [][]byte
+	for _, rc := range []string{"none", "blocks"} {
+		out, stderr, err := inHome(t, home, append(short, "--model-tag", rc, "--recompute", rc)...)
+		if err != nil {
+			t.Fatalf("%s: %v: %s", rc, err, stderr)
+		}
+		if !strings.Contains(out, "planned (recompute "+rc+")") {
+			t.Errorf("%s: the output does not give the memory plan:\n%s", rc, out)
+		}
+		b, err := os.ReadFile(filepath.Join(home, "base_checkpoints", rc, "model_000010.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		models = append(models, b)
+	}
+	if !bytes.Equal(models[0], models[1]) {
+		t.Error("the weights after 10 steps differ with recomputation")
+	}
+	_, stderr, err := inHome(t, home, append(short, "--model-tag", "bad", "--recompute", "half")...)
+	if err == nil || !strings.Contains(stderr, `recompute "half": want none or blocks`) || strings.Contains(stderr, "goroutine") {
+		t.Errorf("a wrong --recompute: %v %s", err, stderr)
 	}
 }
