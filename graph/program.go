@@ -27,6 +27,7 @@ type program struct {
 type step struct {
 	node   *G.Node
 	inputs []*G.Node
+	args   []G.Value // the inputs' values, gathered anew each run
 	// writes are the buffers given memory for this step's writes, and the values they
 	// hold; for one of Gorgonia's own operations, writes is its result alone, handed to it
 	// as preallocated (it may be an input's memory, as the plan lets it).
@@ -160,10 +161,10 @@ func (pl *planner) read(v, s int) { pl.values[v].last = max(pl.values[v].last, s
 func (pl *planner) walk(steps []step, results []*G.Node) error {
 	for s := range steps {
 		st := &steps[s]
-		shapes := make([]tensor.Shape, len(st.inputs))
+		shapes := shapesOf(st.inputs)
 		inVals := make([][]int, len(st.inputs))
 		for i, in := range st.inputs {
-			shapes[i], inVals[i] = in.Shape(), pl.nodeVals[in]
+			inVals[i] = pl.nodeVals[in]
 			for _, v := range inVals[i] {
 				pl.read(v, s)
 			}
@@ -326,10 +327,11 @@ func (p *program) run() error {
 				w.buf.Bind(p.values[w.value])
 			}
 		}
-		in := make([]G.Value, len(st.inputs))
-		for k, n := range st.inputs {
-			in[k] = n.Value()
+		in := st.args[:0]
+		for _, n := range st.inputs {
+			in = append(in, n.Value())
 		}
+		st.args = in
 		op := st.node.Op()
 		var v G.Value
 		var err error
