@@ -98,10 +98,33 @@ type Backend interface {
 	Name() string
 }
 
-// DeviceMemory is a backend that says how much of its device's memory its tensors take.
+// DeviceMemory is a backend that says how much of its device's memory it has taken: its
+// tensors and its own scratch.
 type DeviceMemory interface {
 	DeviceBytes() uint64
 }
+
+// Budget is a backend that can say, before anything is allocated, how much memory it may
+// take and how much scratch of its own a training step needs: what a run plans against.
+type Budget interface {
+	// MemoryLimit is the most memory, in bytes, the engine's tensors and scratch may take
+	// (the machine's memory, the GPU's free memory, Metal's recommended working set), or 0
+	// when it cannot be read.
+	MemoryLimit() uint64
+	// Workspace is the most scratch of its own, in bytes, the engine takes for w.
+	Workspace(w Workload) uint64
+}
+
+// Workload is what a training step asks of an engine besides the graph's tensors, for
+// Budget.Workspace.
+type Workload struct {
+	Attention AttnShape     // the training graph's attention
+	Matrices  []MatrixGroup // what Newton-Schulz orthogonalises, by shape
+	Operand   int           // elements of the largest operand of one matrix product
+}
+
+// MatrixGroup is Count matrices of Rows×Cols.
+type MatrixGroup struct{ Rows, Cols, Count int }
 
 // Profiler is a backend that can time the work it queues on its device, by kind of work
 // (its kernels' and libraries' names).

@@ -63,7 +63,7 @@ type ModelResult struct {
 	AllocsPerStep    float64
 	Breakdown        []Share       `json:",omitempty"` // CPU time by kind of work, when profiled
 	Device           []DeviceShare `json:",omitempty"` // device time per step by kind of work, when profiled on a device
-	Planned          graph.Memory  // the training graph's memory plan
+	Planned          train.Footprint // the step's memory plan
 }
 
 // Options of RunModel.
@@ -85,12 +85,16 @@ func RunModel(spec ModelSpec, opt Options) (ModelResult, error) {
 	res := ModelResult{Spec: spec, Threads: runtime.GOMAXPROCS(0), Steps: opt.Steps}
 	engine := opt.Engine
 	res.BLAS = engine.Name()
-	m, err := graph.Build(cfg, graph.Options{Batch: spec.Batch, SeqLen: spec.SeqLen, Mode: graph.Train,
-		Reduction: layers.Mean, Engine: engine, Recompute: spec.Recompute})
+	gopt := graph.Options{Batch: spec.Batch, SeqLen: spec.SeqLen, Mode: graph.Train,
+		Reduction: layers.Mean, Engine: engine, Recompute: spec.Recompute}
+	var err error
+	if res.Planned, err = train.PlanStep(cfg, gopt, 1); err != nil {
+		return res, err
+	}
+	m, err := graph.Build(cfg, gopt)
 	if err != nil {
 		return res, err
 	}
-	res.Planned = m.Memory()
 	if err := m.Load(graph.InitWeights(cfg, 1)); err != nil {
 		return res, err
 	}

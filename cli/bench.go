@@ -12,7 +12,9 @@ import (
 	"gochat/benchmarks"
 	"gochat/cpubackend"
 	"gochat/graph"
+	"gochat/internal/atomicfile"
 	"gochat/internal/measure"
+	"gochat/train"
 
 	"github.com/urfave/cli/v2"
 )
@@ -34,6 +36,26 @@ func benchCommand() *cli.Command {
 				&cli.BoolFlag{Name: "forward-backward", Usage: "time forward and backward alone, without the optimizer and its state"},
 			},
 			Action: runBenchModel,
+		}, {
+			Name:  "memory",
+			Usage: "the largest device batch whose training step fits each memory size, from the memory plan (with a plot), and measured steps beside it",
+			Description: "Plans whole training steps (weights, gradients, optimizer state, summed gradients, activations and\n" +
+				"the engine's workspace) at 1, 2, 4, ... rows, without and with --recompute blocks, and prints the\n" +
+				"largest batch that fits each of --limits (the memory an engine may use: a Mac's GPU gets about three\n" +
+				"quarters of its memory, 27 GiB of a 36 GB laptop). --measure N runs one step of each model at the\n" +
+				"largest batch up to N rows that fits this engine, each in a fresh process, and puts its peak beside\n" +
+				"the plan.",
+			Flags: []cli.Flag{
+				&cli.IntSliceFlag{Name: "depths", Value: cli.NewIntSlice(12, 20, 26), Usage: "models planned"},
+				seqLenFlag(2048), vocabFlag(65536),
+				&cli.IntFlag{Name: "total-batch-size", Value: 524288, Usage: "tokens per optimizer step (nanochat's)"},
+				&cli.Float64SliceFlag{Name: "limits", Value: cli.NewFloat64Slice(16, 24, 27, 36, 64, 80), Usage: "memory sizes in GiB"},
+				&cli.IntFlag{Name: "measure", Usage: "run a step of each model at up to `N` rows and measure its peak (0: none)"},
+				&cli.StringFlag{Name: "plot", Value: "memory.png", Usage: "PNG `FILE` of the planned memory"},
+				&cli.BoolFlag{Name: "json", Usage: "print the curves as JSON instead of the table"},
+				engineFlag, blasFlag,
+			},
+			Action: runBenchMemory,
 		}, {
 			Name:  "sgemm",
 			Usage: "the CPU BLAS's single-precision matrix product rate, C = A·B for A m×k and B k×n",
@@ -113,15 +135,16 @@ func runBenchModel(c *cli.Context) error {
 	if err := positive(c, "depth", "max-seq-len", "device-batch-size", "vocab-size"); err != nil {
 		return err
 	}
-	rc, err := graph.ParseRecompute(c.String("recompute"))
-	if err != nil {
-		return err
-	}
 	engine, err := openEngine(c)
 	if err != nil {
 		return err
 	}
-	spec := benchmarks.ModelSpec{Depth: c.Int("depth"), SeqLen: c.Int("max-seq-len"), Batch: c.Int("device-batch-size"), Vocab: c.Int("vocab-size"), Recompute: rc}
+	spec := benchmarks.ModelSpec{Depth: c.Int("depth"), SeqLen: c.Int("max-seq-len"), Batch: c.Int("device-batch-size"), Vocab: c.Int("vocab-size")}
+	fit, err := fitModel(graph.ConfigForDepth(spec.Depth, spec.Vocab, spec.SeqLen), spec.Batch, c.String("recompute"), engine)
+	if err != nil {
+		return err
+	}
+	spec.Recompute = fit.Recompute
 	steps := c.Int("steps")
 	fmt.Fprintf(os.Stderr, "%v: %d steps\n", spec, steps)
 	opt := benchmarks.Options{Steps: steps, Engine: engine, Profile: c.Bool("profile"), ForwardBackward: c.Bool("forward-backward"),
@@ -143,9 +166,7 @@ func runBenchModel(c *cli.Context) error {
 	if c.Bool("json") {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
-	p := res.Planned
-	fmt.Printf("memory planned: %s weights, %s gradients, %s activations (%.3f MB a token)\n",
-		graph.GiB(p.Weights), graph.GiB(p.Gradients), graph.GiB(p.Activations), float64(p.Activations)/float64(spec.Batch*spec.SeqLen)/1e6)
+	fmt.Printf("memory planned: %v (activations %.3f MB a token)\n", res.Planned, float64(res.Planned.Activations)/float64(spec.Batch*spec.SeqLen)/1e6)
 	benchmarks.WriteTable(os.Stdout, []benchmarks.ModelResult{res})
 	benchmarks.WriteDeviceMemory(os.Stdout, []benchmarks.ModelResult{res})
 	benchmarks.WriteBreakdowns(os.Stdout, []benchmarks.ModelResult{res})
@@ -250,5 +271,94 @@ func runBenchEngines(c *cli.Context) error {
 		return err
 	}
 	fmt.Println("\nplot:", c.String("plot"))
+	return nil
+}
+
+func runBenchMemory(c *cli.Context) error {
+	if err := positive(c, "max-seq-len", "vocab-size", "total-batch-size"); err != nil {
+		return err
+	}
+	if c.Int("measure") < 0 {
+		return fmt.Errorf("--measure must not be negative")
+	}
+	engine, err := openEngine(c)
+	if err != nil {
+		return err
+	}
+	T, V := c.Int("max-seq-len"), c.Int("vocab-size")
+	curves, err := benchmarks.PlanMemory(c.IntSlice("depths"), T, V, c.Int("total-batch-size"), engine)
+	if err != nil {
+		return err
+	}
+	if len(curves) == 0 || len(curves[0].Rows) == 0 {
+		return fmt.Errorf("--total-batch-size %d holds no row of %d tokens", c.Int("total-batch-size"), T)
+	}
+	if n := c.Int("measure"); n > 0 {
+		if err := measureMemory(c, curves, n); err != nil {
+			return err
+		}
+	}
+	if path := c.String("plot"); path != "" {
+		png, err := benchmarks.MemoryPlot(curves)
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.Write(path, func(f *os.File) error { _, err := f.Write(png); return err }); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "plot:", path)
+	}
+	if c.Bool("json") {
+		return json.NewEncoder(os.Stdout).Encode(curves)
+	}
+	benchmarks.WriteMemoryTable(os.Stdout, curves, c.Float64Slice("limits"), engine.Name())
+	return nil
+}
+
+// measureMemory runs, for each curve, one training step at the largest of its batch sizes up
+// to most rows that fits this engine, in a child process (`bench model`), and records its
+// peak.
+func measureMemory(c *cli.Context, curves []benchmarks.MemoryCurve, most int) error {
+	engine, err := openEngine(c)
+	if err != nil {
+		return err
+	}
+	limit, err := train.MemoryLimit(engine)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	for i := range curves {
+		cv := &curves[i]
+		rows := 0
+		for j, r := range cv.Rows {
+			// bench model takes one micro-batch: no summed gradients.
+			if fp := cv.Planned[j]; r <= most && (limit == 0 || float64(fp.Total()-fp.Accumulation) <= train.Usable*float64(limit)) {
+				rows = r
+			}
+		}
+		if rows == 0 {
+			fmt.Fprintf(os.Stderr, "d%d, recompute %v: no batch up to %d rows fits this engine; not measured\n", cv.Depth, cv.Recompute, most)
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "measuring d%d at %d rows, recompute %v\n", cv.Depth, rows, cv.Recompute)
+		cmd := exec.Command(self, "bench", "model", "--json", "--steps", "1",
+			"--depth", strconv.Itoa(cv.Depth), "--max-seq-len", strconv.Itoa(cv.SeqLen), "--vocab-size", strconv.Itoa(c.Int("vocab-size")),
+			"--device-batch-size", strconv.Itoa(rows), "--recompute", cv.Recompute.String(),
+			"--engine", c.String("engine"), "--blas", c.String("blas"))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("measuring d%d at %d rows: %w", cv.Depth, rows, err)
+		}
+		var r benchmarks.ModelResult
+		if err := json.Unmarshal(out, &r); err != nil {
+			return fmt.Errorf("measuring d%d at %d rows: reading its result: %w", cv.Depth, rows, err)
+		}
+		cv.Measured = append(cv.Measured, benchmarks.Measured{Rows: rows, Planned: r.Planned.Total(), PeakRSS: r.PeakRSS, DeviceBytes: r.DeviceBytes})
+	}
 	return nil
 }

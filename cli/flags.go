@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"runtime"
+	"strconv"
 
 	"gochat/backend"
 	"gochat/cpubackend"
@@ -24,8 +25,26 @@ func batchFlag(def int) *cli.IntFlag {
 	return &cli.IntFlag{Name: "device-batch-size", Value: def, Usage: "sequences per forward pass"}
 }
 
+// trainBatchFlag is a training command's --device-batch-size, which may be left to the fit.
+func trainBatchFlag(def int) *cli.StringFlag {
+	return &cli.StringFlag{Name: "device-batch-size", Value: strconv.Itoa(def), Usage: "sequences per forward pass, or auto: the largest that fits the engine's memory (the total batch stays, in more or fewer micro-batches)"}
+}
+
+// deviceBatch reads a training command's --device-batch-size: 0 for auto.
+func deviceBatch(c *cli.Context) (int, error) {
+	v := c.String("device-batch-size")
+	if v == "auto" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("--device-batch-size %q: want a positive number of rows or auto", v)
+	}
+	return n, nil
+}
+
 // recomputeFlag trades compute for memory in training steps.
-var recomputeFlag = &cli.StringFlag{Name: "recompute", Value: "none", Usage: "activations: none (keep what the backward pass reads) or blocks (each block keeps its input and runs again for its backward: about a third slower, a fifth of the memory)"}
+var recomputeFlag = &cli.StringFlag{Name: "recompute", Value: "auto", Usage: "activations: none (keep what the backward pass reads), blocks (each block keeps its input and runs again for its backward: about a third slower, a fifth of the memory) or auto (none when the step fits the engine's memory without)"}
 
 func vocabFlag(def int) *cli.IntFlag {
 	return &cli.IntFlag{Name: "vocab-size", Value: def, Usage: "vocabulary size: 256 bytes, the merges and 9 special tokens (a trained model's is its tokenizer's)"}

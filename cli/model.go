@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"time"
 
+	"gochat/backend"
 	"gochat/graph"
 	"gochat/layers"
 	"gochat/train"
@@ -53,7 +55,8 @@ func runModel(c *cli.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := train.CheckFits(cfg); err != nil {
+	fit, err := fitModel(cfg, B, "auto", engine)
+	if err != nil {
 		return err
 	}
 	printConfig(cfg)
@@ -66,7 +69,7 @@ func runModel(c *cli.Context) error {
 		}
 		fresh = false
 	}
-	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: engine})
+	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: layers.Mean, Engine: engine, Recompute: fit.Recompute})
 	if err != nil {
 		return err
 	}
@@ -134,6 +137,17 @@ func trainSample(m *graph.Model, ids, targets []int, steps int) error {
 			step+1, steps, res.Loss, res.GradNorm, res.LRMultiplier, time.Since(start).Seconds())
 	}
 	return nil
+}
+
+// fitModel plans a training step of rows rows of cfg on engine, with the recomputation asked
+// ("auto": by the fit), prints the plan on stderr and refuses a step that does not fit.
+func fitModel(cfg graph.Config, rows int, recompute string, engine backend.Backend) (train.Fit, error) {
+	fit, err := train.FitRows(cfg, rows, cfg.SequenceLen, recompute, engine)
+	if err != nil {
+		return fit, err
+	}
+	fmt.Fprintf(os.Stderr, "memory: %v\n", fit)
+	return fit, nil
 }
 
 // printConfig prints what nanochat's base_train prints about a model.

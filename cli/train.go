@@ -20,7 +20,7 @@ import (
 func trainFlags() []cli.Flag {
 	d := train.DefaultSettings()
 	return []cli.Flag{
-		depthFlag(d.Depth), seqLenFlag(d.MaxSeqLen), batchFlag(d.DeviceBatchSize), recomputeFlag,
+		depthFlag(d.Depth), seqLenFlag(d.MaxSeqLen), trainBatchFlag(d.DeviceBatchSize), recomputeFlag,
 		&cli.IntFlag{Name: "total-batch-size", Value: d.TotalBatchSize, Usage: "tokens per optimizer step (a multiple of a forward pass's)"},
 		&cli.IntFlag{Name: "num-iterations", Value: d.NumIterations, Usage: "optimizer steps (first of the horizons that is positive)"},
 		&cli.Float64Flag{Name: "target-flops", Value: d.TargetFLOPs, Usage: "training FLOPs (second horizon)"},
@@ -62,9 +62,10 @@ func trainCommand() *cli.Command {
 }
 
 // trainSettings reads the settings from the flags.
-func trainSettings(c *cli.Context) train.Settings {
+func trainSettings(c *cli.Context) (train.Settings, error) {
+	rows, err := deviceBatch(c)
 	return train.Settings{
-		Depth: c.Int("depth"), MaxSeqLen: c.Int("max-seq-len"), DeviceBatchSize: c.Int("device-batch-size"),
+		Depth: c.Int("depth"), MaxSeqLen: c.Int("max-seq-len"), DeviceBatchSize: rows,
 		TotalBatchSize: c.Int("total-batch-size"), NumIterations: c.Int("num-iterations"), TargetFLOPs: c.Float64("target-flops"),
 		TimeBudget: c.Duration("time-budget").Seconds(), TargetParamDataRatio: c.Float64("target-param-data-ratio"),
 		EmbeddingLR: c.Float64("embedding-lr"), UnembeddingLR: c.Float64("unembedding-lr"), MatrixLR: c.Float64("matrix-lr"),
@@ -72,7 +73,7 @@ func trainSettings(c *cli.Context) train.Settings {
 		WarmdownRatio: c.Float64("warmdown-ratio"), FinalLRFrac: c.Float64("final-lr-frac"), EvalEvery: c.Int("eval-every"),
 		EvalTokens: c.Int("eval-tokens"), SampleEvery: c.Int("sample-every"), SaveEvery: c.Int("save-every"), Seed: c.Uint64("seed"),
 		Recompute: c.String("recompute"),
-	}
+	}, err
 }
 
 // runDir is the run's checkpoint folder.
@@ -88,7 +89,10 @@ func runDir(c *cli.Context, depth int) (string, error) {
 }
 
 func runTrainBase(c *cli.Context) error {
-	s := trainSettings(c)
+	s, err := trainSettings(c)
+	if err != nil {
+		return err
+	}
 	for _, n := range []string{"eval-every", "sample-every", "save-every"} {
 		if c.Int(n) < 0 {
 			return fmt.Errorf("--%s must not be negative", n)

@@ -189,7 +189,8 @@ func TestTrainBaseErrors(t *testing.T) {
 		{append(tinyTrain, "--model-tag", "../outside"), "not a plain folder name"},
 		{[]string{"eval", "bpb", "--model-tag", "../d2"}, "not a plain folder name"},
 		{[]string{"eval", "bpb", "--model-tag", "nan"}, "NaN or infinite"},
-		{append(tinyTrain, "--depth", "1000"), "this machine has"},
+		{append(tinyTrain, "--depth", "1000"), "optimizer state alone"},
+		{append(tinyTrain, "--device-batch-size", "many"), "want a positive number of rows or auto"},
 		{[]string{"sample", "-g", "d2", "-n", "100000", "hi"}, "--num-samples must lie in 1..1024"},
 	} {
 		_, stderr, err := inHome(t, home, c.args...)
@@ -396,7 +397,7 @@ func TestTrainRecompute(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v: %s", rc, err, stderr)
 		}
-		if !strings.Contains(out, "planned (recompute "+rc+")") {
+		if !strings.Contains(out, "optimizer state") || !strings.Contains(out, "at 4 rows (recompute "+rc+")") {
 			t.Errorf("%s: the output does not give the memory plan:\n%s", rc, out)
 		}
 		b, err := os.ReadFile(filepath.Join(home, "base_checkpoints", rc, "model_000010.safetensors"))
@@ -411,5 +412,31 @@ func TestTrainRecompute(t *testing.T) {
 	_, stderr, err := inHome(t, home, append(short, "--model-tag", "bad", "--recompute", "half")...)
 	if err == nil || !strings.Contains(stderr, `recompute "half": want none or blocks`) || strings.Contains(stderr, "goroutine") {
 		t.Errorf("a wrong --recompute: %v %s", err, stderr)
+	}
+}
+
+// TestTrainAutoBatch: --device-batch-size auto trains at the largest batch that fits the
+// memory limit and says so; a limit that holds no step is refused in one line, before the
+// run's folder is written.
+func TestTrainAutoBatch(t *testing.T) {
+	home := newHome(t)
+	short := append(slices.Clone(tinyTrain[:len(tinyTrain)-8]), "--num-iterations", "2", "--eval-every", "0", "--eval-tokens", "256", "--sample-every", "0")
+	short[slices.Index(short, "--device-batch-size")+1] = "auto"
+	t.Setenv("GOCHAT_MEMORY_LIMIT", "64GiB")
+	out, stderr, err := inHome(t, home, short...)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	// 256 tokens a step and 256 of evaluation: one micro-batch of 4 rows of 64.
+	if !strings.Contains(out, "device batch size: 4 rows, the largest that fits") || !strings.Contains(out, "gradient accumulation steps: 1") {
+		t.Errorf("the output does not give the batch it chose:\n%s", out)
+	}
+	t.Setenv("GOCHAT_MEMORY_LIMIT", "2MiB")
+	_, stderr, err = inHome(t, home, append(short, "--model-tag", "small")...)
+	if err == nil || !strings.Contains(stderr, "optimizer state alone, more than 90% of the 2.0 MiB") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Errorf("a limit below the model: %v %q", err, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(home, "base_checkpoints", "small")); !os.IsNotExist(err) {
+		t.Errorf("a refused run made its folder: %v", err)
 	}
 }

@@ -28,7 +28,7 @@ func chatStageFlags(source string, seqLen, batch int, initLRFrac float64, evalEv
 	d := train.DefaultSettings()
 	return []cli.Flag{
 		&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: source, Usage: "training stage of the checkpoint to start from: base, mid or sft"},
-		modelTagFlag, stepFlag, seqLenFlag(seqLen), batchFlag(batch), recomputeFlag,
+		modelTagFlag, stepFlag, seqLenFlag(seqLen), trainBatchFlag(batch), recomputeFlag,
 		&cli.Float64Flag{Name: "embedding-lr", Value: d.EmbeddingLR, Usage: "AdamW learning rate of wte (before init-lr-frac)"},
 		&cli.Float64Flag{Name: "unembedding-lr", Value: d.UnembeddingLR, Usage: "AdamW learning rate of lm_head (before init-lr-frac)"},
 		&cli.Float64Flag{Name: "matrix-lr", Value: d.MatrixLR, Usage: "Muon learning rate of the block matrices (before init-lr-frac)"},
@@ -70,7 +70,7 @@ func trainSFTCommand() *cli.Command {
 			&cli.IntFlag{Name: "target-examples-per-step", Value: 32, Usage: "conversations per optimizer step"},
 			&cli.IntFlag{Name: "num-epochs", Value: 1, Usage: "passes over the conversations"},
 			&cli.IntFlag{Name: "num-iterations", Value: -1, Usage: "steps at most (-1: the epochs')"},
-			&cli.IntFlag{Name: "eval-steps", Value: 100, Usage: "validation batches per evaluation"},
+			&cli.IntFlag{Name: "eval-steps", Value: 100, Usage: "validation batches per evaluation (of 4 conversations when --device-batch-size is auto)"},
 			&cli.IntFlag{Name: "eval-metrics-every", Value: 200, Usage: "steps between MMLU and ARC-Easy accuracies (0: at the end only)"},
 			&cli.IntFlag{Name: "eval-metrics-max-problems", Value: 1024, Usage: "problems of each accuracy"}),
 		Action: func(c *cli.Context) error { return runChatStage(c, train.SFTStage) },
@@ -102,8 +102,12 @@ func trainRLCommand() *cli.Command {
 var stageFolders = map[train.Stage]string{train.MidStage: "mid", train.SFTStage: "sft", train.RLStage: "rl"}
 
 // chatSettings reads a chat stage's settings from its flags.
-func chatSettings(c *cli.Context, st train.Stage) train.Settings {
-	B, T := c.Int("device-batch-size"), c.Int("max-seq-len")
+func chatSettings(c *cli.Context, st train.Stage) (train.Settings, error) {
+	B, err := deviceBatch(c)
+	if err != nil {
+		return train.Settings{}, err
+	}
+	T := c.Int("max-seq-len")
 	s := train.Settings{MaxSeqLen: T, DeviceBatchSize: B, EmbeddingLR: c.Float64("embedding-lr"),
 		UnembeddingLR: c.Float64("unembedding-lr"), MatrixLR: c.Float64("matrix-lr"), WeightDecay: c.Float64("weight-decay"),
 		InitLRFrac: c.Float64("init-lr-frac"), EvalEvery: c.Int("eval-every"), SaveEvery: c.Int("save-every"),
@@ -113,13 +117,25 @@ func chatSettings(c *cli.Context, st train.Stage) train.Settings {
 		s.TotalBatchSize, s.EvalTokens, s.AssistantOnly = c.Int("total-batch-size"), c.Int("eval-tokens"), c.Bool("assistant-only")
 	case train.SFTStage:
 		s.TotalBatchSize, s.NumEpochs, s.NumIterations = c.Int("target-examples-per-step")*T, c.Int("num-epochs"), c.Int("num-iterations")
-		s.EvalTokens, s.MetricsEvery = c.Int("eval-steps")*B*T, c.Int("eval-metrics-every")
+		s.EvalTokens, s.MetricsEvery = c.Int("eval-steps")*evalRows(B)*T, c.Int("eval-metrics-every")
 	case train.RLStage:
 		s.ExamplesPerStep, s.NumSamples, s.MaxNewTokens = c.Int("examples-per-step"), c.Int("num-samples"), c.Int("max-new-tokens")
 		s.Temperature, s.TopK, s.NumEpochs, s.NumIterations = c.Float64("temperature"), c.Int("top-k"), c.Int("num-epochs"), c.Int("num-iterations")
 		s.EvalExamples = c.Int("eval-examples")
 	}
-	return s
+	return s, nil
+}
+
+// autoEvalRows are the rows of SFT's validation batches and half those of its accuracies'
+// when the device batch size is left to the fit: nanochat's SFT device batch size.
+const autoEvalRows = 4
+
+// evalRows is the rows of SFT's validation batches at device batch size B (0: auto).
+func evalRows(B int) int {
+	if B == 0 {
+		return autoEvalRows
+	}
+	return B
 }
 
 // stageData is what a chat stage trains and validates on, from the downloaded datasets.
@@ -160,7 +176,11 @@ func sftMetrics(c *cli.Context, root string, r *train.Run) error {
 		fmt.Printf("no MMLU and ARC-Easy accuracies during SFT: %v\n", err)
 		return nil
 	}
-	batch, problems := 2*c.Int("device-batch-size"), c.Int("eval-metrics-max-problems")
+	B, err := deviceBatch(c)
+	if err != nil {
+		return err
+	}
+	batch, problems := 2*evalRows(B), c.Int("eval-metrics-max-problems")
 	r.Metrics = func(ctx context.Context, m *graph.Cached) (map[string]float64, error) {
 		out := map[string]float64{}
 		for name, task := range map[string]tasks.Task{"mmlu_acc": mmlu, "arc_easy_acc": arc} {
@@ -176,7 +196,11 @@ func sftMetrics(c *cli.Context, root string, r *train.Run) error {
 }
 
 func runChatStage(c *cli.Context, st train.Stage) error {
-	if err := positive(c, "device-batch-size", "max-seq-len"); err != nil {
+	if err := positive(c, "max-seq-len"); err != nil {
+		return err
+	}
+	s, err := chatSettings(c, st)
+	if err != nil {
 		return err
 	}
 	for _, n := range []string{"eval-every", "save-every"} {
@@ -197,7 +221,6 @@ func runChatStage(c *cli.Context, st train.Stage) error {
 	if err != nil {
 		return err
 	}
-	s := chatSettings(c, st)
 	s.Source = fmt.Sprintf("%s step %d", fromDir, from.Meta.Step)
 	r := train.Run{Stage: st, Settings: s, From: from, Tokenizer: tok, TokenizerDir: tokenizerDir(c),
 		Dir: filepath.Join(gochatHome(), sources[stageFolders[st]], filepath.Base(fromDir)), Resume: c.Bool("resume"), Engine: engine}

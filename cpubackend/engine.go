@@ -3,6 +3,7 @@ package cpubackend
 import (
 	"fmt"
 	"gochat/backend"
+	"gochat/internal/measure"
 	"gochat/layers"
 	"gochat/optimizers"
 
@@ -41,6 +42,15 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 		return make([]int, n)
 	}
 	return make([]float32, n)
+}
+
+// MemoryLimit implements backend.Budget: the machine's memory.
+func (e *Engine) MemoryLimit() uint64 { return measure.TotalMemory() }
+
+// Workspace implements backend.Budget: the attention kernels' scratch and Newton-Schulz's
+// workspaces.
+func (e *Engine) Workspace(w backend.Workload) uint64 {
+	return e.AttentionWorkspace(w.Attention) + e.NewtonSchulzWorkspace(w.Matrices)
 }
 
 // Sync implements backend.Memory: the CPU's work is done when its call returns.

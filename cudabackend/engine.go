@@ -185,12 +185,60 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	return arena.Typed(p, dt, n)
 }
 
-// DeviceBytes implements backend.DeviceMemory: the managed memory taken for tensors
-// (scratch of the engine's own not counted).
+// DeviceBytes implements backend.DeviceMemory: the managed memory taken for tensors and
+// the engine's scratch buffers.
 func (e *Engine) DeviceBytes() uint64 {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	return uint64(e.memory.Total())
+	return e.held()
+}
+
+// held is the device memory the engine has taken; the caller holds b.mu.
+func (e *Engine) held() uint64 {
+	n := uint64(e.memory.Total())
+	for _, s := range e.scratch {
+		n += s.size
+	}
+	return n
+}
+
+// MemoryLimit implements backend.Budget: the GPU's free memory and what the engine holds
+// already. Managed memory beyond it does not fail: it pages to and fro, many times slower.
+func (e *Engine) MemoryLimit() uint64 {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	var free, total uint64
+	e.b.w.wait(func() { e.b.rt.memInfo(&free, &total) })
+	return free + e.held()
+}
+
+// Workspace implements backend.Budget: the scratch buffers a step of w grows, each to the
+// largest of its uses (attention's scores and their gradients, Newton-Schulz's matrices of
+// the largest batch of each shape, the bfloat16 operands).
+func (e *Engine) Workspace(w backend.Workload) uint64 {
+	var size [len(e.scratch)]uint64
+	grow := func(i int, n int) { size[i] = max(size[i], uint64(f32*n)) }
+	if a := w.Attention; a.Tk > 0 {
+		per := a.Heads * a.Tk * a.Tk
+		rows := max(1, min(a.Batch, attnScores/per))
+		grow(scratchScores, rows*per)
+		grow(scratchGrads, rows*per)
+	}
+	for _, g := range w.Matrices {
+		r, c, count := min(g.Rows, g.Cols), max(g.Rows, g.Cols), min(g.Count, nsBatch)
+		grow(scratchX, count*r*c)
+		grow(scratchNext, count*r*c)
+		grow(scratchA, count*r*r)
+		grow(scratchB, count*r*r)
+	}
+	if e.b.prec == BF16 {
+		size[scratchHalfA], size[scratchHalfB] = uint64(2*w.Operand), uint64(2*w.Operand)
+	}
+	var n uint64
+	for _, s := range size {
+		n += s
+	}
+	return n
 }
 
 // newChunk takes managed memory from CUDA for the arena, on the worker.

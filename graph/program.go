@@ -360,5 +360,10 @@ func sameMemory(v G.Value, t *tensor.Dense) bool {
 	return ok && d.Uintptr() == t.Uintptr() && d.Shape().TotalSize() == t.Shape().TotalSize()
 }
 
-// GiB formats bytes in GiB, as the memory plans are printed.
-func GiB(bytes int64) string { return fmt.Sprintf("%.2f GiB", float64(bytes)/(1<<30)) }
+// Size formats a number of bytes for a person: in GiB from one GiB, else in MiB.
+func Size(bytes int64) string {
+	if bytes >= 1<<30 {
+		return fmt.Sprintf("%.2f GiB", float64(bytes)/(1<<30))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(bytes)/(1<<20))
+}

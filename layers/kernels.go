@@ -3,6 +3,7 @@ package layers
 import (
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"gochat/backend"
 	"gochat/internal/parallel"
@@ -152,6 +153,13 @@ func (h HostOps[T]) CrossEntropyForward(losses, logits []T, targets []int, vocab
 	if err := CrossEntropyForward(losses, logits, targets, vocab, cap, grad, scale); err != nil {
 		panic(fmt.Sprintf("layers: unchecked targets: %v", err))
 	}
+}
+
+// AttentionWorkspace is the memory, in bytes, of the scratch the attention kernels take
+// for s: one call's, which the host reuses.
+func (h HostOps[T]) AttentionWorkspace(s backend.AttnShape) uint64 {
+	var zero T
+	return uint64(AttnScratch(s)) * uint64(unsafe.Sizeof(zero))
 }
 
 // take returns n elements of scratch: reused ones when the host keeps them.

@@ -226,6 +226,18 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	return arena.Typed(p, dt, n)
 }
 
+// MemoryLimit implements backend.Budget: the device's recommended working set, the memory
+// Metal lets the GPU use without paging (about three quarters of a Mac's).
+func (e *Engine) MemoryLimit() uint64 {
+	return objc.Send[uint64](e.b.device, sel("recommendedMaxWorkingSetSize"))
+}
+
+// Workspace implements backend.Budget: the CPU kernels' scratch (attention's score blocks,
+// Newton-Schulz's workspaces), in shared buffers for the latter.
+func (e *Engine) Workspace(w backend.Workload) uint64 {
+	return e.AttentionWorkspace(w.Attention) + e.NewtonSchulzWorkspace(w.Matrices)
+}
+
 // Sync implements backend.Memory: every product has finished when its call returns.
 func (e *Engine) Sync() error { return nil }
 

@@ -76,6 +76,23 @@ func (h HostSteps) SumSquares(xs [][]float32) (float64, error) {
 	return ss, nil
 }
 
+// NewtonSchulzWorkspace is the memory, in bytes, of the workspaces NewtonSchulz keeps for
+// groups, one call per group: per orientation-free shape, one for each matrix of the call
+// that orthogonalises the most at once.
+func (h HostSteps) NewtonSchulzWorkspace(groups []backend.MatrixGroup) uint64 {
+	most := map[[2]int]int{}
+	for _, g := range groups {
+		key := [2]int{min(g.Rows, g.Cols), max(g.Rows, g.Cols)}
+		most[key] = max(most[key], min(g.Count, parallel.Workers()))
+	}
+	var bytes uint64
+	for key, n := range most {
+		r, c := key[0], key[1]
+		bytes += uint64(n) * uint64(2*r*c+2*r*r) * 4
+	}
+	return bytes
+}
+
 // take returns a workspace for a rows×cols matrix from the pool, or a new one.
 func (h HostSteps) take(rows, cols int) *nsWork {
 	key := [2]int{min(rows, cols), max(rows, cols)}

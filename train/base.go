@@ -16,6 +16,7 @@ import (
 	"gochat/layers"
 	"gochat/loader"
 	"gochat/optimizers"
+	"gochat/sampler"
 	"gochat/tasks"
 	"gochat/tokenizer"
 )
@@ -180,6 +181,7 @@ func (b *baseRun) interrupted(ctx context.Context, err error) (*Result, error) {
 type baseRun struct {
 	Run
 	plan        Plan
+	fit         Fit // the device batch size and recomputation, and their step's memory
 	stage       stage
 	model, eval *graph.Model // the training graph and an evaluation graph sharing its weights
 	trainer     *Trainer
@@ -215,11 +217,12 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s = b.Settings // with the batch size and recomputation the fit settled
 	B, T := s.DeviceBatchSize, s.MaxSeqLen
 	b.st.wallStart = r.now()
 	var resumed *checkpoint.Checkpoint
 	if r.Resume {
-		if resumed, err = r.loadResume(b.plan); err != nil {
+		if resumed, err = b.loadResume(b.plan); err != nil {
 			return nil, err
 		}
 		weights, b.st.pos, b.st.step = resumed.Weights, resumed.Meta.Loader, resumed.Meta.Step
@@ -249,16 +252,9 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	if r.Stage == RLStage {
 		reduction = layers.PerToken // weighted by the advantages
 	}
-	rc, err := s.recompute()
-	if err != nil {
+	if b.model, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: reduction, Engine: r.Engine, Recompute: b.fit.Recompute}); err != nil {
 		return nil, err
 	}
-	if b.model, err = graph.Build(b.plan.Model, graph.Options{Batch: B, SeqLen: T, Mode: graph.Train, Reduction: reduction, Engine: r.Engine, Recompute: rc}); err != nil {
-		return nil, err
-	}
-	mem := b.model.Memory()
-	fmt.Fprintf(b.Log, "memory: %s weights, %s gradients, %s activations planned (recompute %v)\n",
-		graph.GiB(mem.Weights), graph.GiB(mem.Gradients), graph.GiB(mem.Activations), rc)
 	if err := b.model.Load(weights); err != nil {
 		return nil, err
 	}
@@ -286,16 +282,12 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	return b, nil
 }
 
-// begin derives the plan and the weights a new run starts from: a new model's for base
-// training (once the model is known to fit the machine), the checkpoint's it comes from
-// for the chat stages.
+// begin derives the plan, fits the step to the engine's memory (fitMemory) and returns the
+// weights a new run starts from: a new model's for base training, the checkpoint's it
+// comes from for the chat stages.
 func (b *baseRun) begin() (graph.Weights, error) {
-	var err error
 	if b.Stage == BaseStage {
-		if b.plan, err = b.Settings.Plan(b.Tokenizer.VocabSize()); err != nil {
-			return nil, err
-		}
-		if err := CheckFits(b.plan.Model); err != nil {
+		if err := b.fitMemory(func(s Settings) (Plan, error) { return s.Plan(b.Tokenizer.VocabSize()) }); err != nil {
 			return nil, err
 		}
 		if err := b.checkPrompts(b.plan.Model); err != nil {
@@ -318,14 +310,69 @@ func (b *baseRun) begin() (graph.Weights, error) {
 		if err := b.checkRLPrompts(); err != nil {
 			return nil, err
 		}
-		b.plan, err = b.Settings.rlPlan(from.Meta.ModelConfig, b.Train.Len())
-	} else {
-		b.plan, err = b.Settings.chatPlan(b.Stage, from.Meta.ModelConfig, b.Train.Len())
 	}
+	err := b.fitMemory(func(s Settings) (Plan, error) {
+		if b.Stage == RLStage {
+			return s.rlPlan(from.Meta.ModelConfig, b.Train.Len())
+		}
+		return s.chatPlan(b.Stage, from.Meta.ModelConfig, b.Train.Len())
+	})
+	return from.Weights, err
+}
+
+// fitMemory settles what the settings leave to the engine's memory, a device batch size of
+// 0 (the largest that fits; a resumed run keeps its own) and a recomputation of "" or
+// "auto" (Fitter.Choose), derives the plan with them through plan, prints the step's
+// memory, and refuses a step that does not fit.
+func (b *baseRun) fitMemory(plan func(Settings) (Plan, error)) error {
+	s := &b.Settings
+	if s.DeviceBatchSize == 0 && b.Resume {
+		if step, err := checkpoint.LastStep(b.Dir); err == nil {
+			if meta, err := checkpoint.ReadMeta(b.Dir, step); err == nil && meta.DeviceBatchSize > 0 {
+				s.DeviceBatchSize = meta.DeviceBatchSize
+			}
+		}
+	}
+	auto := s.DeviceBatchSize == 0
+	probe := *s
+	if auto {
+		probe.DeviceBatchSize = 1
+	}
+	p, err := plan(probe) // checks the settings and gives the model
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return from.Weights, CheckFits(b.plan.Model)
+	limit, err := MemoryLimit(b.Engine)
+	if err != nil {
+		return err
+	}
+	f := Fitter{Model: p.Model, SeqLen: s.MaxSeqLen, Reduction: layers.Mean, Engine: b.Engine, Limit: limit}
+	if b.Stage == RLStage {
+		f.Reduction = layers.PerToken
+		for r := 1; r <= min(s.NumSamples, sampler.MaxRows); r++ {
+			if s.NumSamples%r == 0 {
+				f.Rows = append(f.Rows, r)
+			}
+		}
+		f.Accum = func(r int) int { return s.ExamplesPerStep * s.NumSamples / r }
+	} else {
+		for r := 1; r*s.MaxSeqLen <= s.TotalBatchSize; r++ {
+			if s.TotalBatchSize%(r*s.MaxSeqLen) == 0 && (b.Stage != BaseStage || r*s.MaxSeqLen <= s.EvalTokens) {
+				f.Rows = append(f.Rows, r)
+			}
+		}
+		f.Accum = func(r int) int { return s.TotalBatchSize / (r * s.MaxSeqLen) }
+	}
+	if b.fit, err = f.Choose(s.DeviceBatchSize, s.Recompute); err != nil {
+		return err
+	}
+	s.DeviceBatchSize, s.Recompute = b.fit.Rows, b.fit.Recompute.String()
+	if auto {
+		fmt.Fprintf(b.Log, "device batch size: %d rows, the largest that fits\n", s.DeviceBatchSize)
+	}
+	fmt.Fprintf(b.Log, "memory: %v\n", b.fit)
+	b.plan, err = plan(*s)
+	return err
 }
 
 // openStage opens the stage's data at the position the run resumes from (or the start)

@@ -16,10 +16,11 @@ type Series struct {
 	X, Y []float64
 }
 
-// palette colours the lines of a plot in turn (matplotlib's first four).
+// palette colours the lines of a plot in turn (matplotlib's first six).
 var palette = []color.RGBA{
 	{R: 31, G: 119, B: 180, A: 255}, {R: 255, G: 127, B: 14, A: 255},
 	{R: 44, G: 160, B: 44, A: 255}, {R: 214, G: 39, B: 40, A: 255},
+	{R: 148, G: 103, B: 189, A: 255}, {R: 140, G: 86, B: 75, A: 255},
 }
 
 // PlotPNG draws series as lines (with points when they have few) under a title and axis

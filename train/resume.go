@@ -39,6 +39,7 @@ func trainingDifference(saved, now Settings) string {
 	for _, s := range []*Settings{&saved, &now} {
 		s.EvalEvery, s.Evals, s.EvalTokens, s.SampleEvery, s.SaveEvery = 0, 0, 0, 0, 0
 		s.MetricsEvery, s.EvalExamples = 0, 0
+		s.Recompute = "" // the same gradients either way
 	}
 	a, b := reflect.ValueOf(saved), reflect.ValueOf(now)
 	for i := range a.NumField() {

@@ -8,15 +8,14 @@ import (
 	"math"
 
 	"gochat/graph"
-	"gochat/internal/measure"
 )
 
 // Settings are base_train's knobs, under its names (they are the checkpoint's user_config).
 type Settings struct {
 	Depth           int `json:"depth"`
 	MaxSeqLen       int `json:"max_seq_len"`
-	DeviceBatchSize int `json:"device_batch_size"`
-	TotalBatchSize  int `json:"total_batch_size"` // tokens per optimizer step
+	DeviceBatchSize int `json:"device_batch_size"` // rows a forward pass; 0: the largest that fits (a run records it)
+	TotalBatchSize  int `json:"total_batch_size"`  // tokens per optimizer step
 
 	// The horizon, the first of these that is positive: NumIterations, TargetFLOPs,
 	// TimeBudget (seconds: the iterations follow from the speed of the first steps),
@@ -59,17 +58,20 @@ type Settings struct {
 	TopK            int     `json:"top_k,omitempty"`
 	EvalExamples    int     `json:"eval_examples,omitempty"`
 
-	// Recompute is graph.ParseRecompute's: "blocks" recomputes each block's activations in
-	// the backward pass ("" or "none" keeps them).
+	// Recompute is graph.ParseRecompute's ("none" keeps the activations, "blocks"
+	// recomputes each block's in the backward pass), or "" or "auto" for the fit to choose
+	// (Fitter.Choose). A run records what it chose.
 	Recompute string `json:"recompute,omitempty"`
 }
 
-// recompute is the settings' recomputation.
-func (s Settings) recompute() (graph.Recompute, error) {
-	if s.Recompute == "" {
-		return graph.RecomputeNone, nil
+// checkRecompute refuses a recomputation that is neither graph.ParseRecompute's nor left
+// to the fit.
+func (s Settings) checkRecompute() error {
+	if s.Recompute == "" || s.Recompute == "auto" {
+		return nil
 	}
-	return graph.ParseRecompute(s.Recompute)
+	_, err := graph.ParseRecompute(s.Recompute)
+	return err
 }
 
 // DefaultSettings are nanochat's base_train defaults (d20 on 8×H100, 524,288 tokens a step).
@@ -97,7 +99,7 @@ func (s Settings) Plan(vocabSize int) (Plan, error) {
 	if s.Depth <= 0 || s.MaxSeqLen <= 0 || s.DeviceBatchSize <= 0 || s.TotalBatchSize <= 0 {
 		return p, fmt.Errorf("depth, max_seq_len, device_batch_size and total_batch_size must be positive")
 	}
-	if _, err := s.recompute(); err != nil {
+	if err := s.checkRecompute(); err != nil {
 		return p, err
 	}
 	p.Model = graph.ConfigForDepth(s.Depth, vocabSize, s.MaxSeqLen)
@@ -156,22 +158,4 @@ func (s Settings) Plan(vocabSize int) (Plan, error) {
 		return p, fmt.Errorf("the horizon comes to %d steps; raise it", p.NumIterations)
 	}
 	return p, nil
-}
-
-// bytesPerParam is the least memory a parameter takes in training: its float32 value, its
-// gradient and one float32 of optimizer state (Muon's momentum; AdamW keeps two).
-const bytesPerParam = 12
-
-// CheckFits refuses a model whose training cannot fit this machine's memory: its weights,
-// gradients and optimizer state alone, a bound below what training takes, so that only
-// models that cannot fit are refused, before anything is allocated. It says nothing where
-// the machine's memory cannot be read.
-func CheckFits(cfg graph.Config) error {
-	total := measure.TotalMemory()
-	need := uint64(cfg.NumParams()) * bytesPerParam
-	if total == 0 || need <= total {
-		return nil
-	}
-	return fmt.Errorf("a model of %d layers and n_embd %d has %d parameters: training needs at least %.1f GiB for their values, gradients and optimizer state, and this machine has %.1f GiB",
-		cfg.NLayer, cfg.NEmbd, cfg.NumParams(), float64(need)/(1<<30), float64(total)/(1<<30))
 }

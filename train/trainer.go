@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"gochat/backend"
 	"gochat/graph"
@@ -89,13 +88,7 @@ func NewTrainer(m *graph.Model, s Recipe, e backend.Backend) (*Trainer, error) {
 		return nil, fmt.Errorf("trainer: the schedule needs a positive number of iterations, got %d", s.NumIterations)
 	}
 	t := &Trainer{Model: m, Recipe: s, muon: optimizers.NewMuon(e), adam: optimizers.NewAdamW(s.WeightDecay, e), engine: e}
-	for _, p := range m.Config.Params() {
-		if strings.HasPrefix(p.Name, "transformer.h.") {
-			t.matrix = append(t.matrix, p)
-		} else {
-			t.embed = append(t.embed, p)
-		}
-	}
+	t.matrix, t.embed = paramGroups(m.Config)
 	return t, nil
 }
 
