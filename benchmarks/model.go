@@ -61,8 +61,8 @@ type ModelResult struct {
 	DeviceBytes      uint64  // memory an accelerator engine took for its tensors (0 on the CPU)
 	HeapGrowth       int64   // live heap after the last step minus after the first timed step
 	AllocsPerStep    float64
-	Breakdown        []Share       `json:",omitempty"` // CPU time by kind of work, when profiled
-	Device           []DeviceShare `json:",omitempty"` // device time per step by kind of work, when profiled on a device
+	Breakdown        []Share         `json:",omitempty"` // CPU time by kind of work, when profiled
+	Device           []DeviceShare   `json:",omitempty"` // device time per step by kind of work, when profiled on a device
 	Planned          train.Footprint // the step's memory plan
 }
 

@@ -11,7 +11,9 @@ import (
 // sheet is an engine that knows its nominal peak.
 type sheet struct{ *cpubackend.Engine }
 
-func (sheet) NominalPeak() (measure.Peak, bool) { return measure.Peak{FLOPS: 1e15, What: "a data sheet"}, true }
+func (sheet) NominalPeak() (measure.Peak, bool) {
+	return measure.Peak{FLOPS: 1e15, What: "a data sheet"}, true
+}
 
 func TestPeakOf(t *testing.T) {
 	cpu := cpubackend.New(cpubackend.Gonum{})
