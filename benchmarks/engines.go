@@ -2,7 +2,6 @@ package benchmarks
 
 import (
 	"fmt"
-	"image/color"
 	"io"
 	"os"
 	"time"
@@ -11,10 +10,7 @@ import (
 	"gochat/internal/atomicfile"
 	"gochat/internal/measure"
 	"gochat/optimizers"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
+	"gochat/train"
 )
 
 // Shape is a product C (M×N) = A (M×K)·Bᵀ (B is N×K), as the model's linear layers do.
@@ -146,34 +142,20 @@ func WriteEngineTables(w io.Writer, results []EngineResult) {
 
 // PlotEngines draws GFLOP/s against the square size, one line per engine, as a PNG.
 func PlotEngines(path string, results []EngineResult) error {
-	p := plot.New()
-	p.Title.Text = "matrix product rate by engine"
-	p.X.Label.Text = "n (n×n×n product)"
-	p.Y.Label.Text = "GFLOP/s"
-	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
-	p.Add(plotter.NewGrid())
-	colors := []color.RGBA{{31, 119, 180, 255}, {214, 39, 40, 255}, {44, 160, 44, 255}, {148, 103, 189, 255}}
-	for i, r := range results {
-		pts := make(plotter.XYs, len(r.Sizes))
+	var series []train.Series
+	for _, r := range results {
+		s := train.Series{Name: r.Engine}
 		for j, n := range r.Sizes {
-			pts[j] = plotter.XY{X: float64(n), Y: r.Square[j]}
+			s.X, s.Y = append(s.X, float64(n)), append(s.Y, r.Square[j])
 		}
-		line, points, err := plotter.NewLinePoints(pts)
-		if err != nil {
-			return err
-		}
-		line.Color, points.Color = colors[i%len(colors)], colors[i%len(colors)]
-		p.Add(line, points)
-		p.Legend.Add(r.Engine, line)
+		series = append(series, s)
 	}
-	p.Legend.Top, p.Legend.Left = true, true
-	w, err := p.WriterTo(7*vg.Inch, 4.5*vg.Inch, "png")
+	png, err := train.Chart{Title: "matrix product rate by engine", XLabel: "n (n×n×n product)", YLabel: "GFLOP/s", LogX: true, LogY: true}.PNG(series...)
 	if err != nil {
 		return err
 	}
 	return atomicfile.Write(path, func(f *os.File) error {
-		_, err := w.WriteTo(f)
+		_, err := f.Write(png)
 		return err
 	})
 }

@@ -3,7 +3,6 @@ package benchmarks
 import (
 	"fmt"
 	"io"
-	"math"
 	"strings"
 
 	"gochat/backend"
@@ -118,11 +117,11 @@ func MemoryPlot(curves []MemoryCurve) ([]byte, error) {
 	for _, c := range curves {
 		s := train.Series{Name: fmt.Sprintf("d%d, recompute %v", c.Depth, c.Recompute)}
 		for i, fp := range c.Planned {
-			s.X = append(s.X, math.Log2(float64(c.Rows[i])))
+			s.X = append(s.X, float64(c.Rows[i]))
 			s.Y = append(s.Y, float64(fp.Total())/(1<<30))
 		}
 		series = append(series, s)
 	}
-	return train.PlotPNG(fmt.Sprintf("training step memory, T=%d (planned)", curves[0].SeqLen),
-		"log2 of the device batch size (rows)", "GiB", series...)
+	return train.Chart{Title: fmt.Sprintf("a training step's memory, T=%d, as planned", curves[0].SeqLen),
+		XLabel: "device batch size (rows)", YLabel: "GiB", LogX: true, LogY: true}.PNG(series...)
 }

@@ -273,3 +273,24 @@ func TestDataDownload(t *testing.T) {
 		t.Errorf("missing shards: %v %s", err, stderr)
 	}
 }
+
+// TestBenchMemoryCommand plans two small models, prints the largest batch for each limit
+// (none for a limit below the weights), measures a step of each in a child process and
+// draws the plot.
+func TestBenchMemoryCommand(t *testing.T) {
+	plot := filepath.Join(t.TempDir(), "memory.png")
+	out, stderr, err := gochat(t, "bench", "memory", "--depths", "1,2", "--max-seq-len", "64", "--vocab-size", "512",
+		"--total-batch-size", "1024", "--limits", "0.001,1", "--measure", "4", "--plot", plot)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	for _, want := range []string{"| model | recompute | fixed GiB | activations MB/token | 0.001 GiB | 1 GiB |",
+		"| d1 | none |", "| d2 | blocks |", " – | 16 (", "| d2 | blocks | 4 |", "(peak RSS)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q:\n%s", want, out)
+		}
+	}
+	if info, err := os.Stat(plot); err != nil || info.Size() == 0 {
+		t.Errorf("no plot: %v", err)
+	}
+}

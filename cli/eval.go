@@ -142,7 +142,11 @@ func runEvalBPB(c *cli.Context) error {
 			return fmt.Errorf("%s split: %w", sp.name, err)
 		}
 	}
-	m, err := graph.Build(cfg, graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: engine})
+	opt := graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: engine}
+	if err := checkEvalMemory(cfg, opt); err != nil {
+		return err
+	}
+	m, err := graph.Build(cfg, opt)
 	if err != nil {
 		return err
 	}
@@ -346,4 +350,23 @@ func writeCoreJSON(path string, res *eval.CoreResult) error {
 		enc.SetIndent("", " ")
 		return enc.Encode(out)
 	})
+}
+
+// checkEvalMemory plans the evaluation graph of opt, prints the plan beside the engine's
+// limit on stderr, and refuses a graph that would take more than train.Usable of it.
+func checkEvalMemory(cfg graph.Config, opt graph.Options) error {
+	mem, err := graph.Plan(cfg, opt)
+	if err != nil {
+		return err
+	}
+	limit, err := train.MemoryLimit(opt.Engine)
+	if err != nil {
+		return err
+	}
+	if limit > 0 && float64(mem.Total()) > train.Usable*float64(limit) {
+		return fmt.Errorf("evaluating d%d at %d rows of %d tokens needs %s, more than %.0f%% of the %s %s may use: lower --device-batch-size",
+			cfg.NLayer, opt.Batch, opt.SeqLen, graph.Size(mem.Total()), 100*train.Usable, graph.Size(int64(limit)), opt.Engine.Name())
+	}
+	fmt.Fprintf(os.Stderr, "memory: %s weights, %s activations planned, of the %s the engine may use\n", graph.Size(mem.Weights), graph.Size(mem.Activations), graph.Size(int64(limit)))
+	return nil
 }

@@ -97,8 +97,13 @@ func TestTrainBase(t *testing.T) {
 		}
 	}
 	out, stderr, err = inHome(t, home, "eval", "bpb", "--model-tag", "straight", "--device-batch-size", "4", "--split-tokens", "1024")
-	if err != nil || !strings.Contains(out, "train bpb: ") || !strings.Contains(out, "val bpb: ") {
+	if err != nil || !strings.Contains(out, "train bpb: ") || !strings.Contains(out, "val bpb: ") || !strings.Contains(stderr, "activations planned, of the") {
 		t.Fatalf("eval bpb: %v %s %s", err, out, stderr)
+	}
+	tight := exec.Command(binary, "eval", "bpb", "--model-tag", "straight", "--device-batch-size", "4", "--split-tokens", "1024")
+	tight.Env = append(os.Environ(), "GOCHAT_HOME="+home, "GOCHAT_MEMORY_LIMIT=64KiB")
+	if both, err := tight.CombinedOutput(); err == nil || !strings.Contains(string(both), "more than 90% of the 0.1 MiB") || !strings.Contains(string(both), "lower --device-batch-size") {
+		t.Errorf("eval bpb over the limit: %v %s", err, both)
 	}
 
 	// The same run, interrupted after step 5 and resumed.

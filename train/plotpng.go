@@ -27,10 +27,28 @@ var palette = []color.RGBA{
 // labels, with a legend when there is more than one, and returns the PNG's bytes: what a
 // notebook displays inline, or a program writes to a file.
 func PlotPNG(title, xlabel, ylabel string, series ...Series) ([]byte, error) {
+	return Chart{Title: title, XLabel: xlabel, YLabel: ylabel}.PNG(series...)
+}
+
+// Chart is a plot's title, axis labels and scales.
+type Chart struct {
+	Title, XLabel, YLabel string
+	LogX, LogY            bool // logarithmic axes, for values over several orders of magnitude
+}
+
+// PNG draws series on the chart as PlotPNG does.
+func (c Chart) PNG(series ...Series) ([]byte, error) {
+	title := c.Title
 	p := plot.New()
 	p.Title.Text = title
-	p.X.Label.Text = xlabel
-	p.Y.Label.Text = ylabel
+	p.X.Label.Text = c.XLabel
+	p.Y.Label.Text = c.YLabel
+	if c.LogX {
+		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	}
+	if c.LogY {
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top, p.Legend.Left = true, true // curves that rise leave the top left free
 	for i, s := range series {
