@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"gochat/checkpoint"
+	"gochat/tokenizer"
 
 	"github.com/urfave/cli/v2"
 )
@@ -13,33 +14,48 @@ func checkpointCommand() *cli.Command {
 	checkpoints := checkpointsFlag()
 	return &cli.Command{
 		Name:  "checkpoint",
-		Usage: "move checkpoints between gochat and nanochat (PyTorch .pt files)",
+		Usage: "move checkpoints between gochat, nanochat (PyTorch .pt files) and HuggingFace transformers",
 		Subcommands: []*cli.Command{{
-			Name:      "import",
-			Usage:     "convert a step of a nanochat checkpoint folder (model_*.pt, meta_*.json) into a gochat run",
-			ArgsUsage: "NANOCHAT_DIR",
-			Flags: []cli.Flag{stepFlag, checkpoints,
+			Name:  "import",
+			Usage: "convert a step of a nanochat checkpoint folder (model_*.pt, meta_*.json), or a transformers NanoChat folder (--format hf), into a gochat run",
+			Description: "With --format hf the folder holds config.json, model.safetensors and tokenizer.json (float32,\n" +
+				"bfloat16 or float16 weights); the run becomes step 0 of --model-tag and its tokenizer is saved in\n" +
+				"the run's folder, under tokenizer/, which the other commands take with --tokenizer.",
+			ArgsUsage: "DIR",
+			Flags: []cli.Flag{stepFlag, checkpoints, formatFlag,
 				&cli.StringFlag{Name: "model-tag", Aliases: []string{"g"}, Usage: "run folder to create (default: the source folder's name)"}},
 			Action: runCheckpointImport,
 		}, {
 			Name:  "export",
-			Usage: "write a step of a gochat run as nanochat's model_*.pt and meta_*.json",
-			Flags: []cli.Flag{modelTagFlag, stepFlag, checkpoints,
-				&cli.StringFlag{Name: "out", Required: true, Usage: "`DIR` to write into (nanochat's base_checkpoints/d<N>)"}},
+			Usage: "write a step of a gochat run as nanochat's model_*.pt and meta_*.json, or as a folder transformers loads with its NanoChat classes (--format hf)",
+			Description: "--format hf writes config.json, model.safetensors (float32, transformers' names), tokenizer.json,\n" +
+				"tokenizer_config.json with the chat template and generation_config.json:\n" +
+				"AutoModelForCausalLM.from_pretrained(DIR) and AutoTokenizer.from_pretrained(DIR) load it.",
+			Flags: []cli.Flag{modelTagFlag, stepFlag, checkpoints, formatFlag, tokenizerFlag,
+				&cli.StringFlag{Name: "out", Required: true, Usage: "`DIR` to write into (nanochat's base_checkpoints/d<N>, or any folder for hf)"}},
 			Action: runCheckpointExport,
 		}},
 	}
 }
 
-func runCheckpointImport(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return fmt.Errorf("checkpoint import: give the nanochat checkpoint folder")
+// formatFlag chooses the other side of an import or export.
+var formatFlag = &cli.StringFlag{Name: "format", Value: "pt", Usage: "pt (nanochat's checkpoint files) or hf (transformers' NanoChat folder)"}
+
+func checkFormat(c *cli.Context) error {
+	if f := c.String("format"); f != "pt" && f != "hf" {
+		return fmt.Errorf("--format %q: want pt or hf", f)
 	}
-	src := c.Args().First()
-	step, err := stepOf(c, src)
-	if err != nil {
+	return nil
+}
+
+func runCheckpointImport(c *cli.Context) error {
+	if err := checkFormat(c); err != nil {
 		return err
 	}
+	if c.NArg() != 1 {
+		return fmt.Errorf("checkpoint import: give the folder to import")
+	}
+	src := c.Args().First()
 	tag := c.String("model-tag")
 	if tag == "" {
 		tag = filepath.Base(filepath.Clean(src))
@@ -48,6 +64,25 @@ func runCheckpointImport(c *cli.Context) error {
 		return fmt.Errorf("--model-tag: %w", err)
 	}
 	dst := filepath.Join(homeDir(c, "checkpoints", "base_checkpoints"), tag)
+	if c.String("format") == "hf" {
+		if steps, _ := checkpoint.Steps(dst); len(steps) > 0 {
+			return fmt.Errorf("%s holds a run already (steps %v): choose another --model-tag", dst, steps)
+		}
+		tok, err := checkpoint.ImportHF(src, dst)
+		if err != nil {
+			return err
+		}
+		tokDir := filepath.Join(dst, "tokenizer")
+		if err := tok.Save(tokDir); err != nil {
+			return err
+		}
+		fmt.Printf("imported %s into %s as step 0; its tokenizer is in %s (give --tokenizer %s)\n", src, dst, tokDir, tokDir)
+		return nil
+	}
+	step, err := stepOf(c, src)
+	if err != nil {
+		return err
+	}
 	if err := checkpoint.Import(src, step, dst); err != nil {
 		return err
 	}
@@ -56,13 +91,28 @@ func runCheckpointImport(c *cli.Context) error {
 }
 
 func runCheckpointExport(c *cli.Context) error {
+	if err := checkFormat(c); err != nil {
+		return err
+	}
 	src, step, err := chosenStep(c, homeDir(c, "checkpoints", "base_checkpoints"))
 	if err != nil {
 		return err
 	}
-	if err := checkpoint.Export(src, step, c.String("out")); err != nil {
+	out := c.String("out")
+	if c.String("format") == "hf" {
+		tok, err := tokenizer.Load(tokenizerDir(c))
+		if err != nil {
+			return err
+		}
+		if err := checkpoint.ExportHF(src, step, tok, out); err != nil {
+			return err
+		}
+		fmt.Printf("exported step %d of %s to %s (config.json, model.safetensors, tokenizer.json, tokenizer_config.json)\n", step, src, out)
+		return nil
+	}
+	if err := checkpoint.Export(src, step, out); err != nil {
 		return err
 	}
-	fmt.Printf("exported step %d of %s to %s (model_%06d.pt, meta_%06d.json)\n", step, src, c.String("out"), step, step)
+	fmt.Printf("exported step %d of %s to %s (model_%06d.pt, meta_%06d.json)\n", step, src, out, step, step)
 	return nil
 }

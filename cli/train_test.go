@@ -286,6 +286,35 @@ func TestCheckpointImportExport(t *testing.T) {
 	if _, stderr, err := inHome(t, home, "checkpoint", "export"); err == nil || !strings.Contains(stderr, "out") {
 		t.Errorf("export without --out: %v %s", err, stderr)
 	}
+
+	// The golden d2 run to transformers' layout and back, then sampled from.
+	hf := filepath.Join(t.TempDir(), "hf")
+	golden := []string{"--checkpoints", "../testdata/golden/core", "--model-tag", "model", "--tokenizer", "../testdata/golden/core/model/tokenizer"}
+	if out, stderr, err := inHome(t, home, append(append([]string{"checkpoint", "export", "--format", "hf"}, golden...), "--out", hf)...); err != nil || !strings.Contains(out, "config.json") {
+		t.Fatalf("export to hf: %v %s %s", err, out, stderr)
+	}
+	out, stderr, err = inHome(t, home, "checkpoint", "import", "--format", "hf", "-g", "fromhf", hf)
+	tokDir := filepath.Join(home, "base_checkpoints", "fromhf", "tokenizer")
+	if err != nil || !strings.Contains(out, "give --tokenizer "+tokDir) {
+		t.Fatalf("import from hf: %v %s %s", err, out, stderr)
+	}
+	if err := os.CopyFS(filepath.Join(home, "base_checkpoints", "golden"), os.DirFS("../testdata/golden/core/model")); err != nil {
+		t.Fatal(err)
+	}
+	want, stderr, err := inHome(t, home, "sample", "-t", "0", "-m", "12", "-g", "golden", "--tokenizer", "../testdata/golden/core/model/tokenizer", "package main")
+	if err != nil {
+		t.Fatalf("sampling the golden run: %v %s", err, stderr)
+	}
+	got, stderr, err := inHome(t, home, "sample", "-t", "0", "-m", "12", "-g", "fromhf", "--tokenizer", tokDir, "package main")
+	if err != nil || got != want || want == "" {
+		t.Errorf("the imported model samples %q, the golden run %q (%v %s)", got, want, err, stderr)
+	}
+	if _, stderr, err := inHome(t, home, "checkpoint", "import", "--format", "hf", "-g", "fromhf", hf); err == nil || !strings.Contains(stderr, "holds a run already") {
+		t.Errorf("a second import over the first: %v %s", err, stderr)
+	}
+	if _, stderr, err := inHome(t, home, "checkpoint", "export", "--format", "onnx", "--out", hf); err == nil || !strings.Contains(stderr, `want pt or hf`) {
+		t.Errorf("a wrong --format: %v %s", err, stderr)
+	}
 }
 
 // shellWords splits a command line as a shell would, for the single quotes gochat prints.
