@@ -16,17 +16,25 @@ import (
 // side by side, and the prompt's length.
 type SampleSpec struct {
 	Depth, Vocab, Batch, Prompt int
+	Int8                        bool `json:",omitempty"` // the matrices in int8 (graph.Cached.Quantize)
 }
 
 func (s SampleSpec) String() string {
-	return fmt.Sprintf("d%d V=%d B=%d prompt=%d", s.Depth, s.Vocab, s.Batch, s.Prompt)
+	q := ""
+	if s.Int8 {
+		q = " int8"
+	}
+	return fmt.Sprintf("d%d V=%d B=%d prompt=%d%s", s.Depth, s.Vocab, s.Batch, s.Prompt, q)
 }
 
-// StandardSamples are the inference issue's configurations: d4 and d12, one row and eight.
+// StandardSamples are the inference issues' configurations: d4 and d12, one row and eight,
+// and one row with int8 weights.
 var StandardSamples = []SampleSpec{
 	{Depth: 4, Vocab: 8192, Batch: 1, Prompt: 256},
+	{Depth: 4, Vocab: 8192, Batch: 1, Prompt: 256, Int8: true},
 	{Depth: 4, Vocab: 8192, Batch: 8, Prompt: 256},
 	{Depth: 12, Vocab: 65536, Batch: 1, Prompt: 512},
+	{Depth: 12, Vocab: 65536, Batch: 1, Prompt: 512, Int8: true},
 	{Depth: 12, Vocab: 65536, Batch: 8, Prompt: 512},
 }
 
@@ -56,6 +64,11 @@ func RunSample(spec SampleSpec, e backend.Backend, steps int, bandwidth Bandwidt
 	m, err := graph.NewCached(cfg, graph.InitWeights(cfg, 1), e)
 	if err != nil {
 		return SampleResult{}, err
+	}
+	if spec.Int8 {
+		if err := m.Quantize(); err != nil {
+			return SampleResult{}, err
+		}
 	}
 	r := rand.New(rand.NewPCG(1, 1))
 	ids := func(n int) []int {

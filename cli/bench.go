@@ -67,7 +67,8 @@ func benchCommand() *cli.Command {
 		}, {
 			Name:  "sample",
 			Usage: "generation speed: prefill and decode tok/s of the KV-cached forward, and the memory bandwidth decoding uses",
-			Description: "Without --depth, runs d4 (V=8192) and d12 (V=65536) with random weights at batch 1 and 8.\n" +
+			Description: "Without --depth, runs d4 (V=8192) and d12 (V=65536) with random weights at batch 1 and 8, and at\n" +
+				"batch 1 with int8 weights.\n" +
 				"Bandwidth used = weight bytes read per decode step × steps/s ÷ this machine's copy bandwidth.",
 			Flags: []cli.Flag{engineFlag, blasFlag,
 				&cli.IntFlag{Name: "depth", Usage: "one model of this depth instead of the standard ones"},
@@ -75,6 +76,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "batch", Value: 1, Usage: "rows generated side by side, with --depth"},
 				&cli.IntFlag{Name: "prompt", Value: 512, Usage: "prompt tokens, with --depth"},
 				&cli.IntFlag{Name: "steps", Value: 32, Usage: "decode steps timed"},
+				&cli.BoolFlag{Name: "int8", Usage: "the matrices in int8, with --depth"},
 			},
 			Action: runBenchSample,
 		}, {
@@ -215,7 +217,7 @@ func runBenchSample(c *cli.Context) error {
 	}
 	specs := benchmarks.StandardSamples
 	if d := c.Int("depth"); d > 0 {
-		specs = []benchmarks.SampleSpec{{Depth: d, Vocab: c.Int("vocab-size"), Batch: c.Int("batch"), Prompt: c.Int("prompt")}}
+		specs = []benchmarks.SampleSpec{{Depth: d, Vocab: c.Int("vocab-size"), Batch: c.Int("batch"), Prompt: c.Int("prompt"), Int8: c.Bool("int8")}}
 	}
 	bandwidth := benchmarks.MeasureBandwidth()
 	var results []benchmarks.SampleResult

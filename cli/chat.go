@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"gochat/backend"
 	"gochat/graph"
 	"gochat/sampler"
 	"gochat/tokenizer"
@@ -28,11 +29,27 @@ var sources = map[string]string{"base": "base_checkpoints", "mid": "mid_checkpoi
 func generationFlags(source string, temperature float64, maxTokens int) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: source, Usage: "training stage of the checkpoint: base, mid, sft or rl"},
-		modelTagFlag, stepFlag, tokenizerFlag, engineFlag, blasFlag,
+		modelTagFlag, stepFlag, tokenizerFlag, engineFlag, blasFlag, quantizeFlag,
 		&cli.Float64Flag{Name: "temperature", Aliases: []string{"t"}, Value: temperature, Usage: "sampling temperature (0: the most likely token)"},
 		&cli.IntFlag{Name: "top-k", Aliases: []string{"k"}, Value: 50, Usage: "sample among the k most likely tokens (0: all)"},
 		&cli.IntFlag{Name: "max-tokens", Aliases: []string{"m"}, Value: maxTokens, Usage: "tokens per reply at most"},
 	}
+}
+
+// quantizeFlag chooses the weights generation and evaluation multiply by.
+var quantizeFlag = &cli.StringFlag{Name: "quantize", Value: "none", Usage: "weights: none (float32) or int8 (a scale per row: a quarter of the bytes each token reads, on the CPU)"}
+
+// cachedModel lays out weights for generation on engine, quantized as --quantize asks.
+func cachedModel(c *cli.Context, cfg graph.Config, w graph.Weights, engine backend.Backend) (*graph.Cached, error) {
+	q := c.String("quantize")
+	if q != "none" && q != "int8" {
+		return nil, fmt.Errorf("--quantize %q: want none or int8", q)
+	}
+	m, err := graph.NewCached(cfg, w, engine)
+	if err != nil || q == "none" {
+		return m, err
+	}
+	return m, m.Quantize()
 }
 
 // sampleSeedFlag fixes the sampling of chat and sample.
@@ -84,7 +101,7 @@ func loadEngine(c *cli.Context) (*sampler.Generator, string, error) {
 		}
 		return nil, "", err
 	}
-	m, err := graph.NewCached(ck.Meta.ModelConfig, ck.Weights, engine)
+	m, err := cachedModel(c, ck.Meta.ModelConfig, ck.Weights, engine)
 	if err != nil {
 		return nil, "", err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"gochat/backend"
 	"gochat/checkpoint"
 	"gochat/eval"
 	"gochat/graph"
@@ -45,7 +46,7 @@ func evalBPBCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bpb",
 		Usage: "bits per byte of a base checkpoint on the training and validation shards (nanochat's base_loss)",
-		Flags: []cli.Flag{modelTagFlag, stepFlag, dataFlag, tokenizerFlag, engineFlag, blasFlag,
+		Flags: []cli.Flag{modelTagFlag, stepFlag, dataFlag, tokenizerFlag, engineFlag, blasFlag, quantizeFlag,
 			checkpointsFlag(), batchFlag(32),
 			&cli.IntFlag{Name: "split-tokens", Value: 20 * 524288, Usage: "tokens evaluated per split"},
 		},
@@ -142,15 +143,8 @@ func runEvalBPB(c *cli.Context) error {
 			return fmt.Errorf("%s split: %w", sp.name, err)
 		}
 	}
-	opt := graph.Options{Batch: B, SeqLen: T, Mode: graph.Eval, Engine: engine}
-	if err := checkEvalMemory(cfg, opt); err != nil {
-		return err
-	}
-	m, err := graph.Build(cfg, opt)
+	m, err := bpbScorer(c, ck, B, engine)
 	if err != nil {
-		return err
-	}
-	if err := m.Load(ck.Weights); err != nil {
 		return err
 	}
 	fmt.Printf("%s step %d, %d×%d tokens a batch\n", dir, ck.Meta.Step, B, T)
@@ -192,7 +186,7 @@ func evalCoreCommand() *cli.Command {
 			"under way, keeping the tasks printed and writing no --json.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: "base", Usage: "training stage of the checkpoint: base, mid, sft or rl"},
-			modelTagFlag, stepFlag, tokenizerFlag, engineFlag, blasFlag,
+			modelTagFlag, stepFlag, tokenizerFlag, engineFlag, blasFlag, quantizeFlag,
 			&cli.IntFlag{Name: "max-per-task", Value: -1, Usage: "items per task at most, the first in CORE's order (-1 or 0: all)"},
 			&cli.IntFlag{Name: "batch-tokens", Value: 4096, Usage: "tokens per forward pass at most (an item larger runs alone; 1: one item at a time)"},
 			&cli.StringFlag{Name: "bundle", Usage: "eval bundle `DIR` (default $GOCHAT_HOME/eval_bundle)"},
@@ -225,7 +219,7 @@ func runEvalCore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := graph.NewCached(ck.Meta.ModelConfig, ck.Weights, engine)
+	m, err := cachedModel(c, ck.Meta.ModelConfig, ck.Weights, engine)
 	if err != nil {
 		return err
 	}
@@ -350,6 +344,25 @@ func writeCoreJSON(path string, res *eval.CoreResult) error {
 		enc.SetIndent("", " ")
 		return enc.Encode(out)
 	})
+}
+
+// bpbScorer is what eval bpb scores with: an Eval graph of B rows, or with --quantize int8
+// the generation model of int8 weights, which scores the same batches.
+func bpbScorer(c *cli.Context, ck *checkpoint.Checkpoint, B int, engine backend.Backend) (train.Scorer, error) {
+	cfg := ck.Meta.ModelConfig
+	if c.String("quantize") != "none" {
+		m, err := cachedModel(c, cfg, ck.Weights, engine)
+		return graph.CachedScorer{Model: m, Rows: B, SeqLen: cfg.SequenceLen}, err
+	}
+	opt := graph.Options{Batch: B, SeqLen: cfg.SequenceLen, Mode: graph.Eval, Engine: engine}
+	if err := checkEvalMemory(cfg, opt); err != nil {
+		return nil, err
+	}
+	m, err := graph.Build(cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	return m, m.Load(ck.Weights)
 }
 
 // checkEvalMemory plans the evaluation graph of opt, prints the plan beside the engine's

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"gochat/checkpoint"
 	"gochat/graph"
 	"gochat/loader"
@@ -99,6 +100,26 @@ func TestTrainBase(t *testing.T) {
 	out, stderr, err = inHome(t, home, "eval", "bpb", "--model-tag", "straight", "--device-batch-size", "4", "--split-tokens", "1024")
 	if err != nil || !strings.Contains(out, "train bpb: ") || !strings.Contains(out, "val bpb: ") || !strings.Contains(stderr, "activations planned, of the") {
 		t.Fatalf("eval bpb: %v %s %s", err, out, stderr)
+	}
+	// int8 weights: the same batches scored within 1% of float32's bits per byte.
+	q8, stderr, err := inHome(t, home, "eval", "bpb", "--model-tag", "straight", "--device-batch-size", "4", "--split-tokens", "1024", "--quantize", "int8")
+	if err != nil {
+		t.Fatalf("eval bpb --quantize int8: %v %s", err, stderr)
+	}
+	valBPB := func(out string) float64 {
+		i := strings.Index(out, "val bpb: ")
+		if i < 0 {
+			t.Fatalf("no val bpb in %q", out)
+		}
+		var v float64
+		fmt.Sscanf(out[i+len("val bpb: "):], "%g", &v)
+		return v
+	}
+	if a, b := valBPB(out), valBPB(q8); !(math.Abs(b/a-1) < 0.01) || a == b {
+		t.Errorf("val bpb %g with int8 weights, %g with float32: want a change under 1%%", b, a)
+	}
+	if _, stderr, err := inHome(t, home, "sample", "-g", "straight", "--quantize", "int4", "hi"); err == nil || !strings.Contains(stderr, `want none or int8`) {
+		t.Errorf("--quantize int4: %v %s", err, stderr)
 	}
 	tight := exec.Command(binary, "eval", "bpb", "--model-tag", "straight", "--device-batch-size", "4", "--split-tokens", "1024")
 	tight.Env = append(os.Environ(), "GOCHAT_HOME="+home, "GOCHAT_MEMORY_LIMIT=64KiB")

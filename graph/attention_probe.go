@@ -94,7 +94,7 @@ func (o *probeOps) block(l int, x []float32, body func([]float32) []float32) []f
 	normed := make([]float32, len(x))
 	layers.RMSNormForward(normed, x, cfg.NEmbd, cfg.NEmbd, 1)
 	logits := make([]float32, o.T*cfg.VocabSize)
-	o.m.gemm.Sgemm(false, true, o.T, cfg.VocabSize, cfg.NEmbd, 1, normed, cfg.NEmbd, o.m.lmHead, cfg.NEmbd, 0, logits, cfg.VocabSize)
+	o.m.lmHead.mul(o.m.gemm, o.T, normed, logits)
 	layers.SoftcapForward(logits, logits, LogitSoftcap)
 	o.probe.Lens = append(o.probe.Lens, logits)
 	return x

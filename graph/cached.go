@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"gochat/backend"
+	"gochat/internal/parallel"
+	"gochat/internal/sgemm"
 	"gochat/layers"
 )
 
@@ -18,13 +20,52 @@ type Cached struct {
 	rotary *backend.RotaryTable
 	wte    []float32
 	blocks []block
-	lmHead []float32
+	lmHead weight
 	bufs   sync.Pool // of *buffers: the activations of a forward pass, reused by the next
 }
 
-// block is one transformer layer's matrices, [out, in] as PyTorch stores them; q, k and v
-// are one matrix, as in the training graph.
-type block struct{ qkv, proj, fc, mproj []float32 }
+// block is one transformer layer's matrices; q, k and v are one matrix, as in the training
+// graph.
+type block struct{ qkv, proj, fc, mproj weight }
+
+// weight is a matrix of a linear layer, [out, in] as PyTorch stores it, in float32 or, once
+// the model is quantized, in int8 with a scale per row.
+type weight struct {
+	f       []float32
+	q       *sgemm.Q8
+	out, in int
+}
+
+// newWeight is the float32 matrix w of out rows.
+func newWeight(w []float32, out int) weight { return weight{f: w, out: out, in: len(w) / out} }
+
+// mul sets y (n×out) = x (n×in)·wᵀ: on e for float32 weights, on the processors for int8
+// ones, split by rows of w.
+func (w weight) mul(e backend.Gemm, n int, x, y []float32) {
+	if w.q == nil {
+		e.Sgemm(false, true, n, w.out, w.in, 1, x, w.in, w.f, w.in, 0, y, w.out)
+		return
+	}
+	parallel.For(w.out, n*w.in, func(lo, hi int) { sgemm.MulQ8T(n, x, *w.q, y, w.out, lo, hi) })
+}
+
+// bytes is the memory of w's values.
+func (w weight) bytes() int {
+	if w.q != nil {
+		return len(w.q.Q) + 4*len(w.q.Scale)
+	}
+	return 4 * len(w.f)
+}
+
+// quantize rounds w to int8 (sgemm.QuantizeQ8).
+func (w *weight) quantize() error {
+	q, err := sgemm.QuantizeQ8(w.f, w.out, w.in)
+	if err != nil {
+		return err
+	}
+	w.q, w.f = &q, nil
+	return nil
+}
 
 // NewCached lays out the weights of a model of config cfg; its matrix products run on e.
 func NewCached(cfg Config, w Weights, e backend.Gemm) (*Cached, error) {
@@ -35,13 +76,36 @@ func NewCached(cfg Config, w Weights, e backend.Gemm) (*Cached, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Cached{Config: cfg, gemm: e, rotary: table, wte: w["transformer.wte.weight"], lmHead: w["lm_head.weight"]}
+	C := cfg.NEmbd
+	m := &Cached{Config: cfg, gemm: e, rotary: table, wte: w["transformer.wte.weight"], lmHead: newWeight(w["lm_head.weight"], cfg.VocabSize)}
 	for i := range cfg.NLayer {
 		p := fmt.Sprintf("transformer.h.%d.", i)
 		qkv := append(append(append([]float32(nil), w[p+"attn.c_q.weight"]...), w[p+"attn.c_k.weight"]...), w[p+"attn.c_v.weight"]...)
-		m.blocks = append(m.blocks, block{qkv: qkv, proj: w[p+"attn.c_proj.weight"], fc: w[p+"mlp.c_fc.weight"], mproj: w[p+"mlp.c_proj.weight"]})
+		m.blocks = append(m.blocks, block{qkv: newWeight(qkv, len(qkv)/C), proj: newWeight(w[p+"attn.c_proj.weight"], C),
+			fc: newWeight(w[p+"mlp.c_fc.weight"], 4*C), mproj: newWeight(w[p+"mlp.c_proj.weight"], C)})
 	}
 	return m, nil
+}
+
+// Quantize rounds every matrix the model multiplies by (each block's and lm_head) to int8
+// with a scale per row (sgemm.QuantizeQ8); the embedding, of which a token reads one row,
+// stays float32. Products then read a quarter of the bytes, on the processors whatever the
+// engine.
+func (m *Cached) Quantize() error {
+	all := []*weight{&m.lmHead}
+	for i := range m.blocks {
+		b := &m.blocks[i]
+		all = append(all, &b.qkv, &b.proj, &b.fc, &b.mproj)
+	}
+	for _, w := range all {
+		if w.q != nil {
+			continue
+		}
+		if err := w.quantize(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NanochatRotary makes the model rotate with bfloat16 cos and sin tables, as nanochat's
@@ -52,11 +116,11 @@ func (m *Cached) NanochatRotary() { m.rotary = m.rotary.BFloat16() }
 // WeightBytes is the size of the weights one decoded token reads: every matrix but the
 // embedding table, of which it reads a row.
 func (m *Cached) WeightBytes() int {
-	n := len(m.lmHead) + m.Config.NEmbd
+	n := m.lmHead.bytes() + 4*m.Config.NEmbd
 	for _, b := range m.blocks {
-		n += len(b.qkv) + len(b.proj) + len(b.fc) + len(b.mproj)
+		n += b.qkv.bytes() + b.proj.bytes() + b.fc.bytes() + b.mproj.bytes()
 	}
-	return 4 * n
+	return n
 }
 
 // Forward runs T new tokens of each of the cache's rows (ids, row-major B×T) at the cache's
@@ -102,9 +166,37 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 	}
 	n := len(rows) / C
 	logits := make([]float32, n*cfg.VocabSize)
-	m.gemm.Sgemm(false, true, n, cfg.VocabSize, C, 1, rows, C, m.lmHead, C, 0, logits, cfg.VocabSize)
+	m.lmHead.mul(m.gemm, n, rows, logits)
 	layers.SoftcapForward(logits, logits, LogitSoftcap)
 	return logits, nil
+}
+
+// CachedScorer scores batches of Rows rows of SeqLen tokens with a generation model: the
+// loss of each position from its logits, as an Eval graph gives them (train.Scorer), for
+// what only the generation model has (int8 weights).
+type CachedScorer struct {
+	Model        *Cached
+	Rows, SeqLen int
+}
+
+// Shape is the batch the scorer takes.
+func (s CachedScorer) Shape() (rows, seqLen int) { return s.Rows, s.SeqLen }
+
+// TokenLosses runs the rows from an empty cache and returns each position's loss
+// (layers.IgnoreIndex targets: 0).
+func (s CachedScorer) TokenLosses(ids, targets []int) ([]float32, error) {
+	if len(ids) != s.Rows*s.SeqLen || len(targets) != len(ids) {
+		return nil, fmt.Errorf("graph: %d ids and %d targets for %d rows of %d tokens", len(ids), len(targets), s.Rows, s.SeqLen)
+	}
+	logits, err := s.Model.ForwardAll(s.Model.NewKVCache(s.Rows, s.SeqLen), ids, s.SeqLen)
+	if err != nil {
+		return nil, err
+	}
+	losses := make([]float32, len(ids))
+	if err := layers.CrossEntropyForward(losses, logits, targets, s.Model.Config.VocabSize, 0, nil, nil); err != nil {
+		return nil, err
+	}
+	return losses, nil
 }
 
 // buffers are the activations of one forward pass, kept for a later one: the i-th request
@@ -155,12 +247,10 @@ func (o *sliceOps) norm(x []float32) []float32 {
 
 func (o *sliceOps) linear(x []float32, w matrix) []float32 {
 	b := o.m.blocks[w.layer]
-	weights := [...][]float32{qkvMatrix: b.qkv, projMatrix: b.proj, fcMatrix: b.fc, mlpProjMatrix: b.mproj}[w.which]
+	weights := [...]weight{qkvMatrix: b.qkv, projMatrix: b.proj, fcMatrix: b.fc, mlpProjMatrix: b.mproj}[w.which]
 	N := o.rows()
-	in := len(x) / N
-	out := len(weights) / in
-	y := o.bufs.get(N * out)
-	o.m.gemm.Sgemm(false, true, N, out, in, 1, x, in, weights, in, 0, y, out)
+	y := o.bufs.get(N * weights.out)
+	weights.mul(o.m.gemm, N, x, y)
 	return y
 }
 

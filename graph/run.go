@@ -127,6 +127,21 @@ func (m *Model) Loss() float64 {
 	return 0
 }
 
+// Shape is the rows and the tokens of each that a run takes.
+func (m *Model) Shape() (rows, seqLen int) { return m.Batch, m.SeqLen }
+
+// TokenLosses runs an Eval graph on a batch and returns the loss of each position (Output:
+// overwritten by the next run).
+func (m *Model) TokenLosses(ids, targets []int) ([]float32, error) {
+	if m.Mode != Eval {
+		return nil, fmt.Errorf("graph: token losses need an Eval graph")
+	}
+	if err := m.Run(ids, targets); err != nil {
+		return nil, err
+	}
+	return m.Output(), nil
+}
+
 // Output is the last run's output data: logits (B·T·vocab) for Infer, per-token losses
 // for Eval and for a PerToken Train graph. It is overwritten by the next run.
 func (m *Model) Output() []float32 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	"gochat/graph"
 	"gochat/loader"
 	"gochat/tokenizer"
 )
@@ -25,16 +24,25 @@ func EvalSteps(shards []string, tok *tokenizer.Tokenizer, B, T, steps int) (int,
 	return min(steps, n/(B*T+1)), nil
 }
 
+// Scorer is a model that gives the loss of every position of a batch of its shape: rows of
+// tokens, row-major, a target each (IgnoreIndex: none, loss 0).
+type Scorer interface {
+	Shape() (rows, seqLen int)
+	TokenLosses(ids, targets []int) ([]float32, error)
+}
+
 // BPB is nanochat's evaluate_bpb: the model's loss in bits per byte of text over steps
 // batches from the start of shards, which makes it comparable across vocabularies. Each
 // target token counts its bytes (tokenizer.TokenBytes); targets of zero bytes (the special
-// tokens) are left out of both sums. m is an Eval graph. It never reads past the end of the
+// tokens) are left out of both sums. m is an Eval graph, or a generation model that scores
+// its tokens (graph.CachedScorer: a quantized one). It never reads past the end of the
 // shards: a batch that would start over at their first document ends the evaluation
 // (EvalSteps says beforehand how many batches there are). progress, when not nil, is called
 // after each batch with the batches done and steps. A cancelled ctx ends it after the batch
 // under way, with ctx's error.
-func BPB(ctx context.Context, m *graph.Model, shards []string, tok *tokenizer.Tokenizer, steps int, progress func(done, total int)) (float64, error) {
-	ld, err := loader.NewLoader(shards, tok, m.Batch, m.SeqLen, 0, 1, loader.Position{})
+func BPB(ctx context.Context, m Scorer, shards []string, tok *tokenizer.Tokenizer, steps int, progress func(done, total int)) (float64, error) {
+	B, T := m.Shape()
+	ld, err := loader.NewLoader(shards, tok, B, T, 0, 1, loader.Position{})
 	if err != nil {
 		return 0, err
 	}
@@ -48,10 +56,7 @@ func BPB(ctx context.Context, m *graph.Model, shards []string, tok *tokenizer.To
 // bpbOf is evaluate_bpb over steps batches from next, which says whether each batch is
 // still in the first pass over its data; a batch that is not ends the evaluation, unless
 // it is the first.
-func bpbOf(ctx context.Context, m *graph.Model, tok *tokenizer.Tokenizer, steps int, next func() (Batch, bool, error), progress func(done, total int)) (float64, error) {
-	if m.Mode != graph.Eval {
-		return 0, fmt.Errorf("bpb: needs an Eval graph")
-	}
+func bpbOf(ctx context.Context, m Scorer, tok *tokenizer.Tokenizer, steps int, next func() (Batch, bool, error), progress func(done, total int)) (float64, error) {
 	tokenBytes := tok.TokenBytes()
 	var nats float64
 	var bytes int
@@ -66,10 +71,11 @@ func bpbOf(ctx context.Context, m *graph.Model, tok *tokenizer.Tokenizer, steps 
 		if !first && step > 0 { // the batch went round to the first document again
 			break
 		}
-		if err := m.Run(b.IDs, b.Targets); err != nil {
+		losses, err := m.TokenLosses(b.IDs, b.Targets)
+		if err != nil {
 			return 0, err
 		}
-		for i, loss := range m.Output() {
+		for i, loss := range losses {
 			if t := b.Targets[i]; t >= 0 && tokenBytes[t] > 0 { // ignored targets count nothing
 				nats += float64(loss)
 				bytes += tokenBytes[t]

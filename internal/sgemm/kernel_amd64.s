@@ -474,3 +474,140 @@ dotloop:
 	VMOVUPS      X0, (DI)
 	VZEROUPPER
 	RET
+
+// func dot4q8AVX2(k int, x *float32, m *int8, ldm int, y *float32)
+// y[r] = Σ_{p<k} x[p]·m[r·ldm+p] for r < 4, m in int8; k is a multiple of 8. Sixteen
+// elements of each row a step when there are. A decoded token streams its int8 weights from
+// memory once, and the hardware's prefetch does not keep ahead of a loop this short: the
+// bytes 4 KiB on are asked for (measured best of 0.5 to 6 KiB on the development VM: 5.6 →
+// 8.4 GB/s from memory on one core).
+TEXT ·dot4q8AVX2(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX    // CX: elements left
+	MOVQ x+8(FP), AX    // AX: the current elements of x
+	MOVQ m+16(FP), SI   // SI: the current bytes of row 0 of m
+	MOVQ ldm+24(FP), R8 // R8: the row stride of m in bytes
+	LEAQ (R8)(R8*2), R9 // R9: three rows
+	MOVQ y+32(FP), DI
+	VXORPS Y0, Y0, Y0   // Y0-Y3: the sums of rows 0-3, 8 lanes each
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+q8loop16:
+	CMPQ        CX, $16
+	JLT         q8tail
+	PREFETCHT0  4096(SI)
+	PREFETCHT0  4096(SI)(R8*1)
+	PREFETCHT0  4096(SI)(R8*2)
+	PREFETCHT0  4096(SI)(R9*1)
+	VMOVUPS     (AX), Y4         // Y4, Y9: 16 elements of x
+	VMOVUPS     32(AX), Y9
+	VPMOVSXBD   (SI), Y5         // 8 bytes of a row, widened to int32, converted, multiplied
+	VPMOVSXBD   8(SI), Y10
+	VCVTDQ2PS   Y5, Y5
+	VCVTDQ2PS   Y10, Y10
+	VFMADD231PS Y5, Y4, Y0
+	VFMADD231PS Y10, Y9, Y0
+	VPMOVSXBD   (SI)(R8*1), Y6
+	VPMOVSXBD   8(SI)(R8*1), Y11
+	VCVTDQ2PS   Y6, Y6
+	VCVTDQ2PS   Y11, Y11
+	VFMADD231PS Y6, Y4, Y1
+	VFMADD231PS Y11, Y9, Y1
+	VPMOVSXBD   (SI)(R8*2), Y7
+	VPMOVSXBD   8(SI)(R8*2), Y12
+	VCVTDQ2PS   Y7, Y7
+	VCVTDQ2PS   Y12, Y12
+	VFMADD231PS Y7, Y4, Y2
+	VFMADD231PS Y12, Y9, Y2
+	VPMOVSXBD   (SI)(R9*1), Y8
+	VPMOVSXBD   8(SI)(R9*1), Y13
+	VCVTDQ2PS   Y8, Y8
+	VCVTDQ2PS   Y13, Y13
+	VFMADD231PS Y8, Y4, Y3
+	VFMADD231PS Y13, Y9, Y3
+	ADDQ        $64, AX
+	ADDQ        $16, SI
+	SUBQ        $16, CX
+	JMP         q8loop16
+
+q8tail:
+	TESTQ       CX, CX
+	JZ          q8sum
+	VMOVUPS     (AX), Y4
+	VPMOVSXBD   (SI), Y5
+	VCVTDQ2PS   Y5, Y5
+	VFMADD231PS Y5, Y4, Y0
+	VPMOVSXBD   (SI)(R8*1), Y6
+	VCVTDQ2PS   Y6, Y6
+	VFMADD231PS Y6, Y4, Y1
+	VPMOVSXBD   (SI)(R8*2), Y7
+	VCVTDQ2PS   Y7, Y7
+	VFMADD231PS Y7, Y4, Y2
+	VPMOVSXBD   (SI)(R9*1), Y8
+	VCVTDQ2PS   Y8, Y8
+	VFMADD231PS Y8, Y4, Y3
+
+q8sum:
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (DI)
+	VZEROUPPER
+	RET
+
+// func dot4q8AVX512(k int, x *float32, m *int8, ldm int, y *float32)
+// dot4q8AVX2 with sixteen lanes: k is a multiple of 16.
+TEXT ·dot4q8AVX512(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX
+	MOVQ x+8(FP), AX
+	MOVQ m+16(FP), SI
+	MOVQ ldm+24(FP), R8
+	LEAQ (R8)(R8*2), R9
+	MOVQ y+32(FP), DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+q8loop512:
+	PREFETCHT0  4096(SI)
+	PREFETCHT0  4096(SI)(R8*1)
+	PREFETCHT0  4096(SI)(R8*2)
+	PREFETCHT0  4096(SI)(R9*1)
+	VMOVUPS     (AX), Z4
+	VPMOVSXBD   (SI), Z5
+	VPMOVSXBD   (SI)(R8*1), Z6
+	VPMOVSXBD   (SI)(R8*2), Z7
+	VPMOVSXBD   (SI)(R9*1), Z8
+	VCVTDQ2PS   Z5, Z5
+	VCVTDQ2PS   Z6, Z6
+	VCVTDQ2PS   Z7, Z7
+	VCVTDQ2PS   Z8, Z8
+	VFMADD231PS Z5, Z4, Z0
+	VFMADD231PS Z6, Z4, Z1
+	VFMADD231PS Z7, Z4, Z2
+	VFMADD231PS Z8, Z4, Z3
+	ADDQ        $64, AX
+	ADDQ        $16, SI
+	SUBQ        $16, CX
+	JNZ         q8loop512
+
+	VEXTRACTF64X4 $1, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF64X4 $1, Z1, Y5
+	VADDPS        Y5, Y1, Y1
+	VEXTRACTF64X4 $1, Z2, Y6
+	VADDPS        Y6, Y2, Y2
+	VEXTRACTF64X4 $1, Z3, Y7
+	VADDPS        Y7, Y3, Y3
+	VHADDPS       Y1, Y0, Y0
+	VHADDPS       Y3, Y2, Y2
+	VHADDPS       Y2, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVUPS       X0, (DI)
+	VZEROUPPER
+	RET

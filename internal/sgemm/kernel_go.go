@@ -16,6 +16,14 @@ var goKernel = microKernel{
 			ys[r] = dot(xs, mat[r*ldm:])
 		}
 	},
+	dot4q8: dot4q8Go,
+}
+
+// dot4q8Go is microKernel.dot4q8 in Go.
+func dot4q8Go(k int, x *float32, m *int8, ldm int, y *float32) {
+	mat, ys := unsafe.Slice(m, 3*ldm+k), unsafe.Slice(y, 4)
+	ys[0], ys[1], ys[2], ys[3] = dotQ8(unsafe.Slice(x, k), mat), dotQ8(unsafe.Slice(x, k), mat[ldm:]),
+		dotQ8(unsafe.Slice(x, k), mat[2*ldm:]), dotQ8(unsafe.Slice(x, k), mat[3*ldm:])
 }
 
 // gemmGo is microKernel.gemm for a 4×4 tile.

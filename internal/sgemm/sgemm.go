@@ -45,6 +45,8 @@ type microKernel struct {
 	axpy4 func(n int, x, m *float32, ldm int, y *float32)
 	// dot4 sets y[r] = Σ_{p<k} x[p]·m[r·ldm+p] for r < 4; k is a multiple of 8.
 	dot4 func(k int, x, m *float32, ldm int, y *float32)
+	// dot4q8 is dot4 for m in int8; k is a multiple of 16.
+	dot4q8 func(k int, x *float32, m *int8, ldm int, y *float32)
 }
 
 // kernels lists the microkernels this machine can run, fastest first; active is the one in

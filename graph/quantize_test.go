@@ -1,0 +1,90 @@
+package graph
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"gochat/cpubackend"
+	"gochat/tokenizer"
+)
+
+// TestQuantize scores Go source the golden d2 model did not train on (this file's own
+// package, which its corpus of Go's strings and bytes packages leaves out) with float32 and
+// with int8 weights: int8 reads a quarter of the bytes and its loss is within 1% of
+// float32's (the bound on bits per byte, the same ratio); quantizing twice changes
+// nothing; the float32 generation model scores as the Eval graph does, to 1e-4.
+func TestQuantize(t *testing.T) {
+	dir := "../testdata/golden/core/model"
+	w, err := ReadWeights(filepath.Join(dir, "model_000400.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{SequenceLen: 256, VocabSize: 2048, NLayer: 2, NHead: 1, NKVHead: 1, NEmbd: 128}
+	src, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "src", "sort", "sort.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bos, _ := tok.Special("<|bos|>")
+	ids := append([]int{bos}, tok.Encode(string(src))...)
+	const rows, T = 4, 256
+	if len(ids) < rows*T+1 {
+		t.Fatalf("%d tokens of text, want %d", len(ids), rows*T+1)
+	}
+	in, targets := ids[:rows*T], ids[1:rows*T+1]
+	loss := func(m *Cached) float64 {
+		losses, err := CachedScorer{Model: m, Rows: rows, SeqLen: T}.TokenLosses(in, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum float64
+		for _, l := range losses {
+			sum += float64(l)
+		}
+		return sum / float64(len(losses))
+	}
+	e := cpubackend.New(nil)
+	f32, err := NewCached(cfg, w, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q8, _ := NewCached(cfg, w, e)
+	if err := q8.Quantize(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := loss(f32), loss(q8)
+	t.Logf("loss %.5f float32, %.5f int8 (%+.3f%%); weights read a token %d and %d bytes", a, b, 100*(b/a-1), f32.WeightBytes(), q8.WeightBytes())
+	if rel := math.Abs(b/a - 1); !(rel < 0.01) || a == b {
+		t.Errorf("int8 changes the loss by %.3f%% (%.5f against %.5f): want a change under 1%%", 100*rel, b, a)
+	}
+	if r := float64(q8.WeightBytes()) / float64(f32.WeightBytes()); r > 0.27 {
+		t.Errorf("int8 weights take %.2f of float32's bytes", r)
+	}
+	// The generation model scores as the Eval graph does.
+	g, err := Build(cfg, Options{Batch: rows, SeqLen: T, Mode: Eval, Engine: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Load(w); err != nil {
+		t.Fatal(err)
+	}
+	want, err := g.TokenLosses(in, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := CachedScorer{Model: f32, Rows: rows, SeqLen: T}.TokenLosses(in, targets)
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-4*math.Abs(float64(want[i]))+1e-5 {
+			t.Fatalf("position %d: the generation model's loss %g, the Eval graph's %g", i, got[i], want[i])
+		}
+	}
+	if err := q8.Quantize(); err != nil || loss(q8) != b {
+		t.Errorf("quantizing again changes the model (%v)", err)
+	}
+}
