@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"gochat/graph"
 	"gochat/internal/atomicfile"
@@ -63,16 +65,28 @@ type hfConfig struct {
 	NumKeyValueHeads      int            `json:"num_key_value_heads"`
 	MaxPositionEmbeddings int            `json:"max_position_embeddings"`
 	HiddenAct             string         `json:"hidden_act"`
-	RMSNormEps            float64        `json:"rms_norm_eps"`
-	RopeTheta             float64        `json:"rope_theta"`
+	RMSNormEps            pyFloat        `json:"rms_norm_eps"`
+	RopeTheta             pyFloat        `json:"rope_theta"`
 	RopeParameters        map[string]any `json:"rope_parameters,omitempty"`
-	FinalLogitSoftcapping float64        `json:"final_logit_softcapping"`
+	FinalLogitSoftcapping pyFloat        `json:"final_logit_softcapping"`
 	AttentionBias         bool           `json:"attention_bias"`
 	TieWordEmbeddings     bool           `json:"tie_word_embeddings"`
 	BOSTokenID            int            `json:"bos_token_id"`
 	EOSTokenID            int            `json:"eos_token_id"`
 	PadTokenID            int            `json:"pad_token_id"`
 	Dtype                 string         `json:"dtype,omitempty"`
+}
+
+// pyFloat is a float that JSON always shows with a point or an exponent: transformers
+// checks its config's fields by type, and 15 is an int to Python where 15.0 is a float.
+type pyFloat float64
+
+func (f pyFloat) MarshalJSON() ([]byte, error) {
+	s := strconv.FormatFloat(float64(f), 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eEnN") {
+		s += ".0"
+	}
+	return []byte(s), nil
 }
 
 // rmsNormEps is the epsilon of nanochat's RMSNorm in float32: F.rms_norm without one takes
@@ -121,8 +135,8 @@ func ExportHF(src string, step int, tok *tokenizer.Tokenizer, dst string) error 
 	conf := hfConfig{Architectures: []string{"NanoChatForCausalLM"}, ModelType: "nanochat",
 		VocabSize: cfg.VocabSize, HiddenSize: cfg.NEmbd, IntermediateSize: 4 * cfg.NEmbd, NumHiddenLayers: cfg.NLayer,
 		NumAttentionHeads: cfg.NHead, NumKeyValueHeads: cfg.NKVHead, MaxPositionEmbeddings: cfg.SequenceLen,
-		HiddenAct: "relu2", RMSNormEps: rmsNormEps, RopeTheta: graph.RotaryBase,
-		RopeParameters:        map[string]any{"rope_type": "default", "rope_theta": graph.RotaryBase},
+		HiddenAct: "relu2", RMSNormEps: pyFloat(rmsNormEps), RopeTheta: graph.RotaryBase,
+		RopeParameters:        map[string]any{"rope_type": "default", "rope_theta": pyFloat(graph.RotaryBase)},
 		FinalLogitSoftcapping: graph.LogitSoftcap, BOSTokenID: bos, EOSTokenID: end, PadTokenID: bos, Dtype: "float32"}
 	files := []struct {
 		name string
@@ -166,7 +180,7 @@ func ImportHF(src, dst string) (*tokenizer.Tokenizer, error) {
 	if err := json.Unmarshal(raw, &conf); err != nil {
 		return nil, fmt.Errorf("%s: %w", hfConfigFile, err)
 	}
-	theta := conf.RopeTheta
+	theta := float64(conf.RopeTheta)
 	if t, ok := conf.RopeParameters["rope_theta"].(float64); ok {
 		theta = t
 	}
@@ -182,7 +196,7 @@ func ImportHF(src, dst string) (*tokenizer.Tokenizer, error) {
 		{conf.HiddenAct == "" || conf.HiddenAct == "relu2", fmt.Sprintf("hidden_act %q, want relu2", conf.HiddenAct)},
 		{conf.IntermediateSize == 4*conf.HiddenSize, fmt.Sprintf("intermediate_size %d, want 4 × hidden_size = %d", conf.IntermediateSize, 4*conf.HiddenSize)},
 		{theta == 0 || theta == graph.RotaryBase, fmt.Sprintf("rope_theta %g, want %d", theta, graph.RotaryBase)},
-		{conf.FinalLogitSoftcapping == 0 || conf.FinalLogitSoftcapping == graph.LogitSoftcap, fmt.Sprintf("final_logit_softcapping %g, want %g", conf.FinalLogitSoftcapping, float64(graph.LogitSoftcap))},
+		{conf.FinalLogitSoftcapping == 0 || conf.FinalLogitSoftcapping == graph.LogitSoftcap, fmt.Sprintf("final_logit_softcapping %g, want %g", float64(conf.FinalLogitSoftcapping), float64(graph.LogitSoftcap))},
 		{!conf.TieWordEmbeddings && !conf.AttentionBias, "tied embeddings or attention biases, which nanochat's model has not"},
 	} {
 		if !c.ok {

@@ -75,7 +75,7 @@ func TestHFRoundTrip(t *testing.T) {
 	for key, v := range map[string]any{"model_type": "nanochat", "hidden_size": cfg.NEmbd, "intermediate_size": 4 * cfg.NEmbd,
 		"num_hidden_layers": cfg.NLayer, "num_attention_heads": cfg.NHead, "num_key_value_heads": cfg.NKVHead,
 		"vocab_size": cfg.VocabSize, "max_position_embeddings": cfg.SequenceLen, "hidden_act": "relu2",
-		"final_logit_softcapping": 15, "rope_theta": 10000, "rms_norm_eps": 1.1920928955078125e-07, "tie_word_embeddings": false} {
+		"final_logit_softcapping": 15.0, "rope_theta": 10000.0, "rms_norm_eps": 1.1920928955078125e-07, "tie_word_embeddings": false} {
 		got, _ := json.Marshal(conf[key])
 		exp, _ := json.Marshal(v)
 		if string(got) != string(exp) {

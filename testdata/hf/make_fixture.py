@@ -21,8 +21,8 @@ tok = AutoTokenizer.from_pretrained(src)
 model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation="eager").eval()
 
 # Two rows of 24 tokens: bos, then Go text through transformers' own tokenizer.
-texts = ['package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("hello, world")\n}\n',
-         "// Copyright 2009 The Go Authors. All rights reserved.\n// Use of this source code is governed\n"]
+texts = ['package main\n\nimport (\n\t"fmt"\n\t"strings"\n)\n\nfunc main() {\n\tfmt.Println(strings.ToUpper("hello, world"))\n}\n',
+         "// Copyright 2009 The Go Authors. All rights reserved.\n// Use of this source code is governed by a BSD-style\n// license that can be found in the LICENSE file.\n"]
 rows = []
 for t in texts:
     ids = [tok.bos_token_id] + tok.encode(t, add_special_tokens=False)
