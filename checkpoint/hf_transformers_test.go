@@ -66,7 +66,9 @@ func TestHFTransformers(t *testing.T) {
 		d := float64(got[i] - wantLogits[i])
 		diff, norm = diff+d*d, norm+float64(wantLogits[i])*float64(wantLogits[i])
 	}
-	if rel := math.Sqrt(diff / norm); !(rel <= 1e-5) || len(got) != len(wantLogits) {
+	rel := math.Sqrt(diff / norm)
+	t.Logf("logits: %.2e relative to transformers'", rel)
+	if !(rel <= 1e-5) || len(got) != len(wantLogits) {
 		t.Errorf("logits differ from transformers' by %.2e relative (%d values, want %d)", rel, len(got), len(wantLogits))
 	}
 

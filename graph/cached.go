@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"gochat/backend"
@@ -39,15 +40,34 @@ type weight struct {
 // newWeight is the float32 matrix w of out rows.
 func newWeight(w []float32, out int) weight { return weight{f: w, out: out, in: len(w) / out} }
 
-// mul sets y (n×out) = x (n×in)·wᵀ: on e for float32 weights, on the processors for int8
-// ones, split by rows of w.
+// mul sets y (n×out) = x (n×in)·wᵀ: on e for float32 weights; for int8 ones on the
+// processors, split by rows of w, reading the int8 rows directly when x has few rows (a
+// decoded token, bound by memory) and through float32 blocks of q8Block rows multiplied on
+// e when it has many (a prompt, bound by arithmetic).
 func (w weight) mul(e backend.Gemm, n int, x, y []float32) {
-	if w.q == nil {
+	switch {
+	case w.q == nil:
 		e.Sgemm(false, true, n, w.out, w.in, 1, x, w.in, w.f, w.in, 0, y, w.out)
-		return
+	case n < q8Rows:
+		parallel.For(w.out, n*w.in, func(lo, hi int) { sgemm.MulQ8T(n, x, *w.q, y, w.out, lo, hi) })
+	default:
+		block := q8Blocks.Get().(*[]float32)
+		defer q8Blocks.Put(block)
+		*block = slices.Grow((*block)[:0], q8Block*w.in)[:q8Block*w.in]
+		for j0 := 0; j0 < w.out; j0 += q8Block {
+			rows := min(q8Block, w.out-j0)
+			b := (*block)[:rows*w.in]
+			w.q.DequantizeRows(b, j0, j0+rows)
+			e.Sgemm(false, true, n, rows, w.in, 1, x, w.in, b, w.in, 0, y[j0:], w.out)
+		}
 	}
-	parallel.For(w.out, n*w.in, func(lo, hi int) { sgemm.MulQ8T(n, x, *w.q, y, w.out, lo, hi) })
 }
+
+// q8Rows is the rows of x from which int8 weights are multiplied in float32 blocks of
+// q8Block rows of w, kept in q8Blocks.
+const q8Rows, q8Block = 16, 256
+
+var q8Blocks = sync.Pool{New: func() any { return new([]float32) }}
 
 // bytes is the memory of w's values.
 func (w weight) bytes() int {

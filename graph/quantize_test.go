@@ -15,7 +15,8 @@ import (
 // package, which its corpus of Go's strings and bytes packages leaves out) with float32 and
 // with int8 weights: int8 reads a quarter of the bytes and its loss is within 1% of
 // float32's (the bound on bits per byte, the same ratio); quantizing twice changes
-// nothing; the float32 generation model scores as the Eval graph does, to 1e-4.
+// nothing; a token decoded alone gets the logits it gets in a prompt; the float32
+// generation model scores as the Eval graph does, to 1e-4.
 func TestQuantize(t *testing.T) {
 	dir := "../testdata/golden/core/model"
 	w, err := ReadWeights(filepath.Join(dir, "model_000400.safetensors"))
@@ -66,6 +67,26 @@ func TestQuantize(t *testing.T) {
 	if r := float64(q8.WeightBytes()) / float64(f32.WeightBytes()); r > 0.27 {
 		t.Errorf("int8 weights take %.2f of float32's bytes", r)
 	}
+	// One token at a time (int8 rows read directly) gives the logits of a whole prompt
+	// (float32 blocks of the int8 rows), to float32 rounding.
+	whole, err := q8.ForwardAll(q8.NewKVCache(1, 16), in[:16], 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := q8.NewKVCache(1, 16)
+	for i := range 16 {
+		step, err := q8.Forward(c, in[i:i+1], 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := whole[i*cfg.VocabSize : (i+1)*cfg.VocabSize]
+		for v := range row {
+			if math.Abs(float64(step[v]-row[v])) > 1e-4*(1+math.Abs(float64(row[v]))) {
+				t.Fatalf("token %d, logit %d: %g decoded, %g in the prompt", i, v, step[v], row[v])
+			}
+		}
+	}
+
 	// The generation model scores as the Eval graph does.
 	g, err := Build(cfg, Options{Batch: rows, SeqLen: T, Mode: Eval, Engine: e})
 	if err != nil {

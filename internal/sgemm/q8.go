@@ -46,10 +46,20 @@ func QuantizeQ8(w []float32, rows, cols int) (Q8, error) {
 // Dequantize returns the float32 matrix q stands for.
 func (q Q8) Dequantize() []float32 {
 	w := make([]float32, len(q.Q))
-	for i, v := range q.Q {
-		w[i] = q.Scale[i/q.Cols] * float32(v)
-	}
+	q.DequantizeRows(w, 0, q.Rows)
 	return w
+}
+
+// DequantizeRows writes rows j0 ≤ j < j1 of the float32 matrix q stands for into w,
+// row-major.
+func (q Q8) DequantizeRows(w []float32, j0, j1 int) {
+	k := q.Cols
+	for j := j0; j < j1; j++ {
+		row, s := w[(j-j0)*k:(j-j0+1)*k], q.Scale[j]
+		for p, v := range q.Q[j*k : (j+1)*k] {
+			row[p] = s * float32(v)
+		}
+	}
 }
 
 // MulQ8T sets y[i·ldy+j] = Σ_p x[i·Cols+p]·Scale[j]·Q[j,p], x·qᵀ, for the n rows of x and the
