@@ -52,6 +52,12 @@ func modelFile(dir string, step int) string {
 func optimFile(dir string, step int) string {
 	return filepath.Join(dir, fmt.Sprintf("optim_%06d.safetensors", step))
 }
+
+// Int8File is where `gochat checkpoint quantize` keeps step's int8 weights
+// (graph.Cached.WriteInt8).
+func Int8File(dir string, step int) string {
+	return filepath.Join(dir, fmt.Sprintf("model_%06d.int8.safetensors", step))
+}
 func metaFile(dir string, step int) string {
 	return filepath.Join(dir, fmt.Sprintf("meta_%06d.json", step))
 }
@@ -61,6 +67,10 @@ func metaFile(dir string, step int) string {
 // an interrupted save leaves at most unreferenced files that the next save overwrites.
 func Save(dir string, weights graph.Weights, optim map[string]safetensors.Tensor, meta Meta) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	// int8 weights of an earlier save of this step would no longer be these weights'.
+	if err := os.Remove(Int8File(dir, meta.Step)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := meta.ModelConfig.WriteWeights(modelFile(dir, meta.Step), weights); err != nil {

@@ -34,6 +34,11 @@ func save(t testing.TB, dir string, step int) (graph.Weights, Meta) {
 func TestSaveLoad(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "base_checkpoints", "d2")
 	save(t, dir, 5)
+	os.WriteFile(Int8File(dir, 5), []byte("int8 weights of the first save"), 0o644)
+	save(t, dir, 5) // saved again: its int8 weights are stale and go
+	if _, err := os.Stat(Int8File(dir, 5)); !os.IsNotExist(err) {
+		t.Errorf("a step saved again keeps its old int8 weights: %v", err)
+	}
 	w, meta := save(t, dir, 20)
 	if steps, err := Steps(dir); err != nil || !slices.Equal(steps, []int{5, 20}) {
 		t.Fatalf("steps %v (%v)", steps, err)

@@ -94,19 +94,15 @@ func loadEngine(c *cli.Context) (*sampler.Generator, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	ck, tok, dir, err := loadCheckpoint(c, filepath.Join(gochatHome(), folder))
+	m, tok, which, err := loadCached(c, filepath.Join(gochatHome(), folder), engine)
 	if err != nil {
 		if c.String("source") != "base" {
 			err = fmt.Errorf("%w (models trained by `gochat demo` or `gochat train base` are base models: -i base)", err)
 		}
 		return nil, "", err
 	}
-	m, err := cachedModel(c, ck.Meta.ModelConfig, ck.Weights, engine)
-	if err != nil {
-		return nil, "", err
-	}
 	eng, err := sampler.NewGenerator(m, tok)
-	return eng, fmt.Sprintf("%s, step %d", dir, ck.Meta.Step), err
+	return eng, which, err
 }
 
 // settings are the sampling flags, with a fresh seed unless --seed is given.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"gochat/checkpoint"
+	"gochat/graph"
 	"gochat/tokenizer"
 
 	"github.com/urfave/cli/v2"
@@ -34,6 +35,13 @@ func checkpointCommand() *cli.Command {
 			Flags: []cli.Flag{modelTagFlag, stepFlag, checkpoints, formatFlag, tokenizerFlag,
 				&cli.StringFlag{Name: "out", Required: true, Usage: "`DIR` to write into (nanochat's base_checkpoints/d<N>, or any folder for hf)"}},
 			Action: runCheckpointExport,
+		}, {
+			Name:  "quantize",
+			Usage: "write a step's weights in int8 beside it (model_<step>.int8.safetensors), which --quantize int8 then reads instead of the float32 ones",
+			Description: "Every matrix but the embedding, a scale per row, as --quantize int8 makes them on load: chat,\n" +
+				"sample, web and eval chat read the file when it is there, a byte a weight on disk and in memory.",
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: "base", Usage: "training stage of the checkpoint: base, mid, sft or rl"}, modelTagFlag, stepFlag},
+			Action: runCheckpointQuantize,
 		}},
 	}
 }
@@ -114,5 +122,34 @@ func runCheckpointExport(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("exported step %d of %s to %s (model_%06d.pt, meta_%06d.json)\n", step, src, out, step, step)
+	return nil
+}
+
+func runCheckpointQuantize(c *cli.Context) error {
+	folder, ok := sources[c.String("source")]
+	if !ok {
+		return fmt.Errorf("--source %q: want base, mid, sft or rl", c.String("source"))
+	}
+	dir, step, err := chosenStep(c, filepath.Join(gochatHome(), folder))
+	if err != nil {
+		return err
+	}
+	ck, err := checkpoint.Load(dir, step, false)
+	if err != nil {
+		return err
+	}
+	m, err := graph.NewCached(ck.Meta.ModelConfig, ck.Weights, nil)
+	if err != nil {
+		return err
+	}
+	f32 := m.WeightBytes()
+	if err := m.Quantize(); err != nil {
+		return err
+	}
+	path := checkpoint.Int8File(dir, step)
+	if err := m.WriteInt8(path); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: a token reads %s of weights, %s in float32\n", path, graph.Size(int64(m.WeightBytes())), graph.Size(int64(f32)))
 	return nil
 }

@@ -100,15 +100,55 @@ func loadCheckpoint(c *cli.Context, root string) (*checkpoint.Checkpoint, *token
 	if err != nil {
 		return nil, nil, "", err
 	}
+	tok, err := runTokenizer(c, ck.Meta, dir)
+	return ck, tok, dir, err
+}
+
+// runTokenizer loads --tokenizer and checks that the run of meta (a step of dir) was
+// trained with it.
+func runTokenizer(c *cli.Context, meta checkpoint.Meta, dir string) (*tokenizer.Tokenizer, error) {
 	tok, err := tokenizer.Load(tokenizerDir(c))
+	if err != nil {
+		return nil, err
+	}
+	if fp := tok.Fingerprint(); fp != meta.Tokenizer.Fingerprint && meta.Tokenizer.Fingerprint != "" {
+		return nil, fmt.Errorf("%s step %d was trained with tokenizer %s (%s), not %s (%s)",
+			dir, meta.Step, meta.Tokenizer.Fingerprint, meta.Tokenizer.Dir, fp, tokenizerDir(c))
+	}
+	return tok, nil
+}
+
+// loadCached lays out the checkpoint the flags choose under root for generation on engine,
+// quantized as --quantize asks: with int8, from the step's int8 file when `gochat
+// checkpoint quantize` wrote one (the float32 weights are then not read).
+func loadCached(c *cli.Context, root string, engine backend.Backend) (*graph.Cached, *tokenizer.Tokenizer, string, error) {
+	dir, step, err := chosenStep(c, root)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	if fp := tok.Fingerprint(); fp != ck.Meta.Tokenizer.Fingerprint && ck.Meta.Tokenizer.Fingerprint != "" {
-		return nil, nil, "", fmt.Errorf("%s step %d was trained with tokenizer %s (%s), not %s (%s)",
-			dir, step, ck.Meta.Tokenizer.Fingerprint, ck.Meta.Tokenizer.Dir, fp, tokenizerDir(c))
+	if path := checkpoint.Int8File(dir, step); c.String("quantize") == "int8" && fileExists(path) {
+		meta, err := checkpoint.ReadMeta(dir, step)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		tok, err := runTokenizer(c, meta, dir)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		m, err := graph.ReadCachedInt8(path, meta.ModelConfig, engine)
+		return m, tok, fmt.Sprintf("%s, step %d (int8 weights)", dir, step), err
 	}
-	return ck, tok, dir, nil
+	ck, tok, dir, err := loadCheckpoint(c, root)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	m, err := cachedModel(c, ck.Meta.ModelConfig, ck.Weights, engine)
+	return m, tok, fmt.Sprintf("%s, step %d", dir, ck.Meta.Step), err
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func runEvalBPB(c *cli.Context) error {

@@ -326,6 +326,20 @@ func TestCheckpointImportExport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sampling the golden run: %v %s", err, stderr)
 	}
+	// int8 weights written beside the step are what --quantize int8 reads, the same as
+	// quantizing on load.
+	goldenTok := []string{"-g", "golden", "--tokenizer", "../testdata/golden/core/model/tokenizer", "-t", "0", "-m", "12", "--quantize", "int8", "package main"}
+	onLoad, stderr, err := inHome(t, home, append([]string{"sample"}, goldenTok...)...)
+	if err != nil {
+		t.Fatalf("sample --quantize int8: %v %s", err, stderr)
+	}
+	if out, stderr, err := inHome(t, home, "checkpoint", "quantize", "-g", "golden"); err != nil || !strings.Contains(out, "model_000400.int8.safetensors") {
+		t.Fatalf("checkpoint quantize: %v %s %s", err, out, stderr)
+	}
+	os.Remove(filepath.Join(home, "base_checkpoints", "golden", "model_000400.safetensors")) // the int8 file alone must do
+	if fromFile, stderr, err := inHome(t, home, append([]string{"sample"}, goldenTok...)...); err != nil || fromFile != onLoad {
+		t.Errorf("the int8 file samples %q, quantizing on load %q (%v %s)", fromFile, onLoad, err, stderr)
+	}
 	got, stderr, err := inHome(t, home, "sample", "-t", "0", "-m", "12", "-g", "fromhf", "--tokenizer", tokDir, "package main")
 	if err != nil || got != want || want == "" {
 		t.Errorf("the imported model samples %q, the golden run %q (%v %s)", got, want, err, stderr)

@@ -92,19 +92,28 @@ func NewCached(cfg Config, w Weights, e backend.Gemm) (*Cached, error) {
 	if err := cfg.Check(w); err != nil {
 		return nil, err
 	}
-	table, err := backend.NewRotaryTable(cfg.RotaryLen(), cfg.HeadDim(), RotaryBase)
+	m, err := newCached(cfg, e)
 	if err != nil {
 		return nil, err
 	}
 	C := cfg.NEmbd
-	m := &Cached{Config: cfg, gemm: e, rotary: table, wte: w["transformer.wte.weight"], lmHead: newWeight(w["lm_head.weight"], cfg.VocabSize)}
+	m.wte, m.lmHead = w["transformer.wte.weight"], newWeight(w["lm_head.weight"], cfg.VocabSize)
 	for i := range cfg.NLayer {
 		p := fmt.Sprintf("transformer.h.%d.", i)
 		qkv := append(append(append([]float32(nil), w[p+"attn.c_q.weight"]...), w[p+"attn.c_k.weight"]...), w[p+"attn.c_v.weight"]...)
-		m.blocks = append(m.blocks, block{qkv: newWeight(qkv, len(qkv)/C), proj: newWeight(w[p+"attn.c_proj.weight"], C),
-			fc: newWeight(w[p+"mlp.c_fc.weight"], 4*C), mproj: newWeight(w[p+"mlp.c_proj.weight"], C)})
+		m.blocks[i] = block{qkv: newWeight(qkv, len(qkv)/C), proj: newWeight(w[p+"attn.c_proj.weight"], C),
+			fc: newWeight(w[p+"mlp.c_fc.weight"], 4*C), mproj: newWeight(w[p+"mlp.c_proj.weight"], C)}
 	}
 	return m, nil
+}
+
+// newCached is a model of config cfg on e without its weights.
+func newCached(cfg Config, e backend.Gemm) (*Cached, error) {
+	table, err := backend.NewRotaryTable(cfg.RotaryLen(), cfg.HeadDim(), RotaryBase)
+	if err != nil {
+		return nil, err
+	}
+	return &Cached{Config: cfg, gemm: e, rotary: table, blocks: make([]block, cfg.NLayer)}, nil
 }
 
 // Quantize rounds every matrix the model multiplies by (each block's and lm_head) to int8

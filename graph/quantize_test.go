@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"gochat/cpubackend"
@@ -105,6 +106,39 @@ func TestQuantize(t *testing.T) {
 			t.Fatalf("position %d: the generation model's loss %g, the Eval graph's %g", i, got[i], want[i])
 		}
 	}
+	// The int8 weights saved and read back: the same model, a byte a weight.
+	path := filepath.Join(t.TempDir(), "model.int8.safetensors")
+	if err := f32.WriteInt8(path); err == nil {
+		t.Error("a float32 model wrote int8 weights")
+	}
+	if err := q8.WriteInt8(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadCachedInt8(path, cfg, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := loss(back); got != b {
+		t.Errorf("the int8 weights read back score %.6f, before saving %.6f", got, b)
+	}
+	// A byte a weight and four a row's scale, the embedding's four a weight, and a header.
+	embedding := cfg.VocabSize * cfg.NEmbd
+	scales := 0
+	for _, p := range cfg.Params()[1:] {
+		scales += p.Shape[0]
+	}
+	if small, _ := os.Stat(path); small.Size() > int64(4*embedding+(cfg.NumParams()-embedding)+4*scales+8192) {
+		t.Errorf("the int8 file takes %d bytes", small.Size())
+	}
+	other := cfg
+	other.NLayer = 3
+	if _, err := ReadCachedInt8(path, other, e); err == nil {
+		t.Error("int8 weights of 2 layers read as 3")
+	}
+	if _, err := ReadCachedInt8(filepath.Join(dir, "model_000400.safetensors"), cfg, e); err == nil || !strings.Contains(err.Error(), "not a file of int8 weights") {
+		t.Errorf("a float32 file read as int8: %v", err)
+	}
+
 	if err := q8.Quantize(); err != nil || loss(q8) != b {
 		t.Errorf("quantizing again changes the model (%v)", err)
 	}

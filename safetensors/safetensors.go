@@ -15,7 +15,7 @@ import (
 )
 
 // Tensor is one named array of a safetensors file: its dtype ("F32", "F64", "BF16", "F16",
-// "I64", "I32"), shape, and little-endian bytes.
+// "I64", "I32", "I8"), shape, and little-endian bytes.
 type Tensor struct {
 	DType string
 	Shape []int
@@ -25,7 +25,7 @@ type Tensor struct {
 // maxHeader bounds the JSON header a reader accepts (the format allows 100 MB).
 const maxHeader = 100 << 20
 
-var dtypeSize = map[string]int{"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "I64": 8, "I32": 4}
+var dtypeSize = map[string]int{"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "I64": 8, "I32": 4, "I8": 1}
 
 type headerEntry struct {
 	DType   string `json:"dtype"`
@@ -186,6 +186,27 @@ func I64(data []int, shape ...int) Tensor {
 		binary.LittleEndian.PutUint64(b[8*i:], uint64(int64(x)))
 	}
 	return Tensor{DType: "I64", Shape: shape, Data: b}
+}
+
+// I8 makes an int8 tensor.
+func I8(data []int8, shape ...int) Tensor {
+	b := make([]byte, len(data))
+	for i, x := range data {
+		b[i] = byte(x)
+	}
+	return Tensor{DType: "I8", Shape: shape, Data: b}
+}
+
+// Int8s returns an int8 tensor's values.
+func (t Tensor) Int8s() ([]int8, error) {
+	if t.DType != "I8" {
+		return nil, fmt.Errorf("tensor of dtype %s is not int8", t.DType)
+	}
+	out := make([]int8, len(t.Data))
+	for i, b := range t.Data {
+		out[i] = int8(b)
+	}
+	return out, nil
 }
 
 // halfToFloat converts an IEEE half-precision value.
