@@ -392,7 +392,7 @@ func bpbScorer(c *cli.Context, ck *checkpoint.Checkpoint, B int, engine backend.
 	cfg := ck.Meta.ModelConfig
 	if c.String("quantize") != "none" {
 		m, err := cachedModel(c, cfg, ck.Weights, engine)
-		return graph.CachedScorer{Model: m, Rows: B, SeqLen: cfg.SequenceLen}, err
+		return &graph.CachedScorer{Model: m, Rows: B, SeqLen: cfg.SequenceLen}, err
 	}
 	opt := graph.Options{Batch: B, SeqLen: cfg.SequenceLen, Mode: graph.Eval, Engine: engine}
 	if err := checkEvalMemory(cfg, opt); err != nil {

@@ -206,18 +206,23 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 type CachedScorer struct {
 	Model        *Cached
 	Rows, SeqLen int
+	cache        *KVCache // emptied for each batch
 }
 
 // Shape is the batch the scorer takes.
-func (s CachedScorer) Shape() (rows, seqLen int) { return s.Rows, s.SeqLen }
+func (s *CachedScorer) Shape() (rows, seqLen int) { return s.Rows, s.SeqLen }
 
 // TokenLosses runs the rows from an empty cache and returns each position's loss
 // (layers.IgnoreIndex targets: 0).
-func (s CachedScorer) TokenLosses(ids, targets []int) ([]float32, error) {
+func (s *CachedScorer) TokenLosses(ids, targets []int) ([]float32, error) {
 	if len(ids) != s.Rows*s.SeqLen || len(targets) != len(ids) {
 		return nil, fmt.Errorf("graph: %d ids and %d targets for %d rows of %d tokens", len(ids), len(targets), s.Rows, s.SeqLen)
 	}
-	logits, err := s.Model.ForwardAll(s.Model.NewKVCache(s.Rows, s.SeqLen), ids, s.SeqLen)
+	if s.cache == nil {
+		s.cache = s.Model.NewKVCache(s.Rows, s.SeqLen)
+	}
+	s.cache.Pos = 0
+	logits, err := s.Model.ForwardAll(s.cache, ids, s.SeqLen)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,9 +42,18 @@ func TestQuantize(t *testing.T) {
 	}
 	in, targets := ids[:rows*T], ids[1:rows*T+1]
 	loss := func(m *Cached) float64 {
-		losses, err := CachedScorer{Model: m, Rows: rows, SeqLen: T}.TokenLosses(in, targets)
+		s := &CachedScorer{Model: m, Rows: rows, SeqLen: T}
+		first, err := s.TokenLosses(in, targets)
 		if err != nil {
 			t.Fatal(err)
+		}
+		first = slices.Clone(first)
+		losses, err := s.TokenLosses(in, targets) // on the emptied cache
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(first, losses) {
+			t.Fatal("a second batch through the scorer's cache scores otherwise than the first")
 		}
 		var sum float64
 		for _, l := range losses {
@@ -100,7 +110,7 @@ func TestQuantize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := CachedScorer{Model: f32, Rows: rows, SeqLen: T}.TokenLosses(in, targets)
+	got, _ := (&CachedScorer{Model: f32, Rows: rows, SeqLen: T}).TokenLosses(in, targets)
 	for i := range want {
 		if math.Abs(float64(got[i]-want[i])) > 1e-4*math.Abs(float64(want[i]))+1e-5 {
 			t.Fatalf("position %d: the generation model's loss %g, the Eval graph's %g", i, got[i], want[i])
