@@ -1,5 +1,26 @@
 #include "textflag.h"
 
+// FOLD4 writes to (R4) the sums of four rows r = a, b, c, d held in V(2r) and V(2r+1), four
+// lanes each: with V31 ones, it folds each row's two registers, then transposes and adds,
+// [a0+a1 b0+b1 a2+a3 b2+b3], [c0+c1 …], then [a b c d].
+#define FOLD4 \
+	MOVW  $0x3f800000, R8 \
+	VDUP  R8, V31.S4 \
+	VFMLA V1.S4, V31.S4, V0.S4 \
+	VFMLA V3.S4, V31.S4, V2.S4 \
+	VFMLA V5.S4, V31.S4, V4.S4 \
+	VFMLA V7.S4, V31.S4, V6.S4 \
+	VTRN1 V2.S4, V0.S4, V8.S4 \
+	VTRN2 V2.S4, V0.S4, V9.S4 \
+	VFMLA V9.S4, V31.S4, V8.S4 \
+	VTRN1 V6.S4, V4.S4, V10.S4 \
+	VTRN2 V6.S4, V4.S4, V11.S4 \
+	VFMLA V11.S4, V31.S4, V10.S4 \
+	VZIP1 V10.D2, V8.D2, V12.D2 \
+	VZIP2 V10.D2, V8.D2, V13.D2 \
+	VFMLA V13.S4, V31.S4, V12.S4 \
+	VST1  [V12.S4], (R4)
+
 // Go's arm64 assembler has no vector FMUL or FADD: products are VFMLA into a zeroed register,
 // sums VFMLA by a vector of ones.
 
@@ -333,22 +354,96 @@ dotloop:
 	SUBS   $8, R0
 	BNE    dotloop
 
-	// V31: ones. Rows r = a, b, c, d: fold each row's two registers, then transpose and add:
-	// [a0+a1 b0+b1 a2+a3 b2+b3], [c0+c1 …], then [a b c d].
-	MOVW  $0x3f800000, R8
-	VDUP  R8, V31.S4
-	VFMLA V1.S4, V31.S4, V0.S4
-	VFMLA V3.S4, V31.S4, V2.S4
-	VFMLA V5.S4, V31.S4, V4.S4
-	VFMLA V7.S4, V31.S4, V6.S4
-	VTRN1 V2.S4, V0.S4, V8.S4
-	VTRN2 V2.S4, V0.S4, V9.S4
-	VFMLA V9.S4, V31.S4, V8.S4
-	VTRN1 V6.S4, V4.S4, V10.S4
-	VTRN2 V6.S4, V4.S4, V11.S4
-	VFMLA V11.S4, V31.S4, V10.S4
-	VZIP1 V10.D2, V8.D2, V12.D2
-	VZIP2 V10.D2, V8.D2, V13.D2
-	VFMLA V13.S4, V31.S4, V12.S4
-	VST1  [V12.S4], (R4)
+	FOLD4
+	RET
+
+// func dot4q8NEON(k int, x *float32, m *int8, ldm int, y *float32)
+// dot4NEON for m in int8, k a multiple of 16: each row's 16 bytes a step widened to words
+// and converted (SXTL, SXTL2 and SCVTF, which Go's assembler does not name, as WORDs),
+// multiplied and added in float32.
+TEXT ·dot4q8NEON(SB), NOSPLIT, $0-40
+	MOVD k+0(FP), R0   // R0: elements left
+	MOVD x+8(FP), R1   // R1: the current 16 elements of x
+	MOVD m+16(FP), R2  // R2, R5, R6, R7: the current 16 bytes of rows 0-3 of m
+	MOVD ldm+24(FP), R3
+	ADD  R2, R3, R5
+	ADD  R5, R3, R6
+	ADD  R6, R3, R7
+	MOVD y+32(FP), R4
+	VEOR V0.B16, V0.B16, V0.B16
+	VEOR V1.B16, V1.B16, V1.B16
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	VEOR V4.B16, V4.B16, V4.B16
+	VEOR V5.B16, V5.B16, V5.B16
+	VEOR V6.B16, V6.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	// V(2r), V(2r+1): the sums of row r, 4 lanes each.
+
+q8loop:
+	VLD1.P 64(R1), [V16.S4, V17.S4, V18.S4, V19.S4] // 16 elements of x
+	VLD1.P 16(R2), [V20.B16]
+	WORD   $0xf08a695  // SXTL  V21.8H, V20.8B: the bytes widened to halves
+	WORD   $0x4f08a696  // SXTL2 V22.8H, V20.16B
+	WORD   $0xf10a6b7  // SXTL  V23.4S, V21.4H: and to words
+	WORD   $0x4f10a6b8  // SXTL2 V24.4S, V21.8H
+	WORD   $0xf10a6d9  // SXTL  V25.4S, V22.4H
+	WORD   $0x4f10a6da  // SXTL2 V26.4S, V22.8H
+	WORD   $0x4e21daf7  // SCVTF V23.4S, V23.4S
+	WORD   $0x4e21db18  // SCVTF V24.4S, V24.4S
+	WORD   $0x4e21db39  // SCVTF V25.4S, V25.4S
+	WORD   $0x4e21db5a  // SCVTF V26.4S, V26.4S
+	VFMLA  V23.S4, V16.S4, V0.S4
+	VFMLA  V24.S4, V17.S4, V1.S4
+	VFMLA  V25.S4, V18.S4, V0.S4
+	VFMLA  V26.S4, V19.S4, V1.S4
+	VLD1.P 16(R5), [V20.B16]
+	WORD   $0xf08a695  // SXTL  V21.8H, V20.8B: the bytes widened to halves
+	WORD   $0x4f08a696  // SXTL2 V22.8H, V20.16B
+	WORD   $0xf10a6b7  // SXTL  V23.4S, V21.4H: and to words
+	WORD   $0x4f10a6b8  // SXTL2 V24.4S, V21.8H
+	WORD   $0xf10a6d9  // SXTL  V25.4S, V22.4H
+	WORD   $0x4f10a6da  // SXTL2 V26.4S, V22.8H
+	WORD   $0x4e21daf7  // SCVTF V23.4S, V23.4S
+	WORD   $0x4e21db18  // SCVTF V24.4S, V24.4S
+	WORD   $0x4e21db39  // SCVTF V25.4S, V25.4S
+	WORD   $0x4e21db5a  // SCVTF V26.4S, V26.4S
+	VFMLA  V23.S4, V16.S4, V2.S4
+	VFMLA  V24.S4, V17.S4, V3.S4
+	VFMLA  V25.S4, V18.S4, V2.S4
+	VFMLA  V26.S4, V19.S4, V3.S4
+	VLD1.P 16(R6), [V20.B16]
+	WORD   $0xf08a695  // SXTL  V21.8H, V20.8B: the bytes widened to halves
+	WORD   $0x4f08a696  // SXTL2 V22.8H, V20.16B
+	WORD   $0xf10a6b7  // SXTL  V23.4S, V21.4H: and to words
+	WORD   $0x4f10a6b8  // SXTL2 V24.4S, V21.8H
+	WORD   $0xf10a6d9  // SXTL  V25.4S, V22.4H
+	WORD   $0x4f10a6da  // SXTL2 V26.4S, V22.8H
+	WORD   $0x4e21daf7  // SCVTF V23.4S, V23.4S
+	WORD   $0x4e21db18  // SCVTF V24.4S, V24.4S
+	WORD   $0x4e21db39  // SCVTF V25.4S, V25.4S
+	WORD   $0x4e21db5a  // SCVTF V26.4S, V26.4S
+	VFMLA  V23.S4, V16.S4, V4.S4
+	VFMLA  V24.S4, V17.S4, V5.S4
+	VFMLA  V25.S4, V18.S4, V4.S4
+	VFMLA  V26.S4, V19.S4, V5.S4
+	VLD1.P 16(R7), [V20.B16]
+	WORD   $0xf08a695  // SXTL  V21.8H, V20.8B: the bytes widened to halves
+	WORD   $0x4f08a696  // SXTL2 V22.8H, V20.16B
+	WORD   $0xf10a6b7  // SXTL  V23.4S, V21.4H: and to words
+	WORD   $0x4f10a6b8  // SXTL2 V24.4S, V21.8H
+	WORD   $0xf10a6d9  // SXTL  V25.4S, V22.4H
+	WORD   $0x4f10a6da  // SXTL2 V26.4S, V22.8H
+	WORD   $0x4e21daf7  // SCVTF V23.4S, V23.4S
+	WORD   $0x4e21db18  // SCVTF V24.4S, V24.4S
+	WORD   $0x4e21db39  // SCVTF V25.4S, V25.4S
+	WORD   $0x4e21db5a  // SCVTF V26.4S, V26.4S
+	VFMLA  V23.S4, V16.S4, V6.S4
+	VFMLA  V24.S4, V17.S4, V7.S4
+	VFMLA  V25.S4, V18.S4, V6.S4
+	VFMLA  V26.S4, V19.S4, V7.S4
+	SUBS   $16, R0
+	BNE    q8loop
+
+	FOLD4
 	RET
