@@ -68,12 +68,12 @@ type hfConfig struct {
 	RMSNormEps            pyFloat        `json:"rms_norm_eps"`
 	RopeTheta             pyFloat        `json:"rope_theta"`
 	RopeParameters        map[string]any `json:"rope_parameters,omitempty"`
-	FinalLogitSoftcapping pyFloat        `json:"final_logit_softcapping"`
+	FinalLogitSoftcapping *pyFloat       `json:"final_logit_softcapping"` // null: none, which nanochat's model has not
 	AttentionBias         bool           `json:"attention_bias"`
 	TieWordEmbeddings     bool           `json:"tie_word_embeddings"`
-	BOSTokenID            int            `json:"bos_token_id"`
-	EOSTokenID            int            `json:"eos_token_id"`
-	PadTokenID            int            `json:"pad_token_id"`
+	BOSTokenID            any            `json:"bos_token_id"` // an id; transformers allows a list for eos
+	EOSTokenID            any            `json:"eos_token_id"`
+	PadTokenID            any            `json:"pad_token_id"`
 	Dtype                 string         `json:"dtype,omitempty"`
 }
 
@@ -132,12 +132,13 @@ func ExportHF(src string, step int, tok *tokenizer.Tokenizer, dst string) error 
 	if err := safetensors.Write(filepath.Join(dst, hfWeightsFile), tensors, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
+	softcap := pyFloat(graph.LogitSoftcap)
 	conf := hfConfig{Architectures: []string{"NanoChatForCausalLM"}, ModelType: "nanochat",
 		VocabSize: cfg.VocabSize, HiddenSize: cfg.NEmbd, IntermediateSize: 4 * cfg.NEmbd, NumHiddenLayers: cfg.NLayer,
 		NumAttentionHeads: cfg.NHead, NumKeyValueHeads: cfg.NKVHead, MaxPositionEmbeddings: cfg.SequenceLen,
 		HiddenAct: "relu2", RMSNormEps: pyFloat(rmsNormEps), RopeTheta: graph.RotaryBase,
 		RopeParameters:        map[string]any{"rope_type": "default", "rope_theta": pyFloat(graph.RotaryBase)},
-		FinalLogitSoftcapping: graph.LogitSoftcap, BOSTokenID: bos, EOSTokenID: end, PadTokenID: bos, Dtype: "float32"}
+		FinalLogitSoftcapping: &softcap, BOSTokenID: bos, EOSTokenID: end, PadTokenID: bos, Dtype: "float32"}
 	files := []struct {
 		name string
 		doc  any
@@ -196,7 +197,7 @@ func ImportHF(src, dst string) (*tokenizer.Tokenizer, error) {
 		{conf.HiddenAct == "" || conf.HiddenAct == "relu2", fmt.Sprintf("hidden_act %q, want relu2", conf.HiddenAct)},
 		{conf.IntermediateSize == 4*conf.HiddenSize, fmt.Sprintf("intermediate_size %d, want 4 × hidden_size = %d", conf.IntermediateSize, 4*conf.HiddenSize)},
 		{theta == 0 || theta == graph.RotaryBase, fmt.Sprintf("rope_theta %g, want %d", theta, graph.RotaryBase)},
-		{conf.FinalLogitSoftcapping == 0 || conf.FinalLogitSoftcapping == graph.LogitSoftcap, fmt.Sprintf("final_logit_softcapping %g, want %g", float64(conf.FinalLogitSoftcapping), float64(graph.LogitSoftcap))},
+		{conf.FinalLogitSoftcapping != nil && *conf.FinalLogitSoftcapping == graph.LogitSoftcap, fmt.Sprintf("final_logit_softcapping %s, want %g", softcapOf(conf), float64(graph.LogitSoftcap))},
 		{!conf.TieWordEmbeddings && !conf.AttentionBias, "tied embeddings or attention biases, which nanochat's model has not"},
 	} {
 		if !c.ok {
@@ -250,4 +251,12 @@ func ImportHF(src, dst string) (*tokenizer.Tokenizer, error) {
 	meta := Meta{ModelConfig: cfg, MaxSeqLen: cfg.SequenceLen, Tokenizer: Tokenizer{Dir: src, Fingerprint: tok.Fingerprint()},
 		UserConfig: map[string]any{"source": src}}
 	return tok, Save(dst, w, nil, meta)
+}
+
+// softcapOf is the config's softcap as a message shows it.
+func softcapOf(c hfConfig) string {
+	if c.FinalLogitSoftcapping == nil {
+		return "null (none)"
+	}
+	return strconv.FormatFloat(float64(*c.FinalLogitSoftcapping), 'g', -1, 64)
 }

@@ -116,6 +116,8 @@ func TestHFImportRefuses(t *testing.T) {
 		{func(c map[string]any) { c["tie_word_embeddings"] = true }, "tied embeddings"},
 		{func(c map[string]any) { c["intermediate_size"] = 100 }, "intermediate_size 100"},
 		{func(c map[string]any) { c["num_attention_heads"] = 3 }, "not a multiple"},
+		{func(c map[string]any) { c["final_logit_softcapping"] = nil }, "final_logit_softcapping null"},
+		{func(c map[string]any) { c["final_logit_softcapping"] = 30.0 }, "final_logit_softcapping 30"},
 	} {
 		dst := exportGolden(t)
 		var conf map[string]any
@@ -127,6 +129,18 @@ func TestHFImportRefuses(t *testing.T) {
 		if _, err := ImportHF(dst, filepath.Join(t.TempDir(), "run")); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v", c.want, err)
 		}
+	}
+
+	// transformers allows a list of end tokens: the import does not read them.
+	listed := exportGolden(t)
+	var conf map[string]any
+	raw, _ := os.ReadFile(filepath.Join(listed, hfConfigFile))
+	json.Unmarshal(raw, &conf)
+	conf["eos_token_id"] = []int{2043, 2039}
+	raw, _ = json.Marshal(conf)
+	os.WriteFile(filepath.Join(listed, hfConfigFile), raw, 0o644)
+	if _, err := ImportHF(listed, filepath.Join(t.TempDir(), "run")); err != nil {
+		t.Errorf("a list of end tokens: %v", err)
 	}
 
 	dst := exportGolden(t)

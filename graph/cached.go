@@ -206,29 +206,33 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 type CachedScorer struct {
 	Model        *Cached
 	Rows, SeqLen int
-	cache        *KVCache // emptied for each batch
+	cache        *KVCache // one row's, emptied for each
 }
 
 // Shape is the batch the scorer takes.
 func (s *CachedScorer) Shape() (rows, seqLen int) { return s.Rows, s.SeqLen }
 
-// TokenLosses runs the rows from an empty cache and returns each position's loss
-// (layers.IgnoreIndex targets: 0).
+// TokenLosses runs each row from an empty cache and returns each position's loss
+// (layers.IgnoreIndex targets: 0). A row at a time: the logits of one row (SeqLen × vocab)
+// are what it holds at once.
 func (s *CachedScorer) TokenLosses(ids, targets []int) ([]float32, error) {
-	if len(ids) != s.Rows*s.SeqLen || len(targets) != len(ids) {
-		return nil, fmt.Errorf("graph: %d ids and %d targets for %d rows of %d tokens", len(ids), len(targets), s.Rows, s.SeqLen)
+	T := s.SeqLen
+	if len(ids) != s.Rows*T || len(targets) != len(ids) {
+		return nil, fmt.Errorf("graph: %d ids and %d targets for %d rows of %d tokens", len(ids), len(targets), s.Rows, T)
 	}
 	if s.cache == nil {
-		s.cache = s.Model.NewKVCache(s.Rows, s.SeqLen)
-	}
-	s.cache.Pos = 0
-	logits, err := s.Model.ForwardAll(s.cache, ids, s.SeqLen)
-	if err != nil {
-		return nil, err
+		s.cache = s.Model.NewKVCache(1, T)
 	}
 	losses := make([]float32, len(ids))
-	if err := layers.CrossEntropyForward(losses, logits, targets, s.Model.Config.VocabSize, 0, nil, nil); err != nil {
-		return nil, err
+	for r := range s.Rows {
+		s.cache.Pos = 0
+		logits, err := s.Model.ForwardAll(s.cache, ids[r*T:(r+1)*T], T)
+		if err != nil {
+			return nil, err
+		}
+		if err := layers.CrossEntropyForward(losses[r*T:(r+1)*T], logits, targets[r*T:(r+1)*T], s.Model.Config.VocabSize, 0, nil, nil); err != nil {
+			return nil, err
+		}
 	}
 	return losses, nil
 }

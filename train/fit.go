@@ -101,26 +101,42 @@ func (f Fitter) fits(fp Footprint) bool {
 }
 
 // Largest is the largest allowed batch size whose step fits with rc, and its plan (rows 0
-// when not even the smallest fits). A step's memory grows with its rows: it bisects.
+// when none does). A step's memory grows with its rows while it keeps summed gradients:
+// those batches are bisected; a batch that is the whole step (one micro-batch, no summed
+// gradients) may take less than smaller ones and is planned on its own.
 func (f Fitter) Largest(rc graph.Recompute) (int, Footprint, error) {
-	lo, hi := 0, len(f.Rows) // f.Rows[:lo] fit; f.Rows[hi:] do not
-	var best Footprint
+	var summed []int // the rows whose steps sum micro-batches, ascending
+	rows, best := 0, Footprint{}
+	for _, r := range f.Rows {
+		if f.Accum(r) > 1 {
+			summed = append(summed, r)
+			continue
+		}
+		fp, err := f.Plan(r, rc)
+		if err != nil {
+			return 0, fp, err
+		}
+		if f.fits(fp) && r > rows {
+			rows, best = r, fp
+		}
+	}
+	lo, hi := 0, len(summed) // summed[:lo] fit; summed[hi:] do not
 	for lo < hi {
 		mid := (lo + hi) / 2
-		fp, err := f.Plan(f.Rows[mid], rc)
+		fp, err := f.Plan(summed[mid], rc)
 		if err != nil {
 			return 0, fp, err
 		}
 		if f.fits(fp) {
-			lo, best = mid+1, fp
+			lo = mid + 1
+			if summed[mid] > rows {
+				rows, best = summed[mid], fp
+			}
 		} else {
 			hi = mid
 		}
 	}
-	if lo == 0 {
-		return 0, best, nil
-	}
-	return f.Rows[lo-1], best, nil
+	return rows, best, nil
 }
 
 // Choose settles the batch size (rows 0: the largest that fits) and the recomputation

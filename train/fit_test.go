@@ -164,6 +164,23 @@ func TestChoose(t *testing.T) {
 	if _, err := floor.Choose(1, "blocks"); err == nil || !strings.Contains(err.Error(), "optimizer state alone") {
 		t.Errorf("a limit below the weights, gradients and optimizer state: %v", err)
 	}
+	// One micro-batch keeps no summed gradients, so the whole step in one batch can take
+	// less than half of it in two: a limit between them fits the whole step alone.
+	// Rows of 8 tokens: the activations are small beside the summed gradients.
+	short := fitter(0)
+	short.SeqLen = 8
+	whole, err := short.Plan(16, blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if half, _ := short.Plan(8, blocks); whole.Total() < half.Total() {
+		short.Limit = uint64(float64(whole.Total())/Usable) + 1
+		if got, err := short.Choose(0, "blocks"); err != nil || got.Rows != 16 {
+			t.Errorf("a limit that holds the whole step in one batch: %d rows (%v)", got.Rows, err)
+		}
+	} else {
+		t.Fatalf("the test's premise: 16 rows in one batch (%d bytes) take less than 8 in two (%d)", whole.Total(), half.Total())
+	}
 	if _, err := f.Choose(0, "some"); err == nil || !strings.Contains(err.Error(), "none or blocks") {
 		t.Errorf("a wrong recomputation: %v", err)
 	}
