@@ -51,14 +51,22 @@ func (w weight) mul(e backend.Gemm, n int, x, y []float32) {
 	case n < q8Rows:
 		parallel.For(w.out, n*w.in, func(lo, hi int) { sgemm.MulQ8T(n, x, *w.q, y, w.out, lo, hi) })
 	default:
-		block := q8Blocks.Get().(*[]float32)
+		// The block's product goes to a scratch of its own, then into y's columns: an
+		// engine that moves products to a device copies contiguous operands, not y's
+		// whole stride.
+		block, part := q8Blocks.Get().(*[]float32), q8Blocks.Get().(*[]float32)
 		defer q8Blocks.Put(block)
+		defer q8Blocks.Put(part)
 		*block = slices.Grow((*block)[:0], q8Block*w.in)[:q8Block*w.in]
+		*part = slices.Grow((*part)[:0], n*q8Block)[:n*q8Block]
 		for j0 := 0; j0 < w.out; j0 += q8Block {
 			rows := min(q8Block, w.out-j0)
-			b := (*block)[:rows*w.in]
+			b, p := (*block)[:rows*w.in], (*part)[:n*rows]
 			w.q.DequantizeRows(b, j0, j0+rows)
-			e.Sgemm(false, true, n, rows, w.in, 1, x, w.in, b, w.in, 0, y[j0:], w.out)
+			e.Sgemm(false, true, n, rows, w.in, 1, x, w.in, b, w.in, 0, p, rows)
+			for i := range n {
+				copy(y[i*w.out+j0:i*w.out+j0+rows], p[i*rows:(i+1)*rows])
+			}
 		}
 	}
 }
