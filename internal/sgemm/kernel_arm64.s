@@ -1,5 +1,16 @@
 #include "textflag.h"
 
+// ZERO4ROWS clears V0-V7, the sums of four rows that FOLD4 adds up.
+#define ZERO4ROWS \
+	VEOR V0.B16, V0.B16, V0.B16 \
+	VEOR V1.B16, V1.B16, V1.B16 \
+	VEOR V2.B16, V2.B16, V2.B16 \
+	VEOR V3.B16, V3.B16, V3.B16 \
+	VEOR V4.B16, V4.B16, V4.B16 \
+	VEOR V5.B16, V5.B16, V5.B16 \
+	VEOR V6.B16, V6.B16, V6.B16 \
+	VEOR V7.B16, V7.B16, V7.B16
+
 // FOLD4 writes to (R4) the sums of four rows r = a, b, c, d held in V(2r) and V(2r+1), four
 // lanes each: with V31 ones, it folds each row's two registers, then transposes and adds,
 // [a0+a1 b0+b1 a2+a3 b2+b3], [c0+c1 …], then [a b c d].
@@ -327,15 +338,7 @@ TEXT ·dot4NEON(SB), NOSPLIT, $0-40
 	ADD  R5, R3, R6
 	ADD  R6, R3, R7
 	MOVD y+32(FP), R4
-	VEOR V0.B16, V0.B16, V0.B16
-	VEOR V1.B16, V1.B16, V1.B16
-	VEOR V2.B16, V2.B16, V2.B16
-	VEOR V3.B16, V3.B16, V3.B16
-	VEOR V4.B16, V4.B16, V4.B16
-	VEOR V5.B16, V5.B16, V5.B16
-	VEOR V6.B16, V6.B16, V6.B16
-	VEOR V7.B16, V7.B16, V7.B16
-	// V(2r), V(2r+1): the sums of row r, 4 lanes each.
+	ZERO4ROWS // V(2r), V(2r+1): the sums of row r, 4 lanes each
 
 dotloop:
 	VLD1.P 32(R1), [V16.S4, V17.S4] // V16, V17: 8 elements of x
@@ -357,10 +360,32 @@ dotloop:
 	FOLD4
 	RET
 
+// Q8ROW adds to acc0 and acc1 the products of the 16 elements of x in V16-V19 with the next
+// 16 bytes at src, in V20: SXTL and SXTL2 widen them to halves in V21 and V22 and to words in
+// V23-V26, SCVTF converts those, VFMLA multiplies and adds. Go's assembler names neither
+// SXTL nor a vector SCVTF; the WORDs are, in order: SXTL V21.8H, V20.8B; SXTL2 V22.8H,
+// V20.16B; SXTL V23.4S, V21.4H; SXTL2 V24.4S, V21.8H; SXTL V25.4S, V22.4H; SXTL2 V26.4S,
+// V22.8H; SCVTF V23.4S to V26.4S, each in place.
+#define Q8ROW(src, acc0, acc1) \
+	VLD1.P 16(src), [V20.B16] \
+	WORD   $0xf08a695 \
+	WORD   $0x4f08a696 \
+	WORD   $0xf10a6b7 \
+	WORD   $0x4f10a6b8 \
+	WORD   $0xf10a6d9 \
+	WORD   $0x4f10a6da \
+	WORD   $0x4e21daf7 \
+	WORD   $0x4e21db18 \
+	WORD   $0x4e21db39 \
+	WORD   $0x4e21db5a \
+	VFMLA  V23.S4, V16.S4, acc0 \
+	VFMLA  V24.S4, V17.S4, acc1 \
+	VFMLA  V25.S4, V18.S4, acc0 \
+	VFMLA  V26.S4, V19.S4, acc1
+
 // func dot4q8NEON(k int, x *float32, m *int8, ldm int, y *float32)
-// dot4NEON for m in int8, k a multiple of 16: each row's 16 bytes a step widened to words
-// and converted (SXTL, SXTL2 and SCVTF, which Go's assembler does not name, as WORDs),
-// multiplied and added in float32.
+// dot4NEON for m in int8, k a multiple of 16: each row's 16 bytes a step widened,
+// converted, multiplied and added in float32 (Q8ROW).
 TEXT ·dot4q8NEON(SB), NOSPLIT, $0-40
 	MOVD k+0(FP), R0   // R0: elements left
 	MOVD x+8(FP), R1   // R1: the current 16 elements of x
@@ -370,78 +395,14 @@ TEXT ·dot4q8NEON(SB), NOSPLIT, $0-40
 	ADD  R5, R3, R6
 	ADD  R6, R3, R7
 	MOVD y+32(FP), R4
-	VEOR V0.B16, V0.B16, V0.B16
-	VEOR V1.B16, V1.B16, V1.B16
-	VEOR V2.B16, V2.B16, V2.B16
-	VEOR V3.B16, V3.B16, V3.B16
-	VEOR V4.B16, V4.B16, V4.B16
-	VEOR V5.B16, V5.B16, V5.B16
-	VEOR V6.B16, V6.B16, V6.B16
-	VEOR V7.B16, V7.B16, V7.B16
-	// V(2r), V(2r+1): the sums of row r, 4 lanes each.
+	ZERO4ROWS // V(2r), V(2r+1): the sums of row r, 4 lanes each
 
 q8loop:
 	VLD1.P 64(R1), [V16.S4, V17.S4, V18.S4, V19.S4] // 16 elements of x
-	VLD1.P 16(R2), [V20.B16]
-	WORD   $0xf08a695  // SXTL  V21.8H, V20.8B: the bytes widened to halves
-	WORD   $0x4f08a696  // SXTL2 V22.8H, V20.16B
-	WORD   $0xf10a6b7  // SXTL  V23.4S, V21.4H: and to words
-	WORD   $0x4f10a6b8  // SXTL2 V24.4S, V21.8H
-	WORD   $0xf10a6d9  // SXTL  V25.4S, V22.4H
-	WORD   $0x4f10a6da  // SXTL2 V26.4S, V22.8H
-	WORD   $0x4e21daf7  // SCVTF V23.4S, V23.4S
-	WORD   $0x4e21db18  // SCVTF V24.4S, V24.4S
-	WORD   $0x4e21db39  // SCVTF V25.4S, V25.4S
-	WORD   $0x4e21db5a  // SCVTF V26.4S, V26.4S
-	VFMLA  V23.S4, V16.S4, V0.S4
-	VFMLA  V24.S4, V17.S4, V1.S4
-	VFMLA  V25.S4, V18.S4, V0.S4
-	VFMLA  V26.S4, V19.S4, V1.S4
-	VLD1.P 16(R5), [V20.B16]
-	WORD   $0xf08a695  // SXTL  V21.8H, V20.8B: the bytes widened to halves
-	WORD   $0x4f08a696  // SXTL2 V22.8H, V20.16B
-	WORD   $0xf10a6b7  // SXTL  V23.4S, V21.4H: and to words
-	WORD   $0x4f10a6b8  // SXTL2 V24.4S, V21.8H
-	WORD   $0xf10a6d9  // SXTL  V25.4S, V22.4H
-	WORD   $0x4f10a6da  // SXTL2 V26.4S, V22.8H
-	WORD   $0x4e21daf7  // SCVTF V23.4S, V23.4S
-	WORD   $0x4e21db18  // SCVTF V24.4S, V24.4S
-	WORD   $0x4e21db39  // SCVTF V25.4S, V25.4S
-	WORD   $0x4e21db5a  // SCVTF V26.4S, V26.4S
-	VFMLA  V23.S4, V16.S4, V2.S4
-	VFMLA  V24.S4, V17.S4, V3.S4
-	VFMLA  V25.S4, V18.S4, V2.S4
-	VFMLA  V26.S4, V19.S4, V3.S4
-	VLD1.P 16(R6), [V20.B16]
-	WORD   $0xf08a695  // SXTL  V21.8H, V20.8B: the bytes widened to halves
-	WORD   $0x4f08a696  // SXTL2 V22.8H, V20.16B
-	WORD   $0xf10a6b7  // SXTL  V23.4S, V21.4H: and to words
-	WORD   $0x4f10a6b8  // SXTL2 V24.4S, V21.8H
-	WORD   $0xf10a6d9  // SXTL  V25.4S, V22.4H
-	WORD   $0x4f10a6da  // SXTL2 V26.4S, V22.8H
-	WORD   $0x4e21daf7  // SCVTF V23.4S, V23.4S
-	WORD   $0x4e21db18  // SCVTF V24.4S, V24.4S
-	WORD   $0x4e21db39  // SCVTF V25.4S, V25.4S
-	WORD   $0x4e21db5a  // SCVTF V26.4S, V26.4S
-	VFMLA  V23.S4, V16.S4, V4.S4
-	VFMLA  V24.S4, V17.S4, V5.S4
-	VFMLA  V25.S4, V18.S4, V4.S4
-	VFMLA  V26.S4, V19.S4, V5.S4
-	VLD1.P 16(R7), [V20.B16]
-	WORD   $0xf08a695  // SXTL  V21.8H, V20.8B: the bytes widened to halves
-	WORD   $0x4f08a696  // SXTL2 V22.8H, V20.16B
-	WORD   $0xf10a6b7  // SXTL  V23.4S, V21.4H: and to words
-	WORD   $0x4f10a6b8  // SXTL2 V24.4S, V21.8H
-	WORD   $0xf10a6d9  // SXTL  V25.4S, V22.4H
-	WORD   $0x4f10a6da  // SXTL2 V26.4S, V22.8H
-	WORD   $0x4e21daf7  // SCVTF V23.4S, V23.4S
-	WORD   $0x4e21db18  // SCVTF V24.4S, V24.4S
-	WORD   $0x4e21db39  // SCVTF V25.4S, V25.4S
-	WORD   $0x4e21db5a  // SCVTF V26.4S, V26.4S
-	VFMLA  V23.S4, V16.S4, V6.S4
-	VFMLA  V24.S4, V17.S4, V7.S4
-	VFMLA  V25.S4, V18.S4, V6.S4
-	VFMLA  V26.S4, V19.S4, V7.S4
+	Q8ROW(R2, V0.S4, V1.S4)
+	Q8ROW(R5, V2.S4, V3.S4)
+	Q8ROW(R6, V4.S4, V5.S4)
+	Q8ROW(R7, V6.S4, V7.S4)
 	SUBS   $16, R0
 	BNE    q8loop
 
