@@ -475,6 +475,16 @@ dotloop:
 	VZEROUPPER
 	RET
 
+// Q8ROW adds to acc the products of the 16 elements of x in Y4 and Y9 with the 8 bytes at lo
+// and the 8 at hi: widened to int32, converted, multiplied and added in float32.
+#define Q8ROW(lo, hi, acc) \
+	VPMOVSXBD   lo, Y5 \
+	VPMOVSXBD   hi, Y10 \
+	VCVTDQ2PS   Y5, Y5 \
+	VCVTDQ2PS   Y10, Y10 \
+	VFMADD231PS Y5, Y4, acc \
+	VFMADD231PS Y10, Y9, acc
+
 // func dot4q8AVX2(k int, x *float32, m *int8, ldm int, y *float32)
 // y[r] = Σ_{p<k} x[p]·m[r·ldm+p] for r < 4, m in int8; k is a multiple of 16, taken
 // sixteen elements of each row a step. A decoded token streams its int8 weights from memory
@@ -500,30 +510,10 @@ q8loop16:
 	PREFETCHT0  4096(SI)(R9*1)
 	VMOVUPS     (AX), Y4         // Y4, Y9: 16 elements of x
 	VMOVUPS     32(AX), Y9
-	VPMOVSXBD   (SI), Y5         // 8 bytes of a row, widened to int32, converted, multiplied
-	VPMOVSXBD   8(SI), Y10
-	VCVTDQ2PS   Y5, Y5
-	VCVTDQ2PS   Y10, Y10
-	VFMADD231PS Y5, Y4, Y0
-	VFMADD231PS Y10, Y9, Y0
-	VPMOVSXBD   (SI)(R8*1), Y6
-	VPMOVSXBD   8(SI)(R8*1), Y11
-	VCVTDQ2PS   Y6, Y6
-	VCVTDQ2PS   Y11, Y11
-	VFMADD231PS Y6, Y4, Y1
-	VFMADD231PS Y11, Y9, Y1
-	VPMOVSXBD   (SI)(R8*2), Y7
-	VPMOVSXBD   8(SI)(R8*2), Y12
-	VCVTDQ2PS   Y7, Y7
-	VCVTDQ2PS   Y12, Y12
-	VFMADD231PS Y7, Y4, Y2
-	VFMADD231PS Y12, Y9, Y2
-	VPMOVSXBD   (SI)(R9*1), Y8
-	VPMOVSXBD   8(SI)(R9*1), Y13
-	VCVTDQ2PS   Y8, Y8
-	VCVTDQ2PS   Y13, Y13
-	VFMADD231PS Y8, Y4, Y3
-	VFMADD231PS Y13, Y9, Y3
+	Q8ROW((SI), 8(SI), Y0)
+	Q8ROW((SI)(R8*1), 8(SI)(R8*1), Y1)
+	Q8ROW((SI)(R8*2), 8(SI)(R8*2), Y2)
+	Q8ROW((SI)(R9*1), 8(SI)(R9*1), Y3)
 	ADDQ        $64, AX
 	ADDQ        $16, SI
 	SUBQ        $16, CX
