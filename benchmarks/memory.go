@@ -62,7 +62,7 @@ func (c MemoryCurve) Largest(limit uint64) (int, train.Footprint) {
 	var rows int
 	var fp train.Footprint
 	for i, p := range c.Planned {
-		if float64(p.Total()) <= train.Usable*float64(limit) {
+		if train.Fits(p.Total(), limit) {
 			rows, fp = c.Rows[i], p
 		}
 	}

@@ -296,7 +296,7 @@ func runBenchMemory(c *cli.Context) error {
 		return fmt.Errorf("--total-batch-size %d holds no row of %d tokens", c.Int("total-batch-size"), T)
 	}
 	if n := c.Int("measure"); n > 0 {
-		if err := measureMemory(c, curves, n); err != nil {
+		if err := measureMemory(c, engine, curves, n); err != nil {
 			return err
 		}
 	}
@@ -320,11 +320,7 @@ func runBenchMemory(c *cli.Context) error {
 // measureMemory runs, for each curve, one training step at the largest of its batch sizes up
 // to most rows that fits this engine, in a child process (`bench model`), and records its
 // peak.
-func measureMemory(c *cli.Context, curves []benchmarks.MemoryCurve, most int) error {
-	engine, err := openEngine(c)
-	if err != nil {
-		return err
-	}
+func measureMemory(c *cli.Context, engine backend.Backend, curves []benchmarks.MemoryCurve, most int) error {
 	limit, err := train.MemoryLimit(engine)
 	if err != nil {
 		return err
@@ -338,7 +334,7 @@ func measureMemory(c *cli.Context, curves []benchmarks.MemoryCurve, most int) er
 		rows := 0
 		for j, r := range cv.Rows {
 			// bench model takes one micro-batch: no summed gradients.
-			if fp := cv.Planned[j]; r <= most && (limit == 0 || float64(fp.Total()-fp.Accumulation) <= train.Usable*float64(limit)) {
+			if fp := cv.Planned[j]; r <= most && train.Fits(fp.Total()-fp.Accumulation, limit) {
 				rows = r
 			}
 		}

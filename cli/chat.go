@@ -24,11 +24,25 @@ import (
 // sources are nanochat's checkpoint folders by training stage (-i).
 var sources = map[string]string{"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints", "rl": "chatrl_checkpoints"}
 
+// sourceFlag chooses the training stage whose checkpoint a command reads (-i).
+func sourceFlag(def string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: def, Usage: "training stage of the checkpoint: base, mid, sft or rl"}
+}
+
+// sourceRoot is the folder of the runs of the stage --source names.
+func sourceRoot(c *cli.Context) (string, error) {
+	folder, ok := sources[c.String("source")]
+	if !ok {
+		return "", fmt.Errorf("--source %q: want base, mid, sft or rl", c.String("source"))
+	}
+	return filepath.Join(gochatHome(), folder), nil
+}
+
 // generationFlags are the flags of the commands that generate: the checkpoint and the
 // sampling defaults.
 func generationFlags(source string, temperature float64, maxTokens int) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: source, Usage: "training stage of the checkpoint: base, mid, sft or rl"},
+		sourceFlag(source),
 		modelTagFlag, stepFlag, tokenizerFlag, engineFlag, blasFlag, quantizeFlag,
 		&cli.Float64Flag{Name: "temperature", Aliases: []string{"t"}, Value: temperature, Usage: "sampling temperature (0: the most likely token)"},
 		&cli.IntFlag{Name: "top-k", Aliases: []string{"k"}, Value: 50, Usage: "sample among the k most likely tokens (0: all)"},
@@ -83,9 +97,9 @@ func sampleCommand() *cli.Command {
 
 // loadEngine builds the generation engine for the checkpoint the flags choose.
 func loadEngine(c *cli.Context) (*sampler.Generator, string, error) {
-	folder, ok := sources[c.String("source")]
-	if !ok {
-		return nil, "", fmt.Errorf("--source %q: want base, mid, sft or rl", c.String("source"))
+	root, err := sourceRoot(c)
+	if err != nil {
+		return nil, "", err
 	}
 	if c.Float64("temperature") < 0 || c.Int("top-k") < 0 || c.Int("max-tokens") <= 0 {
 		return nil, "", fmt.Errorf("--temperature and --top-k must not be negative, --max-tokens must be positive")
@@ -94,7 +108,7 @@ func loadEngine(c *cli.Context) (*sampler.Generator, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	m, tok, which, err := loadCached(c, filepath.Join(gochatHome(), folder), engine)
+	m, tok, which, err := loadCached(c, root, engine)
 	if err != nil {
 		if c.String("source") != "base" {
 			err = fmt.Errorf("%w (models trained by `gochat demo` or `gochat train base` are base models: -i base)", err)

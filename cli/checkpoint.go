@@ -40,7 +40,7 @@ func checkpointCommand() *cli.Command {
 			Usage: "write a step's weights in int8 beside it (model_<step>.int8.safetensors), which --quantize int8 then reads instead of the float32 ones",
 			Description: "Every matrix but the embedding, a scale per row, as --quantize int8 makes them on load: chat,\n" +
 				"sample, web and eval chat read the file when it is there, a byte a weight on disk and in memory.",
-			Flags:  []cli.Flag{&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: "base", Usage: "training stage of the checkpoint: base, mid, sft or rl"}, modelTagFlag, stepFlag},
+			Flags:  []cli.Flag{sourceFlag("base"), modelTagFlag, stepFlag},
 			Action: runCheckpointQuantize,
 		}},
 	}
@@ -126,11 +126,11 @@ func runCheckpointExport(c *cli.Context) error {
 }
 
 func runCheckpointQuantize(c *cli.Context) error {
-	folder, ok := sources[c.String("source")]
-	if !ok {
-		return fmt.Errorf("--source %q: want base, mid, sft or rl", c.String("source"))
+	root, err := sourceRoot(c)
+	if err != nil {
+		return err
 	}
-	dir, step, err := chosenStep(c, filepath.Join(gochatHome(), folder))
+	dir, step, err := chosenStep(c, root)
 	if err != nil {
 		return err
 	}

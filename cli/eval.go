@@ -225,7 +225,7 @@ func evalCoreCommand() *cli.Command {
 			"sequence_len, where nanochat's model stops too) is an error. Ctrl-C stops after the forward pass\n" +
 			"under way, keeping the tasks printed and writing no --json.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: "base", Usage: "training stage of the checkpoint: base, mid, sft or rl"},
+			sourceFlag("base"),
 			modelTagFlag, stepFlag, tokenizerFlag, engineFlag, blasFlag, quantizeFlag,
 			&cli.IntFlag{Name: "max-per-task", Value: -1, Usage: "items per task at most, the first in CORE's order (-1 or 0: all)"},
 			&cli.IntFlag{Name: "batch-tokens", Value: 4096, Usage: "tokens per forward pass at most (an item larger runs alone; 1: one item at a time)"},
@@ -241,9 +241,9 @@ func runEvalCore(c *cli.Context) error {
 	if err := positive(c, "batch-tokens"); err != nil {
 		return err
 	}
-	folder, ok := sources[c.String("source")]
-	if !ok {
-		return fmt.Errorf("--source %q: want base, mid, sft or rl", c.String("source"))
+	root, err := sourceRoot(c)
+	if err != nil {
+		return err
 	}
 	jsonPath := c.String("json")
 	if jsonPath != "" {
@@ -255,7 +255,7 @@ func runEvalCore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ck, tok, ckDir, err := loadCheckpoint(c, filepath.Join(gochatHome(), folder))
+	ck, tok, ckDir, err := loadCheckpoint(c, root)
 	if err != nil {
 		return err
 	}
@@ -416,7 +416,7 @@ func checkEvalMemory(cfg graph.Config, opt graph.Options) error {
 	if err != nil {
 		return err
 	}
-	if limit > 0 && float64(mem.Total()) > train.Usable*float64(limit) {
+	if !train.Fits(mem.Total(), limit) {
 		return fmt.Errorf("evaluating d%d at %d rows of %d tokens needs %s, more than %.0f%% of the %s %s may use: lower --device-batch-size",
 			cfg.NLayer, opt.Batch, opt.SeqLen, graph.Size(mem.Total()), 100*train.Usable, graph.Size(int64(limit)), opt.Engine.Name())
 	}

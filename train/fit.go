@@ -96,8 +96,12 @@ func (f Fitter) Plan(rows int, rc graph.Recompute) (Footprint, error) {
 }
 
 // fits says whether a step of fp leaves the limit's headroom.
-func (f Fitter) fits(fp Footprint) bool {
-	return f.Limit == 0 || float64(fp.Total()) <= Usable*float64(f.Limit)
+func (f Fitter) fits(fp Footprint) bool { return Fits(fp.Total(), f.Limit) }
+
+// Fits says whether bytes leave an engine of the given limit its headroom: at most Usable of
+// it (every size fits an unknown limit, 0).
+func Fits(bytes int64, limit uint64) bool {
+	return limit == 0 || float64(bytes) <= Usable*float64(limit)
 }
 
 // Largest is the largest allowed batch size whose step fits with rc, and its plan (rows 0
