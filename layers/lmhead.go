@@ -181,6 +181,9 @@ func (op *lmHeadOp) Do(in ...G.Value) (G.Value, error) {
 	var scale *tensor.Dense
 	if op.differentiated && op.reduction != PerToken {
 		scale = op.scale.get(dt, x.Engine(), n)
+		if err := beforeHostWrite(scale); err != nil {
+			return nil, err
+		}
 		fill(scale, op.unitScale(targets))
 	}
 	if err := op.pass(x, w, targets, losses, scale); err != nil {
@@ -256,6 +259,9 @@ func (op *lmHeadGradOp) Do(in ...G.Value) (G.Value, error) {
 		// Gorgonia makes the losses' gradient (its Sum's) in Go's memory: the engine gets a
 		// copy in its own.
 		own := op.fwd.scale.get(x.Dtype(), x.Engine(), x.Shape()[0])
+		if err := beforeHostWrite(own); err != nil {
+			return nil, err
+		}
 		switch own.Dtype() {
 		case tensor.Float32:
 			copy(floats[float32](own), floats[float32](g))
@@ -311,6 +317,16 @@ func (op *lmHeadWeightGradOp) Do(in ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("%v: the gradient op has not run", op)
 	}
 	return dw, nil
+}
+
+// beforeHostWrite waits, on an engine that queues its work, until the work queued so far
+// is done: the planned memory t lies in may still be read (or written) there by operations
+// that come earlier in the graph.
+func beforeHostWrite(t *tensor.Dense) error {
+	if m, ok := t.Engine().(backend.Memory); ok {
+		return m.Sync()
+	}
+	return nil
 }
 
 // fill sets every element of a float tensor to x.
