@@ -4,122 +4,125 @@ package cudabackend
 
 import (
 	"fmt"
-	"gochat/backend"
 	"math"
+	"strconv"
+
+	"gochat/backend"
 )
 
-// attnScores bounds the score matrices held at once: the batch rows are taken in chunks
-// whose B·H·T·T scores fit 2^28 floats (1 GiB), twice (scores and their gradients).
-const attnScores = 1 << 28
+// The fused causal attention of attention.cu: its kernels are compiled for a bound on the
+// head dim (128, which every nanochat model has, or 256) and for the engine's products
+// (tensor cores in TF32, or strict float32 for the "cuda" engine) the first time a model
+// needs them. These constants mirror attention.cu's.
+const (
+	attnFwdWarps = 8                      // warps of a forward block
+	attnBwdWarps = 8                      // warps of a backward block
+	attnFwdBlock = 16 * attnFwdWarps      // queries of a forward block
+	attnBwdBlock = 16 * attnBwdWarps      // keys of a backward block
+	attnFwdTile  = 64                     // keys of a forward tile
+	attnTile     = 32                     // queries of a backward tile
+	attnFwdScr   = 16 * (attnFwdTile + 8) // floats of a forward warp's 16×attnFwdTile scratch, padded
+	attnScratch  = 16 * (attnTile + 8)    // floats of a backward warp's 16×attnTile scratch, padded
 
-// attnLayout locates one chunk of batch rows of the attention in a fused q|k|v tensor
-// (rows of w = (H + 2·KV)·D), the output y (rows of H·D) and the score matrices (T×T per
-// batch row and head).
-type attnLayout struct {
-	s                 backend.AttnShape
-	scores, grads     uintptr
-	w, hd, rep, b0, n int // row widths, heads per kv head, first batch row and rows in the chunk
-}
+	cuFuncAttributeMaxDynamicShared = 8 // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+)
 
-const f32 = 4 // bytes of a float32
-
-// addr says where one matrix of a batched product lies, by batch row of the chunk and head.
-type addr func(b, h int) uintptr
-
-// q, k and v locate the heads of a fused q|k|v tensor at base (k and v by the query head
-// that reads them); out those of an output (or its gradient); score the score matrices.
-func (l attnLayout) q(base uintptr) addr {
-	return func(b, h int) uintptr { return base + uintptr(f32*((l.b0+b)*l.s.Tq*l.w+h*l.s.HeadDim)) }
-}
-func (l attnLayout) k(base uintptr) addr {
-	return func(b, h int) uintptr { return l.q(base)(b, l.s.Heads+h/l.rep) }
-}
-func (l attnLayout) v(base uintptr) addr {
-	return func(b, h int) uintptr { return l.q(base)(b, l.s.Heads+l.s.KVHeads+h/l.rep) }
-}
-func (l attnLayout) out(base uintptr) addr {
-	return func(b, h int) uintptr { return base + uintptr(f32*((l.b0+b)*l.s.Tq*l.hd+h*l.s.HeadDim)) }
-}
-func (l attnLayout) score(base uintptr) addr {
-	return func(b, h int) uintptr { return base + uintptr(f32*((b*l.s.Heads+h)*l.s.Tq*l.s.Tq)) }
+// attnBound is the head-dim bound attention.cu is compiled with for head dim d, 0 past
+// the largest.
+func attnBound(d int) int {
+	switch {
+	case d <= 128:
+		return 128
+	case d <= 256:
+		return 256
+	}
+	return 0
 }
 
-// pairs builds a batch over every (batch row, head) of the chunk.
-func (l attnLayout) pairs(a, b, c addr) batch {
-	var bt batch
-	for i := 0; i < l.n; i++ {
-		for h := 0; h < l.s.Heads; h++ {
-			bt.add(a(i, h), b(i, h), c(i, h))
+// attnShared is the dynamic shared memory, in bytes, that kernel (attnForward or
+// attnBackward) lays out at head dim d: staged rows padded to Dp+8 floats, Dp being d
+// rounded up to 8, and each warp's scratch.
+func attnShared(kernel string, d int) int {
+	st := (d+7)&^7 + 8
+	switch kernel {
+	case "attnForward": // K and V tiles, P
+		return f32 * (2*attnFwdTile*st + attnFwdWarps*attnFwdScr)
+	default: // attnBackward: K and V blocks, Q and dY tiles, their log-sum-exps and δ, Pᵀ and dSᵀ
+		return f32 * (2*attnBwdBlock*st + 2*attnTile*st + 2*attnTile + 2*attnBwdWarps*attnScratch)
+	}
+}
+
+func attnScale(s backend.AttnShape) float32 { return float32(1 / math.Sqrt(float64(s.HeadDim))) }
+
+// attnKernel returns the name under which kernel is loaded for s, compiling attention.cu
+// for s's head dim on first use and allowing the kernel the shared memory it lays out; it
+// reports false, having recorded why, for a shape the kernels do not take. The caller
+// holds b.mu.
+func (e *Engine) attnKernel(kernel string, s backend.AttnShape) (string, bool) {
+	bound := attnBound(s.HeadDim)
+	if bound == 0 || s.Tq != s.Tk || s.Heads%s.KVHeads != 0 {
+		e.fail(fmt.Errorf("cuda attention: shape %+v: the kernels take whole causal sequences, head dims up to 256", s))
+		return "", false
+	}
+	suffix := "/" + strconv.Itoa(bound)
+	name := kernel + suffix
+	var err error
+	if _, ok := e.functions[name]; !ok {
+		tc := "1"
+		if e.b.prec == FP32 {
+			tc = "0"
 		}
+		e.b.w.wait(func() {
+			err = e.load(attentionSource, "attention.cu", suffix, []string{"attnForward", "attnBackward"},
+				"-DATT_MAXD="+strconv.Itoa(bound), "-DATT_TC="+tc)
+		})
 	}
-	return bt
+	if need := attnShared(kernel, s.HeadDim); err == nil && need > e.shared[name] {
+		e.b.w.wait(func() {
+			if code := e.drv.setAttribute(e.functions[name], cuFuncAttributeMaxDynamicShared, int32(need)); code != 0 {
+				err = fmt.Errorf("cuda attention: head dim %d needs %d KiB of shared memory a block, more than %s allows (CUDA error %d)",
+					s.HeadDim, need>>10, e.b.device, code)
+				return
+			}
+			e.shared[name] = need
+		})
+	}
+	if err != nil {
+		e.fail(err)
+		return "", false
+	}
+	return name, true
 }
 
-// chunks calls fn for each chunk of batch rows, with the score buffers reserved.
-func (e *Engine) attnChunks(s backend.AttnShape, grads bool, fn func(l attnLayout)) {
-	if s.Tq != s.Tk || s.Heads%s.KVHeads != 0 {
-		e.fail(fmt.Errorf("cuda attention: shape %+v is not a whole causal sequence", s))
-		return
-	}
-	per := s.Heads * s.Tq * s.Tq
-	rows := max(1, min(s.Batch, attnScores/per))
-	l := attnLayout{s: s, w: (s.Heads + 2*s.KVHeads) * s.HeadDim, hd: s.Heads * s.HeadDim, rep: s.Heads / s.KVHeads}
-	l.scores = e.reserve(scratchScores, uint64(f32*rows*per))
-	if grads {
-		l.grads = e.reserve(scratchGrads, uint64(f32*rows*per))
-	}
-	for l.b0 = 0; l.b0 < s.Batch; l.b0 += rows {
-		l.n = min(rows, s.Batch-l.b0)
-		fn(l)
-	}
-}
-
-// AttentionForward implements backend.Kernels: per chunk, S = QKᵀ/√D for every head as one
-// batched product, the causal softmax in place (saving each row's log-sum-exp), Y = P·V.
+// AttentionForward implements backend.Kernels: one block per attnFwdBlock queries of each
+// (batch row, head).
 func (e *Engine) AttentionForward(s backend.AttnShape, qkv, y, lse []float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	T, D := s.Tq, s.HeadDim
-	scale := float32(1 / math.Sqrt(float64(D)))
-	pq, py, pl := e.ptr(qkv), e.ptr(y), e.ptr(lse)
-	e.attnChunks(s, false, func(l attnLayout) {
-		Q, K, V, S, Y := l.q(pq), l.k(pq), l.v(pq), l.score(l.scores), l.out(py)
-		e.batched("attention", false, true, T, T, D, scale, l.w, l.w, 0, T, l.pairs(Q, K, S))
-		e.launch("causalSoftmax", l.n*s.Heads*T, rowThreads, l.scores, pl+uintptr(f32*l.b0*s.Heads*T), T)
-		e.batched("attention", false, false, T, D, T, 1, T, l.w, 0, l.hd, l.pairs(S, V, Y))
-	})
+	name, ok := e.attnKernel("attnForward", s)
+	if !ok {
+		return
+	}
+	grid := [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}
+	e.launchAs("attention forward", name, grid, 32*attnFwdWarps, attnShared("attnForward", s.HeadDim),
+		qkv, y, lse, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s))
 }
 
-// AttentionBackward implements backend.Kernels: per chunk the probabilities are recomputed
-// from the saved log-sum-exps, dS = P ⊙ (dY·Vᵀ − δ), dQ = dS·K/√D, and dK = dSᵀ·Q/√D and
-// dV = Pᵀ·dY, which the heads of one kv head add up in turn (a batch never writes one
-// matrix twice).
+// AttentionBackward implements backend.Kernels: δ = Σ dY·Y per query row and head, then,
+// by key block of each (batch row, kv head), dK and dV and the blocks' shares of dQ, which
+// add up in the cleared gradient.
 func (e *Engine) AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse []float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	T, D := s.Tq, s.HeadDim
-	scale := float32(1 / math.Sqrt(float64(D)))
-	pq, py, pdy, pd, pl := e.ptr(qkv), e.ptr(y), e.ptr(dy), e.ptr(dqkv), e.ptr(lse)
-	e.attnChunks(s, true, func(l attnLayout) {
-		Q, K, V, S, dS := l.q(pq), l.k(pq), l.v(pq), l.score(l.scores), l.score(l.grads)
-		dQ, dK, dV, dY := l.q(pd), l.k(pd), l.v(pd), l.out(pdy)
-		e.batched("attention", false, true, T, T, D, scale, l.w, l.w, 0, T, l.pairs(Q, K, S))
-		e.launch("causalProbs", l.n*s.Heads*T, rowThreads, l.scores, pl+uintptr(f32*l.b0*s.Heads*T), T)
-		e.batched("attention", false, true, T, T, D, 1, l.hd, l.w, 0, T, l.pairs(dY, V, dS))
-		e.launch("softmaxGrad", l.n*s.Heads*T, rowThreads, l.grads, l.scores, dY(0, 0), l.out(py)(0, 0), T, s.Heads, D)
-		e.batched("attention", false, false, T, D, T, scale, T, l.w, 0, l.w, l.pairs(dS, K, dQ))
-		for r := 0; r < l.rep; r++ {
-			var dk, dv batch
-			for b := 0; b < l.n; b++ {
-				for g := 0; g < s.KVHeads; g++ {
-					h := g*l.rep + r
-					dk.add(dS(b, h), Q(b, h), dK(b, h))
-					dv.add(S(b, h), dY(b, h), dV(b, h))
-				}
-			}
-			beta := float32(min(r, 1))
-			e.batched("attention", true, false, T, D, T, scale, T, l.w, beta, l.w, dk)
-			e.batched("attention", true, false, T, D, T, 1, T, l.hd, beta, l.w, dv)
-		}
-	})
+	name, ok := e.attnKernel("attnBackward", s)
+	if !ok {
+		return
+	}
+	rows := s.Batch * s.Tq * s.Heads
+	delta := e.reserve(scratchDelta, uint64(f32*rows))
+	e.launch("attnDelta", (rows+7)/8, 256, delta, dy, y, rows, s.Tq, s.Heads, s.HeadDim)
+	e.memset(e.ptr(dqkv), f32*len(dqkv))
+	grid := [2]int{(s.Tq + attnBwdBlock - 1) / attnBwdBlock, s.Batch * s.KVHeads}
+	e.launchAs("attention backward", name, grid, 32*attnBwdWarps, attnShared("attnBackward", s.HeadDim),
+		qkv, dy, lse, delta, dqkv, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s))
 }

@@ -175,7 +175,7 @@ type Precision int
 const (
 	FP32 Precision = iota // strict float32
 	TF32                  // TF32 tensor cores: inputs rounded to 10 mantissa bits
-	BF16                  // operands rounded to bfloat16 (7 mantissa bits), float32 accumulation and result: the engine's plain products (attention's and Newton-Schulz's batched ones stay float32); the host BLAS rounds on the CPU, halving the bus
+	BF16                  // operands rounded to bfloat16 (7 mantissa bits), float32 accumulation and result: the engine's plain products (attention multiplies in TF32, Newton-Schulz's batched products in float32); the host BLAS rounds on the CPU, halving the bus
 )
 
 func (p Precision) String() string { return [...]string{"fp32", "tf32", "bf16"}[p] }

@@ -4,11 +4,12 @@
 //
 // Its Engine, a backend.Backend registered as "cuda", "cuda-tf32" and "cuda-bf16", trains
 // on the GPU: the model's tensors, gradients and optimizer state are CUDA managed memory
-// (its Make),
-// products run through cuBLAS on them where they lie, and every other op of layers and
-// optimizers runs as a kernel of kernels.cu, which NVRTC compiles when the engine starts.
-// The host still reads and writes the same tensors (loading weights, the loss, checkpoints)
-// after a Sync. Every CUDA call goes through one OS thread (worker), queued in order.
+// (its Make), products run through cuBLAS on them where they lie, causal attention runs
+// fused (the flash-attention kernels of attention.cu: no T×T scores in memory), and every
+// other op of layers and optimizers runs as a kernel of kernels.cu. NVRTC compiles
+// kernels.cu when the engine starts and attention.cu when a model first needs it. The host
+// still reads and writes the same tensors (loading weights, the loss, checkpoints) after a
+// Sync: before it writes memory the device may still be using, it must Sync first. Every CUDA call goes through one OS thread (worker), queued in order.
 //
 // Products of host memory (generation keeps its activations in Go memory) go through BLAS,
 // which copies each large float32 product to the GPU and back; products below

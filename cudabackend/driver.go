@@ -12,10 +12,14 @@ import (
 	"github.com/ebitengine/purego"
 )
 
-// kernelSource is the CUDA C of every kernel the engine launches.
-//
-//go:embed kernels.cu
-var kernelSource string
+// kernelSource is the CUDA C of the kernels the engine loads when it starts; attentionSource
+// that of the fused attention, compiled for a model's head dim when it first needs it.
+var (
+	//go:embed kernels.cu
+	kernelSource string
+	//go:embed attention.cu
+	attentionSource string
+)
 
 // driver holds the functions of the CUDA driver (libcuda) and of NVRTC, the runtime
 // compiler, that the engine needs to compile kernelSource and launch its kernels.
@@ -26,6 +30,7 @@ type driver struct {
 	loadModule     func(*uintptr, unsafe.Pointer) int32
 	function       func(*uintptr, uintptr, string) int32
 	launch         func(f uintptr, gx, gy, gz, bx, by, bz, shared uint32, stream uintptr, params *unsafe.Pointer, extra uintptr) int32
+	setAttribute   func(f uintptr, attribute, value int32) int32
 
 	createProgram  func(prog *uintptr, src, name string, headers int32, sources, names uintptr) int32
 	compileProgram func(prog uintptr, n int32, options **byte) int32
@@ -53,6 +58,7 @@ func loadDriver() (*driver, error) {
 	}{
 		{cu, &d.init, "cuInit"}, {cu, &d.primaryContext, "cuDevicePrimaryCtxRetain"}, {cu, &d.setCurrent, "cuCtxSetCurrent"},
 		{cu, &d.loadModule, "cuModuleLoadData"}, {cu, &d.function, "cuModuleGetFunction"}, {cu, &d.launch, "cuLaunchKernel"},
+		{cu, &d.setAttribute, "cuFuncSetAttribute"},
 		{nv, &d.createProgram, "nvrtcCreateProgram"}, {nv, &d.compileProgram, "nvrtcCompileProgram"},
 		{nv, &d.logSize, "nvrtcGetProgramLogSize"}, {nv, &d.log, "nvrtcGetProgramLog"},
 		{nv, &d.ptxSize, "nvrtcGetPTXSize"}, {nv, &d.ptx, "nvrtcGetPTX"}, {nv, &d.destroyProgram, "nvrtcDestroyProgram"},
@@ -78,15 +84,16 @@ func openFirst(env string, names []string) (uintptr, error) {
 	return 0, fmt.Errorf("no %s (tried %s; set %s or LD_LIBRARY_PATH)", names[0], strings.Join(tried, ", "), env)
 }
 
-// compile turns kernelSource into PTX for compute capability arch (such as "90") with
-// NVRTC; the driver finishes the compilation for the GPU when it loads the module.
-func (d *driver) compile(arch string) ([]byte, error) {
+// compile turns CUDA C source (named name in messages) into PTX for compute capability
+// arch (such as "90") with NVRTC, with more NVRTC options (such as -D definitions); the
+// driver finishes the compilation for the GPU when it loads the module.
+func (d *driver) compile(source, name, arch string, more ...string) ([]byte, error) {
 	var prog uintptr
-	if code := d.createProgram(&prog, kernelSource, "kernels.cu", 0, 0, 0); code != 0 {
+	if code := d.createProgram(&prog, source, name, 0, 0, 0); code != 0 {
 		return nil, fmt.Errorf("nvrtcCreateProgram: status %d", code)
 	}
 	defer d.destroyProgram(&prog)
-	options := []string{"--gpu-architecture=compute_" + arch, "--std=c++17"}
+	options := append([]string{"--gpu-architecture=compute_" + arch, "--std=c++17"}, more...)
 	cstrings := make([][]byte, len(options))
 	pointers := make([]*byte, len(options))
 	for i, o := range options {
@@ -100,7 +107,7 @@ func (d *driver) compile(arch string) ([]byte, error) {
 		d.logSize(prog, &size)
 		log := make([]byte, size+1)
 		d.log(prog, &log[0])
-		return nil, fmt.Errorf("compiling the kernels (NVRTC status %d):\n%s", code, strings.TrimRight(string(log), "\x00\n"))
+		return nil, fmt.Errorf("compiling %s (NVRTC status %d):\n%s", name, code, strings.TrimRight(string(log), "\x00\n"))
 	}
 	var size uint64
 	if code := d.ptxSize(prog, &size); code != 0 || size == 0 {

@@ -29,6 +29,7 @@ const (
 	chunkBytes                      = 256 << 20 // managed memory is taken from CUDA in chunks of at least this
 	nsBatch                         = 256       // matrices Newton-Schulz takes at once
 	align                           = 256
+	f32                             = 4 // bytes of a float32
 )
 
 // Engine keeps a model's tensors in CUDA managed memory and runs the whole training step on
@@ -47,7 +48,9 @@ type Engine struct {
 	b                *BLAS
 	drv              *driver
 	ctx              uintptr
-	functions        map[string]uintptr
+	arch             string             // compute capability, such as "90"
+	functions        map[string]uintptr // kernels by name
+	shared           map[string]int     // dynamic shared memory allowed per kernel, where raised
 
 	memory    arena.Arena                         // managed memory, handed out by Make
 	gpuBytes  uint64                              // memory on the GPU
@@ -62,9 +65,8 @@ type Engine struct {
 
 // Indices of the engine's scratch buffers.
 const (
-	scratchScores = iota // attention scores (or probabilities) of a chunk of batch rows
-	scratchGrads         // their gradients
-	scratchX             // Newton-Schulz: X, X', A, B
+	scratchDelta = iota // attention's backward: δ = Σ dY·Y per query row and head
+	scratchX            // Newton-Schulz: X, X', A, B
 	scratchNext
 	scratchA
 	scratchB
@@ -86,7 +88,7 @@ func (b *BLAS) Engine() (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{b: b, drv: drv, functions: map[string]uintptr{},
+	e := &Engine{b: b, drv: drv, functions: map[string]uintptr{}, shared: map[string]int{},
 		pointers: map[string]uintptr{}, tables: map[*backend.RotaryTable][2]uintptr{}}
 	e.memory = arena.Arena{MinChunk: chunkBytes, Align: align, New: e.newChunk}
 	b.w.wait(func() { err = e.open() })
@@ -113,29 +115,40 @@ func (e *Engine) open() error {
 	if code := drv.primaryContext(&e.ctx, 0); code != 0 {
 		return fmt.Errorf("cuDevicePrimaryCtxRetain: CUDA error %d", code)
 	}
-	ptx, err := drv.compile(strconv.Itoa(int(major)) + strconv.Itoa(int(minor)))
+	e.arch = strconv.Itoa(int(major)) + strconv.Itoa(int(minor))
+	drv.setCurrent(e.ctx)
+	err := e.load(kernelSource, "kernels.cu", "", []string{"scale", "add", "axpy", "relu2Forward", "relu2Backward", "softcapForward",
+		"softcapBackward", "embeddingForward", "embeddingBackward", "rmsNormForward", "rmsNormBackward", "rotary", "attnDelta",
+		"crossEntropy", "muonMomentum", "adamW", "sumSquares", "normalise", "transpose", "toBF16"})
 	if err != nil {
 		return err
-	}
-	drv.setCurrent(e.ctx)
-	var module uintptr
-	if code := drv.loadModule(&module, unsafe.Pointer(&ptx[0])); code != 0 {
-		return fmt.Errorf("loading the kernels: CUDA error %d", code)
-	}
-	for _, name := range []string{"scale", "add", "axpy", "relu2Forward", "relu2Backward", "softcapForward", "softcapBackward",
-		"embeddingForward", "embeddingBackward", "rmsNormForward", "rmsNormBackward", "rotary", "causalSoftmax", "causalProbs",
-		"softmaxGrad", "crossEntropy", "muonMomentum", "adamW", "sumSquares", "normalise", "transpose", "toBF16"} {
-		var f uintptr
-		if code := drv.function(&f, module, name); code != 0 {
-			return fmt.Errorf("kernel %s: CUDA error %d", name, code)
-		}
-		e.functions[name] = f
 	}
 	if code := b.rt.malloc(&e.sumResult, 8*nsBatch); code != 0 {
 		return fmt.Errorf("cudaMalloc: %s", b.rt.describe(code))
 	}
 	var free uint64
 	b.rt.memInfo(&free, &e.gpuBytes)
+	return nil
+}
+
+// load compiles source for the GPU, loads it and records its named kernels, each under its
+// name followed by suffix; on the worker.
+func (e *Engine) load(source, name, suffix string, kernels []string, options ...string) error {
+	ptx, err := e.drv.compile(source, name, e.arch, options...)
+	if err != nil {
+		return err
+	}
+	var module uintptr
+	if code := e.drv.loadModule(&module, unsafe.Pointer(&ptx[0])); code != 0 {
+		return fmt.Errorf("loading %s: CUDA error %d", name, code)
+	}
+	for _, k := range kernels {
+		var f uintptr
+		if code := e.drv.function(&f, module, k); code != 0 {
+			return fmt.Errorf("kernel %s: CUDA error %d", k, code)
+		}
+		e.functions[k+suffix] = f
+	}
 	return nil
 }
 
@@ -213,16 +226,13 @@ func (e *Engine) MemoryLimit() uint64 {
 }
 
 // Workspace implements backend.Budget: the scratch buffers a step of w grows, each to the
-// largest of its uses (attention's scores and their gradients, Newton-Schulz's matrices of
-// the largest batch of each shape, the bfloat16 operands).
+// largest of its uses (attention's δ, Newton-Schulz's matrices of the largest batch of each
+// shape, the bfloat16 operands).
 func (e *Engine) Workspace(w backend.Workload) uint64 {
 	var size [len(e.scratch)]uint64
 	grow := func(i int, n int) { size[i] = max(size[i], uint64(f32*n)) }
 	if a := w.Attention; a.Tk > 0 {
-		per := a.Heads * a.Tk * a.Tk
-		rows := max(1, min(a.Batch, attnScores/per))
-		grow(scratchScores, rows*per)
-		grow(scratchGrads, rows*per)
+		grow(scratchDelta, a.Batch*a.Heads*a.Tq)
 	}
 	for _, g := range w.Matrices {
 		r, c, count := min(g.Rows, g.Cols), max(g.Rows, g.Cols), min(g.Count, nsBatch)
@@ -276,12 +286,12 @@ func address[T any](e *Engine, x []T, what string) uintptr {
 // launch queues kernel name on grid blocks of block threads. Arguments are []float32 and
 // []int (the engine's memory), uintptr (device addresses), int (as long long) and float32.
 func (e *Engine) launch(name string, grid, block int, args ...any) {
-	e.launchAs(name, name, [2]int{grid, 1}, block, args...)
+	e.launchAs(name, name, [2]int{grid, 1}, block, 0, args...)
 }
 
 // launchAs is launch with the work profiled under label, on a grid of grid[0]×grid[1]
-// blocks.
-func (e *Engine) launchAs(label, name string, grid [2]int, block int, args ...any) {
+// blocks with shared bytes of dynamic shared memory each.
+func (e *Engine) launchAs(label, name string, grid [2]int, block, shared int, args ...any) {
 	if grid[0] == 0 || grid[1] == 0 {
 		return
 	}
@@ -308,7 +318,7 @@ func (e *Engine) launchAs(label, name string, grid [2]int, block int, args ...an
 			params[i] = unsafe.Pointer(&values[i])
 		}
 		e.drv.setCurrent(e.ctx)
-		code := e.drv.launch(e.functions[name], uint32(grid[0]), uint32(grid[1]), 1, uint32(block), 1, 1, 0, 0, &params[0], 0)
+		code := e.drv.launch(e.functions[name], uint32(grid[0]), uint32(grid[1]), 1, uint32(block), 1, 1, uint32(shared), 0, &params[0], 0)
 		runtime.KeepAlive(values)
 		if code != 0 {
 			return fmt.Errorf("launching %s: CUDA error %d", name, code)

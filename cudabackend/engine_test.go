@@ -3,6 +3,7 @@
 package cudabackend
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -18,11 +19,17 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// engine returns the CUDA engine, or skips the test where there is no GPU (unless
-// GOCHAT_REQUIRE_CUDA says there must be one).
+// engine returns the strict float32 CUDA engine, or skips the test where there is no GPU
+// (unless GOCHAT_REQUIRE_CUDA says there must be one).
 func engine(t *testing.T) *Engine {
 	t.Helper()
-	b, err := Load(cpubackend.New(nil), FP32)
+	return engineOf(t, FP32)
+}
+
+// engineOf is engine with products in precision prec.
+func engineOf(t *testing.T, prec Precision) *Engine {
+	t.Helper()
+	b, err := Load(cpubackend.New(nil), prec)
 	if err == nil {
 		var e backend.Backend
 		if e, err = b.Engine(); err == nil {
@@ -39,6 +46,10 @@ func engine(t *testing.T) *Engine {
 // kernelTol is the largest difference allowed between a device kernel and the Go kernel,
 // relative to max(1, |Go's value|): both compute in float32, in other orders.
 const kernelTol = 2e-5
+
+// tf32KernelTol is kernelTol for kernels whose products run on tensor cores in TF32, which
+// rounds their inputs to 10 mantissa bits (a relative 2⁻¹¹ each).
+const tf32KernelTol = 5e-3
 
 // random fills n floats of the engine's memory with values in [-scale, scale).
 func random(e *Engine, r *rand.Rand, n int, scale float32) []float32 {
@@ -203,31 +214,47 @@ func TestCrossEntropyKernel(t *testing.T) {
 	}
 }
 
+// TestAttentionKernels checks the fused attention against the Go kernel on shapes that
+// cover one position, odd lengths, partial blocks and tiles, head dims that are not a
+// multiple of 8, grouped and multi-query heads, and both head-dim bounds: in strict float32
+// within kernelTol, and on tensor cores (TF32 inputs) within tf32KernelTol.
 func TestAttentionKernels(t *testing.T) {
-	e := engine(t)
-	r := rand.New(rand.NewPCG(7, 8))
-	for _, s := range []backend.AttnShape{
+	shapes := []backend.AttnShape{
 		{Batch: 3, Heads: 4, KVHeads: 2, HeadDim: 16, Tq: 37, Tk: 37},
 		{Batch: 2, Heads: 3, KVHeads: 3, HeadDim: 8, Tq: 130, Tk: 130},
 		{Batch: 1, Heads: 2, KVHeads: 1, HeadDim: 4, Tq: 1, Tk: 1},
-	} {
-		w, n := (s.Heads+2*s.KVHeads)*s.HeadDim, s.Batch*s.Tq
-		qkv, dy := random(e, r, n*w, 1), random(e, r, n*s.Heads*s.HeadDim, 1)
-		y, lse := e.Make(tensor.Float32, len(dy)).([]float32), e.Make(tensor.Float32, s.Batch*s.Heads*s.Tq).([]float32)
-		d := e.Make(tensor.Float32, len(qkv)).([]float32)
-		e.AttentionForward(s, qkv, y, lse)
-		e.AttentionBackward(s, qkv, y, dy, d, lse)
+		{Batch: 1, Heads: 2, KVHeads: 2, HeadDim: 128, Tq: 1, Tk: 1},
+		{Batch: 2, Heads: 6, KVHeads: 6, HeadDim: 128, Tq: 200, Tk: 200},
+		{Batch: 1, Heads: 4, KVHeads: 1, HeadDim: 12, Tq: 67, Tk: 67},
+		{Batch: 1, Heads: 1, KVHeads: 1, HeadDim: 64, Tq: 129, Tk: 129},
+		{Batch: 1, Heads: 2, KVHeads: 2, HeadDim: 136, Tq: 45, Tk: 45},
+	}
+	for _, c := range []struct {
+		prec Precision
+		tol  float64
+	}{{FP32, kernelTol}, {TF32, tf32KernelTol}} {
+		e := engineOf(t, c.prec)
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, s := range shapes {
+			w, n := (s.Heads+2*s.KVHeads)*s.HeadDim, s.Batch*s.Tq
+			qkv, dy := random(e, r, n*w, 1), random(e, r, n*s.Heads*s.HeadDim, 1)
+			y, lse := e.Make(tensor.Float32, len(dy)).([]float32), e.Make(tensor.Float32, s.Batch*s.Heads*s.Tq).([]float32)
+			d := e.Make(tensor.Float32, len(qkv)).([]float32)
+			e.AttentionForward(s, qkv, y, lse)
+			e.AttentionBackward(s, qkv, y, dy, d, lse)
 
-		wantY, wantLSE, wantD := make([]float32, len(y)), make([]float32, len(lse)), make([]float32, len(d))
-		scratch := make([]float32, layers.AttnScratch(s))
-		cpu := cpubackend.Gonum{}
-		q, k, v, out := layers.AttnViews(s, qkv, wantY)
-		layers.AttentionForward(cpu, s, q, k, v, out, wantLSE, scratch)
-		dq, dk, dv, dyv := layers.AttnViews(s, wantD, dy)
-		layers.AttentionBackward(cpu, s, q, k, v, out, dyv, dq, dk, dv, wantLSE, scratch)
-		same(t, e, "attention", y, wantY)
-		same(t, e, "log-sum-exps", lse, wantLSE)
-		same(t, e, "attention gradient", d, wantD)
+			wantY, wantLSE, wantD := make([]float32, len(y)), make([]float32, len(lse)), make([]float32, len(d))
+			scratch := make([]float32, layers.AttnScratch(s))
+			cpu := cpubackend.Gonum{}
+			q, k, v, out := layers.AttnViews(s, qkv, wantY)
+			layers.AttentionForward(cpu, s, q, k, v, out, wantLSE, scratch)
+			dq, dk, dv, dyv := layers.AttnViews(s, wantD, dy)
+			layers.AttentionBackward(cpu, s, q, k, v, out, dyv, dq, dk, dv, wantLSE, scratch)
+			what := fmt.Sprintf("%v %+v: ", c.prec, s)
+			within(t, e, what+"attention", y, wantY, c.tol)
+			within(t, e, what+"log-sum-exps", lse, wantLSE, c.tol)
+			within(t, e, what+"attention gradient", d, wantD, c.tol)
+		}
 	}
 }
 

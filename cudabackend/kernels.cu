@@ -147,41 +147,18 @@ __global__ void rotary(float* y, const float* x, i64 width, i64 seqLen, i64 pos0
 	for (i64 i = heads * 2 * half + threadIdx.x; i < width; i += blockDim.x) out[i] = in[i];
 }
 
-// causalSoftmax turns each row of scores into probabilities in place (row i of a T×T block
-// sees keys 0..i) and records its log-sum-exp; one block per row of rows·T.
-__global__ void causalSoftmax(float* p, float* lse, i64 T) {
-	i64 r = blockIdx.x, n = r % T + 1;
-	float* row = p + r * T;
-	float m = NEG_INF;
-	for (i64 j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, row[j]);
-	m = blockMax(m);
+// attnDelta: δ = Σ_d dY·Y for every (batch row, position, head), one warp each, written in
+// the log-sum-exps' order (b, h, t): what the backward kernels of attention.cu subtract.
+__global__ void attnDelta(float* delta, const float* dy, const float* y, i64 rows, i64 T, i64 H, i64 D) {
+	i64 r = blockIdx.x * (i64)(blockDim.x / 32) + threadIdx.x / 32;
+	if (r >= rows) return;
+	const float* a = dy + r * D;
+	const float* c = y + r * D;
 	float sum = 0.0f;
-	for (i64 j = threadIdx.x; j < n; j += blockDim.x) sum += expf(row[j] - m);
-	sum = blockSum(sum);
-	float inv = 1.0f / sum;
-	for (i64 j = threadIdx.x; j < T; j += blockDim.x) row[j] = j < n ? expf(row[j] - m) * inv : 0.0f;
-	if (threadIdx.x == 0) lse[r] = m + logf(sum);
-}
-
-// causalProbs recomputes probabilities from scores and saved log-sum-exps.
-__global__ void causalProbs(float* p, const float* lse, i64 T) {
-	i64 r = blockIdx.x, n = r % T + 1;
-	float* row = p + r * T;
-	float l = lse[r];
-	for (i64 j = threadIdx.x; j < T; j += blockDim.x) row[j] = j < n ? expf(row[j] - l) : 0.0f;
-}
-
-// softmaxGrad turns dP into dS = P ⊙ (dP − δ) in place, δ = Σ_d dY·Y over the row's head;
-// rows are (b, h, i) for heads heads of d elements in rows of y and dy of heads·d.
-__global__ void softmaxGrad(float* ds, const float* p, const float* dy, const float* y, i64 T, i64 heads, i64 d) {
-	i64 r = blockIdx.x, i = r % T, bh = r / T, h = bh % heads, b = bh / heads;
-	i64 at = ((b * T + i) * heads + h) * d;
-	float delta = 0.0f;
-	for (i64 j = threadIdx.x; j < d; j += blockDim.x) delta += dy[at + j] * y[at + j];
-	delta = blockSum(delta);
-	float* dr = ds + r * T;
-	const float* pr = p + r * T;
-	for (i64 j = threadIdx.x; j < T; j += blockDim.x) dr[j] = pr[j] * (dr[j] - delta);
+	for (i64 d = threadIdx.x & 31; d < D; d += 32) sum += a[d] * c[d];
+	sum = warpReduce<Sum>(sum);
+	i64 h = r % H, bt = r / H, t = bt % T, b = bt / T;
+	if ((threadIdx.x & 31) == 0) delta[(b * H + h) * T + t] = sum;
 }
 
 // crossEntropy: one block per row of logits; see layers.CrossEntropyForward. grad (and

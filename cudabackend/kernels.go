@@ -61,13 +61,13 @@ func (e *Engine) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
 func (e *Engine) RMSNormForward(y, x []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	e.launchAs(normLabel("rmsNormForward", size, heads), "rmsNormForward", [2]int{len(x) / width, 1}, rowThreads, y[:len(x)], x, width, size, heads, float32(layers.NormEps))
+	e.launchAs(normLabel("rmsNormForward", size, heads), "rmsNormForward", [2]int{len(x) / width, 1}, rowThreads, 0, y[:len(x)], x, width, size, heads, float32(layers.NormEps))
 }
 
 func (e *Engine) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	e.launchAs(normLabel("rmsNormBackward", size, heads), "rmsNormBackward", [2]int{len(x) / width, 1}, rowThreads, dx[:len(x)], x, dy[:len(x)], width, size, heads, float32(layers.NormEps))
+	e.launchAs(normLabel("rmsNormBackward", size, heads), "rmsNormBackward", [2]int{len(x) / width, 1}, rowThreads, 0, dx[:len(x)], x, dy[:len(x)], width, size, heads, float32(layers.NormEps))
 }
 
 // normLabel tells the residual stream's norms from the QK norms in a profile.
@@ -240,7 +240,7 @@ func (e *Engine) newtonSchulz(out, g [][]float32, rows, cols, steps int, ca, cb,
 
 // launch2 launches an elementwise kernel over count matrices of n elements each.
 func (e *Engine) launch2(name string, n, count int, args ...any) {
-	e.launchAs(name, name, [2]int{elementwiseBlocks(n), count}, 256, args...)
+	e.launchAs(name, name, [2]int{elementwiseBlocks(n), count}, 256, 0, args...)
 }
 
 // Add overrides Gorgonia's standard addition for the sums Gorgonia inserts where a value's

@@ -1,0 +1,405 @@
+// Fused causal attention, forward and backward, for NVIDIA GPUs: the flash-attention
+// scheme. Scores are made a tile at a time in registers, softmaxed online (a running
+// maximum and sum per row), multiplied into the output and dropped: no T×T matrix is
+// ever written, and tiles above the diagonal are skipped. The backward pass recomputes
+// the probabilities from the log-sum-exps the forward pass saved, one block per key block
+// and kv head: dK and dV sum in registers over the query heads of the kv head; dQ, which
+// every key block adds to, is summed with atomic additions.
+//
+// Products are warp-wide 16×8×8 matrix multiply-accumulates (PTX mma.sync): on tensor
+// cores in TF32 (inputs rounded to 10 mantissa bits, float32 sums) for the tf32 and
+// bf16 engines on compute capability 8.0 and newer; for the strict float32 engine (and
+// older GPUs) the same fragments are multiplied with float32 fused multiply-adds, so both
+// run one algorithm. Each warp of a block owns 16 rows of the block's queries (keys in the
+// backward pass). Shared memory is laid out by head dim (attnShared in attention.go mirrors it):
+// rows of a staged matrix are padded to Dp+8 floats (Dp = D rounded up to 8), and each group
+// of 8 columns is stored in the order 0 4 1 5 2 6 3 7, so that the two columns t and t+4 a
+// fragment takes from a row are one 64-bit load and a warp's loads meet no bank twice.
+
+typedef long long i64;
+
+#define ATT_FWD_WARPS 8                 // warps of a forward block
+#define ATT_BWD_WARPS 8                 // warps of a backward block
+#define ATT_FWD_BLOCK (16 * ATT_FWD_WARPS) // queries of a forward block
+#define ATT_BWD_BLOCK (16 * ATT_BWD_WARPS) // keys of a backward block
+#define ATT_FWD_TILE 64                 // keys of a forward tile
+#define ATT_TILE 32                     // queries of a backward tile
+#define ATT_FWD_PSTRIDE (ATT_FWD_TILE + 8) // row stride of a warp's 16×ATT_FWD_TILE scratch
+#define ATT_PSTRIDE (ATT_TILE + 8)      // row stride of a warp's 16×ATT_TILE scratch
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+#define POS_INF __int_as_float(0x7f800000)
+
+// round32 rounds x to TF32 (to nearest, ties away) where tensor cores will read it.
+template <bool TC> __device__ __forceinline__ float round32(float x) {
+#if __CUDA_ARCH__ >= 800
+	if (TC) {
+		unsigned r;
+		asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+		return __uint_as_float(r);
+	}
+#endif
+	return x;
+}
+
+// mma adds A·B to C for a 16×8 C, 16×8 A and 8×8 B held by the warp's lanes as PTX's
+// m16n8k8 fragments: with g = lane/4 and t = lane%4, a = {A[g][t], A[g+8][t], A[g][t+4],
+// A[g+8][t+4]}, b = {B[t][g], B[t+4][g]}, c = {C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]}.
+template <bool TC> __device__ __forceinline__ void mma(float c[4], const float a[4], const float b[2]) {
+#if __CUDA_ARCH__ >= 800
+	if (TC) {
+		asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+		             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+		             : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])), "r"(__float_as_uint(a[3])),
+		               "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
+		return;
+	}
+#endif
+	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll 1
+	for (int k = 0; k < 8; k++) { // kept a loop: the strict kernels are for checking, and compile fast
+		int hi = k >> 2, src = k & 3; // A[·][k] and B[k][·] are in lanes with t = k%4
+		float a0 = __shfl_sync(0xffffffffu, hi ? a[2] : a[0], 4 * g + src);
+		float a1 = __shfl_sync(0xffffffffu, hi ? a[3] : a[1], 4 * g + src);
+		float b0 = __shfl_sync(0xffffffffu, hi ? b[1] : b[0], 8 * t + src);
+		float b1 = __shfl_sync(0xffffffffu, hi ? b[1] : b[0], 8 * t + 4 + src);
+		c[0] = fmaf(a0, b0, c[0]);
+		c[1] = fmaf(a0, b1, c[1]);
+		c[2] = fmaf(a1, b0, c[2]);
+		c[3] = fmaf(a1, b1, c[3]);
+	}
+}
+
+// perm8 is where column c of a staged matrix is stored.
+__device__ __forceinline__ int perm8(int c) { return (c & ~7) | ((c & 3) << 1) | ((c >> 2) & 1); }
+
+// fragA loads the A fragment of the 16×8 block at column k0 of a staged matrix (rows of
+// stride st).
+__device__ __forceinline__ void fragA(float a[4], const float* m, int st, int k0) {
+	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	float2 lo = *(const float2*)(m + g * st + k0 + 2 * t), hi = *(const float2*)(m + (g + 8) * st + k0 + 2 * t);
+	a[0] = lo.x, a[2] = lo.y, a[1] = hi.x, a[3] = hi.y;
+}
+
+// fragBT loads the B fragment of Mᵀ for the 8 rows of a staged M from n0 and its columns
+// from k0: B[k][n] = M[n0+n][k0+k].
+__device__ __forceinline__ void fragBT(float b[2], const float* m, int st, int n0, int k0) {
+	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	float2 v = *(const float2*)(m + (n0 + g) * st + k0 + 2 * t);
+	b[0] = v.x, b[1] = v.y;
+}
+
+// fragB loads the B fragment of a staged M itself at rows from k0 and columns from n0.
+__device__ __forceinline__ void fragB(float b[2], const float* m, int st, int k0, int n0) {
+	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, c = n0 + perm8(g);
+	b[0] = m[(k0 + t) * st + c];
+	b[1] = m[(k0 + t + 4) * st + c];
+}
+
+// stage copies rows [r0, r0+n) of a global matrix (rows of stride ld, D columns, limit rows
+// in all) into shared memory (stride st, columns in perm8's order), rounded for the
+// products, zero past the matrix and in the padding columns up to Dp: eight columns a
+// thread, as two 16-byte loads and two 16-byte stores when the rows allow.
+template <bool TC> __device__ void stage(float* dst, int st, const float* src, i64 ld, int r0, int n, int limit, int D, int Dp) {
+	int groups = Dp / 8;
+	bool wide = (D & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)src & 15) == 0;
+	for (int i = threadIdx.x; i < n * groups; i += blockDim.x) {
+		int r = i / groups, c = (i - r * groups) * 8;
+		const float* row = src + (i64)(r0 + r) * ld;
+		bool in = r0 + r < limit;
+		float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b = a;
+		if (wide) {
+			if (in && c < D) a = *(const float4*)(row + c);
+			if (in && c + 4 < D) b = *(const float4*)(row + c + 4);
+		} else if (in) {
+			float* v = &a.x;
+			float* w = &b.x;
+			for (int j = 0; j < 4; j++) {
+				v[j] = c + j < D ? row[c + j] : 0.0f;
+				w[j] = c + 4 + j < D ? row[c + 4 + j] : 0.0f;
+			}
+		}
+		float4* out = (float4*)(dst + r * st + c);
+		out[0] = make_float4(round32<TC>(a.x), round32<TC>(b.x), round32<TC>(a.y), round32<TC>(b.y));
+		out[1] = make_float4(round32<TC>(a.z), round32<TC>(b.z), round32<TC>(a.w), round32<TC>(b.w));
+	}
+}
+
+// attnForwardBody: one block per ATT_FWD_BLOCK queries of one (batch row, head); the heaviest
+// blocks (last queries, most keys) are scheduled first. Query i sees keys 0..i+Tk−Tq. Q, K,
+// V and Y point at the head's first row (rows of stride qs, ks, ks, ys); L at its Tq
+// log-sum-exps.
+template <int MAXD, bool TC>
+__device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const float* V, i64 ks, float* Y, i64 ys, float* L,
+                                int Tq, int Tk, int D, float scale) {
+	extern __shared__ float smem[];
+	const int Dp = (D + 7) & ~7, nk = Dp / 8, st = Dp + 8, off = Tk - Tq;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	float* Ks = smem;
+	float* Vs = Ks + ATT_FWD_TILE * st;
+	float* Ps = Vs + ATT_FWD_TILE * st + warp * 16 * ATT_FWD_PSTRIDE;
+	int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_FWD_BLOCK, wq = q0 + warp * 16;
+	float sl2 = scale * LOG2E;
+
+	float qa[MAXD / 8][4]; // the warp's 16 query rows as A fragments
+#pragma unroll
+	for (int kk = 0; kk < MAXD / 8; kk++) {
+		if (kk >= nk) continue;
+#pragma unroll
+		for (int e = 0; e < 4; e++) {
+			int r = wq + g + 8 * (e & 1), d = kk * 8 + t + 4 * (e >> 1);
+			qa[kk][e] = round32<TC>(r < Tq && d < D ? Q[(i64)r * qs + d] : 0.0f);
+		}
+	}
+	float o[MAXD / 8][4] = {}, m[2] = {-POS_INF, -POS_INF}, l[2] = {0.0f, 0.0f};
+	int last = min(q0 + ATT_FWD_BLOCK, Tq) - 1 + off, wlast = min(wq + 16, Tq) - 1 + off;
+	for (int k0 = 0; k0 <= last; k0 += ATT_FWD_TILE) {
+		__syncthreads(); // every warp is done with the previous tile
+		stage<TC>(Ks, st, K, ks, k0, ATT_FWD_TILE, Tk, D, Dp);
+		stage<TC>(Vs, st, V, ks, k0, ATT_FWD_TILE, Tk, D, Dp);
+		__syncthreads();
+		if (k0 > wlast) continue; // the warp's queries see none of these keys
+
+		float s[ATT_FWD_TILE / 8][4] = {};
+#pragma unroll
+		for (int kk = 0; kk < MAXD / 8; kk++) {
+			if (kk >= nk) continue;
+#pragma unroll
+			for (int j = 0; j < ATT_FWD_TILE / 8; j++) {
+				float b[2];
+				fragBT(b, Ks, st, j * 8, kk * 8);
+				mma<TC>(s[j], qa[kk], b);
+			}
+		}
+		// Online softmax in base 2: scale the scores, mask the future, rescale what came before.
+		float mx[2] = {-POS_INF, -POS_INF};
+#pragma unroll
+		for (int j = 0; j < ATT_FWD_TILE / 8; j++)
+#pragma unroll
+			for (int e = 0; e < 4; e++) {
+				int key = k0 + j * 8 + 2 * t + (e & 1), row = wq + g + 8 * (e >> 1);
+				s[j][e] = key <= row + off && key < Tk ? s[j][e] * sl2 : -POS_INF;
+				mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
+			}
+#pragma unroll
+		for (int i = 0; i < 2; i++) {
+			mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+			mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+			float mn = fmaxf(m[i], mx[i]), alpha = exp2f(m[i] - mn); // key 0 is in the first tile: mn is finite
+			m[i] = mn;
+			l[i] *= alpha;
+#pragma unroll
+			for (int nt = 0; nt < MAXD / 8; nt++) {
+				o[nt][2 * i] *= alpha;
+				o[nt][2 * i + 1] *= alpha;
+			}
+		}
+#pragma unroll
+		for (int j = 0; j < ATT_FWD_TILE / 8; j++)
+#pragma unroll
+			for (int e = 0; e < 4; e++) {
+				float p = exp2f(s[j][e] - m[e >> 1]);
+				l[e >> 1] += p;
+				Ps[(g + 8 * (e >> 1)) * ATT_FWD_PSTRIDE + perm8(j * 8 + 2 * t + (e & 1))] = round32<TC>(p);
+			}
+		__syncwarp();
+#pragma unroll
+		for (int kk = 0; kk < ATT_FWD_TILE / 8; kk++) {
+			float a[4];
+			fragA(a, Ps, ATT_FWD_PSTRIDE, kk * 8);
+#pragma unroll
+			for (int nt = 0; nt < MAXD / 8; nt++) {
+				if (nt >= nk) continue;
+				float b[2];
+				fragB(b, Vs, st, kk * 8, nt * 8);
+				mma<TC>(o[nt], a, b);
+			}
+		}
+		__syncwarp(); // the products have read Ps before the next tile overwrites it
+	}
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+	}
+#pragma unroll
+	for (int nt = 0; nt < MAXD / 8; nt++) {
+		if (nt >= nk) continue;
+#pragma unroll
+		for (int e = 0; e < 4; e++) {
+			int row = wq + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
+			if (row < Tq && d < D) Y[(i64)row * ys + d] = o[nt][e] / l[e >> 1];
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		int row = wq + g + 8 * i;
+		if (t == 0 && row < Tq) L[row] = m[i] * LN2 + logf(l[i]);
+	}
+}
+
+// attnBackwardBody: the gradients for ATT_BWD_BLOCK keys of one (batch row, kv head), over
+// the query heads that share it and every query that sees the keys, ATT_TILE queries at a
+// time: Sᵀ = K·Qᵀ, Pᵀ from the saved log-sum-exps, dPᵀ = V·dYᵀ, dSᵀ = Pᵀ ⊙ (dPᵀ − δ), then
+// dV += Pᵀ·dY and dK += dSᵀ·Q in registers (each warp its 16 keys), and the tile's share
+// of dQ = dS·K added into dqkv's cleared queries (each warp a slice of the head dim; one
+// atomic addition per element and key block, so the sums' order varies from run to run).
+// The scale multiplies dK and dQ as they are written. Heaviest blocks (first keys) first.
+template <int MAXD, bool TC>
+__device__ void attnBackwardBody(const float* qkv, const float* dy, const float* lse, const float* delta, float* dqkv,
+                                 int T, int H, int KV, int D, float scale) {
+	extern __shared__ float smem[];
+	const int Dp = (D + 7) & ~7, nk = Dp / 8, st = Dp + 8, rep = H / KV;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	float* Ks = smem;
+	float* Vs = Ks + ATT_BWD_BLOCK * st;
+	float* Qs = Vs + ATT_BWD_BLOCK * st;
+	float* dYs = Qs + ATT_TILE * st;
+	float* ls = dYs + ATT_TILE * st;
+	float* dl = ls + ATT_TILE;
+	float* PT = dl + ATT_TILE + warp * 16 * ATT_PSTRIDE;
+	float* dSTs = PT + (ATT_BWD_WARPS - warp) * 16 * ATT_PSTRIDE; // every warp's dSᵀ: the block's keys × the tile's queries
+	float* dST = dSTs + warp * 16 * ATT_PSTRIDE;
+	int b = blockIdx.y / KV, kv = blockIdx.y % KV, k0 = blockIdx.x * ATT_BWD_BLOCK, wk = k0 + warp * 16;
+	i64 w = (i64)(H + 2 * KV) * D, yw = (i64)H * D;
+	const float* base = qkv + (i64)b * T * w;
+	float sl2 = scale * LOG2E;
+
+	stage<TC>(Ks, st, base + (H + kv) * D, w, k0, ATT_BWD_BLOCK, T, D, Dp);
+	stage<TC>(Vs, st, base + (H + KV + kv) * D, w, k0, ATT_BWD_BLOCK, T, D, Dp);
+	float dk[MAXD / 8][4] = {}, dv[MAXD / 8][4] = {};
+	for (int h = kv * rep; h < (kv + 1) * rep; h++) {
+		const float* Q = base + h * D;
+		const float* dY = dy + (i64)b * T * yw + h * D;
+		float* dQ = dqkv + (i64)b * T * w + h * D;
+		const float* L = lse + ((i64)b * H + h) * T;
+		const float* Dl = delta + ((i64)b * H + h) * T;
+		for (int q0 = k0 / ATT_TILE * ATT_TILE; q0 < T; q0 += ATT_TILE) {
+			__syncthreads(); // every warp is done with the previous tile (and the keys are staged)
+			stage<TC>(Qs, st, Q, w, q0, ATT_TILE, T, D, Dp);
+			stage<TC>(dYs, st, dY, yw, q0, ATT_TILE, T, D, Dp);
+			for (int i = threadIdx.x; i < ATT_TILE; i += blockDim.x) {
+				bool in = q0 + i < T;
+				ls[i] = in ? L[q0 + i] * LOG2E : POS_INF;
+				dl[i] = in ? Dl[q0 + i] : 0.0f;
+			}
+			__syncthreads();
+			if (q0 + ATT_TILE <= wk) { // no query of the tile sees the warp's keys
+				for (int i = lane; i < 16 * ATT_TILE; i += 32) dST[i / ATT_TILE * ATT_PSTRIDE + i % ATT_TILE] = 0.0f;
+			} else {
+				float s[ATT_TILE / 8][4] = {}, dp[ATT_TILE / 8][4] = {};
+#pragma unroll
+				for (int kk = 0; kk < MAXD / 8; kk++) {
+					if (kk >= nk) continue;
+					float ak[4], av[4];
+					fragA(ak, Ks + warp * 16 * st, st, kk * 8);
+					fragA(av, Vs + warp * 16 * st, st, kk * 8);
+#pragma unroll
+					for (int j = 0; j < ATT_TILE / 8; j++) {
+						float b1[2], b2[2];
+						fragBT(b1, Qs, st, j * 8, kk * 8);
+						fragBT(b2, dYs, st, j * 8, kk * 8);
+						mma<TC>(s[j], ak, b1);
+						mma<TC>(dp[j], av, b2);
+					}
+				}
+#pragma unroll
+				for (int j = 0; j < ATT_TILE / 8; j++)
+#pragma unroll
+					for (int e = 0; e < 4; e++) {
+						int r = g + 8 * (e >> 1), qi = j * 8 + 2 * t + (e & 1), key = wk + r, q = q0 + qi;
+						float p = key <= q && q < T ? exp2f(s[j][e] * sl2 - ls[qi]) : 0.0f;
+						PT[r * ATT_PSTRIDE + perm8(qi)] = round32<TC>(p);
+						dST[r * ATT_PSTRIDE + perm8(qi)] = round32<TC>(p * (dp[j][e] - dl[qi]));
+					}
+				__syncwarp();
+#pragma unroll
+				for (int kk = 0; kk < ATT_TILE / 8; kk++) {
+					float ap[4], ad[4];
+					fragA(ap, PT, ATT_PSTRIDE, kk * 8);
+					fragA(ad, dST, ATT_PSTRIDE, kk * 8);
+#pragma unroll
+					for (int nt = 0; nt < MAXD / 8; nt++) {
+						if (nt >= nk) continue;
+						float b1[2], b2[2];
+						fragB(b1, dYs, st, kk * 8, nt * 8);
+						fragB(b2, Qs, st, kk * 8, nt * 8);
+						mma<TC>(dv[nt], ap, b1);
+						mma<TC>(dk[nt], ad, b2);
+					}
+				}
+			}
+			__syncthreads(); // every warp's dSᵀ is written
+			// dQ of the tile's queries += dS·K over the block's keys: warp w takes the head
+			// dim's 8-column groups w, w + ATT_BWD_WARPS, ...; A = dS = dSᵀ read across.
+			float dq[2][MAXD / 64][4] = {};
+#pragma unroll
+			for (int kk = 0; kk < ATT_BWD_BLOCK / 8; kk++) {
+				float a[2][4];
+#pragma unroll
+				for (int m = 0; m < 2; m++) {
+					const float* col = dSTs + (kk * 8 + t) * ATT_PSTRIDE;
+					int q = m * 16 + g;
+					a[m][0] = col[perm8(q)];
+					a[m][1] = col[perm8(q + 8)];
+					a[m][2] = col[4 * ATT_PSTRIDE + perm8(q)];
+					a[m][3] = col[4 * ATT_PSTRIDE + perm8(q + 8)];
+				}
+#pragma unroll
+				for (int i = 0; i < MAXD / 64; i++) {
+					int nt = warp + ATT_BWD_WARPS * i;
+					if (nt >= nk) continue;
+					float bk[2];
+					fragB(bk, Ks, st, kk * 8, nt * 8);
+					mma<TC>(dq[0][i], a[0], bk);
+					mma<TC>(dq[1][i], a[1], bk);
+				}
+			}
+#pragma unroll
+			for (int m = 0; m < 2; m++)
+#pragma unroll
+				for (int i = 0; i < MAXD / 64; i++)
+#pragma unroll
+					for (int e = 0; e < 4; e++) {
+						int q = q0 + m * 16 + g + 8 * (e >> 1), d = (warp + ATT_BWD_WARPS * i) * 8 + 2 * t + (e & 1);
+						if (q < T && d < D) atomicAdd(&dQ[(i64)q * w + d], dq[m][i][e] * scale);
+					}
+		}
+	}
+	float* dK = dqkv + (i64)b * T * w + (H + kv) * D;
+	float* dV = dqkv + (i64)b * T * w + (H + KV + kv) * D;
+#pragma unroll
+	for (int nt = 0; nt < MAXD / 8; nt++) {
+		if (nt >= nk) continue;
+#pragma unroll
+		for (int e = 0; e < 4; e++) {
+			int key = wk + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
+			if (key < T && d < D) {
+				dK[(i64)key * w + d] = dk[nt][e] * scale;
+				dV[(i64)key * w + d] = dv[nt][e];
+			}
+		}
+	}
+}
+
+extern "C" {
+
+// The entry points, compiled for one ATT_MAXD (head dims up to it: 128 covers every
+// nanochat model) and one kind of product (ATT_TC 1: tensor cores; 0: strict float32), which
+// attention.go passes to NVRTC when a model first needs them. The training kernels take a
+// fused q|k|v tensor of Batch×T rows of (H + 2·KV)·D, its output (Batch×T rows of H·D) and
+// the (b, h, t) log-sum-exps; grids are (blocks of the sequence, Batch·H or Batch·KV).
+__global__ void __launch_bounds__(32 * ATT_FWD_WARPS, 1) attnForward(const float* qkv, float* y, float* lse, i64 T, i64 H, i64 KV, i64 D, float scale) {
+	i64 b = blockIdx.y / H, h = blockIdx.y % H, kv = h / (H / KV), w = (H + 2 * KV) * D;
+	const float* base = qkv + b * T * w;
+	attnForwardBody<ATT_MAXD, ATT_TC>(base + h * D, w, base + (H + kv) * D, base + (H + KV + kv) * D, w,
+	                                  y + b * T * H * D + h * D, H * D, lse + (b * H + h) * T, (int)T, (int)T, (int)D, scale);
+}
+
+__global__ void __launch_bounds__(32 * ATT_BWD_WARPS, 1) attnBackward(const float* qkv, const float* dy, const float* lse,
+                                                                     const float* delta, float* dqkv, i64 T, i64 H, i64 KV, i64 D,
+                                                                     float scale) {
+	attnBackwardBody<ATT_MAXD, ATT_TC>(qkv, dy, lse, delta, dqkv, (int)T, (int)H, (int)KV, (int)D, scale);
+}
+
+} // extern "C"
