@@ -60,7 +60,7 @@ func attnScale(s backend.AttnShape) float32 { return float32(1 / math.Sqrt(float
 // holds b.mu.
 func (e *Engine) attnKernel(kernel string, s backend.AttnShape) (string, bool) {
 	bound := attnBound(s.HeadDim)
-	if bound == 0 || s.Tq != s.Tk || s.Heads%s.KVHeads != 0 {
+	if bound == 0 || s.Tq != s.Tk || s.Check() != nil {
 		e.fail(fmt.Errorf("cuda attention: shape %+v: the kernels take whole causal sequences, head dims up to 256", s))
 		return "", false
 	}
