@@ -41,9 +41,21 @@ func MuonMomentum(it int) float64 {
 // returns the norm before clipping; maxNorm ≤ 0 only measures. It reports the failures of
 // the work queued on e.
 func Clip(e backend.Backend, grads [][]float32, maxNorm float64) (float64, error) {
+	return ClipShared(e, grads, maxNorm, nil)
+}
+
+// ClipShared is Clip of gradients shared out between processes: grads are this process's
+// share, and total adds up the shares' Σg² over the processes (nil: one process, no share
+// elsewhere), so that every process clips by the global norm.
+func ClipShared(e backend.Backend, grads [][]float32, maxNorm float64, total func(ss float64) (float64, error)) (float64, error) {
 	ss, err := e.SumSquares(grads)
 	if err != nil {
 		return 0, err
+	}
+	if total != nil {
+		if ss, err = total(ss); err != nil {
+			return 0, err
+		}
 	}
 	norm := math.Sqrt(ss)
 	if coef := maxNorm / (norm + 1e-6); maxNorm > 0 && coef < 1 {

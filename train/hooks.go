@@ -86,7 +86,11 @@ func (b *baseRun) save() error {
 	if err != nil {
 		return err
 	}
-	if err := checkpoint.Save(b.Dir, b.model.Weights(), b.trainer.State(), meta); err != nil {
+	state, err := b.trainer.State()
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.Save(b.Dir, b.model.Weights(), state, meta); err != nil {
 		return err
 	}
 	fmt.Fprintf(b.Log, "saved checkpoint of step %d to %s\n", b.st.step, b.Dir)

@@ -74,7 +74,8 @@ type Trainer struct {
 	muon   *optimizers.Muon
 	adam   *optimizers.AdamW
 	engine backend.Backend   // where the step runs: the model's engine
-	acc    graph.Weights     // sum of the micro-batches' gradients, when there are several
+	acc    graph.Weights     // sum of the micro-batches' gradients, when there are several or several ranks
+	shards *shards           // the data-parallel state (Distribute); nil in one process
 	matrix []graph.ParamSpec // Muon's parameters, in the model's order
 	embed  []graph.ParamSpec // AdamW's: wte, lm_head
 }
@@ -115,6 +116,11 @@ func (t *Trainer) Step(batches []Batch) (StepResult, error) {
 	if err != nil {
 		return StepResult{}, err
 	}
+	if t.shards != nil { // the mean over the ranks, which see as many micro-batches each
+		if loss, err = t.shards.mean(loss); err != nil {
+			return StepResult{}, err
+		}
+	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return StepResult{Loss: loss}, &DivergedError{Iter: t.Iter, What: "loss", Value: loss}
 	}
@@ -124,8 +130,8 @@ func (t *Trainer) Step(batches []Batch) (StepResult, error) {
 }
 
 // Accumulate runs forward and backward on each micro-batch, adding up the gradients (in
-// buffers of the trainer's own when there are several micro-batches: each run overwrites
-// the model's), and returns the mean of their mean losses.
+// buffers of the trainer's own when there are several micro-batches, or several ranks:
+// each run overwrites the model's), and returns the mean of their mean losses, this rank's.
 func (t *Trainer) Accumulate(batches []Batch) (float64, error) {
 	if len(batches) == 0 {
 		return 0, fmt.Errorf("trainer: no micro-batches")
@@ -141,7 +147,7 @@ func (t *Trainer) Accumulate(batches []Batch) (float64, error) {
 			return 0, err
 		}
 		loss += t.Model.Loss() / float64(len(batches))
-		if len(batches) > 1 {
+		if len(batches) > 1 || t.shards != nil {
 			if err := t.addGrads(k == 0); err != nil {
 				return 0, err
 			}
@@ -172,30 +178,29 @@ func (t *Trainer) addGrads(first bool) error {
 	return nil
 }
 
-// Update finishes a step whose gradients were accumulated over micro micro-batches: each
-// micro-batch's loss counts 1/micro; the gradients are clipped; AdamW then Muon update the
-// weights with the schedules at t.Iter; the gradients are zeroed and t.Iter advances.
+// Update finishes a step whose gradients were accumulated over micro micro-batches (on
+// each rank): each micro-batch's loss counts 1/micro (and 1/ranks); the gradients are
+// clipped; AdamW then Muon update the weights (this rank's, which the ranks then exchange)
+// with the schedules at t.Iter; t.Iter advances.
 func (t *Trainer) Update(micro int) (StepResult, error) {
 	m := t.Model
 	var res StepResult
-	grads, err := m.Grads()
+	grads, err := t.meanGrads(micro)
 	if err != nil {
 		return res, err
 	}
-	if micro > 1 {
-		grads = t.acc
-	}
 	weights := m.Weights()
 	all := make([][]float32, 0, len(grads))
-	inv := float32(1 / float64(micro))
 	for _, p := range m.Config.Params() {
-		g := grads[p.Name]
-		if micro > 1 {
-			t.engine.Scale(g, inv)
+		if g, ok := grads[p.Name]; ok {
+			all = append(all, g)
 		}
-		all = append(all, g)
 	}
-	if res.GradNorm, err = optimizers.Clip(t.engine, all, t.Recipe.GradClip); err != nil {
+	var total func(float64) (float64, error)
+	if t.shards != nil {
+		total = t.shards.sum
+	}
+	if res.GradNorm, err = optimizers.ClipShared(t.engine, all, t.Recipe.GradClip, total); err != nil {
 		return res, err
 	}
 	if math.IsNaN(res.GradNorm) || math.IsInf(res.GradNorm, 0) {
@@ -204,27 +209,52 @@ func (t *Trainer) Update(micro int) (StepResult, error) {
 	res.LRMultiplier = t.Recipe.lrMultiplier(t.Iter)
 	res.Momentum = t.Recipe.momentum(t.Iter)
 
-	params := func(specs []graph.ParamSpec) []optimizers.Param {
-		ps := make([]optimizers.Param, len(specs))
-		for i, p := range specs {
-			ps[i] = optimizers.Param{Name: p.Name, Value: weights[p.Name], Grad: grads[p.Name], Rows: p.Shape[0], Cols: p.Shape[1]}
+	params := func(specs []graph.ParamSpec) []optimizers.Param { // those this rank updates
+		var ps []optimizers.Param
+		for _, p := range specs {
+			if g, ok := grads[p.Name]; ok {
+				ps = append(ps, optimizers.Param{Name: p.Name, Value: weights[p.Name], Grad: g, Rows: p.Shape[0], Cols: p.Shape[1]})
+			}
 		}
 		return ps
 	}
-	lrs := make([]float64, len(t.embed))
-	for i, p := range t.embed {
+	embed, matrix := params(t.embed), params(t.matrix)
+	lrs := make([]float64, len(embed))
+	for i, p := range embed {
 		base := t.Recipe.UnembeddingLR
 		if p.Name == "transformer.wte.weight" {
 			base = t.Recipe.EmbeddingLR
 		}
 		lrs[i] = base * t.scale() * res.LRMultiplier
 	}
-	if err := t.adam.Step(params(t.embed), lrs); err != nil {
+	if err := t.adam.Step(embed, lrs); err != nil {
 		return res, err
 	}
-	if err := t.muon.Step(params(t.matrix), t.Recipe.MatrixLR*res.LRMultiplier, res.Momentum); err != nil {
+	if err := t.muon.Step(matrix, t.Recipe.MatrixLR*res.LRMultiplier, res.Momentum); err != nil {
 		return res, err
+	}
+	if t.shards != nil {
+		if err := t.shards.gather(t.engine, m.Config.Params(), weights); err != nil {
+			return res, err
+		}
 	}
 	t.Iter++
 	return res, nil
+}
+
+// meanGrads is the step's mean gradient of each parameter this rank updates: the model's
+// of one micro-batch, the mean of the summed ones, or this rank's share of the mean over
+// the ranks.
+func (t *Trainer) meanGrads(micro int) (graph.Weights, error) {
+	switch {
+	case t.shards != nil:
+		return t.shards.reduce(t.engine, t.Model.Config.Params(), micro)
+	case micro == 1:
+		return t.Model.Grads()
+	}
+	inv := float32(1 / float64(micro))
+	for _, g := range t.acc {
+		t.engine.Scale(g, inv)
+	}
+	return t.acc, nil
 }

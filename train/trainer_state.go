@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"gochat/graph"
@@ -11,24 +12,69 @@ import (
 
 // State returns everything the optimizers carry between steps, as named tensors for a
 // safetensors file: the iteration, AdamW's step count and moments, and Muon's momentum
-// buffers (parameters that have not been stepped yet have none).
-func (t *Trainer) State() map[string]safetensors.Tensor {
+// buffers (parameters that have not been stepped yet have none). On a distributed trainer
+// it is a collective that every rank calls: rank 0 gets the whole state, gathered from the
+// ranks that own it, and the others their own part.
+func (t *Trainer) State() (map[string]safetensors.Tensor, error) {
 	s := map[string]safetensors.Tensor{
 		"iter":       safetensors.I64([]int{t.Iter}, 1),
 		"adamw.step": safetensors.I64([]int{t.adam.Steps()}, 1),
 	}
-	for _, p := range t.embed {
-		if m, v, ok := t.adam.Moments(p.Name); ok {
-			s["adamw.exp_avg."+p.Name] = safetensors.F32(m, p.Shape[0], p.Shape[1])
-			s["adamw.exp_avg_sq."+p.Name] = safetensors.F32(v, p.Shape[0], p.Shape[1])
+	rounds := t.stateTensors()
+	for _, round := range rounds {
+		for _, x := range round {
+			if v := x.value(); v != nil && t.shards.owns(x.param.Name) {
+				s[x.key] = safetensors.F32(v, x.param.Shape[0], x.param.Shape[1])
+			}
 		}
+	}
+	if t.shards == nil || t.Iter == 0 { // before the first step no rank has any
+		return s, nil
+	}
+	root := t.shards.comm.Rank() == 0
+	for _, round := range rounds {
+		specs := make([]graph.ParamSpec, len(round))
+		byName := map[string]stateTensor{}
+		for i, x := range round {
+			specs[i], byName[x.param.Name] = x.param, x
+		}
+		err := t.shards.share(t.engine, specs, func(name string) []float32 { return byName[name].value() },
+			func(name string, v []float32) {
+				if x := byName[name]; root {
+					s[x.key] = safetensors.F32(slices.Clone(v), x.param.Shape[0], x.param.Shape[1])
+				}
+			})
+		if err != nil {
+			return nil, fmt.Errorf("optimizer state: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// stateTensor is one tensor of the optimizers' state: its name in the file, its parameter,
+// and its value on this rank (nil before the parameter's first step, or when another rank
+// owns it).
+type stateTensor struct {
+	key   string
+	param graph.ParamSpec
+	value func() []float32
+}
+
+// stateTensors lists the optimizers' state in rounds that name each parameter at most once
+// (the ranks exchange one round at a time): AdamW's first moments with Muon's momentum,
+// then AdamW's second moments.
+func (t *Trainer) stateTensors() [][]stateTensor {
+	var first, second []stateTensor
+	for _, p := range t.embed {
+		name := p.Name
+		first = append(first, stateTensor{"adamw.exp_avg." + name, p, func() []float32 { m, _, _ := t.adam.Moments(name); return m }})
+		second = append(second, stateTensor{"adamw.exp_avg_sq." + name, p, func() []float32 { _, v, _ := t.adam.Moments(name); return v }})
 	}
 	for _, p := range t.matrix {
-		if b, ok := t.muon.Momentum(p.Name); ok {
-			s["muon.momentum_buffer."+p.Name] = safetensors.F32(b, p.Shape[0], p.Shape[1])
-		}
+		name := p.Name
+		first = append(first, stateTensor{"muon.momentum_buffer." + name, p, func() []float32 { b, _ := t.muon.Momentum(name); return b }})
 	}
-	return s
+	return [][]stateTensor{first, second}
 }
 
 // LoadState restores what State returned, checking every tensor against the model.
@@ -96,6 +142,13 @@ func (t *Trainer) LoadState(s map[string]safetensors.Tensor) error {
 		for _, p := range t.matrix {
 			if muon[p.Name] == nil {
 				return fmt.Errorf("optimizer state: no Muon momentum for %s after %d steps", p.Name, iter)
+			}
+		}
+	}
+	for _, state := range []map[string][]float32{adamM, adamV, muon} { // a rank keeps its parameters'
+		for name := range state {
+			if !t.shards.owns(name) {
+				delete(state, name)
 			}
 		}
 	}

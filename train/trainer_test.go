@@ -100,14 +100,19 @@ func saveRun(t *testing.T, tr *Trainer, dir string) {
 	if err := tr.Model.Config.WriteWeights(filepath.Join(dir, "model.safetensors"), tr.Model.Weights()); err != nil {
 		t.Fatal(err)
 	}
-	if err := safetensors.Write(filepath.Join(dir, "optim.safetensors"), tr.State(), nil); err != nil {
+	state, err := tr.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := safetensors.Write(filepath.Join(dir, "optim.safetensors"), state, nil); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// restoreRun loads what saveRun wrote into a fresh model and trainer.
-func restoreRun(t *testing.T, dir string) *Trainer {
-	m := tinyModel(t, 2, 8)
+// restoreRun loads what saveRun wrote into a fresh model of batch rows and trainer, set up by prepare
+// (when not nil) before the state is loaded.
+func restoreRun(t *testing.T, dir string, batch int, prepare func(*Trainer) error) *Trainer {
+	m := tinyModel(t, batch, 8)
 	w, err := graph.ReadWeights(filepath.Join(dir, "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +121,11 @@ func restoreRun(t *testing.T, dir string) *Trainer {
 		t.Fatal(err)
 	}
 	tr, _ := NewTrainer(m, DefaultRecipe(10), cpubackend.New(nil))
+	if prepare != nil {
+		if err := prepare(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
 	state, _, err := safetensors.Read(filepath.Join(dir, "optim.safetensors"))
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +141,7 @@ func restoreRun(t *testing.T, dir string) *Trainer {
 func TestSaveRestoreContinue(t *testing.T) {
 	if dir := os.Getenv("GOCHAT_TEST_RESUME_DIR"); dir != "" {
 		// The fresh process: restore, step twice, save.
-		tr := restoreRun(t, dir)
+		tr := restoreRun(t, dir, 2, nil)
 		b := sequence(2, 8)
 		for range 2 {
 			if _, err := tr.Step([]Batch{b}); err != nil {
@@ -159,7 +169,7 @@ func TestSaveRestoreContinue(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("fresh process: %v\n%s", err, out)
 	}
-	final := restoreRun(t, dir)
+	final := restoreRun(t, dir, 2, nil)
 	if final.Iter != 4 {
 		t.Fatalf("restored iteration %d, want 4", final.Iter)
 	}
@@ -176,7 +186,10 @@ func TestSaveRestoreContinue(t *testing.T) {
 func TestLoadStateRejectsMismatches(t *testing.T) {
 	tr, _ := NewTrainer(tinyModel(t, 2, 8), DefaultRecipe(10), cpubackend.New(nil))
 	tr.Step([]Batch{sequence(2, 8)})
-	good := tr.State()
+	good, err := tr.State()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, edit := range map[string]func(map[string]safetensors.Tensor){
 		"missing iter": func(s map[string]safetensors.Tensor) { delete(s, "iter") },
 		"unknown":      func(s map[string]safetensors.Tensor) { s["sgd.velocity"] = safetensors.F32([]float32{1}, 1) },
