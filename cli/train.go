@@ -42,7 +42,7 @@ func trainFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "resume", Usage: "continue the run from its last checkpoint"},
 		&cli.StringFlag{Name: "model-tag", Usage: "name of the run's folder (default d<depth>)"},
 		checkpointsFlag(),
-		dataFlag, tokenizerFlag, engineFlag, blasFlag,
+		dataFlag, tokenizerFlag, engineFlag, blasFlag, distTimeoutFlag,
 	}
 }
 
@@ -54,7 +54,8 @@ func trainCommand() *cli.Command {
 			Name:  "base",
 			Usage: "pretrain a GPT on the shards of --data, as nanochat's base_train",
 			Description: "Writes checkpoints, metrics.jsonl, loss.png and val_bpb.png to the run's folder. Ctrl-C saves a\n" +
-				"checkpoint and stops; --resume continues from it exactly.",
+				"checkpoint and stops; --resume continues from it exactly. Under mpirun (mpirun -np 2 gochat train base ...)\n" +
+				"the run is spread over the processes, each taking its share of every step's batch.",
 			Flags:  trainFlags(),
 			Action: runTrainBase,
 		}, trainMidCommand(), trainSFTCommand(), trainRLCommand()},
@@ -110,16 +111,23 @@ func runTrainBase(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	comm, leave, err := joinRanks(c)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
 	r := train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),
-		Dir: dir, Resume: c.Bool("resume"), Engine: engine}
+		Dir: dir, Resume: c.Bool("resume"), Engine: engine, Comm: comm}
 	res, err := trainBase(ctx, r)
 	if err != nil {
 		return err
 	}
-	if err := logBaseSection(r, res, ""); err != nil {
-		return err
+	if comm == nil || comm.Rank() == 0 {
+		if err := logBaseSection(r, res, ""); err != nil {
+			return err
+		}
 	}
 	if res.Interrupted {
 		fmt.Printf("interrupted at step %d; continue with the same command and --resume\n", res.Step)

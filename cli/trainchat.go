@@ -37,7 +37,7 @@ func chatStageFlags(source string, seqLen, batch int, initLRFrac float64, evalEv
 		&cli.IntFlag{Name: "eval-every", Value: evalEvery, Usage: "steps between evaluations (0: at the end only)"},
 		&cli.IntFlag{Name: "save-every", Value: saveEvery, Usage: "steps between checkpoints (0: at the end only)"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue the run from its last checkpoint"},
-		tasksDirFlag, tokenizerFlag, engineFlag, blasFlag,
+		tasksDirFlag, tokenizerFlag, engineFlag, blasFlag, distTimeoutFlag,
 	}
 }
 
@@ -231,6 +231,12 @@ func runChatStage(c *cli.Context, st train.Stage) error {
 	if err := stageData(c, st, &r); err != nil {
 		return err
 	}
+	comm, leave, err := joinRanks(c)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	r.Comm = comm
 	r.Peak = measure.PeakOf(r.Engine)
 	fmt.Printf("engine: %s; MFU is a share of %s: %.1f GFLOP/s\n", r.Engine.Name(), r.Peak.What, r.Peak.FLOPS/1e9)
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
@@ -243,7 +249,9 @@ func runChatStage(c *cli.Context, st train.Stage) error {
 	if err != nil {
 		return err
 	}
-	logStageSection(r, res)
+	if comm == nil || comm.Rank() == 0 {
+		logStageSection(r, res)
+	}
 	switch st {
 	case train.MidStage:
 		fmt.Printf("minimum validation bpb: %.4f\n", res.MinValBPB)

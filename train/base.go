@@ -11,6 +11,7 @@ import (
 
 	"gochat/backend"
 	"gochat/checkpoint"
+	"gochat/dist"
 	"gochat/graph"
 	"gochat/internal/measure"
 	"gochat/layers"
@@ -38,7 +39,10 @@ type Run struct {
 	Engine       backend.Backend
 	Peak         measure.Peak // what MFU is a share of; a zero Peak leaves MFU out
 	Resume       bool         // continue from the last checkpoint in Dir
-	Prompts      []string     // completed at each sample step (nil: SamplePrompts)
+	// Comm, when set, spreads the run over its ranks (ranks.go): every rank runs the same
+	// command; rank 0 writes the files. nil: one process.
+	Comm    dist.Comm
+	Prompts []string // completed at each sample step (nil: SamplePrompts)
 
 	Log      io.Writer             // the per-step lines, evaluations and samples
 	Progress func(step, steps int) // called after each step; may be nil
@@ -107,6 +111,9 @@ func SFT(ctx context.Context, r Run) (*Result, error) {
 	return r.loop(ctx)
 }
 
+// ranks is the group the run is spread over.
+func (r Run) ranks() group { return group{r.Comm} }
+
 // loop is the training loop of every stage.
 func (r Run) loop(ctx context.Context) (*Result, error) {
 	b, err := r.setup(ctx)
@@ -114,11 +121,19 @@ func (r Run) loop(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer b.close()
-	s := r.Settings
+	s, g := r.Settings, r.ranks()
+	hooks := ctx
+	if g.distributed() { // the ranks stop together, between steps: a hook of one rank alone must not
+		hooks = context.WithoutCancel(ctx)
+	}
 	for ; ; b.st.step++ {
 		step := b.st.step
 		last := b.plan.NumIterations > 0 && step >= b.plan.NumIterations || b.stage.done()
-		stop := ctx.Err() != nil && !last // a stopped run saves and leaves; the resumed one evaluates
+		stopping := ctx.Err() != nil
+		if err := g.any(&last, &stopping); err != nil {
+			return nil, err
+		}
+		stop := stopping && !last // a stopped run saves and leaves; the resumed one evaluates
 		saved := last || stop || (s.SaveEvery > 0 && step > 0 && step%s.SaveEvery == 0)
 		if saved {
 			if err := b.save(); err != nil {
@@ -127,21 +142,21 @@ func (r Run) loop(ctx context.Context) (*Result, error) {
 		}
 		evaluated := !stop && (last || (b.evalEvery > 0 && step%b.evalEvery == 0))
 		if evaluated {
-			if err := b.evaluate(ctx, step); err != nil {
+			if err := b.evaluate(hooks, step); err != nil {
 				return b.interrupted(ctx, err)
 			}
 		}
-		if !stop && (last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0)) {
-			if err := b.sample(ctx); err != nil {
+		if !stop && g.root() && (last || (s.SampleEvery > 0 && step > 0 && step%s.SampleEvery == 0)) {
+			if err := b.sample(hooks); err != nil {
 				return b.interrupted(ctx, err)
 			}
 		}
-		if !stop && r.Metrics != nil && (last || s.MetricsEvery > 0 && step > 0 && step%s.MetricsEvery == 0) {
-			if err := b.measure(ctx, step); err != nil {
+		if !stop && g.root() && r.Metrics != nil && (last || s.MetricsEvery > 0 && step > 0 && step%s.MetricsEvery == 0) {
+			if err := b.measure(hooks, step); err != nil {
 				return b.interrupted(ctx, err)
 			}
 		}
-		if saved && evaluated {
+		if saved && evaluated && g.root() {
 			if err := b.updateMeta(); err != nil {
 				return nil, err
 			}
@@ -153,7 +168,9 @@ func (r Run) loop(ctx context.Context) (*Result, error) {
 		if err := b.step(step); err != nil {
 			return b.interrupted(ctx, err)
 		}
-		b.refineHorizon(step)
+		if err := b.refineHorizon(step); err != nil {
+			return nil, b.keep(err)
+		}
 		if r.Progress != nil {
 			r.Progress(step+1, b.horizon(step+1))
 		}
@@ -205,7 +222,8 @@ type baseRun struct {
 // trainer, the stage's data and the metrics, and prints what nanochat's scripts print
 // before they start.
 func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
-	s := r.Settings
+	r = r.asRank()
+	s, g := r.Settings, r.ranks()
 	b = &baseRun{Run: r, savedAt: -1}
 	run := b // the named result is nil when setup fails
 	defer func() {
@@ -218,6 +236,12 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 		return nil, err
 	}
 	s = b.Settings // with the batch size and recomputation the fit settled
+	if g.distributed() {
+		raw, _ := json.Marshal(s)
+		if err := dist.CheckSame(r.Comm, "settings", raw); err != nil {
+			return nil, err
+		}
+	}
 	B, T := s.DeviceBatchSize, s.MaxSeqLen
 	b.st.wallStart = r.now()
 	var resumed *checkpoint.Checkpoint
@@ -235,6 +259,13 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 		if resumed.Meta.ValBPB != nil {
 			b.st.valBPB = *resumed.Meta.ValBPB
 		}
+		if g.distributed() { // each rank's data stands where its own stood
+			if len(b.st.Ranks) != g.size() {
+				return nil, fmt.Errorf("resume: the checkpoint keeps the data positions of %d ranks, not %d", len(b.st.Ranks), g.size())
+			}
+			p := b.st.Ranks[g.rank()]
+			b.st.pos, b.st.Data = p.Loader, p.Data
+		}
 	}
 	if b.Stage != BaseStage {
 		if n := b.st.Examples; n != 0 && n != b.Train.Len() {
@@ -245,8 +276,10 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	if err := b.openStage(ctx, B, T); err != nil {
 		return nil, err
 	}
-	if b.release, err = checkpoint.Lock(r.Dir); err != nil {
-		return nil, err
+	if g.root() {
+		if b.release, err = checkpoint.Lock(r.Dir); err != nil {
+			return nil, err
+		}
 	}
 	reduction := layers.Mean
 	if r.Stage == RLStage {
@@ -264,6 +297,11 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	if b.trainer, err = NewTrainer(b.model, b.recipe(), r.Engine); err != nil {
 		return nil, err
 	}
+	if g.distributed() {
+		if err := b.trainer.Distribute(r.Comm); err != nil {
+			return nil, err
+		}
+	}
 	if resumed != nil {
 		if err := b.trainer.LoadState(resumed.Optim); err != nil {
 			return nil, err
@@ -272,8 +310,11 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 			return nil, fmt.Errorf("resume: the optimizer state is at step %d, the checkpoint at %d", b.trainer.Iter, b.st.step)
 		}
 	}
-	if b.met, err = openMetrics(r.Dir, b.st.step); err != nil {
-		return nil, err
+	b.met = &metrics{} // kept in memory only, on ranks other than 0
+	if g.root() {
+		if b.met, err = openMetrics(r.Dir, b.st.step); err != nil {
+			return nil, err
+		}
 	}
 	b.res = &Result{Plan: b.plan, Peak: r.Peak}
 	b.deadline = b.st.wallStart.Add(time.Duration((s.TimeBudget - b.st.WallSeconds) * float64(time.Second)))
@@ -354,14 +395,15 @@ func (b *baseRun) fitMemory(plan func(Settings) (Plan, error)) error {
 				f.Rows = append(f.Rows, r)
 			}
 		}
-		f.Accum = func(r int) int { return s.ExamplesPerStep * s.NumSamples / r }
+		f.Accum = func(r int) int { return s.ExamplesPerStep / s.ranks() * s.NumSamples / r }
 	} else {
-		for r := 1; r*s.MaxSeqLen <= s.TotalBatchSize; r++ {
-			if s.TotalBatchSize%(r*s.MaxSeqLen) == 0 && (b.Stage != BaseStage || r*s.MaxSeqLen <= s.EvalTokens) {
+		perRank := s.MaxSeqLen * s.ranks() // tokens of a row on every rank
+		for r := 1; r*perRank <= s.TotalBatchSize; r++ {
+			if s.TotalBatchSize%(r*perRank) == 0 && (b.Stage != BaseStage || r*s.MaxSeqLen <= s.EvalTokens) {
 				f.Rows = append(f.Rows, r)
 			}
 		}
-		f.Accum = func(r int) int { return s.TotalBatchSize / (r * s.MaxSeqLen) }
+		f.Accum = func(r int) int { return s.TotalBatchSize / (r * perRank) }
 	}
 	if b.fit, err = f.Choose(s.DeviceBatchSize, s.Recompute); err != nil {
 		return err
@@ -378,6 +420,7 @@ func (b *baseRun) fitMemory(plan func(Settings) (Plan, error)) error {
 // openStage opens the stage's data at the position the run resumes from (or the start)
 // and prints the plan.
 func (b *baseRun) openStage(ctx context.Context, B, T int) error {
+	g := b.ranks()
 	var pos tasks.Position
 	if b.st.Data != nil {
 		pos = *b.st.Data
@@ -396,22 +439,25 @@ func (b *baseRun) openStage(ctx context.Context, B, T int) error {
 		if b.plan.EvalSteps < asked {
 			fmt.Fprintf(b.Log, "the validation shard holds %d batches, not the %d of eval_tokens: each evaluation reads it whole, once\n", b.plan.EvalSteps, asked)
 		}
-		data, err := loader.NewLoader(trainShards, b.Tokenizer, B, T, 0, 1, b.st.pos)
+		data, err := loader.NewLoader(trainShards, b.Tokenizer, B, T, g.rank(), g.size(), b.st.pos)
 		if err != nil {
 			return err
 		}
-		b.stage = &shardStage{data: data, val: valShard, tok: b.Tokenizer, steps: b.plan.EvalSteps}
+		b.stage = &shardStage{data: data, val: valShard, tok: b.Tokenizer, steps: b.plan.EvalSteps, g: g}
 		return nil
 	case MidStage:
 		b.printChatPlan()
-		b.stage = newMidStage(b.Run, B, T, pos, b.plan.EvalSteps)
+		b.stage = newMidStage(b.Run, B, T, pos, b.plan.EvalSteps, g)
 	case RLStage:
 		b.printChatPlan()
+		if g.distributed() { // the rollouts of a step are every rank's: none stops alone
+			ctx = context.WithoutCancel(ctx)
+		}
 		b.stage = newRLStage(ctx, b, pos)
 	default:
 		b.printChatPlan()
-		b.stage = &sftStage{train: &tasks.SFT{Task: b.Train, Tok: b.Tokenizer, B: B, T: T, World: 1, Position: pos},
-			val: &tasks.SFT{Task: b.Val, Tok: b.Tokenizer, B: B, T: T, World: 1}, steps: b.plan.EvalSteps}
+		b.stage = &sftStage{train: &tasks.SFT{Task: b.Train, Tok: b.Tokenizer, B: B, T: T, Rank: g.rank(), World: g.size(), Position: pos},
+			val: &tasks.SFT{Task: b.Val, Tok: b.Tokenizer, B: B, T: T, World: 1}, steps: b.plan.EvalSteps, g: g}
 	}
 	return nil
 }
@@ -544,6 +590,9 @@ type Loop struct {
 	ValLoss      *float64        `json:"val_loss,omitempty"`      // SFT's last validation loss
 	Examples     int             `json:"examples,omitempty"`      // a chat stage's conversations (or problems) to train on
 	Data         *tasks.Position `json:"data_position,omitempty"` // a chat stage's (base training's is the meta's loader_position)
+	// Ranks are where each rank's data stood, in a distributed run (Data and the meta's
+	// loader_position are rank 0's).
+	Ranks []RankPosition `json:"rank_positions,omitempty"`
 }
 
 // state is what the loop carries from step to step (Loop is what a checkpoint keeps).

@@ -47,19 +47,24 @@ func BPB(ctx context.Context, m Scorer, shards []string, tok *tokenizer.Tokenize
 		return 0, err
 	}
 	defer ld.Close()
-	return bpbOf(ctx, m, tok, steps, func() (Batch, bool, error) {
+	return bpbOf(ctx, m, tok, steps, loaderBatches(ld), progress, group{})
+}
+
+// loaderBatches are ld's batches, each with whether it is still in the first pass.
+func loaderBatches(ld *loader.Loader) func() (Batch, bool, error) {
+	return func() (Batch, bool, error) {
 		ids, targets, err := ld.Next()
 		return Batch{IDs: ids, Targets: targets}, ld.Position().Epoch == 0, err
-	}, progress)
+	}
 }
 
 // bpbOf is evaluate_bpb over steps batches from next, which says whether each batch is
 // still in the first pass over its data; a batch that is not ends the evaluation, unless
-// it is the first.
-func bpbOf(ctx context.Context, m Scorer, tok *tokenizer.Tokenizer, steps int, next func() (Batch, bool, error), progress func(done, total int)) (float64, error) {
+// it is the first. Each rank of g scores its share of the batches (reading them all), and
+// the sums are reduced: every rank gets what one process gets.
+func bpbOf(ctx context.Context, m Scorer, tok *tokenizer.Tokenizer, steps int, next func() (Batch, bool, error), progress func(done, total int), g group) (float64, error) {
 	tokenBytes := tok.TokenBytes()
-	var nats float64
-	var bytes int
+	var nats, bytes float64
 	for step := range steps {
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -71,6 +76,9 @@ func bpbOf(ctx context.Context, m Scorer, tok *tokenizer.Tokenizer, steps int, n
 		if !first && step > 0 { // the batch went round to the first document again
 			break
 		}
+		if !g.mine(step) {
+			continue
+		}
 		losses, err := m.TokenLosses(b.IDs, b.Targets)
 		if err != nil {
 			return 0, err
@@ -78,15 +86,18 @@ func bpbOf(ctx context.Context, m Scorer, tok *tokenizer.Tokenizer, steps int, n
 		for i, loss := range losses {
 			if t := b.Targets[i]; t >= 0 && tokenBytes[t] > 0 { // ignored targets count nothing
 				nats += float64(loss)
-				bytes += tokenBytes[t]
+				bytes += float64(tokenBytes[t])
 			}
 		}
 		if progress != nil {
 			progress(step+1, steps)
 		}
 	}
+	if err := g.sum(&nats, &bytes); err != nil {
+		return 0, err
+	}
 	if bytes == 0 {
 		return 0, fmt.Errorf("bpb: the evaluation batches hold no text")
 	}
-	return nats / (math.Ln2 * float64(bytes)), nil
+	return nats / (math.Ln2 * bytes), nil
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -79,9 +80,18 @@ func (b *baseRun) sample(ctx context.Context) error {
 	return nil
 }
 
-// save is the checkpoint hook: the wall time so far, then the step's checkpoint.
+// save is the checkpoint hook: the wall time so far, then the step's checkpoint. In a
+// distributed run every rank calls it: they exchange their data positions and gather the
+// optimizer state, and rank 0 writes.
 func (b *baseRun) save() error {
 	b.clockWall()
+	if g := b.ranks(); g.distributed() {
+		p := b.dataPosition()
+		var err error
+		if b.st.Ranks, err = g.exchange(RankPosition{Loader: p.loader, Data: p.data}); err != nil {
+			return err
+		}
+	}
 	meta, err := b.meta()
 	if err != nil {
 		return err
@@ -90,12 +100,25 @@ func (b *baseRun) save() error {
 	if err != nil {
 		return err
 	}
+	if !b.ranks().root() {
+		b.savedAt = b.st.step
+		return nil
+	}
 	if err := checkpoint.Save(b.Dir, b.model.Weights(), state, meta); err != nil {
 		return err
 	}
 	fmt.Fprintf(b.Log, "saved checkpoint of step %d to %s\n", b.st.step, b.Dir)
 	b.savedAt = b.st.step
 	return nil
+}
+
+// dataPosition is where the data stands for a checkpoint: now, or where the step under way
+// began, if it failed or stopped midway (its batches come again).
+func (b *baseRun) dataPosition() *position {
+	if b.stepStart != nil {
+		return b.stepStart
+	}
+	return b.position()
 }
 
 // updateMeta completes the meta of the step just saved with what its evaluation found.
@@ -117,8 +140,18 @@ func (b *baseRun) clockWall() {
 
 // keep saves the state the loop is at, unless it is saved already or its weights are no
 // longer finite (a diverged run keeps its last good checkpoint), and returns err saying
-// where the trained steps are.
+// where the trained steps are. A rank of a distributed run saves only when the run
+// diverged, which every rank sees at the same step; any other failure is this rank's
+// alone, and the others cannot save with it: the launcher ends them.
 func (b *baseRun) keep(err error) error {
+	var diverged *DivergedError
+	if g := b.ranks(); g.distributed() && !errors.As(err, &diverged) {
+		last := max(b.savedAt, b.first)
+		if last == 0 && b.savedAt < 0 {
+			return fmt.Errorf("rank %d of %d: %w (the job ends; nothing was saved)", g.rank(), g.size(), err)
+		}
+		return fmt.Errorf("rank %d of %d: %w (the job ends; step %d in %s is the last checkpoint)", g.rank(), g.size(), err, last, b.Dir)
+	}
 	if b.trainer != nil && b.trainer.Iter > b.st.step { // the step was taken; what failed came after
 		b.st.step = b.trainer.Iter
 	}
@@ -218,10 +251,8 @@ func (b *baseRun) meta() (checkpoint.Meta, error) {
 		NumIterations: b.plan.NumIterations, Seed: b.Settings.Seed,
 		Tokenizer: checkpoint.Tokenizer{Dir: b.TokenizerDir, Fingerprint: b.Tokenizer.Fingerprint()}}
 	loop := st.Loop
-	b.stage.save(&meta, &loop)
-	if p := b.stepStart; p != nil { // a step that failed or stopped midway: its batches come again
-		meta.Loader, loop.Data = p.loader, p.data
-	}
+	p := b.dataPosition()
+	meta.Loader, loop.Data = p.loader, p.data
 	var err error
 	if meta.Loop, err = json.Marshal(loop); err != nil {
 		return meta, fmt.Errorf("saving the loop's state: %w", err)

@@ -16,8 +16,10 @@ func (b *baseRun) pace(step int) float64 {
 
 // refineHorizon, after step, fixes a time budget's horizon once the first steps are timed,
 // and refines it after each evaluation while the learning rate is still flat (so that no
-// step taken would change); a run with a horizon in steps says how long it will take.
-func (b *baseRun) refineHorizon(step int) {
+// step taken would change); a run with a horizon in steps says how long it will take. The
+// ranks of a distributed run, whose clocks differ, take the longest horizon any of them
+// finds.
+func (b *baseRun) refineHorizon(step int) error {
 	s, plan := b.Settings, b.plan
 	budgeted := s.NumIterations <= 0 && s.TargetFLOPs <= 0 && s.TimeBudget > 0
 	evaluated := b.evalEvery > 0 && step > b.first && step%b.evalEvery == 0
@@ -33,6 +35,9 @@ func (b *baseRun) refineHorizon(step int) {
 			every = s.evalEvery(fixHorizon(step+1, left, stepSeconds, b.evalSeconds, 0))
 		}
 		n := fixHorizon(step+1, left, stepSeconds, b.evalSeconds, every)
+		if err := b.ranks().largest(&n, &every); err != nil {
+			return err
+		}
 		if n != plan.NumIterations && step+1 <= s.flatUntil(n) {
 			b.plan.NumIterations, b.evalEvery = n, every
 			b.res.Plan, b.trainer.Recipe.NumIterations = b.plan, n
@@ -43,6 +48,7 @@ func (b *baseRun) refineHorizon(step int) {
 		fmt.Fprintf(b.Log, "at %.0f ms a step, the %d steps left take about %s (evaluations aside)\n",
 			1000*stepSeconds, plan.NumIterations-step-1, Duration(stepSeconds*float64(plan.NumIterations-step-1)))
 	}
+	return nil
 }
 
 // evalEvery is the number of steps between evaluations of an n-step run: EvalEvery, or with

@@ -47,7 +47,7 @@ type Record struct {
 
 // metrics appends records to dir/metrics.jsonl and redraws the plots.
 type metrics struct {
-	dir     string
+	dir     string // "": the records are kept in memory only (a rank other than 0's)
 	records []Record
 }
 
@@ -79,6 +79,9 @@ func openMetrics(dir string, from int) (*metrics, error) {
 }
 
 func (m *metrics) rewrite() error {
+	if m.dir == "" {
+		return nil
+	}
 	if err := os.MkdirAll(m.dir, 0o755); err != nil {
 		return err
 	}
@@ -96,6 +99,9 @@ func (m *metrics) rewrite() error {
 // add appends a record to the file.
 func (m *metrics) add(r Record) error {
 	m.records = append(m.records, r)
+	if m.dir == "" {
+		return nil
+	}
 	f, err := os.OpenFile(filepath.Join(m.dir, metricsFile), os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -111,6 +117,9 @@ func (m *metrics) add(r Record) error {
 // val_bpb.png, val_loss.png (SFT) or pass_at_k.png (RL, pass@1 and pass@k), with
 // reward.png (RL's mean reward a step).
 func (m *metrics) plot() error {
+	if m.dir == "" {
+		return nil
+	}
 	var loss, bpb, vloss, pass1, passK, reward plotter.XYs
 	for _, r := range m.records {
 		switch {

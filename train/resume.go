@@ -27,6 +27,10 @@ func (r Run) loadResume(plan Plan) (*checkpoint.Checkpoint, error) {
 	if err := json.Unmarshal(raw, &saved); err != nil {
 		return nil, fmt.Errorf("resume: user_config: %w", err)
 	}
+	if saved.ranks() != r.Settings.ranks() {
+		return nil, fmt.Errorf("resume: the run ran on %d processes, this is %d: resume it on %d (each keeps its own place in the data)",
+			saved.ranks(), r.Settings.ranks(), saved.ranks())
+	}
 	if diff := trainingDifference(saved, r.Settings); diff != "" {
 		return nil, fmt.Errorf("resume: the run was started with %s", diff)
 	}

@@ -28,7 +28,8 @@ func RL(ctx context.Context, r Run) (*Result, error) {
 }
 
 // rlPlan is the plan of an RL run: ExamplesPerStep problems a step, one pass over train
-// (num_iterations caps it), NumSamples/DeviceBatchSize forward passes a problem.
+// (num_iterations caps it), NumSamples/DeviceBatchSize forward passes a problem, the
+// problems shared out over the ranks.
 func (s Settings) rlPlan(cfg graph.Config, train int) (Plan, error) {
 	var p Plan
 	switch {
@@ -42,10 +43,12 @@ func (s Settings) rlPlan(cfg graph.Config, train int) (Plan, error) {
 		return p, fmt.Errorf("temperature and top_k must not be negative")
 	case s.MaxSeqLen > cfg.RotaryLen():
 		return p, fmt.Errorf("max_seq_len %d is beyond the model's %d positions", s.MaxSeqLen, cfg.RotaryLen())
+	case s.ExamplesPerStep%s.ranks() != 0:
+		return p, fmt.Errorf("examples_per_step %d is not a multiple of the %d ranks, which share a step's problems", s.ExamplesPerStep, s.ranks())
 	}
 	p.Model, p.Params, p.FLOPsPerToken = cfg, cfg.NumParams(), cfg.FLOPsPerToken()
-	p.GradAccum = s.ExamplesPerStep * s.NumSamples / s.DeviceBatchSize
-	p.TokensPerStep = p.GradAccum * s.DeviceBatchSize * s.MaxSeqLen
+	p.GradAccum = s.ExamplesPerStep / s.ranks() * s.NumSamples / s.DeviceBatchSize
+	p.TokensPerStep = s.ExamplesPerStep * s.NumSamples * s.MaxSeqLen
 	p.NumIterations = train / s.ExamplesPerStep * max(1, s.NumEpochs)
 	if s.NumIterations > 0 {
 		p.NumIterations = min(p.NumIterations, s.NumIterations)
@@ -153,10 +156,13 @@ func (s *rlStage) rollouts() error {
 	if err != nil {
 		return err
 	}
-	s.drawn = s.trained
 	s.rewards, s.lengths, s.generated = 0, 0, 0
-	for range st.ExamplesPerStep {
-		batches, rewards, err := s.problem(gen, s.drawn)
+	g := s.b.ranks()
+	for i := range st.ExamplesPerStep { // each rank its share of the problems
+		if !g.mine(i) {
+			continue
+		}
+		batches, rewards, err := s.problem(gen, s.trained+i)
 		if err != nil {
 			return err
 		}
@@ -164,10 +170,10 @@ func (s *rlStage) rollouts() error {
 		for _, r := range rewards {
 			s.rewards += r / float64(st.ExamplesPerStep*len(rewards))
 		}
-		s.drawn++
 	}
+	s.drawn = s.trained + st.ExamplesPerStep
 	s.seconds = s.b.since(start)
-	return nil
+	return g.sum(&s.rewards, &s.lengths, &s.generated)
 }
 
 // problem samples NumSamples replies to problem n (of the task, n modulo its size) and
@@ -257,7 +263,11 @@ func (s *rlStage) validate(ctx context.Context, _ *graph.Model) (evaluation, err
 	}
 	n := min(st.EvalExamples, s.b.Val.Len())
 	pass := make([]float64, st.DeviceBatchSize)
+	g := s.b.ranks()
 	for i := range n {
+		if !g.mine(i) { // each rank its share of the problems
+			continue
+		}
 		ex, err := s.b.Val.Example(i)
 		if err != nil {
 			return evaluation{}, err
@@ -283,7 +293,11 @@ func (s *rlStage) validate(ctx context.Context, _ *graph.Model) (evaluation, err
 			}
 		}
 	}
-	return evaluation{passAtK: pass}, nil
+	sums := make([]*float64, len(pass))
+	for k := range pass {
+		sums[k] = &pass[k]
+	}
+	return evaluation{passAtK: pass}, g.sum(sums...)
 }
 
 func (s *rlStage) save(_ *checkpoint.Meta, loop *Loop) { loop.Data = &tasks.Position{Conv: s.trained} }

@@ -62,6 +62,28 @@ type Settings struct {
 	// recomputes each block's in the backward pass), or "" or "auto" for the fit to choose
 	// (Fitter.Choose). A run records what it chose.
 	Recompute string `json:"recompute,omitempty"`
+
+	// World is the number of processes the run is spread over (Run.Comm; 0 or 1: one).
+	// Each takes TotalBatchSize/World tokens of a step; a run resumes on as many.
+	World int `json:"world_size,omitempty"`
+}
+
+// ranks is the number of processes the run is spread over.
+func (s Settings) ranks() int { return max(1, s.World) }
+
+// microTokens is the tokens of one micro-batch on every rank: a step accumulates
+// TotalBatchSize of them, which must be a multiple.
+func (s Settings) microTokens() (int, error) {
+	micro := s.DeviceBatchSize * s.MaxSeqLen * s.ranks()
+	if s.TotalBatchSize%micro == 0 {
+		return micro, nil
+	}
+	if s.ranks() > 1 {
+		return 0, fmt.Errorf("total_batch_size %d is not a multiple of device_batch_size × max_seq_len × ranks = %d × %d × %d = %d",
+			s.TotalBatchSize, s.DeviceBatchSize, s.MaxSeqLen, s.ranks(), micro)
+	}
+	return 0, fmt.Errorf("total_batch_size %d is not a multiple of device_batch_size × max_seq_len = %d × %d = %d",
+		s.TotalBatchSize, s.DeviceBatchSize, s.MaxSeqLen, micro)
 }
 
 // checkRecompute refuses a recomputation that is neither graph.ParseRecompute's nor left
@@ -88,9 +110,9 @@ type Plan struct {
 	Params        int
 	FLOPsPerToken float64
 	TokensPerStep int // TotalBatchSize
-	GradAccum     int // micro-batches per step
+	GradAccum     int // micro-batches per step, on each rank
 	NumIterations int // 0 while a time budget has not been turned into steps
-	EvalSteps     int // forward passes per evaluation
+	EvalSteps     int // forward passes per evaluation, over all the ranks
 }
 
 // Plan derives the model and the batch geometry and checks that they fit together.
@@ -107,15 +129,14 @@ func (s Settings) Plan(vocabSize int) (Plan, error) {
 		return p, err
 	}
 	p.Params, p.FLOPsPerToken, p.TokensPerStep = p.Model.NumParams(), p.Model.FLOPsPerToken(), s.TotalBatchSize
-	micro := s.DeviceBatchSize * s.MaxSeqLen
-	if s.TotalBatchSize%micro != 0 {
-		return p, fmt.Errorf("total_batch_size %d is not a multiple of device_batch_size × max_seq_len = %d × %d = %d",
-			s.TotalBatchSize, s.DeviceBatchSize, s.MaxSeqLen, micro)
+	micro, err := s.microTokens()
+	if err != nil {
+		return p, err
 	}
 	p.GradAccum = s.TotalBatchSize / micro
-	p.EvalSteps = s.EvalTokens / micro
+	p.EvalSteps = s.EvalTokens / (s.DeviceBatchSize * s.MaxSeqLen) // over all the ranks
 	if p.EvalSteps < 1 {
-		return p, fmt.Errorf("eval_tokens %d is less than one batch of %d tokens", s.EvalTokens, micro)
+		return p, fmt.Errorf("eval_tokens %d is less than one batch of %d tokens", s.EvalTokens, s.DeviceBatchSize*s.MaxSeqLen)
 	}
 	for _, f := range []struct {
 		name  string

@@ -73,6 +73,7 @@ type shardStage struct {
 	val   string
 	tok   *tokenizer.Tokenizer
 	steps int
+	g     group // shares the validation batches out
 }
 
 func (s *shardStage) next() (Batch, error) {
@@ -83,7 +84,12 @@ func (s *shardStage) next() (Batch, error) {
 func (s *shardStage) done() bool { return false }
 
 func (s *shardStage) validate(ctx context.Context, m *graph.Model) (evaluation, error) {
-	bpb, err := BPB(ctx, m, []string{s.val}, s.tok, s.steps, nil)
+	ld, err := loader.NewLoader([]string{s.val}, s.tok, s.data.B, s.data.T, 0, 1, loader.Position{})
+	if err != nil {
+		return evaluation{}, err
+	}
+	defer ld.Close()
+	bpb, err := bpbOf(ctx, m, s.tok, s.steps, loaderBatches(ld), nil, s.g)
 	return evaluation{bpb: bpb}, err
 }
 
@@ -102,6 +108,7 @@ type midStage struct {
 	ahead      *fetched     // the batch ahead, received
 	steps      int
 	tok        *tokenizer.Tokenizer
+	g          group // shares the validation batches out
 }
 
 // fetched is a batch of the stream and the stream's position before it, which a resume
@@ -112,11 +119,11 @@ type fetched struct {
 	err    error
 }
 
-// newMidStage starts the stream at pos and starts reading its first batch.
-func newMidStage(r Run, B, T int, pos tasks.Position, steps int) *midStage {
+// newMidStage starts this rank's stream at pos and starts reading its first batch.
+func newMidStage(r Run, B, T int, pos tasks.Position, steps int, g group) *midStage {
 	masked := r.Settings.AssistantOnly
-	s := &midStage{train: &tasks.Mid{Task: r.Train, Tok: r.Tokenizer, B: B, T: T, World: 1, Masked: masked, Position: pos},
-		val: &tasks.Mid{Task: r.Val, Tok: r.Tokenizer, B: B, T: T, World: 1, Masked: masked}, steps: steps, tok: r.Tokenizer}
+	s := &midStage{train: &tasks.Mid{Task: r.Train, Tok: r.Tokenizer, B: B, T: T, Rank: g.rank(), World: g.size(), Masked: masked, Position: pos},
+		val: &tasks.Mid{Task: r.Val, Tok: r.Tokenizer, B: B, T: T, World: 1, Masked: masked}, steps: steps, tok: r.Tokenizer, g: g}
 	s.fetch()
 	return s
 }
@@ -165,7 +172,7 @@ func (s *midStage) validate(ctx context.Context, m *graph.Model) (evaluation, er
 	bpb, err := bpbOf(ctx, m, s.tok, s.steps, func() (Batch, bool, error) {
 		ids, targets, err := val.Batch()
 		return Batch{IDs: ids, Targets: targets}, val.Epoch == 0, err
-	}, nil)
+	}, nil, s.g)
 	return evaluation{bpb: bpb}, err
 }
 
@@ -179,8 +186,9 @@ func (s *midStage) close() { s.settle() }
 type sftStage struct {
 	train, val *tasks.SFT
 	steps      int
-	filled     int // train.Filled at the last note
-	batches    int // batches since then
+	g          group // shares the validation batches out
+	filled     int   // train.Filled at the last note
+	batches    int   // batches since then
 }
 
 func (s *sftStage) next() (Batch, error) {
@@ -192,18 +200,22 @@ func (s *sftStage) next() (Batch, error) {
 func (s *sftStage) done() bool { return false }
 
 // validate is chat_sft's validation loss: the mean over steps batches of each batch's mean
-// loss over its trained targets, from the val task's first conversation (at most one pass).
+// loss over its trained targets, from the val task's first conversation (at most one pass),
+// each rank scoring its share of the batches.
 func (s *sftStage) validate(ctx context.Context, m *graph.Model) (evaluation, error) {
 	val := *s.val
 	var sum float64
 	n := 0
-	for n < s.steps && (n == 0 || val.Epoch == 0) {
+	for ; n < s.steps && (n == 0 || val.Epoch == 0); n++ {
 		if err := ctx.Err(); err != nil {
 			return evaluation{}, err
 		}
 		ids, targets, err := val.Batch()
 		if err != nil {
 			return evaluation{}, err
+		}
+		if !s.g.mine(n) {
+			continue
 		}
 		if err := m.Run(ids, targets); err != nil {
 			return evaluation{}, err
@@ -217,9 +229,9 @@ func (s *sftStage) validate(ctx context.Context, m *graph.Model) (evaluation, er
 			}
 		}
 		sum += loss / float64(max(count, 1))
-		n++
 	}
-	return evaluation{loss: sum / float64(n)}, nil
+	err := s.g.sum(&sum)
+	return evaluation{loss: sum / float64(n)}, err
 }
 
 func (s *sftStage) save(_ *checkpoint.Meta, loop *Loop) {
@@ -255,12 +267,11 @@ func (s Settings) chatPlan(st Stage, cfg graph.Config, train int) (Plan, error) 
 		}
 	}
 	p.Model, p.Params, p.FLOPsPerToken, p.TokensPerStep = cfg, cfg.NumParams(), cfg.FLOPsPerToken(), s.TotalBatchSize
-	micro := s.DeviceBatchSize * s.MaxSeqLen
-	if s.TotalBatchSize%micro != 0 {
-		return p, fmt.Errorf("total_batch_size %d is not a multiple of device_batch_size × max_seq_len = %d × %d = %d",
-			s.TotalBatchSize, s.DeviceBatchSize, s.MaxSeqLen, micro)
+	micro, err := s.microTokens()
+	if err != nil {
+		return p, err
 	}
-	p.GradAccum, p.EvalSteps = s.TotalBatchSize/micro, max(1, s.EvalTokens/micro)
+	p.GradAccum, p.EvalSteps = s.TotalBatchSize/micro, max(1, s.EvalTokens/(s.DeviceBatchSize*s.MaxSeqLen))
 	if st == SFTStage {
 		perStep := s.TotalBatchSize / s.MaxSeqLen // conversations a step
 		p.NumIterations = train / perStep * max(1, s.NumEpochs)
