@@ -17,19 +17,36 @@ var distTimeoutFlag = &cli.DurationFlag{Name: "dist-timeout", Value: dist.Defaul
 // joinRanks joins the job when mpirun started this process: the training run is then one
 // of its ranks (train.Run.Comm). A rank other than 0 prints nothing on standard output
 // (errors still go to standard error) and writes no files: rank 0 speaks for the job. It
-// returns a nil Comm outside mpirun, and what leaves the job.
-func joinRanks(c *cli.Context) (dist.Comm, func(), error) {
+// returns a nil Comm outside mpirun.
+func joinRanks(c *cli.Context) (dist.Comm, error) {
 	if !dist.LaunchedByMPI() {
-		return nil, func() {}, nil
+		return nil, nil
 	}
 	comm, err := dist.OpenMPI(c.Duration(distTimeoutFlag.Name))
 	if err != nil {
-		return nil, nil, fmt.Errorf("started by mpirun: %w", err)
+		return nil, fmt.Errorf("started by mpirun: %w", err)
 	}
 	if comm.Rank() != 0 {
 		if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
 			os.Stdout = null
 		}
 	}
-	return comm, func() { comm.Close() }, nil
+	return comm, nil
+}
+
+// leaveRanks leaves the job with the command's outcome err. A rank that failed says so
+// and exits at once, without the goodbye every rank must reach (MPI_Finalize): the
+// launcher sees a rank end early and ends the others, which would otherwise wait for it.
+func leaveRanks(comm dist.Comm, err error) error {
+	if comm == nil {
+		return err
+	}
+	if err != nil && comm.Size() > 1 {
+		fmt.Fprintf(os.Stderr, "gochat: rank %d of %d: %v\n", comm.Rank(), comm.Size(), err)
+		os.Exit(1)
+	}
+	if cerr := comm.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

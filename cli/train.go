@@ -89,7 +89,7 @@ func runDir(c *cli.Context, depth int) (string, error) {
 	return filepath.Join(homeDir(c, "checkpoints", "base_checkpoints"), tag), nil
 }
 
-func runTrainBase(c *cli.Context) error {
+func runTrainBase(c *cli.Context) (err error) {
 	s, err := trainSettings(c)
 	if err != nil {
 		return err
@@ -111,11 +111,11 @@ func runTrainBase(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	comm, leave, err := joinRanks(c)
+	comm, err := joinRanks(c)
 	if err != nil {
 		return err
 	}
-	defer leave()
+	defer func() { err = leaveRanks(comm, err) }()
 	ctx, stop := interruptible(c.Context, "finishing the step and saving a checkpoint")
 	defer stop()
 	r := train.Run{Settings: s, Data: dataDir(c), Tokenizer: tok, TokenizerDir: tokenizerDir(c),

@@ -195,7 +195,7 @@ func sftMetrics(c *cli.Context, root string, r *train.Run) error {
 	return nil
 }
 
-func runChatStage(c *cli.Context, st train.Stage) error {
+func runChatStage(c *cli.Context, st train.Stage) (err error) {
 	if err := positive(c, "max-seq-len"); err != nil {
 		return err
 	}
@@ -231,11 +231,11 @@ func runChatStage(c *cli.Context, st train.Stage) error {
 	if err := stageData(c, st, &r); err != nil {
 		return err
 	}
-	comm, leave, err := joinRanks(c)
+	comm, err := joinRanks(c)
 	if err != nil {
 		return err
 	}
-	defer leave()
+	defer func() { err = leaveRanks(comm, err) }()
 	r.Comm = comm
 	r.Peak = measure.PeakOf(r.Engine)
 	fmt.Printf("engine: %s; MFU is a share of %s: %.1f GFLOP/s\n", r.Engine.Name(), r.Peak.What, r.Peak.FLOPS/1e9)

@@ -72,10 +72,34 @@ func NewLoader(shards []string, tok *tokenizer.Tokenizer, B, T, rank, world int,
 			return nil, fmt.Errorf("loader: position %+v is past the %d row groups of %s", pos, groups, shards[pos.Shard])
 		}
 	}
+	if rank > 0 {
+		if err := checkRowGroup(shards, rank, world); err != nil {
+			return nil, err
+		}
+	}
 	l := &Loader{B: B, T: T, pos: pos, ready: make(chan *rowGroup, Prefetch), stop: make(chan struct{}), first: true}
 	r := &reader{shards: shards, tok: tok, bos: bos, rank: rank, world: world}
 	go r.run(pos, l.ready, l.stop)
 	return l, nil
+}
+
+// checkRowGroup makes sure rank has data of its own: some shard with more than rank row
+// groups (the reader would otherwise find none, after the first ranks had started).
+func checkRowGroup(shards []string, rank, world int) error {
+	most := 0
+	for _, path := range shards {
+		s, err := OpenShard(path)
+		if err != nil {
+			return err
+		}
+		most = max(most, s.RowGroups())
+		s.Close()
+		if most > rank {
+			return nil
+		}
+	}
+	return fmt.Errorf("loader: the %d shards hold at most %d row groups each, and each of %d ranks needs one of its own: use at most %d ranks, or more data",
+		len(shards), most, world, max(most, 1))
 }
 
 // Position is where the next batch starts.

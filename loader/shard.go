@@ -27,18 +27,22 @@ type document struct {
 
 // WriteShard writes docs as a shard with nanochat's schema, atomically: a reader never sees
 // a partial file at path.
-func WriteShard(path string, docs []string) error {
+func WriteShard(path string, docs []string) error { return WriteShardGroups(path, docs, RowGroupSize) }
+
+// WriteShardGroups is WriteShard with perGroup documents per row group (tests that need
+// small row groups, to share them out over ranks).
+func WriteShardGroups(path string, docs []string, perGroup int) error {
 	return atomicfile.Write(path, func(f *os.File) error {
 		w := parquet.NewGenericWriter[document](f,
-			parquet.MaxRowsPerRowGroup(RowGroupSize), parquet.Compression(&zstd.Codec{}))
-		rows := make([]document, 0, RowGroupSize)
+			parquet.MaxRowsPerRowGroup(int64(perGroup)), parquet.Compression(&zstd.Codec{}))
+		rows := make([]document, 0, perGroup)
 		for i, d := range docs {
 			rows = append(rows, document{Text: d})
-			if len(rows) == RowGroupSize || i == len(docs)-1 {
+			if len(rows) == perGroup || i == len(docs)-1 {
 				if _, err := w.Write(rows); err != nil {
 					return err
 				}
-				if err := w.Flush(); err != nil { // one row group per 1024 documents
+				if err := w.Flush(); err != nil { // one row group per perGroup documents
 					return err
 				}
 				rows = rows[:0]

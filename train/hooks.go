@@ -145,12 +145,12 @@ func (b *baseRun) clockWall() {
 // alone, and the others cannot save with it: the launcher ends them.
 func (b *baseRun) keep(err error) error {
 	var diverged *DivergedError
-	if g := b.ranks(); g.distributed() && !errors.As(err, &diverged) {
+	if b.ranks().distributed() && !errors.As(err, &diverged) {
 		last := max(b.savedAt, b.first)
 		if last == 0 && b.savedAt < 0 {
-			return fmt.Errorf("rank %d of %d: %w (the job ends; nothing was saved)", g.rank(), g.size(), err)
+			return fmt.Errorf("%w (the job ends; nothing was saved)", err)
 		}
-		return fmt.Errorf("rank %d of %d: %w (the job ends; step %d in %s is the last checkpoint)", g.rank(), g.size(), err, last, b.Dir)
+		return fmt.Errorf("%w (the job ends; step %d in %s is the last checkpoint)", err, last, b.Dir)
 	}
 	if b.trainer != nil && b.trainer.Iter > b.st.step { // the step was taken; what failed came after
 		b.st.step = b.trainer.Iter

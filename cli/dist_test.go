@@ -1,0 +1,324 @@
+//go:build linux || darwin
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gochat/checkpoint"
+	"gochat/graph"
+	"gochat/internal/mpitest"
+	"gochat/loader"
+	"gochat/tokenizer"
+)
+
+// The runs of TestTrainUnderMPI: d2 on rows of 64 tokens, 2 rows per micro-batch and 4
+// micro-batches per step: one process accumulates all 4, each of 2 ranks 2 of them.
+const (
+	mpiRows = 2
+	mpiSeq  = 64
+)
+
+// mpiTrain is a run of steps steps of TestTrainUnderMPI's, evaluated and saved every
+// every steps.
+func mpiTrain(steps, every int, tag string, more ...string) []string {
+	return append([]string{"train", "base", "--depth", "2", "--max-seq-len", strconv.Itoa(mpiSeq),
+		"--device-batch-size", strconv.Itoa(mpiRows), "--total-batch-size", strconv.Itoa(4 * mpiRows * mpiSeq),
+		"--num-iterations", strconv.Itoa(steps), "--eval-every", strconv.Itoa(every), "--save-every", strconv.Itoa(every),
+		"--eval-tokens", strconv.Itoa(4 * mpiRows * mpiSeq), "--sample-every", "0", "--dist-timeout", "20s",
+		"--model-tag", tag}, more...)
+}
+
+// batchShards replaces home's shards by ones whose row groups each hold one document of
+// exactly one micro-batch of tokens (its <|bos|> included), cut from Go's sources: then
+// micro-batch k of one process is row group k, and the ranks' strides of row groups are
+// the same micro-batches, shared out (rank r's j-th is row group r+2j).
+func batchShards(t *testing.T, home string, train, val int) {
+	t.Helper()
+	tok, err := tokenizer.Load(filepath.Join(home, "tokenizer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mpiRows*mpiSeq + 1 - 1 // the loader adds <|bos|>
+	var docs []string
+	files, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "strings", "*.go"))
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := tok.Encode(string(src))
+		for start := 0; start+want <= len(ids) && len(docs) < train+val; start += want {
+			text, err := tok.Decode(ids[start : start+want])
+			if err == nil && len(tok.Encode(string(text))) == want { // a cut that encodes back to itself
+				docs = append(docs, string(text))
+			}
+		}
+	}
+	if len(docs) < train+val {
+		t.Fatalf("only %d documents of %d tokens in Go's strings package", len(docs), want)
+	}
+	data := filepath.Join(home, "base_data")
+	old, _ := filepath.Glob(filepath.Join(data, "*.parquet"))
+	for _, p := range old {
+		os.Remove(p)
+	}
+	for i, part := range [][]string{docs[:train], docs[train : train+val]} {
+		if err := loader.WriteShardGroups(filepath.Join(data, loader.ShardName(i)), part, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// mpiHome is a fresh GOCHAT_HOME with batchShards' data for steps steps.
+func mpiHome(t *testing.T, steps int) string {
+	home := newHome(t)
+	batchShards(t, home, 4*steps, 4*2)
+	return home
+}
+
+// metricLines is the train and evaluation records of a run's metrics.jsonl.
+type metricLine struct {
+	Kind   string  `json:"kind"`
+	Step   int     `json:"step"`
+	Loss   float64 `json:"loss"`
+	ValBPB float64 `json:"val_bpb"`
+}
+
+func metricLines(t *testing.T, dir string) []metricLine {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []metricLine
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var m metricLine
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if m.Kind == "train" || m.Kind == "eval" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// mpiGochat is mpirun starting np ranks of the binary in home.
+func mpiGochat(t *testing.T, ctx context.Context, home string, np int, args ...string) *exec.Cmd {
+	cmd := mpitest.Command(t, ctx, np, binary, args...)
+	cmd.Env = append(cmd.Env, "GOCHAT_HOME="+home)
+	return cmd
+}
+
+// TestTrainUnderMPI: `mpirun -np 2 gochat train base` trains as one process does with the
+// same total batch through accumulation: the same losses, validation bpb and weights, to
+// float32 summation order. The micro-batches' gradients are added in another order,
+// (g0+g2)+(g1+g3) against ((g0+g1)+g2)+g3: a few roundings of 1e-7 relative. Muon's
+// matrices (weights of order 0.3) end within 3e-7 of one process's. AdamW divides by √v,
+// so the few embedding entries whose gradient nearly cancels over the micro-batches move
+// by visibly different amounts: the embedding's differences have an RMS of 3e-7 but reach
+// 2e-5. Hence, per tensor: an RMS difference under 1e-6 and none over 1e-4 (a wrong share
+// of the batch or a missing 1/world moves the weights by 1e-3 and more); the losses and
+// bpb within 1e-5 relative. The job interrupted with Ctrl-C and resumed ends as it does
+// run straight, byte for byte; resuming it in one process is refused.
+func TestTrainUnderMPI(t *testing.T) {
+	const steps, longer = 8, 60 // the equal runs; the interrupted one, long enough to interrupt
+	home := mpiHome(t, longer)
+	ckpt := func(tag string) string { return filepath.Join(home, "base_checkpoints", tag) }
+	if _, stderr, err := inHome(t, home, mpiTrain(steps, 4, "single")...); err != nil {
+		t.Fatalf("one process: %v %s", err, stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := mpiGochat(t, ctx, home, 2, mpiTrain(steps, 4, "ranks")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mpirun -np 2: %v\n%s", err, out)
+	}
+	if n := strings.Count(string(out), "step 00008/00008"); n != 1 {
+		t.Errorf("the job printed the last step %d times, want once (rank 0 alone):\n%s", n, out)
+	}
+	single, ranks := metricLines(t, ckpt("single")), metricLines(t, ckpt("ranks"))
+	if len(single) != steps+3 || len(ranks) != len(single) {
+		t.Fatalf("%d records in one process, %d under mpirun", len(single), len(ranks))
+	}
+	for i, s := range single {
+		r := ranks[i]
+		if r.Kind != s.Kind || r.Step != s.Step || math.Abs(r.Loss-s.Loss) > 1e-5*s.Loss || math.Abs(r.ValBPB-s.ValBPB) > 1e-5*s.ValBPB {
+			t.Errorf("record %d: %+v under mpirun, %+v in one process", i, r, s)
+		}
+	}
+	final := func(tag string, step int) string {
+		return filepath.Join(ckpt(tag), fmt.Sprintf("model_%06d.safetensors", step))
+	}
+	closeWeights(t, final("single", steps), final("ranks", steps), 1e-6, 1e-4)
+
+	// Ctrl-C of the whole job: the ranks agree to stop, rank 0 saves, and the job resumed
+	// on two ranks ends where the straight one does.
+	if out, err := mpiGochat(t, ctx, home, 2, mpiTrain(longer, 10, "straight")...).CombinedOutput(); err != nil {
+		t.Fatalf("mpirun -np 2: %v\n%s", err, out)
+	}
+	// The signal goes when the first checkpoint is on disk: mpirun passes the ranks' output
+	// on in bursts, too late to time it by.
+	cmd := mpiGochat(t, ctx, home, 2, mpiTrain(longer, 10, "stopped")...)
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for saved := false; !saved; {
+		select {
+		case err := <-done:
+			t.Fatalf("the job ended before its first checkpoint: %v\n%s", err, log.String())
+		case <-time.After(5 * time.Millisecond):
+			_, err := os.Stat(final("stopped", 10))
+			saved = err == nil
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := <-done; !strings.Contains(log.String(), "interrupted at step") { // mpirun itself exits 1 when interrupted
+		t.Fatalf("the interrupted job: %v\n%s", err, log.String())
+	}
+	stoppedAt, err := checkpoint.LastStep(ckpt("stopped"))
+	if err != nil || stoppedAt >= longer {
+		t.Fatalf("the job interrupted saved step %d of %d (%v):\n%s", stoppedAt, longer, err, log.String())
+	}
+	if _, err := checkpoint.Load(ckpt("stopped"), stoppedAt, true); err != nil {
+		t.Fatalf("the checkpoint of the interrupt: %v", err)
+	}
+	if _, stderr, err := inHome(t, home, mpiTrain(longer, 10, "stopped", "--resume")...); err == nil || !strings.Contains(stderr, "ran on 2 processes, this is 1") {
+		t.Errorf("resuming a 2-rank run in one process: %v %s", err, stderr)
+	}
+	if out, err := mpiGochat(t, ctx, home, 2, mpiTrain(longer, 10, "stopped", "--resume")...).CombinedOutput(); err != nil {
+		t.Fatalf("resume under mpirun: %v\n%s", err, out)
+	}
+	a, _ := os.ReadFile(final("straight", longer))
+	b, _ := os.ReadFile(final("stopped", longer))
+	if len(a) == 0 || string(a) != string(b) {
+		t.Error("the job interrupted and resumed ends with other weights than the straight job")
+	}
+}
+
+// TestMPIRankFailures: a rank killed, or one that stops answering, ends the job with a
+// message that says which, within the --dist-timeout of the ones left waiting for it; the
+// newest checkpoint on disk is whole, and the job resumes from it.
+func TestMPIRankFailures(t *testing.T) {
+	const steps = 60
+	home := mpiHome(t, steps)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, c := range []struct {
+		how  syscall.Signal
+		want string
+	}{
+		{syscall.SIGKILL, "exited on signal 9"},                                          // mpirun's notice
+		{syscall.SIGSTOP, "waited 3s for the other ranks: one of them stopped or hangs"}, // the watchdog's
+	} {
+		tag := strings.ToLower(c.how.String()[:4])
+		dir := filepath.Join(home, "base_checkpoints", tag)
+		args := mpiTrain(steps, 10, tag, "--dist-timeout", "3s")
+		cmd := mpiGochat(t, ctx, home, 2, args...)
+		var log strings.Builder
+		cmd.Stdout, cmd.Stderr = &log, &log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var victim int
+		for victim == 0 {
+			select {
+			case err := <-done:
+				t.Fatalf("%s: the job ended before its first checkpoint: %v\n%s", tag, err, log.String())
+			case <-time.After(5 * time.Millisecond):
+				if _, err := os.Stat(filepath.Join(dir, "model_000010.safetensors")); err == nil {
+					victim = rankPID(t, cmd.Process.Pid, 1)
+				}
+			}
+		}
+		syscall.Kill(victim, c.how)
+		err := <-done
+		if err == nil || !strings.Contains(log.String(), c.want) {
+			t.Errorf("%s: rank 1 of the job: %v, want an error saying %q:\n%s", tag, err, c.want, log.String())
+		}
+		syscall.Kill(victim, syscall.SIGKILL) // in case mpirun left it stopped
+		last, err := checkpoint.LastStep(dir)
+		if err == nil {
+			_, err = checkpoint.Load(dir, last, true)
+		}
+		if err != nil || last >= steps {
+			t.Fatalf("%s: the newest checkpoint, step %d: %v", tag, last, err)
+		}
+		if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp*")); len(tmp) > 0 {
+			t.Errorf("%s: temporary files left: %v", tag, tmp)
+		}
+		if out, err := mpiGochat(t, ctx, home, 2, append(args, "--resume")...).CombinedOutput(); err != nil || !strings.Contains(string(out), fmt.Sprintf("step %05d/%05d", steps, steps)) {
+			t.Errorf("%s: resuming from step %d: %v\n%s", tag, last, err, out)
+		}
+	}
+}
+
+// rankPID is the process id of rank of the job mpirun (process mpirun) runs on this
+// machine: one of its children, whose environment names its rank.
+func rankPID(t *testing.T, mpirun, rank int) int {
+	t.Helper()
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", mpirun, mpirun))
+	if err != nil {
+		t.Skipf("this system does not list a process's children: %v", err)
+	}
+	for _, f := range strings.Fields(string(children)) {
+		pid, _ := strconv.Atoi(f)
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if slices.Contains(strings.Split(string(env), "\x00"), "OMPI_COMM_WORLD_RANK="+strconv.Itoa(rank)) {
+			return pid
+		}
+	}
+	t.Fatalf("no child of mpirun (%s) is rank %d", children, rank)
+	return 0
+}
+
+// closeWeights fails unless every tensor in gotPath differs from its namesake in wantPath
+// by an RMS under rms and nowhere by more than most.
+func closeWeights(t *testing.T, wantPath, gotPath string, rms, most float64) {
+	t.Helper()
+	want, err := graph.ReadWeights(wantPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := graph.ReadWeights(gotPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range want {
+		g := got[name]
+		if len(g) != len(w) {
+			t.Fatalf("%s: %d values, want %d", name, len(g), len(w))
+		}
+		squares := 0.0
+		for i := range w {
+			d := math.Abs(float64(w[i] - g[i]))
+			if d > most {
+				t.Fatalf("%s[%d]: %v under mpirun, %v in one process", name, i, g[i], w[i])
+			}
+			squares += d * d
+		}
+		if r := math.Sqrt(squares / float64(len(w))); r > rms {
+			t.Errorf("%s: RMS difference %.3g, want under %.3g", name, r, rms)
+		}
+	}
+}
