@@ -42,7 +42,7 @@ func trainFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "resume", Usage: "continue the run from its last checkpoint"},
 		&cli.StringFlag{Name: "model-tag", Usage: "name of the run's folder (default d<depth>)"},
 		checkpointsFlag(),
-		dataFlag, tokenizerFlag, engineFlag, blasFlag, distTimeoutFlag,
+		dataFlag, tokenizerFlag, engineFlag, blasFlag, distTimeoutFlag, nprocFlag,
 	}
 }
 
@@ -55,7 +55,8 @@ func trainCommand() *cli.Command {
 			Usage: "pretrain a GPT on the shards of --data, as nanochat's base_train",
 			Description: "Writes checkpoints, metrics.jsonl, loss.png and val_bpb.png to the run's folder. Ctrl-C saves a\n" +
 				"checkpoint and stops; --resume continues from it exactly. Under mpirun (mpirun -np 2 gochat train base ...)\n" +
-				"the run is spread over the processes, each taking its share of every step's batch.",
+				"or with --nproc-per-node N (N processes on this machine, one per GPU, through NCCL) the run is spread\n" +
+				"over the processes, each taking its share of every step's batch; the mid, sft and rl stages do the same.",
 			Flags:  trainFlags(),
 			Action: runTrainBase,
 		}, trainMidCommand(), trainSFTCommand(), trainRLCommand()},
@@ -99,6 +100,9 @@ func runTrainBase(c *cli.Context) (err error) {
 			return fmt.Errorf("--%s must not be negative", n)
 		}
 	}
+	if launcher, err := asLauncher(c); launcher {
+		return err
+	}
 	tok, err := tokenizer.Load(tokenizerDir(c))
 	if err != nil {
 		return fmt.Errorf("%w (train one with `gochat tok train`)", err)
@@ -111,7 +115,7 @@ func runTrainBase(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	comm, err := joinRanks(c)
+	comm, err := joinRanks(c, engine)
 	if err != nil {
 		return err
 	}

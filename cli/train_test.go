@@ -218,6 +218,8 @@ func TestTrainBaseErrors(t *testing.T) {
 		{append(tinyTrain, "--depth", "1000"), "optimizer state alone"},
 		{append(tinyTrain, "--device-batch-size", "many"), "want a positive number of rows or auto"},
 		{[]string{"sample", "-g", "d2", "-n", "100000", "hi"}, "--num-samples must lie in 1..1024"},
+		{append(tinyTrain, "--nproc-per-node", "2", "--engine", "cpu"), "engine has no collective library; start CPU ranks with mpirun"},
+		{append(tinyTrain, "--nproc-per-node", "-1"), "--nproc-per-node must be positive"},
 	} {
 		_, stderr, err := inHome(t, home, c.args...)
 		if err == nil || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {

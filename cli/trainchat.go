@@ -37,7 +37,7 @@ func chatStageFlags(source string, seqLen, batch int, initLRFrac float64, evalEv
 		&cli.IntFlag{Name: "eval-every", Value: evalEvery, Usage: "steps between evaluations (0: at the end only)"},
 		&cli.IntFlag{Name: "save-every", Value: saveEvery, Usage: "steps between checkpoints (0: at the end only)"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue the run from its last checkpoint"},
-		tasksDirFlag, tokenizerFlag, engineFlag, blasFlag, distTimeoutFlag,
+		tasksDirFlag, tokenizerFlag, engineFlag, blasFlag, distTimeoutFlag, nprocFlag,
 	}
 }
 
@@ -208,6 +208,9 @@ func runChatStage(c *cli.Context, st train.Stage) (err error) {
 			return fmt.Errorf("--%s must not be negative", n)
 		}
 	}
+	if launcher, err := asLauncher(c); launcher {
+		return err
+	}
 	source := c.String("source")
 	folder, ok := sources[source]
 	if !ok || source == "rl" || source == stageFolders[st] {
@@ -231,7 +234,7 @@ func runChatStage(c *cli.Context, st train.Stage) (err error) {
 	if err := stageData(c, st, &r); err != nil {
 		return err
 	}
-	comm, err := joinRanks(c)
+	comm, err := joinRanks(c, engine)
 	if err != nil {
 		return err
 	}

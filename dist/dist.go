@@ -12,6 +12,7 @@ package dist
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -43,6 +44,28 @@ type Comm interface {
 // gives up: long enough for the slowest step and an evaluation of rank 0 alone, short
 // enough that a dead job is noticed (PyTorch's NCCL watchdog waits 10 minutes too).
 const DefaultTimeout = 10 * time.Minute
+
+// StallExit is the exit status of a rank that gave up waiting for the others (EX_TEMPFAIL).
+const StallExit = 75
+
+// Watchdog guards the collectives of rank Rank of Size: one that has not returned after
+// Timeout means a rank died or hangs, and the process ends with a message saying so (the
+// library's call cannot be cancelled; the launcher then ends the others).
+type Watchdog struct {
+	Rank, Size int
+	Timeout    time.Duration
+}
+
+// Guard runs f, the collective what, under the watchdog.
+func (w Watchdog) Guard(what string, f func()) {
+	timer := time.AfterFunc(w.Timeout, func() {
+		fmt.Fprintf(os.Stderr, "gochat: rank %d of %d: %s waited %v for the other ranks: one of them stopped or hangs; ending this rank\n",
+			w.Rank, w.Size, what, w.Timeout)
+		os.Exit(StallExit)
+	})
+	defer timer.Stop()
+	f()
+}
 
 // Exchange gives every rank each rank's b, in rank order; the lengths may differ.
 func Exchange(c Comm, b []byte) ([][]byte, error) {

@@ -39,19 +39,18 @@ const mpiThreadSerialized = 2
 
 // MPI is a Comm over Open MPI's MPI_COMM_WORLD, loaded at run time with purego.
 type MPI struct {
-	mu          sync.Mutex
-	rank, size  int
-	timeout     time.Duration
-	world       uintptr // the addresses of Open MPI's predefined handles
-	float, dbl  uintptr
-	byte_       uintptr
-	sum, maxOp  uintptr
-	allreduce   func(send uintptr, recv unsafe.Pointer, count int32, dtype, op, comm uintptr) int32 // always in place
-	scatter     func(send, recv unsafe.Pointer, count int32, dtype, op, comm uintptr) int32
-	allgather   func(send unsafe.Pointer, sendCount int32, sendType uintptr, recv unsafe.Pointer, recvCount int32, recvType, comm uintptr) int32
-	finalize    func() int32
-	closed      bool
-	exitOnStall func(msg string) // what a stalled collective does (os.Exit by default)
+	mu         sync.Mutex
+	rank, size int
+	watchdog   Watchdog
+	world      uintptr // the addresses of Open MPI's predefined handles
+	float, dbl uintptr
+	byte_      uintptr
+	sum, maxOp uintptr
+	allreduce  func(send uintptr, recv unsafe.Pointer, count int32, dtype, op, comm uintptr) int32 // always in place
+	scatter    func(send, recv unsafe.Pointer, count int32, dtype, op, comm uintptr) int32
+	allgather  func(send unsafe.Pointer, sendCount int32, sendType uintptr, recv unsafe.Pointer, recvCount int32, recvType, comm uintptr) int32
+	finalize   func() int32
+	closed     bool
 }
 
 // mpiInPlace is Open MPI's MPI_IN_PLACE, a sentinel address the library compares with.
@@ -76,10 +75,7 @@ func OpenMPI(timeout time.Duration) (*MPI, error) {
 	if lib == 0 {
 		return nil, fmt.Errorf("mpi: no Open MPI library found (tried %s); install it (Debian: apt-get install openmpi-bin; macOS: brew install open-mpi)", strings.Join(tried, ", "))
 	}
-	m := &MPI{timeout: timeout, exitOnStall: func(msg string) {
-		fmt.Fprintln(os.Stderr, msg)
-		os.Exit(75)
-	}}
+	m := &MPI{}
 	handles := []struct {
 		dst  *uintptr
 		name string
@@ -112,6 +108,7 @@ func OpenMPI(timeout time.Duration) (*MPI, error) {
 	commRank(m.world, &rank)
 	commSize(m.world, &size)
 	m.rank, m.size = int(rank), int(size)
+	m.watchdog = Watchdog{Rank: m.rank, Size: m.size, Timeout: timeout}
 	return m, nil
 }
 
@@ -132,11 +129,8 @@ func (m *MPI) call(what string, n int, f func(count int32) int32) error {
 	if m.closed {
 		return fmt.Errorf("mpi: %s after Close", what)
 	}
-	timer := time.AfterFunc(m.timeout, func() {
-		m.exitOnStall(fmt.Sprintf("gochat: rank %d of %d: %s waited %v for the other ranks: one of them stopped or hangs; ending this rank", m.rank, m.size, what, m.timeout))
-	})
-	rc := f(int32(n))
-	timer.Stop()
+	var rc int32
+	m.watchdog.Guard(what, func() { rc = f(int32(n)) })
 	if rc != 0 {
 		return fmt.Errorf("mpi: %s failed (error %d)", what, rc)
 	}
