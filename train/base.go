@@ -297,7 +297,7 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 	if b.trainer, err = NewTrainer(b.model, b.recipe(), r.Engine); err != nil {
 		return nil, err
 	}
-	if g.distributed() {
+	if r.Comm != nil { // one rank too: a group of one takes the step a group of many does
 		if err := b.trainer.Distribute(r.Comm); err != nil {
 			return nil, err
 		}
