@@ -175,22 +175,7 @@ func TestTrainUnderMPI(t *testing.T) {
 	// The signal goes when the first checkpoint is on disk: mpirun passes the ranks' output
 	// on in bursts, too late to time it by.
 	cmd := mpiGochat(t, ctx, home, 2, mpiTrain(longer, 10, "stopped")...)
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for saved := false; !saved; {
-		select {
-		case err := <-done:
-			t.Fatalf("the job ended before its first checkpoint: %v\n%s", err, log.String())
-		case <-time.After(5 * time.Millisecond):
-			_, err := os.Stat(final("stopped", 10))
-			saved = err == nil
-		}
-	}
+	done, log := startUntil(t, cmd, final("stopped", 10))
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := <-done; !strings.Contains(log.String(), "interrupted at step") { // mpirun itself exits 1 when interrupted
 		t.Fatalf("the interrupted job: %v\n%s", err, log.String())
@@ -232,24 +217,8 @@ func TestMPIRankFailures(t *testing.T) {
 		dir := filepath.Join(home, "base_checkpoints", tag)
 		args := mpiTrain(steps, 10, tag, "--dist-timeout", "3s")
 		cmd := mpiGochat(t, ctx, home, 2, args...)
-		var log strings.Builder
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var victim int
-		for victim == 0 {
-			select {
-			case err := <-done:
-				t.Fatalf("%s: the job ended before its first checkpoint: %v\n%s", tag, err, log.String())
-			case <-time.After(5 * time.Millisecond):
-				if _, err := os.Stat(filepath.Join(dir, "model_000010.safetensors")); err == nil {
-					victim = rankPID(t, cmd.Process.Pid, 1)
-				}
-			}
-		}
+		done, log := startUntil(t, cmd, filepath.Join(dir, "model_000010.safetensors"))
+		victim := rankPID(t, cmd.Process.Pid, 1)
 		syscall.Kill(victim, c.how)
 		err := <-done
 		if err == nil || !strings.Contains(log.String(), c.want) {
@@ -268,6 +237,29 @@ func TestMPIRankFailures(t *testing.T) {
 		}
 		if out, err := mpiGochat(t, ctx, home, 2, append(args, "--resume")...).CombinedOutput(); err != nil || !strings.Contains(string(out), fmt.Sprintf("step %05d/%05d", steps, steps)) {
 			t.Errorf("%s: resuming from step %d: %v\n%s", tag, last, err, out)
+		}
+	}
+}
+
+// startUntil starts cmd, its output gathered in log, and returns once path exists (the
+// job's first checkpoint, say); done receives the job's end.
+func startUntil(t *testing.T, cmd *exec.Cmd, path string) (done <-chan error, log *strings.Builder) {
+	t.Helper()
+	log = &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-ended:
+			t.Fatalf("%v ended before %s was written: %v\n%s", cmd.Args, path, err, log.String())
+		case <-time.After(5 * time.Millisecond):
+			if _, err := os.Stat(path); err == nil {
+				return ended, log
+			}
 		}
 	}
 }
