@@ -176,6 +176,14 @@ func (n *NCCL) device(x []float32) (uintptr, error) {
 	return uintptr(unsafe.Pointer(&x[0])), nil
 }
 
+// devices is device for a collective's send and receive buffers.
+func (n *NCCL) devices(send, recv []float32) (s, r uintptr, err error) {
+	if s, err = n.device(send); err == nil {
+		r, err = n.device(recv)
+	}
+	return s, r, err
+}
+
 // AllReduce implements dist.Comm.
 func (n *NCCL) AllReduce(x []float32) error {
 	p, err := n.device(x)
@@ -190,11 +198,7 @@ func (n *NCCL) ReduceScatter(send, recv []float32) error {
 	if len(send) != n.size*len(recv) {
 		return fmt.Errorf("nccl: reduce-scatter of %d floats into parts of %d over %d ranks", len(send), len(recv), n.size)
 	}
-	s, err := n.device(send)
-	if err != nil {
-		return err
-	}
-	r, err := n.device(recv)
+	s, r, err := n.devices(send, recv)
 	if err != nil {
 		return err
 	}
@@ -208,11 +212,7 @@ func (n *NCCL) AllGather(send, recv []float32) error {
 	if len(recv) != n.size*len(send) {
 		return fmt.Errorf("nccl: all-gather of parts of %d floats into %d over %d ranks", len(send), len(recv), n.size)
 	}
-	s, err := n.device(send)
-	if err != nil {
-		return err
-	}
-	r, err := n.device(recv)
+	s, r, err := n.devices(send, recv)
 	if err != nil {
 		return err
 	}
