@@ -50,56 +50,39 @@ func (g group) mine(i int) bool { return i%g.size() == g.rank() }
 
 // sum adds up xs over the ranks, in place.
 func (g group) sum(xs ...*float64) error {
-	if !g.distributed() {
-		return nil
-	}
-	v := make([]float64, len(xs))
-	for i, x := range xs {
-		v[i] = *x
-	}
-	if err := g.comm.SumHost(v); err != nil {
-		return err
-	}
-	for i, x := range xs {
-		*x = v[i]
-	}
-	return nil
+	return hostReduce(g, dist.Comm.SumHost, xs, func(x float64) float64 { return x }, func(v float64) float64 { return v })
 }
 
 // any reports for each of yes whether it holds on some rank.
 func (g group) any(yes ...*bool) error {
-	if !g.distributed() {
-		return nil
-	}
-	v := make([]float64, len(yes))
-	for i, y := range yes {
-		if *y {
-			v[i] = 1
+	return hostReduce(g, dist.Comm.MaxHost, yes, func(y bool) float64 {
+		if y {
+			return 1
 		}
-	}
-	if err := g.comm.MaxHost(v); err != nil {
-		return err
-	}
-	for i, y := range yes {
-		*y = v[i] > 0
-	}
-	return nil
+		return 0
+	}, func(v float64) bool { return v > 0 })
 }
 
 // largest makes each of xs the largest of its values over the ranks.
 func (g group) largest(xs ...*int) error {
+	return hostReduce(g, dist.Comm.MaxHost, xs, func(x int) float64 { return float64(x) }, func(v float64) int { return int(v) })
+}
+
+// hostReduce reduces xs over the ranks with the host collective op, in place, through
+// float64 (to and from convert).
+func hostReduce[T any](g group, op func(dist.Comm, []float64) error, xs []*T, to func(T) float64, from func(float64) T) error {
 	if !g.distributed() {
 		return nil
 	}
 	v := make([]float64, len(xs))
 	for i, x := range xs {
-		v[i] = float64(*x)
+		v[i] = to(*x)
 	}
-	if err := g.comm.MaxHost(v); err != nil {
+	if err := op(g.comm, v); err != nil {
 		return err
 	}
 	for i, x := range xs {
-		*x = int(v[i])
+		*x = from(v[i])
 	}
 	return nil
 }
