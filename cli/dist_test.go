@@ -25,18 +25,17 @@ import (
 	"gochat/tokenizer"
 )
 
-// The runs of TestTrainUnderMPI: d2 on rows of 64 tokens, 2 rows per micro-batch and 4
-// micro-batches per step: one process accumulates all 4, each of 2 ranks 2 of them.
+// The runs of TestTrainUnderMPI: d2 on rows of 64 tokens, 2 rows per micro-batch.
 const (
 	mpiRows = 2
 	mpiSeq  = 64
 )
 
-// mpiTrain is a run of steps steps of TestTrainUnderMPI's, evaluated and saved every
-// every steps.
-func mpiTrain(steps, every int, tag string, more ...string) []string {
+// mpiTrain is a run of steps steps of micro micro-batches each (shared out among the
+// ranks), evaluated and saved every every steps.
+func mpiTrain(steps, micro, every int, tag string, more ...string) []string {
 	return append([]string{"train", "base", "--depth", "2", "--max-seq-len", strconv.Itoa(mpiSeq),
-		"--device-batch-size", strconv.Itoa(mpiRows), "--total-batch-size", strconv.Itoa(4 * mpiRows * mpiSeq),
+		"--device-batch-size", strconv.Itoa(mpiRows), "--total-batch-size", strconv.Itoa(micro * mpiRows * mpiSeq),
 		"--num-iterations", strconv.Itoa(steps), "--eval-every", strconv.Itoa(every), "--save-every", strconv.Itoa(every),
 		"--eval-tokens", strconv.Itoa(4 * mpiRows * mpiSeq), "--sample-every", "0", "--dist-timeout", "20s",
 		"--model-tag", tag}, more...)
@@ -125,56 +124,84 @@ func mpiGochat(t *testing.T, ctx context.Context, home string, np int, args ...s
 }
 
 // TestTrainUnderMPI: `mpirun -np 2 gochat train base` trains as one process does with the
-// same total batch through accumulation: the same losses, validation bpb and weights, to
-// float32 summation order. The micro-batches' gradients are added in another order,
-// (g0+g2)+(g1+g3) against ((g0+g1)+g2)+g3: a few roundings of 1e-7 relative. Muon's
-// matrices (weights of order 0.3) end within 3e-7 of one process's. AdamW divides by √v,
-// so the few embedding entries whose gradient nearly cancels over the micro-batches move
-// by visibly different amounts: the embedding's differences have an RMS of 3e-7 but reach
-// 2e-5. Hence, per tensor: an RMS difference under 1e-6 and none over 1e-4 (a wrong share
-// of the batch or a missing 1/world moves the weights by 1e-3 and more); the losses and
-// bpb within 1e-5 relative. The job interrupted with Ctrl-C and resumed ends as it does
-// run straight, byte for byte; resuming it in one process is refused. Under mpirun -np 1
-// the run is one process's, byte for byte.
+// same total batch through accumulation.
+//
+// With one micro-batch per rank against two in one process the runs are the same byte
+// for byte (weights, optimizer state, losses, bpb): the reduction adds the ranks'
+// gradients as the accumulation adds the micro-batches' (a+b) and scales the sum by the
+// same 1/2. So is `mpirun -np 1` against one process.
+//
+// With two micro-batches per rank against four, the gradients are added in another order,
+// (g0+g2)+(g1+g3) against ((g0+g1)+g2)+g3: a few roundings of 1e-7 relative. The losses and
+// bpb agree within 1e-5 relative and each tensor's weights within an RMS difference of
+// 1e-6 (measured 3e-7; a rank reading another's micro-batches moves them by 1e-3 and
+// more). No bound holds for the largest difference: AdamW divides by √v, so an entry whose
+// gradient nearly cancels over the micro-batches moves by an amount that rounding sets
+// (measured 2e-5 on one machine, 2e-4 on another).
+//
+// The job interrupted with Ctrl-C and resumed ends as it does run straight, byte for byte;
+// resuming it in one process is refused.
 func TestTrainUnderMPI(t *testing.T) {
-	const steps, longer = 8, 60 // the equal runs; the interrupted one, long enough to interrupt
+	const steps, longer = 8, 60 // the compared runs; the interrupted one, long enough to interrupt
 	home := mpiHome(t, longer)
 	ckpt := func(tag string) string { return filepath.Join(home, "base_checkpoints", tag) }
-	if _, stderr, err := inHome(t, home, mpiTrain(steps, 4, "single")...); err != nil {
-		t.Fatalf("one process: %v %s", err, stderr)
+	final := func(tag string, step int) string {
+		return filepath.Join(ckpt(tag), fmt.Sprintf("model_%06d.safetensors", step))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := mpiGochat(t, ctx, home, 2, mpiTrain(steps, 4, "ranks")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("mpirun -np 2: %v\n%s", err, out)
+	mpi := func(np int, args ...string) string {
+		t.Helper()
+		out, err := mpiGochat(t, ctx, home, np, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("mpirun -np %d: %v\n%s", np, err, out)
+		}
+		return string(out)
 	}
-	if n := strings.Count(string(out), "step 00008/00008"); n != 1 {
+	single := func(args ...string) {
+		t.Helper()
+		if _, stderr, err := inHome(t, home, args...); err != nil {
+			t.Fatalf("one process: %v %s", err, stderr)
+		}
+	}
+
+	single(mpiTrain(steps, 2, 4, "single2")...)
+	out := mpi(2, mpiTrain(steps, 2, 4, "ranks2")...)
+	if n := strings.Count(out, "step 00008/00008"); n != 1 {
 		t.Errorf("the job printed the last step %d times, want once (rank 0 alone):\n%s", n, out)
 	}
-	single, ranks := metricLines(t, ckpt("single")), metricLines(t, ckpt("ranks"))
-	if len(single) != steps+3 || len(ranks) != len(single) {
-		t.Fatalf("%d records in one process, %d under mpirun", len(single), len(ranks))
+	mpi(1, mpiTrain(steps, 2, 4, "alone2")...)
+	for _, tag := range []string{"ranks2", "alone2"} {
+		for _, f := range []string{"model_000008.safetensors", "optim_000008.safetensors"} {
+			if readFile(t, filepath.Join(ckpt("single2"), f)) != readFile(t, filepath.Join(ckpt(tag), f)) {
+				t.Errorf("%s: %s differs from one process's", tag, f)
+			}
+		}
+		if one, got := metricLines(t, ckpt("single2")), metricLines(t, ckpt(tag)); len(one) != steps+3 || !slices.Equal(one, got) {
+			t.Errorf("%s: losses and bpb\n%v, one process's\n%v", tag, got, one)
+		}
 	}
-	for i, s := range single {
+
+	single(mpiTrain(steps, 4, 4, "single4")...)
+	mpi(2, mpiTrain(steps, 4, 4, "ranks4")...)
+	one, ranks := metricLines(t, ckpt("single4")), metricLines(t, ckpt("ranks4"))
+	if len(one) != steps+3 || len(ranks) != len(one) {
+		t.Fatalf("%d records in one process, %d under mpirun", len(one), len(ranks))
+	}
+	for i, s := range one {
 		r := ranks[i]
 		if r.Kind != s.Kind || r.Step != s.Step || math.Abs(r.Loss-s.Loss) > 1e-5*s.Loss || math.Abs(r.ValBPB-s.ValBPB) > 1e-5*s.ValBPB {
 			t.Errorf("record %d: %+v under mpirun, %+v in one process", i, r, s)
 		}
 	}
-	final := func(tag string, step int) string {
-		return filepath.Join(ckpt(tag), fmt.Sprintf("model_%06d.safetensors", step))
-	}
-	closeWeights(t, final("single", steps), final("ranks", steps), 1e-6, 1e-4)
+	closeWeights(t, final("single4", steps), final("ranks4", steps), 1e-6)
 
 	// Ctrl-C of the whole job: the ranks agree to stop, rank 0 saves, and the job resumed
 	// on two ranks ends where the straight one does.
-	if out, err := mpiGochat(t, ctx, home, 2, mpiTrain(longer, 10, "straight")...).CombinedOutput(); err != nil {
-		t.Fatalf("mpirun -np 2: %v\n%s", err, out)
-	}
+	mpi(2, mpiTrain(longer, 4, 10, "straight")...)
 	// The signal goes when the first checkpoint is on disk: mpirun passes the ranks' output
 	// on in bursts, too late to time it by.
-	cmd := mpiGochat(t, ctx, home, 2, mpiTrain(longer, 10, "stopped")...)
+	cmd := mpiGochat(t, ctx, home, 2, mpiTrain(longer, 4, 10, "stopped")...)
 	done, log := startUntil(t, cmd, final("stopped", 10))
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := <-done; !strings.Contains(log.String(), "interrupted at step") { // mpirun itself exits 1 when interrupted
@@ -187,12 +214,10 @@ func TestTrainUnderMPI(t *testing.T) {
 	if _, err := checkpoint.Load(ckpt("stopped"), stoppedAt, true); err != nil {
 		t.Fatalf("the checkpoint of the interrupt: %v", err)
 	}
-	if _, stderr, err := inHome(t, home, mpiTrain(longer, 10, "stopped", "--resume")...); err == nil || !strings.Contains(stderr, "ran on 2 processes, this is 1") {
+	if _, stderr, err := inHome(t, home, mpiTrain(longer, 4, 10, "stopped", "--resume")...); err == nil || !strings.Contains(stderr, "ran on 2 processes, this is 1") {
 		t.Errorf("resuming a 2-rank run in one process: %v %s", err, stderr)
 	}
-	if out, err := mpiGochat(t, ctx, home, 2, mpiTrain(longer, 10, "stopped", "--resume")...).CombinedOutput(); err != nil {
-		t.Fatalf("resume under mpirun: %v\n%s", err, out)
-	}
+	mpi(2, mpiTrain(longer, 4, 10, "stopped", "--resume")...)
 	if readFile(t, final("straight", longer)) != readFile(t, final("stopped", longer)) {
 		t.Error("the job interrupted and resumed ends with other weights than the straight job")
 	}
@@ -215,7 +240,7 @@ func TestMPIRankFailures(t *testing.T) {
 	} {
 		tag := strings.ToLower(c.how.String()[:4])
 		dir := filepath.Join(home, "base_checkpoints", tag)
-		args := mpiTrain(steps, 10, tag, "--dist-timeout", "3s")
+		args := mpiTrain(steps, 4, 10, tag, "--dist-timeout", "3s")
 		cmd := mpiGochat(t, ctx, home, 2, args...)
 		done, log := startUntil(t, cmd, filepath.Join(dir, "model_000010.safetensors"))
 		victim := rankPID(t, cmd.Process.Pid, 1)
@@ -294,8 +319,8 @@ func readFile(t *testing.T, path string) string {
 }
 
 // closeWeights fails unless every tensor in gotPath differs from its namesake in wantPath
-// by an RMS under rms and nowhere by more than most.
-func closeWeights(t *testing.T, wantPath, gotPath string, rms, most float64) {
+// by an RMS under rms; it logs each tensor's RMS and largest difference.
+func closeWeights(t *testing.T, wantPath, gotPath string, rms float64) {
 	t.Helper()
 	want, err := graph.ReadWeights(wantPath)
 	if err != nil {
@@ -310,15 +335,15 @@ func closeWeights(t *testing.T, wantPath, gotPath string, rms, most float64) {
 		if len(g) != len(w) {
 			t.Fatalf("%s: %d values, want %d", name, len(g), len(w))
 		}
-		squares := 0.0
+		squares, most := 0.0, 0.0
 		for i := range w {
 			d := math.Abs(float64(w[i] - g[i]))
-			if d > most {
-				t.Fatalf("%s[%d]: %v under mpirun, %v in one process", name, i, g[i], w[i])
-			}
 			squares += d * d
+			most = max(most, d)
 		}
-		if r := math.Sqrt(squares / float64(len(w))); r > rms {
+		r := math.Sqrt(squares / float64(len(w)))
+		t.Logf("%s: RMS difference %.3g, largest %.3g", name, r, most)
+		if r > rms || math.IsNaN(r) {
 			t.Errorf("%s: RMS difference %.3g, want under %.3g", name, r, rms)
 		}
 	}
