@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"gochat/backend"
+	"gochat/dist"
 	"gochat/internal/parallel"
 
 	"github.com/ebitengine/purego"
@@ -163,6 +164,21 @@ type BLAS struct {
 	engine *Engine    // made by Engine on first use
 }
 
+// rankDevice is the GPU a process takes of the count visible to it: the first, or, under
+// mpirun with several visible, the one its rank on this machine names (as torchrun's
+// LOCAL_RANK does). gochat's launcher, or a user's wrapper, that gives each rank one GPU
+// through CUDA_VISIBLE_DEVICES leaves one visible.
+func rankDevice(count int) (int, error) {
+	local, ok := dist.LocalRank()
+	if !ok || count == 1 {
+		return 0, nil
+	}
+	if local >= count {
+		return 0, fmt.Errorf("cuda: this is rank %d of this machine's ranks, and %d GPUs are visible: start at most one rank per GPU", local, count)
+	}
+	return local, nil
+}
+
 // buffer is device memory that grows and is reused.
 type buffer struct {
 	ptr  uintptr
@@ -201,18 +217,23 @@ func Load(cpu backend.Backend, prec Precision) (*BLAS, error) {
 	return b, nil
 }
 
-// open takes the first GPU and makes the cuBLAS handle, on the worker.
+// open takes this process's GPU (rankDevice) and makes the cuBLAS handle, on the worker.
 func (b *BLAS) open() error {
 	rt := b.rt
 	var n int32
 	if code := rt.getDeviceCount(&n); code != 0 || n == 0 {
 		return backend.Absent(fmt.Errorf("no CUDA device: %s", rt.describe(code)))
 	}
-	if code := rt.setDevice(0); code != 0 {
-		return fmt.Errorf("cudaSetDevice: %s", rt.describe(code))
+	device, err := rankDevice(int(n))
+	if err != nil {
+		return err
 	}
+	if code := rt.setDevice(int32(device)); code != 0 {
+		return fmt.Errorf("cudaSetDevice(%d): %s", device, rt.describe(code))
+	}
+	b.device = fmt.Sprintf("CUDA device %d", device)
 	props := make([]byte, 4096) // cudaDeviceProp starts with its name
-	if rt.getProperties(&props[0], 0) == 0 {
+	if rt.getProperties(&props[0], int32(device)) == 0 {
 		b.device = strings.TrimRight(string(props[:cudaDevicePropNameLen]), "\x00")
 	}
 	if code := rt.create(&b.handle); code != 0 {

@@ -62,3 +62,30 @@ func TestToBF16(t *testing.T) {
 		t.Errorf("NaN became %#04x", nan)
 	}
 }
+
+// TestRankDevice: a process of its own, or one GPU visible, takes the first; mpirun's ranks
+// on a machine with several take one each by their local rank, and more ranks than GPUs
+// are refused.
+func TestRankDevice(t *testing.T) {
+	for _, c := range []struct {
+		local   string // OMPI_COMM_WORLD_LOCAL_RANK; "" for no mpirun
+		count   int
+		want    int
+		refused bool
+	}{
+		{"", 8, 0, false},
+		{"3", 1, 0, false},
+		{"0", 8, 0, false},
+		{"5", 8, 5, false},
+		{"2", 2, 0, true},
+	} {
+		t.Setenv("OMPI_COMM_WORLD_LOCAL_RANK", c.local)
+		got, err := rankDevice(c.count)
+		if (err != nil) != c.refused || (err == nil && got != c.want) {
+			t.Errorf("local rank %q of %d GPUs: device %d, %v; want %d (refused %v)", c.local, c.count, got, err, c.want, c.refused)
+		}
+		if err != nil && !strings.Contains(err.Error(), "at most one rank per GPU") {
+			t.Errorf("unclear refusal: %v", err)
+		}
+	}
+}

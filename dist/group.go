@@ -37,6 +37,13 @@ func Launched() (rank, size int, ok bool, err error) {
 	return rank, size, true, nil
 }
 
+// LocalRank is this process's rank among the ranks mpirun started on this machine (ok
+// false when mpirun did not start it): what picks its GPU when the machine has several.
+func LocalRank() (rank int, ok bool) {
+	r, err := strconv.Atoi(os.Getenv("OMPI_COMM_WORLD_LOCAL_RANK"))
+	return r, err == nil && r >= 0
+}
+
 // Over is c, whose Close also closes under: the MPI job that handed out c's group id.
 func Over(c, under Comm) Comm { return layered{c, under} }
 
