@@ -28,6 +28,8 @@ type ModelSpec struct {
 	Recompute                   graph.Recompute `json:",omitempty"`
 }
 
+// String labels the configuration in the reports: "d4 T=256 B=8 V=8192", with
+// " recompute blocks" when it recomputes.
 func (s ModelSpec) String() string {
 	r := ""
 	if s.Recompute != graph.RecomputeNone {

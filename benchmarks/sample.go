@@ -19,6 +19,8 @@ type SampleSpec struct {
 	Int8                        bool `json:",omitempty"` // the matrices in int8 (graph.Cached.Quantize)
 }
 
+// String labels the benchmark in the reports: "d4 V=8192 B=1 prompt=256", with " int8"
+// when the matrices are quantised.
 func (s SampleSpec) String() string {
 	q := ""
 	if s.Int8 {

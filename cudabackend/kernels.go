@@ -18,12 +18,15 @@ import (
 
 const rowThreads = 256 // threads of a row kernel's block
 
+// Zero implements backend.Kernels: a memset of x on the device.
 func (e *Engine) Zero(x []float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	e.memset(e.ptr(x), 4*len(x))
 }
 
+// Copy implements backend.Kernels: a copy on the device; slices of different lengths are a
+// failure for Sync to report.
 func (e *Engine) Copy(dst, src []float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
@@ -33,24 +36,30 @@ func (e *Engine) Copy(dst, src []float32) {
 	e.copyBytes(e.ptr(dst), e.ptr(src), 4*len(src))
 }
 
+// Scale implements backend.Kernels with an elementwise kernel.
 func (e *Engine) Scale(x []float32, a float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	e.elementwise("scale", len(x), x, len(x), a)
 }
 
+// AddForward implements backend.Kernels with an elementwise kernel over y.
 func (e *Engine) AddForward(y, a, b []float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	e.elementwise("add", len(y), y, a[:len(y)], b[:len(y)], len(y))
 }
 
+// EmbeddingForward implements backend.Kernels: an elementwise gather of table's rows. The
+// ids go unchecked: the op checks them before.
 func (e *Engine) EmbeddingForward(y, table []float32, ids []int, width int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	e.elementwise("embeddingForward", len(ids)*width, y[:len(ids)*width], table, ids, len(ids), width)
 }
 
+// EmbeddingBackward implements backend.Kernels: dtable is cleared and dy's rows added into
+// it atomically, so the order in which a repeated id's rows add up varies from run to run.
 func (e *Engine) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
@@ -58,12 +67,16 @@ func (e *Engine) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
 	e.elementwise("embeddingBackward", len(ids)*width, dtable, dy[:len(ids)*width], ids, len(ids), width)
 }
 
+// RMSNormForward implements backend.Kernels: one block per row, profiled apart for the
+// residual stream's norms and the QK norms.
 func (e *Engine) RMSNormForward(y, x []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	e.launchAs(normLabel("rmsNormForward", size, heads), "rmsNormForward", [2]int{len(x) / width, 1}, rowThreads, 0, y[:len(x)], x, width, size, heads, float32(layers.NormEps))
 }
 
+// RMSNormBackward implements backend.Kernels: one block per row, profiled as
+// RMSNormForward.
 func (e *Engine) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
@@ -75,6 +88,8 @@ func normLabel(name string, size, heads int) string {
 	return fmt.Sprintf("%s (%d×%d)", name, heads, size)
 }
 
+// RotaryForward implements backend.Kernels: one block per row, with the cos and sin of
+// r.Table uploaded to the device on the table's first use.
 func (e *Engine) RotaryForward(y, x []float32, width int, r backend.Rotation, inverse bool) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
@@ -107,24 +122,28 @@ func (e *Engine) upload(p unsafe.Pointer, n int) uintptr {
 	return d
 }
 
+// ReLU2Forward implements backend.Kernels with an elementwise kernel.
 func (e *Engine) ReLU2Forward(y, x []float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	e.elementwise("relu2Forward", len(x), y[:len(x)], x, len(x))
 }
 
+// ReLU2Backward implements backend.Kernels with an elementwise kernel.
 func (e *Engine) ReLU2Backward(dx, y, dy []float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	e.elementwise("relu2Backward", len(y), dx[:len(y)], y, dy[:len(y)], len(y))
 }
 
+// SoftcapForward implements backend.Kernels with an elementwise kernel.
 func (e *Engine) SoftcapForward(y, x []float32, cap float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	e.elementwise("softcapForward", len(x), y[:len(x)], x, len(x), cap)
 }
 
+// SoftcapBackward implements backend.Kernels with an elementwise kernel.
 func (e *Engine) SoftcapBackward(dx, y, dy []float32, cap float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
@@ -142,12 +161,14 @@ func (e *Engine) CrossEntropyForward(losses, logits []float32, targets []int, vo
 	e.launch("crossEntropy", n, 1024, losses[:n], logits[:n*vocab], targets, vocab, cap, grad, scale)
 }
 
+// MuonMomentum implements backend.OptimizerKernels with an elementwise kernel.
 func (e *Engine) MuonMomentum(buf, g, upd []float32, mu float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	e.elementwise("muonMomentum", len(buf), buf, g[:len(buf)], upd[:len(buf)], len(buf), mu)
 }
 
+// AdamW implements backend.OptimizerKernels with an elementwise kernel.
 func (e *Engine) AdamW(p, g, m, v []float32, decay, lerp, beta2, step, invBC2, eps float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
@@ -155,6 +176,7 @@ func (e *Engine) AdamW(p, g, m, v []float32, decay, lerp, beta2, step, invBC2, e
 	e.elementwise("adamW", n, p, g[:n], m[:n], v[:n], n, decay, lerp, beta2, step, invBC2, eps)
 }
 
+// Axpy implements backend.OptimizerKernels with an elementwise kernel.
 func (e *Engine) Axpy(y, x []float32, a float32) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()

@@ -66,6 +66,7 @@ const (
 	RecomputeBlocks                  // each block keeps its input and runs again for its backward
 )
 
+// String is the name ParseRecompute reads: "none" or "blocks".
 func (r Recompute) String() string { return [...]string{"none", "blocks"}[r] }
 
 // ParseRecompute reads "none" or "blocks".

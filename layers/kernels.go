@@ -90,9 +90,13 @@ func NewHostOps[T Float](g backend.Gemm) HostOps[T] {
 	return HostOps[T]{Gemm: g, scratch: &sync.Pool{}}
 }
 
-func (h HostOps[T]) Zero(x []T)        { clear(x) }
+// Zero implements backend.KernelsOf: clear(x).
+func (h HostOps[T]) Zero(x []T) { clear(x) }
+
+// Copy implements backend.KernelsOf: copy(dst, src).
 func (h HostOps[T]) Copy(dst, src []T) { copy(dst, src) }
 
+// Scale implements backend.KernelsOf, split across the threads.
 func (h HostOps[T]) Scale(x []T, a T) {
 	parallel.For(len(x), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -101,6 +105,7 @@ func (h HostOps[T]) Scale(x []T, a T) {
 	})
 }
 
+// AddForward implements backend.KernelsOf with this package's AddForward.
 func (h HostOps[T]) AddForward(y, a, b []T) { AddForward(y, a, b) }
 
 // EmbeddingForward panics on an id out of range: the op checks the ids before.
@@ -110,29 +115,42 @@ func (h HostOps[T]) EmbeddingForward(y, table []T, ids []int, width int) {
 	}
 }
 
+// EmbeddingBackward implements backend.KernelsOf with this package's EmbeddingBackward.
 func (h HostOps[T]) EmbeddingBackward(dtable, dy []T, ids []int, width int) {
 	EmbeddingBackward(dtable, dy, ids, width)
 }
 
+// RMSNormForward implements backend.KernelsOf with this package's RMSNormForward.
 func (h HostOps[T]) RMSNormForward(y, x []T, width, size, heads int) {
 	RMSNormForward(y, x, width, size, heads)
 }
 
+// RMSNormBackward implements backend.KernelsOf with this package's RMSNormBackward.
 func (h HostOps[T]) RMSNormBackward(dx, x, dy []T, width, size, heads int) {
 	RMSNormBackward(dx, x, dy, width, size, heads)
 }
 
+// RotaryForward implements backend.KernelsOf with this package's RotaryForward.
 func (h HostOps[T]) RotaryForward(y, x []T, width int, r backend.Rotation, inverse bool) {
 	RotaryForward(y, x, width, r, inverse)
 }
 
-func (h HostOps[T]) ReLU2Forward(y, x []T)          { ReLU2Forward(y, x) }
-func (h HostOps[T]) ReLU2Backward(dx, y, dy []T)    { ReLU2Backward(dx, y, dy) }
+// ReLU2Forward implements backend.KernelsOf with this package's ReLU2Forward.
+func (h HostOps[T]) ReLU2Forward(y, x []T) { ReLU2Forward(y, x) }
+
+// ReLU2Backward implements backend.KernelsOf with this package's ReLU2Backward.
+func (h HostOps[T]) ReLU2Backward(dx, y, dy []T) { ReLU2Backward(dx, y, dy) }
+
+// SoftcapForward implements backend.KernelsOf with this package's SoftcapForward.
 func (h HostOps[T]) SoftcapForward(y, x []T, cap T) { SoftcapForward(y, x, cap) }
+
+// SoftcapBackward implements backend.KernelsOf with this package's SoftcapBackward.
 func (h HostOps[T]) SoftcapBackward(dx, y, dy []T, cap T) {
 	SoftcapBackward(dx, y, dy, cap)
 }
 
+// AttentionForward implements backend.KernelsOf with this package's AttentionForward on
+// views of the fused layouts, with reused scratch.
 func (h HostOps[T]) AttentionForward(s backend.AttnShape, qkv, y, lse []T) {
 	scratch := h.take(AttnScratch(s))
 	defer h.put(scratch)
@@ -140,6 +158,8 @@ func (h HostOps[T]) AttentionForward(s backend.AttnShape, qkv, y, lse []T) {
 	AttentionForward(h.Gemm, s, q, k, v, out, lse, *scratch)
 }
 
+// AttentionBackward implements backend.KernelsOf with this package's AttentionBackward on
+// views of the fused layouts, with reused scratch.
 func (h HostOps[T]) AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse []T) {
 	scratch := h.take(AttnScratch(s))
 	defer h.put(scratch)

@@ -25,6 +25,7 @@ const (
 	PerToken
 )
 
+// String is PyTorch's name of the reduction: "mean", "sum" or "none" (PerToken).
 func (r Reduction) String() string { return [...]string{"mean", "sum", "none"}[r] }
 
 // CrossEntropyForward writes each row's loss lse(z) − z[target] for softcapped logits

@@ -17,8 +17,8 @@ import (
 type Kind int
 
 const (
-	Generative Kind = iota
-	Categorical
+	Generative  Kind = iota // judged on the reply the model generates (eval.Generative)
+	Categorical             // judged on the letter the model chooses (eval.Categorical)
 )
 
 // Example is one conversation of a task, with what its evaluation needs: the letters of a
@@ -43,8 +43,10 @@ type Rows[R any] struct {
 	Convert func(R) (Example, error)
 }
 
+// Len implements Task: the number of rows.
 func (r Rows[R]) Len() int { return len(r.Rows) }
 
+// Example implements Task: row i converted.
 func (r Rows[R]) Example(i int) (Example, error) {
 	if i < 0 || i >= len(r.Rows) {
 		return Example{}, fmt.Errorf("tasks: example %d of %d", i, len(r.Rows))
@@ -75,8 +77,10 @@ func (v View) end() int {
 	return min(v.Stop, v.Task.Len())
 }
 
+// Len implements Task: the number of examples in the view.
 func (v View) Len() int { return max(0, (v.end()-v.Start+v.Step-1)/v.Step) }
 
+// Example implements Task: the task's example Start + i·Step.
 func (v View) Example(i int) (Example, error) {
 	if i < 0 || i >= v.Len() {
 		return Example{}, fmt.Errorf("tasks: example %d of a view of %d", i, v.Len())
@@ -104,8 +108,10 @@ func NewMixture(tasks ...Task) *Mixture {
 	return m
 }
 
+// Len implements Task: the number of examples of all the tasks.
 func (m *Mixture) Len() int { return len(m.order) }
 
+// Example implements Task: the example at position i of the shuffled order.
 func (m *Mixture) Example(i int) (Example, error) {
 	if i < 0 || i >= len(m.order) {
 		return Example{}, fmt.Errorf("tasks: example %d of a mixture of %d", i, len(m.order))
@@ -117,6 +123,7 @@ func (m *Mixture) Example(i int) (Example, error) {
 // Sequence is nanochat's TaskSequence: its tasks' examples one task after another.
 type Sequence []Task
 
+// Len implements Task: the number of examples of all the tasks.
 func (s Sequence) Len() int {
 	n := 0
 	for _, t := range s {
@@ -125,6 +132,7 @@ func (s Sequence) Len() int {
 	return n
 }
 
+// Example implements Task: example i of the tasks laid end to end.
 func (s Sequence) Example(i int) (Example, error) {
 	if i >= 0 {
 		for _, t := range s {
@@ -150,8 +158,10 @@ func Shuffle(t Task, seed uint64) Shuffled {
 	return Shuffled{Task: t, order: nprandom.DefaultRNG(seed).Permutation(t.Len())}
 }
 
+// Len implements Task: the number of examples of the task.
 func (s Shuffled) Len() int { return len(s.order) }
 
+// Example implements Task: the task's example at position i of the permutation.
 func (s Shuffled) Example(i int) (Example, error) {
 	if i < 0 || i >= len(s.order) {
 		return Example{}, fmt.Errorf("tasks: example %d of %d", i, len(s.order))

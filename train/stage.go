@@ -32,6 +32,8 @@ const (
 	RLStage
 )
 
+// String is the stage's short name, as the loop's messages print it: "base", "mid", "sft"
+// or "rl".
 func (s Stage) String() string { return [...]string{"base", "mid", "sft", "rl"}[s] }
 
 // stage is a running stage's part of the loop.

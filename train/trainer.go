@@ -105,6 +105,7 @@ type DivergedError struct {
 	Value float64
 }
 
+// Error implements error: the step, what diverged, and what to do about it.
 func (e *DivergedError) Error() string {
 	return fmt.Sprintf("step %d: the %s is %g: the run diverged (lower the learning rates, or resume from an earlier step)", e.Iter, e.What, e.Value)
 }

@@ -129,6 +129,7 @@ const (
 	TimedOut               // it was still running at the timeout, and was killed
 )
 
+// String is the verdict in words: "passed", "failed" or "timed out".
 func (s Status) String() string {
 	switch s {
 	case Passed:
@@ -163,6 +164,8 @@ type Containment struct {
 // namespace or the seccomp filter (which refuses every socket).
 func (c Containment) NetworkBlocked() bool { return c.Namespaces || c.Seccomp }
 
+// String is "limits" and the layers the run had, then its notes in brackets:
+// "limits, namespaces, landlock, seccomp", or "limits only (no …)" with none.
 func (c Containment) String() string {
 	var on []string
 	for _, l := range []struct {

@@ -91,81 +91,100 @@ func (d *Device) Sync() error {
 	return err
 }
 
-func (d *Device) Zero(x []float32)        { d.count("Zero", x); d.Engine.Zero(x) }
+// Zero implements backend.Kernels: counted and checked, then the CPU engine's.
+func (d *Device) Zero(x []float32) { d.count("Zero", x); d.Engine.Zero(x) }
+
+// Copy implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) Copy(dst, src []float32) { d.count("Copy", dst, src); d.Engine.Copy(dst, src) }
 
+// Scale implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) Scale(x []float32, a float32) { d.count("Scale", x); d.Engine.Scale(x, a) }
 
+// AddForward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) AddForward(y, a, b []float32) {
 	d.count("AddForward", y, a, b)
 	d.Engine.AddForward(y, a, b)
 }
 
+// EmbeddingForward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) EmbeddingForward(y, table []float32, ids []int, width int) {
 	d.count("EmbeddingForward", y, table, ids)
 	d.Engine.EmbeddingForward(y, table, ids, width)
 }
 
+// EmbeddingBackward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
 	d.count("EmbeddingBackward", dtable, dy, ids)
 	d.Engine.EmbeddingBackward(dtable, dy, ids, width)
 }
 
+// RMSNormForward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) RMSNormForward(y, x []float32, width, size, heads int) {
 	d.count("RMSNormForward", y, x)
 	d.Engine.RMSNormForward(y, x, width, size, heads)
 }
 
+// RMSNormBackward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
 	d.count("RMSNormBackward", dx, x, dy)
 	d.Engine.RMSNormBackward(dx, x, dy, width, size, heads)
 }
 
+// RotaryForward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) RotaryForward(y, x []float32, width int, r backend.Rotation, inverse bool) {
 	d.count("RotaryForward", y, x)
 	d.Engine.RotaryForward(y, x, width, r, inverse)
 }
 
+// ReLU2Forward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) ReLU2Forward(y, x []float32) {
 	d.count("ReLU2Forward", y, x)
 	d.Engine.ReLU2Forward(y, x)
 }
 
+// ReLU2Backward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) ReLU2Backward(dx, y, dy []float32) {
 	d.count("ReLU2Backward", dx, y, dy)
 	d.Engine.ReLU2Backward(dx, y, dy)
 }
 
+// SoftcapForward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) SoftcapForward(y, x []float32, cap float32) {
 	d.count("SoftcapForward", y, x)
 	d.Engine.SoftcapForward(y, x, cap)
 }
 
+// SoftcapBackward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) SoftcapBackward(dx, y, dy []float32, cap float32) {
 	d.count("SoftcapBackward", dx, y, dy)
 	d.Engine.SoftcapBackward(dx, y, dy, cap)
 }
 
+// AttentionForward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) AttentionForward(s backend.AttnShape, qkv, y, lse []float32) {
 	d.count("AttentionForward", qkv, y, lse)
 	d.Engine.AttentionForward(s, qkv, y, lse)
 }
 
+// AttentionBackward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse []float32) {
 	d.count("AttentionBackward", qkv, y, dy, dqkv, lse)
 	d.Engine.AttentionBackward(s, qkv, y, dy, dqkv, lse)
 }
 
+// CrossEntropyForward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) CrossEntropyForward(losses, logits []float32, targets []int, vocab int, cap float32, grad, scale []float32) {
 	d.count("CrossEntropyForward", losses, logits, targets, grad, scale)
 	d.Engine.CrossEntropyForward(losses, logits, targets, vocab, cap, grad, scale)
 }
 
+// MuonMomentum implements backend.OptimizerKernels: counted and checked, then the CPU engine's.
 func (d *Device) MuonMomentum(buf, g, upd []float32, mu float32) {
 	d.count("MuonMomentum", buf, g, upd)
 	d.Engine.MuonMomentum(buf, g, upd, mu)
 }
 
+// NewtonSchulz implements backend.OptimizerKernels: counted and checked, then the CPU engine's.
 func (d *Device) NewtonSchulz(out, g [][]float32, rows, cols, steps int, a, b, c float32) {
 	var slices []any
 	for i := range g {
@@ -175,16 +194,19 @@ func (d *Device) NewtonSchulz(out, g [][]float32, rows, cols, steps int, a, b, c
 	d.Engine.NewtonSchulz(out, g, rows, cols, steps, a, b, c)
 }
 
+// AdamW implements backend.OptimizerKernels: counted and checked, then the CPU engine's.
 func (d *Device) AdamW(p, g, m, v []float32, decay, lerp, beta2, step, invBC2, eps float32) {
 	d.count("AdamW", p, g, m, v)
 	d.Engine.AdamW(p, g, m, v, decay, lerp, beta2, step, invBC2, eps)
 }
 
+// Axpy implements backend.OptimizerKernels: counted and checked, then the CPU engine's.
 func (d *Device) Axpy(y, x []float32, a float32) {
 	d.count("Axpy", y, x)
 	d.Engine.Axpy(y, x, a)
 }
 
+// SumSquares implements backend.OptimizerKernels: counted and checked, then the CPU engine's.
 func (d *Device) SumSquares(xs [][]float32) (float64, error) {
 	slices := make([]any, len(xs))
 	for i, x := range xs {
