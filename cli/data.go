@@ -52,14 +52,18 @@ func dataCommand() *cli.Command {
 				&cli.IntFlag{Name: "num-files", Aliases: []string{"n"}, Value: -1, Usage: "training shards to fetch (-1: all 1,822)"},
 				&cli.StringSliceFlag{Name: "task", Usage: "chat dataset `NAME` to fetch instead of shards (repeatable; all: every one)"},
 				&cli.IntFlag{Name: "workers", Aliases: []string{"w"}, Value: 4, Usage: "files fetched at once"},
-				&cli.StringFlag{Name: "base-url", Value: loader.FineWebURL, Usage: "`URL` the shards are under; with --task, in place of " + tasks.HuggingFace},
-				&cli.StringFlag{Name: "identity-url", Value: tasks.IdentityURL, Usage: "`URL` of the identity conversations (--task identity)"},
+				&cli.StringFlag{Name: "base-url", Value: loader.FineWebURL, Usage: "`URL` the shards are under; with --task, in place of " + tasks.HuggingFace + " (default under $" + hubEnv + " when it names a mirror)"},
+				&cli.StringFlag{Name: "identity-url", Value: tasks.IdentityURL, EnvVars: []string{"GOCHAT_IDENTITY_URL"}, Usage: "`URL` of the identity conversations (--task identity)"},
 				&cli.StringFlag{Name: "out", Usage: "output `DIR` (default $GOCHAT_HOME/base_data; with --task $GOCHAT_HOME/tasks)"},
 			},
 			Action: runDataDownload,
 		}},
 	}
 }
+
+// hubEnv names a mirror of the HuggingFace Hub to fetch FineWeb's shards and the chat
+// datasets from, as huggingface_hub reads it.
+const hubEnv = "HF_ENDPOINT"
 
 // goSrcMaxFile is the largest file --go-src packs: the larger ones are tables and
 // generated tests (a third of the tree's bytes), which a small model learns by heart.
@@ -137,6 +141,9 @@ func runDataDownload(c *cli.Context) error {
 	took, err := download(c.Context, "data download", fmt.Sprintf("%d shards into %s (validation: %s)", len(indices), out, loader.ShardName(loader.FineWebShards-1)),
 		func(ctx context.Context, opt loader.DownloadOptions) error {
 			opt.BaseURL, opt.Workers = c.String("base-url"), c.Int("workers")
+			if mirror := os.Getenv(hubEnv); mirror != "" && !c.IsSet("base-url") {
+				opt.BaseURL = strings.TrimSuffix(mirror, "/") + loader.FineWebPath
+			}
 			return loader.Download(ctx, out, indices, opt)
 		})
 	if err != nil {
@@ -183,7 +190,7 @@ func runTaskDownload(c *cli.Context) error {
 			return fmt.Errorf("data download --task: %w (or all)", err)
 		}
 	}
-	src := tasks.Sources{Identity: c.String("identity-url")}
+	src := tasks.Sources{Identity: c.String("identity-url"), HuggingFace: os.Getenv(hubEnv)}
 	if c.IsSet("base-url") {
 		src.HuggingFace = c.String("base-url")
 	}

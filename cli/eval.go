@@ -230,7 +230,7 @@ func evalCoreCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-per-task", Value: -1, Usage: "items per task at most, the first in CORE's order (-1 or 0: all)"},
 			&cli.IntFlag{Name: "batch-tokens", Value: 4096, Usage: "tokens per forward pass at most (an item larger runs alone; 1: one item at a time)"},
 			&cli.StringFlag{Name: "bundle", Usage: "eval bundle `DIR` (default $GOCHAT_HOME/eval_bundle)"},
-			&cli.StringFlag{Name: "base-url", Value: bundleBaseURL, Usage: "`URL` eval_bundle.zip is fetched from when the bundle is missing"},
+			&cli.StringFlag{Name: "base-url", Value: bundleBaseURL, EnvVars: []string{"GOCHAT_EVAL_BUNDLE_URL"}, Usage: "`URL` eval_bundle.zip is fetched from when the bundle is missing"},
 			&cli.StringFlag{Name: "json", Usage: "write CORE, each task's accuracies and every item's verdict to `FILE`"},
 		},
 		Action: runEvalCore,

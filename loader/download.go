@@ -16,8 +16,12 @@ import (
 )
 
 // FineWebURL is where nanochat's pretraining shards are served: FineWeb-edu's 100B-token
-// sample, shuffled and cut into shards of about 250M characters.
-const FineWebURL = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
+// sample, shuffled and cut into shards of about 250M characters. A mirror of the
+// HuggingFace Hub serves them under FineWebPath.
+const FineWebURL = "https://huggingface.co" + FineWebPath
+
+// FineWebPath is FineWebURL's path on the HuggingFace Hub.
+const FineWebPath = "/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
 
 // FineWebShards is the number of shards of FineWebURL; the last one validates.
 const FineWebShards = 1823
