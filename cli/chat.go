@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"gochat/backend"
+	"gochat/checkpoint"
 	"gochat/graph"
 	"gochat/sampler"
 	"gochat/tokenizer"
@@ -110,7 +111,7 @@ func loadEngine(c *cli.Context) (*sampler.Generator, string, error) {
 	}
 	m, tok, which, err := loadCached(c, root, engine)
 	if err != nil {
-		if c.String("source") != "base" {
+		if tags, _ := checkpoint.Tags(root); len(tags) == 0 && c.String("source") != "base" {
 			err = fmt.Errorf("%w (models trained by `gochat demo` or `gochat train base` are base models: -i base)", err)
 		}
 		return nil, "", err

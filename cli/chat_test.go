@@ -123,16 +123,17 @@ func TestChatAndSampleCommands(t *testing.T) {
 		t.Errorf("sample: %v %q %s", err, out, stderr)
 	}
 	for _, c := range []struct {
-		args []string
-		want string
+		args      []string
+		want, not string
 	}{
-		{[]string{"chat", "-i", "rl", "-p", "hi"}, "-i base"},
-		{[]string{"chat", "-i", "pretrain", "-p", "hi"}, "--source"},
-		{[]string{"chat", "-t", "-1", "-p", "hi"}, "--temperature"},
-		{[]string{"sample", "-n", "0", "x"}, "--num-samples"},
-		{[]string{"sample", "-s", "7", "x"}, "no step 7"},
+		{[]string{"chat", "-i", "rl", "-p", "hi"}, "-i base", "panic"},    // no RL run: the hint that the model is a base one
+		{[]string{"chat", "-s", "7", "-p", "hi"}, "no step 7", "-i base"}, // an SFT run there: no such hint
+		{[]string{"chat", "-i", "pretrain", "-p", "hi"}, "--source", "panic"},
+		{[]string{"chat", "-t", "-1", "-p", "hi"}, "--temperature", "panic"},
+		{[]string{"sample", "-n", "0", "x"}, "--num-samples", "panic"},
+		{[]string{"sample", "-s", "7", "x"}, "no step 7", "panic"},
 	} {
-		if _, stderr, err := inHome(t, home, c.args...); err == nil || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {
+		if _, stderr, err := inHome(t, home, c.args...); err == nil || !strings.Contains(stderr, c.want) || strings.Contains(stderr, c.not) || strings.Contains(stderr, "panic") {
 			t.Errorf("%v: %v %q", c.args, err, stderr)
 		}
 	}
