@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"gochat/checkpoint"
 )
@@ -19,8 +20,8 @@ func (r Run) loadResume(plan Plan) (*checkpoint.Checkpoint, error) {
 		return nil, fmt.Errorf("resume: the run was trained with tokenizer %s (%s), this one is %s (%s)",
 			m.Tokenizer.Fingerprint, m.Tokenizer.Dir, r.Tokenizer.Fingerprint(), r.TokenizerDir)
 	}
-	if m.ModelConfig != plan.Model {
-		return nil, fmt.Errorf("resume: the checkpoint's model is %+v, these settings make %+v", m.ModelConfig, plan.Model)
+	if diff := firstDifference(m.ModelConfig, plan.Model); diff != "" {
+		return nil, fmt.Errorf("resume: the checkpoint's model has %s as these settings make it", diff)
 	}
 	var saved Settings
 	raw, _ := json.Marshal(m.UserConfig)
@@ -45,11 +46,17 @@ func trainingDifference(saved, now Settings) string {
 		s.MetricsEvery, s.EvalExamples = 0, 0
 		s.Recompute = "" // the same gradients either way
 	}
-	a, b := reflect.ValueOf(saved), reflect.ValueOf(now)
-	for i := range a.NumField() {
-		if !a.Field(i).Equal(b.Field(i)) {
-			name := reflect.TypeOf(saved).Field(i).Tag.Get("json")
-			return fmt.Sprintf("%s = %v, not %v", name, a.Field(i), b.Field(i))
+	return firstDifference(saved, now)
+}
+
+// firstDifference names the first field, by its JSON name, in which two values of one
+// struct type differ ("name = a, not b"), or returns "".
+func firstDifference(a, b any) string {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := range va.NumField() {
+		if !va.Field(i).Equal(vb.Field(i)) {
+			name, _, _ := strings.Cut(va.Type().Field(i).Tag.Get("json"), ",")
+			return fmt.Sprintf("%s = %v, not %v", name, va.Field(i), vb.Field(i))
 		}
 	}
 	return ""
