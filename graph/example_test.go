@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"fmt"
+	"math"
 
 	"gochat/cpubackend"
 	"gochat/graph"
@@ -35,4 +36,34 @@ func ExampleHeatMap() {
 	}
 	fmt.Println(img.Bounds(), img.At(0, 0), img.At(25, 5))
 	// Output: (0,0)-(30,20) {255 255 255 255} {8 48 107 255}
+}
+
+// nanochat's GPT at depth 2 for a 512-token vocabulary, built for batches of 2 rows of 64
+// tokens and run forward and backward once: a fresh model predicts every token alike
+// (nanochat starts lm_head at zero), so its loss is ln 512.
+func ExampleBuild() {
+	cfg := graph.ConfigForDepth(2, 512, 64)
+	model, err := graph.Build(cfg, graph.Options{Batch: 2, SeqLen: 64, Mode: graph.Train, Engine: cpubackend.New(nil)})
+	if err != nil {
+		panic(err)
+	}
+	if err := model.Load(graph.InitWeights(cfg, 42)); err != nil {
+		panic(err)
+	}
+	ids, targets := make([]int, 2*64), make([]int, 2*64)
+	for i := range ids {
+		ids[i], targets[i] = i%512, (i+1)%512
+	}
+	if err := model.Run(ids, targets); err != nil {
+		panic(err)
+	}
+	grads, err := model.Grads()
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%d layers of width %d, %d parameters\n", cfg.NLayer, cfg.NEmbd, cfg.NumParams())
+	fmt.Printf("loss %.4f = ln 512 = %.4f; gradients of %d tensors\n", model.Loss(), math.Log(512), len(grads))
+	// Output:
+	// 2 layers of width 128, 524288 parameters
+	// loss 6.2383 = ln 512 = 6.2383; gradients of 14 tensors
 }
