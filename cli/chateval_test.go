@@ -60,12 +60,8 @@ const chatEvalReply = "<|python_start|>6*7<|python_end|><|output_start|>42<|outp
 // the datasets' files.
 func chatEvalHome(t *testing.T) (string, map[string]string) {
 	home := t.TempDir()
-	tokens := make([][]byte, 256)
-	for i := range tokens {
-		tokens[i] = []byte{byte(i)}
-	}
-	tokens = append(tokens, []byte("##"), []byte("####"), []byte("#### ")) // merges, as a saved tokenizer needs
-	const mark = 258                                                       // "#### "
+	tokens := append(tokenizer.ByteTokens(), []byte("##"), []byte("####"), []byte("#### ")) // merges, as a saved tokenizer needs
+	const mark = 258                                                                        // "#### "
 	tok, err := tokenizer.New(tokens)
 	if err != nil {
 		t.Fatal(err)

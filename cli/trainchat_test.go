@@ -16,11 +16,7 @@ import (
 // splits nanochat's chat stages read, a few rows each.
 func chatStagesHome(t *testing.T) string {
 	home := t.TempDir()
-	tokens := make([][]byte, 256)
-	for i := range tokens {
-		tokens[i] = []byte{byte(i)}
-	}
-	tok, err := tokenizer.New(append(tokens, []byte("##"), []byte("####"), []byte("#### ")))
+	tok, err := tokenizer.New(append(tokenizer.ByteTokens(), []byte("##"), []byte("####"), []byte("#### ")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -186,12 +186,7 @@ func TestChatCategoricalErrors(t *testing.T) {
 
 // hashTokens are the 256 bytes and "#### ", GSM8K's answer mark, as one token.
 func hashTokens() [][]byte {
-	tokens := make([][]byte, 257)
-	for i := range 256 {
-		tokens[i] = []byte{byte(i)}
-	}
-	tokens[256] = []byte("#### ")
-	return tokens
+	return append(tokenizer.ByteTokens(), []byte("#### "))
 }
 
 // calculatorModel is a tokenizer and a model that answers every question with a

@@ -31,6 +31,17 @@ type Tokenizer struct {
 	merges  [][2]int     // the pairs that made tokens 256…, when the tokenizer was trained here
 }
 
+// ByteTokens are the first 256 tokens of every vocabulary, in rank order: the single bytes
+// 0..255. New(ByteTokens()) is the byte-level tokenizer with no merges; append merged
+// tokens to have more.
+func ByteTokens() [][]byte {
+	tokens := make([][]byte, 256)
+	for i := range tokens {
+		tokens[i] = []byte{byte(i)}
+	}
+	return tokens
+}
+
 // New makes a tokenizer from its mergeable tokens in rank order; the first 256 must be the
 // single bytes 0..255. The special tokens get the ids after them.
 func New(tokens [][]byte) (*Tokenizer, error) {

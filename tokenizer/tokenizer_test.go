@@ -20,10 +20,7 @@ var testMerges = [][2]int{
 }
 
 func testTokenizer(t testing.TB) *Tokenizer {
-	tokens := make([][]byte, 256, 256+len(testMerges))
-	for i := range tokens {
-		tokens[i] = []byte{byte(i)}
-	}
+	tokens := ByteTokens()
 	for _, m := range testMerges {
 		tokens = append(tokens, append(slices.Clone(tokens[m[0]]), tokens[m[1]]...))
 	}
@@ -135,11 +132,7 @@ func TestNewRejectsBadVocabularies(t *testing.T) {
 	if _, err := New(short); err == nil {
 		t.Error("100 tokens accepted")
 	}
-	tokens := make([][]byte, 257)
-	for i := range tokens[:256] {
-		tokens[i] = []byte{byte(i)}
-	}
-	tokens[256] = []byte("a") // a duplicate of byte 97
+	tokens := append(ByteTokens(), []byte("a")) // a duplicate of byte 97
 	if _, err := New(tokens); err == nil {
 		t.Error("duplicate token accepted")
 	}

@@ -82,10 +82,7 @@ func (c *Counter) Train() (*Tokenizer, error) {
 		}
 		words, counts = append(words, ids), append(counts, n)
 	}
-	tokens := make([][]byte, 256, 256+merges)
-	for i := range tokens {
-		tokens[i] = []byte{byte(i)}
-	}
+	tokens := ByteTokens()
 	p := newPairs(words, counts)
 	report := func() {
 		if opt.Progress != nil && (len(p.merges)%max(1, merges/100) == 0 || len(p.merges) == merges) {

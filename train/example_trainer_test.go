@@ -17,11 +17,7 @@ import (
 
 // bytesTokenizer is a tokenizer of single bytes and nanochat's special tokens.
 func bytesTokenizer() *tokenizer.Tokenizer {
-	tokens := make([][]byte, 256)
-	for i := range tokens {
-		tokens[i] = []byte{byte(i)}
-	}
-	tok, err := tokenizer.New(tokens)
+	tok, err := tokenizer.New(tokenizer.ByteTokens())
 	if err != nil {
 		panic(err)
 	}

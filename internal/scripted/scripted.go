@@ -12,11 +12,7 @@ import (
 // Tokenizer is the byte-level tokenizer with no merges: the 256 bytes and nanochat's
 // special tokens, 265 in all.
 func Tokenizer() *tokenizer.Tokenizer {
-	tokens := make([][]byte, 256)
-	for i := range tokens {
-		tokens[i] = []byte{byte(i)}
-	}
-	tok, err := tokenizer.New(tokens)
+	tok, err := tokenizer.New(tokenizer.ByteTokens())
 	if err != nil {
 		panic(err) // the 256 bytes always make a tokenizer
 	}
