@@ -194,6 +194,7 @@ const (
 	BF16                  // operands rounded to bfloat16 (7 mantissa bits), float32 accumulation and result: the engine's plain products (attention multiplies in TF32, Newton-Schulz's batched products in float32); the host BLAS rounds on the CPU, halving the bus
 )
 
+// String is the precision's name: fp32, tf32 or bf16, as Engine.Name shows it.
 func (p Precision) String() string { return [...]string{"fp32", "tf32", "bf16"}[p] }
 
 // Load opens the first GPU, multiplying in precision prec. Products below DefaultMinFLOPs,
