@@ -197,8 +197,8 @@ const (
 // String is the precision's name: fp32, tf32 or bf16, as Engine.Name shows it.
 func (p Precision) String() string { return [...]string{"fp32", "tf32", "bf16"}[p] }
 
-// Load opens the first GPU, multiplying in precision prec. Products below DefaultMinFLOPs,
-// and every float64 product, go to cpu.
+// Load opens this process's GPU (the first, or its rank's: rankDevice), multiplying in
+// precision prec. Products below DefaultMinFLOPs, and every float64 product, go to cpu.
 func Load(cpu backend.Backend, prec Precision) (*BLAS, error) {
 	rt, err := loadRuntime()
 	if err != nil {
