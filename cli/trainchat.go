@@ -37,6 +37,7 @@ func chatStageFlags(source string, seqLen, batch int, initLRFrac float64, evalEv
 		&cli.IntFlag{Name: "eval-every", Value: evalEvery, Usage: "steps between evaluations (0: at the end only)"},
 		&cli.IntFlag{Name: "save-every", Value: saveEvery, Usage: "steps between checkpoints (0: at the end only)"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue the run from its last checkpoint"},
+		&cli.IntFlag{Name: "num-iterations", Value: -1, Usage: "steps at most (-1: as many as the data makes)"},
 		tasksDirFlag, tokenizerFlag, engineFlag, blasFlag, distTimeoutFlag, nprocFlag,
 	}
 }
@@ -49,7 +50,8 @@ func trainMidCommand() *cli.Command {
 			"downloaded) rendered as conversations and packed into one token stream, for one pass; validation\n" +
 			"bpb on their test splits. Like nanochat it trains on every token, the users' included\n" +
 			"(--assistant-only trains on what SFT trains on). The learning rate is flat, then falls to zero\n" +
-			"over the last 20% of the data. Writes mid_checkpoints/<tag>/.",
+			"over the last 20% of the data (or of --num-iterations, when they end first). Writes\n" +
+			"mid_checkpoints/<tag>/.",
 		Flags: append(chatStageFlags("base", 2048, 32, 1, 150, 0),
 			&cli.IntFlag{Name: "total-batch-size", Value: 524288, Usage: "tokens per optimizer step"},
 			&cli.IntFlag{Name: "eval-tokens", Value: 20 * 524288, Usage: "validation tokens per evaluation"},
@@ -69,7 +71,6 @@ func trainSFTCommand() *cli.Command {
 		Flags: append(chatStageFlags("mid", 2048, 4, 0.02, 100, 0),
 			&cli.IntFlag{Name: "target-examples-per-step", Value: 32, Usage: "conversations per optimizer step"},
 			&cli.IntFlag{Name: "num-epochs", Value: 1, Usage: "passes over the conversations"},
-			&cli.IntFlag{Name: "num-iterations", Value: -1, Usage: "steps at most (-1: the epochs')"},
 			&cli.IntFlag{Name: "eval-steps", Value: 100, Usage: "validation batches per evaluation (of 4 conversations when --device-batch-size is auto)"},
 			&cli.IntFlag{Name: "eval-metrics-every", Value: 200, Usage: "steps between MMLU and ARC-Easy accuracies (0: at the end only)"},
 			&cli.IntFlag{Name: "eval-metrics-max-problems", Value: 1024, Usage: "problems of each accuracy"}),
@@ -92,7 +93,6 @@ func trainRLCommand() *cli.Command {
 			&cli.Float64Flag{Name: "temperature", Value: 1, Usage: "sampling temperature"},
 			&cli.IntFlag{Name: "top-k", Value: 50, Usage: "sample among the k most likely tokens"},
 			&cli.IntFlag{Name: "num-epochs", Value: 1, Usage: "passes over the problems"},
-			&cli.IntFlag{Name: "num-iterations", Value: -1, Usage: "steps at most (-1: the epochs')"},
 			&cli.IntFlag{Name: "eval-examples", Value: 400, Usage: "test problems of each pass@k"}),
 		Action: func(c *cli.Context) error { return runChatStage(c, train.RLStage) },
 	}
@@ -111,16 +111,16 @@ func chatSettings(c *cli.Context, st train.Stage) (train.Settings, error) {
 	s := train.Settings{MaxSeqLen: T, DeviceBatchSize: B, EmbeddingLR: c.Float64("embedding-lr"),
 		UnembeddingLR: c.Float64("unembedding-lr"), MatrixLR: c.Float64("matrix-lr"), WeightDecay: c.Float64("weight-decay"),
 		InitLRFrac: c.Float64("init-lr-frac"), EvalEvery: c.Int("eval-every"), SaveEvery: c.Int("save-every"),
-		Recompute: c.String("recompute")}
+		Recompute: c.String("recompute"), NumIterations: c.Int("num-iterations")}
 	switch st {
 	case train.MidStage:
 		s.TotalBatchSize, s.EvalTokens, s.AssistantOnly = c.Int("total-batch-size"), c.Int("eval-tokens"), c.Bool("assistant-only")
 	case train.SFTStage:
-		s.TotalBatchSize, s.NumEpochs, s.NumIterations = c.Int("target-examples-per-step")*T, c.Int("num-epochs"), c.Int("num-iterations")
+		s.TotalBatchSize, s.NumEpochs = c.Int("target-examples-per-step")*T, c.Int("num-epochs")
 		s.EvalTokens, s.MetricsEvery = c.Int("eval-steps")*evalRows(B)*T, c.Int("eval-metrics-every")
 	case train.RLStage:
 		s.ExamplesPerStep, s.NumSamples, s.MaxNewTokens = c.Int("examples-per-step"), c.Int("num-samples"), c.Int("max-new-tokens")
-		s.Temperature, s.TopK, s.NumEpochs, s.NumIterations = c.Float64("temperature"), c.Int("top-k"), c.Int("num-epochs"), c.Int("num-iterations")
+		s.Temperature, s.TopK, s.NumEpochs = c.Float64("temperature"), c.Int("top-k"), c.Int("num-epochs")
 		s.EvalExamples = c.Int("eval-examples")
 	}
 	return s, nil

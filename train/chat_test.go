@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,11 +35,11 @@ func baseCheckpoint(t *testing.T) (*checkpoint.Checkpoint, *tokenizer.Tokenizer)
 func chatRun(from *checkpoint.Checkpoint, tok *tokenizer.Tokenizer, dir string, st Stage) Run {
 	r := tinyRun(nil, "", tok, dir)
 	s := &r.Settings
-	s.InitLRFrac, s.Source, s.EvalEvery, s.EvalTokens = 1, "base step 12", 10, 256
+	s.InitLRFrac, s.Source, s.EvalEvery, s.EvalTokens, s.NumIterations = 1, "base step 12", 10, 256, -1 // the data's steps
 	r.Train, r.Val = tasks.Arithmetic(120, 1), tasks.Arithmetic(16, 2)
 	if st == SFTStage {
 		s.MaxSeqLen, s.DeviceBatchSize, s.TotalBatchSize, s.EvalTokens = 64, 2, 4*64, 4*64
-		s.InitLRFrac, s.NumIterations = 0.5, -1
+		s.InitLRFrac = 0.5
 	}
 	r.From = from
 	return r
@@ -146,6 +147,28 @@ func TestChatStages(t *testing.T) {
 			t.Errorf("%v: validations %v straight, %v resumed", st, evalRecords(t, dir), evalRecords(t, stopped))
 		}
 		from = a
+	}
+}
+
+// TestMidNumIterations: num_iterations ends mid-training before its data does, and the
+// learning rate falls to zero over the last 20% of those steps.
+func TestMidNumIterations(t *testing.T) {
+	base, tok := baseCheckpoint(t)
+	dir := filepath.Join(t.TempDir(), "mid")
+	r := chatRun(base, tok, dir, MidStage)
+	r.Settings.NumIterations = 10 // of the 30 and more its data makes (TestChatStages)
+	res, err := Mid(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := trainRecords(t, dir)
+	if res.Step != 10 || len(recs) != 10 {
+		t.Fatalf("%d steps, %d records; want 10", res.Step, len(recs))
+	}
+	for i, want := range []float64{1, 1, 1, 1, 1, 1, 1, 1, 0.5, 0} {
+		if math.Abs(recs[i].LRMultiplier-want) > 1e-9 {
+			t.Errorf("step %d: lr multiplier %v, want %v", i, recs[i].LRMultiplier, want)
+		}
 	}
 }
 

@@ -256,8 +256,8 @@ func (s *sftStage) note(r *Record) string {
 func (s *sftStage) close() {}
 
 // chatPlan is the plan of a mid-training or SFT run of the model cfg on train: the batch
-// geometry from the settings; SFT's horizon is one pass over train (num_iterations caps
-// it), mid-training's is the end of its data (NumIterations 0).
+// geometry from the settings; SFT's horizon is one pass over train, mid-training's the end
+// of its data (NumIterations 0); num_iterations caps either.
 func (s Settings) chatPlan(st Stage, cfg graph.Config, train int) (Plan, error) {
 	var p Plan
 	if s.MaxSeqLen <= 0 || s.DeviceBatchSize <= 0 || s.TotalBatchSize <= 0 || s.EvalTokens <= 0 {
@@ -274,6 +274,9 @@ func (s Settings) chatPlan(st Stage, cfg graph.Config, train int) (Plan, error) 
 		return p, err
 	}
 	p.GradAccum, p.EvalSteps = s.TotalBatchSize/micro, max(1, s.EvalTokens/(s.DeviceBatchSize*s.MaxSeqLen))
+	if st == MidStage && s.NumIterations > 0 {
+		p.NumIterations = s.NumIterations
+	}
 	if st == SFTStage {
 		perStep := s.TotalBatchSize / s.MaxSeqLen // conversations a step
 		p.NumIterations = train / perStep * max(1, s.NumEpochs)
@@ -295,9 +298,13 @@ func (b *baseRun) chatRecipe() Recipe {
 		UnembeddingLR: s.UnembeddingLR * s.InitLRFrac, WeightDecay: s.WeightDecay}
 	switch b.Stage {
 	case MidStage:
-		mid := b.stage.(*midStage)
-		r.LR = func(int) float64 {
-			if p := mid.share(); p >= 0.8 {
+		mid, n := b.stage.(*midStage), b.plan.NumIterations
+		r.LR = func(it int) float64 {
+			p := mid.share() // or the share of the steps, when they end the run first
+			if n > 0 {
+				p = max(p, float64(it+1)/float64(n))
+			}
+			if p >= 0.8 {
 				return max(0, 1-(p-0.8)/0.2)
 			}
 			return 1
