@@ -23,10 +23,22 @@ import (
 var guides = []string{"install.md", "tutorial.md", "inference.md", "troubleshooting.md", "api.md", "nanochat.md"}
 
 // smallSizes are the values of the tutorial's size variables under test: a d2 model of
-// 64-token rows, a few steps of each stage, on the fixtures' little data.
+// 64-token rows, a few steps of each stage, on the fixtures' little data. A variable set
+// in the test's own environment keeps its value (DEPTH=4 go test ./docs runs a d4).
 var smallSizes = []string{
 	"DEPTH=2", "SEQ=64", "BATCH=512", "RATIO=0.1", "SHARDS=2", "VOCAB=512", "CHARS=2000000",
 	"EVAL_TOKENS=4096",
+}
+
+// sizes is smallSizes but the ones the test's environment sets.
+func sizes() []string {
+	var out []string
+	for _, kv := range smallSizes {
+		if name, _, _ := strings.Cut(kv, "="); os.Getenv(name) == "" {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // block is a fenced code block of a guide.
@@ -101,7 +113,7 @@ func TestGuides(t *testing.T) {
 			t.Errorf("%s is not in the guides the test runs", md)
 		}
 	}
-	env := append(servedDownloads(t, root), smallSizes...)
+	env := append(servedDownloads(t, root), sizes()...)
 	sh := newShell(t, root, append(env, "PORT="+freePort(t)))
 	var elsewhere []block
 	for _, g := range guides {
