@@ -255,11 +255,7 @@ func runEvalCore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ck, tok, ckDir, err := loadCheckpoint(c, root)
-	if err != nil {
-		return err
-	}
-	m, err := cachedModel(c, ck.Meta.ModelConfig, ck.Weights, engine)
+	m, tok, which, err := loadCached(c, root, engine)
 	if err != nil {
 		return err
 	}
@@ -274,8 +270,8 @@ func runEvalCore(c *cli.Context) error {
 	for _, t := range bundle.Items {
 		items += len(eval.CoreOrder(len(t), c.Int("max-per-task")))
 	}
-	fmt.Printf("%s step %d on %s; %s: %d tasks, %d items; forward passes of %d tokens at most\n",
-		ckDir, ck.Meta.Step, engine.Name(), bundle.Dir, len(bundle.Tasks), items, c.Int("batch-tokens"))
+	fmt.Printf("%s on %s; %s: %d tasks, %d items; forward passes of %d tokens at most\n",
+		which, engine.Name(), bundle.Dir, len(bundle.Tasks), items, c.Int("batch-tokens"))
 
 	// The task lines go to stdout; the bar of the items scored to stderr, kept below the
 	// lines on a terminal, a line every 30 s and at the end elsewhere.
@@ -305,14 +301,14 @@ func runEvalCore(c *cli.Context) error {
 		}
 		return err
 	}
-	printCoreTable(fmt.Sprintf("%s (step %d)", ckDir, ck.Meta.Step), res)
+	printCoreTable(which, res)
 	scored := 0
 	for _, t := range res.Tasks {
 		scored += len(t.Items)
 	}
 	secs := time.Since(start).Seconds()
 	fmt.Printf("%d items in %.1f s: %.1f items/s\n", scored, secs, float64(scored)/secs)
-	logCoreSection(c.String("source"), fmt.Sprintf("%s, step %d", ckDir, ck.Meta.Step), res, float64(scored)/secs)
+	logCoreSection(c.String("source"), which, res, float64(scored)/secs)
 	if jsonPath == "" {
 		return nil
 	}

@@ -335,12 +335,24 @@ func TestCheckpointImportExport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sample --quantize int8: %v %s", err, stderr)
 	}
+	core := func(json string) string { // eval core of the int8 model: CORE and every verdict
+		t.Helper()
+		if _, stderr, err := inHome(t, home, "eval", "core", "-g", "golden", "--tokenizer", "../testdata/golden/core/model/tokenizer",
+			"--bundle", "../testdata/golden/core/bundle", "--quantize", "int8", "--json", filepath.Join(home, json)); err != nil {
+			t.Fatalf("eval core --quantize int8: %v %s", err, stderr)
+		}
+		return readFile(t, filepath.Join(home, json))
+	}
+	coreOnLoad := core("onload.json")
 	if out, stderr, err := inHome(t, home, "checkpoint", "quantize", "-g", "golden"); err != nil || !strings.Contains(out, "model_000400.int8.safetensors") {
 		t.Fatalf("checkpoint quantize: %v %s %s", err, out, stderr)
 	}
 	os.Remove(filepath.Join(home, "base_checkpoints", "golden", "model_000400.safetensors")) // the int8 file alone must do
 	if fromFile, stderr, err := inHome(t, home, append([]string{"sample"}, goldenTok...)...); err != nil || fromFile != onLoad {
 		t.Errorf("the int8 file samples %q, quantizing on load %q (%v %s)", fromFile, onLoad, err, stderr)
+	}
+	if fromFile := core("fromfile.json"); fromFile != coreOnLoad {
+		t.Errorf("eval core of the int8 file:\n%s\nquantizing on load:\n%s", fromFile, coreOnLoad)
 	}
 	got, stderr, err := inHome(t, home, "sample", "-t", "0", "-m", "12", "-g", "fromhf", "--tokenizer", tokDir, "package main")
 	if err != nil || got != want || want == "" {
