@@ -159,7 +159,8 @@ func runEvalBPB(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ck, tok, dir, err := loadCheckpoint(c, homeDir(c, "checkpoints", "base_checkpoints"))
+	B := c.Int("device-batch-size")
+	m, tok, which, err := bpbScorer(c, homeDir(c, "checkpoints", "base_checkpoints"), B, engine)
 	if err != nil {
 		return err
 	}
@@ -167,8 +168,7 @@ func runEvalBPB(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := ck.Meta.ModelConfig
-	B, T := c.Int("device-batch-size"), cfg.SequenceLen
+	_, T := m.Shape()
 	asked := c.Int("split-tokens") / (B * T)
 	if asked < 1 {
 		return fmt.Errorf("--split-tokens %d is less than one batch of %d×%d tokens", c.Int("split-tokens"), B, T)
@@ -183,11 +183,7 @@ func runEvalBPB(c *cli.Context) error {
 			return fmt.Errorf("%s split: %w", sp.name, err)
 		}
 	}
-	m, err := bpbScorer(c, ck, B, engine)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("%s step %d, %d×%d tokens a batch\n", dir, ck.Meta.Step, B, T)
+	fmt.Printf("%s, %d×%d tokens a batch\n", which, B, T)
 	ctx, stop := interruptible(c.Context, "stopping after the batch under way")
 	defer stop()
 	for _, sp := range splits {
@@ -382,23 +378,32 @@ func writeCoreJSON(path string, res *eval.CoreResult) error {
 	})
 }
 
-// bpbScorer is what eval bpb scores with: an Eval graph of B rows, or with --quantize int8
-// the generation model of int8 weights, which scores the same batches.
-func bpbScorer(c *cli.Context, ck *checkpoint.Checkpoint, B int, engine backend.Backend) (train.Scorer, error) {
-	cfg := ck.Meta.ModelConfig
+// bpbScorer is what eval bpb scores the checkpoint the flags choose under root with, its
+// tokenizer and what it is (the run, the step): an Eval graph of B rows, or with
+// --quantize int8 the generation model of int8 weights (from the step's int8 file when
+// there is one, as loadCached reads it), which scores the same batches.
+func bpbScorer(c *cli.Context, root string, B int, engine backend.Backend) (train.Scorer, *tokenizer.Tokenizer, string, error) {
 	if c.String("quantize") != "none" {
-		m, err := cachedModel(c, cfg, ck.Weights, engine)
-		return &graph.CachedScorer{Model: m, Rows: B, SeqLen: cfg.SequenceLen}, err
+		m, tok, which, err := loadCached(c, root, engine)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return &graph.CachedScorer{Model: m, Rows: B, SeqLen: m.Config.SequenceLen}, tok, which, nil
 	}
+	ck, tok, dir, err := loadCheckpoint(c, root)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	cfg := ck.Meta.ModelConfig
 	opt := graph.Options{Batch: B, SeqLen: cfg.SequenceLen, Mode: graph.Eval, Engine: engine}
 	if err := checkEvalMemory(cfg, opt); err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	m, err := graph.Build(cfg, opt)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = m.Load(ck.Weights)
 	}
-	return m, m.Load(ck.Weights)
+	return m, tok, fmt.Sprintf("%s, step %d", dir, ck.Meta.Step), err
 }
 
 // checkEvalMemory plans the evaluation graph of opt, prints the plan beside the engine's

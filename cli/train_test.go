@@ -118,6 +118,22 @@ func TestTrainBase(t *testing.T) {
 	if a, b := valBPB(out), valBPB(q8); !(math.Abs(b/a-1) < 0.01) || a == b {
 		t.Errorf("val bpb %g with int8 weights, %g with float32: want a change under 1%%", b, a)
 	}
+	// The step's int8 file, when checkpoint quantize wrote one, scores as quantizing on load.
+	if _, stderr, err := inHome(t, home, "checkpoint", "quantize", "-g", "straight"); err != nil {
+		t.Fatalf("checkpoint quantize: %v %s", err, stderr)
+	}
+	last, _ := checkpoint.LastStep(straight)
+	f32 := filepath.Join(straight, fmt.Sprintf("model_%06d.safetensors", last))
+	if err := os.Rename(f32, f32+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	fromFile, stderr, err := inHome(t, home, "eval", "bpb", "--model-tag", "straight", "--device-batch-size", "4", "--split-tokens", "1024", "--quantize", "int8")
+	if err != nil || !strings.Contains(fromFile, "(int8 weights)") || valBPB(fromFile) != valBPB(q8) {
+		t.Errorf("eval bpb of the int8 file: %v %s %s; quantized on load:\n%s", err, fromFile, stderr, q8)
+	}
+	if err := os.Rename(f32+".aside", f32); err != nil {
+		t.Fatal(err)
+	}
 	if _, stderr, err := inHome(t, home, "sample", "-g", "straight", "--quantize", "int4", "hi"); err == nil || !strings.Contains(stderr, `want none or int8`) {
 		t.Errorf("--quantize int4: %v %s", err, stderr)
 	}
