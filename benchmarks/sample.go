@@ -68,9 +68,13 @@ func RunSample(spec SampleSpec, e backend.Backend, steps int, bandwidth Bandwidt
 		return SampleResult{}, err
 	}
 	if spec.Int8 {
-		if err := m.Quantize(); err != nil {
-			return SampleResult{}, err
-		}
+		err = m.Quantize()
+	}
+	if err == nil {
+		err = m.Place(e) // as the commands that generate do
+	}
+	if err != nil {
+		return SampleResult{}, err
 	}
 	r := rand.New(rand.NewPCG(1, 1))
 	ids := func(n int) []int {

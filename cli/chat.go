@@ -61,10 +61,13 @@ func cachedModel(c *cli.Context, cfg graph.Config, w graph.Weights, engine backe
 		return nil, fmt.Errorf("--quantize %q: want none or int8", q)
 	}
 	m, err := graph.NewCached(cfg, w, engine)
-	if err != nil || q == "none" {
-		return m, err
+	if err == nil && q == "int8" {
+		err = m.Quantize()
 	}
-	return m, m.Quantize()
+	if err == nil {
+		err = m.Place(engine)
+	}
+	return m, err
 }
 
 // sampleSeedFlag fixes the sampling of chat and sample.

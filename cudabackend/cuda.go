@@ -285,39 +285,60 @@ func (b *BLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.failed == nil {
-		b.w.wait(func() {
-			b.failed = b.run(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc)
-		})
-		if b.failed == nil {
-			return
-		}
-		fmt.Fprintf(os.Stderr, "gochat: cuda: %v; the products run on the CPU from now on\n", b.failed)
+	if !b.tryGPU(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc, nil) {
+		b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 	}
-	b.cpu.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
-func (b *BLAS) run(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) error {
+// tryGPU runs a product on the GPU unless an earlier one failed there, and reports whether
+// it did; a failure is said once, and from then on the products run on the CPU. An operand
+// for which on gives a device address (the engine's memory) is read where it lies; the
+// others, host memory, are copied in and C back out. The caller holds b.mu.
+func (b *BLAS) tryGPU(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int, on func([]float32) uintptr) bool {
+	if b.failed != nil {
+		return false
+	}
+	b.w.wait(func() { b.failed = b.run(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc, on) })
+	if b.failed != nil {
+		fmt.Fprintf(os.Stderr, "gochat: cuda: %v; the products run on the CPU from now on\n", b.failed)
+	}
+	return b.failed == nil
+}
+
+// run is tryGPU's product, on the worker.
+func (b *BLAS) run(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int, on func([]float32) uintptr) error {
 	upload := b.upload
 	if b.prec == BF16 {
 		upload = b.uploadBF16
 	}
-	dA, err := upload(0, a)
+	lies := func(x []float32) uintptr { // x's address if it is on the device already, else 0
+		if on == nil {
+			return 0
+		}
+		return on(x)
+	}
+	// place is x's device address: where it lies, or buffer i after copying x in (when its
+	// values count) or not.
+	place := func(i int, x []float32, up func(int, []float32) (uintptr, error), values bool) (uintptr, error) {
+		if p := lies(x); p != 0 {
+			return p, nil
+		}
+		if !values {
+			return b.reserve(i, uint64(4*len(x)))
+		}
+		return up(i, x)
+	}
+	dA, err := place(0, a, upload, true)
 	if err != nil {
 		return err
 	}
-	dB, err := upload(1, bm)
+	dB, err := place(1, bm, upload, true)
 	if err != nil {
 		return err
 	}
 	// C goes up when its old values count, and when its rows have gaps (ldc > n): the copy
 	// back covers the gaps, which must come back as they were.
-	var dC uintptr
-	if beta != 0 || (m > 1 && ldc != n) {
-		dC, err = b.upload(2, c)
-	} else {
-		dC, err = b.reserve(2, uint64(4*len(c)))
-	}
+	dC, err := place(2, c, b.upload, beta != 0 || (m > 1 && ldc != n))
 	if err != nil {
 		return err
 	}
@@ -328,6 +349,9 @@ func (b *BLAS) run(transA, transB bool, m, n, k int, alpha float32, a []float32,
 	}
 	if err != nil {
 		return err
+	}
+	if lies(c) != 0 { // the product is in place
+		return nil
 	}
 	if code := b.rt.copyToHost(unsafe.Pointer(&c[0]), dC, uint64(4*len(c)), cudaMemcpyDevToHost); code != 0 {
 		return errors.New("copy to host: " + b.rt.describe(code))

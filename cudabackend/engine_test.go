@@ -287,6 +287,43 @@ func TestProducts(t *testing.T) {
 	}
 }
 
+// TestMixedProducts: a product of host memory against the engine's (generation's
+// activations against placed weights: Cached.Place) reads the engine's operands where they
+// lie and copies the others, C back to the host included; each against the CPU's.
+func TestMixedProducts(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(11, 12))
+	host := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = 2*r.Float32() - 1
+		}
+		return x
+	}
+	for _, c := range []struct {
+		name       string
+		m, n, k    int
+		devA, devC bool
+	}{
+		{"a decoded token against placed weights", 1, 768, 768, false, false},
+		{"a prompt against placed weights", 64, 256, 128, false, false},
+		{"placed activations, host weights, host result", 48, 96, 80, true, false},
+		{"host operands into the engine's result", 40, 72, 64, false, true},
+	} {
+		a, b, cm := host(c.m*c.k), random(e, r, c.n*c.k, 1), host(c.m*c.n)
+		if c.devA {
+			a = append(random(e, r, len(a), 1)[:0], a...)
+		}
+		if c.devC {
+			cm = append(random(e, r, len(cm), 1)[:0], cm...)
+		}
+		want := append([]float32(nil), cm...)
+		e.Sgemm(false, true, c.m, c.n, c.k, 1, a, c.k, b, c.k, 0.5, cm, c.n) // y = x·wᵀ + y/2
+		cpubackend.Gonum{}.Sgemm(false, true, c.m, c.n, c.k, 1, a, c.k, b, c.k, 0.5, want, c.n)
+		same(t, e, c.name, cm, want)
+	}
+}
+
 // TestNewtonSchulzOnTheDevice: one matrix, and three of a shape at once (in place, as Muon
 // runs them), wide and tall, against the CPU's iteration.
 func TestNewtonSchulzOnTheDevice(t *testing.T) {

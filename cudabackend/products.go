@@ -10,23 +10,52 @@ import (
 	"gochat/internal/arena"
 )
 
-// Sgemm implements backend.Gemm: a product of the engine's memory is queued on the GPU as
-// it is; any other (host memory) goes through the BLAS.
+// Sgemm implements backend.Gemm. A product of the engine's memory is queued on the GPU as
+// it is. One of host memory and the engine's (the generation model's activations against
+// its weights, once Cached.Place put them here) runs on the GPU as well when it is worth
+// the host operands' copies: the engine's operands are read where they lie. Any other goes
+// through the BLAS, after the queued work when it reads the engine's memory.
 func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
 	spanA, spanB, spanC := backend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
+	held := func(x []float32, span int) bool { return len(x) >= span && arena.Holds(&e.memory, x[:span]) }
 	e.b.mu.Lock()
-	resident := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC &&
-		arena.Holds(&e.memory, a[:spanA]) && arena.Holds(&e.memory, bm[:spanB]) && arena.Holds(&e.memory, c[:spanC])
-	if resident {
+	inA, inB, inC := held(a, spanA), held(bm, spanB), held(c, spanC)
+	if inA && inB && inC {
 		e.gemm(transA, transB, m, n, k, alpha, e.ptr(a[:spanA]), lda, e.ptr(bm[:spanB]), ldb, beta, e.ptr(c[:spanC]), ldc)
+		e.b.mu.Unlock()
+		return
+	}
+	var copied int // bytes a mixed product copies
+	for _, o := range []struct {
+		in    bool
+		bytes int
+	}{{inA, 4 * spanA}, {inB, 4 * spanB}, {inC, 8 * spanC}} {
+		if !o.in {
+			copied += o.bytes
+		}
+	}
+	flops := 2 * float64(m) * float64(n) * float64(k)
+	mixed := (inA || inB || inC) && e.b.prec != BF16 && k > 0 && flops >= MinIntensity*float64(copied)
+	if mixed && e.b.tryGPU(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc, e.onDevice) {
+		e.b.mu.Unlock()
+		return
+	}
+	if inA || inB || inC { // the host is to read or write what queued work may still use
+		e.b.w.wait(e.sync)
 	}
 	e.b.mu.Unlock()
-	if !resident {
-		e.b.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+	e.b.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}
+
+// onDevice is x's device address when x is the engine's memory, else 0.
+func (e *Engine) onDevice(x []float32) uintptr {
+	if len(x) == 0 || !arena.Holds(&e.memory, x) {
+		return 0
 	}
+	return uintptr(unsafe.Pointer(&x[0]))
 }
 
 // Dgemm runs on the host: float64 is for tests and checks.

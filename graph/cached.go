@@ -9,6 +9,8 @@ import (
 	"gochat/internal/parallel"
 	"gochat/internal/sgemm"
 	"gochat/layers"
+
+	"gorgonia.org/tensor"
 )
 
 // Cached is a GPT's weights laid out for generation: the forward pass of forward.go run at
@@ -129,12 +131,7 @@ func newCached(cfg Config, e backend.Gemm) (*Cached, error) {
 // stays float32. Products then read a quarter of the bytes, on the processors whatever the
 // engine.
 func (m *Cached) Quantize() error {
-	all := []*weight{&m.lmHead}
-	for i := range m.blocks {
-		b := &m.blocks[i]
-		all = append(all, &b.qkv, &b.proj, &b.fc, &b.mproj)
-	}
-	for _, w := range all {
+	for _, w := range m.matrices() {
 		if w.q != nil {
 			continue
 		}
@@ -143,6 +140,36 @@ func (m *Cached) Quantize() error {
 		}
 	}
 	return nil
+}
+
+// matrices are the matrices the model multiplies by: each block's and lm_head.
+func (m *Cached) matrices() []*weight {
+	all := []*weight{&m.lmHead}
+	for i := range m.blocks {
+		b := &m.blocks[i]
+		all = append(all, &b.qkv, &b.proj, &b.fc, &b.mproj)
+	}
+	return all
+}
+
+// Place copies the model's float32 matrices into e's memory when e keeps its tensors on a
+// device (a backend.DeviceMemory: the CUDA engine), where e's products read them in place
+// and copy only the activations, which stay in host memory; on other engines it does
+// nothing. The embedding stays: a token reads one row of it, on the processors. Call it
+// once, for a model that stays (an engine does not give its memory back).
+func (m *Cached) Place(e backend.Backend) error {
+	if _, device := e.(backend.DeviceMemory); !device {
+		return nil
+	}
+	for _, w := range m.matrices() {
+		if w.f == nil {
+			continue
+		}
+		placed := e.Make(tensor.Float32, len(w.f)).([]float32)
+		copy(placed, w.f)
+		w.f = placed
+	}
+	return e.Sync()
 }
 
 // NanochatRotary makes the model rotate with bfloat16 cos and sin tables, as nanochat's

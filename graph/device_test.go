@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"gochat/backend"
@@ -62,6 +63,54 @@ func TestDeviceGraphs(t *testing.T) {
 					t.Fatalf("reduction %v: %s gradient %d is %v on the device, %v on the CPU", o.Reduction, name, i, grads[name][i], g[i])
 				}
 			}
+		}
+	}
+}
+
+// placing is a device engine (a backend.DeviceMemory) whose memory is host memory: what
+// Cached.Place puts a generation model's weights in.
+type placing struct{ *hostdevice.Device }
+
+func (placing) DeviceBytes() uint64 { return 0 }
+
+// TestCachedPlace: a generation model placed on a device engine computes what it did, from
+// copies of its matrices in the engine's memory (the weights it was made from no longer
+// matter, but for the embedding, which stays); on the CPU engine placing changes nothing.
+func TestCachedPlace(t *testing.T) {
+	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
+	ids := []int{5, 17, 3, 88, 42, 1, 9}
+	logits := func(m *graph.Cached) []float32 {
+		t.Helper()
+		out, err := m.ForwardAll(m.NewKVCache(1, len(ids)), ids, len(ids))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, e := range []backend.Backend{placing{hostdevice.New(cpubackend.Gonum{})}, cpubackend.New(cpubackend.Gonum{})} {
+		w := graph.InitWeights(cfg, 3)
+		for i := range w["lm_head.weight"] {
+			w["lm_head.weight"][i] = float32(i%13)/13 - 0.5 // nanochat's zero lm_head would hide the rest
+		}
+		m, err := graph.NewCached(cfg, w, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := logits(m)
+		if err := m.Place(e); err != nil {
+			t.Fatal(err)
+		}
+		if got := logits(m); !slices.Equal(got, want) {
+			t.Fatalf("%s: placing changed the logits", e.Name())
+		}
+		_, device := e.(backend.DeviceMemory)
+		for name, x := range w {
+			if name != "transformer.wte.weight" {
+				clear(x)
+			}
+		}
+		if placed := slices.Equal(logits(m), want); placed != device {
+			t.Errorf("%s: the matrices were placed: %v, want %v", e.Name(), placed, device)
 		}
 	}
 }
