@@ -61,7 +61,7 @@ func runRows(r train.Run, res *train.Result) [][2]string {
 	rows := [][2]string{
 		{"engine", fmt.Sprintf("%s on %s, %d processors used", r.Engine.Name(), report.CPUModel(), runtime.GOMAXPROCS(0))},
 		{"run", r.Dir},
-		{"steps", fmt.Sprintf("%d of %d tokens (%d × %d), %d tokens in all", res.Step, p.TokensPerStep, r.Settings.DeviceBatchSize, r.Settings.MaxSeqLen, tokens)},
+		{"steps", fmt.Sprintf("%d of %d tokens (%d × %d), %d tokens in all", res.Step, p.TokensPerStep, res.Rows, r.Settings.MaxSeqLen, tokens)},
 		{"time", fmt.Sprintf("%.1f minutes", res.Seconds/60)},
 		{"speed", fmt.Sprintf("%.0f tok/s, MFU %.1f%% of %s, %.2f%% of step time waiting for data", res.TokPerSec, res.MFU, res.Peak.What, 100*res.DataWait)},
 		{"final training loss", fmt.Sprintf("%.4f (EMA)", res.Loss)},

@@ -530,6 +530,9 @@ func TestTrainAutoBatch(t *testing.T) {
 	if !strings.Contains(out, "device batch size: 4 rows, the largest that fits") || !strings.Contains(out, "gradient accumulation steps: 1") {
 		t.Errorf("the output does not give the batch it chose:\n%s", out)
 	}
+	if card, _, err := inHome(t, home, "report"); err != nil || !strings.Contains(readFile(t, filepath.Join(home, "report", "report.md")), "of 256 tokens (4 × 64)") {
+		t.Errorf("the report card does not give the batch the run chose: %v %s\n%s", err, card, readFile(t, filepath.Join(home, "report", "report.md")))
+	}
 	t.Setenv("GOCHAT_MEMORY_LIMIT", "2MiB")
 	t.Setenv("GOCHAT_BLAS", "go") // no notice of a missing system BLAS beside the one line
 	_, stderr, err = inHome(t, home, append(short, "--model-tag", "small")...)

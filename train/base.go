@@ -63,6 +63,7 @@ func (r Run) since(t time.Time) float64 { return r.now().Sub(t).Seconds() }
 // Result sums up a finished (or interrupted) run.
 type Result struct {
 	Plan        Plan
+	Rows        int     // sequences a forward pass: the device batch size the run took
 	Step        int     // steps taken
 	Loss        float64 // debiased EMA of the training loss at the end
 	ValBPB      float64 // at the last evaluation (base training and mid-training)
@@ -316,7 +317,7 @@ func (r Run) setup(ctx context.Context) (b *baseRun, err error) {
 			return nil, err
 		}
 	}
-	b.res = &Result{Plan: b.plan, Peak: r.Peak}
+	b.res = &Result{Plan: b.plan, Rows: s.DeviceBatchSize, Peak: r.Peak}
 	b.deadline = b.st.wallStart.Add(time.Duration((s.TimeBudget - b.st.WallSeconds) * float64(time.Second)))
 	b.first = b.st.step
 	b.evalEvery = s.evalEvery(b.plan.NumIterations)
