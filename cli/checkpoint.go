@@ -39,7 +39,7 @@ func checkpointCommand() *cli.Command {
 			Name:  "quantize",
 			Usage: "write a step's weights in int8 beside it (model_<step>.int8.safetensors), which --quantize int8 then reads instead of the float32 ones",
 			Description: "Every matrix but the embedding, a scale per row, as --quantize int8 makes them on load: chat,\n" +
-				"sample, web and eval chat read the file when it is there, a byte a weight on disk and in memory.",
+				"sample, web and the evaluations read the file when it is there, a byte a weight on disk and in memory.",
 			Flags:  []cli.Flag{sourceFlag("base"), modelTagFlag, stepFlag},
 			Action: runCheckpointQuantize,
 		}},
