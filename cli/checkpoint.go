@@ -12,7 +12,7 @@ import (
 )
 
 func checkpointCommand() *cli.Command {
-	checkpoints := checkpointsFlag()
+	checkpoints := &cli.StringFlag{Name: "checkpoints", Usage: "`DIR` of the runs (default: the folder of the stage -i names, under $GOCHAT_HOME)"}
 	return &cli.Command{
 		Name:  "checkpoint",
 		Usage: "move checkpoints between gochat, nanochat (PyTorch .pt files) and HuggingFace transformers",
@@ -23,7 +23,8 @@ func checkpointCommand() *cli.Command {
 				"bfloat16 or float16 weights); the run becomes step 0 of --model-tag and its tokenizer is saved in\n" +
 				"the run's folder, under tokenizer/, which the other commands take with --tokenizer.",
 			ArgsUsage: "DIR",
-			Flags: []cli.Flag{stepFlag, checkpoints, formatFlag,
+			Flags: []cli.Flag{&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: "base", Usage: "training stage to import into: base, mid, sft or rl"},
+				stepFlag, checkpoints, formatFlag,
 				&cli.StringFlag{Name: "model-tag", Aliases: []string{"g"}, Usage: "run folder to create (default: the source folder's name)"}},
 			Action: runCheckpointImport,
 		}, {
@@ -32,7 +33,7 @@ func checkpointCommand() *cli.Command {
 			Description: "--format hf writes config.json, model.safetensors (float32, transformers' names), tokenizer.json,\n" +
 				"tokenizer_config.json with the chat template and generation_config.json:\n" +
 				"AutoModelForCausalLM.from_pretrained(DIR) and AutoTokenizer.from_pretrained(DIR) load it.",
-			Flags: []cli.Flag{modelTagFlag, stepFlag, checkpoints, formatFlag, tokenizerFlag,
+			Flags: []cli.Flag{sourceFlag("base"), modelTagFlag, stepFlag, checkpoints, formatFlag, tokenizerFlag,
 				&cli.StringFlag{Name: "out", Required: true, Usage: "`DIR` to write into (nanochat's base_checkpoints/d<N>, or any folder for hf)"}},
 			Action: runCheckpointExport,
 		}, {
@@ -71,7 +72,11 @@ func runCheckpointImport(c *cli.Context) error {
 	if err := checkpoint.ValidTag(tag); err != nil {
 		return fmt.Errorf("--model-tag: %w", err)
 	}
-	dst := filepath.Join(homeDir(c, "checkpoints", "base_checkpoints"), tag)
+	root, err := stageRoot(c)
+	if err != nil {
+		return err
+	}
+	dst := filepath.Join(root, tag)
 	if c.String("format") == "hf" {
 		if steps, _ := checkpoint.Steps(dst); len(steps) > 0 {
 			return fmt.Errorf("%s holds a run already (steps %v): choose another --model-tag", dst, steps)
@@ -98,11 +103,24 @@ func runCheckpointImport(c *cli.Context) error {
 	return nil
 }
 
+// stageRoot is the folder of the runs a checkpoint command reads or writes: --checkpoints
+// when given, else the stage's that -i names.
+func stageRoot(c *cli.Context) (string, error) {
+	if c.IsSet("checkpoints") {
+		return c.String("checkpoints"), nil
+	}
+	return sourceRoot(c)
+}
+
 func runCheckpointExport(c *cli.Context) error {
 	if err := checkFormat(c); err != nil {
 		return err
 	}
-	src, step, err := chosenStep(c, homeDir(c, "checkpoints", "base_checkpoints"))
+	root, err := stageRoot(c)
+	if err != nil {
+		return err
+	}
+	src, step, err := chosenStep(c, root)
 	if err != nil {
 		return err
 	}

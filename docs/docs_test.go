@@ -158,11 +158,20 @@ type shell struct {
 	environment []string
 }
 
+// newShell is a session in root whose GOCHAT_HOME and HOME are fresh folders (Go keeps
+// its build and module caches).
 func newShell(t *testing.T, root string, env []string) *shell {
 	dir := t.TempDir()
-	home := filepath.Join(dir, "home")
 	s := &shell{t: t, state: filepath.Join(dir, "state"), cwd: filepath.Join(dir, "cwd")}
-	s.environment = append(os.Environ(), append(env, "GOCHAT_HOME="+home)...)
+	caches, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+		env = append(env, name+"="+strings.Split(string(caches), "\n")[i])
+	}
+	s.environment = append(os.Environ(), append(env, "GOCHAT_HOME="+filepath.Join(dir, "home"), "HOME="+filepath.Join(dir, "user"))...)
+	os.Mkdir(filepath.Join(dir, "user"), 0o755)
 	if err := os.WriteFile(s.cwd, []byte(root), 0o644); err != nil {
 		t.Fatal(err)
 	}
