@@ -289,38 +289,45 @@ func TestProducts(t *testing.T) {
 
 // TestMixedProducts: a product of host memory against the engine's (generation's
 // activations against placed weights: Cached.Place) reads the engine's operands where they
-// lie and copies the others, C back to the host included; each against the CPU's.
+// lie and copies the others, C back to the host included; each against the CPU's, in
+// every precision (bfloat16 rounds each operand to 8 significant bits, a relative 2⁻⁹: its
+// products of these sums of up to 768 terms land within 2e-2 of max(1, |value|)).
 func TestMixedProducts(t *testing.T) {
-	e := engine(t)
-	r := rand.New(rand.NewPCG(11, 12))
-	host := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = 2*r.Float32() - 1
+	for _, p := range []struct {
+		prec Precision
+		tol  float64
+	}{{FP32, kernelTol}, {TF32, tf32KernelTol}, {BF16, 2e-2}} {
+		e := engineOf(t, p.prec)
+		r := rand.New(rand.NewPCG(11, 12))
+		host := func(n int) []float32 {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = 2*r.Float32() - 1
+			}
+			return x
 		}
-		return x
-	}
-	for _, c := range []struct {
-		name       string
-		m, n, k    int
-		devA, devC bool
-	}{
-		{"a decoded token against placed weights", 1, 768, 768, false, false},
-		{"a prompt against placed weights", 64, 256, 128, false, false},
-		{"placed activations, host weights, host result", 48, 96, 80, true, false},
-		{"host operands into the engine's result", 40, 72, 64, false, true},
-	} {
-		a, b, cm := host(c.m*c.k), random(e, r, c.n*c.k, 1), host(c.m*c.n)
-		if c.devA {
-			a = append(random(e, r, len(a), 1)[:0], a...)
+		for _, c := range []struct {
+			name       string
+			m, n, k    int
+			devA, devC bool
+		}{
+			{"a decoded token against placed weights", 1, 768, 768, false, false},
+			{"a prompt against placed weights", 64, 256, 128, false, false},
+			{"placed activations, host weights, host result", 48, 96, 80, true, false},
+			{"host operands into the engine's result", 40, 72, 64, false, true},
+		} {
+			a, b, cm := host(c.m*c.k), random(e, r, c.n*c.k, 1), host(c.m*c.n)
+			if c.devA {
+				a = append(random(e, r, len(a), 1)[:0], a...)
+			}
+			if c.devC {
+				cm = append(random(e, r, len(cm), 1)[:0], cm...)
+			}
+			want := append([]float32(nil), cm...)
+			e.Sgemm(false, true, c.m, c.n, c.k, 1, a, c.k, b, c.k, 0.5, cm, c.n) // y = x·wᵀ + y/2
+			cpubackend.Gonum{}.Sgemm(false, true, c.m, c.n, c.k, 1, a, c.k, b, c.k, 0.5, want, c.n)
+			within(t, e, fmt.Sprintf("%v: %s", p.prec, c.name), cm, want, p.tol)
 		}
-		if c.devC {
-			cm = append(random(e, r, len(cm), 1)[:0], cm...)
-		}
-		want := append([]float32(nil), cm...)
-		e.Sgemm(false, true, c.m, c.n, c.k, 1, a, c.k, b, c.k, 0.5, cm, c.n) // y = x·wᵀ + y/2
-		cpubackend.Gonum{}.Sgemm(false, true, c.m, c.n, c.k, 1, a, c.k, b, c.k, 0.5, want, c.n)
-		same(t, e, c.name, cm, want)
 	}
 }
 

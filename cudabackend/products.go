@@ -38,8 +38,8 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 		}
 	}
 	flops := 2 * float64(m) * float64(n) * float64(k)
-	mixed := (inA || inB || inC) && e.b.prec != BF16 && k > 0 && flops >= MinIntensity*float64(copied)
-	if mixed && e.b.tryGPU(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc, e.onDevice) {
+	if (inA || inB || inC) && k > 0 && e.b.failed == nil && flops >= MinIntensity*float64(copied) &&
+		e.b.tryGPU(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc, e.operands(a[:spanA], bm[:spanB], inA, inB)) {
 		e.b.mu.Unlock()
 		return
 	}
@@ -50,12 +50,31 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	e.b.Sgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
-// onDevice is x's device address when x is the engine's memory, else 0.
-func (e *Engine) onDevice(x []float32) uintptr {
-	if len(x) == 0 || !arena.Holds(&e.memory, x) {
-		return 0
+// operands says where a mixed product's operands lie on the device (0: in host memory): the
+// engine's own where they are; with bfloat16 products, A and B in bfloat16 copies the
+// engine rounds them into first (queued now, so done before the product). The caller
+// holds b.mu.
+func (e *Engine) operands(a, bm []float32, inA, inB bool) func([]float32) uintptr {
+	var halfA, halfB uintptr
+	if e.b.prec == BF16 {
+		if inA {
+			halfA = e.halves(scratchHalfA, e.ptr(a), len(a))
+		}
+		if inB {
+			halfB = e.halves(scratchHalfB, e.ptr(bm), len(bm))
+		}
 	}
-	return uintptr(unsafe.Pointer(&x[0]))
+	return func(x []float32) uintptr {
+		switch {
+		case len(x) == 0 || !arena.Holds(&e.memory, x):
+			return 0
+		case halfA != 0 && &x[0] == &a[0]:
+			return halfA
+		case halfB != 0 && &x[0] == &bm[0]:
+			return halfB
+		}
+		return uintptr(unsafe.Pointer(&x[0]))
+	}
 }
 
 // Dgemm runs on the host: float64 is for tests and checks.
