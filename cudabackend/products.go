@@ -38,7 +38,8 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 		}
 	}
 	flops := 2 * float64(m) * float64(n) * float64(k)
-	if (inA || inB || inC) && k > 0 && e.b.failed == nil && flops >= MinIntensity*float64(copied) &&
+	whole := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC // else the BLAS says what is short
+	if (inA || inB || inC) && whole && k > 0 && e.b.failed == nil && flops >= MinIntensity*float64(copied) &&
 		e.b.tryGPU(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc, e.operands(a[:spanA], bm[:spanB], inA, inB)) {
 		e.b.mu.Unlock()
 		return
