@@ -149,12 +149,13 @@ func (w worker) wait(f func()) {
 // BLAS runs large float32 products of host memory on the GPU, copying them there and back;
 // the others, and float64, run on the host engine.
 type BLAS struct {
-	cpu    backend.Backend
-	rt     *cudart
-	handle uintptr
-	device string
-	prec   Precision
-	min    int // MinFLOPs
+	cpu     backend.Backend
+	rt      *cudart
+	handle  uintptr
+	device  string
+	ordinal int32 // the GPU's number among those visible (rankDevice)
+	prec    Precision
+	min     int // MinFLOPs
 
 	w      worker     // the thread that makes every CUDA call
 	mu     sync.Mutex // one caller at a time
@@ -232,7 +233,7 @@ func (b *BLAS) open() error {
 	if code := rt.setDevice(int32(device)); code != 0 {
 		return fmt.Errorf("cudaSetDevice(%d): %s", device, rt.describe(code))
 	}
-	b.device = fmt.Sprintf("CUDA device %d", device)
+	b.ordinal, b.device = int32(device), fmt.Sprintf("CUDA device %d", device)
 	props := make([]byte, 4096) // cudaDeviceProp starts with its name
 	if rt.getProperties(&props[0], int32(device)) == 0 {
 		b.device = strings.TrimRight(string(props[:cudaDevicePropNameLen]), "\x00")

@@ -103,16 +103,16 @@ func (b *BLAS) Engine() (backend.Backend, error) {
 func (e *Engine) open() error {
 	b, drv := e.b, e.drv
 	var concurrent, major, minor int32
-	b.rt.getAttribute(&concurrent, cudaDevAttrConcurrentManagedUse, 0)
-	b.rt.getAttribute(&major, cudaDevAttrComputeMajor, 0)
-	b.rt.getAttribute(&minor, cudaDevAttrComputeMinor, 0)
+	b.rt.getAttribute(&concurrent, cudaDevAttrConcurrentManagedUse, b.ordinal)
+	b.rt.getAttribute(&major, cudaDevAttrComputeMajor, b.ordinal)
+	b.rt.getAttribute(&minor, cudaDevAttrComputeMinor, b.ordinal)
 	if concurrent == 0 {
 		return fmt.Errorf("%s cannot share managed memory with the CPU while it computes (concurrentManagedAccess is 0)", b.device)
 	}
 	if code := drv.init(0); code != 0 {
 		return fmt.Errorf("cuInit: CUDA error %d", code)
 	}
-	if code := drv.primaryContext(&e.ctx, 0); code != 0 {
+	if code := drv.primaryContext(&e.ctx, b.ordinal); code != 0 {
 		return fmt.Errorf("cuDevicePrimaryCtxRetain: CUDA error %d", code)
 	}
 	e.arch = strconv.Itoa(int(major)) + strconv.Itoa(int(minor))
