@@ -289,9 +289,10 @@ func TestProducts(t *testing.T) {
 
 // TestMixedProducts: a product of host memory against the engine's (generation's
 // activations against placed weights: Cached.Place) reads the engine's operands where they
-// lie and copies the others, C back to the host included; each against the CPU's, in
-// every precision (bfloat16 rounds each operand to 8 significant bits, a relative 2⁻⁹: its
-// products of these sums of up to 768 terms land within 2e-2 of max(1, |value|)).
+// lie, after the queued work that writes them, and copies the others, C back to the host
+// included; each against the CPU's, in every precision (bfloat16 rounds each operand to 8
+// significant bits, a relative 2⁻⁹: these sums of 768 terms land within 2e-2 of max(1,
+// |value|)). The shapes are generation's at d12, every one worth the GPU (MinIntensity).
 func TestMixedProducts(t *testing.T) {
 	for _, p := range []struct {
 		prec Precision
@@ -299,33 +300,41 @@ func TestMixedProducts(t *testing.T) {
 	}{{FP32, kernelTol}, {TF32, tf32KernelTol}, {BF16, 2e-2}} {
 		e := engineOf(t, p.prec)
 		r := rand.New(rand.NewPCG(11, 12))
-		host := func(n int) []float32 {
+		values := func(n int) []float32 {
 			x := make([]float32, n)
 			for i := range x {
 				x[i] = 2*r.Float32() - 1
 			}
 			return x
 		}
+		const n, k = 768, 768
 		for _, c := range []struct {
-			name       string
-			m, n, k    int
-			devA, devC bool
+			name             string
+			m                int
+			devA, devB, devC bool
+			beta             float32
 		}{
-			{"a decoded token against placed weights", 1, 768, 768, false, false},
-			{"a prompt against placed weights", 64, 256, 128, false, false},
-			{"placed activations, host weights, host result", 48, 96, 80, true, false},
-			{"host operands into the engine's result", 40, 72, 64, false, true},
+			{"a decoded token against placed weights", 1, false, true, false, 0},
+			{"a prompt against placed weights, added to C", 64, false, true, false, 0.5},
+			{"placed activations against host weights", 256, true, false, false, 0},
+			{"host activations into the engine's result", 32, false, true, true, 0.5},
 		} {
-			a, b, cm := host(c.m*c.k), random(e, r, c.n*c.k, 1), host(c.m*c.n)
-			if c.devA {
-				a = append(random(e, r, len(a), 1)[:0], a...)
-			}
-			if c.devC {
-				cm = append(random(e, r, len(cm), 1)[:0], cm...)
-			}
+			a, b, cm := values(c.m*k), values(n*k), values(c.m*n)
 			want := append([]float32(nil), cm...)
-			e.Sgemm(false, true, c.m, c.n, c.k, 1, a, c.k, b, c.k, 0.5, cm, c.n) // y = x·wᵀ + y/2
-			cpubackend.Gonum{}.Sgemm(false, true, c.m, c.n, c.k, 1, a, c.k, b, c.k, 0.5, want, c.n)
+			cpubackend.Gonum{}.Sgemm(false, true, c.m, n, k, 2, a, k, b, k, c.beta, want, n) // 2·x·wᵀ: see the Scale below
+			place := func(dev bool, x []float32) []float32 {
+				if !dev {
+					return x
+				}
+				return append(e.Make(tensor.Float32, len(x)).([]float32)[:0], x...)
+			}
+			a, b, cm = place(c.devA, a), place(c.devB, b), place(c.devC, cm)
+			if c.devB { // every case has A or B in the engine's memory: scale that one there,
+				e.Scale(b, 2) // queued, which the product must wait for
+			} else {
+				e.Scale(a, 2)
+			}
+			e.Sgemm(false, true, c.m, n, k, 1, a, k, b, k, c.beta, cm, n)
 			within(t, e, fmt.Sprintf("%v: %s", p.prec, c.name), cm, want, p.tol)
 		}
 	}

@@ -28,21 +28,27 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 		e.b.mu.Unlock()
 		return
 	}
-	var copied int // bytes a mixed product copies
-	for _, o := range []struct {
-		in    bool
-		bytes int
-	}{{inA, 4 * spanA}, {inB, 4 * spanB}, {inC, 8 * spanC}} {
-		if !o.in {
-			copied += o.bytes
+	copied := 0 // the bytes a mixed product copies, as BLAS.run copies them
+	if !inA {
+		copied += 4 * spanA
+	}
+	if !inB {
+		copied += 4 * spanB
+	}
+	if !inC {
+		copied += 4 * spanC // back
+		if beta != 0 || (m > 1 && ldc != n) {
+			copied += 4 * spanC // and there
 		}
 	}
 	flops := 2 * float64(m) * float64(n) * float64(k)
 	whole := len(a) >= spanA && len(bm) >= spanB && len(c) >= spanC // else the BLAS says what is short
-	if (inA || inB || inC) && whole && k > 0 && e.b.failed == nil && flops >= MinIntensity*float64(copied) &&
-		e.b.tryGPU(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc, e.operands(a[:spanA], bm[:spanB], inA, inB)) {
-		e.b.mu.Unlock()
-		return
+	if (inA || inB || inC) && whole && k > 0 && (e.b.min == 0 || flops >= MinIntensity*float64(copied)) {
+		if on, ok := e.operands(a[:spanA], bm[:spanB], inA, inB); ok &&
+			e.b.tryGPU(transA, transB, m, n, k, alpha, a[:spanA], lda, bm[:spanB], ldb, beta, c[:spanC], ldc, on) {
+			e.b.mu.Unlock()
+			return
+		}
 	}
 	if inA || inB || inC { // the host is to read or write what queued work may still use
 		e.b.w.wait(e.sync)
@@ -53,9 +59,10 @@ func (e *Engine) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 
 // operands says where a mixed product's operands lie on the device (0: in host memory): the
 // engine's own where they are; with bfloat16 products, A and B in bfloat16 copies the
-// engine rounds them into first (queued now, so done before the product). The caller
-// holds b.mu.
-func (e *Engine) operands(a, bm []float32, inA, inB bool) func([]float32) uintptr {
+// engine rounds them into first (queued now, so done before the product). ok is false when
+// those copies cannot be made (the engine has failed, or their memory could not be had):
+// the product then runs elsewhere. The caller holds b.mu.
+func (e *Engine) operands(a, bm []float32, inA, inB bool) (on func([]float32) uintptr, ok bool) {
 	var halfA, halfB uintptr
 	if e.b.prec == BF16 {
 		if inA {
@@ -63,6 +70,9 @@ func (e *Engine) operands(a, bm []float32, inA, inB bool) func([]float32) uintpt
 		}
 		if inB {
 			halfB = e.halves(scratchHalfB, e.ptr(bm), len(bm))
+		}
+		if e.err() != nil || inA && halfA == 0 || inB && halfB == 0 {
+			return nil, false
 		}
 	}
 	return func(x []float32) uintptr {
@@ -75,7 +85,7 @@ func (e *Engine) operands(a, bm []float32, inA, inB bool) func([]float32) uintpt
 			return halfB
 		}
 		return uintptr(unsafe.Pointer(&x[0]))
-	}
+	}, true
 }
 
 // Dgemm runs on the host: float64 is for tests and checks.
