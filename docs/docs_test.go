@@ -163,11 +163,12 @@ type shell struct {
 func newShell(t *testing.T, root string, env []string) *shell {
 	dir := t.TempDir()
 	s := &shell{t: t, state: filepath.Join(dir, "state"), cwd: filepath.Join(dir, "cwd")}
-	caches, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	names := []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOENV"} // GOENV: the settings of go env -w
+	caches, err := exec.Command("go", append([]string{"env"}, names...)...).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, name := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+	for i, name := range names {
 		env = append(env, name+"="+strings.Split(string(caches), "\n")[i])
 	}
 	s.environment = append(os.Environ(), append(env, "GOCHAT_HOME="+filepath.Join(dir, "home"), "HOME="+filepath.Join(dir, "user"))...)
@@ -187,7 +188,8 @@ func (s *shell) run(script string, strict bool) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "set -a\n[ -f %q ] && . %q\ncd %q\n", s.state, s.state, strings.TrimSpace(string(cwd)))
+	// A server a block starts in the background ends with the block, however it ends.
+	fmt.Fprintf(&b, "trap 'kill $(jobs -p) 2>/dev/null' EXIT\nset -a\n[ -f %q ] && . %q\ncd %q\n", s.state, s.state, strings.TrimSpace(string(cwd)))
 	if strict {
 		b.WriteString("set -euo pipefail\n")
 	}
@@ -199,6 +201,7 @@ func (s *shell) run(script string, strict bool) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", b.String())
 	cmd.Env = s.environment
+	cmd.WaitDelay = 10 * time.Second // for what bash started and left holding the output
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

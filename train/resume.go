@@ -44,7 +44,8 @@ func trainingDifference(saved, now Settings) string {
 	for _, s := range []*Settings{&saved, &now} {
 		s.EvalEvery, s.Evals, s.EvalTokens, s.SampleEvery, s.SaveEvery = 0, 0, 0, 0, 0
 		s.MetricsEvery, s.EvalExamples = 0, 0
-		s.Recompute = "" // the same gradients either way
+		s.Recompute = ""                          // the same gradients either way
+		s.NumIterations = max(s.NumIterations, 0) // -1 and 0 both leave the horizon to the others (a mid run saved 0 before it had the flag)
 	}
 	return firstDifference(saved, now)
 }

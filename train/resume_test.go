@@ -25,6 +25,10 @@ func TestFirstDifference(t *testing.T) {
 	if d := trainingDifference(saved, now); d != "" {
 		t.Errorf("evaluation cadences: %q", d)
 	}
+	saved.NumIterations, now.NumIterations = 0, -1 // "none" either way
+	if d := trainingDifference(saved, now); d != "" {
+		t.Errorf("num_iterations 0 and -1: %q", d)
+	}
 	now.TargetParamDataRatio = 0.1
 	if d, want := trainingDifference(saved, now), "target_param_data_ratio = 20, not 0.1"; d != want {
 		t.Errorf("got %q, want %q", d, want)
