@@ -78,8 +78,8 @@ func chatCommand() *cli.Command {
 		Name:  "chat",
 		Usage: "talk to a model in the terminal (nanochat's chat_cli)",
 		Description: "Type a message and Enter; `clear` starts a new conversation, `quit` or `exit` (or Ctrl-D) ends.\n" +
-			"Ctrl-C stops a reply; at the prompt it ends the program. A base model (-i base, what `gochat demo`\n" +
-			"trains) does not chat: it continues each text you type.",
+			"Ctrl-C stops a reply; at the prompt it ends the program. A base model (-i base, what `gochat\n" +
+			"train base` makes) does not chat: it continues each text you type.",
 		Flags: append(generationFlags("sft", 0.6, 256), sampleSeedFlag,
 			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "answer this one message and exit"}),
 		Action: runChat,
@@ -115,7 +115,7 @@ func loadEngine(c *cli.Context) (*sampler.Generator, string, error) {
 	m, tok, which, err := loadCached(c, root, engine)
 	if err != nil {
 		if tags, _ := checkpoint.Tags(root); len(tags) == 0 && c.String("source") != "base" {
-			err = fmt.Errorf("%w (models trained by `gochat demo` or `gochat train base` are base models: -i base)", err)
+			err = fmt.Errorf("%w (this stage has no runs yet; `gochat train base` makes base models: -i base)", err)
 		}
 		return nil, "", err
 	}
