@@ -159,12 +159,12 @@ func runEvalBPB(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	B := c.Int("device-batch-size")
-	m, tok, which, err := bpbScorer(c, homeDir(c, "checkpoints", "base_checkpoints"), B, engine)
+	trainShards, valShard, err := loader.Split(dataDir(c)) // before the model is built
 	if err != nil {
 		return err
 	}
-	trainShards, valShard, err := loader.Split(dataDir(c))
+	B := c.Int("device-batch-size")
+	m, tok, which, err := bpbScorer(c, homeDir(c, "checkpoints", "base_checkpoints"), B, engine)
 	if err != nil {
 		return err
 	}
