@@ -615,9 +615,12 @@ func (b *baseRun) printChatPlan() {
 		b.Stage, s.Source, c.NLayer, c.NEmbd, c.VocabSize, p.Params)
 	fmt.Fprintf(b.Log, "tokens / micro-batch: %d (%d × %d), total batch size %d => gradient accumulation steps: %d\n",
 		s.DeviceBatchSize*s.MaxSeqLen, s.DeviceBatchSize, s.MaxSeqLen, p.TokensPerStep, p.GradAccum)
-	if p.NumIterations > 0 {
+	switch {
+	case p.NumIterations > 0 && b.Stage == MidStage:
+		fmt.Fprintf(b.Log, "number of iterations: %d at most (rows of packed conversations; fewer if the pass ends first)\n", p.NumIterations)
+	case p.NumIterations > 0:
 		fmt.Fprintf(b.Log, "number of iterations: %d (%d conversations a step)\n", p.NumIterations, p.TokensPerStep/s.MaxSeqLen)
-	} else {
+	default:
 		fmt.Fprintf(b.Log, "number of iterations: one pass over the conversations\n")
 	}
 	fmt.Fprintf(b.Log, "data: %d conversations to train on, %d to validate on (%d batches per evaluation)\n", b.Train.Len(), b.Val.Len(), p.EvalSteps)
