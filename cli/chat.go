@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -30,13 +29,14 @@ func sourceFlag(def string) *cli.StringFlag {
 	return &cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: def, Usage: "training stage of the checkpoint: base, mid, sft or rl"}
 }
 
-// sourceRoot is the folder of the runs of the stage --source names.
+// sourceRoot is the folder of the runs of the stage --source names, or the one
+// --checkpoints names where a command takes it.
 func sourceRoot(c *cli.Context) (string, error) {
 	folder, ok := sources[c.String("source")]
 	if !ok {
 		return "", fmt.Errorf("--source %q: want base, mid, sft or rl", c.String("source"))
 	}
-	return filepath.Join(gochatHome(), folder), nil
+	return homeDir(c, "checkpoints", folder), nil
 }
 
 // generationFlags are the flags of the commands that generate: the checkpoint and the

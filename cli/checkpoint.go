@@ -23,8 +23,7 @@ func checkpointCommand() *cli.Command {
 				"bfloat16 or float16 weights); the run becomes step 0 of --model-tag and its tokenizer is saved in\n" +
 				"the run's folder, under tokenizer/, which the other commands take with --tokenizer.",
 			ArgsUsage: "DIR",
-			Flags: []cli.Flag{&cli.StringFlag{Name: "source", Aliases: []string{"i"}, Value: "base", Usage: "training stage to import into: base, mid, sft or rl"},
-				stepFlag, checkpoints, formatFlag,
+			Flags: []cli.Flag{sourceFlag("base"), stepFlag, checkpoints, formatFlag,
 				&cli.StringFlag{Name: "model-tag", Aliases: []string{"g"}, Usage: "run folder to create (default: the source folder's name)"}},
 			Action: runCheckpointImport,
 		}, {
@@ -72,7 +71,7 @@ func runCheckpointImport(c *cli.Context) error {
 	if err := checkpoint.ValidTag(tag); err != nil {
 		return fmt.Errorf("--model-tag: %w", err)
 	}
-	root, err := stageRoot(c)
+	root, err := sourceRoot(c)
 	if err != nil {
 		return err
 	}
@@ -103,20 +102,11 @@ func runCheckpointImport(c *cli.Context) error {
 	return nil
 }
 
-// stageRoot is the folder of the runs a checkpoint command reads or writes: --checkpoints
-// when given, else the stage's that -i names.
-func stageRoot(c *cli.Context) (string, error) {
-	if c.IsSet("checkpoints") {
-		return c.String("checkpoints"), nil
-	}
-	return sourceRoot(c)
-}
-
 func runCheckpointExport(c *cli.Context) error {
 	if err := checkFormat(c); err != nil {
 		return err
 	}
-	root, err := stageRoot(c)
+	root, err := sourceRoot(c)
 	if err != nil {
 		return err
 	}
