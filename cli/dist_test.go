@@ -133,11 +133,15 @@ func mpiGochat(t *testing.T, ctx context.Context, home string, np int, args ...s
 //
 // With two micro-batches per rank against four, the gradients are added in another order,
 // (g0+g2)+(g1+g3) against ((g0+g1)+g2)+g3: a few roundings of 1e-7 relative. The losses and
-// bpb agree within 1e-5 relative and each tensor's weights within an RMS difference of
-// 1e-6 (measured 3e-7; a rank reading another's micro-batches moves them by 1e-3 and
-// more). No bound holds for the largest difference: AdamW divides by √v, so an entry whose
-// gradient nearly cancels over the micro-batches moves by an amount that rounding sets
-// (measured 2e-5 on one machine, 2e-4 on another).
+// bpb agree within 1e-5 relative. Each tensor's weights differ by an RMS under 1e-4 of
+// how far the tensor moved over the last half of the run: measured 4e-6 to 1.3e-5 for
+// Muon's matrices, 5e-7 for the embedding (2e-6 on another machine), where a rank reading
+// another's micro-batches makes it a quarter and more. The bound is relative because the
+// tensors move by amounts three orders apart (the embedding, AdamW's at a high rate, by
+// 0.5 RMS; the matrices by 4e-3), and the difference follows. No bound holds for the
+// largest difference: AdamW divides by √v, so an entry whose gradient nearly cancels over
+// the micro-batches moves by an amount that rounding sets (2e-5 on one machine, 2e-4 on
+// another).
 //
 // The job interrupted with Ctrl-C and resumed ends as it does run straight, byte for byte;
 // resuming it in one process is refused.
@@ -194,7 +198,7 @@ func TestTrainUnderMPI(t *testing.T) {
 			t.Errorf("record %d: %+v under mpirun, %+v in one process", i, r, s)
 		}
 	}
-	closeWeights(t, final("single4", steps), final("ranks4", steps), 1e-6)
+	closeWeights(t, final("single4", steps/2), final("single4", steps), final("ranks4", steps), 1e-4)
 
 	// Ctrl-C of the whole job: the ranks agree to stop, rank 0 saves, and the job resumed
 	// on two ranks ends where the straight one does.
@@ -318,33 +322,38 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-// closeWeights fails unless every tensor in gotPath differs from its namesake in wantPath
-// by an RMS under rms; it logs each tensor's RMS and largest difference.
-func closeWeights(t *testing.T, wantPath, gotPath string, rms float64) {
+// closeWeights fails unless every tensor in got differs from its namesake in want by an
+// RMS under rel times the RMS of how far want moved since before (an earlier checkpoint
+// of the same run); it logs each tensor's differences.
+func closeWeights(t *testing.T, beforePath, wantPath, gotPath string, rel float64) {
 	t.Helper()
-	want, err := graph.ReadWeights(wantPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := graph.ReadWeights(gotPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, w := range want {
-		g := got[name]
-		if len(g) != len(w) {
-			t.Fatalf("%s: %d values, want %d", name, len(g), len(w))
+	read := func(path string) map[string][]float32 {
+		w, err := graph.ReadWeights(path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		squares, most := 0.0, 0.0
-		for i := range w {
-			d := math.Abs(float64(w[i] - g[i]))
+		return w
+	}
+	before, want, got := read(beforePath), read(wantPath), read(gotPath)
+	rms := func(a, b []float32) (root, most float64) {
+		squares := 0.0
+		for i := range a {
+			d := math.Abs(float64(a[i] - b[i]))
 			squares += d * d
 			most = max(most, d)
 		}
-		r := math.Sqrt(squares / float64(len(w)))
-		t.Logf("%s: RMS difference %.3g, largest %.3g", name, r, most)
-		if r > rms || math.IsNaN(r) {
-			t.Errorf("%s: RMS difference %.3g, want under %.3g", name, r, rms)
+		return math.Sqrt(squares / float64(len(a))), most
+	}
+	for name, w := range want {
+		g, b := got[name], before[name]
+		if len(g) != len(w) || len(b) != len(w) {
+			t.Fatalf("%s: %d and %d values, want %d", name, len(g), len(b), len(w))
+		}
+		diff, most := rms(w, g)
+		moved, _ := rms(w, b)
+		t.Logf("%s: RMS difference %.3g (%.2g of its move, %.3g), largest %.3g", name, diff, diff/moved, moved, most)
+		if !(diff <= rel*moved) {
+			t.Errorf("%s: RMS difference %.3g, want under %.2g of its move since %s (%.3g)", name, diff, rel, filepath.Base(beforePath), moved)
 		}
 	}
 }
