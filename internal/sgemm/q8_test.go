@@ -46,12 +46,13 @@ func TestQuantizeQ8(t *testing.T) {
 }
 
 // TestMulQ8T compares every kernel's product with the dequantized matrix's, in float64, on
-// shapes with ragged edges (rows not a multiple of 4, columns not a multiple of 8), one and
-// several rows of x, and a part of q's rows.
+// shapes with ragged edges (rows not a multiple of 4, columns not a multiple of 8 or 16),
+// columns that the kernels take in 64s, in 16s, and both, one and several rows of x, and a
+// part of q's rows.
 func TestMulQ8T(t *testing.T) {
 	forEachKernel(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(5, 6))
-		for _, sh := range []struct{ n, rows, cols, j0, j1 int }{{1, 64, 128, 0, 64}, {3, 13, 45, 0, 13}, {2, 30, 7, 4, 27}, {1, 9, 768, 1, 9}, {2, 8, 40, 0, 8}} {
+		for _, sh := range []struct{ n, rows, cols, j0, j1 int }{{1, 64, 128, 0, 64}, {3, 13, 45, 0, 13}, {2, 30, 7, 4, 27}, {1, 9, 768, 1, 9}, {2, 8, 40, 0, 8}, {1, 8, 100, 0, 8}, {2, 4, 64, 0, 4}} {
 			w := make([]float32, sh.rows*sh.cols)
 			for i := range w {
 				w[i] = float32(r.NormFloat64())
@@ -104,5 +105,26 @@ func BenchmarkMulQ8T(b *testing.B) {
 	b.SetBytes(int64(rows * cols))
 	for b.Loop() {
 		MulQ8T(1, x, q, y, rows, 0, rows)
+	}
+}
+
+// BenchmarkMulQ8TFromMemory streams a 192 MiB int8 matrix, more than any cache holds, through
+// each kernel on one goroutine: the rate a decoded token reads its weights at, per core.
+func BenchmarkMulQ8TFromMemory(b *testing.B) {
+	rows, cols := 1<<18, 768
+	q := Q8{Rows: rows, Cols: cols, Q: make([]int8, rows*cols), Scale: make([]float32, rows)}
+	for i := range q.Q {
+		q.Q[i] = int8(i%13 - 6)
+	}
+	x, y := make([]float32, cols), make([]float32, rows)
+	defer func(k *microKernel) { active = k }(active)
+	for _, k := range kernels {
+		active = k
+		b.Run(k.name, func(b *testing.B) {
+			b.SetBytes(int64(rows * cols))
+			for b.Loop() {
+				MulQ8T(1, x, q, y, rows, 0, rows)
+			}
+		})
 	}
 }
