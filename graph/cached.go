@@ -24,7 +24,8 @@ type Cached struct {
 	wte    []float32
 	blocks []block
 	lmHead weight
-	bufs   sync.Pool // of *buffers: the activations of a forward pass, reused by the next
+	bufs   sync.Pool       // of *buffers: the activations of a forward pass, reused by the next
+	placed backend.Backend // the engine whose memory holds the matrices, once Place has run
 }
 
 // block is one transformer layer's matrices; q, k and v are one matrix, as in the training
@@ -155,12 +156,17 @@ func (m *Cached) matrices() []*weight {
 // Place copies the model's float32 matrices into e's memory when e keeps its tensors on a
 // device (a backend.DeviceMemory: the CUDA engine), where e's products read them in place
 // and copy only the activations, which stay in host memory; on other engines it does
-// nothing. The embedding stays: a token reads one row of it, on the processors. Call it
-// once, for a model that stays (an engine does not give its memory back).
+// nothing. The embedding stays: a token reads one row of it, on the processors. Place it
+// where it is again does nothing; on another engine, is an error. Place models that stay:
+// an engine does not give its memory back.
 func (m *Cached) Place(e backend.Backend) error {
-	if _, device := e.(backend.DeviceMemory); !device {
+	if _, device := e.(backend.DeviceMemory); !device || m.placed == e {
 		return nil
 	}
+	if m.placed != nil {
+		return fmt.Errorf("graph: the model's matrices are in %s's memory, not %s's", m.placed.Name(), e.Name())
+	}
+	m.placed = e
 	for _, w := range m.matrices() {
 		if w.f == nil {
 			continue

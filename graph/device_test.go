@@ -3,6 +3,7 @@ package graph_test
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"gochat/backend"
@@ -10,6 +11,8 @@ import (
 	"gochat/graph"
 	"gochat/internal/hostdevice"
 	"gochat/layers"
+
+	"gorgonia.org/tensor"
 )
 
 // TestDeviceGraphs runs the other graphs on a device: per-token training losses (whose
@@ -69,13 +72,22 @@ func TestDeviceGraphs(t *testing.T) {
 
 // placing is a device engine (a backend.DeviceMemory) whose memory is host memory: what
 // Cached.Place puts a generation model's weights in.
-type placing struct{ *hostdevice.Device }
+type placing struct {
+	*hostdevice.Device
+	made *int // the buffers Make has made
+}
 
 func (placing) DeviceBytes() uint64 { return 0 }
 
+func (p placing) Make(dt tensor.Dtype, n int) any {
+	*p.made++
+	return p.Device.Make(dt, n)
+}
+
 // TestCachedPlace: a generation model placed on a device engine computes what it did, from
 // copies of its matrices in the engine's memory (the weights it was made from no longer
-// matter, but for the embedding, which stays); on the CPU engine placing changes nothing.
+// matter, but for the embedding, which stays); placed again it makes no more copies, and
+// another device engine is refused; on the CPU engine placing changes nothing.
 func TestCachedPlace(t *testing.T) {
 	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
 	ids := []int{5, 17, 3, 88, 42, 1, 9}
@@ -87,7 +99,8 @@ func TestCachedPlace(t *testing.T) {
 		}
 		return out
 	}
-	for _, e := range []backend.Backend{placing{hostdevice.New(cpubackend.Gonum{})}, cpubackend.New(cpubackend.Gonum{})} {
+	made := 0
+	for _, e := range []backend.Backend{placing{hostdevice.New(cpubackend.Gonum{}), &made}, cpubackend.New(cpubackend.Gonum{})} {
 		w := graph.InitWeights(cfg, 3)
 		for i := range w["lm_head.weight"] {
 			w["lm_head.weight"][i] = float32(i%13)/13 - 0.5 // nanochat's zero lm_head would hide the rest
@@ -104,6 +117,15 @@ func TestCachedPlace(t *testing.T) {
 			t.Fatalf("%s: placing changed the logits", e.Name())
 		}
 		_, device := e.(backend.DeviceMemory)
+		if device {
+			once := made
+			if err := m.Place(e); err != nil || made != once {
+				t.Errorf("placed again: %v, %d buffers made, then %d", err, once, made)
+			}
+			if err := m.Place(placing{hostdevice.New(cpubackend.Gonum{}), &made}); err == nil || !strings.Contains(err.Error(), "memory") {
+				t.Errorf("placed on a second device engine: %v", err)
+			}
+		}
 		for name, x := range w {
 			if name != "transformer.wte.weight" {
 				clear(x)
