@@ -65,7 +65,7 @@ func (w weight) mul(e backend.Gemm, n int, x, y []float32) {
 		for j0 := 0; j0 < w.out; j0 += q8Block {
 			rows := min(q8Block, w.out-j0)
 			b, p := (*block)[:rows*w.in], (*part)[:n*rows]
-			w.q.DequantizeRows(b, j0, j0+rows)
+			parallel.For(rows, w.in, func(lo, hi int) { w.q.DequantizeRows(b[lo*w.in:hi*w.in], j0+lo, j0+hi) })
 			e.Sgemm(false, true, n, rows, w.in, 1, x, w.in, b, w.in, 0, p, rows)
 			for i := range n {
 				copy(y[i*w.out+j0:i*w.out+j0+rows], p[i*rows:(i+1)*rows])
