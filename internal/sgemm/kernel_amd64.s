@@ -440,7 +440,10 @@ axpyloop:
 
 // func dot4AVX2(k int, x, m *float32, ldm int, y *float32)
 //
-// y[r] = x[0:k]·m[r·ldm:r·ldm+k] for r < 4, 8 steps of k at a time.
+// y[r] = x[0:k]·m[r·ldm:r·ldm+k] for r < 4, 16 steps of k at a time while they last, then 8.
+// Each 16 asks for the line 16 KiB on in each row into the second-level cache, as
+// dot4q8AVX2 does: from memory on the development VM, 12.5 → 19 GB/s on one core, 22.8 →
+// 26–30 on two (4 KiB ahead: 16.7; 32 KiB: 18).
 TEXT ·dot4AVX2(SB), NOSPLIT, $0-40
 	MOVQ k+0(FP), CX   // CX: steps left
 	MOVQ x+8(FP), AX   // AX: the current 8 elements of x
@@ -454,7 +457,33 @@ TEXT ·dot4AVX2(SB), NOSPLIT, $0-40
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-dotloop:
+	CMPQ CX, $16
+	JLT  dottail
+
+dotloop16:
+	PREFETCHT1  16384(SI)
+	PREFETCHT1  16384(SI)(R8*1)
+	PREFETCHT1  16384(SI)(R8*2)
+	PREFETCHT1  16384(SI)(R9*1)
+	VMOVUPS     (AX), Y4
+	VMOVUPS     32(AX), Y5
+	VFMADD231PS (SI), Y4, Y0
+	VFMADD231PS (SI)(R8*1), Y4, Y1
+	VFMADD231PS (SI)(R8*2), Y4, Y2
+	VFMADD231PS (SI)(R9*1), Y4, Y3
+	VFMADD231PS 32(SI), Y5, Y0
+	VFMADD231PS 32(SI)(R8*1), Y5, Y1
+	VFMADD231PS 32(SI)(R8*2), Y5, Y2
+	VFMADD231PS 32(SI)(R9*1), Y5, Y3
+	ADDQ        $64, AX
+	ADDQ        $64, SI
+	SUBQ        $16, CX
+	CMPQ        CX, $16
+	JGE         dotloop16
+	TESTQ       CX, CX
+	JZ          dotsum
+
+dottail:
 	VMOVUPS     (AX), Y4   // Y4: 8 elements of x
 	VFMADD231PS (SI), Y4, Y0
 	VFMADD231PS (SI)(R8*1), Y4, Y1
@@ -463,7 +492,9 @@ dotloop:
 	ADDQ        $32, AX
 	ADDQ        $32, SI
 	SUBQ        $8, CX
-	JNZ         dotloop
+	JNZ         dottail
+
+dotsum:
 
 	// Add the lanes: Y0 = [row0 row1 row2 row3] in each 128-bit half, then the halves.
 	VHADDPS      Y1, Y0, Y0
