@@ -13,15 +13,22 @@ import (
 )
 
 // View locates a (batch, position, head, dim) array in memory: element (b, t, h, d) is
-// Data[b·Batch + t·Row + h·HeadDim + d]. It lets one kernel read q, k and v out of a fused
-// q|k|v row or out of a KV cache without copying.
+// Data[b·Batch + t·Row + h·Head + d], Head being HeadDim when it is 0 (heads side by side in
+// a row). It lets one kernel read q, k and v out of a fused q|k|v row or out of a KV cache,
+// which keeps each head's positions together, without copying.
 type View[T Float] struct {
-	Data       []T
-	Batch, Row int
+	Data             []T
+	Batch, Row, Head int
 }
 
 // at returns the slice starting at (b, t, head h) for heads of size d.
-func (v View[T]) at(b, t, h, d int) []T { return v.Data[b*v.Batch+t*v.Row+h*d:] }
+func (v View[T]) at(b, t, h, d int) []T {
+	head := v.Head
+	if head == 0 {
+		head = d
+	}
+	return v.Data[b*v.Batch+t*v.Row+h*head:]
+}
 
 // attnBlock is the number of query rows scored at once: a block of attnBlock×Tk scores is
 // all a worker holds, and a causal block needs only the keys up to its last row.
