@@ -135,23 +135,25 @@ func Categorical(ctx context.Context, m *graph.Cached, tok *tokenizer.Tokenizer,
 		for b, p := range prompts {
 			copy(ids[b*T:], p)
 		}
-		logits, err := m.ForwardAll(m.NewKVCache(len(prompts), T), ids, T)
+		err := m.Score(ids, len(prompts), T, func(logits []float32) error {
+			for b, ex := range examples {
+				last := logits[(b*T+len(prompts[b])-1)*V:]
+				focus := make([]float32, len(ex.Letters))
+				for k, letter := range ex.Letters {
+					id, err := letterID(letter)
+					if err != nil {
+						return fmt.Errorf("categorical: problem %d: %w", start+b, err)
+					}
+					focus[k] = last[id]
+				}
+				choice := ex.Letters[argmax(focus)]
+				answer := ex.Messages[len(ex.Messages)-1].Text
+				res.add(ChatProblem{Index: start + b, Passed: tasks.CorrectChoice(ex, choice), Answer: answer, Choice: choice})
+			}
+			return nil
+		})
 		if err != nil {
 			return res, fmt.Errorf("categorical: problems %d to %d: %w", start, end-1, err)
-		}
-		for b, ex := range examples {
-			last := logits[(b*T+len(prompts[b])-1)*V:]
-			focus := make([]float32, len(ex.Letters))
-			for k, letter := range ex.Letters {
-				id, err := letterID(letter)
-				if err != nil {
-					return res, fmt.Errorf("categorical: problem %d: %w", start+b, err)
-				}
-				focus[k] = last[id]
-			}
-			choice := ex.Letters[argmax(focus)]
-			answer := ex.Messages[len(ex.Messages)-1].Text
-			res.add(ChatProblem{Index: start + b, Passed: tasks.CorrectChoice(ex, choice), Answer: answer, Choice: choice})
 		}
 		if progress != nil {
 			progress(end, n)

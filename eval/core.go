@@ -215,16 +215,18 @@ func ScoreCore(m *graph.Cached, cases []*CoreCase) ([]CoreVerdict, error) {
 			}
 		}
 	}
-	logits, err := m.ForwardAll(m.NewKVCache(B, T), ids, T)
-	if err != nil {
-		return nil, fmt.Errorf("core: %w", err)
-	}
 	V := m.Config.VocabSize
 	verdicts := make([]CoreVerdict, len(cases))
-	row := 0
-	for k, c := range cases {
-		verdicts[k] = c.judge(logits[row*T*V:(row+len(c.Seqs))*T*V], T, V)
-		row += len(c.Seqs)
+	err := m.Score(ids, B, T, func(logits []float32) error {
+		row := 0
+		for k, c := range cases {
+			verdicts[k] = c.judge(logits[row*T*V:(row+len(c.Seqs))*T*V], T, V)
+			row += len(c.Seqs)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("core: %w", err)
 	}
 	return verdicts, nil
 }

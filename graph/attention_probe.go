@@ -32,12 +32,13 @@ func (m *Cached) Probe(ids []int) (*Probe, error) {
 	if T > m.rotary.Len {
 		return nil, fmt.Errorf("graph: probe of %d tokens is beyond the model's rotary table of %d positions", T, m.rotary.Len)
 	}
-	c := m.NewKVCache(1, T)
-	o := &probeOps{sliceOps: sliceOps{m: m, c: c, bufs: &buffers{}, ids: ids, T: T}, probe: &Probe{T: T}}
-	trunk[[]float32](o, m.Config.NLayer)
-	if o.err != nil {
-		return nil, o.err
+	if err := m.check(ids, 1, T, 0); err != nil {
+		return nil, err
 	}
+	pass, done := m.hostPass(m.NewKVCache(1, T), ids, 1, T)
+	defer done()
+	o := &probeOps{sliceOps: *pass, probe: &Probe{T: T}}
+	trunk[[]float32](o, m.Config.NLayer)
 	return o.probe, nil
 }
 
@@ -94,8 +95,7 @@ func (o *probeOps) block(l int, x []float32, body func([]float32) []float32) []f
 	normed := make([]float32, len(x))
 	layers.RMSNormForward(normed, x, cfg.NEmbd, cfg.NEmbd, 1)
 	logits := make([]float32, o.T*cfg.VocabSize)
-	o.m.lmHead.mul(o.m.gemm, o.T, normed, logits)
-	layers.SoftcapForward(logits, logits, LogitSoftcap)
+	o.head(normed, logits)
 	o.probe.Lens = append(o.probe.Lens, logits)
 	return x
 }

@@ -20,12 +20,21 @@ import (
 type Cached struct {
 	Config Config
 	gemm   backend.Gemm
+	host   backend.Kernels // the kernels of a pass in host memory: layers' Go kernels over gemm
 	rotary *backend.RotaryTable
 	wte    []float32
 	blocks []block
 	lmHead weight
-	bufs   sync.Pool       // of *buffers: the activations of a forward pass, reused by the next
-	placed backend.Backend // the engine whose memory holds the matrices, once Place has run
+	bufs   sync.Pool  // of *buffers in host memory: the activations of a pass, reused by the next
+	placed *placement // the device engine that holds the matrices, once Place has run
+}
+
+// placement is a device engine holding a model's float32 matrices and a copy of its
+// embedding, where Score runs whole passes.
+type placement struct {
+	e    backend.Backend
+	wte  []float32
+	bufs sync.Pool // of *buffers in e's memory
 }
 
 // block is one transformer layer's matrices; q, k and v are one matrix, as in the training
@@ -124,7 +133,7 @@ func newCached(cfg Config, e backend.Gemm) (*Cached, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cached{Config: cfg, gemm: e, rotary: table, blocks: make([]block, cfg.NLayer)}, nil
+	return &Cached{Config: cfg, gemm: e, host: layers.NewHostOps[float32](e), rotary: table, blocks: make([]block, cfg.NLayer)}, nil
 }
 
 // Quantize rounds every matrix the model multiplies by (each block's and lm_head) to int8
@@ -154,28 +163,33 @@ func (m *Cached) matrices() []*weight {
 }
 
 // Place copies the model's float32 matrices into e's memory when e keeps its tensors on a
-// device (a backend.DeviceMemory: the CUDA engine), where e's products read them in place
-// and copy only the activations, which stay in host memory; on other engines it does
-// nothing. The embedding stays: a token reads one row of it, on the processors. Place it
-// where it is again does nothing; on another engine, is an error. Place models that stay:
-// an engine does not give its memory back.
+// device (a backend.DeviceMemory: the CUDA engine), where e's products read them in place.
+// Forward's activations stay in host memory, its products copying them over; Score's pass
+// runs on the device whole, from a copy of the embedding placed beside (Forward keeps
+// reading the host's, a row a token). On other engines Place does nothing. Place it where
+// it is again does nothing; on another engine, is an error. Place models that stay: an
+// engine does not give its memory back.
 func (m *Cached) Place(e backend.Backend) error {
-	if _, device := e.(backend.DeviceMemory); !device || m.placed == e {
+	if _, device := e.(backend.DeviceMemory); !device || m.placed != nil && m.placed.e == e {
 		return nil
 	}
 	if m.placed != nil {
-		return fmt.Errorf("graph: the model's matrices are in %s's memory, not %s's", m.placed.Name(), e.Name())
+		return fmt.Errorf("graph: the model's matrices are in %s's memory, not %s's", m.placed.e.Name(), e.Name())
 	}
-	m.placed = e
+	m.placed = &placement{e: e, wte: deviceCopy(e, m.wte)}
 	for _, w := range m.matrices() {
-		if w.f == nil {
-			continue
+		if w.f != nil {
+			w.f = deviceCopy(e, w.f)
 		}
-		placed := e.Make(tensor.Float32, len(w.f)).([]float32)
-		copy(placed, w.f)
-		w.f = placed
 	}
 	return e.Sync()
+}
+
+// deviceCopy is x copied into e's memory.
+func deviceCopy(e backend.Memory, x []float32) []float32 {
+	placed := e.Make(tensor.Float32, len(x)).([]float32)
+	copy(placed, x)
+	return placed
 }
 
 // NanochatRotary makes the model rotate with bfloat16 cos and sin tables, as nanochat's
@@ -208,37 +222,112 @@ func (m *Cached) ForwardAll(c *KVCache, ids []int, T int) ([]float32, error) {
 func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, error) {
 	cfg := m.Config
 	B, C := c.Batch, cfg.NEmbd
-	if T <= 0 || len(ids) != B*T {
-		return nil, fmt.Errorf("graph: %d ids for %d rows of %d tokens", len(ids), B, T)
-	}
-	if c.Pos+T > m.rotary.Len {
-		return nil, fmt.Errorf("graph: position %d is beyond the model's rotary table of %d positions", c.Pos+T, m.rotary.Len)
+	if err := m.check(ids, B, T, c.Pos); err != nil {
+		return nil, err
 	}
 	c.reserve(c.Pos + T)
-	bufs, _ := m.bufs.Get().(*buffers)
-	if bufs == nil {
-		bufs = &buffers{}
-	}
-	defer m.bufs.Put(bufs)
-	bufs.next = 0
-	o := &sliceOps{m: m, c: c, bufs: bufs, ids: ids, T: T}
+	o, done := m.hostPass(c, ids, B, T)
+	defer done()
 	x := trunk[[]float32](o, cfg.NLayer)
-	if o.err != nil {
-		return nil, o.err
-	}
 	c.Pos += T
 	rows := x
 	if !all { // the last token of each row
-		rows = bufs.get(B * C)
+		rows = o.bufs.get(B * C)
 		for b := range B {
 			copy(rows[b*C:(b+1)*C], x[(b*T+T-1)*C:(b*T+T)*C])
 		}
 	}
-	n := len(rows) / C
-	logits := make([]float32, n*cfg.VocabSize)
-	m.lmHead.mul(m.gemm, n, rows, logits)
-	layers.SoftcapForward(logits, logits, LogitSoftcap)
+	logits := make([]float32, len(rows)/C*cfg.VocabSize)
+	o.head(rows, logits)
 	return logits, nil
+}
+
+// Score runs B whole rows of T tokens (ids, row-major) from their first position, with no
+// cache, and hands judge the softcapped logits of every position (B·T×vocab), which are
+// the model's again once judge returns: what scoring text needs (CORE, the categorical
+// chat evaluations, losses). On a device engine the model is placed on (Place), with
+// float32 matrices, the whole pass runs there and judge reads the logits after a Sync;
+// elsewhere it runs in host memory as Forward does.
+func (m *Cached) Score(ids []int, B, T int, judge func(logits []float32) error) error {
+	if err := m.check(ids, B, T, 0); err != nil {
+		return err
+	}
+	device := m.placed != nil && m.whollyPlaced()
+	var o *sliceOps
+	var done func()
+	if device {
+		o, done = m.placed.pass(m, ids, B, T)
+	} else {
+		o, done = m.hostPass(nil, ids, B, T)
+	}
+	defer done()
+	x := trunk[[]float32](o, m.Config.NLayer)
+	logits := o.bufs.get(B * T * m.Config.VocabSize)
+	o.head(x, logits)
+	if device {
+		if err := m.placed.e.Sync(); err != nil {
+			return fmt.Errorf("graph: %w", err)
+		}
+	}
+	return judge(logits)
+}
+
+// check refuses a pass of ids that are not B rows of T tokens of the vocabulary from
+// position pos, or that reaches beyond the rotary table.
+func (m *Cached) check(ids []int, B, T, pos int) error {
+	if B <= 0 || T <= 0 || len(ids) != B*T {
+		return fmt.Errorf("graph: %d ids for %d rows of %d tokens", len(ids), B, T)
+	}
+	if pos+T > m.rotary.Len {
+		return fmt.Errorf("graph: position %d is beyond the model's rotary table of %d positions", pos+T, m.rotary.Len)
+	}
+	return layers.CheckIDs("token id", ids, m.Config.VocabSize, false)
+}
+
+// whollyPlaced tells whether every matrix is in the device's memory: none is int8, which
+// only the processors multiply.
+func (m *Cached) whollyPlaced() bool {
+	for _, w := range m.matrices() {
+		if w.q != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// hostPass is the operations of a pass in host memory over cache c (nil: none), and the
+// function that gives its buffers back.
+func (m *Cached) hostPass(c *KVCache, ids []int, B, T int) (*sliceOps, func()) {
+	bufs, _ := m.bufs.Get().(*buffers)
+	if bufs == nil {
+		bufs = &buffers{alloc: func(n int) []float32 { return make([]float32, n, n+n/4) }}
+	}
+	bufs.next = 0
+	pos := 0
+	if c != nil {
+		pos = c.Pos
+	}
+	o := &sliceOps{m: m, k: m.host, gemm: m.gemm, wte: m.wte, c: c, bufs: bufs, ids: ids, B: B, T: T, pos: pos}
+	return o, func() { m.bufs.Put(bufs) }
+}
+
+// pass is the operations of a cacheless pass of m on the device, its ids copied there,
+// and the function that gives its buffers back.
+func (p *placement) pass(m *Cached, ids []int, B, T int) (*sliceOps, func()) {
+	bufs, _ := p.bufs.Get().(*buffers)
+	if bufs == nil {
+		// The engine's memory is never given back: a buffer grown twice what is asked
+		// leaves at most as much behind as it holds.
+		bufs = &buffers{alloc: func(n int) []float32 { return p.e.Make(tensor.Float32, 2*n).([]float32)[:n] }}
+	}
+	bufs.next = 0
+	if cap(bufs.ids) < len(ids) {
+		bufs.ids = p.e.Make(tensor.Int, 2*len(ids)).([]int)
+	}
+	bufs.ids = bufs.ids[:len(ids)]
+	copy(bufs.ids, ids)
+	o := &sliceOps{m: m, k: p.e, gemm: p.e, wte: p.wte, bufs: bufs, ids: bufs.ids, B: B, T: T}
+	return o, func() { p.bufs.Put(bufs) }
 }
 
 // CachedScorer scores batches of Rows rows of SeqLen tokens with a generation model: the
@@ -247,13 +336,12 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 type CachedScorer struct {
 	Model        *Cached
 	Rows, SeqLen int
-	cache        *KVCache // one row's, emptied for each
 }
 
 // Shape is the batch the scorer takes.
 func (s *CachedScorer) Shape() (rows, seqLen int) { return s.Rows, s.SeqLen }
 
-// TokenLosses runs each row from an empty cache and returns each position's loss
+// TokenLosses scores each row on its own (Score) and returns each position's loss
 // (layers.IgnoreIndex targets: 0). A row at a time: the logits of one row (SeqLen × vocab)
 // are what it holds at once.
 func (s *CachedScorer) TokenLosses(ids, targets []int) ([]float32, error) {
@@ -261,30 +349,28 @@ func (s *CachedScorer) TokenLosses(ids, targets []int) ([]float32, error) {
 	if len(ids) != s.Rows*T || len(targets) != len(ids) {
 		return nil, fmt.Errorf("graph: %d ids and %d targets for %d rows of %d tokens", len(ids), len(targets), s.Rows, T)
 	}
-	if s.cache == nil {
-		s.cache = s.Model.NewKVCache(1, T)
-	}
 	losses := make([]float32, len(ids))
 	for r := range s.Rows {
-		s.cache.Pos = 0
-		logits, err := s.Model.ForwardAll(s.cache, ids[r*T:(r+1)*T], T)
+		err := s.Model.Score(ids[r*T:(r+1)*T], 1, T, func(logits []float32) error {
+			return layers.CrossEntropyForward(losses[r*T:(r+1)*T], logits, targets[r*T:(r+1)*T], s.Model.Config.VocabSize, 0, nil, nil)
+		})
 		if err != nil {
-			return nil, err
-		}
-		if err := layers.CrossEntropyForward(losses[r*T:(r+1)*T], logits, targets[r*T:(r+1)*T], s.Model.Config.VocabSize, 0, nil, nil); err != nil {
 			return nil, err
 		}
 	}
 	return losses, nil
 }
 
-// buffers are the activations of one forward pass, kept for a later one: the i-th request
-// of a pass gets the i-th buffer, grown to the size asked. A buffer grows by a quarter more
-// than asked: decoding asks for one more position of attention scores each token, and a
-// new buffer each time (allocated and cleared) took a sixth of a d12 token's time.
+// buffers are the activations of one pass, kept for a later one: the i-th request of a
+// pass gets the i-th buffer, grown to the size asked, with room to spare that alloc
+// gives: decoding asks for one more position of attention scores each token, and a new
+// buffer each time (allocated and cleared) took a sixth of a d12 token's time. ids holds
+// a device pass's token ids.
 type buffers struct {
-	held [][]float32
-	next int
+	held  [][]float32
+	next  int
+	alloc func(n int) []float32 // n elements or more of capacity
+	ids   []int
 }
 
 func (b *buffers) get(n int) []float32 {
@@ -292,37 +378,43 @@ func (b *buffers) get(n int) []float32 {
 		b.held = append(b.held, nil)
 	}
 	if cap(b.held[b.next]) < n {
-		b.held[b.next] = make([]float32, n, n+n/4)
+		b.held[b.next] = b.alloc(n)
 	}
 	out := b.held[b.next][:n]
 	b.next++
 	return out
 }
 
-// sliceOps are the forward pass's operations computed at once, on rows of T new tokens of
-// each of the cache's rows; err is the first failure.
+// sliceOps are the forward pass's operations computed at once, by the kernels k (the
+// host's or a device engine's, in whose memory the buffers and wte are), on rows of T new
+// tokens of each of B rows from position pos: of the cache c's rows, or with c nil of
+// whole rows from position 0, attending only to each other.
 type sliceOps struct {
 	m    *Cached
+	k    backend.Kernels
+	gemm backend.Gemm
+	wte  []float32
 	c    *KVCache
 	bufs *buffers
 	ids  []int
-	T    int
+	B, T int
+	pos  int
 	err  error
 }
 
-func (o *sliceOps) rows() int { return o.c.Batch * o.T }
+func (o *sliceOps) rows() int { return o.B * o.T }
 
 func (o *sliceOps) embed() []float32 {
 	C := o.m.Config.NEmbd
 	x := o.bufs.get(o.rows() * C)
-	o.err = layers.EmbeddingForward(x, o.m.wte, o.ids, C)
+	o.k.EmbeddingForward(x, o.wte, o.ids, C) // the ids were checked
 	return x
 }
 
 func (o *sliceOps) norm(x []float32) []float32 {
 	C := o.m.Config.NEmbd
 	y := o.bufs.get(len(x))
-	layers.RMSNormForward(y, x, C, C, 1)
+	o.k.RMSNormForward(y, x, C, C, 1)
 	return y
 }
 
@@ -331,7 +423,7 @@ func (o *sliceOps) linear(x []float32, w matrix) []float32 {
 	weights := [...]weight{qkvMatrix: b.qkv, projMatrix: b.proj, fcMatrix: b.fc, mlpProjMatrix: b.mproj}[w.which]
 	N := o.rows()
 	y := o.bufs.get(N * weights.out)
-	weights.mul(o.m.gemm, N, x, y)
+	weights.mul(o.gemm, N, x, y)
 	return y
 }
 
@@ -343,35 +435,42 @@ func (o *sliceOps) width() int {
 
 func (o *sliceOps) rotary(qkv []float32) []float32 {
 	c := o.m.Config
-	layers.RotaryForward(qkv, qkv, o.width(), backend.Rotation{Table: o.m.rotary, SeqLen: o.T, Pos0: o.c.Pos, Heads: c.NHead + c.NKVHead}, false)
+	o.k.RotaryForward(qkv, qkv, o.width(), backend.Rotation{Table: o.m.rotary, SeqLen: o.T, Pos0: o.pos, Heads: c.NHead + c.NKVHead}, false)
 	return qkv
 }
 
 func (o *sliceOps) qkNorm(qkv []float32) []float32 {
 	c := o.m.Config
-	layers.RMSNormForward(qkv, qkv, o.width(), c.HeadDim(), c.NHead+c.NKVHead)
+	o.k.RMSNormForward(qkv, qkv, o.width(), c.HeadDim(), c.NHead+c.NKVHead)
 	return qkv
 }
 
-// attention appends the keys and values of the new positions to layer l of the cache and
-// attends over all the cache holds.
+// attention attends over the rows' own keys when there is no cache, with the kernel the
+// training graph's attention runs; with a cache, it appends the keys and values of the new
+// positions to layer l of the cache and attends over all the cache holds.
 func (o *sliceOps) attention(l int, qkv []float32) []float32 {
-	c, cache, T := o.m.Config, o.c, o.T
+	c, T := o.m.Config, o.T
 	H, D, W := c.NHead, c.HeadDim(), o.width()
+	y := o.bufs.get(o.rows() * H * D)
+	if o.c == nil {
+		shape := backend.AttnShape{Batch: o.B, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: T}
+		o.k.AttentionForward(shape, qkv, y, o.bufs.get(o.B*H*T))
+		return y
+	}
+	cache := o.c
 	cache.store(l, qkv, T, H*D)
 	shape := backend.AttnShape{Batch: cache.Batch, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: cache.Pos + T}
-	y := o.bufs.get(o.rows() * H * D)
 	q := layers.View[float32]{Data: qkv, Batch: T * W, Row: W}
 	lane := cache.capacity * D
 	k := layers.View[float32]{Data: cache.k[l], Batch: c.NKVHead * lane, Row: D, Head: lane}
 	v := layers.View[float32]{Data: cache.v[l], Batch: c.NKVHead * lane, Row: D, Head: lane}
 	out := layers.View[float32]{Data: y, Batch: T * H * D, Row: H * D}
-	layers.AttentionForward(o.m.gemm, shape, q, k, v, out, o.bufs.get(cache.Batch*H*T), o.bufs.get(layers.AttnScratch(shape)))
+	layers.AttentionForward(o.gemm, shape, q, k, v, out, o.bufs.get(cache.Batch*H*T), o.bufs.get(layers.AttnScratch(shape)))
 	return y
 }
 
 func (o *sliceOps) add(a, b []float32) []float32 {
-	layers.AddForward(a, a, b)
+	o.k.AddForward(a, a, b)
 	return a
 }
 
@@ -380,8 +479,14 @@ func (o *sliceOps) block(_ int, x []float32, body func([]float32) []float32) []f
 }
 
 func (o *sliceOps) relu2(x []float32) []float32 {
-	layers.ReLU2Forward(x, x)
+	o.k.ReLU2Forward(x, x)
 	return x
+}
+
+// head sets logits to the softcapped lm_head of the rows of x.
+func (o *sliceOps) head(x, logits []float32) {
+	o.m.lmHead.mul(o.gemm, len(x)/o.m.Config.NEmbd, x, logits)
+	o.k.SoftcapForward(logits, logits, LogitSoftcap)
 }
 
 // KVCache holds the keys and values of the positions a model has seen, for Batch rows:

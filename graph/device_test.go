@@ -136,3 +136,93 @@ func TestCachedPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestScoreOnTheDevice: Score on a model placed on a device engine runs the whole pass
+// there (every kernel gets the device's memory, Sync reports it otherwise; the weights it
+// was made from no longer matter, the embedding's included) and gives the logits of the
+// host's pass; on the host, Score gives what Forward gives each row from an empty cache.
+// An int8 model scores in host memory, an id outside the vocabulary is refused.
+func TestScoreOnTheDevice(t *testing.T) {
+	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
+	const B, T = 3, 9
+	ids := make([]int, B*T)
+	for i := range ids {
+		ids[i] = (i*13 + 5) % cfg.VocabSize
+	}
+	weights := func() graph.Weights {
+		w := graph.InitWeights(cfg, 3)
+		for i := range w["lm_head.weight"] {
+			w["lm_head.weight"][i] = float32(i%13)/13 - 0.5 // nanochat's zero lm_head would hide the rest
+		}
+		return w
+	}
+	score := func(m *graph.Cached) []float32 {
+		t.Helper()
+		var out []float32
+		if err := m.Score(ids, B, T, func(logits []float32) error { out = slices.Clone(logits); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	host, err := graph.NewCached(cfg, weights(), cpubackend.New(cpubackend.Gonum{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := score(host)
+	V := cfg.VocabSize
+	for r := range B {
+		rowLogits, err := host.ForwardAll(host.NewKVCache(1, T), ids[r*T:(r+1)*T], T)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range rowLogits {
+			if got := want[r*T*V+i]; math.Abs(float64(got-x)) > 1e-6 {
+				t.Fatalf("row %d, logit %d: Score %v, Forward %v", r, i, got, x)
+			}
+		}
+	}
+
+	made := 0
+	e := placing{hostdevice.New(cpubackend.Gonum{}), &made}
+	w := weights()
+	m, err := graph.NewCached(cfg, w, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Place(e); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range w {
+		clear(x)
+	}
+	e.Calls()
+	if got := score(m); !slices.Equal(got, want) {
+		t.Error("the device's pass gives other logits than the host's")
+	}
+	calls := e.Calls()
+	for _, k := range []string{"EmbeddingForward", "RMSNormForward", "RotaryForward", "AttentionForward", "AddForward", "ReLU2Forward", "SoftcapForward"} {
+		if calls[k] == 0 {
+			t.Errorf("%s did not run on the device: %v", k, calls)
+		}
+	}
+
+	q, err := graph.NewCached(cfg, weights(), e)
+	if err == nil {
+		err = q.Quantize()
+	}
+	if err == nil {
+		err = q.Place(e)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	score(q)
+	if calls := e.Calls(); calls["AttentionForward"] != 0 {
+		t.Errorf("an int8 model scored on the device: %v", calls)
+	}
+	bad := slices.Clone(ids)
+	bad[4] = V
+	if err := m.Score(bad, B, T, func([]float32) error { return nil }); err == nil || !strings.Contains(err.Error(), "token id") {
+		t.Errorf("an id outside the vocabulary: %v", err)
+	}
+}
