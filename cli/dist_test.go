@@ -357,3 +357,54 @@ func closeWeights(t *testing.T, beforePath, wantPath, gotPath string, rel float6
 		}
 	}
 }
+
+// TestNprocPerNodeOne: `gochat train base --nproc-per-node 1` on the CUDA engine, one
+// process started by gochat's launcher and joined to a group of one through NCCL, trains
+// as the plain command does: the sharded step over one rank owns every parameter, and
+// NCCL's sum over one rank is the identity. Not byte for byte as on the CPU: the CUDA
+// engine adds the embedding's and attention's gradients up with atomic additions, whose
+// order varies from run to run, so two plain runs differ too (on the H200 machine, from
+// the fifth step, in the eighth digit of the losses). The bounds are TestTrainUnderMPI's
+// for a different summation order: losses and bpb within 1e-5 relative, each tensor's RMS
+// difference under 1e-4 of its move over the run's second half; the test logs the same
+// figures for two plain runs beside them. Skipped without a GPU unless GOCHAT_REQUIRE_CUDA
+// is set; run on the GPU machine with a cross-compiled test binary and GOCHAT_TEST_BINARY.
+func TestNprocPerNodeOne(t *testing.T) {
+	const steps = 8
+	home := mpiHome(t, steps)
+	ckpt := func(tag string) string { return filepath.Join(home, "base_checkpoints", tag) }
+	final := func(tag string, step int) string {
+		return filepath.Join(ckpt(tag), fmt.Sprintf("model_%06d.safetensors", step))
+	}
+	run := func(tag string, more ...string) (string, error) {
+		_, stderr, err := inHome(t, home, mpiTrain(steps, 2, 4, tag, append([]string{"--engine", "cuda"}, more...)...)...)
+		return stderr, err
+	}
+	if stderr, err := run("plain"); err != nil {
+		if os.Getenv("GOCHAT_REQUIRE_CUDA") == "" && strings.Contains(stderr, "--engine cuda: ") {
+			t.Skipf("no CUDA engine here: %s", stderr)
+		}
+		t.Fatalf("plain run: %v %s", err, stderr)
+	}
+	for _, tag := range []string{"again", "launched"} {
+		var more []string
+		if tag == "launched" {
+			more = []string{"--nproc-per-node", "1"}
+		}
+		if stderr, err := run(tag, more...); err != nil {
+			t.Fatalf("%s: %v %s", tag, err, stderr)
+		}
+		plain, got := metricLines(t, ckpt("plain")), metricLines(t, ckpt(tag))
+		if len(plain) != steps+3 || len(got) != len(plain) {
+			t.Fatalf("%s: %d records, the plain run %d", tag, len(got), len(plain))
+		}
+		for i, p := range plain {
+			g := got[i]
+			if g.Kind != p.Kind || g.Step != p.Step || math.Abs(g.Loss-p.Loss) > 1e-5*p.Loss || math.Abs(g.ValBPB-p.ValBPB) > 1e-5*p.ValBPB {
+				t.Errorf("%s, record %d: %+v, the plain run's %+v", tag, i, g, p)
+			}
+		}
+		t.Logf("%s against the plain run:", tag)
+		closeWeights(t, final("plain", steps/2), final("plain", steps), final(tag, steps), 1e-4)
+	}
+}
