@@ -22,6 +22,7 @@ import (
 	"gochat/graph"
 	"gochat/internal/mpitest"
 	"gochat/loader"
+	"gochat/tasks"
 	"gochat/tokenizer"
 )
 
@@ -408,3 +409,123 @@ func TestNprocPerNodeOne(t *testing.T) {
 		closeWeights(t, final("plain", steps/2), final("plain", steps), final(tag, steps), 1e-4)
 	}
 }
+
+// TestChatStagesUnderMPI: SFT and RL under `mpirun -np 2` train as one process does with
+// the same step through accumulation. SFT's ranks take every other conversation (rank r
+// the conversations r, r+2, …, as nanochat's loader does), so with one conversation a
+// micro-batch a step of four is the same four conversations, their gradients added in
+// another order (at the full learning rate, so that the weights move well beyond
+// rounding). RL's ranks share a step's problems, each sampled with the seed of its problem
+// and pass, so the ranks sample the replies one process samples; its model is
+// chatEvalHome's, whose replies sampled at temperature 1.5 are right about half the time,
+// so that the advantages and the updates are not zero (its block matrices, zero, stay so;
+// the embedding and lm_head move, and here equal one process's byte for byte). The bounds
+// are TestTrainUnderMPI's for another summation order (losses and evaluations 1e-5
+// relative, weights 1e-4 of their move over the run's second half; SFT's matrices measured
+// 3e-5 to 5e-5). Mid-training runs too, its ranks striding the conversations into packed
+// rows of their own (nanochat's), so its rows differ from one process's and only its run
+// is checked.
+func TestChatStagesUnderMPI(t *testing.T) {
+	const steps = 6
+	withRL := func(t *testing.T) string {
+		home, _ := chatEvalHome(t)
+		rows := make([]tasks.GSM8KFile, 2*steps) // a step of two problems each
+		for i := range rows {
+			rows[i] = tasks.GSM8KFile{Question: fmt.Sprintf("What is 6 times 7, problem %d?", i), Answer: "<<6*7=42>>42\n#### 42"}
+		}
+		rows[3].Answer, rows[6].Answer = "#### 41", "#### 41"
+		writeSplit(t, home, "gsm8k", "train", rows)
+		return home
+	}
+	stages := []struct {
+		folder string
+		home   func(*testing.T) string
+		args   []string
+	}{
+		{"chatsft_checkpoints", chatStagesHome, []string{"train", "sft", "-i", "base", "-g", "d1", "--max-seq-len", "96", "--device-batch-size", "1",
+			"--target-examples-per-step", "4", "--init-lr-frac", "1", "--num-iterations", strconv.Itoa(steps), "--eval-every", "3", "--save-every", "3",
+			"--eval-steps", "2", "--eval-metrics-every", "0", "--eval-metrics-max-problems", "4"}},
+		{"chatrl_checkpoints", withRL, []string{"train", "rl", "-i", "sft", "-g", "d1", "--max-seq-len", "96", "--device-batch-size", "2",
+			"--examples-per-step", "2", "--num-samples", "2", "--max-new-tokens", "24", "--num-iterations", strconv.Itoa(steps),
+			"--eval-every", "3", "--save-every", "3", "--eval-examples", "2", "--temperature", "1.5", "--init-lr-frac", "1"}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, s := range stages {
+		one, ranks := s.home(t), s.home(t)
+		if _, stderr, err := inHome(t, one, s.args...); err != nil {
+			t.Fatalf("%s, one process: %v %s", s.args[1], err, stderr)
+		}
+		if out, err := mpiGochat(t, ctx, ranks, 2, append(s.args, "--dist-timeout", "20s")...).CombinedOutput(); err != nil {
+			t.Fatalf("%s under mpirun: %v\n%s", s.args[1], err, out)
+		}
+		dir := func(home string) string { return filepath.Join(home, s.folder, "d1") }
+		a, b := chatRecords(t, dir(one)), chatRecords(t, dir(ranks))
+		if len(a) == 0 || len(a) != len(b) {
+			t.Fatalf("%s: %d records in one process, %d under mpirun", s.args[1], len(a), len(b))
+		}
+		for i := range a {
+			if a[i].Kind != b[i].Kind || a[i].Step != b[i].Step || !close5(a[i].Loss, b[i].Loss) || !close5(a[i].Value, b[i].Value) {
+				t.Errorf("%s, record %d: %+v under mpirun, %+v in one process", s.args[1], i, b[i], a[i])
+			}
+		}
+		model := func(home string, step int) string {
+			return filepath.Join(dir(home), fmt.Sprintf("model_%06d.safetensors", step))
+		}
+		if readFile(t, model(one, steps/2)) == readFile(t, model(one, steps)) {
+			t.Fatalf("%s: the weights did not move over the run's second half", s.args[1])
+		}
+		t.Logf("%s:", s.args[1])
+		closeWeights(t, model(one, steps/2), model(one, steps), model(ranks, steps), 1e-4)
+		if s.args[1] == "sft" {
+			mid := []string{"train", "mid", "-i", "base", "-g", "d1", "--max-seq-len", "64", "--device-batch-size", "1", "--total-batch-size", "128",
+				"--eval-every", "10", "--eval-tokens", "256", "--dist-timeout", "20s"}
+			out, err := mpiGochat(t, ctx, ranks, 2, mid...).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "minimum validation bpb") {
+				t.Fatalf("mid under mpirun: %v\n%s", err, out)
+			}
+			if last, err := checkpoint.LastStep(filepath.Join(ranks, "mid_checkpoints", "d1")); err != nil || last <= 0 {
+				t.Errorf("mid under mpirun saved step %d: %v", last, err)
+			}
+		}
+	}
+}
+
+// chatRecord is a chat stage's record in metrics.jsonl: a step's loss, or an evaluation's
+// validation loss or bpb or mean reward, whichever it holds.
+type chatRecord struct {
+	Kind  string
+	Step  int
+	Loss  float64
+	Value float64
+}
+
+func chatRecords(t *testing.T, dir string) []chatRecord {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []chatRecord
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		r := chatRecord{Kind: fmt.Sprint(m["kind"])}
+		if step, ok := m["step"].(float64); ok {
+			r.Step = int(step)
+		}
+		r.Loss, _ = m["loss"].(float64)
+		for _, key := range []string{"val_loss", "val_bpb", "reward", "mean_reward"} {
+			if v, ok := m[key].(float64); ok {
+				r.Value = v
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// close5 reports whether a and b agree within 1e-5 relative.
+func close5(a, b float64) bool { return math.Abs(a-b) <= 1e-5*math.Abs(a) }
