@@ -1,7 +1,6 @@
 package docs
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -278,20 +277,9 @@ func (h *help) page(path []string) (string, error) {
 // commands is the sub-commands a help page lists.
 func commands(page string) []string {
 	var names []string
-	in := false
-	sc := bufio.NewScanner(strings.NewReader(page))
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "COMMANDS:"):
-			in = true
-		case in && strings.TrimSpace(line) == "":
-		case in && !strings.HasPrefix(line, " "):
-			in = false
-		case in:
-			if f := strings.Fields(strings.ReplaceAll(line, ",", " ")); len(f) > 0 {
-				names = append(names, f[0])
-			}
+	for _, line := range section(page, func(h string) bool { return strings.HasPrefix(h, "COMMANDS:") }) {
+		if f := strings.Fields(strings.ReplaceAll(line, ",", " ")); len(f) > 0 {
+			names = append(names, f[0])
 		}
 	}
 	return names
@@ -300,27 +288,36 @@ func commands(page string) []string {
 // flags is the flags (with their dashes, aliases too) a help page's OPTIONS list.
 func flags(page string) []string {
 	var names []string
-	in := false
-	sc := bufio.NewScanner(strings.NewReader(page))
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasSuffix(line, "OPTIONS:"):
-			in = true
-		case !strings.HasPrefix(line, " "):
-			in = false
-		case in:
-			// "   --source value, -i value     training stage …": the names, each with
-			// its placeholder, before the usage.
-			column, _, _ := strings.Cut(strings.TrimSpace(line), "  ")
-			for _, part := range strings.Split(column, ", ") {
-				if f := strings.Fields(part); len(f) > 0 && strings.HasPrefix(f[0], "-") {
-					names = append(names, f[0])
-				}
+	for _, line := range section(page, func(h string) bool { return strings.HasSuffix(h, "OPTIONS:") }) {
+		// "   --source value, -i value     training stage …": the names, each with its
+		// placeholder, before the usage.
+		column, _, _ := strings.Cut(strings.TrimSpace(line), "  ")
+		for _, part := range strings.Split(column, ", ") {
+			if f := strings.Fields(part); len(f) > 0 && strings.HasPrefix(f[0], "-") {
+				names = append(names, f[0])
 			}
 		}
 	}
 	return names
+}
+
+// section is the indented lines of a help page under each header line that header
+// accepts, up to the next line that is not indented; blank lines are skipped.
+func section(page string, header func(line string) bool) []string {
+	var lines []string
+	in := false
+	for _, line := range strings.Split(page, "\n") {
+		switch {
+		case header(line):
+			in = true
+		case strings.TrimSpace(line) == "":
+		case !strings.HasPrefix(line, " "):
+			in = false
+		case in:
+			lines = append(lines, line)
+		}
+	}
+	return lines
 }
 
 // check reports whether cmd (gochat's arguments) names commands that exist and flags they
