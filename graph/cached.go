@@ -61,7 +61,10 @@ func (w weight) mul(e backend.Gemm, n int, x, y []float32) {
 	case w.q == nil:
 		e.Sgemm(false, true, n, w.out, w.in, 1, x, w.in, w.f, w.in, 0, y, w.out)
 	case n < q8Rows:
-		parallel.For(w.out, n*w.in, func(lo, hi int) { sgemm.MulQ8T(n, x, *w.q, y, w.out, lo, hi) })
+		blocks := (w.out + q8Chunk - 1) / q8Chunk
+		parallel.Each(blocks, parallel.Workers(), func(b, _ int) {
+			sgemm.MulQ8T(n, x, *w.q, y, w.out, b*q8Chunk, min(w.out, (b+1)*q8Chunk))
+		})
 	default:
 		// The block's product goes to a scratch of its own, then into y's columns: an
 		// engine that moves products to a device copies contiguous operands, not y's
@@ -86,6 +89,10 @@ func (w weight) mul(e backend.Gemm, n int, x, y []float32) {
 // q8Rows is the rows of x from which int8 weights are multiplied in float32 blocks of
 // q8Block rows of w, kept in q8Blocks.
 const q8Rows, q8Block = 16, 256
+
+// q8Chunk is the rows of int8 weights a processor takes at a time in a product of few rows
+// of x, handed out as they finish.
+const q8Chunk = 128
 
 var q8Blocks = sync.Pool{New: func() any { return new([]float32) }}
 

@@ -70,18 +70,22 @@ func MulQ8T(n int, x []float32, q Q8, y []float32, ldy, j0, j1 int) {
 	kv := k &^ 15
 	var t [4]float32
 	j := j0
+	dot4 := active.dot4q8
 	for ; j+4 <= j1; j += 4 {
+		scale := q.Scale[j : j+4 : j+4]
 		for i := range n {
 			xi := x[i*k : (i+1)*k]
+			t = [4]float32{}
 			if kv > 0 {
-				active.dot4q8(kv, &xi[0], &q.Q[j*k], k, &t[0])
-			} else {
-				t = [4]float32{}
+				dot4(kv, &xi[0], &q.Q[j*k], k, &t[0])
 			}
-			for r := range 4 {
-				s := t[r] + dotQ8(xi[kv:], q.Q[(j+r)*k+kv:])
-				y[i*ldy+j+r] = q.Scale[j+r] * s
+			if kv < k {
+				for r := range 4 {
+					t[r] += dotQ8(xi[kv:], q.Q[(j+r)*k+kv:])
+				}
 			}
+			out := y[i*ldy+j : i*ldy+j+4 : i*ldy+j+4]
+			out[0], out[1], out[2], out[3] = scale[0]*t[0], scale[1]*t[1], scale[2]*t[2], scale[3]*t[3]
 		}
 	}
 	for ; j < j1; j++ {
