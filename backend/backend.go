@@ -62,6 +62,14 @@ type KernelsOf[T Float] interface {
 	// lse (B, H, T); Tq must equal Tk.
 	AttentionForward(s AttnShape, qkv, y, lse []T)
 	AttentionBackward(s AttnShape, qkv, y, dy, dqkv, lse []T)
+	// StoreKV copies the keys and values of the Tq new positions of each row of q|k|v
+	// (Batch·Tq rows, as AttentionForward takes them) into a KV cache's k and v, laid out
+	// (Batch, KVHeads, capacity, HeadDim), at positions Tk−Tq to Tk−1.
+	StoreKV(s AttnShape, capacity int, qkv, k, v []T)
+	// AttentionCached attends the Tq new queries of each row of q|k|v to the first Tk
+	// positions of a KV cache laid out as StoreKV's (the new ones stored): y (Batch·Tq,
+	// Heads·HeadDim) and lse (Batch, Heads, Tq).
+	AttentionCached(s AttnShape, capacity int, qkv, k, v, y, lse []T)
 	CrossEntropyForward(losses, logits []T, targets []int, vocab int, cap T, grad, scale []T)
 }
 

@@ -396,6 +396,17 @@ __global__ void __launch_bounds__(32 * ATT_FWD_WARPS, 1) attnForward(const float
 	                                  y + b * T * H * D + h * D, H * D, lse + (b * H + h) * T, (int)T, (int)T, (int)D, scale);
 }
 
+// attnForwardCached: the Tq new queries of each row of a fused q|k|v tensor (Batch×Tq rows)
+// against the first Tk positions of a KV cache laid out (Batch, KV, cap, D), the new ones
+// stored; grid (blocks of the new queries, Batch·H).
+__global__ void __launch_bounds__(32 * ATT_FWD_WARPS, 1) attnForwardCached(const float* qkv, const float* k, const float* v, float* y,
+                                                                         float* lse, i64 Tq, i64 Tk, i64 H, i64 KV, i64 D, i64 cap,
+                                                                         float scale) {
+	i64 b = blockIdx.y / H, h = blockIdx.y % H, kv = h / (H / KV), w = (H + 2 * KV) * D, lane = (b * KV + kv) * cap * D;
+	attnForwardBody<ATT_MAXD, ATT_TC>(qkv + b * Tq * w + h * D, w, k + lane, v + lane, D, y + b * Tq * H * D + h * D, H * D,
+	                                  lse + (b * H + h) * Tq, (int)Tq, (int)Tk, (int)D, scale);
+}
+
 __global__ void __launch_bounds__(32 * ATT_BWD_WARPS, 1) attnBackward(const float* qkv, const float* dy, const float* lse,
                                                                      const float* delta, float* dqkv, i64 T, i64 H, i64 KV, i64 D,
                                                                      float scale) {

@@ -45,7 +45,7 @@ func attnBound(d int) int {
 func attnShared(kernel string, d int) int {
 	st := (d+7)&^7 + 8
 	switch kernel {
-	case "attnForward": // K and V tiles, P
+	case "attnForward", "attnForwardCached": // K and V tiles, P
 		return f32 * (2*attnFwdTile*st + attnFwdWarps*attnFwdScr)
 	default: // attnBackward: K and V blocks, Q and dY tiles, their log-sum-exps and δ, Pᵀ and dSᵀ
 		return f32 * (2*attnBwdBlock*st + 2*attnTile*st + 2*attnTile + 2*attnBwdWarps*attnScratch)
@@ -60,8 +60,8 @@ func attnScale(s backend.AttnShape) float32 { return float32(1 / math.Sqrt(float
 // holds b.mu.
 func (e *Engine) attnKernel(kernel string, s backend.AttnShape) (string, bool) {
 	bound := attnBound(s.HeadDim)
-	if bound == 0 || s.Tq != s.Tk || s.Check() != nil {
-		e.fail(fmt.Errorf("cuda attention: shape %+v: the kernels take whole causal sequences, head dims up to 256", s))
+	if bound == 0 || s.Tq != s.Tk && kernel != "attnForwardCached" || s.Check() != nil {
+		e.fail(fmt.Errorf("cuda attention: shape %+v: the kernels take whole causal sequences (or new queries against a cache), head dims up to 256", s))
 		return "", false
 	}
 	suffix := "/" + strconv.Itoa(bound)
@@ -73,7 +73,7 @@ func (e *Engine) attnKernel(kernel string, s backend.AttnShape) (string, bool) {
 			tc = "0"
 		}
 		e.b.w.wait(func() {
-			err = e.load(attentionSource, "attention.cu", suffix, []string{"attnForward", "attnBackward"},
+			err = e.load(attentionSource, "attention.cu", suffix, []string{"attnForward", "attnForwardCached", "attnBackward"},
 				"-DATT_MAXD="+strconv.Itoa(bound), "-DATT_TC="+tc)
 		})
 	}
@@ -106,6 +106,27 @@ func (e *Engine) AttentionForward(s backend.AttnShape, qkv, y, lse []float32) {
 	grid := [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}
 	e.launchAs("attention forward", name, grid, 32*attnFwdWarps, attnShared("attnForward", s.HeadDim),
 		qkv, y, lse, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s))
+}
+
+// AttentionCached implements backend.Kernels: the forward kernel's blocks over the new
+// queries, the keys and values read from the cache.
+func (e *Engine) AttentionCached(s backend.AttnShape, capacity int, qkv, k, v, y, lse []float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	name, ok := e.attnKernel("attnForwardCached", s)
+	if !ok {
+		return
+	}
+	grid := [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}
+	e.launchAs("attention over the cache", name, grid, 32*attnFwdWarps, attnShared("attnForwardCached", s.HeadDim),
+		qkv, k, v, y, lse, s.Tq, s.Tk, s.Heads, s.KVHeads, s.HeadDim, capacity, attnScale(s))
+}
+
+// StoreKV implements backend.Kernels with an elementwise kernel over the new keys.
+func (e *Engine) StoreKV(s backend.AttnShape, capacity int, qkv, k, v []float32) {
+	e.b.mu.Lock()
+	defer e.b.mu.Unlock()
+	e.elementwise("storeKV", s.Batch*s.Tq*s.KVHeads*s.HeadDim, qkv, k, v, s.Batch, s.Tq, s.Tk-s.Tq, s.Heads, s.KVHeads, s.HeadDim, capacity)
 }
 
 // AttentionBackward implements backend.Kernels: δ = Σ dY·Y per query row and head, then,

@@ -118,7 +118,7 @@ func (e *Engine) open() error {
 	e.arch = strconv.Itoa(int(major)) + strconv.Itoa(int(minor))
 	drv.setCurrent(e.ctx)
 	err := e.load(kernelSource, "kernels.cu", "", []string{"scale", "add", "axpy", "relu2Forward", "relu2Backward", "softcapForward",
-		"softcapBackward", "embeddingForward", "embeddingBackward", "rmsNormForward", "rmsNormBackward", "rotary", "attnDelta",
+		"softcapBackward", "embeddingForward", "embeddingBackward", "storeKV", "rmsNormForward", "rmsNormBackward", "rotary", "attnDelta",
 		"crossEntropy", "muonMomentum", "adamW", "sumSquares", "normalise", "transpose", "toBF16"})
 	if err != nil {
 		return err

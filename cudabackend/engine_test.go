@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -254,6 +255,52 @@ func TestAttentionKernels(t *testing.T) {
 			within(t, e, what+"attention", y, wantY, c.tol)
 			within(t, e, what+"log-sum-exps", lse, wantLSE, c.tol)
 			within(t, e, what+"attention gradient", d, wantD, c.tol)
+		}
+	}
+}
+
+// TestCachedAttentionKernels: new positions stored into a KV cache (StoreKV, exactly) and
+// their queries attending to the cache (AttentionCached) against the Go kernels: one
+// decoded token, a chunk after a prefix, a prefill that fills the cache from position 0,
+// grouped and multi-query heads, both head-dim bounds; tolerances as TestAttentionKernels'.
+func TestCachedAttentionKernels(t *testing.T) {
+	shapes := []struct {
+		s        backend.AttnShape
+		capacity int
+	}{
+		{backend.AttnShape{Batch: 2, Heads: 4, KVHeads: 2, HeadDim: 64, Tq: 1, Tk: 37}, 50},
+		{backend.AttnShape{Batch: 1, Heads: 6, KVHeads: 6, HeadDim: 128, Tq: 5, Tk: 200}, 1024},
+		{backend.AttnShape{Batch: 3, Heads: 4, KVHeads: 1, HeadDim: 16, Tq: 9, Tk: 9}, 9},
+		{backend.AttnShape{Batch: 1, Heads: 2, KVHeads: 2, HeadDim: 136, Tq: 1, Tk: 130}, 131},
+	}
+	for _, c := range []struct {
+		prec Precision
+		tol  float64
+	}{{FP32, kernelTol}, {TF32, tf32KernelTol}} {
+		e := engineOf(t, c.prec)
+		r := rand.New(rand.NewPCG(15, 16))
+		host := layers.NewHostOps[float32](cpubackend.Gonum{})
+		for _, sh := range shapes {
+			s := sh.s
+			w, n, lane := (s.Heads+2*s.KVHeads)*s.HeadDim, s.Batch*s.Tq, s.Batch*s.KVHeads*sh.capacity*s.HeadDim
+			qkv, k, v := random(e, r, n*w, 1), random(e, r, lane, 1), random(e, r, lane, 1) // the prefix: earlier keys
+			wantK, wantV := slices.Clone(k), slices.Clone(v)
+			y, lse := e.Make(tensor.Float32, n*s.Heads*s.HeadDim).([]float32), e.Make(tensor.Float32, s.Batch*s.Heads*s.Tq).([]float32)
+			e.StoreKV(s, sh.capacity, qkv, k, v)
+			e.AttentionCached(s, sh.capacity, qkv, k, v, y, lse)
+
+			wantY, wantLSE := make([]float32, len(y)), make([]float32, len(lse))
+			host.StoreKV(s, sh.capacity, qkv, wantK, wantV)
+			host.AttentionCached(s, sh.capacity, qkv, wantK, wantV, wantY, wantLSE)
+			what := fmt.Sprintf("%v %+v, capacity %d: ", c.prec, s, sh.capacity)
+			if err := e.Sync(); err != nil {
+				t.Fatalf("%s%v", what, err)
+			}
+			if !slices.Equal(k, wantK) || !slices.Equal(v, wantV) {
+				t.Fatalf("%sthe stored keys or values differ from the Go kernel's", what)
+			}
+			within(t, e, what+"attention", y, wantY, c.tol)
+			within(t, e, what+"log-sum-exps", lse, wantLSE, c.tol)
 		}
 	}
 }

@@ -85,6 +85,18 @@ __global__ void embeddingForward(float* y, const float* table, const i64* ids, i
 	GRID_STRIDE(i, n * width) y[i] = table[ids[i / width] * width + i % width];
 }
 
+// storeKV copies the keys and values of T new positions of B rows of fused q|k|v rows into a
+// KV cache laid out (B, KV, cap, D), at positions pos on: a thread an element of the keys.
+__global__ void storeKV(const float* qkv, float* k, float* v, i64 B, i64 T, i64 pos, i64 H, i64 KV, i64 D, i64 cap) {
+	GRID_STRIDE(i, B * T * KV * D) {
+		i64 d = i % D, g = i / D % KV, t = i / (D * KV) % T, b = i / (D * KV * T);
+		const float* row = qkv + (b * T + t) * (H + 2 * KV) * D;
+		i64 at = ((b * KV + g) * cap + pos + t) * D + d;
+		k[at] = row[(H + g) * D + d];
+		v[at] = row[(H + KV + g) * D + d];
+	}
+}
+
 // embeddingBackward adds dy's rows into a cleared dtable; repeated ids add atomically, so
 // the order of their sum varies from run to run.
 __global__ void embeddingBackward(float* dtable, const float* dy, const i64* ids, i64 n, i64 width) {

@@ -198,6 +198,33 @@ func AttnViews[T Float](s backend.AttnShape, qkv []T, y []T) (q, k, v, out View[
 	return q, k, v, out
 }
 
+// CacheViews are views of a KV cache's k and v laid out (Batch, KVHeads, capacity,
+// HeadDim), each head's positions together, as StoreKV writes them.
+func CacheViews[T Float](s backend.AttnShape, capacity int, k, v []T) (kc, vc View[T]) {
+	lane := capacity * s.HeadDim
+	kc = View[T]{Data: k, Batch: s.KVHeads * lane, Row: s.HeadDim, Head: lane}
+	vc = kc
+	vc.Data = v
+	return kc, vc
+}
+
+// StoreKV copies the keys and values of the s.Tq new positions of each row of the fused
+// q|k|v rows into a KV cache's k and v (CacheViews' layout), at positions s.Tk−s.Tq on.
+func StoreKV[T Float](s backend.AttnShape, capacity int, qkv, k, v []T) {
+	H, KV, D := s.Heads, s.KVHeads, s.HeadDim
+	W, pos := (H+2*KV)*D, s.Tk-s.Tq
+	for b := range s.Batch {
+		for t := range s.Tq {
+			row := qkv[(b*s.Tq+t)*W:]
+			for g := range KV {
+				at := ((b*KV+g)*capacity + pos + t) * D
+				copy(k[at:at+D], row[(H+g)*D:(H+g+1)*D])
+				copy(v[at:at+D], row[(H+KV+g)*D:(H+KV+g+1)*D])
+			}
+		}
+	}
+}
+
 func (op *attentionOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
 
 func (op *attentionOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {

@@ -168,6 +168,21 @@ func (h HostOps[T]) AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse
 	AttentionBackward(h.Gemm, s, q, k, v, yv, dyv, dq, dk, dv, lse, *scratch)
 }
 
+// StoreKV implements backend.KernelsOf with this package's StoreKV.
+func (h HostOps[T]) StoreKV(s backend.AttnShape, capacity int, qkv, k, v []T) {
+	StoreKV(s, capacity, qkv, k, v)
+}
+
+// AttentionCached implements backend.KernelsOf with this package's AttentionForward on
+// views of the new queries and the cache, with reused scratch.
+func (h HostOps[T]) AttentionCached(s backend.AttnShape, capacity int, qkv, k, v, y, lse []T) {
+	scratch := h.take(AttnScratch(s))
+	defer h.put(scratch)
+	q, _, _, out := AttnViews(s, qkv, y)
+	kc, vc := CacheViews(s, capacity, k, v)
+	AttentionForward(h.Gemm, s, q, kc, vc, out, lse, *scratch)
+}
+
 // CrossEntropyForward panics on a target out of range: the op checks the targets before.
 func (h HostOps[T]) CrossEntropyForward(losses, logits []T, targets []int, vocab int, cap T, grad, scale []T) {
 	if err := CrossEntropyForward(losses, logits, targets, vocab, cap, grad, scale); err != nil {

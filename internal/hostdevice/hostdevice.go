@@ -172,6 +172,18 @@ func (d *Device) AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse []
 	d.Engine.AttentionBackward(s, qkv, y, dy, dqkv, lse)
 }
 
+// StoreKV implements backend.Kernels: counted and checked, then the CPU engine's.
+func (d *Device) StoreKV(s backend.AttnShape, capacity int, qkv, k, v []float32) {
+	d.count("StoreKV", qkv, k, v)
+	d.Engine.StoreKV(s, capacity, qkv, k, v)
+}
+
+// AttentionCached implements backend.Kernels: counted and checked, then the CPU engine's.
+func (d *Device) AttentionCached(s backend.AttnShape, capacity int, qkv, k, v, y, lse []float32) {
+	d.count("AttentionCached", qkv, k, v, y, lse)
+	d.Engine.AttentionCached(s, capacity, qkv, k, v, y, lse)
+}
+
 // CrossEntropyForward implements backend.Kernels: counted and checked, then the CPU engine's.
 func (d *Device) CrossEntropyForward(losses, logits []float32, targets []int, vocab int, cap float32, grad, scale []float32) {
 	d.count("CrossEntropyForward", losses, logits, targets, grad, scale)
