@@ -100,6 +100,9 @@ func RunSample(spec SampleSpec, e backend.Backend, steps int, bandwidth Bandwidt
 	}
 	var cache *graph.KVCache
 	prefill, err := best(func() (time.Duration, error) {
+		if cache != nil {
+			cache.Release() // a device's memory, for the next run's cache
+		}
 		cache = m.NewKVCache(spec.Batch, spec.Prompt+steps)
 		start := time.Now()
 		_, err := m.Forward(cache, ids(spec.Batch*spec.Prompt), spec.Prompt)
@@ -108,6 +111,7 @@ func RunSample(spec SampleSpec, e backend.Backend, steps int, bandwidth Bandwidt
 	if err != nil {
 		return res, err
 	}
+	defer cache.Release()
 	res.PrefillTokSec = float64(spec.Batch*spec.Prompt) / prefill.Seconds()
 	start := time.Now()
 	for range steps {

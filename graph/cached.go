@@ -35,6 +35,8 @@ type placement struct {
 	e    backend.Backend
 	wte  []float32
 	bufs sync.Pool // of *buffers in e's memory
+	mu   sync.Mutex
+	free map[int][][]float32 // the buffers of released caches, by length
 }
 
 // block is one transformer layer's matrices; q, k and v are one matrix, as in the training
@@ -233,7 +235,13 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 		return nil, err
 	}
 	c.reserve(c.Pos + T)
-	o, done := m.hostPass(c, ids, B, T)
+	var o *sliceOps
+	var done func()
+	if c.device != nil {
+		o, done = c.device.pass(m, c, ids, B, T)
+	} else {
+		o, done = m.hostPass(c, ids, B, T)
+	}
 	defer done()
 	x := trunk[[]float32](o, cfg.NLayer)
 	c.Pos += T
@@ -241,12 +249,21 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 	if !all { // the last token of each row
 		rows = o.bufs.get(B * C)
 		for b := range B {
-			copy(rows[b*C:(b+1)*C], x[(b*T+T-1)*C:(b*T+T)*C])
+			o.k.Copy(rows[b*C:(b+1)*C], x[(b*T+T-1)*C:(b*T+T)*C])
 		}
 	}
-	logits := make([]float32, len(rows)/C*cfg.VocabSize)
+	n := len(rows) / C * cfg.VocabSize
+	if c.device == nil {
+		logits := make([]float32, n)
+		o.head(rows, logits)
+		return logits, nil
+	}
+	logits := o.bufs.get(n)
 	o.head(rows, logits)
-	return logits, nil
+	if err := c.device.e.Sync(); err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	return slices.Clone(logits), nil
 }
 
 // Score runs B whole rows of T tokens (ids, row-major) from their first position, with no
@@ -263,7 +280,7 @@ func (m *Cached) Score(ids []int, B, T int, judge func(logits []float32) error) 
 	var o *sliceOps
 	var done func()
 	if device {
-		o, done = m.placed.pass(m, ids, B, T)
+		o, done = m.placed.pass(m, nil, ids, B, T)
 	} else {
 		o, done = m.hostPass(nil, ids, B, T)
 	}
@@ -318,9 +335,9 @@ func (m *Cached) hostPass(c *KVCache, ids []int, B, T int) (*sliceOps, func()) {
 	return o, func() { m.bufs.Put(bufs) }
 }
 
-// pass is the operations of a cacheless pass of m on the device, its ids copied there,
-// and the function that gives its buffers back.
-func (p *placement) pass(m *Cached, ids []int, B, T int) (*sliceOps, func()) {
+// pass is the operations of a pass of m on the device over cache c (nil: none), its ids
+// copied there, and the function that gives its buffers back.
+func (p *placement) pass(m *Cached, c *KVCache, ids []int, B, T int) (*sliceOps, func()) {
 	bufs, _ := p.bufs.Get().(*buffers)
 	if bufs == nil {
 		// The engine's memory is never given back: a buffer grown twice what is asked
@@ -333,8 +350,38 @@ func (p *placement) pass(m *Cached, ids []int, B, T int) (*sliceOps, func()) {
 	}
 	bufs.ids = bufs.ids[:len(ids)]
 	copy(bufs.ids, ids)
-	o := &sliceOps{m: m, k: p.e, gemm: p.e, wte: p.wte, bufs: bufs, ids: bufs.ids, B: B, T: T}
+	pos := 0
+	if c != nil {
+		pos = c.Pos
+	}
+	o := &sliceOps{m: m, k: p.e, gemm: p.e, wte: p.wte, c: c, bufs: bufs, ids: bufs.ids, B: B, T: T, pos: pos}
 	return o, func() { p.bufs.Put(bufs) }
+}
+
+// take returns n zeroed elements of the device's memory: a cache's buffer given back
+// (Release) when one of that size is free, else new.
+func (p *placement) take(n int) []float32 {
+	p.mu.Lock()
+	free := p.free[n]
+	if len(free) > 0 {
+		x := free[len(free)-1]
+		p.free[n] = free[:len(free)-1]
+		p.mu.Unlock()
+		p.e.Zero(x)
+		return x
+	}
+	p.mu.Unlock()
+	return p.e.Make(tensor.Float32, n).([]float32)
+}
+
+// give keeps x, a cache's buffer, for a later cache of its size.
+func (p *placement) give(x []float32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.free == nil {
+		p.free = map[int][][]float32{}
+	}
+	p.free[len(x)] = append(p.free[len(x)], x)
 }
 
 // CachedScorer scores batches of Rows rows of SeqLen tokens with a generation model: the
@@ -457,7 +504,7 @@ func (o *sliceOps) qkNorm(qkv []float32) []float32 {
 // positions to layer l of the cache and attends over all the cache holds.
 func (o *sliceOps) attention(l int, qkv []float32) []float32 {
 	c, T := o.m.Config, o.T
-	H, D, W := c.NHead, c.HeadDim(), o.width()
+	H, D := c.NHead, c.HeadDim()
 	y := o.bufs.get(o.rows() * H * D)
 	if o.c == nil {
 		shape := backend.AttnShape{Batch: o.B, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: T}
@@ -465,14 +512,9 @@ func (o *sliceOps) attention(l int, qkv []float32) []float32 {
 		return y
 	}
 	cache := o.c
-	cache.store(l, qkv, T, H*D)
-	shape := backend.AttnShape{Batch: cache.Batch, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: cache.Pos + T}
-	q := layers.View[float32]{Data: qkv, Batch: T * W, Row: W}
-	lane := cache.capacity * D
-	k := layers.View[float32]{Data: cache.k[l], Batch: c.NKVHead * lane, Row: D, Head: lane}
-	v := layers.View[float32]{Data: cache.v[l], Batch: c.NKVHead * lane, Row: D, Head: lane}
-	out := layers.View[float32]{Data: y, Batch: T * H * D, Row: H * D}
-	layers.AttentionForward(o.gemm, shape, q, k, v, out, o.bufs.get(cache.Batch*H*T), o.bufs.get(layers.AttnScratch(shape)))
+	shape := backend.AttnShape{Batch: o.B, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: cache.Pos + T}
+	o.k.StoreKV(shape, cache.capacity, qkv, cache.k[l], cache.v[l])
+	o.k.AttentionCached(shape, cache.capacity, qkv, cache.k[l], cache.v[l], y, o.bufs.get(o.B*H*T))
 	return y
 }
 
@@ -499,30 +541,49 @@ func (o *sliceOps) head(x, logits []float32) {
 // KVCache holds the keys and values of the positions a model has seen, for Batch rows:
 // per layer, (Batch, n_kv_head, capacity, head_dim), each head's positions side by side, so
 // that attending to them streams through memory. It grows in blocks of 1024 positions,
-// keeping what it holds.
+// keeping what it holds. A cache of a model placed on a device (Place) lies in the device's
+// memory, where Forward then runs whole; Release gives that memory back for later caches.
 type KVCache struct {
 	Batch, Width int // rows; n_kv_head·head_dim
 	Pos          int // positions filled
 	capacity     int
 	heads, dim   int // n_kv_head, head_dim
 	k, v         [][]float32
+	device       *placement // where k and v lie, nil for host memory
 }
 
 // KVGrowth is the block of positions a KVCache grows by.
 const KVGrowth = 1024
 
 // NewKVCache makes an empty cache for batch rows of model m, with room for capacity
-// positions before it first grows.
+// positions before it first grows: in the device's memory when m is placed on one with
+// float32 matrices.
 func (m *Cached) NewKVCache(batch, capacity int) *KVCache {
 	cfg := m.Config
 	c := &KVCache{Batch: batch, Width: cfg.NKVHead * cfg.HeadDim(), heads: cfg.NKVHead, dim: cfg.HeadDim(),
 		k: make([][]float32, cfg.NLayer), v: make([][]float32, cfg.NLayer)}
+	if m.placed != nil && m.whollyPlaced() {
+		c.device = m.placed
+	}
 	c.reserve(max(capacity, 1))
 	return c
 }
 
 // Capacity is the number of positions the cache holds before it grows again.
 func (c *KVCache) Capacity() int { return c.capacity }
+
+// Release gives a device cache's memory back for later caches of the model (the host's
+// is the garbage collector's); the cache is then empty, and grows anew when used.
+func (c *KVCache) Release() {
+	for l := range c.k {
+		if c.device != nil && c.k[l] != nil {
+			c.device.give(c.k[l])
+			c.device.give(c.v[l])
+		}
+		c.k[l], c.v[l] = nil, nil
+	}
+	c.Pos, c.capacity = 0, 0
+}
 
 // reserve makes room for n positions: the capacity becomes n rounded up to a whole number
 // of blocks, with a block to spare, and every row's positions are moved into place.
@@ -543,35 +604,41 @@ func (c *KVCache) reserve(n int) {
 // regrow moves the positions filled of each (row, head) lane of old into a cache of the
 // given capacity.
 func (c *KVCache) regrow(old []float32, capacity int) []float32 {
-	out := make([]float32, c.Batch*capacity*c.Width)
+	out := c.alloc(c.Batch * capacity * c.Width)
 	for lane := range c.Batch * c.heads {
 		from := lane * c.capacity * c.dim
-		copy(out[lane*capacity*c.dim:], old[from:from+c.Pos*c.dim])
+		c.copy(out[lane*capacity*c.dim:][:c.Pos*c.dim], old[from:from+c.Pos*c.dim])
+	}
+	if c.device != nil && old != nil {
+		c.device.give(old)
 	}
 	return out
 }
 
-// store copies the keys and values of T new positions per row out of the fused q|k|v rows
-// (keys start at column offset) into layer l at the cache's position.
-func (c *KVCache) store(l int, qkv []float32, T, offset int) {
-	W, D := offset+2*c.Width, c.dim
-	for b := range c.Batch {
-		for t := range T {
-			row := qkv[(b*T+t)*W:]
-			for g := range c.heads {
-				at := ((b*c.heads+g)*c.capacity + c.Pos + t) * D
-				k := row[offset+g*D:]
-				copy(c.k[l][at:at+D], k[:D])
-				copy(c.v[l][at:at+D], k[c.Width:c.Width+D])
-			}
-		}
+// alloc is n zeroed elements where the cache lies.
+func (c *KVCache) alloc(n int) []float32 {
+	if c.device != nil {
+		return c.device.take(n)
 	}
+	return make([]float32, n)
 }
 
-// Fill copies the one row of src into every row of c, which must be empty: a prompt
-// computed once serves a batch of samples.
+// copy copies src into dst where the cache lies.
+func (c *KVCache) copy(dst, src []float32) {
+	if len(src) == 0 {
+		return
+	}
+	if c.device != nil {
+		c.device.e.Copy(dst, src)
+		return
+	}
+	copy(dst, src)
+}
+
+// Fill copies the one row of src into every row of c, which must be empty and lie where
+// src lies: a prompt computed once serves a batch of samples.
 func (c *KVCache) Fill(src *KVCache) error {
-	if src.Batch != 1 || src.Width != c.Width || src.heads != c.heads || len(src.k) != len(c.k) || c.Pos != 0 {
+	if src.Batch != 1 || src.Width != c.Width || src.heads != c.heads || len(src.k) != len(c.k) || c.Pos != 0 || src.device != c.device {
 		return fmt.Errorf("graph: cannot fill a cache of %d rows at position %d from one of %d rows", c.Batch, c.Pos, src.Batch)
 	}
 	c.reserve(src.Pos)
@@ -580,8 +647,8 @@ func (c *KVCache) Fill(src *KVCache) error {
 		for b := range c.Batch {
 			for g := range c.heads {
 				at, from := (b*c.heads+g)*c.capacity*c.dim, g*src.capacity*c.dim
-				copy(c.k[l][at:at+n], src.k[l][from:from+n])
-				copy(c.v[l][at:at+n], src.v[l][from:from+n])
+				c.copy(c.k[l][at:at+n], src.k[l][from:from+n])
+				c.copy(c.v[l][at:at+n], src.v[l][from:from+n])
 			}
 		}
 	}

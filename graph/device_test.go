@@ -226,3 +226,73 @@ func TestScoreOnTheDevice(t *testing.T) {
 		t.Errorf("an id outside the vocabulary: %v", err)
 	}
 }
+
+// TestDecodeOnTheDevice: a model placed on a device engine keeps its KV caches there and
+// decodes on it (every kernel gets the device's memory, Sync reports it otherwise): a
+// prompt into a one-row cache, copied into three rows (Fill), then tokens past the cache's
+// first capacity (it grows) give the host model's logits bit for bit, the same kernels
+// running on the same numbers. A released cache's memory serves the next cache of its size.
+func TestDecodeOnTheDevice(t *testing.T) {
+	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
+	prompt := []int{5, 17, 3, 88, 42, 1, 9}
+	build := func(e backend.Backend) *graph.Cached {
+		w := graph.InitWeights(cfg, 3)
+		for i := range w["lm_head.weight"] {
+			w["lm_head.weight"][i] = float32(i%13)/13 - 0.5
+		}
+		m, err := graph.NewCached(cfg, w, e)
+		if err == nil {
+			err = m.Place(e)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	decode := func(m *graph.Cached) [][]float32 {
+		t.Helper()
+		var out [][]float32
+		one := m.NewKVCache(1, len(prompt))
+		logits, err := m.Forward(one, prompt, len(prompt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, logits)
+		rows := m.NewKVCache(3, len(prompt)+2) // grows on the third token
+		if err := rows.Fill(one); err != nil {
+			t.Fatal(err)
+		}
+		one.Release()
+		for step := range 6 {
+			ids := []int{step, 2*step + 1, 90 - step}
+			if logits, err = m.Forward(rows, ids, 1); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, logits)
+		}
+		rows.Release()
+		return out
+	}
+	want := decode(build(cpubackend.New(cpubackend.Gonum{})))
+	made := 0
+	e := placing{hostdevice.New(cpubackend.Gonum{}), &made}
+	m := build(e)
+	e.Calls()
+	got := decode(m)
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Fatalf("step %d: the device's logits differ from the host's", i)
+		}
+	}
+	calls := e.Calls()
+	for _, k := range []string{"EmbeddingForward", "StoreKV", "AttentionCached", "RMSNormForward", "SoftcapForward", "Copy"} {
+		if calls[k] == 0 {
+			t.Errorf("%s did not run on the device: %v", k, calls)
+		}
+	}
+	once := made
+	m.NewKVCache(3, len(prompt)+2).Release()
+	if made != once {
+		t.Errorf("a cache the size of a released one made %d new buffers", made-once)
+	}
+}

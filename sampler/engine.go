@@ -93,11 +93,13 @@ func (e *Generator) Generate(ctx context.Context, prompt []int, s Settings, yiel
 	}
 	maxTokens := min(s.MaxTokens, m.Config.RotaryLen()-len(prompt))
 	one := m.NewKVCache(1, len(prompt))
+	defer one.Release() // a device's memory, kept for the next reply
 	logits, err := m.Forward(one, prompt, len(prompt))
 	if err != nil {
 		return err
 	}
 	cache := m.NewKVCache(R, len(prompt)+maxTokens)
+	defer cache.Release()
 	if err := cache.Fill(one); err != nil {
 		return err
 	}
