@@ -11,8 +11,8 @@
 // still reads and writes the same tensors (loading weights, the loss, checkpoints) after a
 // Sync: before it writes memory the device may still be using, it must Sync first. Every CUDA call goes through one OS thread (worker), queued in order.
 //
-// Products of host memory (generation keeps its activations in Go memory) go through BLAS,
-// which copies each large float32 product to the GPU and back; products below
+// Products of host memory (an int8 model's prompts, whose activations stay in Go memory) go
+// through BLAS, which copies each large float32 product to the GPU and back; products below
 // DefaultMinFLOPs stay on the host engine the registry opened it over, where the copies
 // would cost more than the arithmetic. The package imports no other engine.
 //

@@ -171,13 +171,13 @@ func (m *Cached) matrices() []*weight {
 	return all
 }
 
-// Place copies the model's float32 matrices into e's memory when e keeps its tensors on a
-// device (a backend.DeviceMemory: the CUDA engine), where e's products read them in place.
-// Forward's activations stay in host memory, its products copying them over; Score's pass
-// runs on the device whole, from a copy of the embedding placed beside (Forward keeps
-// reading the host's, a row a token). On other engines Place does nothing. Place it where
-// it is again does nothing; on another engine, is an error. Place models that stay: an
-// engine does not give its memory back.
+// Place copies the model's float32 matrices and its embedding into e's memory when e keeps
+// its tensors on a device (a backend.DeviceMemory: the CUDA engine): then Score's passes,
+// and Forward's on the caches NewKVCache makes from then on (in the device's memory too),
+// run on the device whole. An int8 model's matrices stay on the processors, and so do its
+// passes, their float32 products of prompts going to e. On other engines Place does
+// nothing. Place it where it is again does nothing; on another engine, is an error. Place
+// models that stay: an engine does not give its memory back.
 func (m *Cached) Place(e backend.Backend) error {
 	if _, device := e.(backend.DeviceMemory); !device || m.placed != nil && m.placed.e == e {
 		return nil
@@ -271,7 +271,7 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 // the model's again once judge returns: what scoring text needs (CORE, the categorical
 // chat evaluations, losses). On a device engine the model is placed on (Place), with
 // float32 matrices, the whole pass runs there and judge reads the logits after a Sync;
-// elsewhere it runs in host memory as Forward does.
+// elsewhere it runs in host memory.
 func (m *Cached) Score(ids []int, B, T int, judge func(logits []float32) error) error {
 	if err := m.check(ids, B, T, 0); err != nil {
 		return err
