@@ -99,20 +99,29 @@ type metricLine struct {
 }
 
 func metricLines(t *testing.T, dir string) []metricLine {
+	var out []metricLine
+	for _, m := range metrics[metricLine](t, dir) {
+		if m.Kind == "train" || m.Kind == "eval" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// metrics decodes each line of the metrics.jsonl in a run's folder dir as a T.
+func metrics[T any](t *testing.T, dir string) []T {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []metricLine
+	var out []T
 	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-		var m metricLine
+		var m T
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
-		if m.Kind == "train" || m.Kind == "eval" {
-			out = append(out, m)
-		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -460,12 +469,12 @@ func TestChatStagesUnderMPI(t *testing.T) {
 			t.Fatalf("%s under mpirun: %v\n%s", s.args[1], err, out)
 		}
 		dir := func(home string) string { return filepath.Join(home, s.folder, "d1") }
-		a, b := chatRecords(t, dir(one)), chatRecords(t, dir(ranks))
+		a, b := metrics[chatRecord](t, dir(one)), metrics[chatRecord](t, dir(ranks))
 		if len(a) == 0 || len(a) != len(b) {
 			t.Fatalf("%s: %d records in one process, %d under mpirun", s.args[1], len(a), len(b))
 		}
 		for i := range a {
-			if a[i].Kind != b[i].Kind || a[i].Step != b[i].Step || !close5(a[i].Loss, b[i].Loss) || !close5(a[i].Value, b[i].Value) {
+			if !a[i].close(b[i]) {
 				t.Errorf("%s, record %d: %+v under mpirun, %+v in one process", s.args[1], i, b[i], a[i])
 			}
 		}
@@ -491,40 +500,22 @@ func TestChatStagesUnderMPI(t *testing.T) {
 	}
 }
 
-// chatRecord is a chat stage's record in metrics.jsonl: a step's loss, or an evaluation's
-// validation loss or bpb or mean reward, whichever it holds.
+// chatRecord is a chat stage's record in metrics.jsonl: a step's loss and mean reward, or
+// an evaluation's validation loss or bpb and pass@k.
 type chatRecord struct {
-	Kind  string
-	Step  int
-	Loss  float64
-	Value float64
+	Kind    string    `json:"kind"`
+	Step    int       `json:"step"`
+	Loss    float64   `json:"loss"`
+	Reward  float64   `json:"reward"`
+	ValLoss float64   `json:"val_loss"`
+	ValBPB  float64   `json:"val_bpb"`
+	PassAtK []float64 `json:"pass_at_k"`
 }
 
-func chatRecords(t *testing.T, dir string) []chatRecord {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []chatRecord
-	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("%s: %v", line, err)
-		}
-		r := chatRecord{Kind: fmt.Sprint(m["kind"])}
-		if step, ok := m["step"].(float64); ok {
-			r.Step = int(step)
-		}
-		r.Loss, _ = m["loss"].(float64)
-		for _, key := range []string{"val_loss", "val_bpb", "reward", "mean_reward"} {
-			if v, ok := m[key].(float64); ok {
-				r.Value = v
-			}
-		}
-		out = append(out, r)
-	}
-	return out
+// close reports whether r and o agree: the same record, its figures within 1e-5 relative.
+func (r chatRecord) close(o chatRecord) bool {
+	return r.Kind == o.Kind && r.Step == o.Step && close5(r.Loss, o.Loss) && close5(r.Reward, o.Reward) &&
+		close5(r.ValLoss, o.ValLoss) && close5(r.ValBPB, o.ValBPB) && slices.Equal(r.PassAtK, o.PassAtK)
 }
 
 // close5 reports whether a and b agree within 1e-5 relative.

@@ -97,29 +97,27 @@ func (e *Engine) attnKernel(kernel string, s backend.AttnShape) (string, bool) {
 // AttentionForward implements backend.Kernels: one block per attnFwdBlock queries of each
 // (batch row, head).
 func (e *Engine) AttentionForward(s backend.AttnShape, qkv, y, lse []float32) {
-	e.b.mu.Lock()
-	defer e.b.mu.Unlock()
-	name, ok := e.attnKernel("attnForward", s)
-	if !ok {
-		return
-	}
-	grid := [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}
-	e.launchAs("attention forward", name, grid, 32*attnFwdWarps, attnShared("attnForward", s.HeadDim),
-		qkv, y, lse, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s))
+	e.forwardAttention("attention forward", "attnForward", s, qkv, y, lse, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s))
 }
 
 // AttentionCached implements backend.Kernels: the forward kernel's blocks over the new
 // queries, the keys and values read from the cache.
 func (e *Engine) AttentionCached(s backend.AttnShape, capacity int, qkv, k, v, y, lse []float32) {
+	e.forwardAttention("attention over the cache", "attnForwardCached", s,
+		qkv, k, v, y, lse, s.Tq, s.Tk, s.Heads, s.KVHeads, s.HeadDim, capacity, attnScale(s))
+}
+
+// forwardAttention launches kernel, a forward attention kernel, with args for s: one block
+// per attnFwdBlock queries of each (batch row, head), profiled under label.
+func (e *Engine) forwardAttention(label, kernel string, s backend.AttnShape, args ...any) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	name, ok := e.attnKernel("attnForwardCached", s)
+	name, ok := e.attnKernel(kernel, s)
 	if !ok {
 		return
 	}
 	grid := [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}
-	e.launchAs("attention over the cache", name, grid, 32*attnFwdWarps, attnShared("attnForwardCached", s.HeadDim),
-		qkv, k, v, y, lse, s.Tq, s.Tk, s.Heads, s.KVHeads, s.HeadDim, capacity, attnScale(s))
+	e.launchAs(label, name, grid, 32*attnFwdWarps, attnShared(kernel, s.HeadDim), args...)
 }
 
 // StoreKV implements backend.Kernels with an elementwise kernel over the new keys.
