@@ -194,6 +194,49 @@ func (m *Cached) Place(e backend.Backend) error {
 	return e.Sync()
 }
 
+// Update sets the model's weights to w, a model of its config (training's weights as they
+// are now), where they lie: RL samples with the weights of each step through one model
+// placed once, where placing a new one each step would take new device memory each time.
+// Unplaced, the model reads the slices it was made from (NewCached keeps them, but for
+// q|k|v), and Update writes into those. An int8 model cannot be updated.
+func (m *Cached) Update(w Weights) error {
+	if err := m.Config.Check(w); err != nil {
+		return err
+	}
+	if !m.whollyPlaced() {
+		return fmt.Errorf("graph: an int8 model's weights cannot be updated")
+	}
+	// w may lie in the engine's memory, still being written, and the host is about to
+	// write the device's.
+	engines := []backend.Gemm{m.gemm}
+	if m.placed != nil && m.placed.e != m.gemm {
+		engines = append(engines, m.placed.e)
+	}
+	for _, e := range engines {
+		if mem, ok := e.(backend.Memory); ok {
+			if err := mem.Sync(); err != nil {
+				return fmt.Errorf("graph: %w", err)
+			}
+		}
+	}
+	copy(m.wte, w["transformer.wte.weight"])
+	if m.placed != nil {
+		copy(m.placed.wte, m.wte)
+	}
+	copy(m.lmHead.f, w["lm_head.weight"])
+	for i := range m.blocks {
+		p, b := fmt.Sprintf("transformer.h.%d.", i), &m.blocks[i]
+		q, k := w[p+"attn.c_q.weight"], w[p+"attn.c_k.weight"]
+		copy(b.qkv.f, q)
+		copy(b.qkv.f[len(q):], k)
+		copy(b.qkv.f[len(q)+len(k):], w[p+"attn.c_v.weight"])
+		copy(b.proj.f, w[p+"attn.c_proj.weight"])
+		copy(b.fc.f, w[p+"mlp.c_fc.weight"])
+		copy(b.mproj.f, w[p+"mlp.c_proj.weight"])
+	}
+	return nil
+}
+
 // deviceCopy is x copied into e's memory.
 func deviceCopy(e backend.Memory, x []float32) []float32 {
 	placed := e.Make(tensor.Float32, len(x)).([]float32)

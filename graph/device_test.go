@@ -296,3 +296,66 @@ func TestDecodeOnTheDevice(t *testing.T) {
 		t.Errorf("a cache the size of a released one made %d new buffers", made-once)
 	}
 }
+
+// TestUpdate: a generation model updated to other weights computes what a model made from
+// them does, on the CPU and placed on a device (where the copies are the device's);
+// weights of another shape and an int8 model are refused.
+func TestUpdate(t *testing.T) {
+	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
+	ids := []int{5, 17, 3, 88, 42, 1, 9}
+	weights := func(seed uint64) graph.Weights {
+		w := graph.InitWeights(cfg, seed)
+		for i := range w["lm_head.weight"] {
+			w["lm_head.weight"][i] = float32((i+int(seed))%13)/13 - 0.5
+		}
+		return w
+	}
+	logits := func(m *graph.Cached) []float32 {
+		t.Helper()
+		c := m.NewKVCache(1, len(ids))
+		defer c.Release()
+		out, err := m.ForwardAll(c, ids, len(ids))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	made := 0
+	for _, e := range []backend.Backend{cpubackend.New(cpubackend.Gonum{}), placing{hostdevice.New(cpubackend.Gonum{}), &made}} {
+		fresh, err := graph.NewCached(cfg, weights(2), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := logits(fresh)
+		m, err := graph.NewCached(cfg, weights(1), e)
+		if err == nil {
+			err = m.Place(e)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(logits(m), want) {
+			t.Fatal("two seeds give the same logits")
+		}
+		if err := m.Update(weights(2)); err != nil {
+			t.Fatal(err)
+		}
+		if got := logits(m); !slices.Equal(got, want) {
+			t.Errorf("%s: the updated model's logits differ from a new model's", e.Name())
+		}
+		other := graph.InitWeights(graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 1, NHead: 4, NKVHead: 2, NEmbd: 64}, 1)
+		if err := m.Update(other); err == nil {
+			t.Errorf("%s: weights of another model were taken", e.Name())
+		}
+	}
+	q, err := graph.NewCached(cfg, weights(1), cpubackend.New(cpubackend.Gonum{}))
+	if err == nil {
+		err = q.Quantize()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Update(weights(2)); err == nil || !strings.Contains(err.Error(), "int8") {
+		t.Errorf("an int8 model was updated: %v", err)
+	}
+}
