@@ -201,7 +201,8 @@ type baseRun struct {
 	plan        Plan
 	fit         Fit // the device batch size and recomputation, and their step's memory
 	stage       stage
-	model, eval *graph.Model // the training graph and an evaluation graph sharing its weights
+	model, eval *graph.Model  // the training graph and an evaluation graph sharing its weights
+	gen         *graph.Cached // the generation model over its weights (generation)
 	trainer     *Trainer
 	met         *metrics
 	st          state

@@ -46,10 +46,30 @@ func (b *baseRun) evaluate(ctx context.Context, step int) error {
 	return nil
 }
 
+// generation is the generation model over the training weights as they are now: made and
+// placed on the engine (on a GPU it generates and scores there) at the first call, its
+// weights updated at the next, so that the run's samples, measures and RL's rollouts take
+// the device's memory once.
+func (b *baseRun) generation() (*graph.Cached, error) {
+	w := b.model.Weights()
+	if b.gen != nil {
+		return b.gen, b.gen.Update(w)
+	}
+	m, err := graph.NewCached(b.plan.Model, w, b.Engine)
+	if err == nil {
+		err = m.Place(b.Engine)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.gen = m
+	return m, nil
+}
+
 // measure is the hook of Run.Metrics: the measures of the current weights, logged and
 // recorded.
 func (b *baseRun) measure(ctx context.Context, step int) error {
-	m, err := graph.NewCached(b.plan.Model, b.model.Weights(), b.Engine)
+	m, err := b.generation()
 	if err != nil {
 		return err
 	}
@@ -71,7 +91,7 @@ func (b *baseRun) measure(ctx context.Context, step int) error {
 // sample is the sampling hook: the prompts completed with the current weights, logged.
 func (b *baseRun) sample(ctx context.Context) error {
 	var err error
-	if b.res.Samples, err = b.samples(ctx, b.model); err != nil {
+	if b.res.Samples, err = b.samples(ctx); err != nil {
 		return err
 	}
 	for _, line := range b.res.Samples {
@@ -210,11 +230,12 @@ const sampleTokens = 16
 
 // samples completes SamplePrompts greedily with the model's current weights, through the
 // sampler's KV-cached engine.
-func (r Run) samples(ctx context.Context, model *graph.Model) ([]string, error) {
-	m, err := graph.NewCached(model.Config, model.Weights(), r.Engine)
+func (b *baseRun) samples(ctx context.Context) ([]string, error) {
+	m, err := b.generation()
 	if err != nil {
 		return nil, err
 	}
+	r := b.Run
 	eng, err := sampler.NewGenerator(m, r.Tokenizer)
 	if err != nil {
 		return nil, err

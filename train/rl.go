@@ -110,31 +110,19 @@ type rlStage struct {
 	// The rollouts of the step under way, for its log line.
 	rewards, lengths, generated float64
 	seconds                     float64
-	model                       *graph.Cached // the generation model, placed once, updated each step
 }
 
 func newRLStage(ctx context.Context, b *baseRun, pos tasks.Position) *rlStage {
 	return &rlStage{b: b, ctx: ctx, trained: pos.Conv, drawn: pos.Conv}
 }
 
-// generator is the KV-cached generator over the training weights as they are now: the
-// stage's generation model, made and placed on the engine (on a GPU it generates there)
-// at the first call, its weights updated at the next.
+// generator is the KV-cached generator over the training weights as they are now.
 func (s *rlStage) generator() (*sampler.Generator, error) {
-	w := s.b.model.Weights()
-	if s.model == nil {
-		m, err := graph.NewCached(s.b.plan.Model, w, s.b.Engine)
-		if err == nil {
-			err = m.Place(s.b.Engine)
-		}
-		if err != nil {
-			return nil, err
-		}
-		s.model = m
-	} else if err := s.model.Update(w); err != nil {
+	m, err := s.b.generation()
+	if err != nil {
 		return nil, err
 	}
-	return sampler.NewGenerator(s.model, s.b.Tokenizer)
+	return sampler.NewGenerator(m, s.b.Tokenizer)
 }
 
 // seed is a rollout's sampling seed, one for each problem drawn and pass over it
