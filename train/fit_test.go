@@ -10,6 +10,7 @@ import (
 	"gochat/checkpoint"
 	"gochat/cpubackend"
 	"gochat/graph"
+	"gochat/internal/hostdevice"
 	"gochat/internal/parallel"
 	"gochat/layers"
 )
@@ -75,7 +76,24 @@ func TestPlanStep(t *testing.T) {
 	if !strings.Contains(one.String(), "optimizer state") || strings.Contains(one.String(), "summed") || !strings.Contains(two.String(), "summed gradients") {
 		t.Errorf("footprints read %q and %q", one, two)
 	}
+	if one.Generation != 0 {
+		t.Errorf("the CPU engine plans %d bytes of generation weights", one.Generation)
+	}
+	opt.Engine = onDevice{hostdevice.New(nil)}
+	dev, err := PlanStep(fitConfig, opt, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(4 * fitConfig.NumParams()); dev.Generation != want || !strings.Contains(dev.String(), "generation weights") {
+		t.Errorf("a device engine plans %d bytes of generation weights (%q), want %d", dev.Generation, dev, want)
+	}
 }
+
+// onDevice is a device engine (a backend.DeviceMemory) in host memory, where a run places
+// its generation model.
+type onDevice struct{ *hostdevice.Device }
+
+func (onDevice) DeviceBytes() uint64 { return 0 }
 
 // fitter is a Fitter of fitConfig at every batch size up to 16 on the CPU engine, with limit.
 func fitter(limit uint64) Fitter {

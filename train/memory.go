@@ -10,19 +10,21 @@ import (
 
 // Footprint is the memory a training step takes on its engine, planned before anything is
 // allocated: the training graph's weights, gradients and activations (graph.Plan), the
-// optimizers' state, the sum of the micro-batches' gradients and the engine's own scratch.
-// The evaluation graph runs in the training graph's memory; the token ids (8 bytes a token)
-// are left out.
+// optimizers' state, the sum of the micro-batches' gradients, the engine's own scratch and,
+// on a device, the generation model's copy of the weights. The evaluation graph runs in
+// the training graph's memory; the token ids (8 bytes a token) and generation's KV caches
+// and activations (RL's rollouts: a few percent of a step's) are left out.
 type Footprint struct {
 	graph.Memory
 	Optimizer    int64 // AdamW's two moments of wte and lm_head, Muon's momentum of the matrices
 	Accumulation int64 // the sum of the micro-batches' gradients, when a step has several
 	Workspace    int64 // the engine's scratch (backend.Budget)
+	Generation   int64 // on a device engine: the weights the run's generation model places there
 }
 
 // Total is the bytes of the whole step.
 func (f Footprint) Total() int64 {
-	return f.Memory.Total() + f.Optimizer + f.Accumulation + f.Workspace
+	return f.Memory.Total() + f.Optimizer + f.Accumulation + f.Workspace + f.Generation
 }
 
 // String lists the parts and their total.
@@ -33,6 +35,9 @@ func (f Footprint) String() string {
 		parts = append(parts, graph.Size(f.Accumulation)+" summed gradients")
 	}
 	parts = append(parts, graph.Size(f.Activations)+" activations", graph.Size(f.Workspace)+" workspace")
+	if f.Generation > 0 {
+		parts = append(parts, graph.Size(f.Generation)+" generation weights")
+	}
 	return strings.Join(parts, ", ") + ": " + graph.Size(f.Total())
 }
 
@@ -52,6 +57,9 @@ func PlanStep(cfg graph.Config, opt graph.Options, accum int) (Footprint, error)
 	}
 	if b, ok := opt.Engine.(backend.Budget); ok {
 		f.Workspace = int64(b.Workspace(workload(cfg, opt, matrices)))
+	}
+	if _, ok := opt.Engine.(backend.DeviceMemory); ok { // graph.Cached.Place, once a run
+		f.Generation = 4 * int64(cfg.NumParams())
 	}
 	return f, nil
 }
