@@ -35,7 +35,7 @@ func (m *Cached) Probe(ids []int) (*Probe, error) {
 	if err := m.check(ids, 1, T, 0); err != nil {
 		return nil, err
 	}
-	pass, done := m.hostPass(m.NewKVCache(1, T), ids, 1, T)
+	pass, done := m.hostPass(m.newKVCache(1, T, nil), ids, 1, T) // the host's kernels, the host's cache
 	defer done()
 	o := &probeOps{sliceOps: *pass, probe: &Probe{T: T}}
 	trunk[[]float32](o, m.Config.NLayer)

@@ -14,9 +14,10 @@ import (
 )
 
 // Cached is a GPT's weights laid out for generation: the forward pass of forward.go run at
-// once on slices (sliceOps), through the kernels of the training ops (layers.*Forward, the
-// engine's matrix products and layers.AttentionForward), with the keys and values of past
-// positions read from a KVCache instead of recomputed.
+// once on slices (sliceOps), through the kernels of the training ops (backend.Kernels: the
+// host's, layers', or, once placed on a device, the engine's) and the engine's matrix
+// products, with the keys and values of past positions read from a KVCache instead of
+// recomputed.
 type Cached struct {
 	Config Config
 	gemm   backend.Gemm
@@ -29,14 +30,16 @@ type Cached struct {
 	placed *placement // the device engine that holds the matrices, once Place has run
 }
 
-// placement is a device engine holding a model's float32 matrices and a copy of its
-// embedding, where Score runs whole passes.
+// placement is a device engine holding a model's float32 matrices, a copy of its
+// embedding and its KV caches, where Score's and Forward's passes run whole. The engine
+// never gives memory back, so what the passes and caches take is kept here for the next:
+// activation buffers, and the buffers of released caches.
 type placement struct {
 	e    backend.Backend
 	wte  []float32
-	bufs sync.Pool // of *buffers in e's memory
 	mu   sync.Mutex
-	free map[int][][]float32 // the buffers of released caches, by length
+	bufs []*buffers  // activation buffers in e's memory, free for a pass
+	free [][]float32 // the buffers of released caches, free for a new cache
 }
 
 // block is one transformer layer's matrices; q, k and v are one matrix, as in the training
@@ -150,6 +153,9 @@ func newCached(cfg Config, e backend.Gemm) (*Cached, error) {
 // stays float32. Products then read a quarter of the bytes, on the processors whatever the
 // engine.
 func (m *Cached) Quantize() error {
+	if m.placed != nil {
+		return fmt.Errorf("graph: quantize a model before placing it")
+	}
 	for _, w := range m.matrices() {
 		if w.q != nil {
 			continue
@@ -185,7 +191,10 @@ func (m *Cached) Place(e backend.Backend) error {
 	if m.placed != nil {
 		return fmt.Errorf("graph: the model's matrices are in %s's memory, not %s's", m.placed.e.Name(), e.Name())
 	}
-	m.placed = &placement{e: e, wte: deviceCopy(e, m.wte)}
+	m.placed = &placement{e: e}
+	if m.whollyPlaced() { // an int8 model's passes run on the processors
+		m.placed.wte = deviceCopy(e, m.wte)
+	}
 	for _, w := range m.matrices() {
 		if w.f != nil {
 			w.f = deviceCopy(e, w.f)
@@ -197,8 +206,11 @@ func (m *Cached) Place(e backend.Backend) error {
 // Update sets the model's weights to w, a model of its config (training's weights as they
 // are now), where they lie: RL samples with the weights of each step through one model
 // placed once, where placing a new one each step would take new device memory each time.
-// Unplaced, the model reads the slices it was made from (NewCached keeps them, but for
-// q|k|v), and Update writes into those. An int8 model cannot be updated.
+// The model's host weights are the slices it was made from (NewCached keeps them, but for
+// q|k|v), and Update writes into those too. Every copy is the host's, after a Sync: from a
+// device's memory (training's weights on a GPU) it moves the weights' pages to the host
+// and back, a fraction of a second at d12 against an RL step's seconds. An int8 model
+// cannot be updated.
 func (m *Cached) Update(w Weights) error {
 	if err := m.Config.Check(w); err != nil {
 		return err
@@ -381,10 +393,14 @@ func (m *Cached) hostPass(c *KVCache, ids []int, B, T int) (*sliceOps, func()) {
 // pass is the operations of a pass of m on the device over cache c (nil: none), its ids
 // copied there, and the function that gives its buffers back.
 func (p *placement) pass(m *Cached, c *KVCache, ids []int, B, T int) (*sliceOps, func()) {
-	bufs, _ := p.bufs.Get().(*buffers)
+	p.mu.Lock()
+	var bufs *buffers
+	if n := len(p.bufs); n > 0 {
+		bufs, p.bufs = p.bufs[n-1], p.bufs[:n-1]
+	}
+	p.mu.Unlock()
 	if bufs == nil {
-		// The engine's memory is never given back: a buffer grown twice what is asked
-		// leaves at most as much behind as it holds.
+		// A buffer grown twice what is asked leaves at most as much behind as it holds.
 		bufs = &buffers{alloc: func(n int) []float32 { return p.e.Make(tensor.Float32, 2*n).([]float32)[:n] }}
 	}
 	bufs.next = 0
@@ -398,33 +414,40 @@ func (p *placement) pass(m *Cached, c *KVCache, ids []int, B, T int) (*sliceOps,
 		pos = c.Pos
 	}
 	o := &sliceOps{m: m, k: p.e, gemm: p.e, wte: p.wte, c: c, bufs: bufs, ids: bufs.ids, B: B, T: T, pos: pos}
-	return o, func() { p.bufs.Put(bufs) }
+	return o, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.bufs = append(p.bufs, bufs)
+	}
 }
 
-// take returns n zeroed elements of the device's memory: a cache's buffer given back
-// (Release) when one of that size is free, else new.
+// take returns n zeroed elements of the device's memory: the smallest buffer of a released
+// cache that holds them, else new memory with a quarter more capacity, so that a later
+// cache somewhat larger (a longer prompt) fits in it.
 func (p *placement) take(n int) []float32 {
 	p.mu.Lock()
-	free := p.free[n]
-	if len(free) > 0 {
-		x := free[len(free)-1]
-		p.free[n] = free[:len(free)-1]
+	best := -1
+	for i, x := range p.free {
+		if cap(x) >= n && (best < 0 || cap(x) < cap(p.free[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		x := p.free[best][:n]
+		p.free = append(p.free[:best], p.free[best+1:]...)
 		p.mu.Unlock()
 		p.e.Zero(x)
 		return x
 	}
 	p.mu.Unlock()
-	return p.e.Make(tensor.Float32, n).([]float32)
+	return p.e.Make(tensor.Float32, n+n/4).([]float32)[:n]
 }
 
-// give keeps x, a cache's buffer, for a later cache of its size.
+// give keeps x, a cache's buffer, for a later cache.
 func (p *placement) give(x []float32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.free == nil {
-		p.free = map[int][][]float32{}
-	}
-	p.free[len(x)] = append(p.free[len(x)], x)
+	p.free = append(p.free, x[:cap(x)])
 }
 
 // CachedScorer scores batches of Rows rows of SeqLen tokens with a generation model: the
@@ -496,7 +519,6 @@ type sliceOps struct {
 	ids  []int
 	B, T int
 	pos  int
-	err  error
 }
 
 func (o *sliceOps) rows() int { return o.B * o.T }
@@ -602,12 +624,18 @@ const KVGrowth = 1024
 // positions before it first grows: in the device's memory when m is placed on one with
 // float32 matrices.
 func (m *Cached) NewKVCache(batch, capacity int) *KVCache {
+	var device *placement
+	if m.placed != nil && m.whollyPlaced() {
+		device = m.placed
+	}
+	return m.newKVCache(batch, capacity, device)
+}
+
+// newKVCache is NewKVCache in device's memory (nil: the host's).
+func (m *Cached) newKVCache(batch, capacity int, device *placement) *KVCache {
 	cfg := m.Config
 	c := &KVCache{Batch: batch, Width: cfg.NKVHead * cfg.HeadDim(), heads: cfg.NKVHead, dim: cfg.HeadDim(),
-		k: make([][]float32, cfg.NLayer), v: make([][]float32, cfg.NLayer)}
-	if m.placed != nil && m.whollyPlaced() {
-		c.device = m.placed
-	}
+		k: make([][]float32, cfg.NLayer), v: make([][]float32, cfg.NLayer), device: device}
 	c.reserve(max(capacity, 1))
 	return c
 }
@@ -682,7 +710,7 @@ func (c *KVCache) copy(dst, src []float32) {
 // src lies: a prompt computed once serves a batch of samples.
 func (c *KVCache) Fill(src *KVCache) error {
 	if src.Batch != 1 || src.Width != c.Width || src.heads != c.heads || len(src.k) != len(c.k) || c.Pos != 0 || src.device != c.device {
-		return fmt.Errorf("graph: cannot fill a cache of %d rows at position %d from one of %d rows", c.Batch, c.Pos, src.Batch)
+		return fmt.Errorf("graph: cannot fill a cache of %d rows at position %d from one of %d rows (or of another model, or in other memory)", c.Batch, c.Pos, src.Batch)
 	}
 	c.reserve(src.Pos)
 	n := src.Pos * c.dim

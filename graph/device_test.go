@@ -292,8 +292,12 @@ func TestDecodeOnTheDevice(t *testing.T) {
 	}
 	once := made
 	m.NewKVCache(3, len(prompt)+2).Release()
+	m.NewKVCache(3, len(prompt)+3).Release() // a longer prompt's: within the quarter to spare
 	if made != once {
-		t.Errorf("a cache the size of a released one made %d new buffers", made-once)
+		t.Errorf("caches the size of released ones, and a little larger, made %d new buffers", made-once)
+	}
+	if err := m.Quantize(); err == nil {
+		t.Error("a placed model was quantized")
 	}
 }
 
