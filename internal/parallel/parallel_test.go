@@ -35,3 +35,25 @@ func TestNestedLoopsStayWithinProcessors(t *testing.T) {
 		t.Fatalf("%d helpers still lent after the loops", h)
 	}
 }
+
+// TestHelpersStay: thousands of loops are served by the helpers there are, made only
+// while fewer than one fewer than the processors wait, and each loop's parts all run.
+func TestHelpersStay(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	count := func() int {
+		idle.Lock()
+		defer idle.Unlock()
+		return len(idle.helpers)
+	}
+	before := count()
+	for range 2000 {
+		var parts atomic.Int64
+		For(8, 1<<20, func(lo, hi int) { parts.Add(int64(hi - lo)) })
+		if parts.Load() != 8 {
+			t.Fatalf("a loop ran %d of its 8 items", parts.Load())
+		}
+	}
+	if n := count(); n < 1 || n > max(before, 2) {
+		t.Fatalf("%d helpers after the loops on 3 processors (%d before), want 1 to %d", n, before, max(before, 2))
+	}
+}
