@@ -32,7 +32,7 @@ func (m *Cached) Probe(ids []int) (*Probe, error) {
 	if err := m.check(ids, 1, T, 0); err != nil { // ids in the vocabulary, T within the rotary table
 		return nil, err
 	}
-	pass, done := m.hostPass(m.newKVCache(1, T, nil), ids, 1, T) // the host's kernels, the host's cache
+	pass, done, _ := m.begin(m.newKVCache(1, T, nil), ids, 1, T) // a host cache: the host's kernels
 	defer done()
 	o := &probeOps{sliceOps: *pass, probe: &Probe{T: T}}
 	trunk[[]float32](o, m.Config.NLayer)

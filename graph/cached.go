@@ -131,12 +131,19 @@ func NewCached(cfg Config, w Weights, e backend.Gemm) (*Cached, error) {
 	C := cfg.NEmbd
 	m.wte, m.lmHead = w["transformer.wte.weight"], newWeight(w["lm_head.weight"], cfg.VocabSize)
 	for i := range cfg.NLayer {
-		p := fmt.Sprintf("transformer.h.%d.", i)
-		qkv := append(append(append([]float32(nil), w[p+"attn.c_q.weight"]...), w[p+"attn.c_k.weight"]...), w[p+"attn.c_v.weight"]...)
-		m.blocks[i] = block{qkv: newWeight(qkv, len(qkv)/C), proj: newWeight(w[p+"attn.c_proj.weight"], C),
-			fc: newWeight(w[p+"mlp.c_fc.weight"], 4*C), mproj: newWeight(w[p+"mlp.c_proj.weight"], C)}
+		qkv, proj, fc, mproj := layerWeights(w, i)
+		fused := slices.Concat(qkv[:]...)
+		m.blocks[i] = block{qkv: newWeight(fused, len(fused)/C), proj: newWeight(proj, C), fc: newWeight(fc, 4*C), mproj: newWeight(mproj, C)}
 	}
 	return m, nil
+}
+
+// layerWeights are the weights of block i in w: q, k and v, which the model fuses into one
+// matrix, the attention's output projection and the MLP's two.
+func layerWeights(w Weights, i int) (qkv [3][]float32, proj, fc, mproj []float32) {
+	p := fmt.Sprintf("transformer.h.%d.", i)
+	return [3][]float32{w[p+"attn.c_q.weight"], w[p+"attn.c_k.weight"], w[p+"attn.c_v.weight"]},
+		w[p+"attn.c_proj.weight"], w[p+"mlp.c_fc.weight"], w[p+"mlp.c_proj.weight"]
 }
 
 // newCached is a model of config cfg on e without its weights.
@@ -221,7 +228,7 @@ func (m *Cached) Update(w Weights) error {
 	// w may lie in the engine's memory, still being written, and the host is about to
 	// write the device's.
 	engines := []backend.Gemm{m.gemm}
-	if m.placed != nil && m.placed.e != m.gemm {
+	if m.placed != nil {
 		engines = append(engines, m.placed.e)
 	}
 	for _, e := range engines {
@@ -237,14 +244,15 @@ func (m *Cached) Update(w Weights) error {
 	}
 	copy(m.lmHead.f, w["lm_head.weight"])
 	for i := range m.blocks {
-		p, b := fmt.Sprintf("transformer.h.%d.", i), &m.blocks[i]
-		q, k := w[p+"attn.c_q.weight"], w[p+"attn.c_k.weight"]
-		copy(b.qkv.f, q)
-		copy(b.qkv.f[len(q):], k)
-		copy(b.qkv.f[len(q)+len(k):], w[p+"attn.c_v.weight"])
-		copy(b.proj.f, w[p+"attn.c_proj.weight"])
-		copy(b.fc.f, w[p+"mlp.c_fc.weight"])
-		copy(b.mproj.f, w[p+"mlp.c_proj.weight"])
+		b := &m.blocks[i]
+		qkv, proj, fc, mproj := layerWeights(w, i)
+		at := 0
+		for _, part := range qkv {
+			at += copy(b.qkv.f[at:], part)
+		}
+		copy(b.proj.f, proj)
+		copy(b.fc.f, fc)
+		copy(b.mproj.f, mproj)
 	}
 	return nil
 }
@@ -290,13 +298,7 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 		return nil, err
 	}
 	c.reserve(c.Pos + T)
-	var o *sliceOps
-	var done func()
-	if c.device != nil {
-		o, done = c.device.pass(m, c, ids, B, T)
-	} else {
-		o, done = m.hostPass(c, ids, B, T)
-	}
+	o, done, device := m.begin(c, ids, B, T)
 	defer done()
 	x := trunk[[]float32](o, cfg.NLayer)
 	c.Pos += T
@@ -308,14 +310,14 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 		}
 	}
 	n := len(rows) / C * cfg.VocabSize
-	if c.device == nil {
+	if device == nil {
 		logits := make([]float32, n)
 		o.head(rows, logits)
 		return logits, nil
 	}
 	logits := o.bufs.get(n)
 	o.head(rows, logits)
-	if err := c.device.e.Sync(); err != nil {
+	if err := device.e.Sync(); err != nil {
 		return nil, fmt.Errorf("graph: %w", err)
 	}
 	return slices.Clone(logits), nil
@@ -331,20 +333,13 @@ func (m *Cached) Score(ids []int, B, T int, judge func(logits []float32) error) 
 	if err := m.check(ids, B, T, 0); err != nil {
 		return err
 	}
-	device := m.placed != nil && m.whollyPlaced()
-	var o *sliceOps
-	var done func()
-	if device {
-		o, done = m.placed.pass(m, nil, ids, B, T)
-	} else {
-		o, done = m.hostPass(nil, ids, B, T)
-	}
+	o, done, device := m.begin(nil, ids, B, T)
 	defer done()
 	x := trunk[[]float32](o, m.Config.NLayer)
 	logits := o.bufs.get(B * T * m.Config.VocabSize)
 	o.head(x, logits)
-	if device {
-		if err := m.placed.e.Sync(); err != nil {
+	if device != nil {
+		if err := device.e.Sync(); err != nil {
 			return fmt.Errorf("graph: %w", err)
 		}
 	}
@@ -374,51 +369,55 @@ func (m *Cached) whollyPlaced() bool {
 	return true
 }
 
-// hostPass is the operations of a pass in host memory over cache c (nil: none), and the
-// function that gives its buffers back.
-func (m *Cached) hostPass(c *KVCache, ids []int, B, T int) (*sliceOps, func()) {
-	bufs, _ := m.bufs.Get().(*buffers)
-	if bufs == nil {
-		bufs = &buffers{alloc: func(n int) []float32 { return make([]float32, n, n+n/4) }}
-	}
-	bufs.next = 0
-	pos := 0
+// begin is the operations of a pass over cache c (nil: none), where it runs: on the device
+// the cache lies on, or with no cache on the device the model is wholly placed on
+// (returned), else in host memory (nil); and the function that gives its buffers back.
+func (m *Cached) begin(c *KVCache, ids []int, B, T int) (*sliceOps, func(), *placement) {
+	device := m.placed
 	if c != nil {
-		pos = c.Pos
+		device = c.device
+	} else if device != nil && !m.whollyPlaced() {
+		device = nil
 	}
-	o := &sliceOps{m: m, k: m.host, gemm: m.gemm, wte: m.wte, c: c, bufs: bufs, ids: ids, B: B, T: T, pos: pos}
-	return o, func() { m.bufs.Put(bufs) }
+	o := &sliceOps{m: m, k: m.host, gemm: m.gemm, wte: m.wte, c: c, ids: ids, B: B, T: T}
+	if c != nil {
+		o.pos = c.Pos
+	}
+	if device == nil {
+		o.bufs, _ = m.bufs.Get().(*buffers)
+		if o.bufs == nil {
+			o.bufs = &buffers{alloc: func(n int) []float32 { return make([]float32, n, n+n/4) }}
+		}
+		o.bufs.next = 0
+		return o, func() { m.bufs.Put(o.bufs) }, nil
+	}
+	o.k, o.gemm, o.wte, o.bufs = device.e, device.e, device.wte, device.buffers()
+	if cap(o.bufs.ids) < len(ids) {
+		o.bufs.ids = device.e.Make(tensor.Int, 2*len(ids)).([]int)
+	}
+	o.bufs.ids = o.bufs.ids[:len(ids)]
+	copy(o.bufs.ids, ids)
+	o.ids = o.bufs.ids
+	return o, func() {
+		device.mu.Lock()
+		defer device.mu.Unlock()
+		device.bufs = append(device.bufs, o.bufs)
+	}, device
 }
 
-// pass is the operations of a pass of m on the device over cache c (nil: none), its ids
-// copied there, and the function that gives its buffers back.
-func (p *placement) pass(m *Cached, c *KVCache, ids []int, B, T int) (*sliceOps, func()) {
+// buffers are activation buffers of the device's for a pass: a set a pass gave back, else a
+// new one.
+func (p *placement) buffers() *buffers {
 	p.mu.Lock()
-	var bufs *buffers
+	defer p.mu.Unlock()
 	if n := len(p.bufs); n > 0 {
-		bufs, p.bufs = p.bufs[n-1], p.bufs[:n-1]
+		b := p.bufs[n-1]
+		p.bufs = p.bufs[:n-1]
+		b.next = 0
+		return b
 	}
-	p.mu.Unlock()
-	if bufs == nil {
-		// A buffer grown twice what is asked leaves at most as much behind as it holds.
-		bufs = &buffers{alloc: func(n int) []float32 { return p.e.Make(tensor.Float32, 2*n).([]float32)[:n] }}
-	}
-	bufs.next = 0
-	if cap(bufs.ids) < len(ids) {
-		bufs.ids = p.e.Make(tensor.Int, 2*len(ids)).([]int)
-	}
-	bufs.ids = bufs.ids[:len(ids)]
-	copy(bufs.ids, ids)
-	pos := 0
-	if c != nil {
-		pos = c.Pos
-	}
-	o := &sliceOps{m: m, k: p.e, gemm: p.e, wte: p.wte, c: c, bufs: bufs, ids: bufs.ids, B: B, T: T, pos: pos}
-	return o, func() {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		p.bufs = append(p.bufs, bufs)
-	}
+	// A buffer grown twice what is asked leaves at most as much behind as it holds.
+	return &buffers{alloc: func(n int) []float32 { return p.e.Make(tensor.Float32, 2*n).([]float32)[:n] }}
 }
 
 // take returns n zeroed elements of the device's memory: the smallest buffer of a released
@@ -570,16 +569,14 @@ func (o *sliceOps) qkNorm(qkv []float32) []float32 {
 func (o *sliceOps) attention(l int, qkv []float32) []float32 {
 	c, T := o.m.Config, o.T
 	H, D := c.NHead, c.HeadDim()
-	y := o.bufs.get(o.rows() * H * D)
-	if o.c == nil {
-		shape := backend.AttnShape{Batch: o.B, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: T}
-		o.k.AttentionForward(shape, qkv, y, o.bufs.get(o.B*H*T))
-		return y
+	shape := backend.AttnShape{Batch: o.B, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: o.pos + T}
+	y, lse := o.bufs.get(o.rows()*H*D), o.bufs.get(o.B*H*T)
+	if cache := o.c; cache != nil {
+		o.k.StoreKV(shape, cache.capacity, qkv, cache.k[l], cache.v[l])
+		o.k.AttentionCached(shape, cache.capacity, qkv, cache.k[l], cache.v[l], y, lse)
+	} else {
+		o.k.AttentionForward(shape, qkv, y, lse)
 	}
-	cache := o.c
-	shape := backend.AttnShape{Batch: o.B, Heads: H, KVHeads: c.NKVHead, HeadDim: D, Tq: T, Tk: cache.Pos + T}
-	o.k.StoreKV(shape, cache.capacity, qkv, cache.k[l], cache.v[l])
-	o.k.AttentionCached(shape, cache.capacity, qkv, cache.k[l], cache.v[l], y, o.bufs.get(o.B*H*T))
 	return y
 }
 

@@ -152,9 +152,14 @@ func (h HostOps[T]) SoftcapBackward(dx, y, dy []T, cap T) {
 // AttentionForward implements backend.KernelsOf with this package's AttentionForward on
 // views of the fused layouts, with reused scratch.
 func (h HostOps[T]) AttentionForward(s backend.AttnShape, qkv, y, lse []T) {
+	q, k, v, out := AttnViews(s, qkv, y)
+	h.attend(s, q, k, v, out, lse)
+}
+
+// attend is this package's AttentionForward over views, with reused scratch.
+func (h HostOps[T]) attend(s backend.AttnShape, q, k, v, out View[T], lse []T) {
 	scratch := h.take(AttnScratch(s))
 	defer h.put(scratch)
-	q, k, v, out := AttnViews(s, qkv, y)
 	AttentionForward(h.Gemm, s, q, k, v, out, lse, *scratch)
 }
 
@@ -176,11 +181,9 @@ func (h HostOps[T]) StoreKV(s backend.AttnShape, capacity int, qkv, k, v []T) {
 // AttentionCached implements backend.KernelsOf with this package's AttentionForward on
 // views of the new queries and the cache, with reused scratch.
 func (h HostOps[T]) AttentionCached(s backend.AttnShape, capacity int, qkv, k, v, y, lse []T) {
-	scratch := h.take(AttnScratch(s))
-	defer h.put(scratch)
 	q, _, _, out := AttnViews(s, qkv, y)
 	kc, vc := CacheViews(s, capacity, k, v)
-	AttentionForward(h.Gemm, s, q, kc, vc, out, lse, *scratch)
+	h.attend(s, q, kc, vc, out, lse)
 }
 
 // CrossEntropyForward panics on a target out of range: the op checks the targets before.
