@@ -29,12 +29,22 @@ type Gemm interface {
 // which also reports the first failure of the queued work. graph.Model.Run and the
 // optimizers' steps end with a Sync, so what they leave is the host's to read.
 type Memory interface {
-	// Make returns n zeroed elements of dt (tensor.Float32 or tensor.Int) in the engine's
-	// memory, as []float32 or []int. The memory lives as long as the engine.
+	// Make returns n zeroed elements of dt (tensor.Float32, tensor.Int or tensor.Int8) in
+	// the engine's memory, as []float32, []int or []int8. The memory lives as long as the engine.
 	Make(dt tensor.Dtype, n int) any
 	// Sync waits for the queued work and returns its first failure.
 	Sync() error
 }
+
+// OutOfMemory is what an engine's Make panics with when its device's memory is spent, as
+// Make has no error to return; the commands recover it as their error.
+type OutOfMemory struct{ Err error }
+
+func (o OutOfMemory) Error() string {
+	return o.Err.Error() + ": lower --device-batch-size (the total batch stays, in more micro-batches) or the rows asked for"
+}
+
+func (o OutOfMemory) Unwrap() error { return o.Err }
 
 // Float is the element type of the kernels: float32 on every engine, float64 on the host
 // for the gradient checks.
@@ -76,6 +86,15 @@ type KernelsOf[T Float] interface {
 // Kernels are the float32 kernels of the ops, which every engine runs.
 type Kernels = KernelsOf[float32]
 
+// Int8Kernels multiply by matrices of 8-bit integers with a scale per row, the layout of
+// sgemm.Q8 (row j stands for scale[j]·q[j,:]): generation's quantized weights, of which a
+// decoded token reads a quarter of the bytes. The slices must be the engine's memory.
+type Int8Kernels interface {
+	// MulQ8T sets y (n×rows) = x (n×cols)·wᵀ for the matrix w (rows×cols) that q and scale
+	// stand for; rows is len(scale).
+	MulQ8T(n int, x []float32, q []int8, scale []float32, y []float32)
+}
+
 // OptimizerKernels are the float32 kernels of the optimizers' steps, over the engine's
 // memory, queued like the ops' kernels.
 type OptimizerKernels interface {
@@ -102,6 +121,7 @@ type Backend interface {
 	Gemm
 	Memory
 	Kernels
+	Int8Kernels
 	OptimizerKernels
 	Name() string
 }

@@ -52,7 +52,7 @@ func generationFlags(source string, temperature float64, maxTokens int) []cli.Fl
 }
 
 // quantizeFlag chooses the weights generation and evaluation multiply by.
-var quantizeFlag = &cli.StringFlag{Name: "quantize", Value: "none", Usage: "weights: none (float32) or int8 (a scale per row: a quarter of the bytes each token reads, on the CPU)"}
+var quantizeFlag = &cli.StringFlag{Name: "quantize", Value: "none", Usage: "weights: none (float32) or int8 (a scale per row: a quarter of the bytes each token reads)"}
 
 // cachedModel lays out weights for generation on engine, quantized as --quantize asks.
 func cachedModel(c *cli.Context, cfg graph.Config, w graph.Weights, engine backend.Backend) (*graph.Cached, error) {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"gochat/backend"
+
 	"github.com/urfave/cli/v2"
 )
 
@@ -35,10 +37,18 @@ func guardCommand(c *cli.Command, parent string) {
 		return
 	}
 	action := c.Action
-	c.Action = func(ctx *cli.Context) error {
+	c.Action = func(ctx *cli.Context) (err error) {
 		if err := flagsAfterArguments(ctx, c.Flags); err != nil {
 			return err
 		}
+		defer func() { // a device's memory spent, which Make cannot return as an error
+			r := recover()
+			if oom, ok := r.(backend.OutOfMemory); ok {
+				err = oom
+			} else if r != nil {
+				panic(r)
+			}
+		}()
 		return action(ctx)
 	}
 }

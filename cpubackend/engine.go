@@ -38,8 +38,11 @@ func (e *Engine) String() string { return e.Name() }
 
 // Make implements backend.Memory with Go's memory.
 func (e *Engine) Make(dt tensor.Dtype, n int) any {
-	if dt == tensor.Int {
+	switch dt {
+	case tensor.Int:
 		return make([]int, n)
+	case tensor.Int8:
+		return make([]int8, n)
 	}
 	return make([]float32, n)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"gochat/backend"
 	"gochat/internal/arena"
+	"gochat/layers"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -53,7 +53,7 @@ type Engine struct {
 	shared           map[string]int     // dynamic shared memory allowed per kernel, where raised
 
 	memory    arena.Arena                         // managed memory, handed out by Make
-	gpuBytes  uint64                              // memory on the GPU
+	usable    uint64                              // the GPU's memory free when the engine opened, less headroom
 	scratch   [8]buffer                           // device memory of the engine's own (see the scratch* indices)
 	pointers  map[string]uintptr                  // pointer arrays of batched products, by content
 	tables    map[*backend.RotaryTable][2]uintptr // rotary cos and sin tables on the device
@@ -72,6 +72,7 @@ const (
 	scratchB
 	scratchHalfA // bfloat16 operands
 	scratchHalfB
+	scratchQ8 // int8 weights dequantized for a product of many rows
 )
 
 // Engine returns the engine over b's GPU, compiling its kernels on the first call: it needs
@@ -119,15 +120,17 @@ func (e *Engine) open() error {
 	drv.setCurrent(e.ctx)
 	err := e.load(kernelSource, "kernels.cu", "", []string{"scale", "add", "axpy", "relu2Forward", "relu2Backward", "softcapForward",
 		"softcapBackward", "embeddingForward", "embeddingBackward", "storeKV", "rmsNormForward", "rmsNormBackward", "rotary", "attnDelta",
-		"crossEntropy", "muonMomentum", "adamW", "sumSquares", "normalise", "transpose", "toBF16"})
+		"crossEntropy", "muonMomentum", "adamW", "sumSquares", "normalise", "transpose", "toBF16", "mulQ8T", "dequantizeQ8"},
+		fmt.Sprintf("-DQ8_ROWS=%d", layers.Q8Rows))
 	if err != nil {
 		return err
 	}
 	if code := b.rt.malloc(&e.sumResult, 8*nsBatch); code != 0 {
 		return fmt.Errorf("cudaMalloc: %s", b.rt.describe(code))
 	}
-	var free uint64
-	b.rt.memInfo(&free, &e.gpuBytes)
+	var free, total uint64
+	b.rt.memInfo(&free, &total)
+	e.usable = free - min(free, headroom)
 	return nil
 }
 
@@ -175,7 +178,7 @@ func (e *Engine) err() error {
 	return e.failed
 }
 
-// Make implements backend.Memory: n zeroed float32s or ints in managed memory.
+// Make implements backend.Memory: n zeroed float32s, ints or int8s in managed memory.
 func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
@@ -187,13 +190,12 @@ func (e *Engine) Make(dt tensor.Dtype, n int) any {
 			return
 		}
 		if code := e.b.rt.memsetAsync(uintptr(p), 0, uint64(size), 0); code != 0 {
-			err = errors.New("cudaMemsetAsync: " + e.b.rt.describe(code))
-			return
+			e.fail(errors.New("cudaMemsetAsync: " + e.b.rt.describe(code)))
 		}
 		e.sync()
 	})
 	if err != nil {
-		panic(fmt.Sprintf("cudabackend: %v", err)) // out of device memory: nothing sensible to go on with
+		panic(backend.OutOfMemory{Err: err}) // Make has no error to return
 	}
 	return arena.Typed(p, dt, n)
 }
@@ -216,13 +218,13 @@ func (e *Engine) held() uint64 {
 }
 
 // MemoryLimit implements backend.Budget: the GPU's free memory and what the engine holds
-// already. Managed memory beyond it does not fail: it pages to and fro, many times slower.
+// already, within what the engine takes at all (newChunk).
 func (e *Engine) MemoryLimit() uint64 {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	var free, total uint64
 	e.b.w.wait(func() { e.b.rt.memInfo(&free, &total) })
-	return free + e.held()
+	return min(free+e.held(), e.usable)
 }
 
 // Workspace implements backend.Budget: the scratch buffers a step of w grows, each to the
@@ -251,18 +253,23 @@ func (e *Engine) Workspace(w backend.Workload) uint64 {
 	return n
 }
 
-// newChunk takes managed memory from CUDA for the arena, on the worker.
+// headroom is the GPU memory the engine leaves to CUDA and its libraries (cuBLAS's
+// workspaces, NCCL's buffers), which allocate after it opens.
+const headroom = 1 << 30
+
+// newChunk takes managed memory from CUDA for the arena, on the worker. It refuses memory
+// beyond what the GPU had free: the driver would otherwise page managed memory to and fro
+// (d12 at 32 rows of 2048 on an 80 GB H100 once ran at 4,060 tok/s against 106,192 at
+// 16), and more managed memory than the GPU has free can hang the GPU for every process
+// on it.
 func (e *Engine) newChunk(size uintptr) (arena.Chunk, error) {
 	c := arena.Chunk{Size: size}
+	if held := e.held(); held+uint64(size) > e.usable {
+		return c, fmt.Errorf("cuda: %d MiB more device memory asked for, with %d MiB taken, where the GPU had %d MiB free (less %d MiB for CUDA's libraries)",
+			size>>20, held>>20, (e.usable+headroom)>>20, headroom>>20)
+	}
 	if code := e.b.rt.mallocManaged(&c.Base, uint64(size), cudaMemAttachGlobal); code != 0 {
 		return c, fmt.Errorf("cudaMallocManaged of %d MiB: %s", size>>20, e.b.rt.describe(code))
-	}
-	// Managed memory may outgrow the GPU's: the driver then moves pages to and fro and a
-	// step runs tens of times slower (d12 at 32 rows of 2048 on an 80 GB H100: 4,060
-	// tok/s against 106,192 at 16). Say so once, when it happens.
-	limit := uintptr(e.gpuBytes / 10 * 9)
-	if before := e.memory.Total(); before <= limit && before+size > limit {
-		fmt.Fprintf(os.Stderr, "gochat: cuda: the tensors need more than 90%% of the GPU's %.0f GiB; expect it to slow down many times: lower --device-batch-size (the total batch stays, in more micro-batches)\n", float64(e.gpuBytes)/(1<<30))
 	}
 	return c, nil
 }
@@ -283,8 +290,8 @@ func address[T any](e *Engine, x []T, what string) uintptr {
 	return uintptr(unsafe.Pointer(&x[0]))
 }
 
-// launch queues kernel name on grid blocks of block threads. Arguments are []float32 and
-// []int (the engine's memory), uintptr (device addresses), int (as long long) and float32.
+// launch queues kernel name on grid blocks of block threads. Arguments are []float32, []int
+// and []int8 (the engine's memory), uintptr (device addresses), int (as long long) and float32.
 func (e *Engine) launch(name string, grid, block int, args ...any) {
 	e.launchAs(name, name, [2]int{grid, 1}, block, 0, args...)
 }
@@ -302,6 +309,8 @@ func (e *Engine) launchAs(label, name string, grid [2]int, block, shared int, ar
 			values[i] = uint64(e.ptr(v))
 		case []int:
 			values[i] = uint64(e.intPtr(v))
+		case []int8:
+			values[i] = uint64(address(e, v, "%d int8s"))
 		case uintptr:
 			values[i] = uint64(v)
 		case int:

@@ -14,6 +14,7 @@ import (
 	"gochat/backend"
 	"gochat/cpubackend"
 	"gochat/graph"
+	"gochat/internal/sgemm"
 	"gochat/layers"
 	"gochat/optimizers"
 
@@ -334,6 +335,36 @@ func TestProducts(t *testing.T) {
 	}
 }
 
+// TestInt8Products: the engine's int8 product equals the CPU's (layers.HostOps) within
+// float32's kernelTol, read directly by the kernel (fewer than layers.Q8Rows rows of x;
+// rows of 4-byte multiples and not) and dequantized a block of rows at a time for cuBLAS
+// (more; past one block of q8Block rows, into y's columns).
+func TestInt8Products(t *testing.T) {
+	e := engine(t)
+	r := rand.New(rand.NewPCG(11, 12))
+	host := cpubackend.New(cpubackend.Gonum{})
+	for _, c := range []struct{ n, rows, cols int }{{1, 300, 768}, {5, 77, 33}, {layers.Q8Rows - 1, 1000, 64},
+		{layers.Q8Rows, q8Block + 5, 20}, {40, 97, 36}} {
+		what := fmt.Sprintf("%d×%d·(%d×%d)ᵀ in int8: ", c.n, c.cols, c.rows, c.cols)
+		w := make([]float32, c.rows*c.cols)
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
+		q8, err := sgemm.QuantizeQ8(w, c.rows, c.cols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := e.Make(tensor.Int8, len(q8.Q)).([]int8)
+		copy(q, q8.Q)
+		x, scale := random(e, r, c.n*c.cols, 1), clone(e, q8.Scale)
+		y := e.Make(tensor.Float32, c.n*c.rows).([]float32)
+		want := make([]float32, len(y))
+		e.MulQ8T(c.n, x, q, scale, y)
+		host.MulQ8T(c.n, x, q8.Q, q8.Scale, want)
+		same(t, e, what, y, want)
+	}
+}
+
 // TestMixedProducts: a product of host memory against the engine's (generation's
 // activations against placed weights: Cached.Place) reads the engine's operands where they
 // lie, after the queued work that writes them, and copies the others, C back to the host
@@ -565,4 +596,30 @@ func TestAddOverride(t *testing.T) {
 		}
 		same(t, e, "addition "+c.name, got.Data().([]float32), want)
 	}
+}
+
+// TestMemoryRefused: asking for more managed memory than the GPU had free is refused before
+// CUDA is asked (Make panics with backend.OutOfMemory, which the commands report), and the
+// engine goes on working.
+func TestMemoryRefused(t *testing.T) {
+	e := engine(t)
+	asked := func(n int) (err error) {
+		defer func() {
+			if oom, ok := recover().(backend.OutOfMemory); ok {
+				err = oom
+			}
+		}()
+		e.Make(tensor.Float32, n)
+		return nil
+	}
+	err := asked(int(e.usable/f32) + 1)
+	if err == nil || !strings.Contains(err.Error(), "device memory asked for") {
+		t.Fatalf("more than the GPU's free memory: %v", err)
+	}
+	t.Log(err)
+	x := random(e, rand.New(rand.NewPCG(1, 1)), 1000, 1)
+	want := slices.Clone(x)
+	layers.ReLU2Forward(want, want)
+	e.ReLU2Forward(x, x)
+	same(t, e, "after a refusal", x, want)
 }

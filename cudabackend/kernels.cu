@@ -270,4 +270,51 @@ __global__ void toBF16(unsigned short* dst, const float* x, i64 n) {
 	}
 }
 
+// mulQ8T sets y (n×rows) = x (n×cols)·wᵀ for w = diag(scale)·q, int8 rows×cols, for n <
+// Q8_ROWS rows of x (a decoded token's): a warp a row of q, which it reads once, four int8s
+// a lane at a time when the rows are 4-byte aligned, for every row of x.
+__global__ void mulQ8T(const float* x, const signed char* q, const float* scale, float* y, i64 n, i64 rows, i64 cols) {
+	i64 j = blockIdx.x * (i64)(blockDim.x / 32) + threadIdx.x / 32;
+	int lane = threadIdx.x % 32;
+	if (j >= rows) return;
+	const signed char* w = q + j * cols;
+	float acc[Q8_ROWS];
+#pragma unroll
+	for (int i = 0; i < Q8_ROWS; i++) acc[i] = 0.0f;
+	if (cols % 4 == 0) {
+		for (i64 p = 4 * lane; p < cols; p += 128) {
+			char4 c = *(const char4*)(w + p);
+			float w0 = c.x, w1 = c.y, w2 = c.z, w3 = c.w;
+#pragma unroll
+			for (int i = 0; i < Q8_ROWS; i++) {
+				if (i < n) {
+					const float* xi = x + i * cols + p;
+					acc[i] += w0 * xi[0] + w1 * xi[1] + w2 * xi[2] + w3 * xi[3];
+				}
+			}
+		}
+	} else {
+		for (i64 p = lane; p < cols; p += 32) {
+			float wp = w[p];
+#pragma unroll
+			for (int i = 0; i < Q8_ROWS; i++) {
+				if (i < n) acc[i] += wp * x[i * cols + p];
+			}
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < Q8_ROWS; i++) {
+		if (i < n) {
+			float v = warpReduce<Sum>(acc[i]);
+			if (lane == 0) y[i * rows + j] = v * scale[j];
+		}
+	}
+}
+
+// dequantizeQ8 writes rows j0 ≤ j < j0+r of the float32 matrix that q (int8, a row of cols
+// each) and scale stand for into w, row-major.
+__global__ void dequantizeQ8(float* w, const signed char* q, const float* scale, i64 j0, i64 r, i64 cols) {
+	GRID_STRIDE(i, r * cols) w[i] = scale[j0 + i / cols] * (float)q[j0 * cols + i];
+}
+
 } // extern "C"

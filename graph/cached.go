@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"gochat/backend"
-	"gochat/internal/parallel"
 	"gochat/internal/sgemm"
 	"gochat/layers"
 
@@ -21,7 +20,7 @@ import (
 type Cached struct {
 	Config Config
 	gemm   backend.Gemm
-	host   backend.Kernels // the kernels of a pass in host memory: layers' Go kernels over gemm
+	host   kernels // the kernels of a pass in host memory: layers' Go kernels over gemm
 	rotary *backend.RotaryTable
 	wte    []float32
 	blocks []block
@@ -30,7 +29,7 @@ type Cached struct {
 	placed *placement // the device engine that holds the matrices, once Place has run
 }
 
-// placement is a device engine holding a model's float32 matrices, a copy of its
+// placement is a device engine holding a model's matrices (float32 or int8), a copy of its
 // embedding and its KV caches, where Score's and Forward's passes run whole. The engine
 // never gives memory back, so what the passes and caches take is kept here for the next:
 // activation buffers, and the buffers of released caches.
@@ -40,6 +39,12 @@ type placement struct {
 	mu   sync.Mutex
 	bufs []*buffers  // activation buffers in e's memory, free for a pass
 	free [][]float32 // the buffers of released caches, free for a new cache
+}
+
+// kernels are the kernels of a generation pass: the ops' and the int8 product.
+type kernels interface {
+	backend.Kernels
+	backend.Int8Kernels
 }
 
 // block is one transformer layer's matrices; q, k and v are one matrix, as in the training
@@ -57,49 +62,15 @@ type weight struct {
 // newWeight is the float32 matrix w of out rows.
 func newWeight(w []float32, out int) weight { return weight{f: w, out: out, in: len(w) / out} }
 
-// mul sets y (n×out) = x (n×in)·wᵀ: on e for float32 weights; for int8 ones on the
-// processors, split by rows of w, reading the int8 rows directly when x has few rows (a
-// decoded token, bound by memory) and through float32 blocks of q8Block rows multiplied on
-// e when it has many (a prompt, bound by arithmetic).
-func (w weight) mul(e backend.Gemm, n int, x, y []float32) {
-	switch {
-	case w.q == nil:
-		e.Sgemm(false, true, n, w.out, w.in, 1, x, w.in, w.f, w.in, 0, y, w.out)
-	case n < q8Rows:
-		blocks := (w.out + q8Chunk - 1) / q8Chunk
-		parallel.Each(blocks, parallel.Workers(), func(b, _ int) {
-			sgemm.MulQ8T(n, x, *w.q, y, w.out, b*q8Chunk, min(w.out, (b+1)*q8Chunk))
-		})
-	default:
-		// The block's product goes to a scratch of its own, then into y's columns: an
-		// engine that moves products to a device copies contiguous operands, not y's
-		// whole stride.
-		block, part := q8Blocks.Get().(*[]float32), q8Blocks.Get().(*[]float32)
-		defer q8Blocks.Put(block)
-		defer q8Blocks.Put(part)
-		*block = slices.Grow((*block)[:0], q8Block*w.in)[:q8Block*w.in]
-		*part = slices.Grow((*part)[:0], n*q8Block)[:n*q8Block]
-		for j0 := 0; j0 < w.out; j0 += q8Block {
-			rows := min(q8Block, w.out-j0)
-			b, p := (*block)[:rows*w.in], (*part)[:n*rows]
-			parallel.For(rows, w.in, func(lo, hi int) { w.q.DequantizeRows(b[lo*w.in:hi*w.in], j0+lo, j0+hi) })
-			e.Sgemm(false, true, n, rows, w.in, 1, x, w.in, b, w.in, 0, p, rows)
-			for i := range n {
-				copy(y[i*w.out+j0:i*w.out+j0+rows], p[i*rows:(i+1)*rows])
-			}
-		}
+// mul sets y (n×out) = x (n×in)·wᵀ: by gemm's product for float32 weights, by k's int8
+// product for int8 ones.
+func (w weight) mul(k backend.Int8Kernels, gemm backend.Gemm, n int, x, y []float32) {
+	if w.q == nil {
+		gemm.Sgemm(false, true, n, w.out, w.in, 1, x, w.in, w.f, w.in, 0, y, w.out)
+		return
 	}
+	k.MulQ8T(n, x, w.q.Q, w.q.Scale, y)
 }
-
-// q8Rows is the rows of x from which int8 weights are multiplied in float32 blocks of
-// q8Block rows of w, kept in q8Blocks.
-const q8Rows, q8Block = 16, 256
-
-// q8Chunk is the rows of int8 weights a processor takes at a time in a product of few rows
-// of x, handed out as they finish.
-const q8Chunk = 128
-
-var q8Blocks = sync.Pool{New: func() any { return new([]float32) }}
 
 // bytes is the memory of w's values.
 func (w weight) bytes() int {
@@ -157,8 +128,8 @@ func newCached(cfg Config, e backend.Gemm) (*Cached, error) {
 
 // Quantize rounds every matrix the model multiplies by (each block's and lm_head) to int8
 // with a scale per row (sgemm.QuantizeQ8); the embedding, of which a token reads one row,
-// stays float32. Products then read a quarter of the bytes, on the processors whatever the
-// engine.
+// stays float32. Products then read a quarter of the bytes (backend.Int8Kernels), on the
+// processors or, once placed, on the device.
 func (m *Cached) Quantize() error {
 	if m.placed != nil {
 		return fmt.Errorf("graph: quantize a model before placing it")
@@ -184,12 +155,10 @@ func (m *Cached) matrices() []*weight {
 	return all
 }
 
-// Place copies the model's float32 matrices and its embedding into e's memory when e keeps
-// its tensors on a device (a backend.DeviceMemory: the CUDA engine): then Score's passes,
-// and Forward's on the caches NewKVCache makes from then on (in the device's memory too),
-// run on the device whole. An int8 model's matrices stay on the processors, and so do its
-// passes, their float32 products of prompts going to e. On other engines Place does
-// nothing. Place it where it is again does nothing; on another engine, is an error. Place
+// Place copies the model's matrices (float32 or int8) and its embedding into e's memory
+// when e keeps its tensors on a device (a backend.DeviceMemory: the CUDA engine): then
+// Score's passes, and Forward's on the caches NewKVCache makes from then on (in the
+// device's memory too), run on the device whole. On other engines Place does nothing. Place it where it is again does nothing; on another engine, is an error. Place
 // models that stay: an engine does not give its memory back.
 func (m *Cached) Place(e backend.Backend) error {
 	if _, device := e.(backend.DeviceMemory); !device || m.placed != nil && m.placed.e == e {
@@ -198,14 +167,13 @@ func (m *Cached) Place(e backend.Backend) error {
 	if m.placed != nil {
 		return fmt.Errorf("graph: the model's matrices are in %s's memory, not %s's", m.placed.e.Name(), e.Name())
 	}
-	m.placed = &placement{e: e}
-	if m.whollyPlaced() { // an int8 model's passes run on the processors
-		m.placed.wte = deviceCopy(e, m.wte)
-	}
+	m.placed = &placement{e: e, wte: deviceCopy(e, tensor.Float32, m.wte)}
 	for _, w := range m.matrices() {
-		if w.f != nil {
-			w.f = deviceCopy(e, w.f)
+		if w.q == nil {
+			w.f = deviceCopy(e, tensor.Float32, w.f)
+			continue
 		}
+		w.q = &sgemm.Q8{Rows: w.q.Rows, Cols: w.q.Cols, Q: deviceCopy(e, tensor.Int8, w.q.Q), Scale: deviceCopy(e, tensor.Float32, w.q.Scale)}
 	}
 	return e.Sync()
 }
@@ -222,7 +190,7 @@ func (m *Cached) Update(w Weights) error {
 	if err := m.Config.Check(w); err != nil {
 		return err
 	}
-	if !m.whollyPlaced() {
+	if m.quantized() {
 		return fmt.Errorf("graph: an int8 model's weights cannot be updated")
 	}
 	// w may lie in the engine's memory, still being written, and the host is about to
@@ -257,9 +225,9 @@ func (m *Cached) Update(w Weights) error {
 	return nil
 }
 
-// deviceCopy is x copied into e's memory.
-func deviceCopy(e backend.Memory, x []float32) []float32 {
-	placed := e.Make(tensor.Float32, len(x)).([]float32)
+// deviceCopy is x, of dt's elements, copied into e's memory.
+func deviceCopy[T any](e backend.Memory, dt tensor.Dtype, x []T) []T {
+	placed := e.Make(dt, len(x)).([]T)
 	copy(placed, x)
 	return placed
 }
@@ -358,26 +326,16 @@ func (m *Cached) check(ids []int, B, T, pos int) error {
 	return layers.CheckIDs("token id", ids, m.Config.VocabSize, false)
 }
 
-// whollyPlaced tells whether every matrix is in the device's memory: none is int8, which
-// only the processors multiply.
-func (m *Cached) whollyPlaced() bool {
-	for _, w := range m.matrices() {
-		if w.q != nil {
-			return false
-		}
-	}
-	return true
-}
+// quantized tells whether the model's matrices are int8.
+func (m *Cached) quantized() bool { return m.lmHead.q != nil }
 
 // begin is the operations of a pass over cache c (nil: none), where it runs: on the device
-// the cache lies on, or with no cache on the device the model is wholly placed on
-// (returned), else in host memory (nil); and the function that gives its buffers back.
+// the cache lies on, or with no cache on the device the model is placed on (returned), else
+// in host memory (nil); and the function that gives its buffers back.
 func (m *Cached) begin(c *KVCache, ids []int, B, T int) (*sliceOps, func(), *placement) {
 	device := m.placed
 	if c != nil {
 		device = c.device
-	} else if device != nil && !m.whollyPlaced() {
-		device = nil
 	}
 	o := &sliceOps{m: m, k: m.host, gemm: m.gemm, wte: m.wte, c: c, ids: ids, B: B, T: T}
 	if c != nil {
@@ -510,7 +468,7 @@ func (b *buffers) get(n int) []float32 {
 // whole rows from position 0, attending only to each other.
 type sliceOps struct {
 	m    *Cached
-	k    backend.Kernels
+	k    kernels
 	gemm backend.Gemm
 	wte  []float32
 	c    *KVCache
@@ -541,7 +499,7 @@ func (o *sliceOps) linear(x []float32, w matrix) []float32 {
 	weights := [...]weight{qkvMatrix: b.qkv, projMatrix: b.proj, fcMatrix: b.fc, mlpProjMatrix: b.mproj}[w.which]
 	N := o.rows()
 	y := o.bufs.get(N * weights.out)
-	weights.mul(o.gemm, N, x, y)
+	weights.mul(o.k, o.gemm, N, x, y)
 	return y
 }
 
@@ -596,7 +554,7 @@ func (o *sliceOps) relu2(x []float32) []float32 {
 
 // head sets logits to the softcapped lm_head of the rows of x.
 func (o *sliceOps) head(x, logits []float32) {
-	o.m.lmHead.mul(o.gemm, len(x)/o.m.Config.NEmbd, x, logits)
+	o.m.lmHead.mul(o.k, o.gemm, len(x)/o.m.Config.NEmbd, x, logits)
 	o.k.SoftcapForward(logits, logits, LogitSoftcap)
 }
 
@@ -618,14 +576,9 @@ type KVCache struct {
 const KVGrowth = 1024
 
 // NewKVCache makes an empty cache for batch rows of model m, with room for capacity
-// positions before it first grows: in the device's memory when m is placed on one with
-// float32 matrices.
+// positions before it first grows: in the device's memory when m is placed on one.
 func (m *Cached) NewKVCache(batch, capacity int) *KVCache {
-	var device *placement
-	if m.placed != nil && m.whollyPlaced() {
-		device = m.placed
-	}
-	return m.newKVCache(batch, capacity, device)
+	return m.newKVCache(batch, capacity, m.placed)
 }
 
 // newKVCache is NewKVCache in device's memory (nil: the host's).

@@ -141,7 +141,8 @@ func TestCachedPlace(t *testing.T) {
 // there (every kernel gets the device's memory, Sync reports it otherwise; the weights it
 // was made from no longer matter, the embedding's included) and gives the logits of the
 // host's pass; on the host, Score gives what Forward gives each row from an empty cache.
-// An int8 model scores in host memory, an id outside the vocabulary is refused.
+// So does an int8 model (its products the device's int8 kernel), and an id outside the
+// vocabulary is refused.
 func TestScoreOnTheDevice(t *testing.T) {
 	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
 	const B, T = 3, 9
@@ -206,19 +207,25 @@ func TestScoreOnTheDevice(t *testing.T) {
 		}
 	}
 
-	q, err := graph.NewCached(cfg, weights(), e)
-	if err == nil {
-		err = q.Quantize()
+	quantized := func(e backend.Backend) *graph.Cached {
+		q, err := graph.NewCached(cfg, weights(), e)
+		if err == nil {
+			err = q.Quantize()
+		}
+		if err == nil {
+			err = q.Place(e)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
 	}
-	if err == nil {
-		err = q.Place(e)
+	want = score(quantized(cpubackend.New(cpubackend.Gonum{})))
+	if got := score(quantized(e)); !slices.Equal(got, want) {
+		t.Error("the device's int8 pass gives other logits than the host's")
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	score(q)
-	if calls := e.Calls(); calls["AttentionForward"] != 0 {
-		t.Errorf("an int8 model scored on the device: %v", calls)
+	if calls := e.Calls(); calls["AttentionForward"] == 0 || calls["MulQ8T"] != 4*cfg.NLayer+1 {
+		t.Errorf("an int8 model did not score on the device: %v", calls)
 	}
 	bad := slices.Clone(ids)
 	bad[4] = V
@@ -231,16 +238,20 @@ func TestScoreOnTheDevice(t *testing.T) {
 // decodes on it (every kernel gets the device's memory, Sync reports it otherwise): a
 // prompt into a one-row cache, copied into three rows (Fill), then tokens past the cache's
 // first capacity (it grows) give the host model's logits bit for bit, the same kernels
-// running on the same numbers. A released cache's memory serves the next cache of its size.
+// running on the same numbers; with int8 weights too. A released cache's memory serves the
+// next cache of its size.
 func TestDecodeOnTheDevice(t *testing.T) {
 	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
 	prompt := []int{5, 17, 3, 88, 42, 1, 9}
-	build := func(e backend.Backend) *graph.Cached {
+	build := func(e backend.Backend, int8 bool) *graph.Cached {
 		w := graph.InitWeights(cfg, 3)
 		for i := range w["lm_head.weight"] {
 			w["lm_head.weight"][i] = float32(i%13)/13 - 0.5
 		}
 		m, err := graph.NewCached(cfg, w, e)
+		if err == nil && int8 {
+			err = m.Quantize()
+		}
 		if err == nil {
 			err = m.Place(e)
 		}
@@ -273,21 +284,28 @@ func TestDecodeOnTheDevice(t *testing.T) {
 		rows.Release()
 		return out
 	}
-	want := decode(build(cpubackend.New(cpubackend.Gonum{})))
 	made := 0
 	e := placing{hostdevice.New(cpubackend.Gonum{}), &made}
-	m := build(e)
-	e.Calls()
-	got := decode(m)
-	for i := range want {
-		if !slices.Equal(got[i], want[i]) {
-			t.Fatalf("step %d: the device's logits differ from the host's", i)
+	var m *graph.Cached
+	for _, int8 := range []bool{true, false} {
+		want := decode(build(cpubackend.New(cpubackend.Gonum{}), int8))
+		m = build(e, int8)
+		e.Calls()
+		got := decode(m)
+		for i := range want {
+			if !slices.Equal(got[i], want[i]) {
+				t.Fatalf("int8 %v, step %d: the device's logits differ from the host's", int8, i)
+			}
 		}
-	}
-	calls := e.Calls()
-	for _, k := range []string{"EmbeddingForward", "StoreKV", "AttentionCached", "RMSNormForward", "SoftcapForward", "Copy"} {
-		if calls[k] == 0 {
-			t.Errorf("%s did not run on the device: %v", k, calls)
+		kernels := []string{"EmbeddingForward", "StoreKV", "AttentionCached", "RMSNormForward", "SoftcapForward", "Copy"}
+		if int8 {
+			kernels = append(kernels, "MulQ8T")
+		}
+		calls := e.Calls()
+		for _, k := range kernels {
+			if calls[k] == 0 {
+				t.Errorf("int8 %v: %s did not run on the device: %v", int8, k, calls)
+			}
 		}
 	}
 	once := made

@@ -39,7 +39,7 @@ func (m *Cached) WriteInt8(path string) error {
 }
 
 // ReadCachedInt8 reads what WriteInt8 wrote for a model of config cfg, whose products run
-// on e (its int8 ones on the processors).
+// on e (its int8 ones by the int8 kernels of the engine it is placed on, or the host's).
 func ReadCachedInt8(path string, cfg Config, e backend.Gemm) (*Cached, error) {
 	tensors, meta, err := safetensors.Read(path)
 	if err != nil {

@@ -213,14 +213,14 @@ func (e *Engine) newBuffer(size uintptr) (arena.Chunk, error) {
 	return arena.Chunk{Base: objc.Send[unsafe.Pointer](buf, sel("contents")), Size: size, Handle: uintptr(buf)}, nil
 }
 
-// Make implements backend.Memory: n zeroed float32s or ints in a shared buffer.
+// Make implements backend.Memory: n zeroed float32s, ints or int8s in a shared buffer.
 func (e *Engine) Make(dt tensor.Dtype, n int) any {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	size := uintptr(max(n, 1)) * uintptr(dt.Size())
 	p, err := e.memory.Alloc(size)
 	if err != nil {
-		panic(err.Error()) // out of memory: nothing sensible to go on with
+		panic(backend.OutOfMemory{Err: err}) // Make has no error to return
 	}
 	clear(unsafe.Slice((*byte)(p), size))
 	return arena.Typed(p, dt, n)

@@ -76,7 +76,7 @@ func Holds[T any](a *Arena, x []T) bool {
 }
 
 // Typed returns the n elements at p as the slice backend.Memory's Make returns for dt:
-// []float32 for tensor.Float32, []int for tensor.Int. It panics on another type, which no
+// []float32 for tensor.Float32, []int for tensor.Int, []int8 for tensor.Int8. It panics on another type, which no
 // caller asks for.
 func Typed(p unsafe.Pointer, dt tensor.Dtype, n int) any {
 	switch dt {
@@ -84,6 +84,8 @@ func Typed(p unsafe.Pointer, dt tensor.Dtype, n int) any {
 		return unsafe.Slice((*float32)(p), n)
 	case tensor.Int:
 		return unsafe.Slice((*int)(p), n)
+	case tensor.Int8:
+		return unsafe.Slice((*int8)(p), n)
 	}
 	panic(fmt.Sprintf("arena: no slices of %v", dt))
 }

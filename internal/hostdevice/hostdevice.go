@@ -51,8 +51,8 @@ func (d *Device) Calls() map[string]int {
 	return c
 }
 
-// count records a call of kernel and checks that its slices ([]float32 or []int) are the
-// device's memory.
+// count records a call of kernel and checks that its slices ([]float32, []int or []int8)
+// are the device's memory.
 func (d *Device) count(kernel string, slices ...any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -63,6 +63,8 @@ func (d *Device) count(kernel string, slices ...any) {
 		case []float32:
 			held = arena.Holds(&d.memory, x)
 		case []int:
+			held = arena.Holds(&d.memory, x)
+		case []int8:
 			held = arena.Holds(&d.memory, x)
 		}
 		if !held && d.failed == nil {
@@ -182,6 +184,12 @@ func (d *Device) StoreKV(s backend.AttnShape, capacity int, qkv, k, v []float32)
 func (d *Device) AttentionCached(s backend.AttnShape, capacity int, qkv, k, v, y, lse []float32) {
 	d.count("AttentionCached", qkv, k, v, y, lse)
 	d.Engine.AttentionCached(s, capacity, qkv, k, v, y, lse)
+}
+
+// MulQ8T implements backend.Int8Kernels: counted and checked, then the CPU engine's.
+func (d *Device) MulQ8T(n int, x []float32, q []int8, scale []float32, y []float32) {
+	d.count("MulQ8T", x, q, scale, y)
+	d.Engine.MulQ8T(n, x, q, scale, y)
 }
 
 // CrossEntropyForward implements backend.Kernels: counted and checked, then the CPU engine's.
