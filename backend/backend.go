@@ -40,10 +40,12 @@ type Memory interface {
 // Make has no error to return; the commands recover it as their error.
 type OutOfMemory struct{ Err error }
 
+// Error names what was refused and how to ask for less.
 func (o OutOfMemory) Error() string {
 	return o.Err.Error() + ": lower --device-batch-size (the total batch stays, in more micro-batches) or the rows asked for"
 }
 
+// Unwrap gives the engine's own error.
 func (o OutOfMemory) Unwrap() error { return o.Err }
 
 // Float is the element type of the kernels: float32 on every engine, float64 on the host
