@@ -192,7 +192,7 @@ type Precision int
 const (
 	FP32 Precision = iota // strict float32
 	TF32                  // TF32 tensor cores: inputs rounded to 10 mantissa bits
-	BF16                  // operands rounded to bfloat16 (7 mantissa bits), float32 accumulation and result: the engine's plain products (attention multiplies in TF32, Newton-Schulz's batched products in float32); the host BLAS rounds on the CPU, halving the bus
+	BF16                  // operands rounded to bfloat16 (7 mantissa bits), float32 accumulation and result: the engine's plain products (attention and Newton-Schulz's batched products multiply in TF32); the host BLAS rounds on the CPU, halving the bus
 )
 
 // String is the precision's name: fp32, tf32 or bf16, as Engine.Name shows it.
@@ -242,7 +242,7 @@ func (b *BLAS) open() error {
 		return fmt.Errorf("cublasCreate: status %d", code)
 	}
 	mode := int32(cublasDefaultMath)
-	if b.prec == TF32 {
+	if b.prec != FP32 { // bfloat16 engines' float32 products too (Newton-Schulz's batches)
 		mode = cublasTF32TensorMath
 	}
 	if code := rt.setMathMode(b.handle, mode); code != 0 {

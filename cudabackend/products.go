@@ -123,8 +123,8 @@ func (bt *batch) add(a, b, c uintptr) {
 }
 
 // batched queues the products C_i = alpha·op(A_i)·op(B_i) + beta·C_i, all of one shape and
-// strides, as one cuBLAS call profiled under label, in the handle's math mode (bfloat16
-// engines multiply these in float32). The pointer arrays go to the device once and are kept by content.
+// strides, as one cuBLAS call profiled under label, in the handle's math mode (TF32 but for
+// the strict cuda engine: bfloat16 engines too). The pointer arrays go to the device once and are kept by content.
 func (e *Engine) batched(label string, transA, transB bool, m, n, k int, alpha float32, lda, ldb int, beta float32, ldc int, bt batch) {
 	if len(bt.c) == 0 {
 		return
