@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"gochat/backend"
@@ -58,9 +59,11 @@ type Engine struct {
 	pointers  map[string]uintptr                  // pointer arrays of batched products, by content
 	tables    map[*backend.RotaryTable][2]uintptr // rotary cos and sin tables on the device
 	errMu     sync.Mutex
-	failed    error    // the first failure of queued work
-	prof      *profile // timings, while profiling
-	sumResult uintptr  // nsBatch float64s on the device: sums of squares
+	failed    error         // the first failure of queued work
+	prof      *profile      // timings, while profiling
+	sumResult uintptr       // nsBatch float64s on the device: sums of squares
+	queued    atomic.Uint64 // work queued and Syncs: what may have written the engine's memory
+	halves    halfCache     // the bfloat16 operands of the last product; the caller holds b.mu
 }
 
 // Indices of the engine's scratch buffers.
@@ -339,6 +342,7 @@ func (e *Engine) launchAs(label, name string, grid [2]int, block, shared int, ar
 // queue hands one call to the worker, timed under label when profiling; it is skipped once
 // something has failed.
 func (e *Engine) queue(label string, call func() error) {
+	e.queued.Add(1)
 	e.b.w.async(func() {
 		if e.err() != nil {
 			return
@@ -370,8 +374,10 @@ func (e *Engine) Sync() error {
 	return err
 }
 
-// sync waits for the device and resolves the profile's timings; on the worker.
+// sync waits for the device and resolves the profile's timings; on the worker. The host
+// may write the engine's memory after it.
 func (e *Engine) sync() {
+	e.queued.Add(1)
 	if code := e.b.rt.synchronize(); code != 0 {
 		e.fail(errors.New("cuda: " + e.b.rt.describe(code)))
 	}

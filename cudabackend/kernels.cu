@@ -260,14 +260,27 @@ __global__ void transpose(float* dst, const float* src, i64 rows, i64 cols) {
 	}
 }
 
-// toBF16 rounds x to bfloat16, to nearest with ties to even, keeping NaNs NaN (as
+// bf16 rounds f to bfloat16, to nearest with ties to even, keeping NaNs NaN (as
 // cudabackend.ToBF16 does).
+__device__ __forceinline__ unsigned short bf16(float f) {
+	unsigned int bits = __float_as_uint(f);
+	if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)(bits >> 16) | 0x40;
+	return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+// toBF16 rounds x to bfloat16 into dst: four floats a thread where x and dst are aligned
+// for it (16 bytes read, 8 written: a warp moves whole cache lines), else one.
 __global__ void toBF16(unsigned short* dst, const float* x, i64 n) {
-	GRID_STRIDE(i, n) {
-		unsigned int bits = __float_as_uint(x[i]);
-		if ((bits & 0x7fffffffu) > 0x7f800000u) dst[i] = (unsigned short)(bits >> 16) | 0x40;
-		else dst[i] = (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+	if (((size_t)x % 16 | (size_t)dst % 8) != 0) {
+		GRID_STRIDE(i, n) dst[i] = bf16(x[i]);
+		return;
 	}
+	GRID_STRIDE(i, n / 4) {
+		float4 v = ((const float4*)x)[i];
+		((ushort4*)dst)[i] = make_ushort4(bf16(v.x), bf16(v.y), bf16(v.z), bf16(v.w));
+	}
+	i64 tail = n / 4 * 4 + blockIdx.x * (i64)blockDim.x + threadIdx.x;
+	if (tail < n) dst[tail] = bf16(x[tail]);
 }
 
 // mulQ8T sets y (n×rows) = x (n×cols)·wᵀ for w = diag(scale)·q, int8 rows×cols, for n <

@@ -66,10 +66,10 @@ func (e *Engine) operands(a, bm []float32, inA, inB bool) (on func([]float32) ui
 	var halfA, halfB uintptr
 	if e.b.prec == BF16 {
 		if inA {
-			halfA = e.halves(scratchHalfA, e.ptr(a), len(a))
+			halfA = e.roundHalves(scratchHalfA, e.ptr(a), len(a))
 		}
 		if inB {
-			halfB = e.halves(scratchHalfB, e.ptr(bm), len(bm))
+			halfB = e.roundHalves(scratchHalfB, e.ptr(bm), len(bm))
 		}
 		if e.err() != nil || inA && halfA == 0 || inB && halfB == 0 {
 			return nil, false
@@ -93,14 +93,16 @@ func (e *Engine) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []floa
 	e.b.Dgemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
-// gemm queues a row-major product of device memory in the engine's precision.
+// gemm queues a row-major product of device memory in the engine's precision; the caller
+// holds b.mu.
 func (e *Engine) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintptr, lda int, dB uintptr, ldb int, beta float32, dC uintptr, ldc int) {
 	if e.b.prec == BF16 {
 		spanA, spanB, _ := backend.Spans(transA, transB, m, n, k, lda, ldb, ldc)
-		hA, hB := e.halves(scratchHalfA, dA, spanA), e.halves(scratchHalfB, dB, spanB)
+		hA, hB := e.bf16Operands(dA, spanA, dB, spanB)
 		e.queue("cublasGemmEx (bf16)", func() error {
 			return e.b.gemmBF16(transA, transB, m, n, k, alpha, hA, lda, hB, ldb, beta, dC, ldc)
 		})
+		e.halves.mark = e.queued.Load()
 		return
 	}
 	e.queue("cublasSgemm", func() error {
@@ -108,10 +110,50 @@ func (e *Engine) gemm(transA, transB bool, m, n, k int, alpha float32, dA uintpt
 	})
 }
 
-// halves queues the rounding of n floats at p to bfloat16 into scratch buffer i.
-func (e *Engine) halves(i int, p uintptr, n int) uintptr {
+// halfCache says which float32 operands the two bfloat16 scratch buffers hold: the last
+// product's A and B. They still hold them while nothing else has been queued since that
+// product (no kernel can have written them, and the product writes neither: C never
+// overlaps its operands) and no Sync has let the host write: then the next product
+// rounds only what it does not share. A gradient's two products, dX = dY·W and
+// dW = dYᵀ·X, share dY, so this spares a third of the backward pass's roundings.
+type halfCache struct {
+	src  [2]uintptr // the float32 operand each buffer holds rounded
+	n    [2]int     // its floats
+	mark uint64     // Engine.queued just after that product was queued
+}
+
+// bf16Operands returns A's and B's bfloat16 copies in the scratch buffers, rounding those
+// the last product did not leave there.
+func (e *Engine) bf16Operands(a uintptr, na int, b uintptr, nb int) (ha, hb uintptr) {
+	c := &e.halves
+	held := func(p uintptr, n int) int { // the buffer holding p's n floats, or -1
+		for i := range c.src {
+			if c.mark == e.queued.Load() && c.src[i] == p && c.n[i] >= n {
+				return i
+			}
+		}
+		return -1
+	}
+	sa, sb := held(a, na), held(b, nb)
+	round := func(slot int, p uintptr, n int) uintptr {
+		c.src[slot], c.n[slot] = p, n
+		return e.roundHalves(scratchHalfA+slot, p, n)
+	}
+	switch { // each operand in the buffer that holds it, else in the one the other leaves
+	case sa < 0 && sb < 0:
+		return round(0, a, na), round(1, b, nb)
+	case sa < 0:
+		return round(1-sb, a, na), e.scratch[scratchHalfA+sb].ptr
+	case sb < 0:
+		return e.scratch[scratchHalfA+sa].ptr, round(1-sa, b, nb)
+	}
+	return e.scratch[scratchHalfA+sa].ptr, e.scratch[scratchHalfA+sb].ptr
+}
+
+// roundHalves queues the rounding of n floats at p to bfloat16 into scratch buffer i.
+func (e *Engine) roundHalves(i int, p uintptr, n int) uintptr {
 	h := e.reserve(i, uint64(2*n))
-	e.elementwise("toBF16", n, h, p, n)
+	e.launch("toBF16", elementwiseBlocks((n+3)/4), 256, h, p, n)
 	return h
 }
 
