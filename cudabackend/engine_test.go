@@ -148,8 +148,10 @@ func TestElementwiseKernels(t *testing.T) {
 func TestRowKernels(t *testing.T) {
 	e := engine(t)
 	r := rand.New(rand.NewPCG(3, 4))
-	// RMSNorm of whole rows, and QK norm of 3 heads of 8 in rows of 40 (the rest copied).
-	for _, c := range []struct{ width, size, heads int }{{768, 768, 1}, {40, 8, 3}} {
+	// RMSNorm of whole rows; QK norm of 3 heads of 8 in rows of 40 and of d12's 12 heads of
+	// 128 in its qkv rows (the rest, v, copied); heads that fill the row, of sizes a warp
+	// does not divide. 37 rows leave the last block's warps part idle.
+	for _, c := range []struct{ width, size, heads int }{{768, 768, 1}, {40, 8, 3}, {2304, 128, 12}, {45, 15, 3}, {256, 128, 2}} {
 		rows := 37
 		x, dy := random(e, r, rows*c.width, 2), random(e, r, rows*c.width, 1)
 		y, want := e.Make(tensor.Float32, len(x)).([]float32), make([]float32, len(x))
@@ -191,28 +193,37 @@ func TestRowKernels(t *testing.T) {
 	same(t, e, "embedding gradient", dt, wantDt)
 }
 
+// TestCrossEntropyKernel: losses and gradients against the Go kernel, with and without the
+// softcap, for a vocabulary wider than a block and one narrower (threads with no logit),
+// with an ignored row and one whose logits rise all the way (every one a new maximum).
 func TestCrossEntropyKernel(t *testing.T) {
 	e := engine(t)
 	r := rand.New(rand.NewPCG(5, 6))
-	const rows, vocab = 9, 5000
-	targets := e.Make(tensor.Int, rows).([]int)
-	for i := range targets {
-		targets[i] = r.IntN(vocab)
-	}
-	targets[3] = layers.IgnoreIndex
-	for _, cap := range []float32{15, 0} {
-		logits := random(e, r, rows*vocab, 20)
-		scale := random(e, r, rows, 1)
-		losses, want := e.Make(tensor.Float32, rows).([]float32), make([]float32, rows)
-		wantGrad := make([]float32, rows*vocab)
-		if err := layers.CrossEntropyForward(want, logits, targets, vocab, cap, wantGrad, scale); err != nil {
-			t.Fatal(err)
+	for _, vocab := range []int{5000, 300} {
+		const rows = 9
+		targets := e.Make(tensor.Int, rows).([]int)
+		for i := range targets {
+			targets[i] = r.IntN(vocab)
 		}
-		e.CrossEntropyForward(losses, logits, targets, vocab, cap, nil, nil)
-		same(t, e, "losses", losses, want)
-		e.CrossEntropyForward(losses, logits, targets, vocab, cap, logits, scale) // the gradient over the logits
-		same(t, e, "losses with gradients", losses, want)
-		same(t, e, "logit gradients", logits, wantGrad)
+		targets[3] = layers.IgnoreIndex
+		for _, cap := range []float32{15, 0} {
+			logits := random(e, r, rows*vocab, 20)
+			for j := range vocab {
+				logits[5*vocab+j] = 40 * float32(j) / float32(vocab)
+			}
+			scale := random(e, r, rows, 1)
+			losses, want := e.Make(tensor.Float32, rows).([]float32), make([]float32, rows)
+			wantGrad := make([]float32, rows*vocab)
+			if err := layers.CrossEntropyForward(want, logits, targets, vocab, cap, wantGrad, scale); err != nil {
+				t.Fatal(err)
+			}
+			what := fmt.Sprintf("vocab %d, cap %v: ", vocab, cap)
+			e.CrossEntropyForward(losses, logits, targets, vocab, cap, nil, nil)
+			same(t, e, what+"losses", losses, want)
+			e.CrossEntropyForward(losses, logits, targets, vocab, cap, logits, scale) // the gradient over the logits
+			same(t, e, what+"losses with gradients", losses, want)
+			same(t, e, what+"logit gradients", logits, wantGrad)
+		}
 	}
 }
 

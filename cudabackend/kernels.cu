@@ -4,7 +4,8 @@
 //
 // Conventions: sizes are long long, scalars float, ids and targets long long (Go's int).
 // Elementwise kernels loop with a grid stride; row kernels take one block per row and
-// reduce with blockSum/blockMax, which need blockDim.x to be a multiple of 32.
+// reduce with blockSum/blockMax, which need blockDim.x to be a multiple of 32, or a warp
+// per row (or chunk of one) and reduce with warpReduce.
 
 typedef long long i64;
 
@@ -103,42 +104,61 @@ __global__ void embeddingBackward(float* dtable, const float* dy, const i64* ids
 	GRID_STRIDE(i, n * width) atomicAdd(&dtable[ids[i / width] * width + i % width], dy[i]);
 }
 
-// rmsNormForward: one block per row; the first heads chunks of size are normalised, the
-// rest of the row is copied.
-__global__ void rmsNormForward(float* y, const float* x, i64 width, i64 size, i64 heads, float eps) {
-	const float* in = x + blockIdx.x * width;
-	float* out = y + blockIdx.x * width;
-	for (i64 h = 0; h < heads; h++) {
-		const float* xs = in + h * size;
-		float ss = 0.0f;
-		for (i64 i = threadIdx.x; i < size; i += blockDim.x) ss += xs[i] * xs[i];
-		float rstd = 1.0f / sqrtf(blockSum(ss) / (float)size + eps);
-		for (i64 i = threadIdx.x; i < size; i += blockDim.x) out[h * size + i] = xs[i] * rstd;
+// The norms take a warp per chunk of a row: chunk c < heads of row r is normalised, and
+// chunk heads (where the row is wider than heads·size) is the rest of the row, copied. A
+// warp reduces with shuffles alone, so a row of many small chunks (the QK norms' heads of
+// 128) costs no block-wide synchronisation.
+struct NormChunk {
+	i64 row, c;
+	bool in;
+};
+
+__device__ NormChunk normChunk(i64 rows, i64 width, i64 size, i64 heads) {
+	i64 chunks = heads + (width > heads * size ? 1 : 0);
+	i64 w = blockIdx.x * (i64)(blockDim.x / 32) + threadIdx.x / 32;
+	return NormChunk{w / chunks, w % chunks, w < rows * chunks};
+}
+
+// rmsNormForward: y = x / √(mean(x²) + eps) over each normalised chunk.
+__global__ void rmsNormForward(float* y, const float* x, i64 rows, i64 width, i64 size, i64 heads, float eps) {
+	NormChunk k = normChunk(rows, width, size, heads);
+	if (!k.in) return;
+	int lane = threadIdx.x & 31;
+	const float* in = x + k.row * width + k.c * size;
+	float* out = y + k.row * width + k.c * size;
+	if (k.c == heads) {
+		for (i64 i = lane; i < width - heads * size; i += 32) out[i] = in[i];
+		return;
 	}
-	for (i64 i = heads * size + threadIdx.x; i < width; i += blockDim.x) out[i] = in[i];
+	float ss = 0.0f;
+	for (i64 i = lane; i < size; i += 32) ss += in[i] * in[i];
+	float rstd = 1.0f / sqrtf(warpReduce<Sum>(ss) / (float)size + eps);
+	for (i64 i = lane; i < size; i += 32) out[i] = in[i] * rstd;
 }
 
 // rmsNormBackward: dx = rstd·dy − x·rstd³·mean(dy⊙x) on normalised chunks, dy elsewhere.
-// dx may be dy: each thread reads its elements before it writes them.
-__global__ void rmsNormBackward(float* dx, const float* x, const float* dy, i64 width, i64 size, i64 heads, float eps) {
-	const float* in = x + blockIdx.x * width;
-	const float* g = dy + blockIdx.x * width;
-	float* out = dx + blockIdx.x * width;
-	for (i64 h = 0; h < heads; h++) {
-		const float* xs = in + h * size;
-		const float* gs = g + h * size;
-		float ss = 0.0f, dot = 0.0f;
-		for (i64 i = threadIdx.x; i < size; i += blockDim.x) {
-			ss += xs[i] * xs[i];
-			dot += gs[i] * xs[i];
-		}
-		ss = blockSum(ss);
-		dot = blockSum(dot);
-		float rstd = 1.0f / sqrtf(ss / (float)size + eps);
-		float c = rstd * rstd * rstd * dot / (float)size;
-		for (i64 i = threadIdx.x; i < size; i += blockDim.x) out[h * size + i] = rstd * gs[i] - c * xs[i];
+// dx may be dy: each lane reads its elements before it writes them.
+__global__ void rmsNormBackward(float* dx, const float* x, const float* dy, i64 rows, i64 width, i64 size, i64 heads, float eps) {
+	NormChunk k = normChunk(rows, width, size, heads);
+	if (!k.in) return;
+	int lane = threadIdx.x & 31;
+	i64 at = k.row * width + k.c * size;
+	const float *xs = x + at, *gs = dy + at;
+	float* out = dx + at;
+	if (k.c == heads) {
+		for (i64 i = lane; i < width - heads * size; i += 32) out[i] = gs[i];
+		return;
 	}
-	for (i64 i = heads * size + threadIdx.x; i < width; i += blockDim.x) out[i] = g[i];
+	float ss = 0.0f, dot = 0.0f;
+	for (i64 i = lane; i < size; i += 32) {
+		ss += xs[i] * xs[i];
+		dot += gs[i] * xs[i];
+	}
+	ss = warpReduce<Sum>(ss);
+	dot = warpReduce<Sum>(dot);
+	float rstd = 1.0f / sqrtf(ss / (float)size + eps);
+	float c = rstd * rstd * rstd * dot / (float)size;
+	for (i64 i = lane; i < size; i += 32) out[i] = rstd * gs[i] - c * xs[i];
 }
 
 // rotary: one block per row; position pos0 + row % seqLen; sign −1 is the inverse rotation.
@@ -173,8 +193,10 @@ __global__ void attnDelta(float* delta, const float* dy, const float* y, i64 row
 	if ((threadIdx.x & 31) == 0) delta[(b * H + h) * T + t] = sum;
 }
 
-// crossEntropy: one block per row of logits; see layers.CrossEntropyForward. grad (and
-// scale) may be null; grad may be logits.
+// crossEntropy: one block per row of logits; see layers.CrossEntropyForward. One pass over
+// the row finds its maximum and the sum of exponentials (a thread rescales its sum when its
+// maximum grows), a second writes the gradient. grad (and scale) may be null; grad may be
+// logits.
 __global__ void crossEntropy(float* losses, const float* logits, const i64* targets, i64 vocab, float cap, float* grad, const float* scale) {
 	i64 r = blockIdx.x, t = targets[r];
 	const float* l = logits + r * vocab;
@@ -184,12 +206,18 @@ __global__ void crossEntropy(float* losses, const float* logits, const i64* targ
 		if (threadIdx.x == 0) losses[r] = 0.0f;
 		return;
 	}
-	float m = NEG_INF;
-	for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) m = fmaxf(m, cap > 0.0f ? cap * tanhf(l[j] / cap) : l[j]);
-	m = blockMax(m);
-	float sum = 0.0f;
-	for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) sum += expf((cap > 0.0f ? cap * tanhf(l[j] / cap) : l[j]) - m);
-	sum = blockSum(sum);
+	float mt = NEG_INF, st = 0.0f; // this thread's maximum and its sum of exp(z − mt)
+	for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) {
+		float z = cap > 0.0f ? cap * tanhf(l[j] / cap) : l[j];
+		if (z > mt) {
+			st = st * expf(mt - z) + 1.0f;
+			mt = z;
+		} else {
+			st += expf(z - mt);
+		}
+	}
+	float m = blockMax(mt);
+	float sum = blockSum(mt == NEG_INF ? 0.0f : st * expf(mt - m));
 	i64 tt = t < 0 ? 0 : t;
 	float zt = cap > 0.0f ? cap * tanhf(l[tt] / cap) : l[tt];
 	__syncthreads(); // every thread has read l[tt] before grad, which may be logits, changes

@@ -67,20 +67,35 @@ func (e *Engine) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
 	e.elementwise("embeddingBackward", len(ids)*width, dtable, dy[:len(ids)*width], ids, len(ids), width)
 }
 
-// RMSNormForward implements backend.Kernels: one block per row, profiled apart for the
-// residual stream's norms and the QK norms.
+// RMSNormForward implements backend.Kernels: a warp per normalised chunk of a row (and
+// one for the rest of a wider row), profiled apart for the residual stream's norms and the
+// QK norms.
 func (e *Engine) RMSNormForward(y, x []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	e.launchAs(normLabel("rmsNormForward", size, heads), "rmsNormForward", [2]int{len(x) / width, 1}, rowThreads, 0, y[:len(x)], x, width, size, heads, float32(layers.NormEps))
+	rows := len(x) / width
+	e.launchAs(normLabel("rmsNormForward", size, heads), "rmsNormForward", [2]int{normBlocks(rows, width, size, heads), 1}, rowThreads, 0,
+		y[:len(x)], x, rows, width, size, heads, float32(layers.NormEps))
 }
 
-// RMSNormBackward implements backend.Kernels: one block per row, profiled as
-// RMSNormForward.
+// RMSNormBackward implements backend.Kernels as RMSNormForward does.
 func (e *Engine) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	e.launchAs(normLabel("rmsNormBackward", size, heads), "rmsNormBackward", [2]int{len(x) / width, 1}, rowThreads, 0, dx[:len(x)], x, dy[:len(x)], width, size, heads, float32(layers.NormEps))
+	rows := len(x) / width
+	e.launchAs(normLabel("rmsNormBackward", size, heads), "rmsNormBackward", [2]int{normBlocks(rows, width, size, heads), 1}, rowThreads, 0,
+		dx[:len(x)], x, dy[:len(x)], rows, width, size, heads, float32(layers.NormEps))
+}
+
+// normBlocks is the grid of the norm kernels: a warp per chunk, as normChunk in
+// kernels.cu counts them.
+func normBlocks(rows, width, size, heads int) int {
+	chunks := heads
+	if width > heads*size {
+		chunks++
+	}
+	const warps = rowThreads / 32
+	return (rows*chunks + warps - 1) / warps
 }
 
 // normLabel tells the residual stream's norms from the QK norms in a profile.
