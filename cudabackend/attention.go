@@ -54,6 +54,19 @@ func attnShared(kernel string, d int) int {
 
 func attnScale(s backend.AttnShape) float32 { return float32(1 / math.Sqrt(float64(s.HeadDim))) }
 
+// attentionKernels are the kernels of attention.cu.
+var attentionKernels = []string{"attnForward", "attnForwardCached", "attnBackward"}
+
+// attentionOptions are the compiler's options for attention.cu at head-dim bound bound,
+// its products on tensor cores or not.
+func attentionOptions(bound int, tensorCores bool) []string {
+	tc := "0"
+	if tensorCores {
+		tc = "1"
+	}
+	return []string{"-DATT_MAXD=" + strconv.Itoa(bound), "-DATT_TC=" + tc}
+}
+
 // attnKernel returns the name under which kernel is loaded for s, compiling attention.cu
 // for s's head dim on first use and allowing the kernel the shared memory it lays out; it
 // reports false, having recorded why, for a shape the kernels do not take. The caller
@@ -68,13 +81,8 @@ func (e *Engine) attnKernel(kernel string, s backend.AttnShape) (string, bool) {
 	name := kernel + suffix
 	var err error
 	if _, ok := e.functions[name]; !ok {
-		tc := "1"
-		if e.b.prec == FP32 {
-			tc = "0"
-		}
 		e.b.w.wait(func() {
-			err = e.load(attentionSource, "attention.cu", suffix, []string{"attnForward", "attnForwardCached", "attnBackward"},
-				"-DATT_MAXD="+strconv.Itoa(bound), "-DATT_TC="+tc)
+			err = e.load(attentionSource, "attention.cu", suffix, attentionKernels, attentionOptions(bound, e.b.prec != FP32)...)
 		})
 	}
 	if need := attnShared(kernel, s.HeadDim); err == nil && need > e.shared[name] {

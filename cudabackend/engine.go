@@ -103,6 +103,14 @@ func (b *BLAS) Engine() (backend.Backend, error) {
 	return e, nil
 }
 
+// kernelNames are the kernels of kernels.cu the engine loads.
+var kernelNames = []string{"scale", "add", "axpy", "relu2Forward", "relu2Backward", "softcapForward",
+	"softcapBackward", "embeddingForward", "embeddingBackward", "storeKV", "rmsNormForward", "rmsNormBackward", "rotary", "attnDelta",
+	"crossEntropy", "muonMomentum", "adamW", "sumSquares", "normalise", "transpose", "toBF16", "mulQ8T", "dequantizeQ8"}
+
+// kernelOptions are the compiler's options for kernels.cu.
+func kernelOptions() []string { return []string{fmt.Sprintf("-DQ8_ROWS=%d", layers.Q8Rows)} }
+
 // open checks the GPU, compiles and loads the kernels, on the worker.
 func (e *Engine) open() error {
 	b, drv := e.b, e.drv
@@ -121,10 +129,7 @@ func (e *Engine) open() error {
 	}
 	e.arch = strconv.Itoa(int(major)) + strconv.Itoa(int(minor))
 	drv.setCurrent(e.ctx)
-	err := e.load(kernelSource, "kernels.cu", "", []string{"scale", "add", "axpy", "relu2Forward", "relu2Backward", "softcapForward",
-		"softcapBackward", "embeddingForward", "embeddingBackward", "storeKV", "rmsNormForward", "rmsNormBackward", "rotary", "attnDelta",
-		"crossEntropy", "muonMomentum", "adamW", "sumSquares", "normalise", "transpose", "toBF16", "mulQ8T", "dequantizeQ8"},
-		fmt.Sprintf("-DQ8_ROWS=%d", layers.Q8Rows))
+	err := e.load(kernelSource, "kernels.cu", "", kernelNames, kernelOptions()...)
 	if err != nil {
 		return err
 	}
