@@ -238,6 +238,174 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 	}
 }
 
+// The bfloat16 forward pass, the bf16 engine's (ATT_BF16 1). Products are warp-wide
+// 16×8×16 multiply-accumulates of bfloat16 inputs with float32 sums (PTX mma.sync
+// m16n8k16), whose fragments pair elements: with g = lane/4 and t = lane%4, A's registers
+// hold A[g][2t..2t+1], A[g+8][2t..2t+1], A[g][2t+8..2t+9], A[g+8][2t+8..2t+9], B's
+// B[2t..2t+1][g], B[2t+8..2t+9][g], and C is m16n8k8's. So each B fragment is two 32-bit
+// loads when K is staged by rows and V transposed (a row per head-dim column), both padded
+// by 8 bfloat16s a row (a warp's loads meet no bank twice), and two adjacent 16×8 score
+// accumulators are, rounded, the A fragment of P·V for 16 keys: the probabilities never
+// leave registers.
+
+// pack2 rounds lo and hi to bfloat16 (to nearest, ties to even) into one register, lo in
+// its low half.
+__device__ __forceinline__ unsigned pack2(float lo, float hi) {
+	unsigned r;
+	asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+	return r;
+}
+
+// mma16 adds A·B to C for a 16×8 C, 16×16 A and 16×8 B in bfloat16 fragments (above).
+__device__ __forceinline__ void mma16(float c[4], const unsigned a[4], const unsigned b[2]) {
+	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+	             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+	             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// stageBF16 copies rows [r0, r0+n) of a global matrix (rows of stride ld, D columns, limit
+// rows in all) into shared memory as bfloat16, zero past the matrix and up to Dp columns:
+// by rows of stride st, or TRANSPOSED (column c of the rows is row c, of stride st). Four
+// columns a thread, as one 16-byte load when the rows allow.
+template <bool TRANSPOSED>
+__device__ void stageBF16(unsigned short* dst, int st, const float* src, i64 ld, int r0, int n, int limit, int D, int Dp) {
+	int quads = Dp / 4;
+	bool wide = (D & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)src & 15) == 0;
+	for (int i = threadIdx.x; i < n * quads; i += blockDim.x) {
+		int r = i / quads, c = (i - r * quads) * 4;
+		const float* row = src + (i64)(r0 + r) * ld;
+		float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+		if (r0 + r < limit) {
+			if (wide) {
+				if (c < D) v = *(const float4*)(row + c);
+			} else {
+				v.x = c < D ? row[c] : 0.0f;
+				v.y = c + 1 < D ? row[c + 1] : 0.0f;
+				v.z = c + 2 < D ? row[c + 2] : 0.0f;
+				v.w = c + 3 < D ? row[c + 3] : 0.0f;
+			}
+		}
+		unsigned lo = pack2(v.x, v.y), hi = pack2(v.z, v.w);
+		if (TRANSPOSED) {
+			dst[c * st + r] = (unsigned short)lo;
+			dst[(c + 1) * st + r] = (unsigned short)(lo >> 16);
+			dst[(c + 2) * st + r] = (unsigned short)hi;
+			dst[(c + 3) * st + r] = (unsigned short)(hi >> 16);
+		} else {
+			*(uint2*)(dst + r * st + c) = make_uint2(lo, hi);
+		}
+	}
+}
+
+// attnForwardBodyBF16 is attnForwardBody in bfloat16 products: the same blocks, tiles,
+// masks and online softmax. Shared memory: ATT_FWD_TILE rows of K (Dp+8 bfloat16s each,
+// Dp = D rounded up to 16), then Dp rows of Vᵀ (ATT_FWD_TILE+8 each).
+template <int MAXD>
+__device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, const float* V, i64 ks, float* Y, i64 ys, float* L,
+                                    int Tq, int Tk, int D, float scale) {
+	extern __shared__ float smem[];
+	const int Dp = (D + 15) & ~15, kst = Dp + 8, vst = ATT_FWD_TILE + 8, off = Tk - Tq;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	unsigned short* Ks = (unsigned short*)smem;
+	unsigned short* Vt = Ks + ATT_FWD_TILE * kst;
+	int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_FWD_BLOCK, wq = q0 + warp * 16;
+	float sl2 = scale * LOG2E;
+
+	unsigned qa[MAXD / 16][4]; // the warp's 16 query rows as A fragments
+#pragma unroll
+	for (int kk = 0; kk < MAXD / 16; kk++) {
+		if (kk * 16 >= Dp) continue;
+#pragma unroll
+		for (int e = 0; e < 4; e++) {
+			int r = wq + g + 8 * (e & 1), d = kk * 16 + 2 * t + 8 * (e >> 1);
+			const float* q = Q + (i64)r * qs + d;
+			qa[kk][e] = pack2(r < Tq && d < D ? q[0] : 0.0f, r < Tq && d + 1 < D ? q[1] : 0.0f);
+		}
+	}
+	float o[MAXD / 8][4] = {}, m[2] = {-POS_INF, -POS_INF}, l[2] = {0.0f, 0.0f};
+	int last = min(q0 + ATT_FWD_BLOCK, Tq) - 1 + off, wlast = min(wq + 16, Tq) - 1 + off;
+	for (int k0 = 0; k0 <= last; k0 += ATT_FWD_TILE) {
+		__syncthreads(); // every warp is done with the previous tile
+		stageBF16<false>(Ks, kst, K, ks, k0, ATT_FWD_TILE, Tk, D, Dp);
+		stageBF16<true>(Vt, vst, V, ks, k0, ATT_FWD_TILE, Tk, D, Dp);
+		__syncthreads();
+		if (k0 > wlast) continue; // the warp's queries see none of these keys
+
+		float s[ATT_FWD_TILE / 8][4] = {};
+#pragma unroll
+		for (int kk = 0; kk < MAXD / 16; kk++) {
+			if (kk * 16 >= Dp) continue;
+#pragma unroll
+			for (int j = 0; j < ATT_FWD_TILE / 8; j++) {
+				const unsigned short* kr = Ks + (j * 8 + g) * kst + kk * 16 + 2 * t;
+				unsigned b[2] = {*(const unsigned*)kr, *(const unsigned*)(kr + 8)};
+				mma16(s[j], qa[kk], b);
+			}
+		}
+		// Online softmax in base 2, as attnForwardBody's.
+		float mx[2] = {-POS_INF, -POS_INF};
+#pragma unroll
+		for (int j = 0; j < ATT_FWD_TILE / 8; j++)
+#pragma unroll
+			for (int e = 0; e < 4; e++) {
+				int key = k0 + j * 8 + 2 * t + (e & 1), row = wq + g + 8 * (e >> 1);
+				s[j][e] = key <= row + off && key < Tk ? s[j][e] * sl2 : -POS_INF;
+				mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
+			}
+#pragma unroll
+		for (int i = 0; i < 2; i++) {
+			mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+			mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+			float mn = fmaxf(m[i], mx[i]), alpha = exp2f(m[i] - mn); // key 0 is in the first tile: mn is finite
+			m[i] = mn;
+			l[i] *= alpha;
+#pragma unroll
+			for (int nt = 0; nt < MAXD / 8; nt++) {
+				o[nt][2 * i] *= alpha;
+				o[nt][2 * i + 1] *= alpha;
+			}
+		}
+#pragma unroll
+		for (int c = 0; c < ATT_FWD_TILE / 16; c++) { // keys 16c..16c+15: accumulators 2c and 2c+1
+			float p[2][4];
+#pragma unroll
+			for (int h = 0; h < 2; h++)
+#pragma unroll
+				for (int e = 0; e < 4; e++) {
+					p[h][e] = exp2f(s[2 * c + h][e] - m[e >> 1]);
+					l[e >> 1] += p[h][e];
+				}
+			unsigned pa[4] = {pack2(p[0][0], p[0][1]), pack2(p[0][2], p[0][3]), pack2(p[1][0], p[1][1]), pack2(p[1][2], p[1][3])};
+#pragma unroll
+			for (int nt = 0; nt < MAXD / 8; nt++) {
+				if (nt * 8 >= Dp) continue;
+				const unsigned short* vr = Vt + (nt * 8 + g) * vst + c * 16 + 2 * t;
+				unsigned b[2] = {*(const unsigned*)vr, *(const unsigned*)(vr + 8)};
+				mma16(o[nt], pa, b);
+			}
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+	}
+#pragma unroll
+	for (int nt = 0; nt < MAXD / 8; nt++) {
+		if (nt * 8 >= Dp) continue;
+#pragma unroll
+		for (int e = 0; e < 4; e++) {
+			int row = wq + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
+			if (row < Tq && d < D) Y[(i64)row * ys + d] = o[nt][e] / l[e >> 1];
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		int row = wq + g + 8 * i;
+		if (t == 0 && row < Tq) L[row] = m[i] * LN2 + logf(l[i]);
+	}
+}
+
 // attnBackwardBody: the gradients for ATT_BWD_BLOCK keys of one (batch row, kv head), over
 // the query heads that share it and every query that sees the keys, ATT_TILE queries at a
 // time: Sᵀ = K·Qᵀ, Pᵀ from the saved log-sum-exps, dPᵀ = V·dYᵀ, dSᵀ = Pᵀ ⊙ (dPᵀ − δ), then
@@ -382,18 +550,25 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 	}
 }
 
+#if ATT_BF16
+#define FORWARD_BODY attnForwardBodyBF16<ATT_MAXD>
+#else
+#define FORWARD_BODY attnForwardBody<ATT_MAXD, ATT_TC>
+#endif
+
 extern "C" {
 
 // The entry points, compiled for one ATT_MAXD (head dims up to it: 128 covers every
-// nanochat model) and one kind of product (ATT_TC 1: tensor cores; 0: strict float32), which
+// nanochat model) and one kind of product (ATT_TC 1: tensor cores; 0: strict float32;
+// ATT_BF16 1: the forward passes in bfloat16, the backward pass on TF32 tensor cores), which
 // attention.go passes to NVRTC when a model first needs them. The training kernels take a
 // fused q|k|v tensor of Batch×T rows of (H + 2·KV)·D, its output (Batch×T rows of H·D) and
 // the (b, h, t) log-sum-exps; grids are (blocks of the sequence, Batch·H or Batch·KV).
 __global__ void __launch_bounds__(32 * ATT_FWD_WARPS, 1) attnForward(const float* qkv, float* y, float* lse, i64 T, i64 H, i64 KV, i64 D, float scale) {
 	i64 b = blockIdx.y / H, h = blockIdx.y % H, kv = h / (H / KV), w = (H + 2 * KV) * D;
 	const float* base = qkv + b * T * w;
-	attnForwardBody<ATT_MAXD, ATT_TC>(base + h * D, w, base + (H + kv) * D, base + (H + KV + kv) * D, w,
-	                                  y + b * T * H * D + h * D, H * D, lse + (b * H + h) * T, (int)T, (int)T, (int)D, scale);
+	FORWARD_BODY(base + h * D, w, base + (H + kv) * D, base + (H + KV + kv) * D, w,
+	             y + b * T * H * D + h * D, H * D, lse + (b * H + h) * T, (int)T, (int)T, (int)D, scale);
 }
 
 // attnForwardCached: the Tq new queries of each row of a fused q|k|v tensor (Batch×Tq rows)
@@ -403,8 +578,8 @@ __global__ void __launch_bounds__(32 * ATT_FWD_WARPS, 1) attnForwardCached(const
                                                                          float* lse, i64 Tq, i64 Tk, i64 H, i64 KV, i64 D, i64 cap,
                                                                          float scale) {
 	i64 b = blockIdx.y / H, h = blockIdx.y % H, kv = h / (H / KV), w = (H + 2 * KV) * D, lane = (b * KV + kv) * cap * D;
-	attnForwardBody<ATT_MAXD, ATT_TC>(qkv + b * Tq * w + h * D, w, k + lane, v + lane, D, y + b * Tq * H * D + h * D, H * D,
-	                                  lse + (b * H + h) * Tq, (int)Tq, (int)Tk, (int)D, scale);
+	FORWARD_BODY(qkv + b * Tq * w + h * D, w, k + lane, v + lane, D, y + b * Tq * H * D + h * D, H * D,
+	             lse + (b * H + h) * Tq, (int)Tq, (int)Tk, (int)D, scale);
 }
 
 __global__ void __launch_bounds__(32 * ATT_BWD_WARPS, 1) attnBackward(const float* qkv, const float* dy, const float* lse,

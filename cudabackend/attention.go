@@ -39,15 +39,20 @@ func attnBound(d int) int {
 	return 0
 }
 
-// attnShared is the dynamic shared memory, in bytes, that kernel (attnForward or
-// attnBackward) lays out at head dim d: staged rows padded to Dp+8 floats, Dp being d
-// rounded up to 8, and each warp's scratch.
-func attnShared(kernel string, d int) int {
+// attnShared is the dynamic shared memory, in bytes, that kernel (attnForward,
+// attnForwardCached or attnBackward) lays out at head dim d for an engine of precision
+// prec: in float32, staged rows padded to Dp+8 floats, Dp being d rounded up to 8, and each
+// warp's scratch; the bfloat16 forward passes' K tile by rows of Dp+8 bfloat16s and Vᵀ by
+// rows of attnFwdTile+8, Dp being d rounded up to 16.
+func attnShared(kernel string, d int, prec Precision) int {
 	st := (d+7)&^7 + 8
-	switch kernel {
-	case "attnForward", "attnForwardCached": // K and V tiles, P
+	switch {
+	case kernel != "attnBackward" && prec == BF16:
+		dp := (d + 15) &^ 15
+		return 2 * (attnFwdTile*(dp+8) + dp*(attnFwdTile+8))
+	case kernel != "attnBackward": // K and V tiles, P
 		return f32 * (2*attnFwdTile*st + attnFwdWarps*attnFwdScr)
-	default: // attnBackward: K and V blocks, Q and dY tiles, their log-sum-exps and δ, Pᵀ and dSᵀ
+	default: // K and V blocks, Q and dY tiles, their log-sum-exps and δ, Pᵀ and dSᵀ
 		return f32 * (2*attnBwdBlock*st + 2*attnTile*st + 2*attnTile + 2*attnBwdWarps*attnScratch)
 	}
 }
@@ -57,14 +62,17 @@ func attnScale(s backend.AttnShape) float32 { return float32(1 / math.Sqrt(float
 // attentionKernels are the kernels of attention.cu.
 var attentionKernels = []string{"attnForward", "attnForwardCached", "attnBackward"}
 
-// attentionOptions are the compiler's options for attention.cu at head-dim bound bound,
-// its products on tensor cores or not.
-func attentionOptions(bound int, tensorCores bool) []string {
-	tc := "0"
-	if tensorCores {
-		tc = "1"
+// attentionOptions are the compiler's options for attention.cu at head-dim bound bound for
+// an engine of precision prec: strict float32 products, TF32 tensor cores, or for bf16 the
+// forward passes in bfloat16 (the backward pass in TF32).
+func attentionOptions(bound int, prec Precision) []string {
+	flag := func(on bool) string {
+		if on {
+			return "1"
+		}
+		return "0"
 	}
-	return []string{"-DATT_MAXD=" + strconv.Itoa(bound), "-DATT_TC=" + tc}
+	return []string{"-DATT_MAXD=" + strconv.Itoa(bound), "-DATT_TC=" + flag(prec != FP32), "-DATT_BF16=" + flag(prec == BF16)}
 }
 
 // attnKernel returns the name under which kernel is loaded for s, compiling attention.cu
@@ -82,10 +90,10 @@ func (e *Engine) attnKernel(kernel string, s backend.AttnShape) (string, bool) {
 	var err error
 	if _, ok := e.functions[name]; !ok {
 		e.b.w.wait(func() {
-			err = e.load(attentionSource, "attention.cu", suffix, attentionKernels, attentionOptions(bound, e.b.prec != FP32)...)
+			err = e.load(attentionSource, "attention.cu", suffix, attentionKernels, attentionOptions(bound, e.b.prec)...)
 		})
 	}
-	if need := attnShared(kernel, s.HeadDim); err == nil && need > e.shared[name] {
+	if need := attnShared(kernel, s.HeadDim, e.b.prec); err == nil && need > e.shared[name] {
 		e.b.w.wait(func() {
 			if code := e.drv.setAttribute(e.functions[name], cuFuncAttributeMaxDynamicShared, int32(need)); code != 0 {
 				err = fmt.Errorf("cuda attention: head dim %d needs %d KiB of shared memory a block, more than %s allows (CUDA error %d)",
@@ -125,7 +133,7 @@ func (e *Engine) forwardAttention(label, kernel string, s backend.AttnShape, arg
 		return
 	}
 	grid := [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}
-	e.launchAs(label, name, grid, 32*attnFwdWarps, attnShared(kernel, s.HeadDim), args...)
+	e.launchAs(label, name, grid, 32*attnFwdWarps, attnShared(kernel, s.HeadDim, e.b.prec), args...)
 }
 
 // StoreKV implements backend.Kernels with an elementwise kernel over the new keys.
@@ -150,6 +158,6 @@ func (e *Engine) AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse []
 	e.launch("attnDelta", (rows+7)/8, 256, delta, dy, y, rows, s.Tq, s.Heads, s.HeadDim)
 	e.memset(e.ptr(dqkv), f32*len(dqkv))
 	grid := [2]int{(s.Tq + attnBwdBlock - 1) / attnBwdBlock, s.Batch * s.KVHeads}
-	e.launchAs("attention backward", name, grid, 32*attnBwdWarps, attnShared("attnBackward", s.HeadDim),
+	e.launchAs("attention backward", name, grid, 32*attnBwdWarps, attnShared("attnBackward", s.HeadDim, e.b.prec),
 		qkv, dy, lse, delta, dqkv, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s))
 }

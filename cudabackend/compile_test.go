@@ -11,7 +11,7 @@ import (
 )
 
 // TestKernelsCompile compiles the CUDA sources to PTX with clang, each in every variant the
-// engine builds with NVRTC (attention.cu for each head-dim bound, on tensor cores and not),
+// engine builds with NVRTC (attention.cu for each head-dim bound and precision),
 // against testdata/nvrtc.h for what NVRTC declares, and checks that each kernel the engine
 // loads is in the PTX under its own name: so that a mistake in a kernel shows on a machine
 // with no GPU, before a GPU machine's time is spent on it. It skips where clang is missing
@@ -35,8 +35,8 @@ func TestKernelsCompile(t *testing.T) {
 	}
 	variants := []variant{{"kernels.cu", kernelOptions(), kernelNames}}
 	for _, bound := range []int{attnBound(1), attnBound(256)} {
-		for _, tc := range []bool{false, true} {
-			variants = append(variants, variant{"attention.cu", attentionOptions(bound, tc), attentionKernels})
+		for _, prec := range []Precision{FP32, TF32, BF16} {
+			variants = append(variants, variant{"attention.cu", attentionOptions(bound, prec), attentionKernels})
 		}
 	}
 	for _, v := range variants {

@@ -53,6 +53,10 @@ const kernelTol = 2e-5
 // rounds their inputs to 10 mantissa bits (a relative 2⁻¹¹ each).
 const tf32KernelTol = 5e-3
 
+// bf16KernelTol is tf32KernelTol for products of bfloat16 inputs (7 mantissa bits: a
+// relative 2⁻⁸ each), scaled by the ratio of the two roundings, 8.
+const bf16KernelTol = 8 * tf32KernelTol
+
 // random fills n floats of the engine's memory with values in [-scale, scale).
 func random(e *Engine, r *rand.Rand, n int, scale float32) []float32 {
 	x := e.Make(tensor.Float32, n).([]float32)
@@ -230,7 +234,8 @@ func TestCrossEntropyKernel(t *testing.T) {
 // TestAttentionKernels checks the fused attention against the Go kernel on shapes that
 // cover one position, odd lengths, partial blocks and tiles, head dims that are not a
 // multiple of 8, grouped and multi-query heads, and both head-dim bounds: in strict float32
-// within kernelTol, and on tensor cores (TF32 inputs) within tf32KernelTol.
+// within kernelTol, on tensor cores (TF32 inputs) within tf32KernelTol, and with the bf16
+// engine's forward pass in bfloat16 (its backward pass in TF32) within bf16KernelTol.
 func TestAttentionKernels(t *testing.T) {
 	shapes := []backend.AttnShape{
 		{Batch: 3, Heads: 4, KVHeads: 2, HeadDim: 16, Tq: 37, Tk: 37},
@@ -245,7 +250,7 @@ func TestAttentionKernels(t *testing.T) {
 	for _, c := range []struct {
 		prec Precision
 		tol  float64
-	}{{FP32, kernelTol}, {TF32, tf32KernelTol}} {
+	}{{FP32, kernelTol}, {TF32, tf32KernelTol}, {BF16, bf16KernelTol}} {
 		e := engineOf(t, c.prec)
 		r := rand.New(rand.NewPCG(7, 8))
 		for _, s := range shapes {
@@ -288,7 +293,7 @@ func TestCachedAttentionKernels(t *testing.T) {
 	for _, c := range []struct {
 		prec Precision
 		tol  float64
-	}{{FP32, kernelTol}, {TF32, tf32KernelTol}} {
+	}{{FP32, kernelTol}, {TF32, tf32KernelTol}, {BF16, bf16KernelTol}} {
 		e := engineOf(t, c.prec)
 		r := rand.New(rand.NewPCG(15, 16))
 		host := layers.NewHostOps[float32](cpubackend.Gonum{})

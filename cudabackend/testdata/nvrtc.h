@@ -16,9 +16,11 @@ struct __attribute__((aligned(8))) float2 { float x, y; };
 struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
 struct __attribute__((aligned(4))) char4 { signed char x, y, z, w; };
 struct __attribute__((aligned(8))) ushort4 { unsigned short x, y, z, w; };
+struct __attribute__((aligned(8))) uint2 { unsigned x, y; };
 __device__ float2 make_float2(float, float);
 __device__ float4 make_float4(float, float, float, float);
 __device__ ushort4 make_ushort4(unsigned short, unsigned short, unsigned short, unsigned short);
+__device__ uint2 make_uint2(unsigned, unsigned);
 
 __device__ void __syncthreads();
 __device__ void __syncwarp(unsigned mask = 0xffffffffu);
