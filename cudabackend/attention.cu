@@ -96,32 +96,44 @@ __device__ __forceinline__ void fragB(float b[2], const float* m, int st, int k0
 	b[1] = m[(k0 + t + 4) * st + c];
 }
 
-// stage copies rows [r0, r0+n) of a global matrix (rows of stride ld, D columns, limit rows
-// in all) into shared memory (stride st, columns in perm8's order), rounded for the
-// products, zero past the matrix and in the padding columns up to Dp: eight columns a
-// thread, as two 16-byte loads and two 16-byte stores when the rows allow.
-template <bool TC> __device__ void stage(float* dst, int st, const float* src, i64 ld, int r0, int n, int limit, int D, int Dp) {
+// stage copies ROWS rows from r0 of a global matrix (rows of stride ld, D columns, limit
+// rows in all) into shared memory (stride st, columns in perm8's order), rounded for the
+// products, zero past the matrix and in the padding columns up to Dp: eight columns at a
+// time (two 16-byte loads and two 16-byte stores when the rows allow), THREADS threads (the
+// block's) taking turns. Every load a thread makes is issued before its first store, so
+// that their latencies overlap: a store to shared memory could alias a later load for all
+// the compiler knows, which would keep them in order.
+template <bool TC, int ROWS, int MAXD, int THREADS>
+__device__ void stage(float* dst, int st, const float* src, i64 ld, int r0, int limit, int D, int Dp) {
+	constexpr int TURNS = (ROWS * (MAXD / 8) + THREADS - 1) / THREADS;
 	int groups = Dp / 8;
 	bool wide = (D & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)src & 15) == 0;
-	for (int i = threadIdx.x; i < n * groups; i += blockDim.x) {
-		int r = i / groups, c = (i - r * groups) * 8;
+	float4 a[TURNS], b[TURNS];
+#pragma unroll
+	for (int k = 0; k < TURNS; k++) {
+		int i = threadIdx.x + k * THREADS, r = i / groups, c = (i - r * groups) * 8;
 		const float* row = src + (i64)(r0 + r) * ld;
-		bool in = r0 + r < limit;
-		float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b = a;
+		bool in = i < ROWS * groups && r0 + r < limit;
+		a[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b[k] = a[k];
 		if (wide) {
-			if (in && c < D) a = *(const float4*)(row + c);
-			if (in && c + 4 < D) b = *(const float4*)(row + c + 4);
+			if (in && c < D) a[k] = *(const float4*)(row + c);
+			if (in && c + 4 < D) b[k] = *(const float4*)(row + c + 4);
 		} else if (in) {
-			float* v = &a.x;
-			float* w = &b.x;
+			float* v = &a[k].x;
+			float* w = &b[k].x;
 			for (int j = 0; j < 4; j++) {
 				v[j] = c + j < D ? row[c + j] : 0.0f;
 				w[j] = c + 4 + j < D ? row[c + 4 + j] : 0.0f;
 			}
 		}
+	}
+#pragma unroll
+	for (int k = 0; k < TURNS; k++) {
+		int i = threadIdx.x + k * THREADS, r = i / groups, c = (i - r * groups) * 8;
+		if (i >= ROWS * groups) break;
 		float4* out = (float4*)(dst + r * st + c);
-		out[0] = make_float4(round32<TC>(a.x), round32<TC>(b.x), round32<TC>(a.y), round32<TC>(b.y));
-		out[1] = make_float4(round32<TC>(a.z), round32<TC>(b.z), round32<TC>(a.w), round32<TC>(b.w));
+		out[0] = make_float4(round32<TC>(a[k].x), round32<TC>(b[k].x), round32<TC>(a[k].y), round32<TC>(b[k].y));
+		out[1] = make_float4(round32<TC>(a[k].z), round32<TC>(b[k].z), round32<TC>(a[k].w), round32<TC>(b[k].w));
 	}
 }
 
@@ -155,8 +167,8 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 	int last = min(q0 + ATT_FWD_BLOCK, Tq) - 1 + off, wlast = min(wq + 16, Tq) - 1 + off;
 	for (int k0 = 0; k0 <= last; k0 += ATT_FWD_TILE) {
 		__syncthreads(); // every warp is done with the previous tile
-		stage<TC>(Ks, st, K, ks, k0, ATT_FWD_TILE, Tk, D, Dp);
-		stage<TC>(Vs, st, V, ks, k0, ATT_FWD_TILE, Tk, D, Dp);
+		stage<TC, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Ks, st, K, ks, k0, Tk, D, Dp);
+		stage<TC, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Vs, st, V, ks, k0, Tk, D, Dp);
 		__syncthreads();
 		if (k0 > wlast) continue; // the warp's queries see none of these keys
 
@@ -263,29 +275,38 @@ __device__ __forceinline__ void mma16(float c[4], const unsigned a[4], const uns
 	             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// stageBF16 copies rows [r0, r0+n) of a global matrix (rows of stride ld, D columns, limit
-// rows in all) into shared memory as bfloat16, zero past the matrix and up to Dp columns:
-// by rows of stride st, or TRANSPOSED (column c of the rows is row c, of stride st). Four
-// columns a thread, as one 16-byte load when the rows allow.
-template <bool TRANSPOSED>
-__device__ void stageBF16(unsigned short* dst, int st, const float* src, i64 ld, int r0, int n, int limit, int D, int Dp) {
+// stageBF16 copies ROWS rows from r0 of a global matrix (rows of stride ld, D columns,
+// limit rows in all) into shared memory as bfloat16, zero past the matrix and up to Dp
+// columns: by rows of stride st, or TRANSPOSED (column c of the rows is row c, of stride
+// st). Four columns at a time (one 16-byte load when the rows allow), THREADS threads
+// taking turns, every load issued before the first store, as in stage.
+template <bool TRANSPOSED, int ROWS, int MAXD, int THREADS>
+__device__ void stageBF16(unsigned short* dst, int st, const float* src, i64 ld, int r0, int limit, int D, int Dp) {
+	constexpr int TURNS = (ROWS * (MAXD / 4) + THREADS - 1) / THREADS;
 	int quads = Dp / 4;
 	bool wide = (D & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)src & 15) == 0;
-	for (int i = threadIdx.x; i < n * quads; i += blockDim.x) {
-		int r = i / quads, c = (i - r * quads) * 4;
+	float4 v[TURNS];
+#pragma unroll
+	for (int k = 0; k < TURNS; k++) {
+		int i = threadIdx.x + k * THREADS, r = i / quads, c = (i - r * quads) * 4;
 		const float* row = src + (i64)(r0 + r) * ld;
-		float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-		if (r0 + r < limit) {
+		v[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+		if (i < ROWS * quads && r0 + r < limit) {
 			if (wide) {
-				if (c < D) v = *(const float4*)(row + c);
+				if (c < D) v[k] = *(const float4*)(row + c);
 			} else {
-				v.x = c < D ? row[c] : 0.0f;
-				v.y = c + 1 < D ? row[c + 1] : 0.0f;
-				v.z = c + 2 < D ? row[c + 2] : 0.0f;
-				v.w = c + 3 < D ? row[c + 3] : 0.0f;
+				v[k].x = c < D ? row[c] : 0.0f;
+				v[k].y = c + 1 < D ? row[c + 1] : 0.0f;
+				v[k].z = c + 2 < D ? row[c + 2] : 0.0f;
+				v[k].w = c + 3 < D ? row[c + 3] : 0.0f;
 			}
 		}
-		unsigned lo = pack2(v.x, v.y), hi = pack2(v.z, v.w);
+	}
+#pragma unroll
+	for (int k = 0; k < TURNS; k++) {
+		int i = threadIdx.x + k * THREADS, r = i / quads, c = (i - r * quads) * 4;
+		if (i >= ROWS * quads) break;
+		unsigned lo = pack2(v[k].x, v[k].y), hi = pack2(v[k].z, v[k].w);
 		if (TRANSPOSED) {
 			dst[c * st + r] = (unsigned short)lo;
 			dst[(c + 1) * st + r] = (unsigned short)(lo >> 16);
@@ -326,8 +347,8 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 	int last = min(q0 + ATT_FWD_BLOCK, Tq) - 1 + off, wlast = min(wq + 16, Tq) - 1 + off;
 	for (int k0 = 0; k0 <= last; k0 += ATT_FWD_TILE) {
 		__syncthreads(); // every warp is done with the previous tile
-		stageBF16<false>(Ks, kst, K, ks, k0, ATT_FWD_TILE, Tk, D, Dp);
-		stageBF16<true>(Vt, vst, V, ks, k0, ATT_FWD_TILE, Tk, D, Dp);
+		stageBF16<false, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Ks, kst, K, ks, k0, Tk, D, Dp);
+		stageBF16<true, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Vt, vst, V, ks, k0, Tk, D, Dp);
 		__syncthreads();
 		if (k0 > wlast) continue; // the warp's queries see none of these keys
 
@@ -433,8 +454,8 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 	const float* base = qkv + (i64)b * T * w;
 	float sl2 = scale * LOG2E;
 
-	stage<TC>(Ks, st, base + (H + kv) * D, w, k0, ATT_BWD_BLOCK, T, D, Dp);
-	stage<TC>(Vs, st, base + (H + KV + kv) * D, w, k0, ATT_BWD_BLOCK, T, D, Dp);
+	stage<TC, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Ks, st, base + (H + kv) * D, w, k0, T, D, Dp);
+	stage<TC, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Vs, st, base + (H + KV + kv) * D, w, k0, T, D, Dp);
 	float dk[MAXD / 8][4] = {}, dv[MAXD / 8][4] = {};
 	for (int h = kv * rep; h < (kv + 1) * rep; h++) {
 		const float* Q = base + h * D;
@@ -444,8 +465,8 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 		const float* Dl = delta + ((i64)b * H + h) * T;
 		for (int q0 = k0 / ATT_TILE * ATT_TILE; q0 < T; q0 += ATT_TILE) {
 			__syncthreads(); // every warp is done with the previous tile (and the keys are staged)
-			stage<TC>(Qs, st, Q, w, q0, ATT_TILE, T, D, Dp);
-			stage<TC>(dYs, st, dY, yw, q0, ATT_TILE, T, D, Dp);
+			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, st, Q, w, q0, T, D, Dp);
+			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, st, dY, yw, q0, T, D, Dp);
 			for (int i = threadIdx.x; i < ATT_TILE; i += blockDim.x) {
 				bool in = q0 + i < T;
 				ls[i] = in ? L[q0 + i] * LOG2E : POS_INF;
