@@ -46,6 +46,18 @@ template <bool TC> __device__ __forceinline__ float round32(float x) {
 // m16n8k8 fragments: with g = lane/4 and t = lane%4, a = {A[g][t], A[g+8][t], A[g][t+4],
 // A[g+8][t+4]}, b = {B[t][g], B[t+4][g]}, c = {C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]}.
 template <bool TC> __device__ __forceinline__ void mma(float c[4], const float a[4], const float b[2]) {
+#if defined(CUDA_EMULATION) // the tests' CPU emulation (testdata/emulate.h), in float32
+	emu::warpProduct<8>(
+	    c,
+	    [&](float* A, int lane) {
+		    int g = lane >> 2, t = lane & 3;
+		    A[g * 8 + t] = a[0], A[(g + 8) * 8 + t] = a[1], A[g * 8 + t + 4] = a[2], A[(g + 8) * 8 + t + 4] = a[3];
+	    },
+	    [&](float* B, int lane) {
+		    int g = lane >> 2, t = lane & 3;
+		    B[t * 8 + g] = b[0], B[(t + 4) * 8 + g] = b[1];
+	    });
+#else
 #if __CUDA_ARCH__ >= 800
 	if (TC) {
 		asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
@@ -68,6 +80,7 @@ template <bool TC> __device__ __forceinline__ void mma(float c[4], const float a
 		c[2] = fmaf(a1, b0, c[2]);
 		c[3] = fmaf(a1, b1, c[3]);
 	}
+#endif
 }
 
 // perm8 is where column c of a staged matrix is stored.
@@ -263,16 +276,45 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 // pack2 rounds lo and hi to bfloat16 (to nearest, ties to even) into one register, lo in
 // its low half.
 __device__ __forceinline__ unsigned pack2(float lo, float hi) {
+#if defined(CUDA_EMULATION)
+	auto round = [](float f) {
+		unsigned bits = __float_as_uint(f);
+		return (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+	};
+	return round(lo) | round(hi) << 16;
+#else
 	unsigned r;
 	asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
 	return r;
+#endif
 }
 
 // mma16 adds A·B to C for a 16×8 C, 16×16 A and 16×8 B in bfloat16 fragments (above).
 __device__ __forceinline__ void mma16(float c[4], const unsigned a[4], const unsigned b[2]) {
+#if defined(CUDA_EMULATION)
+	auto lo = [](unsigned r) { return __uint_as_float(r << 16); };
+	auto hi = [](unsigned r) { return __uint_as_float(r & 0xffff0000u); };
+	emu::warpProduct<16>(
+	    c,
+	    [&](float* A, int lane) {
+		    int g = lane >> 2, t = lane & 3;
+		    for (int i = 0; i < 4; i++) {
+			    int r = g + 8 * (i & 1), k = 2 * t + 8 * (i >> 1);
+			    A[r * 16 + k] = lo(a[i]), A[r * 16 + k + 1] = hi(a[i]);
+		    }
+	    },
+	    [&](float* B, int lane) {
+		    int g = lane >> 2, t = lane & 3;
+		    for (int i = 0; i < 2; i++) {
+			    int k = 2 * t + 8 * i;
+			    B[k * 8 + g] = lo(b[i]), B[(k + 1) * 8 + g] = hi(b[i]);
+		    }
+	    });
+#else
 	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
 	             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
 	             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
 }
 
 // stageBF16 copies ROWS rows from r0 of a global matrix (rows of stride ld, D columns,

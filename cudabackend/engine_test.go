@@ -78,11 +78,18 @@ func same(t *testing.T, e *Engine, what string, got, want []float32) {
 	within(t, e, what, got, want, kernelTol)
 }
 
+// within syncs the device and compares as near does.
 func within(t *testing.T, e *Engine, what string, got, want []float32, tol float64) {
 	t.Helper()
 	if err := e.Sync(); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
+	near(t, what, got, want, tol)
+}
+
+// near fails unless every value of got is within tol of want's, relative to max(1, |want|).
+func near(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
@@ -94,7 +101,7 @@ func within(t *testing.T, e *Engine, what string, got, want []float32, tol float
 		}
 	}
 	if worst > tol || math.IsNaN(worst) {
-		t.Fatalf("%s: element %d is %v on the GPU, %v in Go (relative error %.2g > %g)", what, at, got[at], want[at], worst, tol)
+		t.Fatalf("%s: element %d is %v, %v in Go (relative error %.2g > %g)", what, at, got[at], want[at], worst, tol)
 	}
 	t.Logf("%s: worst relative error %.2g", what, worst)
 }

@@ -1,0 +1,194 @@
+//go:build linux
+
+package cudabackend
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"gochat/backend"
+	"gochat/cpubackend"
+	"gochat/layers"
+)
+
+// launch is one kernel launch for emulate: a grid of one-dimensional blocks of threads,
+// and the kernel's arguments in order: []float32, []int (as long long) and []int8 buffers,
+// int (long long) and float32 values.
+type launch struct {
+	kernel string
+	grid   [2]int
+	block  int
+	args   []any
+}
+
+// emulate runs launches of the kernels of source (kernels.cu or attention.cu, compiled
+// with options) on the CPU, through testdata/emulate.h, and leaves what they wrote in the
+// buffers passed. A buffer passed to several launches is one buffer throughout. It needs
+// clang++ and skips without it, unless GOCHAT_REQUIRE_CLANG is set.
+func emulate(t *testing.T, source string, options []string, launches ...launch) {
+	t.Helper()
+	clang, err := exec.LookPath("clang++")
+	if err != nil {
+		if os.Getenv("GOCHAT_REQUIRE_CLANG") != "" {
+			t.Fatal(err)
+		}
+		t.Skip("no clang++ here")
+	}
+	dir := t.TempDir()
+	code, err := os.ReadFile(source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A block's dynamic shared memory is the emulator's buffer.
+	code = []byte(strings.ReplaceAll(string(code), "extern __shared__ float smem[];", "float* smem = (float*)emu::dynamicShared;"))
+	if err := os.WriteFile(filepath.Join(dir, "kernels.cu"), code, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	var buffers [][]byte // the Go slices' memory
+	index := map[unsafe.Pointer]int{}
+	var main strings.Builder
+	main.WriteString("#include \"emulate.h\"\n#include \"kernels.cu\"\nint main() {\n")
+	arg := func(a any) string {
+		var ctype string
+		var bytes []byte
+		switch v := a.(type) {
+		case []float32:
+			ctype, bytes = "float", unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+		case []int:
+			ctype, bytes = "long long", unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 8*len(v))
+		case []int8:
+			ctype, bytes = "signed char", unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v))
+		case int:
+			return strconv.Itoa(v) + "LL"
+		case float32:
+			return strconv.FormatFloat(float64(v), 'x', -1, 32) + "f"
+		default:
+			t.Fatalf("emulate: an argument of type %T", a)
+		}
+		p := unsafe.Pointer(&bytes[0])
+		i, ok := index[p]
+		if !ok {
+			i = len(buffers)
+			index[p] = i
+			buffers = append(buffers, bytes)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("b%d", i)), bytes, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&main, "\t%s* b%d = (%s*)emu::load(\"b%d\", %d);\n", ctype, i, ctype, i, len(bytes))
+		}
+		return fmt.Sprintf("b%d", i)
+	}
+	var calls strings.Builder
+	for _, l := range launches {
+		args := make([]string, len(l.args))
+		for i, a := range l.args {
+			args[i] = arg(a)
+		}
+		fmt.Fprintf(&calls, "\temu::launch({%d, %d, 1}, {%d, 1, 1}, [&] { %s(%s); });\n", l.grid[0], l.grid[1], l.block, l.kernel, strings.Join(args, ", "))
+	}
+	main.WriteString(calls.String())
+	for i, b := range buffers {
+		fmt.Fprintf(&main, "\temu::save(\"b%d\", b%d, %d);\n", i, i, len(b))
+	}
+	main.WriteString("}\n")
+	if err := os.WriteFile(filepath.Join(dir, "main.cpp"), []byte(main.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	include, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"-std=c++20", "-O2", "-pthread", "-DCUDA_EMULATION", "-Wno-unknown-pragmas", "-I", include, "-o", "emulated", "main.cpp"}, options...)
+	build := exec.Command(clang, args...)
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("emulating %s: the build failed:\n%s", source, out)
+	}
+	run := exec.Command("./emulated")
+	run.Dir = dir
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("emulating %s: %v\n%s", source, err, out)
+	}
+	for i, b := range buffers {
+		got, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("b%d", i)))
+		if err != nil || len(got) != len(b) {
+			t.Fatalf("emulating %s: buffer %d came back with %d bytes of %d (%v)", source, i, len(got), len(b), err)
+		}
+		copy(b, got)
+	}
+}
+
+// TestEmulatedAttention runs attention.cu's training kernels, forward and backward, in each
+// precision's build on the CPU (emulate) against the Go kernels, on shapes of one partial
+// tile and of several (grouped heads, a head dim that is not a multiple of 8, two key
+// blocks in the backward pass): on a machine with no GPU this checks the kernels' logic,
+// their fragments' layouts included. The emulation multiplies in float32 but for the bf16
+// build's bfloat16 roundings, so the float32 and TF32 builds are held to kernelTol and the
+// bf16 build to bf16KernelTol.
+func TestEmulatedAttention(t *testing.T) {
+	shapes := []backend.AttnShape{
+		{Batch: 1, Heads: 2, KVHeads: 1, HeadDim: 16, Tq: 37, Tk: 37},
+		{Batch: 1, Heads: 1, KVHeads: 1, HeadDim: 12, Tq: 150, Tk: 150},
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, prec := range []Precision{FP32, TF32, BF16} {
+		tol := kernelTol
+		if prec == BF16 {
+			tol = bf16KernelTol
+		}
+		for _, s := range shapes {
+			w, n := (s.Heads+2*s.KVHeads)*s.HeadDim, s.Batch*s.Tq
+			values := func(n int) []float32 {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = 2*r.Float32() - 1
+				}
+				return x
+			}
+			qkv, dy := values(n*w), values(n*s.Heads*s.HeadDim)
+			y, lse, d := make([]float32, len(dy)), make([]float32, s.Batch*s.Heads*s.Tq), make([]float32, len(qkv))
+
+			wantY, wantLSE, wantD := make([]float32, len(y)), make([]float32, len(lse)), make([]float32, len(d))
+			scratch := make([]float32, layers.AttnScratch(s))
+			cpu := cpubackend.Gonum{}
+			q, k, v, out := layers.AttnViews(s, qkv, wantY)
+			layers.AttentionForward(cpu, s, q, k, v, out, wantLSE, scratch)
+			dq, dk, dv, dyv := layers.AttnViews(s, wantD, dy)
+			layers.AttentionBackward(cpu, s, q, k, v, out, dyv, dq, dk, dv, wantLSE, scratch)
+			delta := make([]float32, len(lse)) // δ = Σ dY·Y in the (b, h, t) order, as attnDelta writes it
+			for b := range s.Batch {
+				for h := range s.Heads {
+					for tq := range s.Tq {
+						var sum float32
+						for i := range s.HeadDim {
+							at := ((b*s.Tq+tq)*s.Heads+h)*s.HeadDim + i
+							sum += dy[at] * wantY[at]
+						}
+						delta[(b*s.Heads+h)*s.Tq+tq] = sum
+					}
+				}
+			}
+
+			if need := attnShared("attnForward", s.HeadDim, prec); need > 1<<18 {
+				t.Fatalf("the emulator's shared memory is 256 KiB, the forward kernel needs %d", need)
+			}
+			emulate(t, "attention.cu", attentionOptions(attnBound(s.HeadDim), prec),
+				launch{"attnForward", [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}, 32 * attnFwdWarps,
+					[]any{qkv, y, lse, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s)}},
+				launch{"attnBackward", [2]int{(s.Tq + attnBwdBlock - 1) / attnBwdBlock, s.Batch * s.KVHeads}, 32 * attnBwdWarps,
+					[]any{qkv, dy, wantLSE, delta, d, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s)}})
+			what := fmt.Sprintf("emulated %v %+v: ", prec, s)
+			near(t, what+"attention", y, wantY, tol)
+			near(t, what+"log-sum-exps", lse, wantLSE, tol)
+			near(t, what+"attention gradient", d, wantD, tol)
+		}
+	}
+}
