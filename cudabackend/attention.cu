@@ -317,6 +317,23 @@ __device__ __forceinline__ void mma16(float c[4], const unsigned a[4], const uns
 #endif
 }
 
+// fragA16 loads the A fragment of the 16×16 block at row r0 and column k0 of a bfloat16
+// matrix staged by rows of stride st.
+__device__ __forceinline__ void fragA16(unsigned a[4], const unsigned short* m, int st, int r0, int k0) {
+	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	const unsigned short* p = m + (r0 + g) * st + k0 + 2 * t;
+	a[0] = *(const unsigned*)p, a[1] = *(const unsigned*)(p + 8 * st);
+	a[2] = *(const unsigned*)(p + 8), a[3] = *(const unsigned*)(p + 8 * st + 8);
+}
+
+// fragB16 loads the B fragment B[k][n] = M[n0+n][k0+k] of a bfloat16 matrix M staged by
+// rows of stride st: Mᵀ's 16×8 block.
+__device__ __forceinline__ void fragB16(unsigned b[2], const unsigned short* m, int st, int n0, int k0) {
+	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	const unsigned short* p = m + (n0 + g) * st + k0 + 2 * t;
+	b[0] = *(const unsigned*)p, b[1] = *(const unsigned*)(p + 8);
+}
+
 // stageBF16 copies ROWS rows from r0 of a global matrix (rows of stride ld, D columns,
 // limit rows in all) into shared memory as bfloat16, zero past the matrix and up to Dp
 // columns: by rows of stride st, or TRANSPOSED (column c of the rows is row c, of stride
@@ -400,8 +417,8 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 			if (kk * 16 >= Dp) continue;
 #pragma unroll
 			for (int j = 0; j < ATT_FWD_TILE / 8; j++) {
-				const unsigned short* kr = Ks + (j * 8 + g) * kst + kk * 16 + 2 * t;
-				unsigned b[2] = {*(const unsigned*)kr, *(const unsigned*)(kr + 8)};
+				unsigned b[2];
+				fragB16(b, Ks, kst, j * 8, kk * 16);
 				mma16(s[j], qa[kk], b);
 			}
 		}
@@ -442,8 +459,8 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 #pragma unroll
 			for (int nt = 0; nt < MAXD / 8; nt++) {
 				if (nt * 8 >= Dp) continue;
-				const unsigned short* vr = Vt + (nt * 8 + g) * vst + c * 16 + 2 * t;
-				unsigned b[2] = {*(const unsigned*)vr, *(const unsigned*)(vr + 8)};
+				unsigned b[2];
+				fragB16(b, Vt, vst, nt * 8, c * 16);
 				mma16(o[nt], pa, b);
 			}
 		}
@@ -613,18 +630,166 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 	}
 }
 
+// attnBackwardBodyBF16 is attnBackwardBody in bfloat16 products (the bf16 engine's, for
+// head dims up to 128): the same blocks, tiles, masks and order of work. Shared memory, all
+// bfloat16 but the tile's log-sum-exps and δ: the block's keys and values by rows (A of
+// Sᵀ = K·Qᵀ and dPᵀ = V·dYᵀ) and its keys transposed (B of dQ = dS·K), the tile's queries
+// and output gradients by rows (B of Sᵀ and dPᵀ) and transposed (B of dK += dSᵀ·Q and
+// dV += Pᵀ·dY), and dS by rows of queries over the block's keys (A of dQ). Pᵀ and dSᵀ go
+// from the accumulators of Sᵀ and dPᵀ straight into the A fragments of dV's and dK's
+// products, as in the forward pass.
+template <int MAXD>
+__device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const float* lse, const float* delta, float* dqkv,
+                                     int T, int H, int KV, int D, float scale) {
+	extern __shared__ float smem[];
+	const int Dp = (D + 15) & ~15, rst = Dp + 8, kst = ATT_BWD_BLOCK + 8, qst = ATT_TILE + 8, rep = H / KV;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	unsigned short* Ks = (unsigned short*)smem;    // ATT_BWD_BLOCK rows of rst
+	unsigned short* Vs = Ks + ATT_BWD_BLOCK * rst; // ATT_BWD_BLOCK rows of rst
+	unsigned short* Kt = Vs + ATT_BWD_BLOCK * rst; // Dp rows of kst
+	unsigned short* Qs = Kt + Dp * kst;            // ATT_TILE rows of rst
+	unsigned short* dYs = Qs + ATT_TILE * rst;     // ATT_TILE rows of rst
+	unsigned short* Qt = dYs + ATT_TILE * rst;     // Dp rows of qst
+	unsigned short* dYt = Qt + Dp * qst;           // Dp rows of qst
+	unsigned short* dS = dYt + Dp * qst;           // ATT_TILE rows of kst
+	float* ls = (float*)(dS + ATT_TILE * kst);
+	float* dl = ls + ATT_TILE;
+	int b = blockIdx.y / KV, kv = blockIdx.y % KV, k0 = blockIdx.x * ATT_BWD_BLOCK, wk = k0 + warp * 16;
+	i64 w = (i64)(H + 2 * KV) * D, yw = (i64)H * D;
+	const float* base = qkv + (i64)b * T * w;
+	float sl2 = scale * LOG2E;
+
+	stageBF16<false, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Ks, rst, base + (H + kv) * D, w, k0, T, D, Dp);
+	stageBF16<false, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Vs, rst, base + (H + KV + kv) * D, w, k0, T, D, Dp);
+	stageBF16<true, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Kt, kst, base + (H + kv) * D, w, k0, T, D, Dp);
+	float dk[MAXD / 8][4] = {}, dv[MAXD / 8][4] = {};
+	for (int h = kv * rep; h < (kv + 1) * rep; h++) {
+		const float* Q = base + h * D;
+		const float* dY = dy + (i64)b * T * yw + h * D;
+		float* dQ = dqkv + (i64)b * T * w + h * D;
+		const float* L = lse + ((i64)b * H + h) * T;
+		const float* Dl = delta + ((i64)b * H + h) * T;
+		for (int q0 = k0 / ATT_TILE * ATT_TILE; q0 < T; q0 += ATT_TILE) {
+			__syncthreads(); // every warp is done with the previous tile (and the keys are staged)
+			stageBF16<false, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, rst, Q, w, q0, T, D, Dp);
+			stageBF16<false, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, rst, dY, yw, q0, T, D, Dp);
+			stageBF16<true, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qt, qst, Q, w, q0, T, D, Dp);
+			stageBF16<true, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYt, qst, dY, yw, q0, T, D, Dp);
+			for (int i = threadIdx.x; i < ATT_TILE; i += blockDim.x) {
+				bool in = q0 + i < T;
+				ls[i] = in ? L[q0 + i] * LOG2E : POS_INF;
+				dl[i] = in ? Dl[q0 + i] : 0.0f;
+			}
+			__syncthreads();
+			if (q0 + ATT_TILE <= wk) { // no query of the tile sees the warp's keys
+				for (int i = lane; i < 16 * ATT_TILE; i += 32) dS[(i / 16) * kst + warp * 16 + i % 16] = 0;
+			} else {
+				float s[ATT_TILE / 8][4] = {}, dp[ATT_TILE / 8][4] = {};
+#pragma unroll
+				for (int kk = 0; kk < MAXD / 16; kk++) {
+					if (kk * 16 >= Dp) continue;
+					unsigned ak[4], av[4];
+					fragA16(ak, Ks, rst, warp * 16, kk * 16);
+					fragA16(av, Vs, rst, warp * 16, kk * 16);
+#pragma unroll
+					for (int j = 0; j < ATT_TILE / 8; j++) {
+						unsigned b1[2], b2[2];
+						fragB16(b1, Qs, rst, j * 8, kk * 16);
+						fragB16(b2, dYs, rst, j * 8, kk * 16);
+						mma16(s[j], ak, b1);
+						mma16(dp[j], av, b2);
+					}
+				}
+				// Pᵀ into s and dSᵀ = Pᵀ ⊙ (dPᵀ − δ) into dp, dS to shared memory for dQ.
+#pragma unroll
+				for (int j = 0; j < ATT_TILE / 8; j++)
+#pragma unroll
+					for (int e = 0; e < 4; e++) {
+						int r = g + 8 * (e >> 1), qi = j * 8 + 2 * t + (e & 1), key = wk + r, q = q0 + qi;
+						s[j][e] = key <= q && q < T ? exp2f(s[j][e] * sl2 - ls[qi]) : 0.0f;
+						dp[j][e] = s[j][e] * (dp[j][e] - dl[qi]);
+						dS[qi * kst + warp * 16 + r] = (unsigned short)pack2(dp[j][e], 0.0f);
+					}
+#pragma unroll
+				for (int c = 0; c < ATT_TILE / 16; c++) { // queries 16c..16c+15: accumulators 2c and 2c+1
+					unsigned pa[4] = {pack2(s[2 * c][0], s[2 * c][1]), pack2(s[2 * c][2], s[2 * c][3]),
+					                  pack2(s[2 * c + 1][0], s[2 * c + 1][1]), pack2(s[2 * c + 1][2], s[2 * c + 1][3])};
+					unsigned da[4] = {pack2(dp[2 * c][0], dp[2 * c][1]), pack2(dp[2 * c][2], dp[2 * c][3]),
+					                  pack2(dp[2 * c + 1][0], dp[2 * c + 1][1]), pack2(dp[2 * c + 1][2], dp[2 * c + 1][3])};
+#pragma unroll
+					for (int nt = 0; nt < MAXD / 8; nt++) {
+						if (nt * 8 >= Dp) continue;
+						unsigned b1[2], b2[2];
+						fragB16(b1, dYt, qst, nt * 8, c * 16);
+						fragB16(b2, Qt, qst, nt * 8, c * 16);
+						mma16(dv[nt], pa, b1);
+						mma16(dk[nt], da, b2);
+					}
+				}
+			}
+			__syncthreads(); // every warp's share of dS is written
+			// dQ of the tile's queries += dS·K over the block's keys: warp w takes the head
+			// dim's 8-column groups w, w + ATT_BWD_WARPS, ..., as attnBackwardBody does.
+			float dq[2][MAXD / 64][4] = {};
+#pragma unroll
+			for (int kk = 0; kk < ATT_BWD_BLOCK / 16; kk++) {
+				unsigned a[2][4];
+				fragA16(a[0], dS, kst, 0, kk * 16);
+				fragA16(a[1], dS, kst, 16, kk * 16);
+#pragma unroll
+				for (int i = 0; i < MAXD / 64; i++) {
+					int nt = warp + ATT_BWD_WARPS * i;
+					if (nt * 8 >= Dp) continue;
+					unsigned bk[2];
+					fragB16(bk, Kt, kst, nt * 8, kk * 16);
+					mma16(dq[0][i], a[0], bk);
+					mma16(dq[1][i], a[1], bk);
+				}
+			}
+#pragma unroll
+			for (int m = 0; m < 2; m++)
+#pragma unroll
+				for (int i = 0; i < MAXD / 64; i++)
+#pragma unroll
+					for (int e = 0; e < 4; e++) {
+						int q = q0 + m * 16 + g + 8 * (e >> 1), d = (warp + ATT_BWD_WARPS * i) * 8 + 2 * t + (e & 1);
+						if (q < T && d < D) atomicAdd(&dQ[(i64)q * w + d], dq[m][i][e] * scale);
+					}
+		}
+	}
+	float* dK = dqkv + (i64)b * T * w + (H + kv) * D;
+	float* dV = dqkv + (i64)b * T * w + (H + KV + kv) * D;
+#pragma unroll
+	for (int nt = 0; nt < MAXD / 8; nt++) {
+		if (nt * 8 >= Dp) continue;
+#pragma unroll
+		for (int e = 0; e < 4; e++) {
+			int key = wk + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
+			if (key < T && d < D) {
+				dK[(i64)key * w + d] = dk[nt][e] * scale;
+				dV[(i64)key * w + d] = dv[nt][e];
+			}
+		}
+	}
+}
+
 #if ATT_BF16
 #define FORWARD_BODY attnForwardBodyBF16<ATT_MAXD>
 #else
 #define FORWARD_BODY attnForwardBody<ATT_MAXD, ATT_TC>
+#endif
+#if ATT_BF16 && ATT_MAXD <= 128 // at 256, its bfloat16 copies would take more shared memory than a block has
+#define BACKWARD_BODY attnBackwardBodyBF16<ATT_MAXD>
+#else
+#define BACKWARD_BODY attnBackwardBody<ATT_MAXD, ATT_TC>
 #endif
 
 extern "C" {
 
 // The entry points, compiled for one ATT_MAXD (head dims up to it: 128 covers every
 // nanochat model) and one kind of product (ATT_TC 1: tensor cores; 0: strict float32;
-// ATT_BF16 1: the forward passes in bfloat16, the backward pass on TF32 tensor cores), which
-// attention.go passes to NVRTC when a model first needs them. The training kernels take a
+// ATT_BF16 1: in bfloat16, but for the backward pass at head dims past 128, on TF32 tensor
+// cores), which attention.go passes to NVRTC when a model first needs them. The training kernels take a
 // fused q|k|v tensor of Batch×T rows of (H + 2·KV)·D, its output (Batch×T rows of H·D) and
 // the (b, h, t) log-sum-exps; grids are (blocks of the sequence, Batch·H or Batch·KV).
 __global__ void __launch_bounds__(32 * ATT_FWD_WARPS, 1) attnForward(const float* qkv, float* y, float* lse, i64 T, i64 H, i64 KV, i64 D, float scale) {
@@ -648,7 +813,7 @@ __global__ void __launch_bounds__(32 * ATT_FWD_WARPS, 1) attnForwardCached(const
 __global__ void __launch_bounds__(32 * ATT_BWD_WARPS, 1) attnBackward(const float* qkv, const float* dy, const float* lse,
                                                                      const float* delta, float* dqkv, i64 T, i64 H, i64 KV, i64 D,
                                                                      float scale) {
-	attnBackwardBody<ATT_MAXD, ATT_TC>(qkv, dy, lse, delta, dqkv, (int)T, (int)H, (int)KV, (int)D, scale);
+	BACKWARD_BODY(qkv, dy, lse, delta, dqkv, (int)T, (int)H, (int)KV, (int)D, scale);
 }
 
 } // extern "C"

@@ -61,7 +61,7 @@ struct Block {
 };
 inline Block block;
 inline thread_local dim3 threadIndex, blockIndex;
-alignas(16) inline unsigned char dynamicShared[1 << 18];
+inline unsigned char* dynamicShared; // the running block's, of the launch's size
 
 inline int lane() { return threadIndex.x % 32; }
 inline int warpBase() { return threadIndex.x / 32 * 32; }
@@ -103,12 +103,38 @@ void warpProduct(float c[4], UnpackA unpackA, UnpackB unpackB) {
 	warp().arrive_and_wait(); // every lane has read the matrices before the next product writes them
 }
 
+// guard is the bytes past every buffer and past a block's shared memory, filled with
+// guardByte and checked after the kernels ran: a kernel that writes past what the engine
+// gives it fails its test.
+constexpr size_t guard = 4096;
+constexpr unsigned char guardByte = 0xa5;
+
+inline void* allocate(size_t bytes) {
+	void* p = nullptr;
+	if (posix_memalign(&p, 256, bytes + guard) != 0) {
+		fprintf(stderr, "no memory for %zu bytes\n", bytes);
+		exit(1);
+	}
+	memset((unsigned char*)p + bytes, guardByte, guard);
+	return p;
+}
+
+inline void checkGuard(const void* p, size_t bytes, const char* what) {
+	const unsigned char* g = (const unsigned char*)p + bytes;
+	for (size_t i = 0; i < guard; i++)
+		if (g[i] != guardByte) {
+			fprintf(stderr, "a kernel wrote past the %zu bytes of %s (at byte %zu)\n", bytes, what, bytes + i);
+			exit(1);
+		}
+}
+
 // launch runs kernel on each thread of each block of grid (one-dimensional blocks), a
-// block at a time.
-inline void launch(dim3 grid, dim3 dim, const std::function<void()>& kernel) {
+// block at a time, with shared bytes of dynamic shared memory.
+inline void launch(dim3 grid, dim3 dim, size_t shared, const std::function<void()>& kernel) {
 	block.dim = dim;
 	block.grid = grid;
 	unsigned n = dim.x;
+	dynamicShared = (unsigned char*)allocate(shared);
 	for (unsigned by = 0; by < grid.y; by++)
 		for (unsigned bx = 0; bx < grid.x; bx++) {
 			block.all = std::make_unique<std::barrier<>>(n);
@@ -126,15 +152,17 @@ inline void launch(dim3 grid, dim3 dim, const std::function<void()>& kernel) {
 					block.all->arrive_and_drop();
 				});
 			for (auto& th : threads) th.join();
+			checkGuard(dynamicShared, shared, "a block's shared memory");
 		}
+	free(dynamicShared);
 }
 
-// load reads bytes bytes from path into memory aligned as a GPU's allocations are; save
-// writes them back.
+// load reads bytes bytes from path into memory aligned as a GPU's allocations are, with a
+// guard after them; save checks the guard and writes them back.
 inline void* load(const char* path, size_t bytes) {
-	void* p = aligned_alloc(256, (bytes + 255) / 256 * 256);
+	void* p = allocate(bytes);
 	FILE* f = fopen(path, "rb");
-	if (!p || !f || fread(p, 1, bytes, f) != bytes) {
+	if (!f || fread(p, 1, bytes, f) != bytes) {
 		fprintf(stderr, "cannot read %s\n", path);
 		exit(1);
 	}
@@ -142,6 +170,7 @@ inline void* load(const char* path, size_t bytes) {
 	return p;
 }
 inline void save(const char* path, const void* p, size_t bytes) {
+	checkGuard(p, bytes, path);
 	FILE* f = fopen(path, "wb");
 	if (!f || fwrite(p, 1, bytes, f) != bytes) {
 		fprintf(stderr, "cannot write %s\n", path);
