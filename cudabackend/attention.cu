@@ -150,6 +150,66 @@ __device__ void stage(float* dst, int st, const float* src, i64 ld, int r0, int 
 	}
 }
 
+// softmaxTile is a forward tile's online softmax, in base 2: the warp's scores s (its 16
+// queries from wq against ATT_FWD_TILE keys from k0, as m16n8 accumulators) scaled by sl2
+// and masked (row r sees keys up to r + off and below Tk), and the running maxima m, sums l
+// and outputs o carried over to the tile's new maxima. Key 0 is in the first tile, so the
+// maxima are finite from it on.
+template <int MAXD>
+__device__ __forceinline__ void softmaxTile(float s[ATT_FWD_TILE / 8][4], float m[2], float l[2], float o[MAXD / 8][4], int k0, int wq,
+                                            int off, int Tk, float sl2) {
+	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	float mx[2] = {-POS_INF, -POS_INF};
+#pragma unroll
+	for (int j = 0; j < ATT_FWD_TILE / 8; j++)
+#pragma unroll
+		for (int e = 0; e < 4; e++) {
+			int key = k0 + j * 8 + 2 * t + (e & 1), row = wq + g + 8 * (e >> 1);
+			s[j][e] = key <= row + off && key < Tk ? s[j][e] * sl2 : -POS_INF;
+			mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
+		}
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+		mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+		float mn = fmaxf(m[i], mx[i]), alpha = exp2f(m[i] - mn);
+		m[i] = mn;
+		l[i] *= alpha;
+#pragma unroll
+		for (int nt = 0; nt < MAXD / 8; nt++) {
+			o[nt][2 * i] *= alpha;
+			o[nt][2 * i + 1] *= alpha;
+		}
+	}
+}
+
+// finishForward writes the warp's 16 rows of Y = o / l (each row's l summed over the lanes
+// that hold it) for ntiles 8-column tiles of o, and their log-sum-exps L.
+template <int MAXD>
+__device__ __forceinline__ void finishForward(float o[MAXD / 8][4], const float m[2], float l[2], float* Y, i64 ys, float* L, int wq,
+                                              int Tq, int D, int ntiles) {
+	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+	}
+#pragma unroll
+	for (int nt = 0; nt < MAXD / 8; nt++) {
+		if (nt >= ntiles) continue;
+#pragma unroll
+		for (int e = 0; e < 4; e++) {
+			int row = wq + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
+			if (row < Tq && d < D) Y[(i64)row * ys + d] = o[nt][e] / l[e >> 1];
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		int row = wq + g + 8 * i;
+		if (t == 0 && row < Tq) L[row] = m[i] * LN2 + logf(l[i]);
+	}
+}
+
 // attnForwardBody: one block per ATT_FWD_BLOCK queries of one (batch row, head); the heaviest
 // blocks (last queries, most keys) are scheduled first. Query i sees keys 0..i+Tk−Tq. Q, K,
 // V and Y point at the head's first row (rows of stride qs, ks, ks, ys); L at its Tq
@@ -196,29 +256,7 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 				mma<TC>(s[j], qa[kk], b);
 			}
 		}
-		// Online softmax in base 2: scale the scores, mask the future, rescale what came before.
-		float mx[2] = {-POS_INF, -POS_INF};
-#pragma unroll
-		for (int j = 0; j < ATT_FWD_TILE / 8; j++)
-#pragma unroll
-			for (int e = 0; e < 4; e++) {
-				int key = k0 + j * 8 + 2 * t + (e & 1), row = wq + g + 8 * (e >> 1);
-				s[j][e] = key <= row + off && key < Tk ? s[j][e] * sl2 : -POS_INF;
-				mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
-			}
-#pragma unroll
-		for (int i = 0; i < 2; i++) {
-			mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-			mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-			float mn = fmaxf(m[i], mx[i]), alpha = exp2f(m[i] - mn); // key 0 is in the first tile: mn is finite
-			m[i] = mn;
-			l[i] *= alpha;
-#pragma unroll
-			for (int nt = 0; nt < MAXD / 8; nt++) {
-				o[nt][2 * i] *= alpha;
-				o[nt][2 * i + 1] *= alpha;
-			}
-		}
+		softmaxTile<MAXD>(s, m, l, o, k0, wq, off, Tk, sl2);
 #pragma unroll
 		for (int j = 0; j < ATT_FWD_TILE / 8; j++)
 #pragma unroll
@@ -242,25 +280,7 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 		}
 		__syncwarp(); // the products have read Ps before the next tile overwrites it
 	}
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-	}
-#pragma unroll
-	for (int nt = 0; nt < MAXD / 8; nt++) {
-		if (nt >= nk) continue;
-#pragma unroll
-		for (int e = 0; e < 4; e++) {
-			int row = wq + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
-			if (row < Tq && d < D) Y[(i64)row * ys + d] = o[nt][e] / l[e >> 1];
-		}
-	}
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		int row = wq + g + 8 * i;
-		if (t == 0 && row < Tq) L[row] = m[i] * LN2 + logf(l[i]);
-	}
+	finishForward<MAXD>(o, m, l, Y, ys, L, wq, Tq, D, nk);
 }
 
 // The bfloat16 forward pass, the bf16 engine's (ATT_BF16 1). Products are warp-wide
@@ -422,29 +442,7 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 				mma16(s[j], qa[kk], b);
 			}
 		}
-		// Online softmax in base 2, as attnForwardBody's.
-		float mx[2] = {-POS_INF, -POS_INF};
-#pragma unroll
-		for (int j = 0; j < ATT_FWD_TILE / 8; j++)
-#pragma unroll
-			for (int e = 0; e < 4; e++) {
-				int key = k0 + j * 8 + 2 * t + (e & 1), row = wq + g + 8 * (e >> 1);
-				s[j][e] = key <= row + off && key < Tk ? s[j][e] * sl2 : -POS_INF;
-				mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
-			}
-#pragma unroll
-		for (int i = 0; i < 2; i++) {
-			mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-			mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-			float mn = fmaxf(m[i], mx[i]), alpha = exp2f(m[i] - mn); // key 0 is in the first tile: mn is finite
-			m[i] = mn;
-			l[i] *= alpha;
-#pragma unroll
-			for (int nt = 0; nt < MAXD / 8; nt++) {
-				o[nt][2 * i] *= alpha;
-				o[nt][2 * i + 1] *= alpha;
-			}
-		}
+		softmaxTile<MAXD>(s, m, l, o, k0, wq, off, Tk, sl2);
 #pragma unroll
 		for (int c = 0; c < ATT_FWD_TILE / 16; c++) { // keys 16c..16c+15: accumulators 2c and 2c+1
 			float p[2][4];
@@ -465,24 +463,68 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 			}
 		}
 	}
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-		l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+	finishForward<MAXD>(o, m, l, Y, ys, L, wq, Tq, D, Dp / 8);
+}
+
+// HeadRows are query head h's rows for the backward pass in batch row b: its queries,
+// output gradients and query gradients, its log-sum-exps and δ.
+struct HeadRows {
+	const float *Q, *dY, *L, *Dl;
+	float* dQ;
+};
+
+__device__ __forceinline__ HeadRows headRows(const float* qkv, const float* dy, const float* lse, const float* delta, float* dqkv, int b,
+                                             int h, int T, int H, int KV, int D) {
+	i64 w = (i64)(H + 2 * KV) * D, yw = (i64)H * D;
+	return HeadRows{qkv + (i64)b * T * w + h * D, dy + (i64)b * T * yw + h * D, lse + ((i64)b * H + h) * T, delta + ((i64)b * H + h) * T,
+	                dqkv + (i64)b * T * w + h * D};
+}
+
+// stageStats stages a backward tile's log-sum-exps (in base 2) and δ, from query q0:
+// infinite and zero past the sequence, so that those queries' probabilities are 0.
+__device__ __forceinline__ void stageStats(float* ls, float* dl, const float* L, const float* Dl, int q0, int T) {
+	for (int i = threadIdx.x; i < ATT_TILE; i += blockDim.x) {
+		bool in = q0 + i < T;
+		ls[i] = in ? L[q0 + i] * LOG2E : POS_INF;
+		dl[i] = in ? Dl[q0 + i] : 0.0f;
 	}
+}
+
+// addDQ adds a warp's share of a backward tile's dQ (the tile's two 16-query halves, its
+// 8-column groups warp, warp + ATT_BWD_WARPS, ...), times scale, into dQ (rows of stride w).
+template <int MAXD>
+__device__ __forceinline__ void addDQ(float dq[2][MAXD / 64][4], float* dQ, i64 w, int q0, int T, int D, float scale) {
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+	for (int m = 0; m < 2; m++)
+#pragma unroll
+		for (int i = 0; i < MAXD / 64; i++)
+#pragma unroll
+			for (int e = 0; e < 4; e++) {
+				int q = q0 + m * 16 + g + 8 * (e >> 1), d = (warp + ATT_BWD_WARPS * i) * 8 + 2 * t + (e & 1);
+				if (q < T && d < D) atomicAdd(&dQ[(i64)q * w + d], dq[m][i][e] * scale);
+			}
+}
+
+// writeDKV writes a warp's 16 keys from wk of dK (times scale) and dV, ntiles 8-column tiles
+// of them, into the kv head kv of a batch row's gradient rows (stride w).
+template <int MAXD>
+__device__ __forceinline__ void writeDKV(float dk[MAXD / 8][4], float dv[MAXD / 8][4], float* rows, i64 w, int H, int KV, int kv, int wk,
+                                         int T, int D, int ntiles, float scale) {
+	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	float* dK = rows + (H + kv) * D;
+	float* dV = rows + (H + KV + kv) * D;
 #pragma unroll
 	for (int nt = 0; nt < MAXD / 8; nt++) {
-		if (nt * 8 >= Dp) continue;
+		if (nt >= ntiles) continue;
 #pragma unroll
 		for (int e = 0; e < 4; e++) {
-			int row = wq + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
-			if (row < Tq && d < D) Y[(i64)row * ys + d] = o[nt][e] / l[e >> 1];
+			int key = wk + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
+			if (key < T && d < D) {
+				dK[(i64)key * w + d] = dk[nt][e] * scale;
+				dV[(i64)key * w + d] = dv[nt][e];
+			}
 		}
-	}
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		int row = wq + g + 8 * i;
-		if (t == 0 && row < Tq) L[row] = m[i] * LN2 + logf(l[i]);
 	}
 }
 
@@ -517,20 +559,12 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 	stage<TC, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Vs, st, base + (H + KV + kv) * D, w, k0, T, D, Dp);
 	float dk[MAXD / 8][4] = {}, dv[MAXD / 8][4] = {};
 	for (int h = kv * rep; h < (kv + 1) * rep; h++) {
-		const float* Q = base + h * D;
-		const float* dY = dy + (i64)b * T * yw + h * D;
-		float* dQ = dqkv + (i64)b * T * w + h * D;
-		const float* L = lse + ((i64)b * H + h) * T;
-		const float* Dl = delta + ((i64)b * H + h) * T;
+		HeadRows hr = headRows(qkv, dy, lse, delta, dqkv, b, h, T, H, KV, D);
 		for (int q0 = k0 / ATT_TILE * ATT_TILE; q0 < T; q0 += ATT_TILE) {
 			__syncthreads(); // every warp is done with the previous tile (and the keys are staged)
-			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, st, Q, w, q0, T, D, Dp);
-			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, st, dY, yw, q0, T, D, Dp);
-			for (int i = threadIdx.x; i < ATT_TILE; i += blockDim.x) {
-				bool in = q0 + i < T;
-				ls[i] = in ? L[q0 + i] * LOG2E : POS_INF;
-				dl[i] = in ? Dl[q0 + i] : 0.0f;
-			}
+			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, st, hr.Q, w, q0, T, D, Dp);
+			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, st, hr.dY, yw, q0, T, D, Dp);
+			stageStats(ls, dl, hr.L, hr.Dl, q0, T);
 			__syncthreads();
 			if (q0 + ATT_TILE <= wk) { // no query of the tile sees the warp's keys
 				for (int i = lane; i < 16 * ATT_TILE; i += 32) dST[i / ATT_TILE * ATT_PSTRIDE + i % ATT_TILE] = 0.0f;
@@ -603,31 +637,10 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 					mma<TC>(dq[1][i], a[1], bk);
 				}
 			}
-#pragma unroll
-			for (int m = 0; m < 2; m++)
-#pragma unroll
-				for (int i = 0; i < MAXD / 64; i++)
-#pragma unroll
-					for (int e = 0; e < 4; e++) {
-						int q = q0 + m * 16 + g + 8 * (e >> 1), d = (warp + ATT_BWD_WARPS * i) * 8 + 2 * t + (e & 1);
-						if (q < T && d < D) atomicAdd(&dQ[(i64)q * w + d], dq[m][i][e] * scale);
-					}
+			addDQ<MAXD>(dq, hr.dQ, w, q0, T, D, scale);
 		}
 	}
-	float* dK = dqkv + (i64)b * T * w + (H + kv) * D;
-	float* dV = dqkv + (i64)b * T * w + (H + KV + kv) * D;
-#pragma unroll
-	for (int nt = 0; nt < MAXD / 8; nt++) {
-		if (nt >= nk) continue;
-#pragma unroll
-		for (int e = 0; e < 4; e++) {
-			int key = wk + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
-			if (key < T && d < D) {
-				dK[(i64)key * w + d] = dk[nt][e] * scale;
-				dV[(i64)key * w + d] = dv[nt][e];
-			}
-		}
-	}
+	writeDKV<MAXD>(dk, dv, dqkv + (i64)b * T * w, w, H, KV, kv, wk, T, D, nk, scale);
 }
 
 // attnBackwardBodyBF16 is attnBackwardBody in bfloat16 products (the bf16 engine's, for
@@ -664,22 +677,14 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 	stageBF16<true, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Kt, kst, base + (H + kv) * D, w, k0, T, D, Dp);
 	float dk[MAXD / 8][4] = {}, dv[MAXD / 8][4] = {};
 	for (int h = kv * rep; h < (kv + 1) * rep; h++) {
-		const float* Q = base + h * D;
-		const float* dY = dy + (i64)b * T * yw + h * D;
-		float* dQ = dqkv + (i64)b * T * w + h * D;
-		const float* L = lse + ((i64)b * H + h) * T;
-		const float* Dl = delta + ((i64)b * H + h) * T;
+		HeadRows hr = headRows(qkv, dy, lse, delta, dqkv, b, h, T, H, KV, D);
 		for (int q0 = k0 / ATT_TILE * ATT_TILE; q0 < T; q0 += ATT_TILE) {
 			__syncthreads(); // every warp is done with the previous tile (and the keys are staged)
-			stageBF16<false, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, rst, Q, w, q0, T, D, Dp);
-			stageBF16<false, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, rst, dY, yw, q0, T, D, Dp);
-			stageBF16<true, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qt, qst, Q, w, q0, T, D, Dp);
-			stageBF16<true, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYt, qst, dY, yw, q0, T, D, Dp);
-			for (int i = threadIdx.x; i < ATT_TILE; i += blockDim.x) {
-				bool in = q0 + i < T;
-				ls[i] = in ? L[q0 + i] * LOG2E : POS_INF;
-				dl[i] = in ? Dl[q0 + i] : 0.0f;
-			}
+			stageBF16<false, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, rst, hr.Q, w, q0, T, D, Dp);
+			stageBF16<false, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, rst, hr.dY, yw, q0, T, D, Dp);
+			stageBF16<true, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qt, qst, hr.Q, w, q0, T, D, Dp);
+			stageBF16<true, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYt, qst, hr.dY, yw, q0, T, D, Dp);
+			stageStats(ls, dl, hr.L, hr.Dl, q0, T);
 			__syncthreads();
 			if (q0 + ATT_TILE <= wk) { // no query of the tile sees the warp's keys
 				for (int i = lane; i < 16 * ATT_TILE; i += 32) dS[(i / 16) * kst + warp * 16 + i % 16] = 0;
@@ -746,31 +751,10 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 					mma16(dq[1][i], a[1], bk);
 				}
 			}
-#pragma unroll
-			for (int m = 0; m < 2; m++)
-#pragma unroll
-				for (int i = 0; i < MAXD / 64; i++)
-#pragma unroll
-					for (int e = 0; e < 4; e++) {
-						int q = q0 + m * 16 + g + 8 * (e >> 1), d = (warp + ATT_BWD_WARPS * i) * 8 + 2 * t + (e & 1);
-						if (q < T && d < D) atomicAdd(&dQ[(i64)q * w + d], dq[m][i][e] * scale);
-					}
+			addDQ<MAXD>(dq, hr.dQ, w, q0, T, D, scale);
 		}
 	}
-	float* dK = dqkv + (i64)b * T * w + (H + kv) * D;
-	float* dV = dqkv + (i64)b * T * w + (H + KV + kv) * D;
-#pragma unroll
-	for (int nt = 0; nt < MAXD / 8; nt++) {
-		if (nt * 8 >= Dp) continue;
-#pragma unroll
-		for (int e = 0; e < 4; e++) {
-			int key = wk + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
-			if (key < T && d < D) {
-				dK[(i64)key * w + d] = dk[nt][e] * scale;
-				dV[(i64)key * w + d] = dv[nt][e];
-			}
-		}
-	}
+	writeDKV<MAXD>(dk, dv, dqkv + (i64)b * T * w, w, H, KV, kv, wk, T, D, Dp / 8, scale);
 }
 
 #if ATT_BF16

@@ -14,8 +14,6 @@ import (
 	"unsafe"
 
 	"gochat/backend"
-	"gochat/cpubackend"
-	"gochat/layers"
 )
 
 // launch is one kernel launch for emulate: a grid of one-dimensional blocks of threads,
@@ -160,14 +158,7 @@ func TestEmulatedAttention(t *testing.T) {
 			}
 			qkv, dy := values(n*w), values(n*s.Heads*s.HeadDim)
 			y, lse, d := make([]float32, len(dy)), make([]float32, s.Batch*s.Heads*s.Tq), make([]float32, len(qkv))
-
-			wantY, wantLSE, wantD := make([]float32, len(y)), make([]float32, len(lse)), make([]float32, len(d))
-			scratch := make([]float32, layers.AttnScratch(s))
-			cpu := cpubackend.Gonum{}
-			q, k, v, out := layers.AttnViews(s, qkv, wantY)
-			layers.AttentionForward(cpu, s, q, k, v, out, wantLSE, scratch)
-			dq, dk, dv, dyv := layers.AttnViews(s, wantD, dy)
-			layers.AttentionBackward(cpu, s, q, k, v, out, dyv, dq, dk, dv, wantLSE, scratch)
+			wantY, wantLSE, wantD := goAttention(s, qkv, dy)
 			delta := make([]float32, len(lse)) // δ = Σ dY·Y in the (b, h, t) order, as attnDelta writes it
 			for b := range s.Batch {
 				for h := range s.Heads {

@@ -268,19 +268,26 @@ func TestAttentionKernels(t *testing.T) {
 			e.AttentionForward(s, qkv, y, lse)
 			e.AttentionBackward(s, qkv, y, dy, d, lse)
 
-			wantY, wantLSE, wantD := make([]float32, len(y)), make([]float32, len(lse)), make([]float32, len(d))
-			scratch := make([]float32, layers.AttnScratch(s))
-			cpu := cpubackend.Gonum{}
-			q, k, v, out := layers.AttnViews(s, qkv, wantY)
-			layers.AttentionForward(cpu, s, q, k, v, out, wantLSE, scratch)
-			dq, dk, dv, dyv := layers.AttnViews(s, wantD, dy)
-			layers.AttentionBackward(cpu, s, q, k, v, out, dyv, dq, dk, dv, wantLSE, scratch)
+			wantY, wantLSE, wantD := goAttention(s, qkv, dy)
 			what := fmt.Sprintf("%v %+v: ", c.prec, s)
 			within(t, e, what+"attention", y, wantY, c.tol)
 			within(t, e, what+"log-sum-exps", lse, wantLSE, c.tol)
 			within(t, e, what+"attention gradient", d, wantD, c.tol)
 		}
 	}
+}
+
+// goAttention is the Go kernels' attention of s over qkv: its output, log-sum-exps and,
+// for the output gradient dy, the gradient of qkv.
+func goAttention(s backend.AttnShape, qkv, dy []float32) (y, lse, dqkv []float32) {
+	y, lse, dqkv = make([]float32, len(dy)), make([]float32, s.Batch*s.Heads*s.Tq), make([]float32, len(qkv))
+	scratch := make([]float32, layers.AttnScratch(s))
+	cpu := cpubackend.Gonum{}
+	q, k, v, out := layers.AttnViews(s, qkv, y)
+	layers.AttentionForward(cpu, s, q, k, v, out, lse, scratch)
+	dq, dk, dv, dyv := layers.AttnViews(s, dqkv, dy)
+	layers.AttentionBackward(cpu, s, q, k, v, out, dyv, dq, dk, dv, lse, scratch)
+	return y, lse, dqkv
 }
 
 // TestCachedAttentionKernels: new positions stored into a KV cache (StoreKV, exactly) and
