@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"gochat/backend"
+	"gochat/layers"
 )
 
 // launch is one kernel launch for emulate: a grid of one-dimensional blocks of threads,
@@ -183,5 +184,70 @@ func TestEmulatedAttention(t *testing.T) {
 			near(t, what+"log-sum-exps", lse, wantLSE, tol)
 			near(t, what+"attention gradient", d, wantD, tol)
 		}
+	}
+}
+
+// TestEmulatedRowKernels runs kernels.cu's norms and cross-entropy on the CPU (emulate)
+// against the Go kernels, on TestRowKernels' and TestCrossEntropyKernel's cases: a warp per
+// chunk of a row (whole rows, QK norms of heads with the rest copied, heads that fill the
+// row, sizes a warp does not divide) and a block per row of logits (wider and narrower than
+// a block, softcapped and not, an ignored row, a row whose logits rise all the way).
+func TestEmulatedRowKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	values := func(n int, scale float32) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = scale * (2*r.Float32() - 1)
+		}
+		return x
+	}
+	var launches []launch
+	var checks []func()
+	for _, c := range []struct{ width, size, heads int }{{768, 768, 1}, {40, 8, 3}, {2304, 128, 12}, {45, 15, 3}, {256, 128, 2}} {
+		rows := 37
+		x, dy := values(rows*c.width, 2), values(rows*c.width, 1)
+		y, dx := make([]float32, len(x)), make([]float32, len(x))
+		wantY, wantDX := make([]float32, len(x)), make([]float32, len(x))
+		layers.RMSNormForward(wantY, x, c.width, c.size, c.heads)
+		layers.RMSNormBackward(wantDX, x, dy, c.width, c.size, c.heads)
+		grid := [2]int{normBlocks(rows, c.width, c.size, c.heads), 1}
+		launches = append(launches,
+			launch{"rmsNormForward", grid, rowThreads, 0, []any{y, x, rows, c.width, c.size, c.heads, float32(layers.NormEps)}},
+			launch{"rmsNormBackward", grid, rowThreads, 0, []any{dx, x, dy, rows, c.width, c.size, c.heads, float32(layers.NormEps)}})
+		what := fmt.Sprintf("emulated rmsnorm %+v: ", c)
+		checks = append(checks, func() {
+			near(t, what+"output", y, wantY, kernelTol)
+			near(t, what+"gradient", dx, wantDX, kernelTol)
+		})
+	}
+	for _, vocab := range []int{5000, 300} {
+		for _, cap := range []float32{15, 0} {
+			const rows = 9
+			targets := make([]int, rows)
+			for i := range targets {
+				targets[i] = r.IntN(vocab)
+			}
+			targets[3] = layers.IgnoreIndex
+			logits := values(rows*vocab, 20)
+			for j := range vocab {
+				logits[5*vocab+j] = 40 * float32(j) / float32(vocab)
+			}
+			scale := values(rows, 1)
+			want, wantGrad := make([]float32, rows), make([]float32, rows*vocab)
+			if err := layers.CrossEntropyForward(want, logits, targets, vocab, cap, wantGrad, scale); err != nil {
+				t.Fatal(err)
+			}
+			losses, grad := make([]float32, rows), make([]float32, rows*vocab)
+			launches = append(launches, launch{"crossEntropy", [2]int{rows, 1}, 1024, 0, []any{losses, logits, targets, vocab, cap, grad, scale}})
+			what := fmt.Sprintf("emulated cross-entropy, vocab %d, cap %v: ", vocab, cap)
+			checks = append(checks, func() {
+				near(t, what+"losses", losses, want, kernelTol)
+				near(t, what+"logit gradients", grad, wantGrad, kernelTol)
+			})
+		}
+	}
+	emulate(t, "kernels.cu", kernelOptions(), launches...)
+	for _, check := range checks {
+		check()
 	}
 }
