@@ -16,5 +16,14 @@
 // DefaultMinFLOPs stay on the host engine the registry opened it over, where the copies
 // would cost more than the arithmetic. The package imports no other engine.
 //
+// Its kernels are tested three ways. On a GPU, every kernel against the Go kernel of the
+// same name (engine_test.go, GOCHAT_REQUIRE_CUDA=1 to fail rather than skip). Without one,
+// TestKernelsCompile compiles kernels.cu and each attention.cu build to PTX with clang, and
+// the TestEmulated tests run them on the CPU (testdata/emulate.h, with CUDA_EMULATION
+// defined: a block's threads as OS threads, barriers for __syncthreads and the warps'
+// shuffles and matrix products, guard bytes past every buffer and a block's shared memory)
+// against the Go kernels: a kernel's logic, its fragments' layouts and its shared-memory
+// size are checked before a GPU's time is spent on it; its speed is not.
+//
 // The package builds on Linux only; elsewhere it is empty.
 package cudabackend
