@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"gochat/backend"
+	"gochat/cpubackend"
 	"gochat/layers"
 )
 
@@ -143,21 +144,15 @@ func TestEmulatedAttention(t *testing.T) {
 		{Batch: 1, Heads: 1, KVHeads: 1, HeadDim: 136, Tq: 9, Tk: 9},
 	}
 	r := rand.New(rand.NewPCG(9, 10))
-	for _, prec := range []Precision{FP32, TF32, BF16} {
-		tol := kernelTol
-		if prec == BF16 {
-			tol = bf16KernelTol
-		}
+	eachBuild(func(prec Precision, bound int, tol float64) {
+		var launches []launch
+		var checks []func()
 		for _, s := range shapes {
-			w, n := (s.Heads+2*s.KVHeads)*s.HeadDim, s.Batch*s.Tq
-			values := func(n int) []float32 {
-				x := make([]float32, n)
-				for i := range x {
-					x[i] = 2*r.Float32() - 1
-				}
-				return x
+			if attnBound(s.HeadDim) != bound {
+				continue
 			}
-			qkv, dy := values(n*w), values(n*s.Heads*s.HeadDim)
+			w, n := (s.Heads+2*s.KVHeads)*s.HeadDim, s.Batch*s.Tq
+			qkv, dy := values(r, n*w, 1), values(r, n*s.Heads*s.HeadDim, 1)
 			y, lse, d := make([]float32, len(dy)), make([]float32, s.Batch*s.Heads*s.Tq), make([]float32, len(qkv))
 			wantY, wantLSE, wantD := goAttention(s, qkv, dy)
 			delta := make([]float32, len(lse)) // δ = Σ dY·Y in the (b, h, t) order, as attnDelta writes it
@@ -173,18 +168,59 @@ func TestEmulatedAttention(t *testing.T) {
 					}
 				}
 			}
-
-			emulate(t, "attention.cu", attentionOptions(attnBound(s.HeadDim), prec),
+			launches = append(launches,
 				launch{"attnForward", [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}, 32 * attnFwdWarps,
 					attnShared("attnForward", s.HeadDim, prec), []any{qkv, y, lse, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s)}},
 				launch{"attnBackward", [2]int{(s.Tq + attnBwdBlock - 1) / attnBwdBlock, s.Batch * s.KVHeads}, 32 * attnBwdWarps,
 					attnShared("attnBackward", s.HeadDim, prec), []any{qkv, dy, wantLSE, delta, d, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s)}})
 			what := fmt.Sprintf("emulated %v %+v: ", prec, s)
-			near(t, what+"attention", y, wantY, tol)
-			near(t, what+"log-sum-exps", lse, wantLSE, tol)
-			near(t, what+"attention gradient", d, wantD, tol)
+			checks = append(checks, func() {
+				near(t, what+"attention", y, wantY, tol)
+				near(t, what+"log-sum-exps", lse, wantLSE, tol)
+				near(t, what+"attention gradient", d, wantD, tol)
+			})
 		}
-	}
+		emulate(t, "attention.cu", attentionOptions(bound, prec), launches...)
+		for _, check := range checks {
+			check()
+		}
+	})
+}
+
+// TestEmulatedCachedAttention runs attention.cu's attention over a KV cache in each
+// precision's build on the CPU against the Go kernel, on cachedShapes. The cache holds the
+// new keys already (the Go kernel's StoreKV).
+func TestEmulatedCachedAttention(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	host := layers.NewHostOps[float32](cpubackend.Gonum{})
+	eachBuild(func(prec Precision, bound int, tol float64) {
+		var launches []launch
+		var checks []func()
+		for _, sh := range cachedShapes {
+			s := sh.s
+			if attnBound(s.HeadDim) != bound {
+				continue
+			}
+			w, n, lane := (s.Heads+2*s.KVHeads)*s.HeadDim, s.Batch*s.Tq, s.Batch*s.KVHeads*sh.capacity*s.HeadDim
+			qkv, k, v := values(r, n*w, 1), values(r, lane, 1), values(r, lane, 1)
+			host.StoreKV(s, sh.capacity, qkv, k, v)
+			y, lse := make([]float32, n*s.Heads*s.HeadDim), make([]float32, s.Batch*s.Heads*s.Tq)
+			wantY, wantLSE := make([]float32, len(y)), make([]float32, len(lse))
+			host.AttentionCached(s, sh.capacity, qkv, k, v, wantY, wantLSE)
+			launches = append(launches, launch{"attnForwardCached", [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads},
+				32 * attnFwdWarps, attnShared("attnForwardCached", s.HeadDim, prec),
+				[]any{qkv, k, v, y, lse, s.Tq, s.Tk, s.Heads, s.KVHeads, s.HeadDim, sh.capacity, attnScale(s)}})
+			what := fmt.Sprintf("emulated %v %+v, capacity %d: ", prec, s, sh.capacity)
+			checks = append(checks, func() {
+				near(t, what+"attention", y, wantY, tol)
+				near(t, what+"log-sum-exps", lse, wantLSE, tol)
+			})
+		}
+		emulate(t, "attention.cu", attentionOptions(bound, prec), launches...)
+		for _, check := range checks {
+			check()
+		}
+	})
 }
 
 // TestEmulatedRowKernels runs kernels.cu's norms and cross-entropy on the CPU (emulate)
@@ -194,18 +230,11 @@ func TestEmulatedAttention(t *testing.T) {
 // a block, softcapped and not, an ignored row, a row whose logits rise all the way).
 func TestEmulatedRowKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	values := func(n int, scale float32) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = scale * (2*r.Float32() - 1)
-		}
-		return x
-	}
 	var launches []launch
 	var checks []func()
 	for _, c := range []struct{ width, size, heads int }{{768, 768, 1}, {40, 8, 3}, {2304, 128, 12}, {45, 15, 3}, {256, 128, 2}} {
 		rows := 37
-		x, dy := values(rows*c.width, 2), values(rows*c.width, 1)
+		x, dy := values(r, rows*c.width, 2), values(r, rows*c.width, 1)
 		y, dx := make([]float32, len(x)), make([]float32, len(x))
 		wantY, wantDX := make([]float32, len(x)), make([]float32, len(x))
 		layers.RMSNormForward(wantY, x, c.width, c.size, c.heads)
@@ -228,11 +257,11 @@ func TestEmulatedRowKernels(t *testing.T) {
 				targets[i] = r.IntN(vocab)
 			}
 			targets[3] = layers.IgnoreIndex
-			logits := values(rows*vocab, 20)
+			logits := values(r, rows*vocab, 20)
 			for j := range vocab {
 				logits[5*vocab+j] = 40 * float32(j) / float32(vocab)
 			}
-			scale := values(rows, 1)
+			scale := values(r, rows, 1)
 			want, wantGrad := make([]float32, rows), make([]float32, rows*vocab)
 			if err := layers.CrossEntropyForward(want, logits, targets, vocab, cap, wantGrad, scale); err != nil {
 				t.Fatal(err)
@@ -250,4 +279,28 @@ func TestEmulatedRowKernels(t *testing.T) {
 	for _, check := range checks {
 		check()
 	}
+}
+
+// eachBuild calls f for each build of attention.cu the engines make: each precision at
+// each head-dim bound, with the tolerance the emulation holds it to (float32's but for
+// bfloat16's roundings: the emulation multiplies in float32).
+func eachBuild(f func(prec Precision, bound int, tol float64)) {
+	for _, prec := range []Precision{FP32, TF32, BF16} {
+		tol := kernelTol
+		if prec == BF16 {
+			tol = bf16KernelTol
+		}
+		for _, bound := range []int{attnBound(1), attnBound(256)} {
+			f(prec, bound, tol)
+		}
+	}
+}
+
+// values returns n random values in [-scale, scale).
+func values(r *rand.Rand, n int, scale float32) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = scale * (2*r.Float32() - 1)
+	}
+	return x
 }

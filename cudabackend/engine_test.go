@@ -290,20 +290,23 @@ func goAttention(s backend.AttnShape, qkv, dy []float32) (y, lse, dqkv []float32
 	return y, lse, dqkv
 }
 
+// cachedShapes are the cases of attention over a KV cache: a decoded token, a chunk after a
+// prefix, a prefill that fills the cache from position 0, grouped and multi-query heads,
+// both head-dim bounds.
+var cachedShapes = []struct {
+	s        backend.AttnShape
+	capacity int
+}{
+	{backend.AttnShape{Batch: 2, Heads: 4, KVHeads: 2, HeadDim: 64, Tq: 1, Tk: 37}, 50},
+	{backend.AttnShape{Batch: 1, Heads: 6, KVHeads: 6, HeadDim: 128, Tq: 5, Tk: 200}, 1024},
+	{backend.AttnShape{Batch: 3, Heads: 4, KVHeads: 1, HeadDim: 16, Tq: 9, Tk: 9}, 9},
+	{backend.AttnShape{Batch: 1, Heads: 2, KVHeads: 2, HeadDim: 136, Tq: 1, Tk: 130}, 131},
+}
+
 // TestCachedAttentionKernels: new positions stored into a KV cache (StoreKV, exactly) and
-// their queries attending to the cache (AttentionCached) against the Go kernels: one
-// decoded token, a chunk after a prefix, a prefill that fills the cache from position 0,
-// grouped and multi-query heads, both head-dim bounds; tolerances as TestAttentionKernels'.
+// their queries attending to the cache (AttentionCached) against the Go kernels, on
+// cachedShapes; tolerances as TestAttentionKernels'.
 func TestCachedAttentionKernels(t *testing.T) {
-	shapes := []struct {
-		s        backend.AttnShape
-		capacity int
-	}{
-		{backend.AttnShape{Batch: 2, Heads: 4, KVHeads: 2, HeadDim: 64, Tq: 1, Tk: 37}, 50},
-		{backend.AttnShape{Batch: 1, Heads: 6, KVHeads: 6, HeadDim: 128, Tq: 5, Tk: 200}, 1024},
-		{backend.AttnShape{Batch: 3, Heads: 4, KVHeads: 1, HeadDim: 16, Tq: 9, Tk: 9}, 9},
-		{backend.AttnShape{Batch: 1, Heads: 2, KVHeads: 2, HeadDim: 136, Tq: 1, Tk: 130}, 131},
-	}
 	for _, c := range []struct {
 		prec Precision
 		tol  float64
@@ -311,7 +314,7 @@ func TestCachedAttentionKernels(t *testing.T) {
 		e := engineOf(t, c.prec)
 		r := rand.New(rand.NewPCG(15, 16))
 		host := layers.NewHostOps[float32](cpubackend.Gonum{})
-		for _, sh := range shapes {
+		for _, sh := range cachedShapes {
 			s := sh.s
 			w, n, lane := (s.Heads+2*s.KVHeads)*s.HeadDim, s.Batch*s.Tq, s.Batch*s.KVHeads*sh.capacity*s.HeadDim
 			qkv, k, v := random(e, r, n*w, 1), random(e, r, lane, 1), random(e, r, lane, 1) // the prefix: earlier keys
