@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -29,18 +30,44 @@ type launch struct {
 	args   []any
 }
 
+// emulatorCompiler finds clang++ and checks, once, that its C++ library has the C++20 parts
+// testdata/emulate.h uses (std::barrier, std::atomic_ref): an older library is a machine
+// that cannot emulate, not a kernel that is wrong.
+var emulatorCompiler = sync.OnceValues(func() (string, error) {
+	clang, err := exec.LookPath("clang++")
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "gochat-emulator")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	probe := "#include <atomic>\n#include <barrier>\nint main() { float f = 0; std::atomic_ref<float>(f).fetch_add(1); std::barrier<> b(1); b.arrive_and_wait(); }\n"
+	if err := os.WriteFile(filepath.Join(dir, "probe.cpp"), []byte(probe), 0o644); err != nil {
+		return "", err
+	}
+	cmd := exec.Command(clang, "-std=c++20", "-pthread", "-o", "probe", "probe.cpp")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s lacks C++20's std::barrier or std::atomic_ref: %v\n%s", clang, err, out)
+	}
+	return clang, nil
+})
+
 // emulate runs launches of the kernels of source (kernels.cu or attention.cu, compiled
 // with options) on the CPU, through testdata/emulate.h, and leaves what they wrote in the
 // buffers passed. A buffer passed to several launches is one buffer throughout. It needs
-// clang++ and skips without it, unless GOCHAT_REQUIRE_CLANG is set.
+// clang++ with a C++20 library (emulatorCompiler) and skips without one, unless
+// GOCHAT_REQUIRE_CLANG is set.
 func emulate(t *testing.T, source string, options []string, launches ...launch) {
 	t.Helper()
-	clang, err := exec.LookPath("clang++")
+	clang, err := emulatorCompiler()
 	if err != nil {
 		if os.Getenv("GOCHAT_REQUIRE_CLANG") != "" {
 			t.Fatal(err)
 		}
-		t.Skip("no clang++ here")
+		t.Skip(err)
 	}
 	dir := t.TempDir()
 	code, err := os.ReadFile(source)
