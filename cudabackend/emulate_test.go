@@ -4,6 +4,7 @@ package cudabackend
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,18 +17,27 @@ import (
 
 	"gochat/backend"
 	"gochat/cpubackend"
+	"gochat/internal/sgemm"
 	"gochat/layers"
 )
 
 // launch is one kernel launch for emulate: a grid of one-dimensional blocks of threads,
-// their dynamic shared memory, and the kernel's arguments in order: []float32, []int (as long long) and []int8 buffers,
-// int (long long) and float32 values.
+// their dynamic shared memory, and the kernel's arguments in order: []float32, []int (as
+// long long), []int8 and []uint16 buffers, offsets into them, and int (long long) and
+// float32 values.
+
 type launch struct {
 	kernel string
 	grid   [2]int
 	block  int
 	shared int // bytes of dynamic shared memory a block
 	args   []any
+}
+
+// offset is a kernel argument that points by elements into buffer (a slice emulate takes).
+type offset struct {
+	buffer any
+	by     int
 }
 
 // emulatorCompiler finds clang++ and checks, once, that its C++ library has the C++20 parts
@@ -84,7 +94,8 @@ func emulate(t *testing.T, source string, options []string, launches ...launch) 
 	index := map[unsafe.Pointer]int{}
 	var main strings.Builder
 	main.WriteString("#include \"emulate.h\"\n#include \"kernels.cu\"\nint main() {\n")
-	arg := func(a any) string {
+	var arg func(a any) string
+	arg = func(a any) string {
 		var ctype string
 		var bytes []byte
 		switch v := a.(type) {
@@ -94,6 +105,10 @@ func emulate(t *testing.T, source string, options []string, launches ...launch) 
 			ctype, bytes = "long long", unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 8*len(v))
 		case []int8:
 			ctype, bytes = "signed char", unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v))
+		case []uint16:
+			ctype, bytes = "unsigned short", unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 2*len(v))
+		case offset:
+			return "(" + arg(v.buffer) + " + " + strconv.Itoa(v.by) + ")"
 		case int:
 			return strconv.Itoa(v) + "LL"
 		case float32:
@@ -250,12 +265,13 @@ func TestEmulatedCachedAttention(t *testing.T) {
 	})
 }
 
-// TestEmulatedRowKernels runs kernels.cu's norms and cross-entropy on the CPU (emulate)
-// against the Go kernels, on TestRowKernels' and TestCrossEntropyKernel's cases: a warp per
-// chunk of a row (whole rows, QK norms of heads with the rest copied, heads that fill the
-// row, sizes a warp does not divide) and a block per row of logits (wider and narrower than
-// a block, softcapped and not, an ignored row, a row whose logits rise all the way).
-func TestEmulatedRowKernels(t *testing.T) {
+// TestEmulatedKernels runs kernels.cu's row and warp kernels on the CPU (emulate) against
+// the Go kernels: the norms, a warp per chunk of a row (whole rows, QK norms of heads with
+// the rest copied, heads that fill the row, sizes a warp does not divide); cross-entropy, a
+// block per row of logits (wider and narrower than a block, softcapped and not, an ignored
+// row, a row whose logits rise all the way); the int8 products and dequantization; the
+// rounding to bfloat16, bit for bit; and attention's δ.
+func TestEmulatedKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	var launches []launch
 	var checks []func()
@@ -301,6 +317,65 @@ func TestEmulatedRowKernels(t *testing.T) {
 				near(t, what+"logit gradients", grad, wantGrad, kernelTol)
 			})
 		}
+	}
+	// int8 products: fewer rows of x than layers.Q8Rows (the kernel's), rows of 4-byte
+	// multiples and not, more rows of weights than a block's warps; and a block dequantized.
+	for _, c := range []struct{ n, rows, cols int }{{1, 37, 768}, {5, 77, 33}, {layers.Q8Rows - 1, 9, 64}} {
+		w := values(r, c.rows*c.cols, 1)
+		q8, err := sgemm.QuantizeQ8(w, c.rows, c.cols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := values(r, c.n*c.cols, 1)
+		y, want := make([]float32, c.n*c.rows), make([]float32, c.n*c.rows)
+		layers.NewHostOps[float32](cpubackend.Gonum{}).MulQ8T(c.n, x, q8.Q, q8.Scale, want)
+		const warps = rowThreads / 32
+		j0, block := 2, min(5, c.rows-2)
+		dq, wantDQ := make([]float32, block*c.cols), make([]float32, block*c.cols)
+		for i := range wantDQ {
+			wantDQ[i] = q8.Scale[j0+i/c.cols] * float32(q8.Q[j0*c.cols+i])
+		}
+		launches = append(launches,
+			launch{"mulQ8T", [2]int{(c.rows + warps - 1) / warps, 1}, rowThreads, 0, []any{x, q8.Q, q8.Scale, y, c.n, c.rows, c.cols}},
+			launch{"dequantizeQ8", [2]int{elementwiseBlocks(block * c.cols), 1}, 256, 0, []any{dq, q8.Q, q8.Scale, j0, block, c.cols}})
+		what := fmt.Sprintf("emulated int8 %+v: ", c)
+		checks = append(checks, func() {
+			near(t, what+"product", y, want, kernelTol)
+			near(t, what+"dequantized rows", dq, wantDQ, 0)
+		})
+	}
+	// Rounding to bfloat16, from sources aligned for four floats a thread and not, with tails.
+	for _, n := range []int{1, 7, 4097} {
+		x := values(r, n+3, 1e3) // then an infinity, a NaN and ties to even, down and up
+		x[0], x[1], x[2], x[3] = float32(math.Inf(1)), float32(math.NaN()), math.Float32frombits(0x3f808000), math.Float32frombits(0x3f818000)
+		for off := range 4 {
+			half := make([]uint16, n)
+			launches = append(launches, launch{"toBF16", [2]int{elementwiseBlocks((n + 3) / 4), 1}, 256, 0, []any{half, offset{x, off}, n}})
+			checks = append(checks, func() {
+				for i, h := range half {
+					if want := ToBF16(x[off+i]); h != want {
+						t.Fatalf("emulated toBF16, n %d, offset %d: float %d rounds to %#04x, want %#04x", n, off, i, h, want)
+					}
+				}
+			})
+		}
+	}
+	// Attention's δ = Σ dY·Y, a warp per (row, head), in the log-sum-exps' order.
+	{
+		const batch, T, H, D = 2, 5, 3, 40
+		rows := batch * T * H
+		dy, y := values(r, rows*D, 1), values(r, rows*D, 1)
+		delta, want := make([]float32, rows), make([]float32, rows)
+		for row := range rows {
+			var sum float32
+			for d := range D {
+				sum += dy[row*D+d] * y[row*D+d]
+			}
+			h, bt := row%H, row/H
+			want[(bt/T*H+h)*T+bt%T] = sum
+		}
+		launches = append(launches, launch{"attnDelta", [2]int{(rows + 7) / 8, 1}, 256, 0, []any{delta, dy, y, rows, T, H, D}})
+		checks = append(checks, func() { near(t, "emulated attnDelta", delta, want, kernelTol) })
 	}
 	emulate(t, "kernels.cu", kernelOptions(), launches...)
 	for _, check := range checks {
