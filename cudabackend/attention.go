@@ -61,6 +61,18 @@ func attnShared(kernel string, d int, prec Precision) int {
 	}
 }
 
+// attnForwardGrid is the forward kernels' grid for s: blocks of attnFwdBlock queries, by
+// (batch row, head).
+func attnForwardGrid(s backend.AttnShape) [2]int {
+	return [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}
+}
+
+// attnBackwardGrid is the backward kernel's grid for s: blocks of attnBwdBlock keys, by
+// (batch row, kv head).
+func attnBackwardGrid(s backend.AttnShape) [2]int {
+	return [2]int{(s.Tq + attnBwdBlock - 1) / attnBwdBlock, s.Batch * s.KVHeads}
+}
+
 func attnScale(s backend.AttnShape) float32 { return float32(1 / math.Sqrt(float64(s.HeadDim))) }
 
 // attentionKernels are the kernels of attention.cu.
@@ -136,8 +148,7 @@ func (e *Engine) forwardAttention(label, kernel string, s backend.AttnShape, arg
 	if !ok {
 		return
 	}
-	grid := [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}
-	e.launchAs(label, name, grid, 32*attnFwdWarps, attnShared(kernel, s.HeadDim, e.b.prec), args...)
+	e.launchAs(label, name, attnForwardGrid(s), 32*attnFwdWarps, attnShared(kernel, s.HeadDim, e.b.prec), args...)
 }
 
 // StoreKV implements backend.Kernels with an elementwise kernel over the new keys.
@@ -159,9 +170,8 @@ func (e *Engine) AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse []
 	}
 	rows := s.Batch * s.Tq * s.Heads
 	delta := e.reserve(scratchDelta, uint64(f32*rows))
-	e.launch("attnDelta", (rows+7)/8, 256, delta, dy, y, rows, s.Tq, s.Heads, s.HeadDim)
+	e.launch("attnDelta", warpBlocks(rows), rowThreads, delta, dy, y, rows, s.Tq, s.Heads, s.HeadDim)
 	e.memset(e.ptr(dqkv), f32*len(dqkv))
-	grid := [2]int{(s.Tq + attnBwdBlock - 1) / attnBwdBlock, s.Batch * s.KVHeads}
-	e.launchAs("attention backward", name, grid, 32*attnBwdWarps, attnShared("attnBackward", s.HeadDim, e.b.prec),
+	e.launchAs("attention backward", name, attnBackwardGrid(s), 32*attnBwdWarps, attnShared("attnBackward", s.HeadDim, e.b.prec),
 		qkv, dy, lse, delta, dqkv, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s))
 }

@@ -34,6 +34,22 @@ type launch struct {
 	args   []any
 }
 
+// emulation is a batch of launches, run in one emulated program, and the checks of what
+// they computed.
+type emulation struct {
+	launches []launch
+	checks   []func()
+}
+
+// run emulates the batch's launches of source's kernels, then runs its checks.
+func (b *emulation) run(t *testing.T, source string, options []string) {
+	t.Helper()
+	emulate(t, source, options, b.launches...)
+	for _, check := range b.checks {
+		check()
+	}
+}
+
 // offset is a kernel argument that points by elements into buffer (a slice emulate takes).
 type offset struct {
 	buffer any
@@ -187,8 +203,7 @@ func TestEmulatedAttention(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(9, 10))
 	eachBuild(func(prec Precision, bound int, tol float64) {
-		var launches []launch
-		var checks []func()
+		var batch emulation
 		for _, s := range shapes {
 			if attnBound(s.HeadDim) != bound {
 				continue
@@ -210,22 +225,19 @@ func TestEmulatedAttention(t *testing.T) {
 					}
 				}
 			}
-			launches = append(launches,
-				launch{"attnForward", [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}, 32 * attnFwdWarps,
+			batch.launches = append(batch.launches,
+				launch{"attnForward", attnForwardGrid(s), 32 * attnFwdWarps,
 					attnShared("attnForward", s.HeadDim, prec), []any{qkv, y, lse, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s)}},
-				launch{"attnBackward", [2]int{(s.Tq + attnBwdBlock - 1) / attnBwdBlock, s.Batch * s.KVHeads}, 32 * attnBwdWarps,
+				launch{"attnBackward", attnBackwardGrid(s), 32 * attnBwdWarps,
 					attnShared("attnBackward", s.HeadDim, prec), []any{qkv, dy, wantLSE, delta, d, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s)}})
 			what := fmt.Sprintf("emulated %v %+v: ", prec, s)
-			checks = append(checks, func() {
+			batch.checks = append(batch.checks, func() {
 				near(t, what+"attention", y, wantY, tol)
 				near(t, what+"log-sum-exps", lse, wantLSE, tol)
 				near(t, what+"attention gradient", d, wantD, tol)
 			})
 		}
-		emulate(t, "attention.cu", attentionOptions(bound, prec), launches...)
-		for _, check := range checks {
-			check()
-		}
+		batch.run(t, "attention.cu", attentionOptions(bound, prec))
 	})
 }
 
@@ -236,8 +248,7 @@ func TestEmulatedCachedAttention(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	host := layers.NewHostOps[float32](cpubackend.Gonum{})
 	eachBuild(func(prec Precision, bound int, tol float64) {
-		var launches []launch
-		var checks []func()
+		var batch emulation
 		for _, sh := range cachedShapes {
 			s := sh.s
 			if attnBound(s.HeadDim) != bound {
@@ -249,19 +260,15 @@ func TestEmulatedCachedAttention(t *testing.T) {
 			y, lse := make([]float32, n*s.Heads*s.HeadDim), make([]float32, s.Batch*s.Heads*s.Tq)
 			wantY, wantLSE := make([]float32, len(y)), make([]float32, len(lse))
 			host.AttentionCached(s, sh.capacity, qkv, k, v, wantY, wantLSE)
-			launches = append(launches, launch{"attnForwardCached", [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads},
-				32 * attnFwdWarps, attnShared("attnForwardCached", s.HeadDim, prec),
+			batch.launches = append(batch.launches, launch{"attnForwardCached", attnForwardGrid(s), 32 * attnFwdWarps, attnShared("attnForwardCached", s.HeadDim, prec),
 				[]any{qkv, k, v, y, lse, s.Tq, s.Tk, s.Heads, s.KVHeads, s.HeadDim, sh.capacity, attnScale(s)}})
 			what := fmt.Sprintf("emulated %v %+v, capacity %d: ", prec, s, sh.capacity)
-			checks = append(checks, func() {
+			batch.checks = append(batch.checks, func() {
 				near(t, what+"attention", y, wantY, tol)
 				near(t, what+"log-sum-exps", lse, wantLSE, tol)
 			})
 		}
-		emulate(t, "attention.cu", attentionOptions(bound, prec), launches...)
-		for _, check := range checks {
-			check()
-		}
+		batch.run(t, "attention.cu", attentionOptions(bound, prec))
 	})
 }
 
@@ -273,8 +280,7 @@ func TestEmulatedCachedAttention(t *testing.T) {
 // rounding to bfloat16, bit for bit; and attention's δ.
 func TestEmulatedKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	var launches []launch
-	var checks []func()
+	var batch emulation
 	for _, c := range []struct{ width, size, heads int }{{768, 768, 1}, {40, 8, 3}, {2304, 128, 12}, {45, 15, 3}, {256, 128, 2}} {
 		rows := 37
 		x, dy := values(r, rows*c.width, 2), values(r, rows*c.width, 1)
@@ -283,11 +289,11 @@ func TestEmulatedKernels(t *testing.T) {
 		layers.RMSNormForward(wantY, x, c.width, c.size, c.heads)
 		layers.RMSNormBackward(wantDX, x, dy, c.width, c.size, c.heads)
 		grid := [2]int{normBlocks(rows, c.width, c.size, c.heads), 1}
-		launches = append(launches,
+		batch.launches = append(batch.launches,
 			launch{"rmsNormForward", grid, rowThreads, 0, []any{y, x, rows, c.width, c.size, c.heads, float32(layers.NormEps)}},
 			launch{"rmsNormBackward", grid, rowThreads, 0, []any{dx, x, dy, rows, c.width, c.size, c.heads, float32(layers.NormEps)}})
 		what := fmt.Sprintf("emulated rmsnorm %+v: ", c)
-		checks = append(checks, func() {
+		batch.checks = append(batch.checks, func() {
 			near(t, what+"output", y, wantY, kernelTol)
 			near(t, what+"gradient", dx, wantDX, kernelTol)
 		})
@@ -310,9 +316,9 @@ func TestEmulatedKernels(t *testing.T) {
 				t.Fatal(err)
 			}
 			losses, grad := make([]float32, rows), make([]float32, rows*vocab)
-			launches = append(launches, launch{"crossEntropy", [2]int{rows, 1}, 1024, 0, []any{losses, logits, targets, vocab, cap, grad, scale}})
+			batch.launches = append(batch.launches, launch{"crossEntropy", [2]int{rows, 1}, 1024, 0, []any{losses, logits, targets, vocab, cap, grad, scale}})
 			what := fmt.Sprintf("emulated cross-entropy, vocab %d, cap %v: ", vocab, cap)
-			checks = append(checks, func() {
+			batch.checks = append(batch.checks, func() {
 				near(t, what+"losses", losses, want, kernelTol)
 				near(t, what+"logit gradients", grad, wantGrad, kernelTol)
 			})
@@ -329,17 +335,16 @@ func TestEmulatedKernels(t *testing.T) {
 		x := values(r, c.n*c.cols, 1)
 		y, want := make([]float32, c.n*c.rows), make([]float32, c.n*c.rows)
 		layers.NewHostOps[float32](cpubackend.Gonum{}).MulQ8T(c.n, x, q8.Q, q8.Scale, want)
-		const warps = rowThreads / 32
 		j0, block := 2, min(5, c.rows-2)
 		dq, wantDQ := make([]float32, block*c.cols), make([]float32, block*c.cols)
 		for i := range wantDQ {
 			wantDQ[i] = q8.Scale[j0+i/c.cols] * float32(q8.Q[j0*c.cols+i])
 		}
-		launches = append(launches,
-			launch{"mulQ8T", [2]int{(c.rows + warps - 1) / warps, 1}, rowThreads, 0, []any{x, q8.Q, q8.Scale, y, c.n, c.rows, c.cols}},
+		batch.launches = append(batch.launches,
+			launch{"mulQ8T", [2]int{warpBlocks(c.rows), 1}, rowThreads, 0, []any{x, q8.Q, q8.Scale, y, c.n, c.rows, c.cols}},
 			launch{"dequantizeQ8", [2]int{elementwiseBlocks(block * c.cols), 1}, 256, 0, []any{dq, q8.Q, q8.Scale, j0, block, c.cols}})
 		what := fmt.Sprintf("emulated int8 %+v: ", c)
-		checks = append(checks, func() {
+		batch.checks = append(batch.checks, func() {
 			near(t, what+"product", y, want, kernelTol)
 			near(t, what+"dequantized rows", dq, wantDQ, 0)
 		})
@@ -350,8 +355,8 @@ func TestEmulatedKernels(t *testing.T) {
 		x[0], x[1], x[2], x[3] = float32(math.Inf(1)), float32(math.NaN()), math.Float32frombits(0x3f808000), math.Float32frombits(0x3f818000)
 		for off := range 4 {
 			half := make([]uint16, n)
-			launches = append(launches, launch{"toBF16", [2]int{elementwiseBlocks((n + 3) / 4), 1}, 256, 0, []any{half, offset{x, off}, n}})
-			checks = append(checks, func() {
+			batch.launches = append(batch.launches, launch{"toBF16", [2]int{elementwiseBlocks((n + 3) / 4), 1}, 256, 0, []any{half, offset{x, off}, n}})
+			batch.checks = append(batch.checks, func() {
 				for i, h := range half {
 					if want := ToBF16(x[off+i]); h != want {
 						t.Fatalf("emulated toBF16, n %d, offset %d: float %d rounds to %#04x, want %#04x", n, off, i, h, want)
@@ -362,8 +367,8 @@ func TestEmulatedKernels(t *testing.T) {
 	}
 	// Attention's δ = Σ dY·Y, a warp per (row, head), in the log-sum-exps' order.
 	{
-		const batch, T, H, D = 2, 5, 3, 40
-		rows := batch * T * H
+		const B, T, H, D = 2, 5, 3, 40
+		rows := B * T * H
 		dy, y := values(r, rows*D, 1), values(r, rows*D, 1)
 		delta, want := make([]float32, rows), make([]float32, rows)
 		for row := range rows {
@@ -374,13 +379,10 @@ func TestEmulatedKernels(t *testing.T) {
 			h, bt := row%H, row/H
 			want[(bt/T*H+h)*T+bt%T] = sum
 		}
-		launches = append(launches, launch{"attnDelta", [2]int{(rows + 7) / 8, 1}, 256, 0, []any{delta, dy, y, rows, T, H, D}})
-		checks = append(checks, func() { near(t, "emulated attnDelta", delta, want, kernelTol) })
+		batch.launches = append(batch.launches, launch{"attnDelta", [2]int{warpBlocks(rows), 1}, rowThreads, 0, []any{delta, dy, y, rows, T, H, D}})
+		batch.checks = append(batch.checks, func() { near(t, "emulated attnDelta", delta, want, kernelTol) })
 	}
-	emulate(t, "kernels.cu", kernelOptions(), launches...)
-	for _, check := range checks {
-		check()
-	}
+	batch.run(t, "kernels.cu", kernelOptions())
 }
 
 // eachBuild calls f for each build of attention.cu the engines make: each precision at

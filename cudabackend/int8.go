@@ -21,8 +21,7 @@ func (e *Engine) MulQ8T(n int, x []float32, q []int8, scale []float32, y []float
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	if n < layers.Q8Rows {
-		const warps = rowThreads / 32
-		e.launch("mulQ8T", (rows+warps-1)/warps, rowThreads, x[:n*cols], q, scale, y[:n*rows], n, rows, cols)
+		e.launch("mulQ8T", warpBlocks(rows), rowThreads, x[:n*cols], q, scale, y[:n*rows], n, rows, cols)
 		return
 	}
 	block := min(rows, q8Block)

@@ -94,8 +94,14 @@ func normBlocks(rows, width, size, heads int) int {
 	if width > heads*size {
 		chunks++
 	}
+	return warpBlocks(rows * chunks)
+}
+
+// warpBlocks is the grid of a kernel that takes a warp for each of n items, in blocks of
+// rowThreads.
+func warpBlocks(n int) int {
 	const warps = rowThreads / 32
-	return (rows*chunks + warps - 1) / warps
+	return (n + warps - 1) / warps
 }
 
 // normLabel tells the residual stream's norms from the QK norms in a profile.

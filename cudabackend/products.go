@@ -126,9 +126,10 @@ type halfCache struct {
 // the last product did not leave there.
 func (e *Engine) bf16Operands(a uintptr, na int, b uintptr, nb int) (ha, hb uintptr) {
 	c := &e.halves
+	fresh := c.mark == e.queued.Load()
 	held := func(p uintptr, n int) int { // the buffer holding p's n floats, or -1
 		for i := range c.src {
-			if c.mark == e.queued.Load() && c.src[i] == p && c.n[i] >= n {
+			if fresh && c.src[i] == p && c.n[i] >= n {
 				return i
 			}
 		}
