@@ -287,11 +287,11 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 // 16×8×16 multiply-accumulates of bfloat16 inputs with float32 sums (PTX mma.sync
 // m16n8k16), whose fragments pair elements: with g = lane/4 and t = lane%4, A's registers
 // hold A[g][2t..2t+1], A[g+8][2t..2t+1], A[g][2t+8..2t+9], A[g+8][2t+8..2t+9], B's
-// B[2t..2t+1][g], B[2t+8..2t+9][g], and C is m16n8k8's. So each B fragment is two 32-bit
-// loads when K is staged by rows and V transposed (a row per head-dim column), both padded
-// by 8 bfloat16s a row (a warp's loads meet no bank twice), and two adjacent 16×8 score
-// accumulators are, rounded, the A fragment of P·V for 16 keys: the probabilities never
-// leave registers.
+// B[2t..2t+1][g], B[2t+8..2t+9][g], and C is m16n8k8's. Every matrix is staged by rows,
+// padded by 8 bfloat16s a row (a warp's loads meet no bank twice): a B fragment read
+// across a row (K for the scores) is two 32-bit loads, one read down the columns (V for
+// P·V) one transposing ldmatrix. Two adjacent 16×8 score accumulators are, rounded, the A
+// fragment of P·V for 16 keys: the probabilities never leave registers.
 
 // pack2 rounds lo and hi to bfloat16 (to nearest, ties to even) into one register, lo in
 // its low half.
@@ -354,12 +354,28 @@ __device__ __forceinline__ void fragB16(unsigned b[2], const unsigned short* m, 
 	b[0] = *(const unsigned*)p, b[1] = *(const unsigned*)(p + 8);
 }
 
+// fragBT16 loads the B fragment B[k][n] = M[k0+k][n0+n] of a bfloat16 matrix M staged by
+// rows of stride st (a multiple of 8): M's 16×8 block read down its columns, with one
+// ldmatrix .trans, lanes 0–15 naming the block's rows (16-byte aligned).
+__device__ __forceinline__ void fragBT16(unsigned b[2], const unsigned short* m, int st, int k0, int n0) {
+	int lane = threadIdx.x & 31;
+	const unsigned short* row = m + (k0 + (lane & 15)) * st + n0;
+#if defined(CUDA_EMULATION)
+	auto rows = emu::laneAddresses(row);
+	int g = lane >> 2, t = lane & 3;
+	for (int i = 0; i < 2; i++) b[i] = rows[8 * i + 2 * t][g] | (unsigned)rows[8 * i + 2 * t + 1][g] << 16;
+#else
+	unsigned addr;
+	asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(addr) : "l"(row));
+	asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];" : "=r"(b[0]), "=r"(b[1]) : "r"(addr));
+#endif
+}
+
 // stageBF16 copies ROWS rows from r0 of a global matrix (rows of stride ld, D columns,
-// limit rows in all) into shared memory as bfloat16, zero past the matrix and up to Dp
-// columns: by rows of stride st, or TRANSPOSED (column c of the rows is row c, of stride
-// st). Four columns at a time (one 16-byte load when the rows allow), THREADS threads
-// taking turns, every load issued before the first store, as in stage.
-template <bool TRANSPOSED, int ROWS, int MAXD, int THREADS>
+// limit rows in all) into shared memory as bfloat16 rows of stride st, zero past the matrix
+// and up to Dp columns. Four columns at a time (one 16-byte load when the rows allow),
+// THREADS threads taking turns, every load issued before the first store, as in stage.
+template <int ROWS, int MAXD, int THREADS>
 __device__ void stageBF16(unsigned short* dst, int st, const float* src, i64 ld, int r0, int limit, int D, int Dp) {
 	constexpr int TURNS = (ROWS * (MAXD / 4) + THREADS - 1) / THREADS;
 	int quads = Dp / 4;
@@ -385,29 +401,21 @@ __device__ void stageBF16(unsigned short* dst, int st, const float* src, i64 ld,
 	for (int k = 0; k < TURNS; k++) {
 		int i = threadIdx.x + k * THREADS, r = i / quads, c = (i - r * quads) * 4;
 		if (i >= ROWS * quads) break;
-		unsigned lo = pack2(v[k].x, v[k].y), hi = pack2(v[k].z, v[k].w);
-		if (TRANSPOSED) {
-			dst[c * st + r] = (unsigned short)lo;
-			dst[(c + 1) * st + r] = (unsigned short)(lo >> 16);
-			dst[(c + 2) * st + r] = (unsigned short)hi;
-			dst[(c + 3) * st + r] = (unsigned short)(hi >> 16);
-		} else {
-			*(uint2*)(dst + r * st + c) = make_uint2(lo, hi);
-		}
+		*(uint2*)(dst + r * st + c) = make_uint2(pack2(v[k].x, v[k].y), pack2(v[k].z, v[k].w));
 	}
 }
 
 // attnForwardBodyBF16 is attnForwardBody in bfloat16 products: the same blocks, tiles,
-// masks and online softmax. Shared memory: ATT_FWD_TILE rows of K (Dp+8 bfloat16s each,
-// Dp = D rounded up to 16), then Dp rows of Vᵀ (ATT_FWD_TILE+8 each).
+// masks and online softmax. Shared memory: ATT_FWD_TILE rows of K, then as many of V, of
+// Dp+8 bfloat16s each (Dp = D rounded up to 16).
 template <int MAXD>
 __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, const float* V, i64 ks, float* Y, i64 ys, float* L,
                                     int Tq, int Tk, int D, float scale) {
 	extern __shared__ float smem[];
-	const int Dp = (D + 15) & ~15, kst = Dp + 8, vst = ATT_FWD_TILE + 8, off = Tk - Tq;
+	const int Dp = (D + 15) & ~15, st = Dp + 8, off = Tk - Tq;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 	unsigned short* Ks = (unsigned short*)smem;
-	unsigned short* Vt = Ks + ATT_FWD_TILE * kst;
+	unsigned short* Vs = Ks + ATT_FWD_TILE * st;
 	int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_FWD_BLOCK, wq = q0 + warp * 16;
 	float sl2 = scale * LOG2E;
 
@@ -426,8 +434,8 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 	int last = min(q0 + ATT_FWD_BLOCK, Tq) - 1 + off, wlast = min(wq + 16, Tq) - 1 + off;
 	for (int k0 = 0; k0 <= last; k0 += ATT_FWD_TILE) {
 		__syncthreads(); // every warp is done with the previous tile
-		stageBF16<false, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Ks, kst, K, ks, k0, Tk, D, Dp);
-		stageBF16<true, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Vt, vst, V, ks, k0, Tk, D, Dp);
+		stageBF16<ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Ks, st, K, ks, k0, Tk, D, Dp);
+		stageBF16<ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Vs, st, V, ks, k0, Tk, D, Dp);
 		__syncthreads();
 		if (k0 > wlast) continue; // the warp's queries see none of these keys
 
@@ -438,7 +446,7 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 #pragma unroll
 			for (int j = 0; j < ATT_FWD_TILE / 8; j++) {
 				unsigned b[2];
-				fragB16(b, Ks, kst, j * 8, kk * 16);
+				fragB16(b, Ks, st, j * 8, kk * 16);
 				mma16(s[j], qa[kk], b);
 			}
 		}
@@ -458,7 +466,7 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 			for (int nt = 0; nt < MAXD / 8; nt++) {
 				if (nt * 8 >= Dp) continue;
 				unsigned b[2];
-				fragB16(b, Vt, vst, nt * 8, c * 16);
+				fragBT16(b, Vs, st, c * 16, nt * 8);
 				mma16(o[nt], pa, b);
 			}
 		}
@@ -645,62 +653,56 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 
 // attnBackwardBodyBF16 is attnBackwardBody in bfloat16 products (the bf16 engine's, for
 // head dims up to 128): the same blocks, tiles, masks and order of work. Shared memory, all
-// bfloat16 but the tile's log-sum-exps and δ: the block's keys and values by rows (A of
-// Sᵀ = K·Qᵀ and dPᵀ = V·dYᵀ) and its keys transposed (B of dQ = dS·K), the tile's queries
-// and output gradients by rows (B of Sᵀ and dPᵀ) and transposed (B of dK += dSᵀ·Q and
-// dV += Pᵀ·dY), and dS by rows of queries over the block's keys (A of dQ). Pᵀ and dSᵀ go
-// from the accumulators of Sᵀ and dPᵀ straight into the A fragments of dV's and dK's
-// products, as in the forward pass.
+// bfloat16 but the tile's log-sum-exps and δ, every matrix by rows: the block's keys and
+// values (A of Sᵀ = K·Qᵀ and dPᵀ = V·dYᵀ; K read down its columns, B of dQ = dS·K), the
+// tile's queries and output gradients (B of Sᵀ and dPᵀ; read down their columns, B of
+// dK += dSᵀ·Q and dV += Pᵀ·dY), and dS, the tile's queries over the block's keys (A of
+// dQ). Pᵀ and dSᵀ go from the accumulators of Sᵀ and dPᵀ straight into the A fragments of
+// dV's and dK's products, as in the forward pass.
 template <int MAXD>
 __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const float* lse, const float* delta, float* dqkv,
                                      int T, int H, int KV, int D, float scale) {
 	extern __shared__ float smem[];
-	const int Dp = (D + 15) & ~15, rst = Dp + 8, kst = ATT_BWD_BLOCK + 8, qst = ATT_TILE + 8, rep = H / KV;
+	const int Dp = (D + 15) & ~15, st = Dp + 8, sst = ATT_BWD_BLOCK + 8, rep = H / KV;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-	unsigned short* Ks = (unsigned short*)smem;    // ATT_BWD_BLOCK rows of rst
-	unsigned short* Vs = Ks + ATT_BWD_BLOCK * rst; // ATT_BWD_BLOCK rows of rst
-	unsigned short* Kt = Vs + ATT_BWD_BLOCK * rst; // Dp rows of kst
-	unsigned short* Qs = Kt + Dp * kst;            // ATT_TILE rows of rst
-	unsigned short* dYs = Qs + ATT_TILE * rst;     // ATT_TILE rows of rst
-	unsigned short* Qt = dYs + ATT_TILE * rst;     // Dp rows of qst
-	unsigned short* dYt = Qt + Dp * qst;           // Dp rows of qst
-	unsigned short* dS = dYt + Dp * qst;           // ATT_TILE rows of kst
-	float* ls = (float*)(dS + ATT_TILE * kst);
+	unsigned short* Ks = (unsigned short*)smem;   // ATT_BWD_BLOCK rows of st
+	unsigned short* Vs = Ks + ATT_BWD_BLOCK * st; // ATT_BWD_BLOCK rows of st
+	unsigned short* Qs = Vs + ATT_BWD_BLOCK * st; // ATT_TILE rows of st
+	unsigned short* dYs = Qs + ATT_TILE * st;     // ATT_TILE rows of st
+	unsigned short* dS = dYs + ATT_TILE * st;     // ATT_TILE rows of sst
+	float* ls = (float*)(dS + ATT_TILE * sst);
 	float* dl = ls + ATT_TILE;
 	int b = blockIdx.y / KV, kv = blockIdx.y % KV, k0 = blockIdx.x * ATT_BWD_BLOCK, wk = k0 + warp * 16;
 	i64 w = (i64)(H + 2 * KV) * D, yw = (i64)H * D;
 	const float* base = qkv + (i64)b * T * w;
 	float sl2 = scale * LOG2E;
 
-	stageBF16<false, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Ks, rst, base + (H + kv) * D, w, k0, T, D, Dp);
-	stageBF16<false, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Vs, rst, base + (H + KV + kv) * D, w, k0, T, D, Dp);
-	stageBF16<true, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Kt, kst, base + (H + kv) * D, w, k0, T, D, Dp);
+	stageBF16<ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Ks, st, base + (H + kv) * D, w, k0, T, D, Dp);
+	stageBF16<ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Vs, st, base + (H + KV + kv) * D, w, k0, T, D, Dp);
 	float dk[MAXD / 8][4] = {}, dv[MAXD / 8][4] = {};
 	for (int h = kv * rep; h < (kv + 1) * rep; h++) {
 		HeadRows hr = headRows(qkv, dy, lse, delta, dqkv, b, h, T, H, KV, D);
 		for (int q0 = k0 / ATT_TILE * ATT_TILE; q0 < T; q0 += ATT_TILE) {
 			__syncthreads(); // every warp is done with the previous tile (and the keys are staged)
-			stageBF16<false, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, rst, hr.Q, w, q0, T, D, Dp);
-			stageBF16<false, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, rst, hr.dY, yw, q0, T, D, Dp);
-			stageBF16<true, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qt, qst, hr.Q, w, q0, T, D, Dp);
-			stageBF16<true, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYt, qst, hr.dY, yw, q0, T, D, Dp);
+			stageBF16<ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, st, hr.Q, w, q0, T, D, Dp);
+			stageBF16<ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, st, hr.dY, yw, q0, T, D, Dp);
 			stageStats(ls, dl, hr.L, hr.Dl, q0, T);
 			__syncthreads();
 			if (q0 + ATT_TILE <= wk) { // no query of the tile sees the warp's keys
-				for (int i = lane; i < 16 * ATT_TILE; i += 32) dS[(i / 16) * kst + warp * 16 + i % 16] = 0;
+				for (int i = lane; i < 16 * ATT_TILE; i += 32) dS[(i / 16) * sst + warp * 16 + i % 16] = 0;
 			} else {
 				float s[ATT_TILE / 8][4] = {}, dp[ATT_TILE / 8][4] = {};
 #pragma unroll
 				for (int kk = 0; kk < MAXD / 16; kk++) {
 					if (kk * 16 >= Dp) continue;
 					unsigned ak[4], av[4];
-					fragA16(ak, Ks, rst, warp * 16, kk * 16);
-					fragA16(av, Vs, rst, warp * 16, kk * 16);
+					fragA16(ak, Ks, st, warp * 16, kk * 16);
+					fragA16(av, Vs, st, warp * 16, kk * 16);
 #pragma unroll
 					for (int j = 0; j < ATT_TILE / 8; j++) {
 						unsigned b1[2], b2[2];
-						fragB16(b1, Qs, rst, j * 8, kk * 16);
-						fragB16(b2, dYs, rst, j * 8, kk * 16);
+						fragB16(b1, Qs, st, j * 8, kk * 16);
+						fragB16(b2, dYs, st, j * 8, kk * 16);
 						mma16(s[j], ak, b1);
 						mma16(dp[j], av, b2);
 					}
@@ -713,7 +715,7 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 						int r = g + 8 * (e >> 1), qi = j * 8 + 2 * t + (e & 1), key = wk + r, q = q0 + qi;
 						s[j][e] = key <= q && q < T ? exp2f(s[j][e] * sl2 - ls[qi]) : 0.0f;
 						dp[j][e] = s[j][e] * (dp[j][e] - dl[qi]);
-						dS[qi * kst + warp * 16 + r] = (unsigned short)pack2(dp[j][e], 0.0f);
+						dS[qi * sst + warp * 16 + r] = (unsigned short)pack2(dp[j][e], 0.0f);
 					}
 #pragma unroll
 				for (int c = 0; c < ATT_TILE / 16; c++) { // queries 16c..16c+15: accumulators 2c and 2c+1
@@ -725,8 +727,8 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 					for (int nt = 0; nt < MAXD / 8; nt++) {
 						if (nt * 8 >= Dp) continue;
 						unsigned b1[2], b2[2];
-						fragB16(b1, dYt, qst, nt * 8, c * 16);
-						fragB16(b2, Qt, qst, nt * 8, c * 16);
+						fragBT16(b1, dYs, st, c * 16, nt * 8);
+						fragBT16(b2, Qs, st, c * 16, nt * 8);
 						mma16(dv[nt], pa, b1);
 						mma16(dk[nt], da, b2);
 					}
@@ -739,14 +741,14 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 #pragma unroll
 			for (int kk = 0; kk < ATT_BWD_BLOCK / 16; kk++) {
 				unsigned a[2][4];
-				fragA16(a[0], dS, kst, 0, kk * 16);
-				fragA16(a[1], dS, kst, 16, kk * 16);
+				fragA16(a[0], dS, sst, 0, kk * 16);
+				fragA16(a[1], dS, sst, 16, kk * 16);
 #pragma unroll
 				for (int i = 0; i < MAXD / 64; i++) {
 					int nt = warp + ATT_BWD_WARPS * i;
 					if (nt * 8 >= Dp) continue;
 					unsigned bk[2];
-					fragB16(bk, Kt, kst, nt * 8, kk * 16);
+					fragBT16(bk, Ks, st, kk * 16, nt * 8);
 					mma16(dq[0][i], a[0], bk);
 					mma16(dq[1][i], a[1], bk);
 				}

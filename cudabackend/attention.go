@@ -43,19 +43,18 @@ func attnBound(d int) int {
 // attnForwardCached or attnBackward) lays out at head dim d for an engine of precision
 // prec, as attention.cu's bodies do. In float32: staged rows padded to Dp+8 floats, Dp being
 // d rounded up to 8, and each warp's scratch. In bfloat16 (the bf16 engine's forward passes,
-// and its backward pass up to head dim 128): rows padded by 8 bfloat16s, Dp being d
-// rounded up to 16, for rows by the head dim (Dp+8) and transposed ones (their row count
-// +8).
+// and its backward pass up to head dim 128): rows of Dp+8 bfloat16s, Dp being d rounded up
+// to 16, and the backward pass's dS by rows of the key block's length + 8.
 func attnShared(kernel string, d int, prec Precision) int {
 	st := (d+7)&^7 + 8
 	dp := (d + 15) &^ 15
 	switch {
-	case kernel != "attnBackward" && prec == BF16: // the K tile by rows, V's transposed
-		return 2 * (attnFwdTile*(dp+8) + dp*(attnFwdTile+8))
+	case kernel != "attnBackward" && prec == BF16: // K and V tiles
+		return 2 * 2 * attnFwdTile * (dp + 8)
 	case kernel != "attnBackward": // K and V tiles, P
 		return f32 * (2*attnFwdTile*st + attnFwdWarps*attnFwdScr)
-	case prec == BF16 && attnBound(d) == 128: // K and V by rows, K transposed; Q and dY both ways; dS; the log-sum-exps and δ
-		return 2*(2*attnBwdBlock*(dp+8)+dp*(attnBwdBlock+8)+2*attnTile*(dp+8)+2*dp*(attnTile+8)+attnTile*(attnBwdBlock+8)) + f32*2*attnTile
+	case prec == BF16 && attnBound(d) == 128: // K and V blocks, Q and dY tiles, dS; the log-sum-exps and δ
+		return 2*(2*attnBwdBlock*(dp+8)+2*attnTile*(dp+8)+attnTile*(attnBwdBlock+8)) + f32*2*attnTile
 	default: // K and V blocks, Q and dY tiles, their log-sum-exps and δ, Pᵀ and dSᵀ
 		return f32 * (2*attnBwdBlock*st + 2*attnTile*st + 2*attnTile + 2*attnBwdWarps*attnScratch)
 	}

@@ -6,6 +6,7 @@
 // fragments) instead of PTX.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <barrier>
 #include <cmath>
@@ -79,6 +80,17 @@ template <typename T> T exchange(T v, int src) {
 	T r;
 	memcpy(&r, &got, sizeof r);
 	return r;
+}
+
+// laneAddresses returns the address each lane of the calling thread's warp passed, as a
+// warp-wide load that gathers rows its lanes name (ldmatrix) sees them; all of it calls.
+template <typename T> std::array<const T*, 32> laneAddresses(const T* p) {
+	block.slots[threadIndex.x] = (uint64_t)(uintptr_t)p;
+	warp().arrive_and_wait();
+	std::array<const T*, 32> all;
+	for (int i = 0; i < 32; i++) all[i] = (const T*)(uintptr_t)block.slots[warpBase() + i];
+	warp().arrive_and_wait();
+	return all;
 }
 
 // warpProduct is a warp's C += A·B for a 16×8 C from fragments of A (16×K) and B (K×8):
