@@ -11,21 +11,24 @@
 // bf16 engines on compute capability 8.0 and newer; for the strict float32 engine (and
 // older GPUs) the same fragments are multiplied with float32 fused multiply-adds, so both
 // run one algorithm. Each warp of a block owns 16 rows of the block's queries (keys in the
-// backward pass). Shared memory is laid out by head dim (attnShared in attention.go mirrors it):
-// rows of a staged matrix are padded to Dp+8 floats (Dp = D rounded up to 8), and each group
-// of 8 columns is stored in the order 0 4 1 5 2 6 3 7, so that the two columns t and t+4 a
-// fragment takes from a row are one 64-bit load and a warp's loads meet no bank twice.
+// backward pass). Every loop over the head dim runs to the bound the kernels are compiled
+// for (ATT_MAXD), columns past a model's own head dim D being zeros in shared memory and
+// registers: no branch within the products, and every offset a constant. Shared memory
+// (attnShared in attention.go mirrors it): rows of a staged matrix are padded to MAXD+8
+// floats, and each group of 8 columns is stored in the order 0 4 1 5 2 6 3 7, so that the
+// two columns t and t+4 a fragment takes from a row are one 64-bit load and a warp's loads
+// meet no bank twice.
 
 typedef long long i64;
 
-#define ATT_FWD_WARPS 8                 // warps of a forward block
-#define ATT_BWD_WARPS 8                 // warps of a backward block
-#define ATT_FWD_BLOCK (16 * ATT_FWD_WARPS) // queries of a forward block
-#define ATT_BWD_BLOCK (16 * ATT_BWD_WARPS) // keys of a backward block
-#define ATT_FWD_TILE 64                 // keys of a forward tile
-#define ATT_TILE 32                     // queries of a backward tile
-#define ATT_FWD_PSTRIDE (ATT_FWD_TILE + 8) // row stride of a warp's 16×ATT_FWD_TILE scratch
-#define ATT_PSTRIDE (ATT_TILE + 8)      // row stride of a warp's 16×ATT_TILE scratch
+#define ATT_FWD_WARPS 8                        // warps of a forward block
+#define ATT_BWD_WARPS (ATT_MAXD > 128 ? 4 : 8) // warps of a backward block (attnBwdWarps)
+#define ATT_FWD_BLOCK (16 * ATT_FWD_WARPS)     // queries of a forward block
+#define ATT_BWD_BLOCK (16 * ATT_BWD_WARPS)     // keys of a backward block
+#define ATT_FWD_TILE 64                        // keys of a forward tile
+#define ATT_TILE 32                            // queries of a backward tile
+#define ATT_FWD_PSTRIDE (ATT_FWD_TILE + 8)     // row stride of a warp's 16×ATT_FWD_TILE scratch
+#define ATT_PSTRIDE (ATT_TILE + 8)             // row stride of a warp's 16×ATT_TILE scratch
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 #define POS_INF __int_as_float(0x7f800000)
@@ -111,15 +114,14 @@ __device__ __forceinline__ void fragB(float b[2], const float* m, int st, int k0
 
 // stage copies ROWS rows from r0 of a global matrix (rows of stride ld, D columns, limit
 // rows in all) into shared memory (stride st, columns in perm8's order), rounded for the
-// products, zero past the matrix and in the padding columns up to Dp: eight columns at a
+// products, zero past the matrix and in the columns from D to MAXD: eight columns at a
 // time (two 16-byte loads and two 16-byte stores when the rows allow), THREADS threads (the
 // block's) taking turns. Every load a thread makes is issued before its first store, so
 // that their latencies overlap: a store to shared memory could alias a later load for all
 // the compiler knows, which would keep them in order.
 template <bool TC, int ROWS, int MAXD, int THREADS>
-__device__ void stage(float* dst, int st, const float* src, i64 ld, int r0, int limit, int D, int Dp) {
-	constexpr int TURNS = (ROWS * (MAXD / 8) + THREADS - 1) / THREADS;
-	int groups = Dp / 8;
+__device__ void stage(float* dst, int st, const float* src, i64 ld, int r0, int limit, int D) {
+	constexpr int groups = MAXD / 8, TURNS = (ROWS * groups + THREADS - 1) / THREADS;
 	bool wide = (D & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)src & 15) == 0;
 	float4 a[TURNS], b[TURNS];
 #pragma unroll
@@ -151,28 +153,34 @@ __device__ void stage(float* dst, int st, const float* src, i64 ld, int r0, int 
 }
 
 // softmaxTile is a forward tile's online softmax, in base 2: the warp's scores s (its 16
-// queries from wq against ATT_FWD_TILE keys from k0, as m16n8 accumulators) scaled by sl2
-// and masked (row r sees keys up to r + off and below Tk), and the running maxima m, sums l
-// and outputs o carried over to the tile's new maxima. Key 0 is in the first tile, so the
-// maxima are finite from it on.
+// queries from wq against ATT_FWD_TILE keys from k0, as m16n8 accumulators) masked where
+// the tile reaches past the diagonal or Tk (row r sees keys up to r + off and below Tk),
+// and the running maxima m (of the scores times sl2), sums l and outputs o carried over to
+// the tile's new maxima; a score's probability is then exp2(s·sl2 − m). Key 0 is in the
+// first tile, so the maxima are finite from it on.
 template <int MAXD>
 __device__ __forceinline__ void softmaxTile(float s[ATT_FWD_TILE / 8][4], float m[2], float l[2], float o[MAXD / 8][4], int k0, int wq,
                                             int off, int Tk, float sl2) {
 	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+	if (k0 + ATT_FWD_TILE - 1 > wq + off || k0 + ATT_FWD_TILE > Tk) { // the same for the whole warp
+#pragma unroll
+		for (int j = 0; j < ATT_FWD_TILE / 8; j++)
+#pragma unroll
+			for (int e = 0; e < 4; e++) {
+				int key = k0 + j * 8 + 2 * t + (e & 1), row = wq + g + 8 * (e >> 1);
+				if (key > row + off || key >= Tk) s[j][e] = -POS_INF;
+			}
+	}
 	float mx[2] = {-POS_INF, -POS_INF};
 #pragma unroll
 	for (int j = 0; j < ATT_FWD_TILE / 8; j++)
 #pragma unroll
-		for (int e = 0; e < 4; e++) {
-			int key = k0 + j * 8 + 2 * t + (e & 1), row = wq + g + 8 * (e >> 1);
-			s[j][e] = key <= row + off && key < Tk ? s[j][e] * sl2 : -POS_INF;
-			mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
-		}
+		for (int e = 0; e < 4; e++) mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
 		mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
 		mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-		float mn = fmaxf(m[i], mx[i]), alpha = exp2f(m[i] - mn);
+		float mn = fmaxf(m[i], mx[i] * sl2), alpha = exp2f(m[i] - mn);
 		m[i] = mn;
 		l[i] *= alpha;
 #pragma unroll
@@ -184,10 +192,10 @@ __device__ __forceinline__ void softmaxTile(float s[ATT_FWD_TILE / 8][4], float 
 }
 
 // finishForward writes the warp's 16 rows of Y = o / l (each row's l summed over the lanes
-// that hold it) for ntiles 8-column tiles of o, and their log-sum-exps L.
+// that hold it), its first D columns, and their log-sum-exps L.
 template <int MAXD>
 __device__ __forceinline__ void finishForward(float o[MAXD / 8][4], const float m[2], float l[2], float* Y, i64 ys, float* L, int wq,
-                                              int Tq, int D, int ntiles) {
+                                              int Tq, int D) {
 	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
@@ -196,7 +204,6 @@ __device__ __forceinline__ void finishForward(float o[MAXD / 8][4], const float 
 	}
 #pragma unroll
 	for (int nt = 0; nt < MAXD / 8; nt++) {
-		if (nt >= ntiles) continue;
 #pragma unroll
 		for (int e = 0; e < 4; e++) {
 			int row = wq + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
@@ -218,7 +225,8 @@ template <int MAXD, bool TC>
 __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const float* V, i64 ks, float* Y, i64 ys, float* L,
                                 int Tq, int Tk, int D, float scale) {
 	extern __shared__ float smem[];
-	const int Dp = (D + 7) & ~7, nk = Dp / 8, st = Dp + 8, off = Tk - Tq;
+	constexpr int st = MAXD + 8;
+	const int off = Tk - Tq;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 	float* Ks = smem;
 	float* Vs = Ks + ATT_FWD_TILE * st;
@@ -229,7 +237,6 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 	float qa[MAXD / 8][4]; // the warp's 16 query rows as A fragments
 #pragma unroll
 	for (int kk = 0; kk < MAXD / 8; kk++) {
-		if (kk >= nk) continue;
 #pragma unroll
 		for (int e = 0; e < 4; e++) {
 			int r = wq + g + 8 * (e & 1), d = kk * 8 + t + 4 * (e >> 1);
@@ -240,15 +247,14 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 	int last = min(q0 + ATT_FWD_BLOCK, Tq) - 1 + off, wlast = min(wq + 16, Tq) - 1 + off;
 	for (int k0 = 0; k0 <= last; k0 += ATT_FWD_TILE) {
 		__syncthreads(); // every warp is done with the previous tile
-		stage<TC, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Ks, st, K, ks, k0, Tk, D, Dp);
-		stage<TC, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Vs, st, V, ks, k0, Tk, D, Dp);
+		stage<TC, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Ks, st, K, ks, k0, Tk, D);
+		stage<TC, ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Vs, st, V, ks, k0, Tk, D);
 		__syncthreads();
 		if (k0 > wlast) continue; // the warp's queries see none of these keys
 
 		float s[ATT_FWD_TILE / 8][4] = {};
 #pragma unroll
 		for (int kk = 0; kk < MAXD / 8; kk++) {
-			if (kk >= nk) continue;
 #pragma unroll
 			for (int j = 0; j < ATT_FWD_TILE / 8; j++) {
 				float b[2];
@@ -261,7 +267,7 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 		for (int j = 0; j < ATT_FWD_TILE / 8; j++)
 #pragma unroll
 			for (int e = 0; e < 4; e++) {
-				float p = exp2f(s[j][e] - m[e >> 1]);
+				float p = exp2f(s[j][e] * sl2 - m[e >> 1]);
 				l[e >> 1] += p;
 				Ps[(g + 8 * (e >> 1)) * ATT_FWD_PSTRIDE + perm8(j * 8 + 2 * t + (e & 1))] = round32<TC>(p);
 			}
@@ -272,7 +278,6 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 			fragA(a, Ps, ATT_FWD_PSTRIDE, kk * 8);
 #pragma unroll
 			for (int nt = 0; nt < MAXD / 8; nt++) {
-				if (nt >= nk) continue;
 				float b[2];
 				fragB(b, Vs, st, kk * 8, nt * 8);
 				mma<TC>(o[nt], a, b);
@@ -280,7 +285,7 @@ __device__ void attnForwardBody(const float* Q, i64 qs, const float* K, const fl
 		}
 		__syncwarp(); // the products have read Ps before the next tile overwrites it
 	}
-	finishForward<MAXD>(o, m, l, Y, ys, L, wq, Tq, D, nk);
+	finishForward<MAXD>(o, m, l, Y, ys, L, wq, Tq, D);
 }
 
 // The bfloat16 forward pass, the bf16 engine's (ATT_BF16 1). Products are warp-wide
@@ -373,12 +378,11 @@ __device__ __forceinline__ void fragBT16(unsigned b[2], const unsigned short* m,
 
 // stageBF16 copies ROWS rows from r0 of a global matrix (rows of stride ld, D columns,
 // limit rows in all) into shared memory as bfloat16 rows of stride st, zero past the matrix
-// and up to Dp columns. Four columns at a time (one 16-byte load when the rows allow),
+// and from column D to MAXD. Four columns at a time (one 16-byte load when the rows allow),
 // THREADS threads taking turns, every load issued before the first store, as in stage.
 template <int ROWS, int MAXD, int THREADS>
-__device__ void stageBF16(unsigned short* dst, int st, const float* src, i64 ld, int r0, int limit, int D, int Dp) {
-	constexpr int TURNS = (ROWS * (MAXD / 4) + THREADS - 1) / THREADS;
-	int quads = Dp / 4;
+__device__ void stageBF16(unsigned short* dst, int st, const float* src, i64 ld, int r0, int limit, int D) {
+	constexpr int quads = MAXD / 4, TURNS = (ROWS * quads + THREADS - 1) / THREADS;
 	bool wide = (D & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)src & 15) == 0;
 	float4 v[TURNS];
 #pragma unroll
@@ -407,12 +411,13 @@ __device__ void stageBF16(unsigned short* dst, int st, const float* src, i64 ld,
 
 // attnForwardBodyBF16 is attnForwardBody in bfloat16 products: the same blocks, tiles,
 // masks and online softmax. Shared memory: ATT_FWD_TILE rows of K, then as many of V, of
-// Dp+8 bfloat16s each (Dp = D rounded up to 16).
+// MAXD+8 bfloat16s each (MAXD a multiple of 16).
 template <int MAXD>
 __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, const float* V, i64 ks, float* Y, i64 ys, float* L,
                                     int Tq, int Tk, int D, float scale) {
 	extern __shared__ float smem[];
-	const int Dp = (D + 15) & ~15, st = Dp + 8, off = Tk - Tq;
+	constexpr int st = MAXD + 8;
+	const int off = Tk - Tq;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 	unsigned short* Ks = (unsigned short*)smem;
 	unsigned short* Vs = Ks + ATT_FWD_TILE * st;
@@ -422,7 +427,6 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 	unsigned qa[MAXD / 16][4]; // the warp's 16 query rows as A fragments
 #pragma unroll
 	for (int kk = 0; kk < MAXD / 16; kk++) {
-		if (kk * 16 >= Dp) continue;
 #pragma unroll
 		for (int e = 0; e < 4; e++) {
 			int r = wq + g + 8 * (e & 1), d = kk * 16 + 2 * t + 8 * (e >> 1);
@@ -434,15 +438,14 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 	int last = min(q0 + ATT_FWD_BLOCK, Tq) - 1 + off, wlast = min(wq + 16, Tq) - 1 + off;
 	for (int k0 = 0; k0 <= last; k0 += ATT_FWD_TILE) {
 		__syncthreads(); // every warp is done with the previous tile
-		stageBF16<ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Ks, st, K, ks, k0, Tk, D, Dp);
-		stageBF16<ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Vs, st, V, ks, k0, Tk, D, Dp);
+		stageBF16<ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Ks, st, K, ks, k0, Tk, D);
+		stageBF16<ATT_FWD_TILE, MAXD, 32 * ATT_FWD_WARPS>(Vs, st, V, ks, k0, Tk, D);
 		__syncthreads();
 		if (k0 > wlast) continue; // the warp's queries see none of these keys
 
 		float s[ATT_FWD_TILE / 8][4] = {};
 #pragma unroll
 		for (int kk = 0; kk < MAXD / 16; kk++) {
-			if (kk * 16 >= Dp) continue;
 #pragma unroll
 			for (int j = 0; j < ATT_FWD_TILE / 8; j++) {
 				unsigned b[2];
@@ -458,20 +461,19 @@ __device__ void attnForwardBodyBF16(const float* Q, i64 qs, const float* K, cons
 			for (int h = 0; h < 2; h++)
 #pragma unroll
 				for (int e = 0; e < 4; e++) {
-					p[h][e] = exp2f(s[2 * c + h][e] - m[e >> 1]);
+					p[h][e] = exp2f(s[2 * c + h][e] * sl2 - m[e >> 1]);
 					l[e >> 1] += p[h][e];
 				}
 			unsigned pa[4] = {pack2(p[0][0], p[0][1]), pack2(p[0][2], p[0][3]), pack2(p[1][0], p[1][1]), pack2(p[1][2], p[1][3])};
 #pragma unroll
 			for (int nt = 0; nt < MAXD / 8; nt++) {
-				if (nt * 8 >= Dp) continue;
 				unsigned b[2];
 				fragBT16(b, Vs, st, c * 16, nt * 8);
 				mma16(o[nt], pa, b);
 			}
 		}
 	}
-	finishForward<MAXD>(o, m, l, Y, ys, L, wq, Tq, D, Dp / 8);
+	finishForward<MAXD>(o, m, l, Y, ys, L, wq, Tq, D);
 }
 
 // HeadRows are query head h's rows for the backward pass in batch row b: its queries,
@@ -501,12 +503,12 @@ __device__ __forceinline__ void stageStats(float* ls, float* dl, const float* L,
 // addDQ adds a warp's share of a backward tile's dQ (the tile's two 16-query halves, its
 // 8-column groups warp, warp + ATT_BWD_WARPS, ...), times scale, into dQ (rows of stride w).
 template <int MAXD>
-__device__ __forceinline__ void addDQ(float dq[2][MAXD / 64][4], float* dQ, i64 w, int q0, int T, int D, float scale) {
+__device__ __forceinline__ void addDQ(float dq[2][MAXD / 8 / ATT_BWD_WARPS][4], float* dQ, i64 w, int q0, int T, int D, float scale) {
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 #pragma unroll
 	for (int m = 0; m < 2; m++)
 #pragma unroll
-		for (int i = 0; i < MAXD / 64; i++)
+		for (int i = 0; i < MAXD / 8 / ATT_BWD_WARPS; i++)
 #pragma unroll
 			for (int e = 0; e < 4; e++) {
 				int q = q0 + m * 16 + g + 8 * (e >> 1), d = (warp + ATT_BWD_WARPS * i) * 8 + 2 * t + (e & 1);
@@ -514,17 +516,16 @@ __device__ __forceinline__ void addDQ(float dq[2][MAXD / 64][4], float* dQ, i64 
 			}
 }
 
-// writeDKV writes a warp's 16 keys from wk of dK (times scale) and dV, ntiles 8-column tiles
-// of them, into the kv head kv of a batch row's gradient rows (stride w).
+// writeDKV writes a warp's 16 keys from wk of dK (times scale) and dV, their first D
+// columns, into the kv head kv of a batch row's gradient rows (stride w).
 template <int MAXD>
 __device__ __forceinline__ void writeDKV(float dk[MAXD / 8][4], float dv[MAXD / 8][4], float* rows, i64 w, int H, int KV, int kv, int wk,
-                                         int T, int D, int ntiles, float scale) {
+                                         int T, int D, float scale) {
 	int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 	float* dK = rows + (H + kv) * D;
 	float* dV = rows + (H + KV + kv) * D;
 #pragma unroll
 	for (int nt = 0; nt < MAXD / 8; nt++) {
-		if (nt >= ntiles) continue;
 #pragma unroll
 		for (int e = 0; e < 4; e++) {
 			int key = wk + g + 8 * (e >> 1), d = nt * 8 + 2 * t + (e & 1);
@@ -547,7 +548,8 @@ template <int MAXD, bool TC>
 __device__ void attnBackwardBody(const float* qkv, const float* dy, const float* lse, const float* delta, float* dqkv,
                                  int T, int H, int KV, int D, float scale) {
 	extern __shared__ float smem[];
-	const int Dp = (D + 7) & ~7, nk = Dp / 8, st = Dp + 8, rep = H / KV;
+	constexpr int st = MAXD + 8;
+	const int rep = H / KV;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 	float* Ks = smem;
 	float* Vs = Ks + ATT_BWD_BLOCK * st;
@@ -563,15 +565,15 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 	const float* base = qkv + (i64)b * T * w;
 	float sl2 = scale * LOG2E;
 
-	stage<TC, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Ks, st, base + (H + kv) * D, w, k0, T, D, Dp);
-	stage<TC, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Vs, st, base + (H + KV + kv) * D, w, k0, T, D, Dp);
+	stage<TC, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Ks, st, base + (H + kv) * D, w, k0, T, D);
+	stage<TC, ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Vs, st, base + (H + KV + kv) * D, w, k0, T, D);
 	float dk[MAXD / 8][4] = {}, dv[MAXD / 8][4] = {};
 	for (int h = kv * rep; h < (kv + 1) * rep; h++) {
 		HeadRows hr = headRows(qkv, dy, lse, delta, dqkv, b, h, T, H, KV, D);
 		for (int q0 = k0 / ATT_TILE * ATT_TILE; q0 < T; q0 += ATT_TILE) {
 			__syncthreads(); // every warp is done with the previous tile (and the keys are staged)
-			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, st, hr.Q, w, q0, T, D, Dp);
-			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, st, hr.dY, yw, q0, T, D, Dp);
+			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, st, hr.Q, w, q0, T, D);
+			stage<TC, ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, st, hr.dY, yw, q0, T, D);
 			stageStats(ls, dl, hr.L, hr.Dl, q0, T);
 			__syncthreads();
 			if (q0 + ATT_TILE <= wk) { // no query of the tile sees the warp's keys
@@ -580,7 +582,6 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 				float s[ATT_TILE / 8][4] = {}, dp[ATT_TILE / 8][4] = {};
 #pragma unroll
 				for (int kk = 0; kk < MAXD / 8; kk++) {
-					if (kk >= nk) continue;
 					float ak[4], av[4];
 					fragA(ak, Ks + warp * 16 * st, st, kk * 8);
 					fragA(av, Vs + warp * 16 * st, st, kk * 8);
@@ -610,7 +611,6 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 					fragA(ad, dST, ATT_PSTRIDE, kk * 8);
 #pragma unroll
 					for (int nt = 0; nt < MAXD / 8; nt++) {
-						if (nt >= nk) continue;
 						float b1[2], b2[2];
 						fragB(b1, dYs, st, kk * 8, nt * 8);
 						fragB(b2, Qs, st, kk * 8, nt * 8);
@@ -622,7 +622,7 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 			__syncthreads(); // every warp's dSᵀ is written
 			// dQ of the tile's queries += dS·K over the block's keys: warp w takes the head
 			// dim's 8-column groups w, w + ATT_BWD_WARPS, ...; A = dS = dSᵀ read across.
-			float dq[2][MAXD / 64][4] = {};
+			float dq[2][MAXD / 8 / ATT_BWD_WARPS][4] = {};
 #pragma unroll
 			for (int kk = 0; kk < ATT_BWD_BLOCK / 8; kk++) {
 				float a[2][4];
@@ -636,9 +636,8 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 					a[m][3] = col[4 * ATT_PSTRIDE + perm8(q + 8)];
 				}
 #pragma unroll
-				for (int i = 0; i < MAXD / 64; i++) {
+				for (int i = 0; i < MAXD / 8 / ATT_BWD_WARPS; i++) {
 					int nt = warp + ATT_BWD_WARPS * i;
-					if (nt >= nk) continue;
 					float bk[2];
 					fragB(bk, Ks, st, kk * 8, nt * 8);
 					mma<TC>(dq[0][i], a[0], bk);
@@ -648,7 +647,7 @@ __device__ void attnBackwardBody(const float* qkv, const float* dy, const float*
 			addDQ<MAXD>(dq, hr.dQ, w, q0, T, D, scale);
 		}
 	}
-	writeDKV<MAXD>(dk, dv, dqkv + (i64)b * T * w, w, H, KV, kv, wk, T, D, nk, scale);
+	writeDKV<MAXD>(dk, dv, dqkv + (i64)b * T * w, w, H, KV, kv, wk, T, D, scale);
 }
 
 // attnBackwardBodyBF16 is attnBackwardBody in bfloat16 products (the bf16 engine's, for
@@ -663,7 +662,8 @@ template <int MAXD>
 __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const float* lse, const float* delta, float* dqkv,
                                      int T, int H, int KV, int D, float scale) {
 	extern __shared__ float smem[];
-	const int Dp = (D + 15) & ~15, st = Dp + 8, sst = ATT_BWD_BLOCK + 8, rep = H / KV;
+	constexpr int st = MAXD + 8, sst = ATT_BWD_BLOCK + 8;
+	const int rep = H / KV;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 	unsigned short* Ks = (unsigned short*)smem;   // ATT_BWD_BLOCK rows of st
 	unsigned short* Vs = Ks + ATT_BWD_BLOCK * st; // ATT_BWD_BLOCK rows of st
@@ -677,15 +677,15 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 	const float* base = qkv + (i64)b * T * w;
 	float sl2 = scale * LOG2E;
 
-	stageBF16<ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Ks, st, base + (H + kv) * D, w, k0, T, D, Dp);
-	stageBF16<ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Vs, st, base + (H + KV + kv) * D, w, k0, T, D, Dp);
+	stageBF16<ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Ks, st, base + (H + kv) * D, w, k0, T, D);
+	stageBF16<ATT_BWD_BLOCK, MAXD, 32 * ATT_BWD_WARPS>(Vs, st, base + (H + KV + kv) * D, w, k0, T, D);
 	float dk[MAXD / 8][4] = {}, dv[MAXD / 8][4] = {};
 	for (int h = kv * rep; h < (kv + 1) * rep; h++) {
 		HeadRows hr = headRows(qkv, dy, lse, delta, dqkv, b, h, T, H, KV, D);
 		for (int q0 = k0 / ATT_TILE * ATT_TILE; q0 < T; q0 += ATT_TILE) {
 			__syncthreads(); // every warp is done with the previous tile (and the keys are staged)
-			stageBF16<ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, st, hr.Q, w, q0, T, D, Dp);
-			stageBF16<ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, st, hr.dY, yw, q0, T, D, Dp);
+			stageBF16<ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(Qs, st, hr.Q, w, q0, T, D);
+			stageBF16<ATT_TILE, MAXD, 32 * ATT_BWD_WARPS>(dYs, st, hr.dY, yw, q0, T, D);
 			stageStats(ls, dl, hr.L, hr.Dl, q0, T);
 			__syncthreads();
 			if (q0 + ATT_TILE <= wk) { // no query of the tile sees the warp's keys
@@ -694,7 +694,6 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 				float s[ATT_TILE / 8][4] = {}, dp[ATT_TILE / 8][4] = {};
 #pragma unroll
 				for (int kk = 0; kk < MAXD / 16; kk++) {
-					if (kk * 16 >= Dp) continue;
 					unsigned ak[4], av[4];
 					fragA16(ak, Ks, st, warp * 16, kk * 16);
 					fragA16(av, Vs, st, warp * 16, kk * 16);
@@ -725,7 +724,6 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 					                  pack2(dp[2 * c + 1][0], dp[2 * c + 1][1]), pack2(dp[2 * c + 1][2], dp[2 * c + 1][3])};
 #pragma unroll
 					for (int nt = 0; nt < MAXD / 8; nt++) {
-						if (nt * 8 >= Dp) continue;
 						unsigned b1[2], b2[2];
 						fragBT16(b1, dYs, st, c * 16, nt * 8);
 						fragBT16(b2, Qs, st, c * 16, nt * 8);
@@ -737,16 +735,15 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 			__syncthreads(); // every warp's share of dS is written
 			// dQ of the tile's queries += dS·K over the block's keys: warp w takes the head
 			// dim's 8-column groups w, w + ATT_BWD_WARPS, ..., as attnBackwardBody does.
-			float dq[2][MAXD / 64][4] = {};
+			float dq[2][MAXD / 8 / ATT_BWD_WARPS][4] = {};
 #pragma unroll
 			for (int kk = 0; kk < ATT_BWD_BLOCK / 16; kk++) {
 				unsigned a[2][4];
 				fragA16(a[0], dS, sst, 0, kk * 16);
 				fragA16(a[1], dS, sst, 16, kk * 16);
 #pragma unroll
-				for (int i = 0; i < MAXD / 64; i++) {
+				for (int i = 0; i < MAXD / 8 / ATT_BWD_WARPS; i++) {
 					int nt = warp + ATT_BWD_WARPS * i;
-					if (nt * 8 >= Dp) continue;
 					unsigned bk[2];
 					fragBT16(bk, Ks, st, kk * 16, nt * 8);
 					mma16(dq[0][i], a[0], bk);
@@ -756,7 +753,7 @@ __device__ void attnBackwardBodyBF16(const float* qkv, const float* dy, const fl
 			addDQ<MAXD>(dq, hr.dQ, w, q0, T, D, scale);
 		}
 	}
-	writeDKV<MAXD>(dk, dv, dqkv + (i64)b * T * w, w, H, KV, kv, wk, T, D, Dp / 8, scale);
+	writeDKV<MAXD>(dk, dv, dqkv + (i64)b * T * w, w, H, KV, kv, wk, T, D, scale);
 }
 
 #if ATT_BF16

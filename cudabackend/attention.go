@@ -16,14 +16,14 @@ import (
 // needs them. These constants mirror attention.cu's.
 const (
 	attnFwdWarps = 8                      // warps of a forward block
-	attnBwdWarps = 8                      // warps of a backward block
 	attnFwdBlock = 16 * attnFwdWarps      // queries of a forward block
-	attnBwdBlock = 16 * attnBwdWarps      // keys of a backward block
 	attnFwdTile  = 64                     // keys of a forward tile
 	attnTile     = 32                     // queries of a backward tile
 	attnFwdScr   = 16 * (attnFwdTile + 8) // floats of a forward warp's 16×attnFwdTile scratch, padded
 	attnScratch  = 16 * (attnTile + 8)    // floats of a backward warp's 16×attnTile scratch, padded
 
+	cuFuncAttributeLocalBytes       = 3 // CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES
+	cuFuncAttributeRegisters        = 4 // CU_FUNC_ATTRIBUTE_NUM_REGS
 	cuFuncAttributeMaxDynamicShared = 8 // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 )
 
@@ -39,24 +39,33 @@ func attnBound(d int) int {
 	return 0
 }
 
+// attnBwdWarps is the warps of a backward block (each taking 16 keys) for head dim d: 8,
+// or 4 past head dim 128, whose rows would take more shared memory than a block has.
+func attnBwdWarps(d int) int {
+	if attnBound(d) > 128 {
+		return 4
+	}
+	return 8
+}
+
 // attnShared is the dynamic shared memory, in bytes, that kernel (attnForward,
 // attnForwardCached or attnBackward) lays out at head dim d for an engine of precision
-// prec, as attention.cu's bodies do. In float32: staged rows padded to Dp+8 floats, Dp being
-// d rounded up to 8, and each warp's scratch. In bfloat16 (the bf16 engine's forward passes,
-// and its backward pass up to head dim 128): rows of Dp+8 bfloat16s, Dp being d rounded up
-// to 16, and the backward pass's dS by rows of the key block's length + 8.
+// prec, as attention.cu's bodies do, its rows as long as the bound the kernels are compiled
+// for (attnBound) plus 8. In float32: staged rows and each warp's scratch. In bfloat16
+// (the bf16 engine's forward passes, and its backward pass up to head dim 128): staged rows
+// and the backward pass's dS, by rows of the key block's length + 8.
 func attnShared(kernel string, d int, prec Precision) int {
-	st := (d+7)&^7 + 8
-	dp := (d + 15) &^ 15
+	st, warps := attnBound(d)+8, attnBwdWarps(d)
+	keys := 16 * warps // of a backward block
 	switch {
 	case kernel != "attnBackward" && prec == BF16: // K and V tiles
-		return 2 * 2 * attnFwdTile * (dp + 8)
+		return 2 * 2 * attnFwdTile * st
 	case kernel != "attnBackward": // K and V tiles, P
 		return f32 * (2*attnFwdTile*st + attnFwdWarps*attnFwdScr)
 	case prec == BF16 && attnBound(d) == 128: // K and V blocks, Q and dY tiles, dS; the log-sum-exps and δ
-		return 2*(2*attnBwdBlock*(dp+8)+2*attnTile*(dp+8)+attnTile*(attnBwdBlock+8)) + f32*2*attnTile
+		return 2*(2*keys*st+2*attnTile*st+attnTile*(keys+8)) + f32*2*attnTile
 	default: // K and V blocks, Q and dY tiles, their log-sum-exps and δ, Pᵀ and dSᵀ
-		return f32 * (2*attnBwdBlock*st + 2*attnTile*st + 2*attnTile + 2*attnBwdWarps*attnScratch)
+		return f32 * (2*keys*st + 2*attnTile*st + 2*attnTile + 2*warps*attnScratch)
 	}
 }
 
@@ -66,10 +75,11 @@ func attnForwardGrid(s backend.AttnShape) [2]int {
 	return [2]int{(s.Tq + attnFwdBlock - 1) / attnFwdBlock, s.Batch * s.Heads}
 }
 
-// attnBackwardGrid is the backward kernel's grid for s: blocks of attnBwdBlock keys, by
+// attnBackwardGrid is the backward kernel's grid for s: blocks of 16·attnBwdWarps keys, by
 // (batch row, kv head).
 func attnBackwardGrid(s backend.AttnShape) [2]int {
-	return [2]int{(s.Tq + attnBwdBlock - 1) / attnBwdBlock, s.Batch * s.KVHeads}
+	keys := 16 * attnBwdWarps(s.HeadDim)
+	return [2]int{(s.Tq + keys - 1) / keys, s.Batch * s.KVHeads}
 }
 
 func attnScale(s backend.AttnShape) float32 { return float32(1 / math.Sqrt(float64(s.HeadDim))) }
@@ -171,6 +181,6 @@ func (e *Engine) AttentionBackward(s backend.AttnShape, qkv, y, dy, dqkv, lse []
 	delta := e.reserve(scratchDelta, uint64(f32*rows))
 	e.launch("attnDelta", warpBlocks(rows), rowThreads, delta, dy, y, rows, s.Tq, s.Heads, s.HeadDim)
 	e.memset(e.ptr(dqkv), f32*len(dqkv))
-	e.launchAs("attention backward", name, attnBackwardGrid(s), 32*attnBwdWarps, attnShared("attnBackward", s.HeadDim, e.b.prec),
+	e.launchAs("attention backward", name, attnBackwardGrid(s), 32*attnBwdWarps(s.HeadDim), attnShared("attnBackward", s.HeadDim, e.b.prec),
 		qkv, dy, lse, delta, dqkv, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s))
 }

@@ -228,7 +228,7 @@ func TestEmulatedAttention(t *testing.T) {
 			batch.launches = append(batch.launches,
 				launch{"attnForward", attnForwardGrid(s), 32 * attnFwdWarps,
 					attnShared("attnForward", s.HeadDim, prec), []any{qkv, y, lse, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s)}},
-				launch{"attnBackward", attnBackwardGrid(s), 32 * attnBwdWarps,
+				launch{"attnBackward", attnBackwardGrid(s), 32 * attnBwdWarps(s.HeadDim),
 					attnShared("attnBackward", s.HeadDim, prec), []any{qkv, dy, wantLSE, delta, d, s.Tq, s.Heads, s.KVHeads, s.HeadDim, attnScale(s)}})
 			what := fmt.Sprintf("emulated %v %+v: ", prec, s)
 			batch.checks = append(batch.checks, func() {
