@@ -29,7 +29,6 @@ typedef long long i64;
 #define ATT_TILE 32                            // queries of a backward tile
 #define ATT_FWD_PSTRIDE (ATT_FWD_TILE + 8)     // row stride of a warp's 16×ATT_FWD_TILE scratch
 #define ATT_PSTRIDE (ATT_TILE + 8)             // row stride of a warp's 16×ATT_TILE scratch
-#define ATT_STAGE_TURNS 2                      // turns of a staging thread's loads issued before their stores
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 #define POS_INF __int_as_float(0x7f800000)
@@ -117,43 +116,39 @@ __device__ __forceinline__ void fragB(float b[2], const float* m, int st, int k0
 // rows in all) into shared memory (stride st, columns in perm8's order), rounded for the
 // products, zero past the matrix and in the columns from D to MAXD: eight columns at a
 // time (two 16-byte loads and two 16-byte stores when the rows allow), THREADS threads (the
-// block's) taking turns. A thread issues the loads of ATT_STAGE_TURNS turns before their
-// stores, so that their latencies overlap (a store to shared memory could alias a later
-// load for all the compiler knows, which would keep them in order); more at once would
-// spill the forward passes' registers (ptxas, sm_90).
+// block's) taking turns. Every load a thread makes is issued before its first store, so
+// that their latencies overlap: a store to shared memory could alias a later load for all
+// the compiler knows, which would keep them in order.
 template <bool TC, int ROWS, int MAXD, int THREADS>
 __device__ void stage(float* dst, int st, const float* src, i64 ld, int r0, int limit, int D) {
 	constexpr int groups = MAXD / 8, TURNS = (ROWS * groups + THREADS - 1) / THREADS;
 	bool wide = (D & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)src & 15) == 0;
+	float4 a[TURNS], b[TURNS];
 #pragma unroll
-	for (int k0 = 0; k0 < TURNS; k0 += ATT_STAGE_TURNS) {
-		float4 a[ATT_STAGE_TURNS], b[ATT_STAGE_TURNS];
-#pragma unroll
-		for (int k = 0; k < ATT_STAGE_TURNS; k++) {
-			int i = threadIdx.x + (k0 + k) * THREADS, r = i / groups, c = (i - r * groups) * 8;
-			const float* row = src + (i64)(r0 + r) * ld;
-			bool in = k0 + k < TURNS && i < ROWS * groups && r0 + r < limit;
-			a[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b[k] = a[k];
-			if (wide) {
-				if (in && c < D) a[k] = *(const float4*)(row + c);
-				if (in && c + 4 < D) b[k] = *(const float4*)(row + c + 4);
-			} else if (in) {
-				float* v = &a[k].x;
-				float* w = &b[k].x;
-				for (int j = 0; j < 4; j++) {
-					v[j] = c + j < D ? row[c + j] : 0.0f;
-					w[j] = c + 4 + j < D ? row[c + 4 + j] : 0.0f;
-				}
+	for (int k = 0; k < TURNS; k++) {
+		int i = threadIdx.x + k * THREADS, r = i / groups, c = (i - r * groups) * 8;
+		const float* row = src + (i64)(r0 + r) * ld;
+		bool in = i < ROWS * groups && r0 + r < limit;
+		a[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b[k] = a[k];
+		if (wide) {
+			if (in && c < D) a[k] = *(const float4*)(row + c);
+			if (in && c + 4 < D) b[k] = *(const float4*)(row + c + 4);
+		} else if (in) {
+			float* v = &a[k].x;
+			float* w = &b[k].x;
+			for (int j = 0; j < 4; j++) {
+				v[j] = c + j < D ? row[c + j] : 0.0f;
+				w[j] = c + 4 + j < D ? row[c + 4 + j] : 0.0f;
 			}
 		}
+	}
 #pragma unroll
-		for (int k = 0; k < ATT_STAGE_TURNS; k++) {
-			int i = threadIdx.x + (k0 + k) * THREADS, r = i / groups, c = (i - r * groups) * 8;
-			if (k0 + k >= TURNS || i >= ROWS * groups) break;
-			float4* out = (float4*)(dst + r * st + c);
-			out[0] = make_float4(round32<TC>(a[k].x), round32<TC>(b[k].x), round32<TC>(a[k].y), round32<TC>(b[k].y));
-			out[1] = make_float4(round32<TC>(a[k].z), round32<TC>(b[k].z), round32<TC>(a[k].w), round32<TC>(b[k].w));
-		}
+	for (int k = 0; k < TURNS; k++) {
+		int i = threadIdx.x + k * THREADS, r = i / groups, c = (i - r * groups) * 8;
+		if (i >= ROWS * groups) break;
+		float4* out = (float4*)(dst + r * st + c);
+		out[0] = make_float4(round32<TC>(a[k].x), round32<TC>(b[k].x), round32<TC>(a[k].y), round32<TC>(b[k].y));
+		out[1] = make_float4(round32<TC>(a[k].z), round32<TC>(b[k].z), round32<TC>(a[k].w), round32<TC>(b[k].w));
 	}
 }
 
@@ -384,37 +379,33 @@ __device__ __forceinline__ void fragBT16(unsigned b[2], const unsigned short* m,
 // stageBF16 copies ROWS rows from r0 of a global matrix (rows of stride ld, D columns,
 // limit rows in all) into shared memory as bfloat16 rows of stride st, zero past the matrix
 // and from column D to MAXD. Four columns at a time (one 16-byte load when the rows allow),
-// THREADS threads taking turns, ATT_STAGE_TURNS turns of loads before their stores, as in
-// stage.
+// THREADS threads taking turns, every load issued before the first store, as in stage.
 template <int ROWS, int MAXD, int THREADS>
 __device__ void stageBF16(unsigned short* dst, int st, const float* src, i64 ld, int r0, int limit, int D) {
 	constexpr int quads = MAXD / 4, TURNS = (ROWS * quads + THREADS - 1) / THREADS;
 	bool wide = (D & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)src & 15) == 0;
+	float4 v[TURNS];
 #pragma unroll
-	for (int k0 = 0; k0 < TURNS; k0 += ATT_STAGE_TURNS) {
-		float4 v[ATT_STAGE_TURNS];
-#pragma unroll
-		for (int k = 0; k < ATT_STAGE_TURNS; k++) {
-			int i = threadIdx.x + (k0 + k) * THREADS, r = i / quads, c = (i - r * quads) * 4;
-			const float* row = src + (i64)(r0 + r) * ld;
-			v[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-			if (k0 + k < TURNS && i < ROWS * quads && r0 + r < limit) {
-				if (wide) {
-					if (c < D) v[k] = *(const float4*)(row + c);
-				} else {
-					v[k].x = c < D ? row[c] : 0.0f;
-					v[k].y = c + 1 < D ? row[c + 1] : 0.0f;
-					v[k].z = c + 2 < D ? row[c + 2] : 0.0f;
-					v[k].w = c + 3 < D ? row[c + 3] : 0.0f;
-				}
+	for (int k = 0; k < TURNS; k++) {
+		int i = threadIdx.x + k * THREADS, r = i / quads, c = (i - r * quads) * 4;
+		const float* row = src + (i64)(r0 + r) * ld;
+		v[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+		if (i < ROWS * quads && r0 + r < limit) {
+			if (wide) {
+				if (c < D) v[k] = *(const float4*)(row + c);
+			} else {
+				v[k].x = c < D ? row[c] : 0.0f;
+				v[k].y = c + 1 < D ? row[c + 1] : 0.0f;
+				v[k].z = c + 2 < D ? row[c + 2] : 0.0f;
+				v[k].w = c + 3 < D ? row[c + 3] : 0.0f;
 			}
 		}
+	}
 #pragma unroll
-		for (int k = 0; k < ATT_STAGE_TURNS; k++) {
-			int i = threadIdx.x + (k0 + k) * THREADS, r = i / quads, c = (i - r * quads) * 4;
-			if (k0 + k >= TURNS || i >= ROWS * quads) break;
-			*(uint2*)(dst + r * st + c) = make_uint2(pack2(v[k].x, v[k].y), pack2(v[k].z, v[k].w));
-		}
+	for (int k = 0; k < TURNS; k++) {
+		int i = threadIdx.x + k * THREADS, r = i / quads, c = (i - r * quads) * 4;
+		if (i >= ROWS * quads) break;
+		*(uint2*)(dst + r * st + c) = make_uint2(pack2(v[k].x, v[k].y), pack2(v[k].z, v[k].w));
 	}
 }
 
