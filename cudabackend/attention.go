@@ -22,8 +22,6 @@ const (
 	attnFwdScr   = 16 * (attnFwdTile + 8) // floats of a forward warp's 16×attnFwdTile scratch, padded
 	attnScratch  = 16 * (attnTile + 8)    // floats of a backward warp's 16×attnTile scratch, padded
 
-	cuFuncAttributeLocalBytes       = 3 // CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES
-	cuFuncAttributeRegisters        = 4 // CU_FUNC_ATTRIBUTE_NUM_REGS
 	cuFuncAttributeMaxDynamicShared = 8 // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 )
 

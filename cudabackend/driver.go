@@ -31,7 +31,6 @@ type driver struct {
 	function       func(*uintptr, uintptr, string) int32
 	launch         func(f uintptr, gx, gy, gz, bx, by, bz, shared uint32, stream uintptr, params *unsafe.Pointer, extra uintptr) int32
 	setAttribute   func(f uintptr, attribute, value int32) int32
-	attribute      func(value *int32, attribute int32, f uintptr) int32
 
 	createProgram  func(prog *uintptr, src, name string, headers int32, sources, names uintptr) int32
 	compileProgram func(prog uintptr, n int32, options **byte) int32
@@ -59,7 +58,7 @@ func loadDriver() (*driver, error) {
 	}{
 		{cu, &d.init, "cuInit"}, {cu, &d.primaryContext, "cuDevicePrimaryCtxRetain"}, {cu, &d.setCurrent, "cuCtxSetCurrent"},
 		{cu, &d.loadModule, "cuModuleLoadData"}, {cu, &d.function, "cuModuleGetFunction"}, {cu, &d.launch, "cuLaunchKernel"},
-		{cu, &d.setAttribute, "cuFuncSetAttribute"}, {cu, &d.attribute, "cuFuncGetAttribute"},
+		{cu, &d.setAttribute, "cuFuncSetAttribute"},
 		{nv, &d.createProgram, "nvrtcCreateProgram"}, {nv, &d.compileProgram, "nvrtcCompileProgram"},
 		{nv, &d.logSize, "nvrtcGetProgramLogSize"}, {nv, &d.log, "nvrtcGetProgramLog"},
 		{nv, &d.ptxSize, "nvrtcGetPTXSize"}, {nv, &d.ptx, "nvrtcGetPTX"}, {nv, &d.destroyProgram, "nvrtcDestroyProgram"},
