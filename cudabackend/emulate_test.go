@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,6 +297,34 @@ func TestEmulatedKernels(t *testing.T) {
 		batch.checks = append(batch.checks, func() {
 			near(t, what+"output", y, wantY, kernelTol)
 			near(t, what+"gradient", dx, wantDX, kernelTol)
+		})
+	}
+	// Rotary: heads of 8 and of 12 (a half that is no power of two) with rows past the
+	// rotated heads, nanochat's d12 q|k|v; forward, and inverse in place.
+	for _, c := range []struct{ width, heads, dim, seqLen, pos0 int }{{40, 3, 8, 5, 2}, {36, 2, 12, 4, 0}, {2304, 12, 128, 37, 3}} {
+		table, err := backend.NewRotaryTable(c.pos0+c.seqLen, c.dim, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cos, sin := table.Float32()
+		rot := backend.Rotation{Table: table, SeqLen: c.seqLen, Pos0: c.pos0, Heads: c.heads}
+		rows := 2 * c.seqLen
+		x := values(r, rows*c.width, 1)
+		y, inPlace := make([]float32, len(x)), slices.Clone(x)
+		wantY, wantInv := make([]float32, len(x)), make([]float32, len(x))
+		layers.RotaryForward(wantY, x, c.width, rot, false)
+		layers.RotaryForward(wantInv, x, c.width, rot, true)
+		for _, l := range []struct {
+			y, x []float32
+			sign float32
+		}{{y, x, 1}, {inPlace, inPlace, -1}} {
+			batch.launches = append(batch.launches, launch{"rotary", [2]int{rows, 1}, rowThreads, 0,
+				[]any{l.y, l.x, c.width, c.seqLen, c.pos0, c.heads, c.dim / 2, cos, sin, l.sign}})
+		}
+		what := fmt.Sprintf("emulated rotary %+v: ", c)
+		batch.checks = append(batch.checks, func() {
+			near(t, what+"forward", y, wantY, kernelTol)
+			near(t, what+"inverse, in place", inPlace, wantInv, kernelTol)
 		})
 	}
 	for _, vocab := range []int{5000, 300} {

@@ -170,13 +170,15 @@ __global__ void rotary(float* y, const float* x, i64 width, i64 seqLen, i64 pos0
 	float* out = y + row * width;
 	const float* c = cosTable + t * half;
 	const float* s = sinTable + t * half;
-	for (i64 p = threadIdx.x; p < heads * half; p += blockDim.x) {
-		i64 h = p / half, j = p % half, at = h * 2 * half + j;
-		float a = in[at], b = in[at + half];
+	int pairs = (int)(heads * half), n = (int)half; // within a row: 32-bit division, not 64-bit
+	for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+		int h = p / n, j = p - h * n, at = 2 * h * n + j;
+		float a = in[at], b = in[at + n];
 		out[at] = a * c[j] + sign * b * s[j];
-		out[at + half] = b * c[j] - sign * a * s[j];
+		out[at + n] = b * c[j] - sign * a * s[j];
 	}
-	for (i64 i = heads * 2 * half + threadIdx.x; i < width; i += blockDim.x) out[i] = in[i];
+	if (y != x) // the heads left unrotated (v), unless in place
+		for (i64 i = 2 * pairs + threadIdx.x; i < width; i += blockDim.x) out[i] = in[i];
 }
 
 // attnDelta: δ = Σ_d dY·Y for every (batch row, position, head), one warp each, written in
@@ -201,6 +203,7 @@ __global__ void crossEntropy(float* losses, const float* logits, const i64* targ
 	i64 r = blockIdx.x, t = targets[r];
 	const float* l = logits + r * vocab;
 	float* g = grad ? grad + r * vocab : 0;
+	float inv = cap > 0.0f ? 1.0f / cap : 0.0f; // the softcap's tanh(z/cap) as tanh(z·inv): a multiplication a logit, not a division
 	if (t == -1 && g) {
 		for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) g[j] = 0.0f;
 		if (threadIdx.x == 0) losses[r] = 0.0f;
@@ -208,7 +211,7 @@ __global__ void crossEntropy(float* losses, const float* logits, const i64* targ
 	}
 	float mt = NEG_INF, st = 0.0f; // this thread's maximum and its sum of exp(z − mt)
 	for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) {
-		float z = cap > 0.0f ? cap * tanhf(l[j] / cap) : l[j];
+		float z = cap > 0.0f ? cap * tanhf(l[j] * inv) : l[j];
 		if (z > mt) {
 			st = st * expf(mt - z) + 1.0f;
 			mt = z;
@@ -219,13 +222,13 @@ __global__ void crossEntropy(float* losses, const float* logits, const i64* targ
 	float m = blockMax(mt);
 	float sum = blockSum(mt == NEG_INF ? 0.0f : st * expf(mt - m));
 	i64 tt = t < 0 ? 0 : t;
-	float zt = cap > 0.0f ? cap * tanhf(l[tt] / cap) : l[tt];
+	float zt = cap > 0.0f ? cap * tanhf(l[tt] * inv) : l[tt];
 	__syncthreads(); // every thread has read l[tt] before grad, which may be logits, changes
 	if (threadIdx.x == 0) losses[r] = t == -1 ? 0.0f : m + logf(sum) - zt;
 	if (!g) return;
 	float s = scale[r] / sum;
 	for (i64 j = threadIdx.x; j < vocab; j += blockDim.x) {
-		float th = cap > 0.0f ? tanhf(l[j] / cap) : 0.0f;
+		float th = cap > 0.0f ? tanhf(l[j] * inv) : 0.0f;
 		float z = cap > 0.0f ? cap * th : l[j];
 		float dz = cap > 0.0f ? 1.0f - th * th : 1.0f;
 		float v = expf(z - m) * s * dz;
