@@ -41,7 +41,7 @@ func PlanMemory(depths []int, seqLen, vocab, total int, e backend.Backend) ([]Me
 		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
-		for _, rc := range graph.Recomputes {
+		for _, rc := range []graph.Recompute{graph.RecomputeNone, graph.RecomputeBlocks} {
 			c := MemoryCurve{Depth: d, SeqLen: seqLen, Recompute: rc}
 			for rows := 1; rows*seqLen <= total; rows *= 2 {
 				fp, err := train.PlanStep(cfg, graph.Options{Batch: rows, SeqLen: seqLen, Reduction: layers.Mean, Engine: e, Recompute: rc}, total/(rows*seqLen))

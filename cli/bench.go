@@ -40,7 +40,7 @@ func benchCommand() *cli.Command {
 			Name:  "memory",
 			Usage: "the largest device batch whose training step fits each memory size, from the memory plan (with a plot), and measured steps beside it",
 			Description: "Plans whole training steps (weights, gradients, optimizer state, summed gradients, activations and\n" +
-				"the engine's workspace) at 1, 2, 4, ... rows, with each --recompute (none, norms, blocks), and prints the\n" +
+				"the engine's workspace) at 1, 2, 4, ... rows, without and with --recompute blocks, and prints the\n" +
 				"largest batch that fits each of --limits (the memory an engine may use: a Mac's GPU gets about three\n" +
 				"quarters of its memory, 27 GiB of a 36 GB laptop). --measure N runs one step of each model at the\n" +
 				"largest batch up to N rows that fits this engine, each in a fresh process, and puts its peak beside\n" +

@@ -44,7 +44,7 @@ func deviceBatch(c *cli.Context) (int, error) {
 }
 
 // recomputeFlag trades compute for memory in training steps.
-var recomputeFlag = &cli.StringFlag{Name: "recompute", Value: "auto", Usage: "activations: none (keep what the backward pass reads), norms (the RMSNorms run again where the backward pass reads their outputs: two thirds of the memory, a few percent slower), blocks (each block keeps its input and runs again for its backward: about a third slower, a fifth of the memory) or auto (the least recomputation that fits the step in the engine's memory)"}
+var recomputeFlag = &cli.StringFlag{Name: "recompute", Value: "auto", Usage: "activations: none (keep what the backward pass reads), blocks (each block keeps its input and runs again for its backward: about a third slower, a fifth of the memory) or auto (none when the step fits the engine's memory without)"}
 
 func vocabFlag(def int) *cli.IntFlag {
 	return &cli.IntFlag{Name: "vocab-size", Value: def, Usage: "vocabulary size: 256 bytes, the merges and 9 special tokens (a trained model's is its tokenizer's)"}

@@ -55,7 +55,6 @@ type Model struct {
 	out     *G.Node      // loss (Train) or logits (Infer)
 	loss    *G.Node      // what a Train graph differentiates
 	blocks  []blockNodes // the transformer blocks' nodes
-	norms   []*G.Node    // the RMSNorms' results, QK norms included
 	prog    *program
 }
 
@@ -195,13 +194,7 @@ type nodeOps struct {
 }
 
 func (o *nodeOps) embed() *G.Node         { return o.do(layers.Embedding(o.m.params[0], o.m.ids)) }
-func (o *nodeOps) norm(x *G.Node) *G.Node { return o.normed(o.do(layers.RMSNorm(x))) }
-
-// normed records a norm's result.
-func (o *nodeOps) normed(n *G.Node) *G.Node {
-	o.m.norms = append(o.m.norms, n)
-	return n
-}
+func (o *nodeOps) norm(x *G.Node) *G.Node { return o.do(layers.RMSNorm(x)) }
 func (o *nodeOps) add(a, b *G.Node) *G.Node {
 	return o.do(layers.Add(a, b))
 }
@@ -236,7 +229,7 @@ func (o *nodeOps) rotary(qkv *G.Node) *G.Node {
 
 func (o *nodeOps) qkNorm(qkv *G.Node) *G.Node {
 	c := o.m.Config
-	return o.normed(o.do(layers.HeadRMSNorm(qkv, c.HeadDim(), c.NHead+c.NKVHead)))
+	return o.do(layers.HeadRMSNorm(qkv, c.HeadDim(), c.NHead+c.NKVHead))
 }
 
 func (o *nodeOps) attention(_ int, qkv *G.Node) *G.Node {

@@ -63,24 +63,20 @@ type Recompute int
 
 const (
 	RecomputeNone   Recompute = iota // keep every value the backward pass reads
-	RecomputeNorms                   // the norms run again where the backward pass reads their results
 	RecomputeBlocks                  // each block keeps its input and runs again for its backward
 )
 
-// Recomputes are the modes, from the least recomputation to the most.
-var Recomputes = []Recompute{RecomputeNone, RecomputeNorms, RecomputeBlocks}
+// String is the name ParseRecompute reads: "none" or "blocks".
+func (r Recompute) String() string { return [...]string{"none", "blocks"}[r] }
 
-// String is the name ParseRecompute reads: "none", "norms" or "blocks".
-func (r Recompute) String() string { return [...]string{"none", "norms", "blocks"}[r] }
-
-// ParseRecompute reads "none", "norms" or "blocks".
+// ParseRecompute reads "none" or "blocks".
 func ParseRecompute(s string) (Recompute, error) {
-	for _, r := range Recomputes {
+	for r := RecomputeNone; r <= RecomputeBlocks; r++ {
 		if r.String() == s {
 			return r, nil
 		}
 	}
-	return 0, fmt.Errorf("recompute %q: want none, norms or blocks", s)
+	return 0, fmt.Errorf("recompute %q: want none or blocks", s)
 }
 
 // compile schedules the graph's operations, plans their memory and, when alloc is set,
@@ -96,13 +92,8 @@ func (m *Model) compile(results []*G.Node, alloc bool) (*program, error) {
 			order = append(order, sorted[i])
 		}
 	}
-	if m.Mode == Train {
-		switch m.Recompute {
-		case RecomputeNorms:
-			order = m.recomputedNorms(order)
-		case RecomputeBlocks:
-			order = m.recomputed(order)
-		}
+	if m.Recompute == RecomputeBlocks && m.Mode == Train {
+		order = m.recomputed(order)
 	}
 	p := &program{}
 	for _, n := range order {

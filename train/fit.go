@@ -155,7 +155,7 @@ func (f Fitter) Choose(rows int, recompute string) (Fit, error) {
 		return Fit{}, fmt.Errorf("%s needs %s for its weights, gradients and optimizer state alone, more than %.0f%% of the %s %s may use: a smaller model or a machine with more memory",
 			describe(f.Model), graph.Size(floor), 100*Usable, graph.Size(int64(f.Limit)), f.engine())
 	}
-	modes := graph.Recomputes
+	modes := []graph.Recompute{graph.RecomputeNone, graph.RecomputeBlocks}
 	if recompute != "" && recompute != "auto" {
 		rc, err := graph.ParseRecompute(recompute)
 		if err != nil {
@@ -222,7 +222,7 @@ func (f Fitter) engine() string {
 // batch that fits with and without recomputation.
 func (f Fitter) refuse(needs string) error {
 	var fitting []string
-	for _, rc := range graph.Recomputes {
+	for _, rc := range []graph.Recompute{graph.RecomputeNone, graph.RecomputeBlocks} {
 		n, _, err := f.Largest(rc)
 		if err != nil {
 			return err

@@ -116,7 +116,7 @@ func limitFor(t *testing.T, rows int, rc graph.Recompute) uint64 {
 
 // TestChoose checks the fit's choices and refusals at limits set between the plans.
 func TestChoose(t *testing.T) {
-	none, norms, blocks := graph.RecomputeNone, graph.RecomputeNorms, graph.RecomputeBlocks
+	none, blocks := graph.RecomputeNone, graph.RecomputeBlocks
 	// Four rows fit without recomputation and 16 with it.
 	limit := max(limitFor(t, 4, none), limitFor(t, 16, blocks))
 	if limit >= limitFor(t, 8, none) {
@@ -138,7 +138,7 @@ func TestChoose(t *testing.T) {
 		{0, "none", Fit{Rows: 4, Recompute: none}},
 		{0, "", Fit{Rows: 16, Recompute: blocks}},
 		{2, "auto", Fit{Rows: 2, Recompute: none}},
-		{8, "auto", Fit{Rows: 8, Recompute: norms}}, // the least recomputation that fits 8 rows
+		{8, "auto", Fit{Rows: 8, Recompute: blocks}},
 		{8, "blocks", Fit{Rows: 8, Recompute: blocks}},
 	} {
 		got, err := f.Choose(c.rows, c.recompute)
@@ -161,15 +161,11 @@ func TestChoose(t *testing.T) {
 	}
 
 	_, err = f.Choose(8, "none")
-	if err == nil || !strings.Contains(err.Error(), "the largest --device-batch-size that fits is 4 with --recompute none, 8 with --recompute norms, 16 with --recompute blocks") ||
+	if err == nil || !strings.Contains(err.Error(), "the largest --device-batch-size that fits is 4 with --recompute none, 16 with --recompute blocks") ||
 		!strings.Contains(err.Error(), "d2 (") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("8 rows without recomputation: %v", err)
 	}
-	least := limitFor(t, 1, none) // the limit of one row in its smallest step
-	for _, rc := range graph.Recomputes {
-		least = min(least, limitFor(t, 1, rc))
-	}
-	tight := fitter(least)
+	tight := fitter(limitFor(t, 1, blocks))
 	if _, err := tight.Choose(0, "auto"); err != nil {
 		t.Errorf("one row with recomputation should fit: %v", err)
 	}
@@ -203,7 +199,7 @@ func TestChoose(t *testing.T) {
 	} else {
 		t.Fatalf("the test's premise: 16 rows in one batch (%d bytes) take less than 8 in two (%d)", whole.Total(), half.Total())
 	}
-	if _, err := f.Choose(0, "some"); err == nil || !strings.Contains(err.Error(), "none, norms or blocks") {
+	if _, err := f.Choose(0, "some"); err == nil || !strings.Contains(err.Error(), "none or blocks") {
 		t.Errorf("a wrong recomputation: %v", err)
 	}
 	if got, err := fitter(0).Choose(0, "auto"); err != nil || got.Rows != 16 || got.Recompute != none {
