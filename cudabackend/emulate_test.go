@@ -285,17 +285,18 @@ func TestEmulatedKernels(t *testing.T) {
 	for _, c := range []struct{ width, size, heads int }{{768, 768, 1}, {40, 8, 3}, {2304, 128, 12}, {45, 15, 3}, {256, 128, 2}} {
 		rows := 37
 		x, dy := values(r, rows*c.width, 2), values(r, rows*c.width, 1)
-		y, dx := make([]float32, len(x)), make([]float32, len(x))
-		wantY, wantDX := make([]float32, len(x)), make([]float32, len(x))
-		layers.RMSNormForward(wantY, x, c.width, c.size, c.heads)
-		layers.RMSNormBackward(wantDX, x, dy, c.width, c.size, c.heads)
+		y, rstd, dx := make([]float32, len(x)), make([]float32, rows*c.heads), make([]float32, len(x))
+		wantY, wantRstd, wantDX := make([]float32, len(x)), make([]float32, rows*c.heads), make([]float32, len(x))
+		layers.RMSNormForward(wantY, wantRstd, x, c.width, c.size, c.heads)
+		layers.RMSNormBackward(wantDX, wantY, wantRstd, dy, c.width, c.size, c.heads)
 		grid := [2]int{normBlocks(rows, c.width, c.size, c.heads), 1}
 		batch.launches = append(batch.launches,
-			launch{"rmsNormForward", grid, rowThreads, 0, []any{y, x, rows, c.width, c.size, c.heads, float32(layers.NormEps)}},
-			launch{"rmsNormBackward", grid, rowThreads, 0, []any{dx, x, dy, rows, c.width, c.size, c.heads, float32(layers.NormEps)}})
+			launch{"rmsNormForward", grid, rowThreads, 0, []any{y, rstd, x, rows, c.width, c.size, c.heads, float32(layers.NormEps)}},
+			launch{"rmsNormBackward", grid, rowThreads, 0, []any{dx, y, rstd, dy, rows, c.width, c.size, c.heads}})
 		what := fmt.Sprintf("emulated rmsnorm %+v: ", c)
 		batch.checks = append(batch.checks, func() {
 			near(t, what+"output", y, wantY, kernelTol)
+			near(t, what+"rstd", rstd, wantRstd, kernelTol)
 			near(t, what+"gradient", dx, wantDX, kernelTol)
 		})
 	}

@@ -162,11 +162,13 @@ func TestRowKernels(t *testing.T) {
 		rows := 37
 		x, dy := random(e, r, rows*c.width, 2), random(e, r, rows*c.width, 1)
 		y, want := e.Make(tensor.Float32, len(x)).([]float32), make([]float32, len(x))
-		e.RMSNormForward(y, x, c.width, c.size, c.heads)
-		layers.RMSNormForward(want, x, c.width, c.size, c.heads)
+		rstd, wantRstd := e.Make(tensor.Float32, rows*c.heads).([]float32), make([]float32, rows*c.heads)
+		e.RMSNormForward(y, rstd, x, c.width, c.size, c.heads)
+		layers.RMSNormForward(want, wantRstd, x, c.width, c.size, c.heads)
 		same(t, e, "rmsnorm", y, want)
-		layers.RMSNormBackward(want, x, dy, c.width, c.size, c.heads)
-		e.RMSNormBackward(dy, x, dy, c.width, c.size, c.heads) // in place, as Gorgonia runs it
+		same(t, e, "rmsnorm's rstd", rstd, wantRstd)
+		layers.RMSNormBackward(want, y, rstd, dy, c.width, c.size, c.heads)
+		e.RMSNormBackward(dy, y, rstd, dy, c.width, c.size, c.heads) // in place, as Gorgonia runs it
 		same(t, e, "rmsnorm gradient", dy, want)
 	}
 	// Rotary of 3 heads of 8 in rows of 40, sequences of 5 from position 2, both ways.

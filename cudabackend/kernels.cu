@@ -119,8 +119,9 @@ __device__ NormChunk normChunk(i64 rows, i64 width, i64 size, i64 heads) {
 	return NormChunk{w / chunks, w % chunks, w < rows * chunks};
 }
 
-// rmsNormForward: y = x / √(mean(x²) + eps) over each normalised chunk.
-__global__ void rmsNormForward(float* y, const float* x, i64 rows, i64 width, i64 size, i64 heads, float eps) {
+// rmsNormForward: y = x·rstd, rstd = 1/√(mean(x²) + eps), over each normalised chunk, rstd
+// kept (heads a row) unless null.
+__global__ void rmsNormForward(float* y, float* rstds, const float* x, i64 rows, i64 width, i64 size, i64 heads, float eps) {
 	NormChunk k = normChunk(rows, width, size, heads);
 	if (!k.in) return;
 	int lane = threadIdx.x & 31;
@@ -134,31 +135,27 @@ __global__ void rmsNormForward(float* y, const float* x, i64 rows, i64 width, i6
 	for (i64 i = lane; i < size; i += 32) ss += in[i] * in[i];
 	float rstd = 1.0f / sqrtf(warpReduce<Sum>(ss) / (float)size + eps);
 	for (i64 i = lane; i < size; i += 32) out[i] = in[i] * rstd;
+	if (rstds && lane == 0) rstds[k.row * heads + k.c] = rstd;
 }
 
-// rmsNormBackward: dx = rstd·dy − x·rstd³·mean(dy⊙x) on normalised chunks, dy elsewhere.
-// dx may be dy: each lane reads its elements before it writes them.
-__global__ void rmsNormBackward(float* dx, const float* x, const float* dy, i64 rows, i64 width, i64 size, i64 heads, float eps) {
+// rmsNormBackward: dx = rstd·(dy − y·mean(dy⊙y)) on normalised chunks, from the forward
+// pass's output y and its rstd (see layers.RMSNormBackward), dy elsewhere. dx may be dy:
+// each lane reads its elements before it writes them.
+__global__ void rmsNormBackward(float* dx, const float* y, const float* rstds, const float* dy, i64 rows, i64 width, i64 size, i64 heads) {
 	NormChunk k = normChunk(rows, width, size, heads);
 	if (!k.in) return;
 	int lane = threadIdx.x & 31;
 	i64 at = k.row * width + k.c * size;
-	const float *xs = x + at, *gs = dy + at;
+	const float *ys = y + at, *gs = dy + at;
 	float* out = dx + at;
 	if (k.c == heads) {
 		for (i64 i = lane; i < width - heads * size; i += 32) out[i] = gs[i];
 		return;
 	}
-	float ss = 0.0f, dot = 0.0f;
-	for (i64 i = lane; i < size; i += 32) {
-		ss += xs[i] * xs[i];
-		dot += gs[i] * xs[i];
-	}
-	ss = warpReduce<Sum>(ss);
-	dot = warpReduce<Sum>(dot);
-	float rstd = 1.0f / sqrtf(ss / (float)size + eps);
-	float c = rstd * rstd * rstd * dot / (float)size;
-	for (i64 i = lane; i < size; i += 32) out[i] = rstd * gs[i] - c * xs[i];
+	float dot = 0.0f;
+	for (i64 i = lane; i < size; i += 32) dot += gs[i] * ys[i];
+	float rstd = rstds[k.row * heads + k.c], c = warpReduce<Sum>(dot) / (float)size;
+	for (i64 i = lane; i < size; i += 32) out[i] = rstd * (gs[i] - c * ys[i]);
 }
 
 // rotary: one block per row; position pos0 + row % seqLen; sign −1 is the inverse rotation.

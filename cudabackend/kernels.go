@@ -70,21 +70,21 @@ func (e *Engine) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
 // RMSNormForward implements backend.Kernels: a warp per normalised chunk of a row (and
 // one for the rest of a wider row), profiled apart for the residual stream's norms and the
 // QK norms.
-func (e *Engine) RMSNormForward(y, x []float32, width, size, heads int) {
+func (e *Engine) RMSNormForward(y, rstd, x []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
 	rows := len(x) / width
 	e.launchAs(normLabel("rmsNormForward", size, heads), "rmsNormForward", [2]int{normBlocks(rows, width, size, heads), 1}, rowThreads, 0,
-		y[:len(x)], x, rows, width, size, heads, float32(layers.NormEps))
+		y[:len(x)], rstd, x, rows, width, size, heads, float32(layers.NormEps))
 }
 
 // RMSNormBackward implements backend.Kernels as RMSNormForward does.
-func (e *Engine) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
+func (e *Engine) RMSNormBackward(dx, y, rstd, dy []float32, width, size, heads int) {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	rows := len(x) / width
+	rows := len(y) / width
 	e.launchAs(normLabel("rmsNormBackward", size, heads), "rmsNormBackward", [2]int{normBlocks(rows, width, size, heads), 1}, rowThreads, 0,
-		dx[:len(x)], x, dy[:len(x)], rows, width, size, heads, float32(layers.NormEps))
+		dx[:len(y)], y, rstd, dy[:len(y)], rows, width, size, heads)
 }
 
 // normBlocks is the grid of the norm kernels: a warp per chunk, as normChunk in

@@ -90,7 +90,7 @@ func (o *probeOps) block(l int, x []float32, body func([]float32) []float32) []f
 	x = o.sliceOps.block(l, x, body)
 	cfg := o.m.Config
 	normed := make([]float32, len(x))
-	layers.RMSNormForward(normed, x, cfg.NEmbd, cfg.NEmbd, 1)
+	layers.RMSNormForward(normed, nil, x, cfg.NEmbd, cfg.NEmbd, 1)
 	logits := make([]float32, o.T*cfg.VocabSize)
 	o.head(normed, logits)
 	o.probe.Lens = append(o.probe.Lens, logits)

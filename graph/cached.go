@@ -490,7 +490,7 @@ func (o *sliceOps) embed() []float32 {
 func (o *sliceOps) norm(x []float32) []float32 {
 	C := o.m.Config.NEmbd
 	y := o.bufs.get(len(x))
-	o.k.RMSNormForward(y, x, C, C, 1)
+	o.k.RMSNormForward(y, nil, x, C, C, 1)
 	return y
 }
 
@@ -517,7 +517,7 @@ func (o *sliceOps) rotary(qkv []float32) []float32 {
 
 func (o *sliceOps) qkNorm(qkv []float32) []float32 {
 	c := o.m.Config
-	o.k.RMSNormForward(qkv, qkv, o.width(), c.HeadDim(), c.NHead+c.NKVHead)
+	o.k.RMSNormForward(qkv, nil, qkv, o.width(), c.HeadDim(), c.NHead+c.NKVHead)
 	return qkv
 }
 

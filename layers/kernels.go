@@ -121,13 +121,13 @@ func (h HostOps[T]) EmbeddingBackward(dtable, dy []T, ids []int, width int) {
 }
 
 // RMSNormForward implements backend.KernelsOf with this package's RMSNormForward.
-func (h HostOps[T]) RMSNormForward(y, x []T, width, size, heads int) {
-	RMSNormForward(y, x, width, size, heads)
+func (h HostOps[T]) RMSNormForward(y, rstd, x []T, width, size, heads int) {
+	RMSNormForward(y, rstd, x, width, size, heads)
 }
 
 // RMSNormBackward implements backend.KernelsOf with this package's RMSNormBackward.
-func (h HostOps[T]) RMSNormBackward(dx, x, dy []T, width, size, heads int) {
-	RMSNormBackward(dx, x, dy, width, size, heads)
+func (h HostOps[T]) RMSNormBackward(dx, y, rstd, dy []T, width, size, heads int) {
+	RMSNormBackward(dx, y, rstd, dy, width, size, heads)
 }
 
 // RotaryForward implements backend.KernelsOf with this package's RotaryForward.

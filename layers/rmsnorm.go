@@ -38,16 +38,21 @@ type rmsShape struct{ size, heads int }
 func (s rmsShape) label() string { return fmt.Sprintf("{%d×%d}", s.heads, s.size) }
 
 // RMSNormForward sets y to x with the first heads chunks of size elements of every row of
-// width elements normalised; the rest of each row is copied.
-func RMSNormForward[T Float](y, x []T, width, size, heads int) {
+// width elements normalised, y = x·rstd with rstd = 1/√(mean(x²) + eps), and the rest of
+// each row copied; it keeps each chunk's rstd in rstd (heads a row), unless rstd is nil.
+// y may be x.
+func RMSNormForward[T Float](y, rstd, x []T, width, size, heads int) {
 	parallel.For(len(x)/width, width, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row, out := x[r*width:(r+1)*width], y[r*width:(r+1)*width]
 			for h := 0; h < heads; h++ {
 				xs, ys := row[h*size:(h+1)*size], out[h*size:(h+1)*size]
-				rstd := invRMS(xs)
+				s := invRMS(xs)
 				for i, v := range xs {
-					ys[i] = v * rstd
+					ys[i] = v * s
+				}
+				if rstd != nil {
+					rstd[r*heads+h] = s
 				}
 			}
 			copy(out[heads*size:], row[heads*size:])
@@ -55,22 +60,23 @@ func RMSNormForward[T Float](y, x []T, width, size, heads int) {
 	})
 }
 
-// RMSNormBackward sets dx to the gradient through RMSNormForward:
-// dx = rstd·dy − x·rstd³·mean(dy⊙x) on normalised chunks, dx = dy elsewhere. dx may be dy.
-func RMSNormBackward[T Float](dx, x, dy []T, width, size, heads int) {
-	parallel.For(len(x)/width, 2*width, func(lo, hi int) {
+// RMSNormBackward sets dx to the gradient through RMSNormForward from its output y and the
+// rstd it kept: dx = rstd·(dy − y·mean(dy⊙y)) on normalised chunks (the input's
+// rstd·dy − x·rstd³·mean(dy⊙x), with x·rstd = y), dx = dy elsewhere. The input is not
+// needed, so the backward pass need not keep it. dx may be dy.
+func RMSNormBackward[T Float](dx, y, rstd, dy []T, width, size, heads int) {
+	parallel.For(len(y)/width, 2*width, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			row, g, out := x[r*width:(r+1)*width], dy[r*width:(r+1)*width], dx[r*width:(r+1)*width]
+			row, g, out := y[r*width:(r+1)*width], dy[r*width:(r+1)*width], dx[r*width:(r+1)*width]
 			for h := 0; h < heads; h++ {
-				xs, gs, ds := row[h*size:(h+1)*size], g[h*size:(h+1)*size], out[h*size:(h+1)*size]
-				rstd := invRMS(xs)
+				ys, gs, ds := row[h*size:(h+1)*size], g[h*size:(h+1)*size], out[h*size:(h+1)*size]
 				var dot T
-				for i, v := range xs {
+				for i, v := range ys {
 					dot += gs[i] * v
 				}
-				c := rstd * rstd * rstd * dot / T(size)
-				for i, v := range xs {
-					ds[i] = rstd*gs[i] - c*v
+				s, c := rstd[r*heads+h], dot/T(size)
+				for i, v := range ys {
+					ds[i] = s * (gs[i] - c*v)
 				}
 			}
 			copy(out[heads*size:], g[heads*size:])
@@ -87,10 +93,11 @@ func invRMS[T Float](x []T) T {
 	return 1 / sqrtf(ss/T(len(x))+NormEps)
 }
 
+// rmsNormOp keeps the rstd of its last run for its gradient op.
 type rmsNormOp struct {
 	opInfo
 	rmsShape
-	out Buffer
+	out, rstd Buffer
 }
 
 func (op *rmsNormOp) Type() hm.Type { a := hm.TypeVariable('a'); return hm.NewFnType(a, a) }
@@ -99,7 +106,10 @@ func (op *rmsNormOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-func (op *rmsNormOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan { return single(&op.out, in[0]) }
+// Plan: y and the rstd its gradient op reads.
+func (op *rmsNormOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
+	return Plan{Writes: []Write{{Buf: &op.out, Shape: in[0]}, {Buf: &op.rstd, Shape: tensor.Shape{in[0][0] * op.heads}}}, Result: &op.out}
+}
 
 func (op *rmsNormOp) Do(in ...G.Value) (G.Value, error) {
 	x, err := dense("RMSNorm input", in[0])
@@ -108,24 +118,26 @@ func (op *rmsNormOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	w := x.Shape()[1]
 	y := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
+	rstd := op.rstd.get(x.Dtype(), x.Engine(), x.Shape()[0]*op.heads)
 	switch x.Dtype() {
 	case tensor.Float32:
-		kernelsOf[float32](x).RMSNormForward(floats[float32](y), floats[float32](x), w, op.size, op.heads)
+		kernelsOf[float32](x).RMSNormForward(floats[float32](y), floats[float32](rstd), floats[float32](x), w, op.size, op.heads)
 	case tensor.Float64:
-		kernelsOf[float64](x).RMSNormForward(floats[float64](y), floats[float64](x), w, op.size, op.heads)
+		kernelsOf[float64](x).RMSNormForward(floats[float64](y), floats[float64](rstd), floats[float64](x), w, op.size, op.heads)
 	}
 	return y, nil
 }
 
-func (op *rmsNormOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&rmsNormGradOp{opInfo: opInfo{name: "RMSNormGrad" + op.rmsShape.label(), arity: 2}, rmsShape: op.rmsShape}, in[0], grad)
+// SymDiff: the gradient from the output and the kept rstd, not the input.
+func (op *rmsNormOp) SymDiff(_ G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&rmsNormGradOp{opInfo: opInfo{name: "RMSNormGrad" + op.rmsShape.label(), arity: 2}, fwd: op}, out, grad)
 	return G.Nodes{dx}, err
 }
 
-// rmsNormGradOp computes dx from (x, dy).
+// rmsNormGradOp computes dx from (y, dy) and its forward op's rstd.
 type rmsNormGradOp struct {
 	opInfo
-	rmsShape
+	fwd *rmsNormOp
 	out Buffer
 }
 
@@ -135,27 +147,33 @@ func (op *rmsNormGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-// Plan: dx may take dy's memory.
+// Plan: dx may take dy's memory; the forward op's rstd is read.
 func (op *rmsNormGradOp) Plan(_ tensor.Engine, in []tensor.Shape) Plan {
-	return single(&op.out, in[0], 1)
+	p := single(&op.out, in[0], 1)
+	p.Reads = []*Buffer{&op.fwd.rstd}
+	return p
 }
 
 func (op *rmsNormGradOp) Do(in ...G.Value) (G.Value, error) {
-	x, err := dense("RMSNorm input", in[0])
+	y, err := dense("RMSNorm output", in[0])
 	if err != nil {
 		return nil, err
 	}
-	dy, err := dense("RMSNorm gradient", in[1], x.Shape()...)
+	dy, err := dense("RMSNorm gradient", in[1], y.Shape()...)
 	if err != nil {
 		return nil, err
 	}
-	w := x.Shape()[1]
-	dx := op.out.get(x.Dtype(), x.Engine(), x.Shape()...)
-	switch x.Dtype() {
+	rstd := op.fwd.rstd.t
+	if rstd == nil || rstd.Dtype() != y.Dtype() {
+		return nil, fmt.Errorf("%v: the forward op has not run", op)
+	}
+	w, size, heads := y.Shape()[1], op.fwd.size, op.fwd.heads
+	dx := op.out.get(y.Dtype(), y.Engine(), y.Shape()...)
+	switch y.Dtype() {
 	case tensor.Float32:
-		kernelsOf[float32](x).RMSNormBackward(floats[float32](dx), floats[float32](x), floats[float32](dy), w, op.size, op.heads)
+		kernelsOf[float32](y).RMSNormBackward(floats[float32](dx), floats[float32](y), floats[float32](rstd), floats[float32](dy), w, size, heads)
 	case tensor.Float64:
-		kernelsOf[float64](x).RMSNormBackward(floats[float64](dx), floats[float64](x), floats[float64](dy), w, op.size, op.heads)
+		kernelsOf[float64](y).RMSNormBackward(floats[float64](dx), floats[float64](y), floats[float64](rstd), floats[float64](dy), w, size, heads)
 	}
 	return dx, nil
 }

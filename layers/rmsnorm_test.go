@@ -26,11 +26,14 @@ func TestRMSNormGradients(t *testing.T) {
 
 func TestRMSNormForward(t *testing.T) {
 	x := []float32{3, 4, 1, 2}
-	y := make([]float32, 4)
-	RMSNormForward(y, x, 4, 2, 1)
+	y, rstd := make([]float32, 4), make([]float32, 1)
+	RMSNormForward(y, rstd, x, 4, 2, 1)
 	want := float32(1 / math.Sqrt(12.5+NormEps))
 	if math.Abs(float64(y[0]-3*want)) > 1e-6 || math.Abs(float64(y[1]-4*want)) > 1e-6 || y[2] != 1 || y[3] != 2 {
 		t.Fatalf("got %v", y)
+	}
+	if rstd[0] != want {
+		t.Fatalf("kept rstd %v, want %v", rstd[0], want)
 	}
 }
 

@@ -121,15 +121,15 @@ func (d *Device) EmbeddingBackward(dtable, dy []float32, ids []int, width int) {
 }
 
 // RMSNormForward implements backend.Kernels: counted and checked, then the CPU engine's.
-func (d *Device) RMSNormForward(y, x []float32, width, size, heads int) {
-	d.count("RMSNormForward", y, x)
-	d.Engine.RMSNormForward(y, x, width, size, heads)
+func (d *Device) RMSNormForward(y, rstd, x []float32, width, size, heads int) {
+	d.count("RMSNormForward", y, rstd, x)
+	d.Engine.RMSNormForward(y, rstd, x, width, size, heads)
 }
 
 // RMSNormBackward implements backend.Kernels: counted and checked, then the CPU engine's.
-func (d *Device) RMSNormBackward(dx, x, dy []float32, width, size, heads int) {
-	d.count("RMSNormBackward", dx, x, dy)
-	d.Engine.RMSNormBackward(dx, x, dy, width, size, heads)
+func (d *Device) RMSNormBackward(dx, y, rstd, dy []float32, width, size, heads int) {
+	d.count("RMSNormBackward", dx, y, rstd, dy)
+	d.Engine.RMSNormBackward(dx, y, rstd, dy, width, size, heads)
 }
 
 // RotaryForward implements backend.Kernels: counted and checked, then the CPU engine's.
