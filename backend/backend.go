@@ -11,7 +11,11 @@
 // live on, and the Go kernels are simply the CPU engine's.
 package backend
 
-import "gorgonia.org/tensor"
+import (
+	"fmt"
+
+	"gorgonia.org/tensor"
+)
 
 // Gemm is the matrix product every engine offers: row-major
 // C = alpha·op(A)·op(B) + beta·C, op transposing its operand when the flag is set, with row
@@ -22,18 +26,82 @@ type Gemm interface {
 }
 
 // Memory is where an engine keeps its tensors: Go's memory for the CPU, an accelerator's
-// that the host addresses too (CUDA managed memory, Metal shared buffers) for the others.
-// Ops make their outputs, and graphs their parameters and inputs, with Make.
+// for the others. Ops make their outputs, and graphs their parameters and inputs, with Make.
 //
 // Work on that memory may be queued: the host may read or write a tensor only after Sync,
 // which also reports the first failure of the queued work. graph.Model.Run and the
-// optimizers' steps end with a Sync, so what they leave is the host's to read.
+// optimizers' steps end with a Sync. Where the engine's memory is not the host's at all (a
+// Remote: a GPU's own), the host reads and writes it only by copying: Read, Write and
+// Readable say how for any engine.
 type Memory interface {
 	// Make returns n zeroed elements of dt (tensor.Float32, tensor.Int or tensor.Int8) in
 	// the engine's memory, as []float32, []int or []int8. The memory lives as long as the engine.
 	Make(dt tensor.Dtype, n int) any
 	// Sync waits for the queued work and returns its first failure.
 	Sync() error
+}
+
+// Remote is a Memory the host cannot address (a GPU's own memory): the slices Make returns
+// only name it, and the host touches what they hold through these copies alone.
+type Remote interface {
+	Memory
+	// CopyToHost copies src, the engine's memory, into dst, the host's, once the work
+	// queued before it is done, and returns that work's first failure, as Sync does. The
+	// two are []float32, []int or []int8 of one type and length.
+	CopyToHost(dst, src any) error
+	// CopyFromHost copies src, the host's memory, into dst, the engine's, after the work
+	// queued before it, which may still read dst; src may change once it returns.
+	CopyFromHost(dst, src any) error
+}
+
+// Read copies src, in e's memory, into dst, the host's: through e's copy on a Remote
+// engine, else after e's queued work.
+func Read[T any](e any, dst, src []T) error {
+	if len(dst) != len(src) {
+		return fmt.Errorf("backend: reading %d elements into %d", len(src), len(dst))
+	}
+	if r, ok := e.(Remote); ok {
+		return r.CopyToHost(dst, src)
+	}
+	if err := syncOf(e); err != nil {
+		return err
+	}
+	copy(dst, src)
+	return nil
+}
+
+// Write copies src, the host's memory, into dst, in e's: through e's copy on a Remote
+// engine, else after e's queued work (which may still read dst).
+func Write[T any](e any, dst, src []T) error {
+	if len(dst) != len(src) {
+		return fmt.Errorf("backend: writing %d elements into %d", len(src), len(dst))
+	}
+	if r, ok := e.(Remote); ok {
+		return r.CopyFromHost(dst, src)
+	}
+	if err := syncOf(e); err != nil {
+		return err
+	}
+	copy(dst, src)
+	return nil
+}
+
+// Readable returns x, in e's memory, where the host may read it: x itself once e's queued
+// work is done, or on a Remote engine a copy in Go memory.
+func Readable[T any](e any, x []T) ([]T, error) {
+	if _, ok := e.(Remote); !ok {
+		return x, syncOf(e)
+	}
+	h := make([]T, len(x))
+	return h, Read(e, h, x)
+}
+
+// syncOf waits for e's queued work when e is a Memory.
+func syncOf(e any) error {
+	if m, ok := e.(Memory); ok {
+		return m.Sync()
+	}
+	return nil
 }
 
 // OutOfMemory is what an engine's Make panics with when its device's memory is spent, as

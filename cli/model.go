@@ -88,6 +88,9 @@ func runModel(c *cli.Context) error {
 	}
 	fmt.Println()
 	grads, err := m.Grads()
+	if err == nil {
+		grads, err = grads.OnHost(engine)
+	}
 	if err != nil {
 		return err
 	}
@@ -109,7 +112,11 @@ func runModel(c *cli.Context) error {
 		return err
 	}
 	if path := c.String("save"); path != "" {
-		if err := cfg.WriteWeights(path, m.Weights()); err != nil {
+		w, err := m.HostWeights()
+		if err != nil {
+			return err
+		}
+		if err := cfg.WriteWeights(path, w); err != nil {
 			return err
 		}
 		fmt.Println("saved weights to", path)

@@ -412,6 +412,60 @@ func (e *Engine) reserve(i int, size uint64) uintptr {
 	return buf.ptr
 }
 
+// CopyToHost implements backend.Remote.
+func (e *Engine) CopyToHost(dst, src any) error {
+	to, from, n, err := e.pair("CopyToHost", dst, src, src)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		e.b.w.wait(func() {
+			if e.err() != nil {
+				return
+			}
+			if code := e.b.rt.copyToHost(to, uintptr(from), uint64(n), cudaMemcpyDefault); code != 0 {
+				e.fail(errors.New("cuda: copy to the host: " + e.b.rt.describe(code)))
+			}
+		})
+	}
+	return e.Sync()
+}
+
+// CopyFromHost implements backend.Remote: the copy follows the queued work, and src is
+// staged before it returns.
+func (e *Engine) CopyFromHost(dst, src any) error {
+	to, from, n, err := e.pair("CopyFromHost", dst, src, dst)
+	if err != nil || n == 0 {
+		return err
+	}
+	e.queued.Add(1)
+	e.b.w.wait(func() {
+		if e.err() != nil {
+			return
+		}
+		if code := e.b.rt.copyToDevice(uintptr(to), from, uint64(n), cudaMemcpyDefault); code != 0 {
+			e.fail(errors.New("cuda: copy to the device: " + e.b.rt.describe(code)))
+		}
+	})
+	return e.err()
+}
+
+// pair checks a copy between the host and device, the one of dst and src that must be the
+// engine's memory.
+func (e *Engine) pair(name string, dst, src, device any) (to, from unsafe.Pointer, n uintptr, err error) {
+	if to, from, n, err = arena.Pair(dst, src); err != nil {
+		return nil, nil, 0, fmt.Errorf("cuda: %s: %w", name, err)
+	}
+	p, _, _ := arena.Span(device)
+	e.b.mu.Lock()
+	_, _, held := e.memory.Find(p, n)
+	e.b.mu.Unlock()
+	if n > 0 && !held {
+		return nil, nil, 0, fmt.Errorf("cuda: %s of %d bytes that are not the engine's memory", name, n)
+	}
+	return to, from, n, nil
+}
+
 // copyBytes queues a copy of n bytes on the device.
 func (e *Engine) copyBytes(dst, src uintptr, n int) {
 	if n == 0 {

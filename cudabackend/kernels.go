@@ -286,39 +286,17 @@ func (e *Engine) launch2(name string, n, count int, args ...any) {
 	e.launchAs(name, name, [2]int{elementwiseBlocks(n), count}, 256, 0, args...)
 }
 
-// Add overrides Gorgonia's standard addition for the sums Gorgonia inserts where a value's
-// gradients meet (the residual stream's): float32 tensors of the device add there, into the
-// tensor handed over for the result (the graph's planned memory), into the first operand
-// when asked to, or else into a new tensor of the device. Anything else is added on the CPU
-// once the device is idle.
+// Add implements tensor.Adder: the sums Gorgonia inserts where a value's gradients meet
+// add on the GPU (layers.DeviceAdd).
 func (e *Engine) Add(a, b tensor.Tensor, opts ...tensor.FuncOpt) (tensor.Tensor, error) {
-	fo := tensor.ParseFuncOpts(opts...)
-	ad, _ := a.(*tensor.Dense)
-	bd, _ := b.(*tensor.Dense)
-	out := ad
-	if reuse := fo.Reuse(); reuse != nil {
-		out, _ = reuse.(*tensor.Dense)
-	} else if fo.Safe() && e.resident(ad) && e.resident(bd) {
-		out = layers.NewTensor(e, tensor.Float32, ad.Shape()...)
-	}
-	if fo.Incr() != nil || !e.resident(ad) || !e.resident(bd) || !e.resident(out) || !ad.Shape().Eq(bd.Shape()) || !ad.Shape().Eq(out.Shape()) {
-		if err := e.Sync(); err != nil {
-			return nil, err
-		}
-		return e.StandardEngine.Add(a, b, opts...)
-	}
-	e.AddForward(out.Float32s(), ad.Float32s(), bd.Float32s())
-	return out, nil
+	return layers.DeviceAdd(e, e.StandardEngine, a, b, opts...)
 }
 
-// resident reports whether t is a plain float32 tensor in the engine's memory.
-func (e *Engine) resident(t *tensor.Dense) bool {
-	if t == nil || t.Dtype() != tensor.Float32 || t.RequiresIterator() {
-		return false
-	}
+// Holds implements layers.Holder: whether x lies in the engine's memory.
+func (e *Engine) Holds(x []float32) bool {
 	e.b.mu.Lock()
 	defer e.b.mu.Unlock()
-	return arena.Holds(&e.memory, t.Float32s())
+	return arena.Holds(&e.memory, x)
 }
 
 // Interface checks.

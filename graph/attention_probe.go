@@ -6,6 +6,8 @@ import (
 	"image/color"
 	"math"
 
+	"gochat/backend"
+
 	"gochat/layers"
 )
 
@@ -32,8 +34,16 @@ func (m *Cached) Probe(ids []int) (*Probe, error) {
 	if err := m.check(ids, 1, T, 0); err != nil { // ids in the vocabulary, T within the rotary table
 		return nil, err
 	}
-	pass, done, _ := m.begin(m.newKVCache(1, T, nil), ids, 1, T) // a host cache: the host's kernels
+	if m.placed != nil {
+		if _, remote := m.placed.e.(backend.Remote); remote {
+			return nil, fmt.Errorf("graph: a probe reads the weights on the host: probe a model not placed on %s", m.placed.e.Name())
+		}
+	}
+	pass, done, _, err := m.begin(m.newKVCache(1, T, nil), ids, 1, T) // a host cache: the host's kernels
 	defer done()
+	if err != nil {
+		return nil, err
+	}
 	o := &probeOps{sliceOps: *pass, probe: &Probe{T: T}}
 	trunk[[]float32](o, m.Config.NLayer)
 	return o.probe, nil

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -167,24 +168,30 @@ func (m *Cached) Place(e backend.Backend) error {
 	if m.placed != nil {
 		return fmt.Errorf("graph: the model's matrices are in %s's memory, not %s's", m.placed.e.Name(), e.Name())
 	}
-	m.placed = &placement{e: e, wte: deviceCopy(e, tensor.Float32, m.wte)}
+	var err error
+	put := func(x []float32) []float32 {
+		placed := e.Make(tensor.Float32, len(x)).([]float32)
+		err = cmp.Or(err, backend.Write(e, placed, x))
+		return placed
+	}
+	m.placed = &placement{e: e, wte: put(m.wte)}
 	for _, w := range m.matrices() {
 		if w.q == nil {
-			w.f = deviceCopy(e, tensor.Float32, w.f)
+			w.f = put(w.f)
 			continue
 		}
-		w.q = &sgemm.Q8{Rows: w.q.Rows, Cols: w.q.Cols, Q: deviceCopy(e, tensor.Int8, w.q.Q), Scale: deviceCopy(e, tensor.Float32, w.q.Scale)}
+		q := e.Make(tensor.Int8, len(w.q.Q)).([]int8)
+		err = cmp.Or(err, backend.Write(e, q, w.q.Q))
+		w.q = &sgemm.Q8{Rows: w.q.Rows, Cols: w.q.Cols, Q: q, Scale: put(w.q.Scale)}
 	}
-	return e.Sync()
+	return cmp.Or(err, e.Sync())
 }
 
-// Update sets the model's weights to w, a model of its config (training's weights as they
-// are now), where they lie: RL samples with the weights of each step through one model
-// placed once, where placing a new one each step would take new device memory each time.
-// The model's host weights are the slices it was made from (NewCached keeps them, but for
-// q|k|v), and Update writes into those too. Every copy is the host's, after a Sync: from a
-// device's memory (training's weights on a GPU) it moves the weights' pages to the host
-// and back, a fraction of a second at d12 against an RL step's seconds. An int8 model
+// Update sets the model's weights to w, host memory of a model of its config (training's
+// weights as they are now, Model.HostWeights), where they lie: RL samples with the weights
+// of each step through one model placed once, where placing a new one each step would take
+// new device memory each time. The model's host weights are the slices it was made from
+// (NewCached keeps them, but for q|k|v), and Update writes into those too. An int8 model
 // cannot be updated.
 func (m *Cached) Update(w Weights) error {
 	if err := m.Config.Check(w); err != nil {
@@ -193,43 +200,29 @@ func (m *Cached) Update(w Weights) error {
 	if m.quantized() {
 		return fmt.Errorf("graph: an int8 model's weights cannot be updated")
 	}
-	// w may lie in the engine's memory, still being written, and the host is about to
-	// write the device's.
-	engines := []backend.Gemm{m.gemm}
+	var device any // where the matrices lie: the host's memory (nil) or the placement's
 	if m.placed != nil {
-		engines = append(engines, m.placed.e)
-	}
-	for _, e := range engines {
-		if mem, ok := e.(backend.Memory); ok {
-			if err := mem.Sync(); err != nil {
-				return fmt.Errorf("graph: %w", err)
-			}
-		}
+		device = m.placed.e
 	}
 	copy(m.wte, w["transformer.wte.weight"])
+	err := backend.Write(device, m.lmHead.f, w["lm_head.weight"])
 	if m.placed != nil {
-		copy(m.placed.wte, m.wte)
+		err = cmp.Or(err, backend.Write(device, m.placed.wte, m.wte))
 	}
-	copy(m.lmHead.f, w["lm_head.weight"])
 	for i := range m.blocks {
 		b := &m.blocks[i]
 		qkv, proj, fc, mproj := layerWeights(w, i)
 		at := 0
 		for _, part := range qkv {
-			at += copy(b.qkv.f[at:], part)
+			err = cmp.Or(err, backend.Write(device, b.qkv.f[at:at+len(part)], part))
+			at += len(part)
 		}
-		copy(b.proj.f, proj)
-		copy(b.fc.f, fc)
-		copy(b.mproj.f, mproj)
+		err = cmp.Or(err, backend.Write(device, b.proj.f, proj), backend.Write(device, b.fc.f, fc), backend.Write(device, b.mproj.f, mproj))
+	}
+	if err != nil {
+		return fmt.Errorf("graph: %w", err)
 	}
 	return nil
-}
-
-// deviceCopy is x, of dt's elements, copied into e's memory.
-func deviceCopy[T any](e backend.Memory, dt tensor.Dtype, x []T) []T {
-	placed := e.Make(dt, len(x)).([]T)
-	copy(placed, x)
-	return placed
 }
 
 // NanochatRotary makes the model rotate with bfloat16 cos and sin tables, as nanochat's
@@ -266,8 +259,11 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 		return nil, err
 	}
 	c.reserve(c.Pos + T)
-	o, done, device := m.begin(c, ids, B, T)
+	o, done, device, err := m.begin(c, ids, B, T)
 	defer done()
+	if err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
 	x := trunk[[]float32](o, cfg.NLayer)
 	c.Pos += T
 	rows := x
@@ -285,10 +281,11 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 	}
 	logits := o.bufs.get(n)
 	o.head(rows, logits)
-	if err := device.e.Sync(); err != nil {
+	host := make([]float32, n)
+	if err := backend.Read(device.e, host, logits); err != nil {
 		return nil, fmt.Errorf("graph: %w", err)
 	}
-	return slices.Clone(logits), nil
+	return host, nil
 }
 
 // Score runs B whole rows of T tokens (ids, row-major) from their first position, with no
@@ -301,13 +298,16 @@ func (m *Cached) Score(ids []int, B, T int, judge func(logits []float32) error) 
 	if err := m.check(ids, B, T, 0); err != nil {
 		return err
 	}
-	o, done, device := m.begin(nil, ids, B, T)
+	o, done, device, err := m.begin(nil, ids, B, T)
 	defer done()
+	if err != nil {
+		return fmt.Errorf("graph: %w", err)
+	}
 	x := trunk[[]float32](o, m.Config.NLayer)
 	logits := o.bufs.get(B * T * m.Config.VocabSize)
 	o.head(x, logits)
 	if device != nil {
-		if err := device.e.Sync(); err != nil {
+		if logits, err = backend.Readable(device.e, logits); err != nil {
 			return fmt.Errorf("graph: %w", err)
 		}
 	}
@@ -331,8 +331,9 @@ func (m *Cached) quantized() bool { return m.lmHead.q != nil }
 
 // begin is the operations of a pass over cache c (nil: none), where it runs: on the device
 // the cache lies on, or with no cache on the device the model is placed on (returned), else
-// in host memory (nil); and the function that gives its buffers back.
-func (m *Cached) begin(c *KVCache, ids []int, B, T int) (*sliceOps, func(), *placement) {
+// in host memory (nil); and the function that gives its buffers back, to be called even
+// when the ids could not be copied to the device (the error).
+func (m *Cached) begin(c *KVCache, ids []int, B, T int) (*sliceOps, func(), *placement, error) {
 	device := m.placed
 	if c != nil {
 		device = c.device
@@ -347,20 +348,19 @@ func (m *Cached) begin(c *KVCache, ids []int, B, T int) (*sliceOps, func(), *pla
 			o.bufs = &buffers{alloc: func(n int) []float32 { return make([]float32, n, n+n/4) }}
 		}
 		o.bufs.next = 0
-		return o, func() { m.bufs.Put(o.bufs) }, nil
+		return o, func() { m.bufs.Put(o.bufs) }, nil, nil
 	}
 	o.k, o.gemm, o.wte, o.bufs = device.e, device.e, device.wte, device.buffers()
 	if cap(o.bufs.ids) < len(ids) {
 		o.bufs.ids = device.e.Make(tensor.Int, 2*len(ids)).([]int)
 	}
 	o.bufs.ids = o.bufs.ids[:len(ids)]
-	copy(o.bufs.ids, ids)
 	o.ids = o.bufs.ids
 	return o, func() {
 		device.mu.Lock()
 		defer device.mu.Unlock()
 		device.bufs = append(device.bufs, o.bufs)
-	}, device
+	}, device, backend.Write(device.e, o.bufs.ids, ids)
 }
 
 // buffers are activation buffers of the device's for a pass: a set a pass gave back, else a

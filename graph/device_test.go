@@ -15,9 +15,10 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// TestDeviceGraphs runs the other graphs on a device: per-token training losses (whose
-// gradient Gorgonia makes in host memory), evaluation and inference; every kernel must get
-// the device's memory (Run reports it otherwise) and the results must be the CPU's.
+// TestDeviceGraphs runs the other graphs on a device: weighted per-token training losses,
+// evaluation and inference; every kernel must get the device's memory (Run reports it
+// otherwise), the host must touch that memory only through backend.Remote's copies (the
+// device's memory faults otherwise), and the results must be the CPU's.
 func TestDeviceGraphs(t *testing.T) {
 	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
 	ids, targets := make([]int, 32), make([]int, 32)
@@ -37,17 +38,35 @@ func TestDeviceGraphs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := m.Load(graph.InitWeights(cfg, 5)); err != nil {
-				t.Fatal(err)
-			}
-			w := m.Weights()
+			w := graph.InitWeights(cfg, 5)
 			for i := range w["lm_head.weight"] { // nanochat's zero lm_head would hide the rest
 				w["lm_head.weight"][i] = 0.01 * float32(i%7-3)
+			}
+			if err := m.Load(w); err != nil {
+				t.Fatal(err)
+			}
+			if o.Reduction == layers.PerToken {
+				weights := make([]float32, len(ids))
+				for i := range weights {
+					weights[i] = float32(i%5) - 1.5
+				}
+				if err := m.SetLossWeights(weights); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := m.Run(ids, targets); err != nil {
 				t.Fatalf("mode %d, reduction %v: %v", o.Mode, o.Reduction, err)
 			}
-			grads, _ := m.Grads()
+			var grads graph.Weights
+			if o.Mode == graph.Train {
+				g, err := m.Grads()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if grads, err = g.OnHost(e); err != nil {
+					t.Fatal(err)
+				}
+			}
 			return m.Output(), m.Loss(), grads
 		}
 		out, loss, grads := run(hostdevice.New(cpubackend.Gonum{}))

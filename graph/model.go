@@ -47,15 +47,17 @@ type Options struct {
 type Model struct {
 	Config Config
 	Options
-	g       *G.ExprGraph
-	params  []*G.Node    // in Config.Params order
-	ids     *G.Node      // (B·T) token ids
-	targets *G.Node      // (B·T) targets, Train only
-	weights *G.Node      // (B·T) weights of the per-token losses, PerToken Train only
-	out     *G.Node      // loss (Train) or logits (Infer)
-	loss    *G.Node      // what a Train graph differentiates
-	blocks  []blockNodes // the transformer blocks' nodes
-	prog    *program
+	g           *G.ExprGraph
+	params      []*G.Node    // in Config.Params order
+	ids         *G.Node      // (B·T) token ids
+	targets     *G.Node      // (B·T) targets, Train only
+	weights     *G.Node      // (B·T) weights of the per-token losses, PerToken Train only
+	out         *G.Node      // loss (Train) or logits (Infer)
+	output      []float32    // the last run's output where the host reads it, when it is a tensor
+	lossWeights []float32    // the host's copy of the weights' values
+	loss        *G.Node      // what a Train graph differentiates
+	blocks      []blockNodes // the transformer blocks' nodes
+	prog        *program
 }
 
 // blockNodes are the nodes one transformer block adds to the graph, and its output.
@@ -137,27 +139,25 @@ func build(cfg Config, opt Options, alloc bool) (*Model, error) {
 		}
 	case Train:
 		m.targets = intInput(m.g, opt.Engine, "targets", n, alloc)
-		if m.out, err = layers.LinearCrossEntropy(x, lmHead, m.targets, LogitSoftcap, opt.Reduction); err != nil {
-			return nil, err
-		}
-		m.loss = m.out
 		if opt.Reduction == layers.PerToken { // Σ_i w_i·loss_i, the weights 1 until SetLossWeights
 			wopts := []G.NodeConsOpt{G.WithShape(n), G.WithName("loss_weights")}
 			if alloc {
 				wopts = append(wopts, G.WithValue(layers.NewTensor(opt.Engine, tensor.Float32, n)))
 			}
 			m.weights = G.NewVector(m.g, tensor.Float32, wopts...)
-			if alloc {
-				m.SetLossWeights(nil)
-			}
-			weighted, err := G.HadamardProd(m.out, m.weights)
-			if err != nil {
-				return nil, err
-			}
-			if m.loss, err = G.Sum(weighted); err != nil {
+			m.out, err = layers.LinearCrossEntropyWeighted(x, lmHead, m.targets, m.weights, LogitSoftcap)
+		} else {
+			m.out, err = layers.LinearCrossEntropy(x, lmHead, m.targets, LogitSoftcap, opt.Reduction)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m.weights != nil && alloc {
+			if err := m.SetLossWeights(nil); err != nil {
 				return nil, err
 			}
 		}
+		m.loss = m.out
 		grads, err := G.Grad(m.loss, m.params...)
 		if err != nil {
 			return nil, fmt.Errorf("gradients: %w", err)

@@ -52,21 +52,30 @@ func TestPerTokenLossesMatchMean(t *testing.T) {
 	}
 	targets := tokens(33, 64)[1:]
 	targets[4], targets[9] = layers.IgnoreIndex, layers.IgnoreIndex
-	losses := map[layers.Reduction]*Model{}
-	for _, r := range []layers.Reduction{layers.Mean, layers.PerToken} {
-		m := buildTiny(t, Options{Batch: 2, SeqLen: 16, Mode: Train, Reduction: r})
-		m.Load(w)
+	losses := map[string]*Model{}
+	for name, opt := range map[string]Options{
+		"mean":      {Batch: 2, SeqLen: 16, Mode: Train, Reduction: layers.Mean},
+		"weighted":  {Batch: 2, SeqLen: 16, Mode: Train, Reduction: layers.PerToken},
+		"per token": {Batch: 2, SeqLen: 16, Mode: Eval},
+	} {
+		m := buildTiny(t, opt)
+		if err := m.Load(w); err != nil {
+			t.Fatal(err)
+		}
 		if err := m.Run(tokens(32, 64), targets); err != nil {
 			t.Fatal(err)
 		}
-		losses[r] = m
+		losses[name] = m
 	}
-	per := losses[layers.PerToken].Output()
+	per := losses["per token"].Output()
 	if per[4] != 0 || per[9] != 0 {
 		t.Errorf("ignored positions have losses %v, %v", per[4], per[9])
 	}
-	if mean := losses[layers.PerToken].Loss() / 30; math.Abs(mean-losses[layers.Mean].Loss()) > 1e-5 {
-		t.Errorf("per-token mean %v, mean reduction %v", mean, losses[layers.Mean].Loss())
+	mean := losses["mean"].Loss()
+	for _, name := range []string{"weighted", "per token"} {
+		if got := losses[name].Loss() / 30; math.Abs(got-mean) > 1e-5 {
+			t.Errorf("%s losses' mean %v, mean reduction %v", name, got, mean)
+		}
 	}
 }
 

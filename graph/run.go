@@ -13,19 +13,21 @@ import (
 // defaultEngine is the process's engine (backend.Default: GOCHAT_ENGINE, else the CPU).
 func defaultEngine() (backend.Backend, error) { return backend.Default() }
 
-// Load copies weights into the parameter tensors.
+// Load copies weights, in host memory, into the parameter tensors.
 func (m *Model) Load(w Weights) error {
 	if err := m.Config.Check(w); err != nil {
 		return err
 	}
 	for i, p := range m.Config.Params() {
-		copy(m.params[i].Value().Data().([]float32), w[p.Name])
+		if err := backend.Write(m.Engine, m.params[i].Value().Data().([]float32), w[p.Name]); err != nil {
+			return fmt.Errorf("loading %s: %w", p.Name, err)
+		}
 	}
 	return nil
 }
 
-// Weights returns the parameter tensors' data (not copies: an optimizer updates them in
-// place).
+// Weights returns the parameter tensors' data, in the engine's memory (not copies: an
+// optimizer updates them in place); HostWeights is what the host may read.
 func (m *Model) Weights() Weights {
 	w := Weights{}
 	for i, p := range m.Config.Params() {
@@ -33,6 +35,9 @@ func (m *Model) Weights() Weights {
 	}
 	return w
 }
+
+// HostWeights returns the parameters where the host may read them (Weights.OnHost).
+func (m *Model) HostWeights() (Weights, error) { return m.Weights().OnHost(m.Engine) }
 
 // Grads returns each parameter's gradient after a Train run. Each run overwrites them (the
 // trainer adds up micro-batches itself); the buffers belong to the graph and may be
@@ -64,7 +69,9 @@ func (m *Model) Run(ids, targets []int) error {
 	if err := layers.CheckIDs("token id", ids, m.Config.VocabSize, false); err != nil {
 		return err
 	}
-	copy(m.ids.Value().Data().([]int), ids)
+	if err := backend.Write(m.Engine, m.ids.Value().Data().([]int), ids); err != nil {
+		return err
+	}
 	if m.Mode != Infer {
 		if len(targets) != n {
 			return fmt.Errorf("got %d targets, want %d", len(targets), n)
@@ -72,15 +79,20 @@ func (m *Model) Run(ids, targets []int) error {
 		if err := layers.CheckIDs("target", targets, m.Config.VocabSize, true); err != nil {
 			return err
 		}
-		copy(m.targets.Value().Data().([]int), targets)
+		if err := backend.Write(m.Engine, m.targets.Value().Data().([]int), targets); err != nil {
+			return err
+		}
 	}
 	if err := m.prog.run(); err != nil {
 		return err
 	}
-	if d, ok := m.Engine.(backend.Memory); ok {
-		return d.Sync()
+	m.output = nil
+	if t, ok := m.out.Value().(tensor.Tensor); ok {
+		var err error
+		m.output, err = backend.Readable(m.Engine, t.Data().([]float32))
+		return err
 	}
-	return nil
+	return m.Engine.Sync()
 }
 
 // SetLossWeights sets the weight of each position's loss in a PerToken Train graph, whose
@@ -90,18 +102,17 @@ func (m *Model) SetLossWeights(w []float32) error {
 	if m.weights == nil {
 		return fmt.Errorf("loss weights: only a per-token training graph has them")
 	}
-	dst := m.weights.Value().Data().([]float32)
+	n := m.Batch * m.SeqLen
 	switch {
 	case w == nil:
-		for i := range dst {
-			dst[i] = 1
+		w = make([]float32, n)
+		for i := range w {
+			w[i] = 1
 		}
-	case len(w) != len(dst):
-		return fmt.Errorf("loss weights: got %d, want %d", len(w), len(dst))
-	default:
-		copy(dst, w)
+	case len(w) != n:
+		return fmt.Errorf("loss weights: got %d, want %d", len(w), n)
 	}
-	return nil
+	return backend.Write(m.Engine, m.weights.Value().Data().([]float32), w)
 }
 
 // Loss is the last Train run's loss: mean or sum by the reduction, or the weighted sum of
@@ -111,15 +122,8 @@ func (m *Model) Loss() float64 {
 	case *G.F32:
 		return float64(*v)
 	case tensor.Tensor:
-		var w []float32
-		if m.weights != nil {
-			w = m.weights.Value().Data().([]float32)
-		}
 		var s float64
-		for i, x := range v.Data().([]float32) {
-			if w != nil {
-				x *= w[i]
-			}
+		for _, x := range m.output {
 			s += float64(x)
 		}
 		return s
@@ -142,11 +146,6 @@ func (m *Model) TokenLosses(ids, targets []int) ([]float32, error) {
 	return m.Output(), nil
 }
 
-// Output is the last run's output data: logits (B·T·vocab) for Infer, per-token losses
-// for Eval and for a PerToken Train graph. It is overwritten by the next run.
-func (m *Model) Output() []float32 {
-	if t, ok := m.out.Value().(tensor.Tensor); ok {
-		return t.Data().([]float32)
-	}
-	return nil
-}
+// Output is the last run's output, in host memory: logits (B·T·vocab) for Infer, per-token
+// losses for Eval; nil for Train. It is overwritten by the next run.
+func (m *Model) Output() []float32 { return m.output }

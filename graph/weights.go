@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 
+	"gochat/backend"
 	"gochat/safetensors"
 )
 
@@ -59,4 +60,17 @@ func (w Weights) Finite() error {
 		}
 	}
 	return nil
+}
+
+// OnHost returns w, tensors in e's memory, where the host may read them
+// (backend.Readable): w's own slices once e is idle, or copies from a backend.Remote e.
+func (w Weights) OnHost(e any) (Weights, error) {
+	h := Weights{}
+	for name, x := range w {
+		var err error
+		if h[name], err = backend.Readable(e, x); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
+	}
+	return h, nil
 }

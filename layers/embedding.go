@@ -87,7 +87,7 @@ func (op *embeddingOp) Do(in ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	c := table.Shape()[1]
-	if err := CheckIDs("token id", ids, table.Shape()[0], false); err != nil {
+	if err := checkIDsOn(table.Engine(), "token id", ids, table.Shape()[0], false); err != nil {
 		return nil, err
 	}
 	y := op.out.get(table.Dtype(), table.Engine(), len(ids), c)

@@ -249,3 +249,40 @@ func copyRows(dst *tensor.Dense, at int, src *tensor.Dense) {
 		kernelsOf[float64](dst).Copy(d[at:at+len(s)], s)
 	}
 }
+
+// Holder is an engine that says whether a slice is its memory.
+type Holder interface{ Holds(x []float32) bool }
+
+// DeviceAdd is tensor.Adder for an engine whose memory the host does not touch (a GPU's):
+// the sums Gorgonia inserts where a value's gradients meet (the residual stream's).
+// Float32 tensors of the engine add there with its AddForward kernel, into the tensor
+// handed over for the result (the graph's planned memory), into the first operand when
+// asked to, or else into a new tensor of the engine; tensors of the host add on the host
+// with std once the engine is idle. Anything else is an error.
+func DeviceAdd(e interface {
+	backend.Backend
+	Holder
+}, std tensor.Adder, a, b tensor.Tensor, opts ...tensor.FuncOpt) (tensor.Tensor, error) {
+	fo := tensor.ParseFuncOpts(opts...)
+	resident := func(t tensor.Tensor) bool {
+		d, ok := t.(*tensor.Dense)
+		return ok && d.Dtype() == tensor.Float32 && !d.RequiresIterator() && e.Holds(d.Float32s())
+	}
+	out := a
+	if reuse := fo.Reuse(); reuse != nil {
+		out = reuse
+	} else if fo.Safe() && resident(a) && resident(b) {
+		out = NewTensor(e, tensor.Float32, a.Shape()...)
+	}
+	switch {
+	case resident(a) && resident(b) && resident(out) && fo.Incr() == nil && a.Shape().Eq(b.Shape()) && a.Shape().Eq(out.Shape()):
+		e.AddForward(out.Data().([]float32), a.Data().([]float32), b.Data().([]float32))
+		return out, nil
+	case resident(a) || resident(b) || resident(out):
+		return nil, fmt.Errorf("%s: an addition of %v and %v it cannot do on the device", e.Name(), a.Shape(), b.Shape())
+	}
+	if err := e.Sync(); err != nil {
+		return nil, err
+	}
+	return std.Add(a, b, opts...)
+}

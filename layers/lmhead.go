@@ -16,14 +16,39 @@ import (
 // and their gradient). When the graph differentiates it, the forward pass also computes
 // the gradients for a unit loss gradient, and the gradient ops only scale them.
 func LinearCrossEntropy(x, w, targets *G.Node, cap float64, r Reduction) (*G.Node, error) {
-	if x.Dims() != 2 || w.Dims() != 2 || targets.Dims() != 1 || x.Shape()[1] != w.Shape()[1] || targets.Shape()[0] != x.Shape()[0] {
-		return nil, fmt.Errorf("lm head: want x (N, C), W (V, C) and targets (N), got %v, %v and %v", x.Shape(), w.Shape(), targets.Shape())
+	if err := checkLMHead(x, w, targets, cap); err != nil {
+		return nil, err
 	}
-	if cap < 0 || r < Mean || r > PerToken {
-		return nil, fmt.Errorf("lm head: invalid cap %g or reduction %d", cap, r)
+	if r < Mean || r > PerToken {
+		return nil, fmt.Errorf("lm head: invalid reduction %d (weighted losses are LinearCrossEntropyWeighted's)", r)
 	}
 	name := fmt.Sprintf("LinearCrossEntropy{%g,%v}", cap, r)
 	return G.ApplyOp(&lmHeadOp{opInfo: opInfo{name: name, arity: 3}, cap: cap, reduction: r}, x, w, targets)
+}
+
+// LinearCrossEntropyWeighted is LinearCrossEntropy whose loss is Σ_i weights_i·loss_i for
+// N float weights (RL's advantages): each row's gradient is scaled by its weight in the
+// forward pass, as the mean's are by 1/count.
+func LinearCrossEntropyWeighted(x, w, targets, weights *G.Node, cap float64) (*G.Node, error) {
+	if weights.Dims() != 1 || targets.Dims() != 1 || weights.Shape()[0] != targets.Shape()[0] {
+		return nil, fmt.Errorf("lm head: want one weight a target, got %v and %v", weights.Shape(), targets.Shape())
+	}
+	if err := checkLMHead(x, w, targets, cap); err != nil {
+		return nil, err
+	}
+	name := fmt.Sprintf("LinearCrossEntropy{%g,%v}", cap, Weighted)
+	return G.ApplyOp(&lmHeadOp{opInfo: opInfo{name: name, arity: 4}, cap: cap, reduction: Weighted}, x, w, targets, weights)
+}
+
+// checkLMHead checks the shapes of the lm head's inputs and the softcap.
+func checkLMHead(x, w, targets *G.Node, cap float64) error {
+	if x.Dims() != 2 || w.Dims() != 2 || targets.Dims() != 1 || x.Shape()[1] != w.Shape()[1] || targets.Shape()[0] != x.Shape()[0] {
+		return fmt.Errorf("lm head: want x (N, C), W (V, C) and targets (N), got %v, %v and %v", x.Shape(), w.Shape(), targets.Shape())
+	}
+	if cap < 0 {
+		return fmt.Errorf("lm head: invalid cap %g", cap)
+	}
+	return nil
 }
 
 // lmHeadRows is how many rows of logits exist at once: about 8 Mi values (32 MiB) in host
@@ -40,12 +65,9 @@ func lmHeadRows(e backend.Gemm, vocab int) int {
 // LinearCrossEntropyPass computes, chunk by chunk, the logits x·Wᵀ, their softcap and
 // cross-entropy: losses receives every row's loss. When scale is not nil, dx and dw
 // receive the gradients of Σ_i scale_i·loss_i; dw is accumulated into, so clear it first.
-// scratch holds lmHeadRows(e, vocab)·vocab values. Every slice must be e's memory; the work
-// may be queued there.
-func LinearCrossEntropyPass[T Float](e backend.Gemm, x, w []T, targets []int, width, vocab int, cap T, losses, scale, dx, dw, scratch []T) error {
-	if err := CheckIDs("target", targets, vocab, true); err != nil {
-		return err
-	}
+// scratch holds lmHeadRows(e, vocab)·vocab values. Every slice must be e's memory, the
+// targets checked (CheckIDs); the work may be queued there.
+func LinearCrossEntropyPass[T Float](e backend.Gemm, x, w []T, targets []int, width, vocab int, cap T, losses, scale, dx, dw, scratch []T) {
 	n, rows := len(targets), lmHeadRows(e, vocab)
 	for r0 := 0; r0 < n; r0 += rows {
 		r := min(rows, n-r0)
@@ -66,7 +88,6 @@ func LinearCrossEntropyPass[T Float](e backend.Gemm, x, w []T, targets []int, wi
 		gemm(e, false, false, r, width, vocab, 1, grad, vocab, w, width, 0, dx[r0*width:], width)
 		gemm(e, true, false, vocab, width, r, 1, grad, vocab, xs, width, 1, dw, width)
 	}
-	return nil
 }
 
 // lmHeadOp keeps the gradients its forward pass computes for its gradient ops.
@@ -80,12 +101,14 @@ type lmHeadOp struct {
 
 func (op *lmHeadOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
-	m := G.TensorType{Dims: 2, Of: a}
-	out := hm.Type(a)
+	m, v := G.TensorType{Dims: 2, Of: a}, G.TensorType{Dims: 1, Of: a}
 	if op.reduction == PerToken {
-		out = G.TensorType{Dims: 1, Of: a}
+		return hm.NewFnType(m, m, G.TensorType{Dims: 1, Of: tensor.Int}, v)
 	}
-	return hm.NewFnType(m, m, G.TensorType{Dims: 1, Of: tensor.Int}, out)
+	if op.reduction == Weighted {
+		return hm.NewFnType(m, m, G.TensorType{Dims: 1, Of: tensor.Int}, v, a)
+	}
+	return hm.NewFnType(m, m, G.TensorType{Dims: 1, Of: tensor.Int}, a)
 }
 
 func (op *lmHeadOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -95,9 +118,10 @@ func (op *lmHeadOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.ScalarShape(), nil
 }
 
-func (op *lmHeadOp) DiffWRT(int) []bool { return []bool{true, true, false} }
+func (op *lmHeadOp) DiffWRT(n int) []bool { return append([]bool{true, true}, make([]bool, n-2)...) }
 
-// lmHeadInputs checks x (N, C), W (V, C) and N int targets.
+// lmHeadInputs checks x (N, C), W (V, C) and N int targets, which lie in the engine's
+// memory.
 func lmHeadInputs(in []G.Value) (x, w *tensor.Dense, targets []int, err error) {
 	if x, err = dense("lm head input", in[0]); err != nil {
 		return
@@ -143,7 +167,7 @@ func (op *lmHeadOp) Plan(e tensor.Engine, in []tensor.Shape) Plan {
 }
 
 // pass runs LinearCrossEntropyPass on the op's buffers; scale nil computes no gradients.
-func (op *lmHeadOp) pass(x, w *tensor.Dense, targets []int, losses, scale *tensor.Dense) error {
+func (op *lmHeadOp) pass(x, w *tensor.Dense, targets []int, losses, scale *tensor.Dense) {
 	n, c, v := x.Shape()[0], x.Shape()[1], w.Shape()[0]
 	dt, eng := x.Dtype(), x.Engine()
 	scratch := op.scratch.get(dt, eng, op.scratchShape(eng, n, v)...)
@@ -154,16 +178,16 @@ func (op *lmHeadOp) pass(x, w *tensor.Dense, targets []int, losses, scale *tenso
 	}
 	switch dt {
 	case tensor.Float32:
-		return LinearCrossEntropyPass(gemmOf(x), floats[float32](x), floats[float32](w), targets, c, v, float32(op.cap),
+		LinearCrossEntropyPass(gemmOf(x), floats[float32](x), floats[float32](w), targets, c, v, float32(op.cap),
 			optionalFloats[float32](losses), optionalFloats[float32](scale), optionalFloats[float32](dx), optionalFloats[float32](dw), floats[float32](scratch))
 	default:
-		return LinearCrossEntropyPass(gemmOf(x), floats[float64](x), floats[float64](w), targets, c, v, op.cap,
+		LinearCrossEntropyPass(gemmOf(x), floats[float64](x), floats[float64](w), targets, c, v, op.cap,
 			optionalFloats[float64](losses), optionalFloats[float64](scale), optionalFloats[float64](dx), optionalFloats[float64](dw), floats[float64](scratch))
 	}
 }
 
-// unitScale is each row's loss weight in the reduced loss: 1/count for the mean, 1 for the
-// sum.
+// unitScale is each row's loss weight in a loss reduced without weights: 1/count for the
+// mean, 1 for the sum.
 func (op *lmHeadOp) unitScale(targets []int) float64 {
 	if op.reduction == Mean {
 		return 1 / float64(max(validCount(targets), 1))
@@ -176,48 +200,82 @@ func (op *lmHeadOp) Do(in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, dt := x.Shape()[0], x.Dtype()
-	losses := op.losses.get(dt, x.Engine(), n)
-	var scale *tensor.Dense
-	if op.differentiated && op.reduction != PerToken {
-		scale = op.scale.get(dt, x.Engine(), n)
-		if err := beforeHostWrite(scale); err != nil {
-			return nil, err
-		}
-		fill(scale, op.unitScale(targets))
-	}
-	if err := op.pass(x, w, targets, losses, scale); err != nil {
+	n, dt, eng := x.Shape()[0], x.Dtype(), x.Engine()
+	hostTargets, err := backend.Readable(eng, targets)
+	if err != nil {
 		return nil, err
 	}
-	if m, ok := losses.Engine().(backend.Memory); ok {
-		// The host reads the losses next: the sum below, or Gorgonia's of per-token losses.
-		if err := m.Sync(); err != nil {
+	if err := CheckIDs("target", hostTargets, w.Shape()[0], true); err != nil {
+		return nil, err
+	}
+	var weights *tensor.Dense
+	if op.reduction == Weighted {
+		if weights, err = dense("lm head loss weights", in[3], n); err != nil || weights.Dtype() != dt {
+			return nil, fmt.Errorf("%v: want %d loss weights of %v: %v", op, n, dt, err)
+		}
+	}
+	losses := op.losses.get(dt, eng, n)
+	var scale *tensor.Dense
+	if op.differentiated {
+		scale = op.scale.get(dt, eng, n)
+		if weights != nil {
+			copyRows(scale, 0, weights)
+		} else if err := fill(scale, op.unitScale(hostTargets)); err != nil {
 			return nil, err
 		}
 	}
+	op.pass(x, w, targets, losses, scale)
 	if op.reduction == PerToken {
 		return losses, nil
 	}
-	total := sumFloats(losses) * op.unitScale(targets)
+	var total float64
 	if dt == tensor.Float32 {
-		return G.NewF32(float32(total)), nil
+		total, err = reduce[float32](losses, weights, op.unitScale(hostTargets))
+		return G.NewF32(float32(total)), err
 	}
-	return G.NewF64(total), nil
+	total, err = reduce[float64](losses, weights, op.unitScale(hostTargets))
+	return G.NewF64(total), err
+}
+
+// reduce is Σ_i w_i·losses_i, with the weights w (unit each when nil), read by the host in
+// float64.
+func reduce[T Float](losses, w *tensor.Dense, unit float64) (float64, error) {
+	l, err := backend.Readable(losses.Engine(), floats[T](losses))
+	if err != nil {
+		return 0, err
+	}
+	var weights []T
+	if w != nil {
+		if weights, err = backend.Readable(w.Engine(), floats[T](w)); err != nil {
+			return 0, err
+		}
+	}
+	var total float64
+	for i, x := range l {
+		if weights != nil {
+			total += float64(weights[i]) * float64(x)
+		} else {
+			total += float64(x)
+		}
+	}
+	return total * unit, nil
 }
 
 func (op *lmHeadOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	if op.reduction == PerToken {
+		return nil, fmt.Errorf("%v: per-token losses are not differentiated; weight them (LinearCrossEntropyWeighted)", op)
+	}
 	op.differentiated = true
 	dx, err := G.ApplyOp(&lmHeadGradOp{opInfo: opInfo{name: "Grad" + op.name, arity: 4}, fwd: op}, in[0], in[1], in[2], grad)
 	if err != nil {
 		return nil, err
 	}
 	dw, err := G.ApplyOp(&lmHeadWeightGradOp{opInfo: opInfo{name: "WeightGrad" + op.name, arity: 2}, fwd: op}, dx, in[1])
-	return G.Nodes{dx, dw, nil}, err
+	return append(G.Nodes{dx, dw}, make(G.Nodes, len(in)-2)...), err
 }
 
-// lmHeadGradOp computes dx from (x, W, targets, dloss), and dW with it: for the mean and
-// the sum it scales what the forward pass computed by the scalar dloss; for per-token losses
-// it runs the pass again with each row's loss gradient.
+// lmHeadGradOp computes dx from (x, W, targets, dloss), and dW with it: it scales what the
+// forward pass computed by the scalar dloss.
 type lmHeadGradOp struct {
 	opInfo
 	fwd *lmHeadOp
@@ -225,54 +283,23 @@ type lmHeadGradOp struct {
 
 func (op *lmHeadGradOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
-	m, g := G.TensorType{Dims: 2, Of: a}, hm.Type(a)
-	if op.fwd.reduction == PerToken {
-		g = G.TensorType{Dims: 1, Of: a}
-	}
-	return hm.NewFnType(m, m, G.TensorType{Dims: 1, Of: tensor.Int}, g, m)
+	m := G.TensorType{Dims: 2, Of: a}
+	return hm.NewFnType(m, m, G.TensorType{Dims: 1, Of: tensor.Int}, a, m)
 }
 
 func (op *lmHeadGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
 
-// Plan: per-token losses run the pass again (its losses are the forward op's, rewritten
-// alike); the mean and the sum scale the forward op's gradients in place.
-func (op *lmHeadGradOp) Plan(e tensor.Engine, in []tensor.Shape) Plan {
-	f := op.fwd
-	if f.reduction == PerToken {
-		return Plan{Writes: f.gradients(e, in), Result: &f.dx, Reads: []*Buffer{&f.losses}}
-	}
-	return Plan{Result: &f.dx, Reads: []*Buffer{&f.dx, &f.dw}}
+// Plan: the forward op's gradients, scaled in place.
+func (op *lmHeadGradOp) Plan(tensor.Engine, []tensor.Shape) Plan {
+	return Plan{Result: &op.fwd.dx, Reads: []*Buffer{&op.fwd.dx, &op.fwd.dw}}
 }
 
 func (op *lmHeadGradOp) Do(in ...G.Value) (G.Value, error) {
-	x, w, targets, err := lmHeadInputs(in)
+	x, _, _, err := lmHeadInputs(in)
 	if err != nil {
 		return nil, err
-	}
-	if op.fwd.reduction == PerToken {
-		g, err := dense("lm head loss gradient", in[3], x.Shape()[0])
-		if err != nil {
-			return nil, err
-		}
-		// Gorgonia makes the losses' gradient (its Sum's) in Go's memory: the engine gets a
-		// copy in its own.
-		own := op.fwd.scale.get(x.Dtype(), x.Engine(), x.Shape()[0])
-		if err := beforeHostWrite(own); err != nil {
-			return nil, err
-		}
-		switch own.Dtype() {
-		case tensor.Float32:
-			copy(floats[float32](own), floats[float32](g))
-		case tensor.Float64:
-			copy(floats[float64](own), floats[float64](g))
-		}
-		g = own
-		if err := op.fwd.pass(x, w, targets, op.fwd.losses.get(x.Dtype(), x.Engine(), x.Shape()[0]), g); err != nil {
-			return nil, err
-		}
-		return op.fwd.dx.t, nil
 	}
 	s, ok := in[3].(G.Scalar)
 	if !ok {
@@ -319,26 +346,22 @@ func (op *lmHeadWeightGradOp) Do(in ...G.Value) (G.Value, error) {
 	return dw, nil
 }
 
-// beforeHostWrite waits, on an engine that queues its work, until the work queued so far
-// is done: the planned memory t lies in may still be read (or written) there by operations
-// that come earlier in the graph.
-func beforeHostWrite(t *tensor.Dense) error {
-	if m, ok := t.Engine().(backend.Memory); ok {
-		return m.Sync()
-	}
-	return nil
-}
-
-// fill sets every element of a float tensor to x.
-func fill(t *tensor.Dense, x float64) {
+// fill sets every element of a float tensor to x, a write of the host's.
+func fill(t *tensor.Dense, x float64) error {
 	switch d := t.Data().(type) {
 	case []float32:
-		for i := range d {
-			d[i] = float32(x)
-		}
+		return backend.Write(t.Engine(), d, repeat(float32(x), len(d)))
 	case []float64:
-		for i := range d {
-			d[i] = x
-		}
+		return backend.Write(t.Engine(), d, repeat(x, len(d)))
 	}
+	return fmt.Errorf("fill: a tensor of %v", t.Dtype())
+}
+
+// repeat is n copies of x.
+func repeat[T any](x T, n int) []T {
+	s := make([]T, n)
+	for i := range s {
+		s[i] = x
+	}
+	return s
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"gochat/backend"
 	"gochat/internal/parallel"
 
 	G "gorgonia.org/gorgonia"
@@ -23,10 +24,14 @@ const (
 	Sum
 	// PerToken returns every position's loss (0 at ignored positions): bits per byte needs it.
 	PerToken
+	// Weighted adds the per-token losses weighted by a tensor of weights
+	// (LinearCrossEntropyWeighted).
+	Weighted
 )
 
-// String is PyTorch's name of the reduction: "mean", "sum" or "none" (PerToken).
-func (r Reduction) String() string { return [...]string{"mean", "sum", "none"}[r] }
+// String is PyTorch's name of the reduction: "mean", "sum" or "none" (PerToken); Weighted,
+// which PyTorch has not, is "weighted".
+func (r Reduction) String() string { return [...]string{"mean", "sum", "none", "weighted"}[r] }
 
 // CrossEntropyForward writes each row's loss lse(z) − z[target] for softcapped logits
 // z = cap·tanh(l/cap) (cap 0: z = l); ignored rows get loss 0. When grad is not nil it also
@@ -103,6 +108,16 @@ func CheckIDs(what string, ids []int, vocab int, ignorable bool) error {
 	return nil
 }
 
+// checkIDsOn is CheckIDs of ids in e's memory where the host reads it. A backend.Remote
+// engine's ids are checked where the host wrote them (graph.Model.Run): reading them back
+// would wait for the device's work.
+func checkIDsOn(e tensor.Engine, what string, ids []int, vocab int, ignorable bool) error {
+	if _, remote := e.(backend.Remote); remote {
+		return nil
+	}
+	return CheckIDs(what, ids, vocab, ignorable)
+}
+
 // validCount is the number of targets that are not ignored.
 func validCount(targets []int) int {
 	n := 0
@@ -123,20 +138,4 @@ func scalarFloat(s G.Scalar) float64 {
 		return v
 	}
 	return 0
-}
-
-// sumFloats adds a float tensor's elements in float64.
-func sumFloats(t *tensor.Dense) float64 {
-	var total float64
-	switch d := t.Data().(type) {
-	case []float32:
-		for _, x := range d {
-			total += float64(x)
-		}
-	case []float64:
-		for _, x := range d {
-			total += x
-		}
-	}
-	return total
 }

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"gochat/backend"
 	"gochat/checkpoint"
 	"gochat/cpubackend"
+	"gochat/internal/hostdevice"
 	"gochat/loader"
 	"gochat/tokenizer"
 )
@@ -66,12 +68,24 @@ func recordsOf(t *testing.T, dir, kind string) []Record {
 
 func trainRecords(t *testing.T, dir string) []Record { return recordsOf(t, dir, "train") }
 
+// TestBaseTrainsAndResumesExactly trains, evaluates, samples and saves on the CPU engine and
+// on a device engine (hostdevice, whose memory the host reaches only through its copies),
+// interrupts a second run and resumes it to the same losses and weights.
 func TestBaseTrainsAndResumesExactly(t *testing.T) {
 	data, tok := fixture(t)
+	for name, engine := range map[string]func() backend.Backend{
+		"cpu":    func() backend.Backend { return cpubackend.New(nil) },
+		"device": func() backend.Backend { return hostdevice.New(nil) },
+	} {
+		t.Run(name, func(t *testing.T) { trainsAndResumes(t, data, tok, engine) })
+	}
+}
+
+func trainsAndResumes(t *testing.T, data string, tok *tokenizer.Tokenizer, engine func() backend.Backend) {
 	straight := filepath.Join(t.TempDir(), "d1")
 	var log strings.Builder
 	run := tinyRun(t, data, tok, straight)
-	run.Log = &log
+	run.Log, run.Engine = &log, engine()
 	res, err := Base(context.Background(), run)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +117,7 @@ func TestBaseTrainsAndResumesExactly(t *testing.T) {
 	stopped := filepath.Join(t.TempDir(), "d1")
 	ctx, cancel := context.WithCancel(context.Background())
 	run = tinyRun(t, data, tok, stopped)
+	run.Engine = engine()
 	run.Progress = func(step, _ int) {
 		if step == 5 {
 			cancel()
@@ -116,7 +131,7 @@ func TestBaseTrainsAndResumesExactly(t *testing.T) {
 		t.Fatalf("checkpoints after the interruption: %v", steps)
 	}
 	run = tinyRun(t, data, tok, stopped)
-	run.Resume = true
+	run.Engine, run.Resume = engine(), true
 	if _, err := Base(context.Background(), run); err != nil {
 		t.Fatal(err)
 	}

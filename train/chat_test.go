@@ -10,8 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"gochat/backend"
 	"gochat/checkpoint"
+	"gochat/cpubackend"
 	"gochat/graph"
+	"gochat/internal/hostdevice"
 	"gochat/tasks"
 	"gochat/tokenizer"
 )
@@ -47,8 +50,11 @@ func chatRun(from *checkpoint.Checkpoint, tok *tokenizer.Tokenizer, dir string, 
 
 // stageRun runs a chat stage.
 func stageRun(ctx context.Context, r Run, st Stage) (*Result, error) {
-	if st == MidStage {
+	switch st {
+	case MidStage:
 		return Mid(ctx, r)
+	case RLStage:
+		return RL(ctx, r)
 	}
 	return SFT(ctx, r)
 }
@@ -338,5 +344,39 @@ func TestChatStageFailures(t *testing.T) {
 	r.Resume, r.Train = true, tasks.Arithmetic(140, 1)
 	if _, err := SFT(context.Background(), r); err == nil || !strings.Contains(err.Error(), "the datasets changed") {
 		t.Errorf("a resume on other conversations: %v", err)
+	}
+}
+
+// TestStagesOnTheDevice runs a few steps of SFT and of RL (rollouts, their scoring and the
+// weighted loss) on a device engine, hostdevice, whose memory the host reaches only
+// through its copies, and on the CPU engine: the same losses and rewards.
+func TestStagesOnTheDevice(t *testing.T) {
+	from, tok := baseCheckpoint(t)
+	records := func(engine backend.Backend, st Stage) []Record {
+		dir := filepath.Join(t.TempDir(), st.String())
+		r := chatRun(from, tok, dir, st)
+		if st == RLStage {
+			r = rlRun(from, tok, dir)
+		}
+		r.Engine, r.Settings.NumIterations = engine, 6
+		if _, err := stageRun(context.Background(), r, st); err != nil {
+			t.Fatalf("%v on %s: %v", st, engine.Name(), err)
+		}
+		return trainRecords(t, dir)
+	}
+	for _, st := range []Stage{SFTStage, RLStage} {
+		dev := hostdevice.New(nil)
+		got, want := records(dev, st), records(cpubackend.New(nil), st)
+		if len(got) != 6 || len(want) != 6 {
+			t.Fatalf("%v: %d steps on the device, %d on the CPU", st, len(got), len(want))
+		}
+		if calls := dev.Calls(); st == RLStage && (calls["StoreKV"] == 0 || calls["AttentionCached"] == 0) {
+			t.Errorf("rl: the rollouts did not decode on the device: %v", calls)
+		}
+		for i := range want {
+			if math.Abs(got[i].Loss-want[i].Loss) > 1e-4*math.Abs(want[i].Loss) || got[i].Reward != want[i].Reward {
+				t.Errorf("%v step %d: loss %v, reward %v on the device; %v, %v on the CPU", st, i, got[i].Loss, got[i].Reward, want[i].Loss, want[i].Reward)
+			}
+		}
 	}
 }

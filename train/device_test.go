@@ -13,9 +13,10 @@ import (
 )
 
 // TestDevicePaths trains a small model three steps of two micro-batches on an engine that
-// is a Device (hostdevice: Go memory and Go kernels behind the device's interfaces) and on
-// the CPU engine: every op and every part of the optimizer step must go to the device, and
-// the two must agree. The kernels themselves are checked against these paths on a GPU
+// is a Device (hostdevice: memory of its own and Go kernels behind the device's interfaces)
+// and on the CPU engine: every op and every part of the optimizer step must go to the
+// device, the host must touch the device's memory only through its copies, and the two
+// must agree. The kernels themselves are checked against these paths on a GPU
 // (cudabackend's tests).
 func TestDevicePaths(t *testing.T) {
 	cfg := graph.Config{SequenceLen: 32, VocabSize: 97, NLayer: 2, NHead: 4, NKVHead: 2, NEmbd: 64}
@@ -49,7 +50,11 @@ func TestDevicePaths(t *testing.T) {
 			}
 			losses = append(losses, res.Loss, res.GradNorm)
 		}
-		return losses, m.Weights()
+		w, err := m.HostWeights()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return losses, w
 	}
 	dev := hostdevice.New(cpubackend.Gonum{})
 	got, gotW := run(dev)

@@ -51,7 +51,10 @@ func (b *baseRun) evaluate(ctx context.Context, step int) error {
 // weights updated at the next, so that the run's samples, measures and RL's rollouts take
 // the device's memory once.
 func (b *baseRun) generation() (*graph.Cached, error) {
-	w := b.model.Weights()
+	w, err := b.model.HostWeights()
+	if err != nil {
+		return nil, err
+	}
 	if b.gen != nil {
 		return b.gen, b.gen.Update(w)
 	}
@@ -124,7 +127,11 @@ func (b *baseRun) save() error {
 		b.savedAt = b.st.step
 		return nil
 	}
-	if err := checkpoint.Save(b.Dir, b.model.Weights(), state, meta); err != nil {
+	w, err := b.model.HostWeights()
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.Save(b.Dir, w, state, meta); err != nil {
 		return err
 	}
 	fmt.Fprintf(b.Log, "saved checkpoint of step %d to %s\n", b.st.step, b.Dir)
@@ -182,7 +189,11 @@ func (b *baseRun) keep(err error) error {
 		return fmt.Errorf("%w (before any step of this process: the checkpoint of step %d stays the last)", err, b.first)
 	}
 	if b.savedAt != b.st.step {
-		if ferr := b.model.Weights().Finite(); ferr != nil {
+		w, rerr := b.model.HostWeights()
+		if rerr != nil { // the device has failed: what it holds cannot be saved
+			return fmt.Errorf("%w; the weights cannot be read back from the device to be saved: %v", err, rerr)
+		}
+		if ferr := w.Finite(); ferr != nil {
 			if b.savedAt < 0 {
 				return fmt.Errorf("%w; the weights are no longer finite and no step was saved (--save-every keeps some)", err)
 			}

@@ -1,10 +1,11 @@
 package train
 
 import (
+	"cmp"
 	"fmt"
-	"slices"
 	"strings"
 
+	"gochat/backend"
 	"gochat/graph"
 	"gochat/optimizers"
 	"gochat/safetensors"
@@ -24,7 +25,11 @@ func (t *Trainer) State() (map[string]safetensors.Tensor, error) {
 	for _, round := range rounds {
 		for _, x := range round {
 			if v := x.value(); v != nil && t.shards.owns(x.param.Name) {
-				s[x.key] = safetensors.F32(v, x.param.Shape[0], x.param.Shape[1])
+				h, err := backend.Readable(t.engine, v)
+				if err != nil {
+					return nil, fmt.Errorf("optimizer state: %w", err)
+				}
+				s[x.key] = safetensors.F32(h, x.param.Shape[0], x.param.Shape[1])
 			}
 		}
 	}
@@ -38,13 +43,16 @@ func (t *Trainer) State() (map[string]safetensors.Tensor, error) {
 		for i, x := range round {
 			specs[i], byName[x.param.Name] = x.param, x
 		}
+		var readErr error
 		err := t.shards.share(t.engine, specs, func(name string) []float32 { return byName[name].value() },
 			func(name string, v []float32) {
 				if x := byName[name]; root {
-					s[x.key] = safetensors.F32(slices.Clone(v), x.param.Shape[0], x.param.Shape[1])
+					h := make([]float32, len(v))
+					readErr = cmp.Or(readErr, backend.Read(t.engine, h, v))
+					s[x.key] = safetensors.F32(h, x.param.Shape[0], x.param.Shape[1])
 				}
 			})
-		if err != nil {
+		if err = cmp.Or(err, readErr); err != nil {
 			return nil, fmt.Errorf("optimizer state: %w", err)
 		}
 	}
@@ -127,7 +135,9 @@ func (t *Trainer) LoadState(s map[string]safetensors.Tensor) error {
 			return err
 		}
 		dst[param] = optimizers.Zeros(t.engine, len(values))
-		copy(dst[param], values)
+		if err := backend.Write(t.engine, dst[param], values); err != nil {
+			return fmt.Errorf("optimizer state: %s: %w", name, err)
+		}
 	}
 	// Every step updates every parameter: after one, each has its whole state.
 	if steps != iter {

@@ -89,3 +89,28 @@ func Typed(p unsafe.Pointer, dt tensor.Dtype, n int) any {
 	}
 	panic(fmt.Sprintf("arena: no slices of %v", dt))
 }
+
+// Pair returns where dst and src lie and their bytes, for a copy between them: slices
+// Typed makes, of one type and length (an empty pair has nil addresses).
+func Pair(dst, src any) (d, s unsafe.Pointer, n uintptr, err error) {
+	d, dn, dok := Span(dst)
+	s, sn, sok := Span(src)
+	if !dok || !sok || fmt.Sprintf("%T", dst) != fmt.Sprintf("%T", src) || dn != sn {
+		return nil, nil, 0, fmt.Errorf("arena: a copy from %T of %d bytes into %T of %d", src, sn, dst, dn)
+	}
+	return d, s, dn, nil
+}
+
+// Span is where x, a []float32, []int or []int8, lies and its bytes; ok is false for
+// another type.
+func Span(x any) (p unsafe.Pointer, n uintptr, ok bool) {
+	switch x := x.(type) {
+	case []float32:
+		return unsafe.Pointer(unsafe.SliceData(x)), uintptr(len(x)) * 4, true
+	case []int:
+		return unsafe.Pointer(unsafe.SliceData(x)), uintptr(len(x)) * unsafe.Sizeof(0), true
+	case []int8:
+		return unsafe.Pointer(unsafe.SliceData(x)), uintptr(len(x)), true
+	}
+	return nil, 0, false
+}
