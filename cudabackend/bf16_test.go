@@ -22,13 +22,14 @@ func TestBF16Rounding(t *testing.T) {
 	special := []uint32{0x3f808000, 0x3f818000, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,
 		0x7fc00001, 0xffbfffff, 0x00000001, 0x80008000, 0x00ff8000, 0}
 	for _, n := range []int{1, 3, 4, 5, 1023, 4097, 1<<26 + 7} {
-		x := e.Make(tensor.Float32, n+3).([]float32)
-		for i := range x {
-			x[i] = math.Float32frombits(r.Uint32())
+		hx := make([]float32, n+3)
+		for i := range hx {
+			hx[i] = math.Float32frombits(r.Uint32())
 			if i%5 == 0 {
-				x[i] = math.Float32frombits(special[(i/5)%len(special)])
+				hx[i] = math.Float32frombits(special[(i/5)%len(special)])
 			}
 		}
+		x := put(e, hx)
 		for _, off := range []int{0, 1, 2, 3} {
 			if n > 1<<20 && off > 1 {
 				continue
@@ -39,11 +40,12 @@ func TestBF16Rounding(t *testing.T) {
 			h := e.roundHalves(scratchHalfA, e.ptr(src), n)
 			e.copyBytes(e.ptr(out), h, 2*n)
 			e.b.mu.Unlock()
-			if err := e.Sync(); err != nil {
+			rounded := make([]float32, len(out))
+			if err := e.CopyToHost(rounded, out); err != nil {
 				t.Fatalf("n %d, offset %d: %v", n, off, err)
 			}
-			got := unsafe.Slice((*uint16)(unsafe.Pointer(&out[0])), n)
-			for i, f := range src {
+			got := unsafe.Slice((*uint16)(unsafe.Pointer(&rounded[0])), n)
+			for i, f := range hx[off : off+n] {
 				if want := ToBF16(f); got[i] != want {
 					t.Fatalf("n %d, offset %d: float %d (%#08x) rounds to %#04x on the device, %#04x in Go", n, off, i, math.Float32bits(f), got[i], want)
 				}
@@ -55,7 +57,7 @@ func TestBF16Rounding(t *testing.T) {
 // TestBF16OperandReuse: a product sharing an operand with the one before it (a gradient's
 // dX = dY·W and dW = dYᵀ·X) rounds it once, and computes what it does after a Sync, which
 // forgets every rounding; a kernel writing the shared operand between the two, or the host
-// after a Sync, makes the next product round it again.
+// (a copy into it), makes the next product round it again.
 func TestBF16OperandReuse(t *testing.T) {
 	e := engineOf(t, BF16)
 	r := rand.New(rand.NewPCG(5, 6))
@@ -100,12 +102,13 @@ func TestBF16OperandReuse(t *testing.T) {
 		write func() // between the two products, on dY
 	}{
 		{"a kernel scaling dY", func() { e.Scale(dY, 2) }},
-		{"the host scaling dY after a Sync", func() {
-			if err := e.Sync(); err != nil {
-				t.Fatal(err)
+		{"the host writing dY, scaled", func() {
+			h := read(t, e, dY)
+			for i := range h {
+				h[i] *= 3
 			}
-			for i := range dY {
-				dY[i] *= 3
+			if err := e.CopyFromHost(dY, h); err != nil {
+				t.Fatal(err)
 			}
 		}},
 	} {

@@ -41,11 +41,11 @@ func TestNCCLOneRank(t *testing.T) {
 	if c.Rank() != 0 || c.Size() != 1 {
 		t.Fatalf("rank %d of %d", c.Rank(), c.Size())
 	}
-	x := e.Make(tensor.Float32, 1000).([]float32)
-	for i := range x {
-		x[i] = float32(i) - 500
+	want := make([]float32, 1000)
+	for i := range want {
+		want[i] = float32(i) - 500
 	}
-	want := slices.Clone(x)
+	x := put(e, want)
 	for i := range want {
 		want[i] *= 3
 	}
@@ -53,16 +53,16 @@ func TestNCCLOneRank(t *testing.T) {
 	if err := c.AllReduce(x); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(x, want) {
-		t.Fatalf("sum over one rank changed the values: %v…, want %v…", x[:4], want[:4])
+	if h := read(t, e, x); !slices.Equal(h, want) {
+		t.Fatalf("sum over one rank changed the values: %v…, want %v…", h[:4], want[:4])
 	}
 	part := e.Make(tensor.Float32, 1000).([]float32)
-	if err := c.ReduceScatter(x, part); err != nil || !slices.Equal(part, want) {
-		t.Fatalf("reduce-scatter: %v, %v…", err, part[:4])
+	if err := c.ReduceScatter(x, part); err != nil || !slices.Equal(read(t, e, part), want) {
+		t.Fatalf("reduce-scatter: %v, %v…", err, read(t, e, part)[:4])
 	}
 	all := e.Make(tensor.Float32, 1000).([]float32)
-	if err := c.AllGather(part, all); err != nil || !slices.Equal(all, want) {
-		t.Fatalf("all-gather: %v, %v…", err, all[:4])
+	if err := c.AllGather(part, all); err != nil || !slices.Equal(read(t, e, all), want) {
+		t.Fatalf("all-gather: %v, %v…", err, read(t, e, all)[:4])
 	}
 	if err := c.ReduceScatter(x, part[:10]); err == nil {
 		t.Error("a reduce-scatter into a part of the wrong size was accepted")

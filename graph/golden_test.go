@@ -239,6 +239,9 @@ func TestGolden(t *testing.T) {
 						continue
 					}
 					grads, err := m.Grads()
+					if err == nil {
+						grads, err = grads.OnHost(m.Engine)
+					}
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -327,7 +330,10 @@ func (c *goldenCase) checkSteps(t *testing.T, rc graph.Recompute) {
 		// Every parameter after the step, and (stricter, since weights dwarf their updates)
 		// every update.
 		want := readWeights(t, filepath.Join(c.dir, name+".safetensors"))
-		got := m.Weights()
+		got, err := m.HostWeights()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, p := range c.meta.Config.Params() {
 			c.check(t, name+"."+p.Name, got[p.Name], float64s(want[p.Name]), tol().step)
 			c.check(t, name+".update."+p.Name, diff(got[p.Name], before[p.Name]), float64s(diff(want[p.Name], before[p.Name])), tol().update)

@@ -62,7 +62,11 @@ func ExampleTrainer() {
 	}
 	fmt.Printf("loss %.1f at the first step, under 0.5 at the last: %v\n", first, last < 0.5)
 
-	cached, err := graph.NewCached(cfg, model.Weights(), engine)
+	weights, err := model.HostWeights() // the host's copy: a GPU's memory is its own
+	if err != nil {
+		panic(err)
+	}
+	cached, err := graph.NewCached(cfg, weights, engine)
 	if err != nil {
 		panic(err)
 	}
