@@ -9,6 +9,7 @@ import (
 	"gochat/cpubackend"
 	"gochat/graph"
 	"gochat/internal/golden"
+	"gochat/internal/hostdevice"
 	"gochat/tokenizer"
 	"math"
 	"os"
@@ -151,38 +152,54 @@ func TestCoreOrderAndFewShotMatchNanochat(t *testing.T) {
 // 2.3e-4.)
 func TestCoreScoresMatchNanochat(t *testing.T) {
 	for _, dir := range goldenCoreCases(t) {
-		m, tok := loadGoldenModel(t, dir)
-		b := openBundle(t, filepath.Join(dir, "bundle"))
-		for run, want := range readGoldenCore(t, dir) {
-			res, err := RunCore(context.Background(), m, tok, b, CoreOptions{MaxPerTask: runMaxPerTask(t, run), BatchTokens: 2048})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, got := range res.Tasks {
-				w := want.Tasks[got.Task.Label]
-				if len(got.Items) != len(w.Items) {
-					t.Fatalf("%s %s %s: %d items, nanochat %d", dir, run, got.Task.Label, len(got.Items), len(w.Items))
+		for _, device := range []bool{false, true} {
+			m, tok := loadGoldenModel(t, dir)
+			name := dir
+			if device { // placed on a device whose memory the host reaches only by copies
+				if err := m.Place(hostdevice.New(nil)); err != nil {
+					t.Fatal(err)
 				}
-				for idx, it := range got.Items {
-					wi := w.Items[idx]
-					if it.Line != wi.Line || it.Correct != wi.Correct || len(it.MeanLosses) != len(wi.MeanLosses) {
-						t.Errorf("%s %s %s item %d: line %d correct %v with %d losses, nanochat line %d %v with %d",
-							dir, run, got.Task.Label, idx, it.Line, it.Correct, len(it.MeanLosses), wi.Line, wi.Correct, len(wi.MeanLosses))
-						continue
+				name += " on the device"
+			}
+			coreScoresMatch(t, dir, name, m, tok)
+		}
+	}
+}
+
+// coreScoresMatch scores the CORE golden case in dir with m, against nanochat's, naming the
+// case name in its errors.
+func coreScoresMatch(t *testing.T, dir, name string, m *graph.Cached, tok *tokenizer.Tokenizer) {
+	t.Helper()
+	b := openBundle(t, filepath.Join(dir, "bundle"))
+	for run, want := range readGoldenCore(t, dir) {
+		res, err := RunCore(context.Background(), m, tok, b, CoreOptions{MaxPerTask: runMaxPerTask(t, run), BatchTokens: 2048})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, got := range res.Tasks {
+			w := want.Tasks[got.Task.Label]
+			if len(got.Items) != len(w.Items) {
+				t.Fatalf("%s %s %s: %d items, nanochat %d", name, run, got.Task.Label, len(got.Items), len(w.Items))
+			}
+			for idx, it := range got.Items {
+				wi := w.Items[idx]
+				if it.Line != wi.Line || it.Correct != wi.Correct || len(it.MeanLosses) != len(wi.MeanLosses) {
+					t.Errorf("%s %s %s item %d: line %d correct %v with %d losses, nanochat line %d %v with %d",
+						name, run, got.Task.Label, idx, it.Line, it.Correct, len(it.MeanLosses), wi.Line, wi.Correct, len(wi.MeanLosses))
+					continue
+				}
+				for i, l := range it.MeanLosses {
+					if math.Abs(l-wi.MeanLosses[i]) > 1e-4*math.Abs(wi.MeanLosses[i]) {
+						t.Errorf("%s %s %s line %d option %d: mean loss %.7f, nanochat %.7f", name, run, got.Task.Label, it.Line, i, l, wi.MeanLosses[i])
 					}
-					for i, l := range it.MeanLosses {
-						if math.Abs(l-wi.MeanLosses[i]) > 1e-4*math.Abs(wi.MeanLosses[i]) {
-							t.Errorf("%s %s %s line %d option %d: mean loss %.7f, nanochat %.7f", dir, run, got.Task.Label, it.Line, i, l, wi.MeanLosses[i])
-						}
-					}
-				}
-				if math.Abs(got.Accuracy-w.Accuracy) > 1e-6 || math.Abs(got.Centered-w.Centered) > 1e-6 {
-					t.Errorf("%s %s %s: accuracy %.6f centred %.6f, nanochat %.6f %.6f", dir, run, got.Task.Label, got.Accuracy, got.Centered, w.Accuracy, w.Centered)
 				}
 			}
-			if math.Abs(res.Core-want.Core) > 1e-6 {
-				t.Errorf("%s %s: CORE %.6f, nanochat %.6f", dir, run, res.Core, want.Core)
+			if math.Abs(got.Accuracy-w.Accuracy) > 1e-6 || math.Abs(got.Centered-w.Centered) > 1e-6 {
+				t.Errorf("%s %s %s: accuracy %.6f centred %.6f, nanochat %.6f %.6f", name, run, got.Task.Label, got.Accuracy, got.Centered, w.Accuracy, w.Centered)
 			}
+		}
+		if math.Abs(res.Core-want.Core) > 1e-6 {
+			t.Errorf("%s %s: CORE %.6f, nanochat %.6f", name, run, res.Core, want.Core)
 		}
 	}
 }
