@@ -107,7 +107,7 @@ func Categorical(ctx context.Context, m *graph.Cached, tok *tokenizer.Tokenizer,
 		letterIDs[letter] = ids[0]
 		return ids[0], nil
 	}
-	n, V := firstProblems(task.Len(), maxProblems), m.Config.VocabSize
+	n := firstProblems(task.Len(), maxProblems)
 	for start := 0; start < n; start += batchSize {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -135,9 +135,13 @@ func Categorical(ctx context.Context, m *graph.Cached, tok *tokenizer.Tokenizer,
 		for b, p := range prompts {
 			copy(ids[b*T:], p)
 		}
-		err := m.Score(ids, len(prompts), T, func(logits []float32) error {
+		err := m.Score(ids, len(prompts), T, func(logits graph.Logits) error {
 			for b, ex := range examples {
-				last := logits[(b*T+len(prompts[b])-1)*V:]
+				at := b*T + len(prompts[b]) - 1
+				last, err := logits.Rows(at, at+1)
+				if err != nil {
+					return err
+				}
 				focus := make([]float32, len(ex.Letters))
 				for k, letter := range ex.Letters {
 					id, err := letterID(letter)

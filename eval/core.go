@@ -215,12 +215,14 @@ func ScoreCore(m *graph.Cached, cases []*CoreCase) ([]CoreVerdict, error) {
 			}
 		}
 	}
-	V := m.Config.VocabSize
 	verdicts := make([]CoreVerdict, len(cases))
-	err := m.Score(ids, B, T, func(logits []float32) error {
+	err := m.Score(ids, B, T, func(logits graph.Logits) error {
 		row := 0
 		for k, c := range cases {
-			verdicts[k] = c.judge(logits[row*T*V:(row+len(c.Seqs))*T*V], T, V)
+			var err error
+			if verdicts[k], err = c.judge(logits, row, T); err != nil {
+				return err
+			}
 			row += len(c.Seqs)
 		}
 		return nil
@@ -232,30 +234,43 @@ func ScoreCore(m *graph.Cached, cases []*CoreCase) ([]CoreVerdict, error) {
 }
 
 // judge is the verdict on c given the logits of its sequences' positions: sequence i's
-// row of T positions of V logits starts at logits[i·T·V].
-func (c *CoreCase) judge(logits []float32, T, V int) CoreVerdict {
-	at := func(i, p int) []float32 { return logits[(i*T+p)*V : (i*T+p+1)*V] }
+// T positions are rows (first+i)·T on. It reads the rows of the answers' positions only.
+func (c *CoreCase) judge(logits graph.Logits, first, T int) (CoreVerdict, error) {
+	V := logits.Vocab()
+	span := func(i int) ([]float32, int, error) { // sequence i's rows from its answer's first prediction
+		from := (first+i)*T + c.Starts[i] - 1
+		rows, err := logits.Rows(from, (first+i)*T+len(c.Seqs[i])-1)
+		return rows, c.Starts[i] - 1, err
+	}
 	if c.Kind == LanguageModeling {
 		s := c.Seqs[0]
-		for p := c.Starts[0] - 1; p < len(s)-1; p++ {
-			if argmax(at(0, p)) != s[p+1] {
-				return CoreVerdict{}
+		rows, p0, err := span(0)
+		if err != nil {
+			return CoreVerdict{}, err
+		}
+		for p := p0; p < len(s)-1; p++ {
+			if argmax(rows[(p-p0)*V:(p-p0+1)*V]) != s[p+1] {
+				return CoreVerdict{}, nil
 			}
 		}
-		return CoreVerdict{Correct: true}
+		return CoreVerdict{Correct: true}, nil
 	}
 	losses := make([]float64, len(c.Seqs))
 	best := 0
 	for i, s := range c.Seqs {
+		rows, p0, err := span(i)
+		if err != nil {
+			return CoreVerdict{}, err
+		}
 		var sum float64
-		for p := c.Starts[i] - 1; p < len(s)-1; p++ {
-			sum += crossEntropy(at(i, p), s[p+1])
+		for p := p0; p < len(s)-1; p++ {
+			sum += crossEntropy(rows[(p-p0)*V:(p-p0+1)*V], s[p+1])
 		}
 		if losses[i] = sum / float64(len(s)-c.Starts[i]); losses[i] < losses[best] {
 			best = i
 		}
 	}
-	return CoreVerdict{Correct: best == c.Gold, MeanLosses: losses}
+	return CoreVerdict{Correct: best == c.Gold, MeanLosses: losses}, nil
 }
 
 // commonLength is the length of the prefix (or, fromEnd, the suffix) all seqs share.

@@ -389,7 +389,10 @@ func TestCoreJudgePicksAsPython(t *testing.T) {
 		for i := range cs.Starts {
 			cs.Starts[i] = commonLength(c.seqs, false)
 		}
-		v := cs.judge(uniform, T, V)
+		v, err := cs.judge(graph.HostLogits(uniform, V), 0, T)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if v.Correct != c.right {
 			t.Errorf("%v gold %d: correct %v, want %v (mean losses %v)", c.seqs, c.gold, v.Correct, c.right, v.MeanLosses)
 		}

@@ -289,12 +289,12 @@ func (m *Cached) forward(c *KVCache, ids []int, T int, all bool) ([]float32, err
 }
 
 // Score runs B whole rows of T tokens (ids, row-major) from their first position, with no
-// cache, and hands judge the softcapped logits of every position (B·T×vocab), which are
-// the model's again once judge returns: what scoring text needs (CORE, the categorical
-// chat evaluations, losses). On a device engine the model is placed on (Place), with
-// float32 matrices, the whole pass runs there and judge reads the logits after a Sync;
-// elsewhere it runs in host memory.
-func (m *Cached) Score(ids []int, B, T int, judge func(logits []float32) error) error {
+// cache, and hands judge the softcapped logits of every position (B·T rows of vocab),
+// which are the model's again once judge returns: what scoring text needs (CORE, the
+// categorical chat evaluations, losses). On a device engine the model is placed on
+// (Place), with float32 matrices, the whole pass runs there and judge reads the rows it
+// needs from the device; elsewhere it runs in host memory.
+func (m *Cached) Score(ids []int, B, T int, judge func(Logits) error) error {
 	if err := m.check(ids, B, T, 0); err != nil {
 		return err
 	}
@@ -306,12 +306,42 @@ func (m *Cached) Score(ids []int, B, T int, judge func(logits []float32) error) 
 	x := trunk[[]float32](o, m.Config.NLayer)
 	logits := o.bufs.get(B * T * m.Config.VocabSize)
 	o.head(x, logits)
+	l := HostLogits(logits, m.Config.VocabSize)
 	if device != nil {
-		if logits, err = backend.Readable(device.e, logits); err != nil {
-			return fmt.Errorf("graph: %w", err)
-		}
+		l.engine = device.e
 	}
-	return judge(logits)
+	return judge(l)
+}
+
+// Logits are the logits of a Score pass, rows of the vocabulary's size where the pass left
+// them (host memory, or the device's).
+type Logits struct {
+	engine any // the device engine holding them, or nil
+	data   []float32
+	vocab  int
+}
+
+// HostLogits are rows of logits of vocab values each in host memory, as Score hands over
+// from a pass on the host.
+func HostLogits(rows []float32, vocab int) Logits { return Logits{data: rows, vocab: vocab} }
+
+// Len is the number of rows.
+func (l Logits) Len() int { return len(l.data) / l.vocab }
+
+// Vocab is the length of a row.
+func (l Logits) Vocab() int { return l.vocab }
+
+// Rows returns rows lo to hi (exclusive) where the host reads them: in place in host
+// memory, else a copy from the device of those rows alone.
+func (l Logits) Rows(lo, hi int) ([]float32, error) {
+	if lo < 0 || hi > l.Len() || lo > hi {
+		return nil, fmt.Errorf("graph: logits rows %d to %d of %d", lo, hi, l.Len())
+	}
+	rows, err := backend.Readable(l.engine, l.data[lo*l.vocab:hi*l.vocab])
+	if err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	return rows, nil
 }
 
 // check refuses a pass of ids that are not B rows of T tokens of the vocabulary from
@@ -428,7 +458,11 @@ func (s *CachedScorer) TokenLosses(ids, targets []int) ([]float32, error) {
 	}
 	losses := make([]float32, len(ids))
 	for r := range s.Rows {
-		err := s.Model.Score(ids[r*T:(r+1)*T], 1, T, func(logits []float32) error {
+		err := s.Model.Score(ids[r*T:(r+1)*T], 1, T, func(l Logits) error {
+			logits, err := l.Rows(0, T)
+			if err != nil {
+				return err
+			}
 			return layers.CrossEntropyForward(losses[r*T:(r+1)*T], logits, targets[r*T:(r+1)*T], s.Model.Config.VocabSize, 0, nil, nil)
 		})
 		if err != nil {

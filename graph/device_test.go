@@ -179,7 +179,12 @@ func TestScoreOnTheDevice(t *testing.T) {
 	score := func(m *graph.Cached) []float32 {
 		t.Helper()
 		var out []float32
-		if err := m.Score(ids, B, T, func(logits []float32) error { out = slices.Clone(logits); return nil }); err != nil {
+		err := m.Score(ids, B, T, func(logits graph.Logits) error {
+			rows, err := logits.Rows(0, logits.Len())
+			out = slices.Clone(rows)
+			return err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 		return out
@@ -248,7 +253,7 @@ func TestScoreOnTheDevice(t *testing.T) {
 	}
 	bad := slices.Clone(ids)
 	bad[4] = V
-	if err := m.Score(bad, B, T, func([]float32) error { return nil }); err == nil || !strings.Contains(err.Error(), "token id") {
+	if err := m.Score(bad, B, T, func(graph.Logits) error { return nil }); err == nil || !strings.Contains(err.Error(), "token id") {
 		t.Errorf("an id outside the vocabulary: %v", err)
 	}
 }
