@@ -70,6 +70,9 @@ func joinRanks(c *cli.Context, engine backend.Backend) (dist.Comm, error) {
 			return nil, fmt.Errorf("started by mpirun: %w", err)
 		}
 		comm = mpi
+		if _, remote := engine.(backend.Remote); remote && group == nil {
+			return nil, fmt.Errorf("started by mpirun: MPI cannot reach the %s engine's memory, and the engine brings no collective library of its own", engine.Name())
+		}
 		if group != nil {
 			if comm, err = joinOverMPI(mpi, group, timeout); err != nil {
 				return nil, err

@@ -24,7 +24,13 @@ import (
 // inHome runs the binary with GOCHAT_HOME set to home.
 func inHome(t *testing.T, home string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return runIn(t, binary, home, args...)
+}
+
+// runIn runs the binary bin with args in GOCHAT_HOME home.
+func runIn(t *testing.T, bin, home string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "GOCHAT_HOME="+home)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -245,12 +251,27 @@ func TestTrainBaseErrors(t *testing.T) {
 }
 
 // TestDemo runs the README's command in a reduced form (a few of Go's files, a tiny model,
-// seconds of training) through the same code path: pack, tokenizer, training, report.
+// seconds of training) through the same code path: pack, tokenizer, training, report. It
+// runs again in a binary built with -tags hostdevice, whose engine is a device with memory
+// of its own (internal/hostdevice): every stage, evaluation and suggested command must
+// reach the device's memory only through its copies, as on a GPU, where a stray read of the
+// host faults.
 func TestDemo(t *testing.T) {
+	t.Run("cpu", func(t *testing.T) { demo(t, binary) })
+	t.Run("device", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "gochat-hostdevice")
+		if out, err := exec.Command("go", "build", "-tags", "hostdevice", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		demo(t, bin)
+	})
+}
+
+func demo(t *testing.T, bin string) {
 	home := t.TempDir()
 	args := []string{"demo", "--time", "4s", "--depth", "1", "--max-seq-len", "32", "--device-batch-size", "4",
 		"--vocab-size", "300", "--include", "strings*.go", "--val-docs", "4", "--evals", "3", "--problems", "40"}
-	out, stderr, err := inHome(t, home, args...)
+	out, stderr, err := runIn(t, bin, home, args...)
 	if err != nil {
 		t.Fatalf("%v: %s\n%s", err, stderr, out)
 	}
@@ -280,11 +301,11 @@ func TestDemo(t *testing.T) {
 	var suggested int
 	for _, line := range strings.Split(out, "\n") {
 		words := shellWords(strings.TrimSpace(strings.Split(line, "#")[0]))
-		if !strings.HasPrefix(line, "  ") || len(words) < 2 || words[0] != binary || words[1] == "data" {
+		if !strings.HasPrefix(line, "  ") || len(words) < 2 || words[0] != bin || words[1] == "data" {
 			continue
 		}
 		suggested++
-		cmd := exec.Command(binary, words[1:]...)
+		cmd := exec.Command(bin, words[1:]...)
 		cmd.Env = append(os.Environ(), "GOCHAT_HOME="+home)
 		if got, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s: %v\n%s", line, err, got)
@@ -294,7 +315,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("ran %d of the demo's suggestions, want 5:\n%s", suggested, out)
 	}
 	// A second demo reuses the shards and the tokenizer.
-	if out, stderr, err = inHome(t, home, args...); err != nil || !strings.Contains(out, "using the shards") || !strings.Contains(out, "using the tokenizer") {
+	if out, stderr, err = runIn(t, bin, home, args...); err != nil || !strings.Contains(out, "using the shards") || !strings.Contains(out, "using the tokenizer") {
 		t.Errorf("second demo: %v %s %s", err, stderr, out)
 	}
 }

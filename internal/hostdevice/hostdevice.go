@@ -30,14 +30,19 @@ type Device struct {
 	calls  map[string]int
 	memory arena.Arena
 	chunks [][]byte // the mapped memory the arena carves
-	open   int      // kernels and copies under way: the host may touch the memory while above 0
-	failed error
+	// The memory is readable from a kernel's start (open) to the next Sync or copy after
+	// which no kernel runs (running 0): the host reads a device's memory only after one,
+	// and toggling it at every kernel would cost two system calls each.
+	open    bool
+	running int  // kernels and copies under way
+	sealing bool // a Sync came while kernels ran: close the memory when the last ends
+	failed  error
 }
 
 // New returns a device over blas.
 func New(blas cpubackend.BLAS) *Device {
 	d := &Device{Engine: cpubackend.New(blas), calls: map[string]int{}}
-	d.memory = arena.Arena{MinChunk: 1 << 20, Align: 64, New: d.newChunk}
+	d.memory = arena.Arena{MinChunk: 64 << 20, Align: 64, New: d.newChunk}
 	return d
 }
 
@@ -54,15 +59,15 @@ func (d *Device) newChunk(size uintptr) (arena.Chunk, error) {
 
 // protection is what the host may do with the memory now; the caller holds d.mu.
 func (d *Device) protection() int {
-	if d.open > 0 {
+	if d.open {
 		return syscall.PROT_READ | syscall.PROT_WRITE
 	}
 	return syscall.PROT_NONE
 }
 
 // enter records a call of kernel, checks that its slices ([]float32, []int or []int8) are
-// the device's memory, and lets the host touch the memory until the function it returns
-// runs.
+// the device's memory, and opens the memory to the host; the function it returns ends the
+// call.
 func (d *Device) enter(kernel string, slices ...any) (exit func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -72,17 +77,31 @@ func (d *Device) enter(kernel string, slices ...any) (exit func()) {
 			d.failed = fmt.Errorf("hostdevice: %s got a slice that is not the device's memory", kernel)
 		}
 	}
-	d.open++
-	if d.open == 1 {
+	d.running++
+	if !d.open {
+		d.open = true
 		d.protect()
 	}
 	return func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		d.open--
-		if d.open == 0 {
-			d.protect()
+		if d.running--; d.running == 0 && d.sealing {
+			d.seal()
 		}
+	}
+}
+
+// seal closes the memory to the host, or has the last kernel under way close it; the
+// caller holds d.mu.
+func (d *Device) seal() {
+	if d.running > 0 {
+		d.sealing = true
+		return
+	}
+	d.sealing = false
+	if d.open {
+		d.open = false
+		d.protect()
 	}
 }
 
@@ -118,7 +137,13 @@ func (d *Device) CopyToHost(dst, src any) error {
 }
 
 // CopyFromHost implements backend.Remote.
-func (d *Device) CopyFromHost(dst, src any) error { return d.transfer("CopyFromHost", dst, src, dst) }
+func (d *Device) CopyFromHost(dst, src any) error {
+	err := d.transfer("CopyFromHost", dst, src, dst)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seal()
+	return err
+}
 
 // transfer copies src into dst, of which device is the device's.
 func (d *Device) transfer(name string, dst, src, device any) error {
@@ -138,6 +163,12 @@ func (d *Device) transfer(name string, dst, src, device any) error {
 	}
 	return nil
 }
+
+// Name implements backend.Backend.
+func (d *Device) Name() string { return "hostdevice(" + d.Engine.BLAS.Name() + ")" }
+
+// String is Name.
+func (d *Device) String() string { return d.Name() }
 
 // Calls returns how many times each kernel ran, and starts counting again.
 func (d *Device) Calls() map[string]int {
@@ -166,10 +197,12 @@ func (d *Device) Make(dt tensor.Dtype, n int) any {
 	return arena.Typed(p, dt, n)
 }
 
-// Sync implements backend.Memory: it reports the first slice a kernel got from elsewhere.
+// Sync implements backend.Memory: it closes the memory to the host and reports the first
+// slice a kernel got from elsewhere.
 func (d *Device) Sync() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.seal()
 	err := d.failed
 	d.failed = nil
 	return err

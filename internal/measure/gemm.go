@@ -16,12 +16,15 @@ import (
 // else runs.
 func GemmGFLOPs(e backend.Gemm, transB bool, m, n, k int, duration time.Duration) float64 {
 	a, b, c := Floats(e, m*k), Floats(e, k*n), Floats(e, m*n)
-	for i := range a {
-		a[i] = float32(i%7) - 3
+	fill := func(x []float32, period int) {
+		h := make([]float32, len(x))
+		for i := range h {
+			h[i] = float32(i%period - period/2)
+		}
+		backend.Write(e, x, h) // a failure is the product's, reported by its engine
 	}
-	for i := range b {
-		b[i] = float32(i%5) - 2
-	}
+	fill(a, 7)
+	fill(b, 5)
 	ldb := n
 	if transB {
 		ldb = k
