@@ -423,7 +423,7 @@ func (e *Engine) CopyToHost(dst, src any) error {
 			if e.err() != nil {
 				return
 			}
-			if code := e.b.rt.copyToHost(to, uintptr(from), uint64(n), cudaMemcpyDefault); code != 0 {
+			if code := e.b.rt.copyToHost(to, uintptr(from), uint64(n), cudaMemcpyDevToHost); code != 0 {
 				e.fail(errors.New("cuda: copy to the host: " + e.b.rt.describe(code)))
 			}
 		})
@@ -443,7 +443,7 @@ func (e *Engine) CopyFromHost(dst, src any) error {
 		if e.err() != nil {
 			return
 		}
-		if code := e.b.rt.copyToDevice(uintptr(to), from, uint64(n), cudaMemcpyDefault); code != 0 {
+		if code := e.b.rt.copyToDevice(uintptr(to), from, uint64(n), cudaMemcpyHostToDev); code != 0 {
 			e.fail(errors.New("cuda: copy to the device: " + e.b.rt.describe(code)))
 		}
 	})
