@@ -57,27 +57,23 @@ type Remote interface {
 // Read copies src, in e's memory, into dst, the host's: through e's copy on a Remote
 // engine, else after e's queued work.
 func Read[T any](e any, dst, src []T) error {
-	if len(dst) != len(src) {
-		return fmt.Errorf("backend: reading %d elements into %d", len(src), len(dst))
-	}
-	if r, ok := e.(Remote); ok {
-		return r.CopyToHost(dst, src)
-	}
-	if err := syncOf(e); err != nil {
-		return err
-	}
-	copy(dst, src)
-	return nil
+	return transfer(e, dst, src, "reading", Remote.CopyToHost)
 }
 
 // Write copies src, the host's memory, into dst, in e's: through e's copy on a Remote
 // engine, else after e's queued work (which may still read dst).
 func Write[T any](e any, dst, src []T) error {
+	return transfer(e, dst, src, "writing", Remote.CopyFromHost)
+}
+
+// transfer is Read's and Write's copy: remote's on a Remote engine, else Go's after e's
+// queued work.
+func transfer[T any](e any, dst, src []T, what string, remote func(Remote, any, any) error) error {
 	if len(dst) != len(src) {
-		return fmt.Errorf("backend: writing %d elements into %d", len(src), len(dst))
+		return fmt.Errorf("backend: %s %d elements into %d", what, len(src), len(dst))
 	}
 	if r, ok := e.(Remote); ok {
-		return r.CopyFromHost(dst, src)
+		return remote(r, dst, src)
 	}
 	if err := syncOf(e); err != nil {
 		return err
